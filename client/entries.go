@@ -1,0 +1,28 @@
+package client
+
+import (
+	"encoding/hex"
+	"encoding/json"
+)
+
+// HashedRekord builds a hashedrekord 0.0.1 proposed entry: a signature over
+// an artifact digest (hashAlg sha256, sha384 or sha512) and the PEM public
+// key or certificate that verifies it.
+func HashedRekord(hashAlg string, digest, sig, verifierPEM []byte) (json.RawMessage, error) {
+	return json.Marshal(map[string]any{
+		"kind": "hashedrekord", "apiVersion": "0.0.1",
+		"spec": map[string]any{
+			"data":      map[string]any{"hash": map[string]string{"algorithm": hashAlg, "value": hex.EncodeToString(digest)}},
+			"signature": map[string]any{"content": sig, "publicKey": map[string]any{"content": verifierPEM}},
+		},
+	})
+}
+
+// DSSE builds a dsse 0.0.1 proposed entry from a serialized DSSE envelope
+// and the PEM keys or certificates that verify its signatures.
+func DSSE(envelope []byte, verifierPEMs ...[]byte) (json.RawMessage, error) {
+	return json.Marshal(map[string]any{
+		"kind": "dsse", "apiVersion": "0.0.1",
+		"spec": map[string]any{"proposedContent": map[string]any{"envelope": string(envelope), "verifiers": verifierPEMs}},
+	})
+}

@@ -1,0 +1,377 @@
+// Package client talks to a Signet (or any Rekor v1 compatible) instance and
+// verifies what it returns. It must not link the server: no Trillian, no pgx.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/signet-dev/signet/log/note"
+	"github.com/signet-dev/signet/log/rekorapi/model"
+)
+
+// MaxResponseBytes bounds any response body read from the server.
+const MaxResponseBytes = 32 << 20
+
+// Log is a client of the Rekor v1 API.
+type Log struct {
+	base string
+	http *http.Client
+	// pub is the pinned log key; when nil the key is fetched from the server
+	// once and trusted on first use.
+	pub crypto.PublicKey
+}
+
+// LogOption configures a Log client.
+type LogOption func(*Log)
+
+// WithLogPublicKey pins the log's key (recommended: never trust the server's own answer).
+func WithLogPublicKey(pub crypto.PublicKey) LogOption { return func(l *Log) { l.pub = pub } }
+
+// WithHTTPClient replaces the default HTTP client (30 s timeout).
+func WithHTTPClient(c *http.Client) LogOption { return func(l *Log) { l.http = c } }
+
+// NewLog returns a client for the instance at baseURL (e.g. http://127.0.0.1:8080).
+func NewLog(baseURL string, opts ...LogOption) *Log {
+	l := &Log{base: strings.TrimSuffix(baseURL, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+// APIError is a non-2xx answer.
+type APIError struct {
+	Status   int
+	Message  string
+	Location string
+}
+
+func (e *APIError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("log returned HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("log returned HTTP %d: %s", e.Status, e.Message)
+}
+
+// ErrNotFound is a 404 from an entry lookup.
+var ErrNotFound = errors.New("entry not found in the log")
+
+func (l *Log) do(ctx context.Context, method, path string, body any, out any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, l.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := l.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return resp, fmt.Errorf("%s %s: reading response: %w", method, path, err)
+	}
+	if len(data) > MaxResponseBytes {
+		return resp, fmt.Errorf("%s %s: response larger than %d bytes", method, path, MaxResponseBytes)
+	}
+	if resp.StatusCode == http.StatusNotFound && len(bytes.TrimSpace(data)) == 0 {
+		return resp, ErrNotFound
+	}
+	if resp.StatusCode/100 != 2 {
+		var e model.Error
+		_ = json.Unmarshal(data, &e)
+		return resp, &APIError{Status: resp.StatusCode, Message: e.Message, Location: resp.Header.Get("Location")}
+	}
+	if out == nil {
+		return resp, nil
+	}
+	if s, ok := out.(*[]byte); ok {
+		*s = data
+		return resp, nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return resp, fmt.Errorf("%s %s: decoding response: %w", method, path, err)
+	}
+	return resp, nil
+}
+
+// PublicKey returns the pinned key, or fetches /api/v1/log/publicKey.
+func (l *Log) PublicKey(ctx context.Context) (crypto.PublicKey, error) {
+	if l.pub != nil {
+		return l.pub, nil
+	}
+	var data []byte
+	if _, err := l.do(ctx, http.MethodGet, "/api/v1/log/publicKey", nil, &data); err != nil {
+		return nil, err
+	}
+	pub, err := ParsePublicKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("log public key: %w", err)
+	}
+	l.pub = pub
+	return pub, nil
+}
+
+// ParsePublicKeyPEM reads one PEM PUBLIC KEY.
+func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, errors.New("not a PEM PUBLIC KEY")
+	}
+	return x509.ParsePKIXPublicKey(block.Bytes)
+}
+
+// Info returns the log's state after verifying its checkpoint signature.
+func (l *Log) Info(ctx context.Context) (*model.LogInfo, note.Checkpoint, error) {
+	var info model.LogInfo
+	if _, err := l.do(ctx, http.MethodGet, "/api/v1/log", nil, &info); err != nil {
+		return nil, note.Checkpoint{}, err
+	}
+	pub, err := l.PublicKey(ctx)
+	if err != nil {
+		return nil, note.Checkpoint{}, err
+	}
+	cp, err := note.Verify(info.SignedTreeHead, "", pub)
+	if err != nil {
+		return nil, note.Checkpoint{}, fmt.Errorf("log checkpoint: %w", err)
+	}
+	if hex.EncodeToString(cp.RootHash) != info.RootHash || int64(cp.Size) != info.TreeSize {
+		return nil, note.Checkpoint{}, errors.New("log info does not match its signed checkpoint")
+	}
+	return &info, cp, nil
+}
+
+// Entry is a verified log entry.
+type Entry struct {
+	ID string
+	model.LogEntryAnon
+}
+
+// LeafHash is the RFC 6962 hash of the entry's body.
+func (e *Entry) LeafHash() ([]byte, error) {
+	body, err := base64.StdEncoding.DecodeString(e.Body)
+	if err != nil {
+		return nil, fmt.Errorf("entry body is not base64: %w", err)
+	}
+	return rfc6962.DefaultHasher.HashLeaf(body), nil
+}
+
+// Upload proposes an entry. A duplicate returns the existing entry and a
+// *APIError with Status 409 alongside it.
+func (l *Log) Upload(ctx context.Context, proposed json.RawMessage) (*Entry, error) {
+	var le model.LogEntry
+	_, err := l.do(ctx, http.MethodPost, "/api/v1/log/entries", proposed, &le)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict && apiErr.Location != "" {
+		id := apiErr.Location[strings.LastIndex(apiErr.Location, "/")+1:]
+		existing, gerr := l.GetByUUID(ctx, id)
+		if gerr != nil {
+			return nil, fmt.Errorf("%w (and fetching the existing entry failed: %v)", err, gerr)
+		}
+		return existing, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l.verified(ctx, le)
+}
+
+// GetByUUID fetches and verifies an entry by 64- or 80-hex ID.
+func (l *Log) GetByUUID(ctx context.Context, id string) (*Entry, error) {
+	var le model.LogEntry
+	if _, err := l.do(ctx, http.MethodGet, "/api/v1/log/entries/"+url.PathEscape(id), nil, &le); err != nil {
+		return nil, err
+	}
+	e, err := l.verified(ctx, le)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(e.ID, strings.ToLower(id)) && !strings.HasSuffix(strings.ToLower(id), e.ID[16:]) {
+		return nil, fmt.Errorf("asked for entry %s, the log returned %s", id, e.ID)
+	}
+	return e, nil
+}
+
+// GetByIndex fetches and verifies the entry at a log index.
+func (l *Log) GetByIndex(ctx context.Context, index int64) (*Entry, error) {
+	var le model.LogEntry
+	if _, err := l.do(ctx, http.MethodGet, "/api/v1/log/entries?logIndex="+strconv.FormatInt(index, 10), nil, &le); err != nil {
+		return nil, err
+	}
+	e, err := l.verified(ctx, le)
+	if err != nil {
+		return nil, err
+	}
+	if e.LogIndex != index {
+		return nil, fmt.Errorf("asked for index %d, the log returned %d", index, e.LogIndex)
+	}
+	return e, nil
+}
+
+// Retrieve runs /api/v1/log/entries/retrieve and verifies every entry.
+func (l *Log) Retrieve(ctx context.Context, q model.SearchLogQuery) ([]*Entry, error) {
+	var les []model.LogEntry
+	if _, err := l.do(ctx, http.MethodPost, "/api/v1/log/entries/retrieve", q, &les); err != nil {
+		return nil, err
+	}
+	out := make([]*Entry, 0, len(les))
+	for _, le := range les {
+		e, err := l.verified(ctx, le)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Search runs /api/v1/index/retrieve and returns entry IDs.
+func (l *Log) Search(ctx context.Context, q model.SearchIndex) ([]string, error) {
+	var ids []string
+	if _, err := l.do(ctx, http.MethodPost, "/api/v1/index/retrieve", q, &ids); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// Consistency fetches a consistency proof between two tree sizes and
+// verifies it against the two root hashes the caller already trusts.
+func (l *Log) Consistency(ctx context.Context, first, last uint64, firstRoot, lastRoot []byte) error {
+	var cp model.ConsistencyProof
+	path := fmt.Sprintf("/api/v1/log/proof?firstSize=%d&lastSize=%d", first, last)
+	if _, err := l.do(ctx, http.MethodGet, path, nil, &cp); err != nil {
+		return err
+	}
+	hashes, err := decodeHashes(cp.Hashes)
+	if err != nil {
+		return err
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, first, last, hashes, firstRoot, lastRoot); err != nil {
+		return fmt.Errorf("consistency proof %d -> %d: %w", first, last, err)
+	}
+	return nil
+}
+
+func decodeHashes(in []string) ([][]byte, error) {
+	out := make([][]byte, len(in))
+	for i, h := range in {
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != sha256.Size {
+			return nil, fmt.Errorf("proof hash %d is not 64 hex characters", i)
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+func (l *Log) verified(ctx context.Context, le model.LogEntry) (*Entry, error) {
+	if len(le) != 1 {
+		return nil, fmt.Errorf("log returned %d entries where one was expected", len(le))
+	}
+	pub, err := l.PublicKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for id, anon := range le {
+		e := &Entry{ID: id, LogEntryAnon: anon}
+		if err := VerifyEntry(e, pub); err != nil {
+			return nil, fmt.Errorf("entry %s: %w", id, err)
+		}
+		return e, nil
+	}
+	panic("unreachable")
+}
+
+// VerifyEntry checks an entry offline against the log key: the entry ID
+// matches the body, the SET, the checkpoint signature, and the inclusion
+// proof against the checkpoint's root.
+func VerifyEntry(e *Entry, pub crypto.PublicKey) error {
+	leafHash, err := e.LeafHash()
+	if err != nil {
+		return err
+	}
+	if len(e.ID) != 80 || e.ID[16:] != hex.EncodeToString(leafHash) {
+		return fmt.Errorf("entry ID %s does not end in the body's leaf hash %x", e.ID, leafHash)
+	}
+	ecPub, ok := pub.(*ecdsa.PublicKey)
+	if !ok {
+		return fmt.Errorf("log key is %T; signed entry timestamps need ECDSA", pub)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(der)
+	if e.LogID != hex.EncodeToString(sum[:]) {
+		return fmt.Errorf("entry logID %s is not the log key's ID %x", e.LogID, sum)
+	}
+	if e.Verification == nil || e.Verification.InclusionProof == nil || len(e.Verification.SignedEntryTimestamp) == 0 {
+		return errors.New("entry carries no inclusion proof or signed entry timestamp")
+	}
+	payload, err := model.SETPayload(e.Body, e.IntegratedTime, e.LogID, e.LogIndex)
+	if err != nil {
+		return err
+	}
+	digest := sha256.Sum256(payload)
+	if !ecdsa.VerifyASN1(ecPub, digest[:], e.Verification.SignedEntryTimestamp) {
+		return errors.New("signed entry timestamp does not verify with the log key")
+	}
+	ip := e.Verification.InclusionProof
+	cp, err := note.Verify(ip.Checkpoint, "", pub)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	treeID, err := strconv.ParseUint(e.ID[:16], 16, 64)
+	if err != nil {
+		return err
+	}
+	if !strings.HasSuffix(cp.Origin, " - "+strconv.FormatUint(treeID, 10)) {
+		return fmt.Errorf("checkpoint origin %q is not for tree %d", cp.Origin, treeID)
+	}
+	root, err := hex.DecodeString(ip.RootHash)
+	if err != nil || !bytes.Equal(root, cp.RootHash) || int64(cp.Size) != ip.TreeSize {
+		return errors.New("inclusion proof root and size do not match the checkpoint")
+	}
+	hashes, err := decodeHashes(ip.Hashes)
+	if err != nil {
+		return err
+	}
+	if ip.LogIndex < 0 || ip.TreeSize < 0 {
+		return errors.New("negative index or tree size in the inclusion proof")
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.LogIndex), uint64(ip.TreeSize), leafHash, hashes, root); err != nil {
+		return fmt.Errorf("inclusion proof: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+// Command signet-server runs every Signet service on one listener.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/server"
+)
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "signet-server:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "signet-server",
+		Short:         "A self-hostable private Sigstore: transparency log, CA, timestamp authority",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newRunCommand(), newDevCommand())
+	return root
+}
+
+func newRunCommand() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "run --config signet.yaml",
+		Short: "Run a production instance from a configuration file",
+		Example: `  DATABASE_URL=postgres://signet@db/signet SIGNET_LOG_KEY_PASSWORD=... \
+    signet-server run --config /etc/signet/signet.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configPath, os.Getenv)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, false)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "signet.yaml", "configuration file")
+	return cmd
+}
+
+func newDevCommand() *cobra.Command {
+	var configPath, listen, dataDir string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything locally with embedded defaults (managed PostgreSQL, generated keys)",
+		Long: `dev starts a complete instance for development and tests: a private PostgreSQL
+under the data directory (unless database.url or DATABASE_URL is set), keys
+generated on first start and kept there, every component on one listener.`,
+		Example: `  signet-server dev
+  signet-server dev --listen 127.0.0.1:9000 --data-dir /tmp/signet`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configPath, os.Getenv)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("listen") || cfg.Listen == "" {
+				cfg.Listen = listen
+			}
+			if cmd.Flags().Changed("data-dir") || cfg.DataDir == "" {
+				cfg.DataDir = dataDir
+			}
+			if cfg.Hostname == "" {
+				cfg.Hostname = "localhost"
+			}
+			return serve(cmd.Context(), cfg, true)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "optional configuration file")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "./.signet", "where dev state (database, keys) lives")
+	return cmd
+}
+
+func serve(parent context.Context, cfg config.Config, dev bool) error {
+	if parent == nil {
+		parent = context.Background()
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Trillian logs every sequenced batch through klog; our own metrics and
+	// logs cover that, so keep the terminal readable.
+	klog.SetOutput(io.Discard)
+	klog.LogToStderr(false)
+
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// Listen first: a taken port should fail before the database starts.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	srv, err := server.New(ctx, cfg, server.Options{Dev: dev, Logger: logger, Getenv: os.Getenv})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	httpServer := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- httpServer.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+	if dev {
+		printBanner(os.Stdout, base, srv)
+	}
+	logger.Info("signet-server listening", "addr", ln.Addr().String(), "dev", dev)
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("HTTP server failed", "err", err)
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("HTTP shutdown", "err", err)
+	}
+	srv.Close(shutdownCtx)
+	logger.Info("stopped")
+	return nil
+}
+
+func printBanner(w io.Writer, base string, srv *server.Server) {
+	fmt.Fprintf(w, `
+Signet is running (dev mode) at %[1]s
+
+  Health:            curl %[1]s/healthz
+  Log info:          curl %[1]s/api/v1/log
+  Log public key:    curl %[1]s/api/v1/log/publicKey
+  Entry by index:    curl '%[1]s/api/v1/log/entries?logIndex=0'
+  rekor-cli:         rekor-cli --rekor_server %[1]s loginfo
+  cosign (key-based, this log):
+    cosign sign-blob --key cosign.key --rekor-url %[1]s --tlog-upload=true --bundle blob.bundle blob
+`, base)
+	if l := srv.Log(); l != nil {
+		fmt.Fprintf(w, "\n  Log tree %d, log ID %s, checkpoint origin %q\n", l.TreeID(), srv.Rekor().LogID(), srv.Hostname()+" - "+fmt.Sprint(l.TreeID()))
+	}
+	fmt.Fprintf(w, "\nPress Ctrl-C to stop (PostgreSQL stops with it).\n\n")
+}

@@ -1,0 +1,102 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestOpen(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := filepath.Join(dir, "enc.pem")
+	plain := filepath.Join(dir, "plain.pem")
+	if err := WriteFile(enc, key, []byte("s3cret")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(plain, key, nil); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"PW": "s3cret", "BAD": "nope"}
+	getenv := func(k string) string { return env[k] }
+
+	tests := []struct {
+		name    string
+		uri     string
+		dev     bool
+		wantErr string
+	}{
+		{"encrypted", FileURI(enc, "PW"), false, ""},
+		{"wrong password", FileURI(enc, "BAD"), false, "decrypting"},
+		{"unset password", FileURI(enc, "NONE"), false, "empty or unset"},
+		{"no password env", FileURI(enc, ""), false, "password-env"},
+		{"plain refused in production", FileURI(plain, ""), false, "not encrypted"},
+		{"plain allowed in dev", FileURI(plain, ""), true, ""},
+		{"memory refused in production", "memory:", false, "only allowed in dev"},
+		{"memory in dev", "memory:", true, ""},
+		{"missing file", FileURI(filepath.Join(dir, "nope.pem"), ""), true, "no such file"},
+		{"relative", "file://key.pem", true, "absolute path"},
+		{"unknown scheme", "vault://x", true, "unknown scheme"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(tt.uri, Options{Dev: tt.dev, Getenv: getenv})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Open(%q) error = %v, want containing %q", tt.uri, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open(%q): %v", tt.uri, err)
+			}
+			digest := sha256.Sum256([]byte("hello"))
+			sig, err := s.Sign(rand.Reader, digest[:], crypto.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ecdsa.VerifyASN1(s.Public().(*ecdsa.PublicKey), digest[:], sig) {
+				t.Fatal("signature does not verify")
+			}
+			if tt.uri != "memory:" && !s.Public().(*ecdsa.PublicKey).Equal(key.Public()) {
+				t.Fatal("opened a different key than was written")
+			}
+		})
+	}
+	if err := WriteFile(enc, key, nil); err == nil {
+		t.Fatal("WriteFile overwrote an existing key")
+	}
+}
+
+// An operator's key made by openssl must open: that is how production keys are made.
+func TestOpenOpenSSLEncryptedKey(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	path := filepath.Join(t.TempDir(), "k.pem")
+	cmd := exec.Command("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes-256-cbc", "-pass", "pass:pw123", "-out", path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v: %s", err, out)
+	}
+	data, _ := os.ReadFile(path)
+	if !strings.Contains(string(data), "ENCRYPTED PRIVATE KEY") {
+		t.Fatalf("openssl wrote %q, want an encrypted PKCS#8 key", data[:40])
+	}
+	s, err := Open(FileURI(path, "PW"), Options{Getenv: func(string) string { return "pw123" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Public().(*ecdsa.PublicKey); !ok {
+		t.Fatalf("public key is %T", s.Public())
+	}
+}

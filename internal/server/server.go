@@ -1,0 +1,228 @@
+// Package server wires the configured components onto one HTTP handler:
+// cmd/signet-server and the end-to-end tests both start Signet through it.
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/db"
+	"github.com/signet-dev/signet/internal/keys"
+	tlog "github.com/signet-dev/signet/log"
+	"github.com/signet-dev/signet/log/rekorapi"
+	"github.com/signet-dev/signet/log/rekorapi/model"
+	"github.com/signet-dev/signet/types"
+	"github.com/signet-dev/signet/types/dsse"
+	"github.com/signet-dev/signet/types/hashedrekord"
+)
+
+// Server is a running Signet instance minus its listener.
+type Server struct {
+	cfg     config.Config
+	dev     bool
+	logger  *slog.Logger
+	cluster *db.Cluster
+	pool    *pgxpool.Pool
+	log     *tlog.Log
+	rekor   *rekorapi.API
+	handler http.Handler
+}
+
+// Options are how the process was started.
+type Options struct {
+	// Dev enables dev mode: managed PostgreSQL, generated keys, memory: keys.
+	Dev    bool
+	Logger *slog.Logger
+	Getenv func(string) string
+}
+
+// New starts every configured component. On error everything already
+// started is stopped again.
+func New(ctx context.Context, cfg config.Config, opts Options) (s *Server, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := cfg.Validate(opts.Dev); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	s = &Server{cfg: cfg, dev: opts.Dev, logger: opts.Logger}
+	defer func() {
+		if err != nil {
+			s.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if s.cfg.Hostname == "" {
+		if s.cfg.Hostname, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("hostname is not configured and the system's is unknown: %w", err)
+		}
+	}
+	dbURL := cfg.Database.URL
+	if dbURL == "" {
+		if s.cluster, err = db.StartCluster(ctx, filepath.Join(cfg.DataDir, "postgres"), s.logger); err != nil {
+			return nil, err
+		}
+		dbURL = s.cluster.URL("postgres")
+	}
+	if s.pool, err = db.Open(ctx, dbURL); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	router := chi.NewRouter()
+	router.Use(middleware.Recoverer, requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware)
+
+	if cfg.LogEnabled() {
+		if err := s.startLog(ctx, router, reg, opts); err != nil {
+			return nil, err
+		}
+	}
+	router.Get("/healthz", s.healthz)
+	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	router.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})
+	router.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path)
+	})
+	s.handler = router
+	return s, nil
+}
+
+func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus.Registerer, opts Options) error {
+	signerURI := s.cfg.Log.Signer
+	if signerURI == "" && s.dev {
+		var err error
+		if signerURI, err = devKey(filepath.Join(s.cfg.DataDir, "keys", "log.pem"), s.logger); err != nil {
+			return err
+		}
+	}
+	signer, err := keys.Open(signerURI, keys.Options{Dev: s.dev, Getenv: opts.Getenv})
+	if err != nil {
+		return fmt.Errorf("log signer: %w", err)
+	}
+	hr, err := hashedrekord.Kind()
+	if err != nil {
+		return err
+	}
+	registry := types.NewRegistry(hr, dsse.Kind())
+	if err := registry.Enable(s.cfg.Log.EntryTypes); err != nil {
+		return fmt.Errorf("log.entry_types: %w", err)
+	}
+	index := rekorapi.NewIndex(s.pool, s.cfg.Log.MaxSearchResults)
+	l, err := tlog.Open(ctx, s.pool, tlog.Config{
+		Name: "rekor", SignerName: s.cfg.Hostname, Signer: signer,
+		MaxBatch: s.cfg.Log.MaxBatch, QueueSize: s.cfg.Log.QueueSize,
+		Hook: index, Logger: s.logger, Metrics: tlog.NewMetrics(reg),
+		OriginFor: func(treeID int64) string { return s.cfg.Hostname + " - " + strconv.FormatInt(treeID, 10) },
+	})
+	if err != nil {
+		return err
+	}
+	s.log = l
+	s.rekor, err = rekorapi.New(rekorapi.Config{
+		Log: s.log, Index: index, Types: registry, Signer: signer, Logger: s.logger,
+		Limits: rekorapi.Limits{MaxBodyBytes: s.cfg.Log.MaxRequestBytes, MaxSearchResults: s.cfg.Log.MaxSearchResults},
+	})
+	if err != nil {
+		return err
+	}
+	s.rekor.Routes(router)
+	s.logger.Info("transparency log ready", "tree_id", s.log.TreeID(), "log_id", s.rekor.LogID(), "entry_types", registry.Insertable())
+	return nil
+}
+
+// devKey returns the URI of the dev-mode key at path, generating it on first start.
+func devKey(path string, logger *slog.Logger) (string, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", fmt.Errorf("creating key directory: %w", err)
+		}
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return "", err
+		}
+		if err := keys.WriteFile(path, crypto.Signer(k), nil); err != nil {
+			return "", err
+		}
+		logger.Info("generated dev key", "path", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	return keys.FileURI(abs, ""), nil
+}
+
+// Handler serves every component.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Hostname is the name this instance signs checkpoints with.
+func (s *Server) Hostname() string { return s.cfg.Hostname }
+
+// Log is the transparency log (nil when disabled).
+func (s *Server) Log() *tlog.Log { return s.log }
+
+// Rekor is the Rekor personality (nil when disabled).
+func (s *Server) Rekor() *rekorapi.API { return s.rekor }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.pool.Ping(ctx); err != nil {
+		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ok\n")) //nolint:errcheck
+}
+
+// Close stops the components, then the managed database.
+func (s *Server) Close(ctx context.Context) {
+	if s.log != nil {
+		s.log.Close()
+	}
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	if s.cluster != nil {
+		if err := s.cluster.Stop(ctx); err != nil {
+			s.logger.Error("stopping managed PostgreSQL", "err", err)
+		}
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(model.Error{Code: status, Message: msg}) //nolint:errcheck
+}
+
+func requestTimeout(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}

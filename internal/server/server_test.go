@@ -1,0 +1,242 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
+
+	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/db/dbtest"
+	"github.com/signet-dev/signet/internal/keys"
+	"github.com/signet-dev/signet/internal/server"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+const testHostname = "signet.test"
+
+// instance is a running server on a real PostgreSQL, reachable over HTTP.
+type instance struct {
+	t      *testing.T
+	srv    *server.Server
+	http   *httptest.Server
+	client *client.Log
+	pub    crypto.PublicKey
+}
+
+type fixture struct {
+	dbURL   string
+	keyPath string
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "log.pem")
+	if err := keys.WriteFile(path, key, []byte("test-password")); err != nil {
+		t.Fatal(err)
+	}
+	return fixture{dbURL: dbtest.NewURL(t), keyPath: path}
+}
+
+// start runs the server the way `signet-server run` does: production mode,
+// an encrypted key file, an external database.
+func (f fixture) start(t *testing.T, mutate ...func(*config.Config)) *instance {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.Hostname = testHostname
+	cfg.Database.URL = f.dbURL
+	cfg.Log.Signer = keys.FileURI(f.keyPath, "LOG_KEY_PASSWORD")
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	env := map[string]string{"LOG_KEY_PASSWORD": "test-password"}
+	srv, err := server.New(context.Background(), cfg, server.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Getenv: func(k string) string { return env[k] },
+	})
+	if err != nil {
+		t.Fatalf("starting server: %v", err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	inst := &instance{t: t, srv: srv, http: hs}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			inst.stop()
+		}
+	})
+	pemBytes := inst.get("/api/v1/log/publicKey", http.StatusOK)
+	pub, err := client.ParsePublicKeyPEM(pemBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst.pub = pub
+	inst.client = client.NewLog(hs.URL, client.WithLogPublicKey(pub))
+	return inst
+}
+
+func (i *instance) stop() {
+	i.http.Close()
+	i.srv.Close(context.Background())
+}
+
+func (i *instance) do(method, path string, body []byte, wantStatus int) (*http.Response, []byte) {
+	i.t.Helper()
+	req, err := http.NewRequest(method, i.http.URL+path, bytes.NewReader(body))
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		i.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, resp.StatusCode, wantStatus, data)
+	}
+	return resp, data
+}
+
+func (i *instance) get(path string, wantStatus int) []byte {
+	i.t.Helper()
+	_, b := i.do(http.MethodGet, path, nil, wantStatus)
+	return b
+}
+
+func (i *instance) post(path string, body []byte, wantStatus int) (*http.Response, []byte) {
+	i.t.Helper()
+	return i.do(http.MethodPost, path, body, wantStatus)
+}
+
+func (i *instance) treeSize() int64 {
+	i.t.Helper()
+	info, _, err := i.client.Info(context.Background())
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	return info.TreeSize
+}
+
+// signer is a client key.
+type signer struct {
+	key    *ecdsa.PrivateKey
+	pubPEM []byte
+}
+
+func newSigner(t *testing.T) *signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(k.Public())
+	return &signer{key: k, pubPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})}
+}
+
+// certificate issues a self-signed code-signing certificate for email.
+func (s *signer) certificate(t *testing.T, email string) []byte {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(10 * time.Minute),
+		EmailAddresses: []string{email}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.key.Public(), s.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func (s *signer) signDigest(t *testing.T, digest []byte) []byte {
+	t.Helper()
+	sig, err := ecdsa.SignASN1(rand.Reader, s.key, digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
+}
+
+// hashedRekord signs artifact and builds the proposed entry.
+func (s *signer) hashedRekord(t *testing.T, artifact, verifierPEM []byte) (json.RawMessage, []byte, []byte) {
+	t.Helper()
+	digest := sha256.Sum256(artifact)
+	sig := s.signDigest(t, digest[:])
+	if verifierPEM == nil {
+		verifierPEM = s.pubPEM
+	}
+	p, err := client.HashedRekord("sha256", digest[:], sig, verifierPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, digest[:], sig
+}
+
+type adapter struct{ s *signer }
+
+func (a adapter) Sign(_ context.Context, data []byte) ([]byte, error) {
+	d := sha256.Sum256(data)
+	return ecdsa.SignASN1(rand.Reader, a.s.key, d[:])
+}
+func (a adapter) KeyID() (string, error) { return "", nil }
+
+// dsse signs an in-toto statement about artifact and builds the proposed entry.
+func (s *signer) dsse(t *testing.T, artifact []byte) (json.RawMessage, *ssldsse.Envelope) {
+	t.Helper()
+	digest := sha256.Sum256(artifact)
+	statement, _ := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []map[string]any{{"name": "artifact", "digest": map[string]string{"sha256": hex.EncodeToString(digest[:])}}},
+		"predicateType": "https://example.com/test/v1",
+		"predicate":     map[string]any{"materials": []map[string]any{{"digest": map[string]string{"sha1": strings.Repeat("ab", 20)}}}},
+	})
+	es, err := ssldsse.NewEnvelopeSigner(adapter{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := es.SignPayload(context.Background(), "application/vnd.in-toto+json", statement)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envJSON, _ := json.Marshal(env)
+	p, err := client.DSSE(envJSON, s.pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, env
+}
+
+func sha256Sum(b []byte) []byte {
+	d := sha256.Sum256(b)
+	return d[:]
+}

@@ -1,0 +1,457 @@
+// Package log is Signet's transparency log engine: Trillian's log storage and
+// sequencer running in this process on PostgreSQL, with an append pipeline
+// that gathers concurrent appends into batches, integrates each batch at once
+// and answers every waiter with its index, inclusion proof and the new root.
+// Personalities (log/rekorapi, the CT log) sit on top; the engine knows
+// nothing of HTTP or entry formats.
+package log
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/extension"
+	tlog "github.com/google/trillian/log"
+	"github.com/google/trillian/monitoring"
+	"github.com/google/trillian/quota"
+	"github.com/google/trillian/server"
+	"github.com/google/trillian/storage"
+	"github.com/google/trillian/storage/postgresql"
+	"github.com/google/trillian/types"
+	"github.com/google/trillian/util/clock"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/signet-dev/signet/log/note"
+)
+
+var (
+	// ErrNotFound means no such leaf is in the tree.
+	ErrNotFound = errors.New("not found in the log")
+	// ErrOverloaded means the append queue is full; retry later.
+	ErrOverloaded = errors.New("the log's append queue is full")
+	// ErrClosed means the log is shutting down.
+	ErrClosed = errors.New("the log is shutting down")
+)
+
+// Leaf is an integrated entry.
+type Leaf struct {
+	Index        uint64
+	Hash         []byte // RFC 6962 leaf hash
+	Value        []byte
+	Extra        []byte // personality data stored beside the leaf, not hashed
+	IntegratedAt time.Time
+}
+
+// Root is a tree head.
+type Root struct {
+	Size      uint64
+	Hash      []byte
+	Timestamp time.Time
+}
+
+// Integrated is told of every leaf once it is in the tree, in index order,
+// before any append of it is acknowledged. It must be durable when it
+// returns, and remember how far it got: after a crash the engine resumes from
+// Watermark.
+type Integrated interface {
+	Watermark(ctx context.Context, treeID int64) (uint64, error)
+	Integrated(ctx context.Context, treeID int64, leaves []Leaf, newSize uint64) error
+}
+
+// Config describes one log.
+type Config struct {
+	// Name identifies the log's tree in the database ("rekor", "ct", ...).
+	Name string
+	// OriginFor names the checkpoint origin (its first line) for the tree.
+	OriginFor func(treeID int64) string
+	// SignerName is the name on the checkpoint's signature line.
+	SignerName string
+	Signer     crypto.Signer
+	// MaxBatch caps how many appends one integration takes (default 1024).
+	MaxBatch int
+	// QueueSize caps appends waiting for a batch before ErrOverloaded (default 8192).
+	QueueSize int
+	Hook      Integrated
+	Logger    *slog.Logger
+	Metrics   *Metrics
+}
+
+// Log is one Merkle tree and its append pipeline.
+type Log struct {
+	cfg     Config
+	tree    *trillian.Tree
+	storage storage.LogStorage
+	rpc     *server.TrillianLogRPCServer
+	ts      clock.TimeSource
+	logger  *slog.Logger
+	metrics *Metrics
+
+	queue   chan *appendReq
+	stop    chan struct{}
+	stopped chan struct{}
+
+	mu         sync.Mutex
+	checkpoint cachedCheckpoint
+	indexed    uint64 // leaves handed to the hook so far
+	origin     string
+}
+
+type cachedCheckpoint struct {
+	size uint64
+	hash string
+	note string
+}
+
+// Open finds the named log's tree (creating and initialising it on first
+// use), hands anything integrated but not yet seen by the hook to it, and
+// starts the append pipeline.
+func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1024
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 8192
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Signer == nil {
+		return nil, errors.New("log: a signer is required")
+	}
+	// Trillian's sequencer keeps its metrics in package variables that must
+	// exist before IntegrateBatch runs; ours are in Metrics.
+	tlog.InitMetrics(monitoring.InertMetricFactory{})
+	ls := postgresql.NewLogStorage(pool, monitoring.InertMetricFactory{})
+	admin := postgresql.NewAdminStorage(pool)
+	ts := clock.System
+	rpc := server.NewTrillianLogRPCServer(extension.Registry{
+		AdminStorage: admin, LogStorage: ls, QuotaManager: quota.Noop(),
+	}, ts)
+	l := &Log{
+		cfg: cfg, storage: ls, rpc: rpc, ts: ts, logger: cfg.Logger.With("log", cfg.Name), metrics: cfg.Metrics,
+		queue: make(chan *appendReq, cfg.QueueSize), stop: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	tree, err := l.findOrCreateTree(ctx, pool, admin)
+	if err != nil {
+		return nil, err
+	}
+	l.tree = tree
+	l.origin = strconv.FormatInt(tree.TreeId, 10)
+	if cfg.OriginFor != nil {
+		l.origin = cfg.OriginFor(tree.TreeId)
+	}
+	// Leaves queued by a process that died before integrating them.
+	if err := l.integrateAll(ctx); err != nil {
+		return nil, fmt.Errorf("log %s: integrating leftover leaves: %w", cfg.Name, err)
+	}
+	if err := l.catchUpHook(ctx); err != nil {
+		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
+	}
+	go l.run()
+	return l, nil
+}
+
+func (l *Log) findOrCreateTree(ctx context.Context, pool *pgxpool.Pool, admin storage.AdminStorage) (*trillian.Tree, error) {
+	var treeID int64
+	err := pool.QueryRow(ctx, "SELECT tree_id FROM signet_logs WHERE name = $1", l.cfg.Name).Scan(&treeID)
+	if err == nil {
+		tree, err := storage.GetTree(ctx, admin, treeID)
+		if err != nil {
+			return nil, fmt.Errorf("log %s: loading tree %d: %w", l.cfg.Name, treeID, err)
+		}
+		return tree, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("log %s: looking up its tree: %w", l.cfg.Name, err)
+	}
+	tree, err := storage.CreateTree(ctx, admin, &trillian.Tree{
+		TreeState:       trillian.TreeState_ACTIVE,
+		TreeType:        trillian.TreeType_LOG,
+		DisplayName:     truncate(l.cfg.Name, 20),
+		MaxRootDuration: durationpb.New(0),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("log %s: creating tree: %w", l.cfg.Name, err)
+	}
+	if _, err := l.rpc.InitLog(ctx, &trillian.InitLogRequest{LogId: tree.TreeId}); err != nil {
+		return nil, fmt.Errorf("log %s: initialising tree %d: %w", l.cfg.Name, tree.TreeId, err)
+	}
+	if _, err := pool.Exec(ctx, "INSERT INTO signet_logs (name, tree_id) VALUES ($1, $2)", l.cfg.Name, tree.TreeId); err != nil {
+		return nil, fmt.Errorf("log %s: recording tree %d: %w", l.cfg.Name, tree.TreeId, err)
+	}
+	l.logger.Info("created log tree", "tree_id", tree.TreeId)
+	return tree, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// TreeID is the Trillian tree behind this log.
+func (l *Log) TreeID() int64 { return l.tree.TreeId }
+
+// Close stops the pipeline; appends waiting in the queue get ErrClosed.
+func (l *Log) Close() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.stopped
+}
+
+// Latest returns the newest root.
+func (l *Log) Latest(ctx context.Context) (Root, error) {
+	var root Root
+	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, r Root) error {
+		root = r
+		return nil
+	})
+	return root, err
+}
+
+// Checkpoint signs (or returns the cached signature of) a root.
+func (l *Log) Checkpoint(root Root) (string, error) {
+	key := string(root.Hash)
+	l.mu.Lock()
+	c := l.checkpoint
+	l.mu.Unlock()
+	if c.size == root.Size && c.hash == key && c.note != "" {
+		return c.note, nil
+	}
+	signed, err := note.Sign(note.Checkpoint{Origin: l.origin, Size: root.Size, RootHash: root.Hash}, l.cfg.SignerName, l.cfg.Signer)
+	if err != nil {
+		return "", err
+	}
+	l.mu.Lock()
+	if root.Size >= l.checkpoint.size {
+		l.checkpoint = cachedCheckpoint{size: root.Size, hash: key, note: signed}
+	}
+	l.mu.Unlock()
+	return signed, nil
+}
+
+// Proven is a leaf with its inclusion proof at a root.
+type Proven struct {
+	Leaf  Leaf
+	Root  Root
+	Proof [][]byte
+}
+
+// ByIndex returns the leaf at index with its proof at the latest root.
+func (l *Log) ByIndex(ctx context.Context, index uint64) (Proven, error) {
+	var out Proven
+	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
+		if index >= root.Size {
+			return ErrNotFound
+		}
+		leaves, err := tx.GetLeavesByRange(ctx, int64(index), 1)
+		if err != nil {
+			return err
+		}
+		if len(leaves) != 1 {
+			return ErrNotFound
+		}
+		p, err := inclusion(ctx, tx, index, root.Size)
+		if err != nil {
+			return err
+		}
+		out = Proven{Leaf: toLeaf(leaves[0]), Root: root, Proof: p}
+		return nil
+	})
+	return out, err
+}
+
+// ByHash returns the leaves with these RFC 6962 leaf hashes, with proofs at
+// the latest root; hashes not in the tree are skipped.
+func (l *Log) ByHash(ctx context.Context, hashes [][]byte) ([]Proven, error) {
+	var out []Proven
+	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
+		leaves, err := tx.GetLeavesByHash(ctx, hashes, false)
+		if err != nil {
+			return err
+		}
+		for _, lf := range leaves {
+			if uint64(lf.LeafIndex) >= root.Size {
+				continue
+			}
+			p, err := inclusion(ctx, tx, uint64(lf.LeafIndex), root.Size)
+			if err != nil {
+				return err
+			}
+			out = append(out, Proven{Leaf: toLeaf(lf), Root: root, Proof: p})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// LeavesByRange returns up to count integrated leaves from start.
+func (l *Log) LeavesByRange(ctx context.Context, start, count uint64) ([]Leaf, error) {
+	var out []Leaf
+	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
+		if start >= root.Size {
+			return nil
+		}
+		if start+count > root.Size {
+			count = root.Size - start
+		}
+		leaves, err := tx.GetLeavesByRange(ctx, int64(start), int64(count))
+		if err != nil {
+			return err
+		}
+		for _, lf := range leaves {
+			out = append(out, toLeaf(lf))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ErrBadRange is a consistency proof request the tree cannot answer.
+type ErrBadRange struct{ Msg string }
+
+func (e *ErrBadRange) Error() string { return e.Msg }
+
+// ConsistencyProof proves that the tree at size from is a prefix of the
+// tree at size to; it returns the latest root too.
+func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, Root, error) {
+	var hashes [][]byte
+	var latest Root
+	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
+		latest = root
+		if to > root.Size {
+			return &ErrBadRange{Msg: fmt.Sprintf("the tree size requested(%d) was greater than what is currently observable(%d)", to, root.Size)}
+		}
+		if from > to {
+			return &ErrBadRange{Msg: fmt.Sprintf("firstSize(%d) must be less than lastSize(%d)", from, to)}
+		}
+		if from == 0 || from == to {
+			return nil
+		}
+		nodes, err := proof.Consistency(from, to)
+		if err != nil {
+			return err
+		}
+		hashes, err = fetch(ctx, tx, nodes)
+		return err
+	})
+	return hashes, latest, err
+}
+
+func (l *Log) read(ctx context.Context, f func(storage.ReadOnlyLogTreeTX, Root) error) error {
+	tx, err := l.storage.SnapshotForTree(ctx, l.tree)
+	if err != nil {
+		return fmt.Errorf("log %s: opening a snapshot: %w", l.cfg.Name, err)
+	}
+	defer tx.Close()
+	slr, err := tx.LatestSignedLogRoot(ctx)
+	if err != nil {
+		return fmt.Errorf("log %s: reading the root: %w", l.cfg.Name, err)
+	}
+	root, err := toRoot(slr)
+	if err != nil {
+		return err
+	}
+	if err := f(tx, root); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func toRoot(slr *trillian.SignedLogRoot) (Root, error) {
+	var r types.LogRootV1
+	if err := r.UnmarshalBinary(slr.GetLogRoot()); err != nil {
+		return Root{}, fmt.Errorf("decoding the log root: %w", err)
+	}
+	return Root{Size: r.TreeSize, Hash: r.RootHash, Timestamp: time.Unix(0, int64(r.TimestampNanos))}, nil
+}
+
+func toLeaf(lf *trillian.LogLeaf) Leaf {
+	return Leaf{
+		Index: uint64(lf.LeafIndex), Hash: lf.MerkleLeafHash, Value: lf.LeafValue, Extra: lf.ExtraData,
+		IntegratedAt: lf.IntegrateTimestamp.AsTime(),
+	}
+}
+
+func inclusion(ctx context.Context, tx storage.ReadOnlyLogTreeTX, index, size uint64) ([][]byte, error) {
+	nodes, err := proof.Inclusion(index, size)
+	if err != nil {
+		return nil, err
+	}
+	return fetch(ctx, tx, nodes)
+}
+
+// fetch reads a proof's nodes from storage and folds the ephemeral ones.
+func fetch(ctx context.Context, tx storage.ReadOnlyLogTreeTX, nodes proof.Nodes) ([][]byte, error) {
+	got, err := tx.GetMerkleNodes(ctx, nodes.IDs)
+	if err != nil {
+		return nil, fmt.Errorf("reading proof nodes: %w", err)
+	}
+	if len(got) != len(nodes.IDs) {
+		return nil, fmt.Errorf("reading proof nodes: got %d of %d", len(got), len(nodes.IDs))
+	}
+	hashes := make([][]byte, len(got))
+	for i, n := range got {
+		if n.ID != nodes.IDs[i] {
+			return nil, fmt.Errorf("reading proof nodes: node %d is %v, want %v", i, n.ID, nodes.IDs[i])
+		}
+		hashes[i] = n.Hash
+	}
+	return nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+}
+
+// LeafHash is the RFC 6962 hash of a leaf value.
+func LeafHash(value []byte) []byte { return rfc6962.DefaultHasher.HashLeaf(value) }
+
+// Metrics are the append pipeline's Prometheus metrics.
+type Metrics struct {
+	batchSize   *prometheus.HistogramVec
+	integrate   *prometheus.HistogramVec
+	appends     *prometheus.CounterVec
+	queueLength *prometheus.GaugeVec
+}
+
+// NewMetrics registers the pipeline metrics with reg (nil: unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "signet_log_batch_size", Help: "Appends integrated per batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}, []string{"log"}),
+		integrate: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "signet_log_batch_seconds", Help: "Time to queue, integrate, index and prove one batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"log"}),
+		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_log_appends_total", Help: "Appends by outcome.",
+		}, []string{"log", "outcome"}),
+		queueLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "signet_log_queue_length", Help: "Appends waiting for the next batch.",
+		}, []string{"log"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.batchSize, m.integrate, m.appends, m.queueLength)
+	}
+	return m
+}
+
+func treeLabel(id int64) string { return strconv.FormatInt(id, 10) }

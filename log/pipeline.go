@@ -1,0 +1,270 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/trillian"
+	tlog "github.com/google/trillian/log"
+	"github.com/google/trillian/quota"
+	"github.com/google/trillian/storage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Appended is the outcome of one append.
+type Appended struct {
+	// Duplicate is true when an identical leaf was already in the log (or
+	// in the same batch); only Leaf.Hash is set then.
+	Duplicate bool
+	Proven
+}
+
+type appendReq struct {
+	ctx   context.Context
+	value []byte
+	extra []byte
+	hash  []byte
+	done  chan appendResult
+}
+
+type appendResult struct {
+	res Appended
+	err error
+}
+
+// Append adds a leaf and returns once it is integrated, handed to the hook
+// and provable at the new root (or is a duplicate). extra is stored with the
+// leaf, unhashed, for the hook's use after a crash.
+func (l *Log) Append(ctx context.Context, value, extra []byte) (Appended, error) {
+	req := &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), done: make(chan appendResult, 1)}
+	select {
+	case <-l.stop:
+		return Appended{}, ErrClosed
+	default:
+	}
+	select {
+	case l.queue <- req:
+	default:
+		l.metrics.appends.WithLabelValues(l.cfg.Name, "overloaded").Inc()
+		return Appended{}, ErrOverloaded
+	}
+	l.metrics.queueLength.WithLabelValues(l.cfg.Name).Set(float64(len(l.queue)))
+	select {
+	case r := <-req.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		// The leaf may still be integrated; the client can find it by hash.
+		return Appended{}, ctx.Err()
+	}
+}
+
+func (l *Log) run() {
+	defer close(l.stopped)
+	for {
+		var first *appendReq
+		select {
+		case first = <-l.queue:
+		case <-l.stop:
+			l.drain(ErrClosed)
+			return
+		}
+		batch := []*appendReq{first}
+	gather:
+		for len(batch) < l.cfg.MaxBatch {
+			select {
+			case r := <-l.queue:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		l.metrics.queueLength.WithLabelValues(l.cfg.Name).Set(float64(len(l.queue)))
+		l.process(batch)
+	}
+}
+
+func (l *Log) drain(err error) {
+	for {
+		select {
+		case r := <-l.queue:
+			r.done <- appendResult{err: err}
+		default:
+			return
+		}
+	}
+}
+
+// process queues, integrates, hands to the hook and proves one batch.
+func (l *Log) process(batch []*appendReq) {
+	start := time.Now()
+	// Drop requests whose caller already gave up, so they cost nothing.
+	live := batch[:0]
+	for _, r := range batch {
+		if r.ctx.Err() != nil {
+			r.done <- appendResult{err: r.ctx.Err()}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// A batch must not carry one leaf twice: Trillian's bulk queue would fail
+	// on the duplicate key. Later copies are duplicates of the first.
+	byHash := map[string][]*appendReq{}
+	var leaves []*trillian.LogLeaf
+	for _, r := range live {
+		k := string(r.hash)
+		if _, seen := byHash[k]; !seen {
+			leaves = append(leaves, &trillian.LogLeaf{LeafValue: r.value, ExtraData: r.extra, MerkleLeafHash: r.hash, LeafIdentityHash: r.hash})
+		}
+		byHash[k] = append(byHash[k], r)
+	}
+	// The batch runs on its own deadline: callers' contexts only decide
+	// whether they still wait for the answer.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	results, err := l.commitBatch(ctx, leaves)
+	l.metrics.integrate.WithLabelValues(l.cfg.Name).Observe(time.Since(start).Seconds())
+	l.metrics.batchSize.WithLabelValues(l.cfg.Name).Observe(float64(len(live)))
+	if err != nil {
+		l.logger.Error("append batch failed", "leaves", len(leaves), "err", err)
+		for _, r := range live {
+			r.done <- appendResult{err: err}
+		}
+		l.metrics.appends.WithLabelValues(l.cfg.Name, "error").Add(float64(len(live)))
+		return
+	}
+	for k, reqs := range byHash {
+		res := results[k]
+		for i, r := range reqs {
+			out := res
+			if i > 0 {
+				out = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: r.hash}}}
+			}
+			outcome := "integrated"
+			if out.Duplicate {
+				outcome = "duplicate"
+			}
+			l.metrics.appends.WithLabelValues(l.cfg.Name, outcome).Inc()
+			r.done <- appendResult{res: out}
+		}
+	}
+}
+
+func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf) (map[string]Appended, error) {
+	queued, err := l.storage.QueueLeaves(ctx, l.tree, leaves, l.ts.Now())
+	if err != nil {
+		return nil, fmt.Errorf("queueing %d leaves: %w", len(leaves), err)
+	}
+	results := map[string]Appended{}
+	var fresh [][]byte
+	for i, q := range queued {
+		h := leaves[i].MerkleLeafHash
+		if s := q.GetStatus(); s != nil && codes.Code(s.Code) != codes.OK {
+			if codes.Code(s.Code) == codes.AlreadyExists {
+				results[string(h)] = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: h}}}
+				continue
+			}
+			return nil, fmt.Errorf("queueing leaf: %v", status.FromProto(s).Err())
+		}
+		fresh = append(fresh, h)
+	}
+	// Integrate even when everything was a duplicate: the existing copy may
+	// be queued but not yet integrated (left by a crash).
+	if err := l.integrateAll(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.catchUpHook(ctx); err != nil {
+		return nil, err
+	}
+	if len(fresh) == 0 {
+		return results, nil
+	}
+	proven, err := l.ByHash(ctx, fresh)
+	if err != nil {
+		return nil, fmt.Errorf("proving the new leaves: %w", err)
+	}
+	for _, p := range proven {
+		results[string(p.Leaf.Hash)] = Appended{Proven: p}
+	}
+	for _, h := range fresh {
+		if _, ok := results[string(h)]; !ok {
+			return nil, fmt.Errorf("leaf %x was queued but is not in the tree after integration", h)
+		}
+	}
+	return results, nil
+}
+
+// integrateAll integrates everything queued, in batches.
+func (l *Log) integrateAll(ctx context.Context) error {
+	limit := l.cfg.MaxBatch * 4
+	for {
+		n, err := tlog.IntegrateBatch(ctx, l.tree, limit, 0, 0, l.ts, l.storage, quota.Noop())
+		if err != nil {
+			return fmt.Errorf("integrating: %w", err)
+		}
+		if n < limit {
+			return nil
+		}
+	}
+}
+
+// catchUpHook hands the hook every integrated leaf it has not seen.
+func (l *Log) catchUpHook(ctx context.Context) error {
+	if l.cfg.Hook == nil {
+		return nil
+	}
+	root, err := l.Latest(ctx)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	from := l.indexed
+	l.mu.Unlock()
+	if from == 0 {
+		if from, err = l.cfg.Hook.Watermark(ctx, l.tree.TreeId); err != nil {
+			return fmt.Errorf("reading the index watermark: %w", err)
+		}
+	}
+	const chunk = 1000
+	for from < root.Size {
+		n := min(uint64(chunk), root.Size-from)
+		leaves, err := l.leavesInRange(ctx, from, n)
+		if err != nil {
+			return fmt.Errorf("reading leaves %d..%d for indexing: %w", from, from+n, err)
+		}
+		if uint64(len(leaves)) != n {
+			return fmt.Errorf("reading leaves %d..%d for indexing: got %d", from, from+n, len(leaves))
+		}
+		if err := l.cfg.Hook.Integrated(ctx, l.tree.TreeId, leaves, from+n); err != nil {
+			return fmt.Errorf("indexing leaves %d..%d: %w", from, from+n, err)
+		}
+		from += n
+		l.mu.Lock()
+		l.indexed = from
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+func (l *Log) leavesInRange(ctx context.Context, start, count uint64) ([]Leaf, error) {
+	var out []Leaf
+	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
+		leaves, err := tx.GetLeavesByRange(ctx, int64(start), int64(count))
+		if err != nil {
+			return err
+		}
+		for _, lf := range leaves {
+			out = append(out, toLeaf(lf))
+		}
+		return nil
+	})
+	if errors.Is(err, storage.ErrTreeNeedsInit) {
+		return nil, nil
+	}
+	return out, err
+}

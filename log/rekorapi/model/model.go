@@ -1,0 +1,142 @@
+// Package model holds the Rekor v1 wire types and the signed-entry-timestamp
+// payload, shared by the server personality and the client (so it imports
+// nothing of the server).
+package model
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+
+	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
+)
+
+// LogEntry is the one-key map {entryID: entry} that every entry endpoint returns.
+type LogEntry map[string]LogEntryAnon
+
+// LogEntryAnon is one entry; field names as in Rekor's openapi.yaml.
+type LogEntryAnon struct {
+	Attestation    *Attestation  `json:"attestation,omitempty"`
+	Body           string        `json:"body"`
+	IntegratedTime int64         `json:"integratedTime"`
+	LogID          string        `json:"logID"`
+	LogIndex       int64         `json:"logIndex"`
+	Verification   *Verification `json:"verification,omitempty"`
+}
+
+// Attestation is stored attestation data (intoto entries; not yet served).
+type Attestation struct {
+	Data []byte `json:"data,omitempty"`
+}
+
+// Verification proves the entry: inclusion in a signed tree and the log's
+// promise (SET).
+type Verification struct {
+	InclusionProof       *InclusionProof `json:"inclusionProof,omitempty"`
+	SignedEntryTimestamp []byte          `json:"signedEntryTimestamp,omitempty"`
+}
+
+// InclusionProof is an RFC 6962 audit path, leaf to root, with the
+// checkpoint that commits to RootHash.
+type InclusionProof struct {
+	Checkpoint string   `json:"checkpoint"`
+	Hashes     []string `json:"hashes"`
+	LogIndex   int64    `json:"logIndex"`
+	RootHash   string   `json:"rootHash"`
+	TreeSize   int64    `json:"treeSize"`
+}
+
+// LogInfo is GET /api/v1/log.
+type LogInfo struct {
+	InactiveShards []InactiveShardLogInfo `json:"inactiveShards,omitempty"`
+	RootHash       string                 `json:"rootHash"`
+	SignedTreeHead string                 `json:"signedTreeHead"`
+	TreeID         string                 `json:"treeID"`
+	TreeSize       int64                  `json:"treeSize"`
+}
+
+// InactiveShardLogInfo describes a frozen shard.
+type InactiveShardLogInfo struct {
+	RootHash       string `json:"rootHash"`
+	SignedTreeHead string `json:"signedTreeHead"`
+	TreeID         string `json:"treeID"`
+	TreeSize       int64  `json:"treeSize"`
+}
+
+// ConsistencyProof is GET /api/v1/log/proof.
+type ConsistencyProof struct {
+	Hashes   []string `json:"hashes"`
+	RootHash string   `json:"rootHash"`
+}
+
+// SearchIndex is POST /api/v1/index/retrieve.
+type SearchIndex struct {
+	Email     string                `json:"email,omitempty"`
+	Hash      string                `json:"hash,omitempty"`
+	PublicKey *SearchIndexPublicKey `json:"publicKey,omitempty"`
+	Subject   string                `json:"subject,omitempty"`
+	Operator  string                `json:"operator,omitempty"`
+}
+
+// SearchIndexPublicKey is a key to search by; only format x509 is indexed.
+type SearchIndexPublicKey struct {
+	Format  string `json:"format"`
+	Content []byte `json:"content,omitempty"`
+	URL     string `json:"url,omitempty"`
+}
+
+// SearchLogQuery is POST /api/v1/log/entries/retrieve.
+type SearchLogQuery struct {
+	EntryUUIDs []string          `json:"entryUUIDs,omitempty"`
+	LogIndexes []*int64          `json:"logIndexes,omitempty"`
+	Entries    []json.RawMessage `json:"entries,omitempty"`
+}
+
+// Error is every non-404 error body.
+type Error struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// SETPayload is what a signed entry timestamp signs: RFC 8785 JSON of
+// {body, integratedTime, logID, logIndex}.
+func SETPayload(body string, integratedTime int64, logID string, logIndex int64) ([]byte, error) {
+	raw, err := json.Marshal(struct {
+		Body           string `json:"body"`
+		IntegratedTime int64  `json:"integratedTime"`
+		LogID          string `json:"logID"`
+		LogIndex       int64  `json:"logIndex"`
+	}{body, integratedTime, logID, logIndex})
+	if err != nil {
+		return nil, err
+	}
+	return jsoncanonicalizer.Transform(raw)
+}
+
+var (
+	uuidPattern = regexp.MustCompile(`^([0-9a-fA-F]{64}|[0-9a-fA-F]{80})$`)
+)
+
+// EntryID is the 80-hex ID of a leaf in a tree: %016x tree ID + leaf hash.
+func EntryID(treeID int64, leafHash []byte) string {
+	return fmt.Sprintf("%016x", treeID) + hex.EncodeToString(leafHash)
+}
+
+// ParseEntryID splits a 64- or 80-hex ID; treeID is 0 for a bare 64-hex UUID.
+func ParseEntryID(id string) (treeID int64, leafHash []byte, err error) {
+	if !uuidPattern.MatchString(id) {
+		return 0, nil, fmt.Errorf("entry UUID %q must be 64 or 80 hex characters", id)
+	}
+	if len(id) == 80 {
+		tid, err := strconv.ParseUint(id[:16], 16, 64)
+		if err != nil || tid == 0 || tid > 1<<63-1 {
+			return 0, nil, fmt.Errorf("entry ID %q has an invalid tree ID %q", id, id[:16])
+		}
+		treeID = int64(tid)
+		id = id[16:]
+	}
+	leafHash, _ = hex.DecodeString(id)
+	return treeID, leafHash, nil
+}
