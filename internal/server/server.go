@@ -59,14 +59,14 @@ type Options struct {
 
 // New starts every configured component. On error everything already
 // started is stopped again.
-func New(ctx context.Context, cfg config.Config, opts Options) (s *Server, err error) {
+func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if err := cfg.Validate(opts.Dev); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	s = &Server{cfg: cfg, dev: opts.Dev, logger: opts.Logger}
+	s := &Server{cfg: cfg, dev: opts.Dev, logger: opts.Logger}
 	defer func() {
 		if err != nil {
 			s.Close(context.WithoutCancel(ctx))

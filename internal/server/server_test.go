@@ -240,3 +240,14 @@ func sha256Sum(b []byte) []byte {
 	d := sha256.Sum256(b)
 	return d[:]
 }
+
+func startErr(cfg config.Config) (*server.Server, error) {
+	srv, err := server.New(context.Background(), cfg, server.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Getenv: func(string) string { return "test-password" },
+	})
+	if err == nil {
+		srv.Close(context.Background())
+	}
+	return srv, err
+}

@@ -211,10 +211,6 @@ func (a *API) getLogEntryByIndex(w http.ResponseWriter, r *http.Request) {
 func (a *API) getLogEntryByUUID(w http.ResponseWriter, r *http.Request) {
 	noCache(w)
 	id := chi.URLParam(r, "entryUUID")
-	if len(id) != 64 && len(id) != 80 {
-		a.fail(w, r, &unprocessable{fmt.Sprintf("entryUUID in path should match '^([0-9a-fA-F]{64}|[0-9a-fA-F]{80})$', got %d characters", len(id))})
-		return
-	}
 	entry, ok, err := a.byID(r.Context(), id)
 	a.writeEntry(w, r, entry, ok, err)
 }

@@ -150,6 +150,9 @@ func (a *API) Add(ctx context.Context, body []byte) (model.LogEntry, string, boo
 
 // byID finds an entry by 64- or 80-hex ID; ok is false when it is not here.
 func (a *API) byID(ctx context.Context, id string) (model.LogEntry, bool, error) {
+	if !model.IsEntryID(id) {
+		return nil, false, &unprocessable{fmt.Sprintf("entry UUID %q should match '^([0-9a-fA-F]{64}|[0-9a-fA-F]{80})$'", id)}
+	}
 	treeID, leafHash, err := model.ParseEntryID(id)
 	if err != nil {
 		return nil, false, &badRequest{err.Error()}

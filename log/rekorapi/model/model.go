@@ -124,6 +124,9 @@ func EntryID(treeID int64, leafHash []byte) string {
 	return fmt.Sprintf("%016x", treeID) + hex.EncodeToString(leafHash)
 }
 
+// IsEntryID reports whether id has the shape of a 64- or 80-hex entry ID.
+func IsEntryID(id string) bool { return uuidPattern.MatchString(id) }
+
 // ParseEntryID splits a 64- or 80-hex ID; treeID is 0 for a bare 64-hex UUID.
 func ParseEntryID(id string) (treeID int64, leafHash []byte, err error) {
 	if !uuidPattern.MatchString(id) {

@@ -1,0 +1,56 @@
+# Signet. `make run` starts a complete dev instance; `make test` runs every test
+# against real PostgreSQL. Both install what they need when run as root on
+# Debian, or name the exact package otherwise.
+
+GO        ?= go
+BIN       := bin
+TEST_TIMEOUT ?= 15m
+# Debian package that provides initdb and pg_ctl.
+PG_PACKAGE := postgresql
+
+.PHONY: all build run test vet fuzz deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## deps: make sure the PostgreSQL server binaries (initdb, pg_ctl) and openssl exist.
+deps:
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing $(PG_PACKAGE) (PostgreSQL server binaries)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PG_PACKAGE) >/dev/null; \
+		else \
+			echo "PostgreSQL server binaries not found: run 'sudo apt-get install $(PG_PACKAGE)' (or set DATABASE_URL)"; exit 1; \
+		fi; \
+	fi
+	@if ! command -v openssl >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; \
+		else \
+			echo "openssl not found: run 'sudo apt-get install openssl'"; exit 1; \
+		fi; \
+	fi
+
+## run: start signet-server in dev mode on 127.0.0.1:8080 with state in ./.signet
+run: deps build
+	$(BIN)/signet-server dev
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+## test: vet, then every test (PostgreSQL is started per test binary under /tmp)
+test: deps vet
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+## fuzz: run each fuzz target briefly (FUZZTIME=1m for longer)
+FUZZTIME ?= 15s
+fuzz:
+	$(GO) test ./types/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./log/note/ -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./log/rekorapi/model/ -run '^$$' -fuzz '^FuzzParseEntryID$$' -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf $(BIN)
