@@ -7,8 +7,12 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -167,9 +171,18 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 }
 
 func (l *Log) findOrCreateTree(ctx context.Context, pool *pgxpool.Pool, admin storage.AdminStorage) (*trillian.Tree, error) {
+	pubDER, err := x509.MarshalPKIXPublicKey(l.cfg.Signer.Public())
+	if err != nil {
+		return nil, fmt.Errorf("log %s: encoding its public key: %w", l.cfg.Name, err)
+	}
 	var treeID int64
-	err := pool.QueryRow(ctx, "SELECT tree_id FROM signet_logs WHERE name = $1", l.cfg.Name).Scan(&treeID)
+	var storedKey []byte
+	err = pool.QueryRow(ctx, "SELECT tree_id, public_key FROM signet_logs WHERE name = $1", l.cfg.Name).Scan(&treeID, &storedKey)
 	if err == nil {
+		if !bytes.Equal(storedKey, pubDER) {
+			return nil, fmt.Errorf("log %s: the configured signer's key (ID %s) is not the key tree %d was created with (ID %s); "+
+				"starting would publish signatures clients cannot check against the old key. Configure the original key", l.cfg.Name, keyID(pubDER), treeID, keyID(storedKey))
+		}
 		tree, err := storage.GetTree(ctx, admin, treeID)
 		if err != nil {
 			return nil, fmt.Errorf("log %s: loading tree %d: %w", l.cfg.Name, treeID, err)
@@ -191,11 +204,16 @@ func (l *Log) findOrCreateTree(ctx context.Context, pool *pgxpool.Pool, admin st
 	if _, err := l.rpc.InitLog(ctx, &trillian.InitLogRequest{LogId: tree.TreeId}); err != nil {
 		return nil, fmt.Errorf("log %s: initialising tree %d: %w", l.cfg.Name, tree.TreeId, err)
 	}
-	if _, err := pool.Exec(ctx, "INSERT INTO signet_logs (name, tree_id) VALUES ($1, $2)", l.cfg.Name, tree.TreeId); err != nil {
+	if _, err := pool.Exec(ctx, "INSERT INTO signet_logs (name, tree_id, public_key) VALUES ($1, $2, $3)", l.cfg.Name, tree.TreeId, pubDER); err != nil {
 		return nil, fmt.Errorf("log %s: recording tree %d: %w", l.cfg.Name, tree.TreeId, err)
 	}
 	l.logger.Info("created log tree", "tree_id", tree.TreeId)
 	return tree, nil
+}
+
+func keyID(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
 }
 
 func truncate(s string, n int) string {

@@ -4,6 +4,9 @@
 CREATE TABLE signet_logs (
   name       TEXT PRIMARY KEY,
   tree_id    BIGINT NOT NULL UNIQUE REFERENCES Trees(TreeId),
+  -- PKIX DER of the key the tree was created with: starting with another key
+  -- would make every earlier signature unverifiable with the published one.
+  public_key BYTEA NOT NULL,
   created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 

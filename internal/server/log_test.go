@@ -483,6 +483,21 @@ func TestConfigErrorsStopStartUp(t *testing.T) {
 	}
 }
 
+func TestStartingWithAnotherKeyIsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.start(t).stop()
+	other := newFixture(t)
+	other.dbURL = f.dbURL
+	cfg := config.Defaults()
+	cfg.Hostname = testHostname
+	cfg.Database.URL = f.dbURL
+	cfg.Log.Signer = "file://" + other.keyPath + "?password-env=P"
+	_, err := startErr(cfg)
+	if err == nil || !strings.Contains(err.Error(), "is not the key tree") {
+		t.Fatalf("start with another key: %v", err)
+	}
+}
+
 func mustHex(t *testing.T, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(s)
@@ -490,4 +505,61 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// The client's offline verification must catch every kind of tampering.
+func TestClientVerificationCatchesTampering(t *testing.T) {
+	inst := newFixture(t).start(t)
+	ctx := context.Background()
+	s := newSigner(t)
+	for i := 0; i < 2; i++ {
+		p, _, _ := s.hashedRekord(t, []byte(fmt.Sprint("pad ", i)), nil)
+		if _, err := inst.client.Upload(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _, _ := s.hashedRekord(t, []byte("verify me"), nil)
+	good, err := inst.client.Upload(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.VerifyEntry(good, inst.pub); err != nil {
+		t.Fatalf("untampered entry: %v", err)
+	}
+	clone := func() *client.Entry {
+		b, _ := json.Marshal(good.LogEntryAnon)
+		e := &client.Entry{ID: good.ID}
+		json.Unmarshal(b, &e.LogEntryAnon) //nolint:errcheck
+		return e
+	}
+	otherBody, _ := base64.StdEncoding.DecodeString(good.Body)
+	otherBody = bytes.Replace(otherBody, []byte(`"sha256"`), []byte(`"sha512"`), 1)
+	tests := []struct {
+		name   string
+		mutate func(e *client.Entry)
+		want   string
+	}{
+		{"body", func(e *client.Entry) { e.Body = base64.StdEncoding.EncodeToString(otherBody) }, "does not end in the body's leaf hash"},
+		{"integrated time", func(e *client.Entry) { e.IntegratedTime++ }, "signed entry timestamp does not verify"},
+		{"log index", func(e *client.Entry) { e.LogIndex++ }, "signed entry timestamp does not verify"},
+		{"proof hash", func(e *client.Entry) { e.Verification.InclusionProof.Hashes[0] = strings.Repeat("0", 64) }, "inclusion proof"},
+		{"proof index", func(e *client.Entry) { e.Verification.InclusionProof.LogIndex = 0 }, "inclusion proof"},
+		{"checkpoint", func(e *client.Entry) {
+			e.Verification.InclusionProof.Checkpoint = strings.Replace(e.Verification.InclusionProof.Checkpoint, "\n3\n", "\n4\n", 1)
+		}, "checkpoint"},
+		{"root", func(e *client.Entry) { e.Verification.InclusionProof.RootHash = strings.Repeat("1", 64) }, "do not match the checkpoint"},
+		{"log ID", func(e *client.Entry) { e.LogID = strings.Repeat("a", 64) }, "not the log key's ID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := clone()
+			tt.mutate(e)
+			if err := client.VerifyEntry(e, inst.pub); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("tampered %s: %v, want error containing %q", tt.name, err, tt.want)
+			}
+		})
+	}
+	if err := client.VerifyEntry(clone(), newSigner(t).key.Public()); err == nil {
+		t.Fatal("verified with the wrong log key")
+	}
 }

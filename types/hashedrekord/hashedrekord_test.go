@@ -2,7 +2,6 @@ package hashedrekord_test
 
 import (
 	"bytes"
-	"errors"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -15,6 +14,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"strings"
 	"testing"

@@ -1,0 +1,89 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o600) //nolint:errcheck
+		return p
+	}
+	good := write("good.yaml", "listen: 0.0.0.0:9000\nhostname: signet.example\ndatabase:\n  url: postgres://x/y\nlog:\n  signer: file:///k.pem\n  entry_types: [hashedrekord]\n")
+	cfg, err := Load(good, func(k string) string {
+		return map[string]string{"SIGNET_LOG_MAX_REQUEST_BYTES": "2048"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "0.0.0.0:9000" || cfg.Hostname != "signet.example" || cfg.Log.MaxRequestBytes != 2048 ||
+		strings.Join(cfg.Log.EntryTypes, ",") != "hashedrekord" || cfg.Log.MaxBatch != 1024 {
+		t.Fatalf("loaded %+v", cfg)
+	}
+	if err := cfg.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	envWins, _ := Load(good, func(k string) string {
+		return map[string]string{"DATABASE_URL": "postgres://env/db"}[k]
+	})
+	if envWins.Database.URL != "postgres://env/db" {
+		t.Fatalf("DATABASE_URL did not override: %s", envWins.Database.URL)
+	}
+
+	for _, tt := range []struct{ name, body, want string }{
+		{"unknown key", "lsiten: x\n", "field lsiten not found"},
+		{"unknown nested key", "log:\n  signr: x\n", "field signr not found"},
+		{"wrong type", "log:\n  max_batch: many\n", "cannot unmarshal"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(write(tt.name+".yaml", tt.body), func(string) string { return "" })
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml"), nil); err == nil {
+		t.Fatal("missing config file accepted")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	base := Defaults()
+	base.Database.URL = "postgres://x/y"
+	base.Log.Signer = "file:///k.pem"
+	for _, tt := range []struct {
+		name   string
+		mutate func(*Config)
+		dev    bool
+		want   string
+	}{
+		{"ok", func(*Config) {}, false, ""},
+		{"dev needs no database", func(c *Config) { c.Database.URL = ""; c.Log.Signer = "" }, true, ""},
+		{"bad listen", func(c *Config) { c.Listen = "8080" }, false, "want host:port"},
+		{"no signer", func(c *Config) { c.Log.Signer = "" }, false, "log.signer is required"},
+		{"hostname with space", func(c *Config) { c.Hostname = "a b" }, false, "must not contain spaces"},
+		{"queue too big", func(c *Config) { c.Log.QueueSize = 1 << 30 }, false, "queue_size"},
+		{"timeout zero", func(c *Config) { c.HTTP.RequestTimeoutSeconds = 0 }, false, "request_timeout_seconds"},
+		{"no entry types", func(c *Config) { c.Log.EntryTypes = nil }, false, "entry_types"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			tt.mutate(&c)
+			err := c.Validate(tt.dev)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
