@@ -87,3 +87,16 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// The compose file's configuration must load and validate as shipped.
+func TestShippedComposeConfigLoads(t *testing.T) {
+	cfg, err := Load("../../deploy/signet.yaml", func(k string) string {
+		return map[string]string{"DATABASE_URL": "postgres://signet@postgres/signet"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+}
