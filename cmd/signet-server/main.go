@@ -111,6 +111,9 @@ func serve(parent context.Context, cfg config.Config, dev bool) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + ln.Addr().String()
+	}
 	srv, err := server.New(ctx, cfg, server.Options{Dev: dev, Logger: logger, Getenv: os.Getenv})
 	if err != nil {
 		ln.Close()
@@ -126,9 +129,8 @@ func serve(parent context.Context, cfg config.Config, dev bool) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.Serve(ln) }()
-	base := "http://" + ln.Addr().String()
 	if dev {
-		printBanner(os.Stdout, base, srv)
+		printBanner(os.Stdout, srv.PublicURL(), srv)
 	}
 	logger.Info("signet-server listening", "addr", ln.Addr().String(), "dev", dev)
 
@@ -164,6 +166,14 @@ Signet is running (dev mode) at %[1]s
 `, base)
 	if l := srv.Log(); l != nil {
 		fmt.Fprintf(w, "\n  Log tree %d, log ID %s, checkpoint origin %q\n", l.TreeID(), srv.Rekor().LogID(), srv.Hostname()+" - "+fmt.Sprint(l.TreeID()))
+	}
+	if d := srv.DevIssuer(); d != nil {
+		fmt.Fprintf(w, `
+  Keyless (CA + dev OIDC issuer):
+    TOKEN=$(curl -s '%[1]s/token?email=alice@example.com' | sed 's/.*"id_token":"\([^"]*\)".*/\1/')
+    curl -s %[2]s/api/v2/trustBundle
+    CA (Fulcio v2 API): %[2]s/api/v2/signingCert   OIDC issuer: %[1]s
+`, d.URL(), base)
 	}
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop (PostgreSQL stops with it).\n\n")
 }

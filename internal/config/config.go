@@ -8,11 +8,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/signet-dev/signet/ca/identity"
+	"github.com/signet-dev/signet/internal/sigalg"
 )
 
 // Config is the whole server configuration; docs/configuration.md describes
@@ -22,12 +27,46 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// Hostname names this instance in checkpoints ("<hostname> - <treeID>").
 	Hostname string `yaml:"hostname"`
+	// PublicURL is how clients reach this instance (default http://<listen>);
+	// it names the dev OIDC issuer and, later, the trust material's URLs.
+	PublicURL string `yaml:"public_url"`
 	// DataDir holds dev-mode state: managed PostgreSQL, generated keys.
 	DataDir    string     `yaml:"data_dir"`
 	Database   Database   `yaml:"database"`
 	Components Components `yaml:"components"`
 	Log        Log        `yaml:"log"`
+	CA         CA         `yaml:"ca"`
 	HTTP       HTTP       `yaml:"http"`
+}
+
+// CA configures the certificate authority.
+type CA struct {
+	// Signer is the key URI of the issuing certificate's key.
+	Signer string `yaml:"signer"`
+	// Chain is a PEM file: the issuing certificate first, the root last.
+	Chain string `yaml:"chain"`
+	// Validity is the leaf lifetime (Go duration, default 10m).
+	Validity string `yaml:"validity"`
+	// Issuers are the trusted OIDC issuers.
+	Issuers []identity.IssuerConfig `yaml:"issuers"`
+	// CIProviders adds claim templates for ci-provider issuers.
+	CIProviders map[string]identity.CIProvider `yaml:"ci_providers"`
+	// SigningAlgorithms limits the client key and digest pairs.
+	SigningAlgorithms []sigalg.Algorithm `yaml:"signing_algorithms"`
+	// MaxRequestBytes bounds a signing request body.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+}
+
+// ValidityDuration parses CA.Validity.
+func (c CA) ValidityDuration() (time.Duration, error) {
+	d, err := time.ParseDuration(c.Validity)
+	if err != nil {
+		return 0, fmt.Errorf("ca.validity %q: %w", c.Validity, err)
+	}
+	if d < time.Minute || d > 24*time.Hour {
+		return 0, fmt.Errorf("ca.validity %s must be between 1m and 24h", d)
+	}
+	return d, nil
 }
 
 // Database says where PostgreSQL is.
@@ -39,6 +78,8 @@ type Database struct {
 // Components turns each service on or off.
 type Components struct {
 	Log *bool `yaml:"log"`
+	// CA defaults to on in dev mode, and elsewhere when ca.signer is set.
+	CA *bool `yaml:"ca"`
 }
 
 // Log configures the transparency log.
@@ -75,8 +116,17 @@ func Defaults() Config {
 			MaxBatch:         1024,
 			QueueSize:        8192,
 		},
+		CA:   CA{Validity: "10m", MaxRequestBytes: 64 << 10},
 		HTTP: HTTP{RequestTimeoutSeconds: 30},
 	}
+}
+
+// CAEnabled reports whether the CA runs.
+func (c Config) CAEnabled(dev bool) bool {
+	if c.Components.CA != nil {
+		return *c.Components.CA
+	}
+	return dev || c.CA.Signer != ""
 }
 
 // LogEnabled reports whether the log component runs (default on).
@@ -115,6 +165,9 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		"SIGNET_DATA_DIR":     &cfg.DataDir,
 		"SIGNET_DATABASE_URL": &cfg.Database.URL,
 		"SIGNET_LOG_SIGNER":   &cfg.Log.Signer,
+		"SIGNET_PUBLIC_URL":   &cfg.PublicURL,
+		"SIGNET_CA_SIGNER":    &cfg.CA.Signer,
+		"SIGNET_CA_CHAIN":     &cfg.CA.Chain,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -162,6 +215,26 @@ func (c Config) Validate(dev bool) error {
 	}
 	if c.HTTP.RequestTimeoutSeconds < 1 || c.HTTP.RequestTimeoutSeconds > 3600 {
 		return fmt.Errorf("http.request_timeout_seconds %d must be between 1 and 3600", c.HTTP.RequestTimeoutSeconds)
+	}
+	if c.CAEnabled(dev) {
+		if !dev && (c.CA.Signer == "" || c.CA.Chain == "") {
+			return errors.New("the CA needs ca.signer (key URI) and ca.chain (PEM, issuing certificate first) outside dev mode; set components.ca: false to run without it")
+		}
+		if _, err := c.CA.ValidityDuration(); err != nil {
+			return err
+		}
+		if c.CA.MaxRequestBytes < 1024 || c.CA.MaxRequestBytes > 16<<20 {
+			return fmt.Errorf("ca.max_request_bytes %d must be between 1024 and 16777216", c.CA.MaxRequestBytes)
+		}
+		if !dev && len(c.CA.Issuers) == 0 {
+			return errors.New("ca.issuers is empty: the CA would trust no identity")
+		}
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" && u.Path != "/" {
+			return fmt.Errorf("public_url %q must be http(s)://host[:port] without a path", c.PublicURL)
+		}
 	}
 	if len(c.Log.EntryTypes) == 0 {
 		return errors.New("log.entry_types must name at least one kind")

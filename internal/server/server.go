@@ -8,6 +8,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,8 +18,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,9 +29,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/signet-dev/signet/ca"
+	"github.com/signet-dev/signet/ca/devoidc"
+	"github.com/signet-dev/signet/ca/fulcioapi"
+	"github.com/signet-dev/signet/ca/identity"
+	"github.com/signet-dev/signet/internal/audit"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db"
 	"github.com/signet-dev/signet/internal/keys"
+	"github.com/signet-dev/signet/internal/sigalg"
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/rekorapi"
 	"github.com/signet-dev/signet/log/rekorapi/model"
@@ -47,6 +56,11 @@ type Server struct {
 	log     *tlog.Log
 	rekor   *rekorapi.API
 	handler http.Handler
+
+	ca        *fulcioapi.API
+	caChain   []*x509.Certificate
+	caAudit   *audit.Writer
+	devIssuer *devoidc.Issuer
 }
 
 // Options are how the process was started.
@@ -92,8 +106,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	router := chi.NewRouter()
 	router.Use(middleware.Recoverer, requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware)
 
+	if s.cfg.PublicURL == "" {
+		s.cfg.PublicURL = "http://" + cfg.Listen
+	}
+	s.cfg.PublicURL = strings.TrimSuffix(s.cfg.PublicURL, "/")
 	if cfg.LogEnabled() {
 		if err := s.startLog(ctx, router, reg, opts); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.CAEnabled(opts.Dev) {
+		if err := s.startCA(router, reg, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -152,6 +175,63 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	return nil
 }
 
+func (s *Server) startCA(router chi.Router, reg prometheus.Registerer, opts Options) error {
+	signerURI, chainPath := s.cfg.CA.Signer, s.cfg.CA.Chain
+	if s.dev && signerURI == "" {
+		var err error
+		if signerURI, chainPath, err = devCAChain(filepath.Join(s.cfg.DataDir, "keys"), s.logger); err != nil {
+			return fmt.Errorf("dev CA: %w", err)
+		}
+	}
+	signer, err := keys.Open(signerURI, keys.Options{Dev: s.dev, Getenv: opts.Getenv})
+	if err != nil {
+		return fmt.Errorf("CA signer: %w", err)
+	}
+	chain, err := readChain(chainPath)
+	if err != nil {
+		return err
+	}
+	validity, err := s.cfg.CA.ValidityDuration()
+	if err != nil {
+		return err
+	}
+	authority, err := ca.New(signer, chain, validity)
+	if err != nil {
+		return fmt.Errorf("CA: %w", err)
+	}
+	issuers := append([]identity.IssuerConfig{}, s.cfg.CA.Issuers...)
+	poolOpts := identity.Options{}
+	if s.dev {
+		key, err := devOIDCKey(filepath.Join(s.cfg.DataDir, "keys", "dev-oidc.pem"), s.logger)
+		if err != nil {
+			return fmt.Errorf("dev OIDC issuer: %w", err)
+		}
+		if s.devIssuer, err = devoidc.New(s.cfg.PublicURL+devoidc.Path, key); err != nil {
+			return err
+		}
+		s.devIssuer.Routes(router)
+		issuers = append(issuers, identity.IssuerConfig{URL: s.devIssuer.URL(), Type: identity.TypeEmailOrURI, ClientID: devoidc.Audience})
+		poolOpts.LocalKeySets = map[string]oidc.KeySet{s.devIssuer.URL(): s.devIssuer.KeySet()}
+	}
+	pool, err := identity.NewPool(issuers, s.cfg.CA.CIProviders, poolOpts)
+	if err != nil {
+		return fmt.Errorf("ca.issuers: %w", err)
+	}
+	algs, err := sigalg.NewSet(s.cfg.CA.SigningAlgorithms, ca.DefaultAlgorithms)
+	if err != nil {
+		return fmt.Errorf("ca.signing_algorithms: %w", err)
+	}
+	s.caAudit = audit.New(s.pool, "ca_certificates", []string{"serial", "issued_at", "not_after", "identity", "issuer", "subject", "key_fingerprint"}, s.logger, audit.Options{})
+	s.ca = fulcioapi.New(fulcioapi.Config{
+		CA: authority, Issuers: pool, Algorithms: algs, Audit: s.caAudit,
+		MaxBodyBytes: s.cfg.CA.MaxRequestBytes, Logger: s.logger, Registerer: reg,
+	})
+	s.ca.Routes(router)
+	s.caChain = chain
+	s.logger.Info("certificate authority ready", "issuing", chain[0].Subject.String(), "issuers", len(issuers), "validity", validity)
+	return nil
+}
+
 // devKey returns the URI of the dev-mode key at path, generating it on first start.
 func devKey(path string, logger *slog.Logger) (string, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
@@ -180,6 +260,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Hostname is the name this instance signs checkpoints with.
 func (s *Server) Hostname() string { return s.cfg.Hostname }
 
+// PublicURL is the base URL clients use.
+func (s *Server) PublicURL() string { return s.cfg.PublicURL }
+
+// CAChain is the CA's chain, issuing certificate first (nil when disabled).
+func (s *Server) CAChain() []*x509.Certificate { return s.caChain }
+
+// DevIssuer is the dev OIDC issuer (nil outside dev mode).
+func (s *Server) DevIssuer() *devoidc.Issuer { return s.devIssuer }
+
 // Log is the transparency log (nil when disabled).
 func (s *Server) Log() *tlog.Log { return s.log }
 
@@ -200,6 +289,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Close(ctx context.Context) {
 	if s.log != nil {
 		s.log.Close()
+	}
+	if s.caAudit != nil {
+		s.caAudit.Close()
 	}
 	if s.pool != nil {
 		s.pool.Close()

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/signet-dev/signet/client"
@@ -43,6 +44,7 @@ type instance struct {
 	http   *httptest.Server
 	client *client.Log
 	pub    crypto.PublicKey
+	dbURL  string
 }
 
 type fixture struct {
@@ -83,7 +85,7 @@ func (f fixture) start(t *testing.T, mutate ...func(*config.Config)) *instance {
 		t.Fatalf("starting server: %v", err)
 	}
 	hs := httptest.NewServer(srv.Handler())
-	inst := &instance{t: t, srv: srv, http: hs}
+	inst := &instance{t: t, srv: srv, http: hs, dbURL: f.dbURL}
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
@@ -250,4 +252,33 @@ func startErr(cfg config.Config) (*server.Server, error) {
 		srv.Close(context.Background())
 	}
 	return srv, err
+}
+
+func (i *instance) doAuth(path, token string, body []byte, wantStatus int) (*http.Response, []byte) {
+	i.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, i.http.URL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		i.t.Fatalf("POST %s: status %d, want %d; body %s", path, resp.StatusCode, wantStatus, data)
+	}
+	return resp, data
+}
+
+func (i *instance) srvPool(t *testing.T) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), i.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }

@@ -6,10 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +15,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/options"
 
+	"github.com/signet-dev/signet/internal/sigalg"
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/pki"
 )
@@ -26,46 +23,22 @@ import (
 // Name is the kind's name on the wire.
 const Name = "hashedrekord"
 
-// Algorithm is a key type and digest pair a client may sign with.
-type Algorithm string
-
-// The algorithms Rekor accepts by default (its --client-signing-algorithms).
-const (
-	RSA2048SHA256 Algorithm = "rsa-sign-pkcs1-2048-sha256"
-	RSA3072SHA256 Algorithm = "rsa-sign-pkcs1-3072-sha256"
-	RSA4096SHA256 Algorithm = "rsa-sign-pkcs1-4096-sha256"
-	P256SHA256    Algorithm = "ecdsa-sha2-256-nistp256"
-	P384SHA384    Algorithm = "ecdsa-sha2-384-nistp384"
-	P521SHA512    Algorithm = "ecdsa-sha2-512-nistp521"
-	Ed25519       Algorithm = "ed25519"
-	Ed25519ph     Algorithm = "ed25519-ph"
-)
-
-// DefaultAlgorithms is every algorithm above.
-var DefaultAlgorithms = []Algorithm{RSA2048SHA256, RSA3072SHA256, RSA4096SHA256, P256SHA256, P384SHA384, P521SHA512, Ed25519, Ed25519ph}
+// DefaultAlgorithms are the pairs Rekor accepts by default (its
+// --client-signing-algorithms).
+var DefaultAlgorithms = sigalg.All
 
 // Kind returns the hashedrekord kind accepting the given algorithms (all
 // defaults when none are given).
-func Kind(allowed ...Algorithm) (types.Kind, error) {
-	if len(allowed) == 0 {
-		allowed = DefaultAlgorithms
-	}
-	set := map[Algorithm]bool{}
-	for _, a := range allowed {
-		known := false
-		for _, d := range DefaultAlgorithms {
-			known = known || d == a
-		}
-		if !known {
-			return types.Kind{}, fmt.Errorf("hashedrekord: unknown signing algorithm %q", a)
-		}
-		set[a] = true
+func Kind(allowed ...sigalg.Algorithm) (types.Kind, error) {
+	set, err := sigalg.NewSet(allowed, DefaultAlgorithms)
+	if err != nil {
+		return types.Kind{}, fmt.Errorf("hashedrekord: %w", err)
 	}
 	p := &parser{allowed: set}
 	return types.Kind{Name: Name, DefaultVersion: "0.0.1", Versions: map[string]types.Parser{"0.0.1": p.parseV001}}, nil
 }
 
-type parser struct{ allowed map[Algorithm]bool }
+type parser struct{ allowed sigalg.Set }
 
 // specV001 is the 0.0.1 spec, field names as in Rekor's schema. The same
 // struct is the proposed and the canonical form.
@@ -166,53 +139,11 @@ func (p *parser) parseV001(_ context.Context, raw json.RawMessage) (types.Entry,
 	return &entry{canonical: leaf, keys: keys}, nil
 }
 
-// checkAlgorithm enforces the key type and digest pairs clients may use.
+// checkAlgorithm enforces the key type and digest pairs clients may use. A
+// digest signed with an Ed25519 key can only be Ed25519ph.
 func (p *parser) checkAlgorithm(key crypto.PublicKey, h crypto.Hash) error {
-	var candidates []Algorithm
-	switch k := key.(type) {
-	case *rsa.PublicKey:
-		if h == crypto.SHA256 {
-			switch k.N.BitLen() {
-			case 2048:
-				candidates = []Algorithm{RSA2048SHA256}
-			case 3072:
-				candidates = []Algorithm{RSA3072SHA256}
-			case 4096:
-				candidates = []Algorithm{RSA4096SHA256}
-			}
-		}
-	case *ecdsa.PublicKey:
-		switch {
-		case k.Curve == elliptic.P256() && h == crypto.SHA256:
-			candidates = []Algorithm{P256SHA256}
-		case k.Curve == elliptic.P384() && h == crypto.SHA384:
-			candidates = []Algorithm{P384SHA384}
-		case k.Curve == elliptic.P521() && h == crypto.SHA512:
-			candidates = []Algorithm{P521SHA512}
-		}
-	case ed25519.PublicKey:
-		// A digest can only have been signed with Ed25519ph.
-		if h == crypto.SHA512 {
-			candidates = []Algorithm{Ed25519ph}
-		}
+	if err := p.allowed.Check(key, h); err != nil {
+		return types.Invalid("hashedrekord: %v on this log", err)
 	}
-	for _, c := range candidates {
-		if p.allowed[c] {
-			return nil
-		}
-	}
-	return types.Invalid("hashedrekord: signing algorithm (%s key, %s digest) is not allowed on this log", keyDescription(key), h)
-}
-
-func keyDescription(key crypto.PublicKey) string {
-	switch k := key.(type) {
-	case *rsa.PublicKey:
-		return fmt.Sprintf("RSA-%d", k.N.BitLen())
-	case *ecdsa.PublicKey:
-		return "ECDSA " + k.Curve.Params().Name
-	case ed25519.PublicKey:
-		return "Ed25519"
-	default:
-		return fmt.Sprintf("%T", key)
-	}
+	return nil
 }

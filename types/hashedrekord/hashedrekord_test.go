@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/internal/sigalg"
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/hashedrekord"
 	"github.com/signet-dev/signet/types/internal/rekorref"
@@ -149,7 +150,7 @@ func TestRejections(t *testing.T) {
 	edPure := ed25519.Sign(edKey, d512[:])
 
 	all, _ := hashedrekord.Kind()
-	onlyP384, _ := hashedrekord.Kind(hashedrekord.P384SHA384)
+	onlyP384, _ := hashedrekord.Kind(sigalg.P384SHA384)
 	tests := []struct {
 		name     string
 		kind     types.Kind

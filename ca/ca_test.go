@@ -1,0 +1,155 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"math/big"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+
+	"github.com/signet-dev/signet/ca/identity"
+	"github.com/signet-dev/signet/internal/sigalg"
+)
+
+type pki struct {
+	rootKey, interKey *ecdsa.PrivateKey
+	root, inter       *x509.Certificate
+}
+
+func cert(t *testing.T, tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) *x509.Certificate {
+	t.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+func newPKI(t *testing.T, interEKU []x509.ExtKeyUsage, interIsCA bool) pki {
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	interKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	root := cert(t, rootT, rootT, rootKey.Public(), rootKey)
+	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "intermediate"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: interIsCA, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, ExtKeyUsage: interEKU}
+	inter := cert(t, interT, root, interKey.Public(), rootKey)
+	return pki{rootKey, interKey, root, inter}
+}
+
+func TestNewChecksTheChain(t *testing.T) {
+	good := newPKI(t, []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, true)
+	noEKU := newPKI(t, nil, true)
+	notCA := newPKI(t, []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, false)
+	other := newPKI(t, []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, true)
+	for _, tt := range []struct {
+		name   string
+		signer crypto.Signer
+		chain  []*x509.Certificate
+		want   string
+	}{
+		{"good", good.interKey, []*x509.Certificate{good.inter, good.root}, ""},
+		{"root only", good.rootKey, []*x509.Certificate{good.root}, ""},
+		{"signer mismatch", other.interKey, []*x509.Certificate{good.inter, good.root}, "does not match the issuing certificate"},
+		{"intermediate without codeSigning", noEKU.interKey, []*x509.Certificate{noEKU.inter, noEKU.root}, "lacks extended key usage codeSigning"},
+		{"issuing cert not a CA", notCA.interKey, []*x509.Certificate{notCA.inter, notCA.root}, "is not a CA"},
+		{"wrong root", good.interKey, []*x509.Certificate{good.inter, other.root}, "does not verify to its root"},
+		{"empty", good.interKey, nil, "empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.signer, tt.chain, DefaultValidity)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// The username SAN is an otherName that sigstore's own parser reads back.
+func TestUsernameOtherNameSAN(t *testing.T) {
+	p := newPKI(t, []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, true)
+	c, err := New(p.interKey, []*x509.Certificate{p.inter, p.root}, DefaultValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf, err := c.Issue(context.Background(), &identity.Principal{OtherName: "alice!example.com", Extensions: identity.Extensions{Issuer: "https://idp", Subject: "alice"}}, key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cryptoutils.UnmarshalOtherNameSAN(leaf.Extensions)
+	if err != nil || got != "alice!example.com" {
+		t.Fatalf("otherName %q, %v", got, err)
+	}
+	for _, e := range leaf.Extensions {
+		if e.Id.Equal(oidSubjectAltName) && !e.Critical {
+			t.Fatal("otherName SAN not critical")
+		}
+	}
+	uriLeaf, err := c.Issue(context.Background(), &identity.Principal{URI: &url.URL{Scheme: "https", Host: "ci.example.com", Path: "/job"}, Extensions: identity.Extensions{Issuer: "https://idp"}}, key.Public())
+	if err != nil || len(uriLeaf.URIs) != 1 {
+		t.Fatalf("URI leaf: %v", err)
+	}
+}
+
+func TestVerifyProofAndCSR(t *testing.T) {
+	allowed, _ := sigalg.NewSet(nil, DefaultAlgorithms)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	// A P-384 proof must use SHA-384, the key's default digest.
+	wrongDigest, _ := p384.Sign(rand.Reader, make([]byte, 32), crypto.SHA256)
+	if err := VerifyProof(p384.Public(), []string{"sub"}, wrongDigest, allowed); err == nil {
+		t.Fatal("accepted a proof over the wrong digest")
+	}
+	onlyP256, _ := sigalg.NewSet([]sigalg.Algorithm{sigalg.P256SHA256}, nil)
+	if err := VerifyProof(p384.Public(), []string{"sub"}, wrongDigest, onlyP256); err == nil || !strings.Contains(err.Error(), "ECDSA P-384 key, SHA-384 digest) is not allowed") {
+		t.Fatalf("allow-list not applied: %v", err)
+	}
+	// A P-384 CSR signed with SHA-256 is not a default pair (as Fulcio).
+	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{SignatureAlgorithm: x509.ECDSAWithSHA256}, p384)
+	if _, err := ParseCSR(pemCSR(csrDER), allowed); err == nil || !strings.Contains(err.Error(), "not allowed") {
+		t.Fatalf("P-384/SHA-256 CSR: %v", err)
+	}
+	good, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{SignatureAlgorithm: x509.ECDSAWithSHA384}, p384)
+	if _, err := ParseCSR(pemCSR(good), allowed); err != nil {
+		t.Fatal(err)
+	}
+	tampered := pemCSR(good)
+	tampered[len(tampered)/2] ^= 1
+	if _, err := ParseCSR(tampered, allowed); err == nil {
+		t.Fatal("tampered CSR accepted")
+	}
+}
+
+func pemCSR(der []byte) []byte {
+	return []byte("-----BEGIN CERTIFICATE REQUEST-----\n" + wrap64(der) + "-----END CERTIFICATE REQUEST-----\n")
+}
+
+func wrap64(der []byte) string {
+	s := base64Std(der)
+	var b strings.Builder
+	for len(s) > 64 {
+		b.WriteString(s[:64] + "\n")
+		s = s[64:]
+	}
+	return b.String() + s + "\n"
+}
+
+func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

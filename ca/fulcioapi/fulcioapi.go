@@ -1,0 +1,362 @@
+// Package fulcioapi serves the CA with Fulcio's REST API (the grpc-gateway
+// JSON of dev.sigstore.fulcio.v2, plus the legacy v1 endpoints), so cosign
+// and sigstore-go use it unchanged.
+package fulcioapi
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/signet-dev/signet/ca"
+	"github.com/signet-dev/signet/ca/identity"
+	"github.com/signet-dev/signet/internal/audit"
+	"github.com/signet-dev/signet/internal/sigalg"
+)
+
+// DefaultMaxBodyBytes bounds a signing request: a token, a key and a
+// signature, or a CSR, fit many times over.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Config wires the API.
+type Config struct {
+	CA           *ca.CA
+	Issuers      *identity.Pool
+	Algorithms   sigalg.Set
+	Audit        *audit.Writer
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+}
+
+// API serves /api/v2/signingCert and friends.
+type API struct {
+	cfg    Config
+	issued *prometheus.CounterVec
+}
+
+// New builds the API.
+func New(cfg Config) *API {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &API{cfg: cfg, issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "signet_ca_certificates_total", Help: "Certificate requests by outcome.",
+	}, []string{"outcome"})}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(a.issued)
+	}
+	return a
+}
+
+// Routes mounts the endpoints on r.
+func (a *API) Routes(r chi.Router) {
+	r.Post("/api/v2/signingCert", a.createSigningCertificate)
+	r.Get("/api/v2/trustBundle", a.trustBundle)
+	r.Get("/api/v2/configuration", a.configuration)
+	r.Get("/api/v1/rootCert", a.rootCert)
+	r.Post("/api/v1/signingCert", a.legacySigningCert)
+}
+
+// gRPC status codes, which grpc-gateway puts in the error body's code.
+const (
+	codeInvalidArgument   = 3
+	codeResourceExhausted = 8
+	codeInternal          = 13
+	codeUnauthenticated   = 16
+)
+
+type errorBody struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Details []any  `json:"details"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v) //nolint:errcheck
+}
+
+func writeError(w http.ResponseWriter, status, code int, msg string) {
+	writeJSON(w, status, errorBody{Code: code, Message: msg, Details: []any{}})
+}
+
+// b64 is protobuf-JSON bytes: standard or URL-safe base64, padded or not.
+type b64 []byte
+
+func (b *b64) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return errors.New("bytes field must be a base64 string")
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if d, err := enc.DecodeString(s); err == nil {
+			*b = d
+			return nil
+		}
+	}
+	return errors.New("bytes field is not base64")
+}
+
+type createRequest struct {
+	Credentials *struct {
+		OIDCIdentityToken string `json:"oidcIdentityToken"`
+	} `json:"credentials"`
+	PublicKeyRequest *struct {
+		PublicKey *struct {
+			// Any algorithm name is accepted and ignored (sigstore-go sends
+			// "RSA", which is not even an enum value): the key says it all.
+			Algorithm json.RawMessage `json:"algorithm"`
+			Content   string          `json:"content"`
+		} `json:"publicKey"`
+		ProofOfPossession b64 `json:"proofOfPossession"`
+	} `json:"publicKeyRequest"`
+	CertificateSigningRequest b64 `json:"certificateSigningRequest"`
+}
+
+type chain struct {
+	Certificates []string `json:"certificates"`
+}
+
+type signingCertificate struct {
+	Detached *detached `json:"signedCertificateDetachedSct,omitempty"`
+	Embedded *embedded `json:"signedCertificateEmbeddedSct,omitempty"`
+}
+
+type detached struct {
+	Chain chain `json:"chain"`
+	// SignedCertificateTimestamp is empty until a CT log is configured.
+	SignedCertificateTimestamp b64out `json:"signedCertificateTimestamp"`
+}
+
+type embedded struct {
+	Chain chain `json:"chain"`
+}
+
+// b64out marshals as standard base64 and as "" when empty (protojson emits
+// unpopulated fields).
+type b64out []byte
+
+func (b b64out) MarshalJSON() ([]byte, error) {
+	return json.Marshal(base64.StdEncoding.EncodeToString(b))
+}
+
+func pemString(c *x509.Certificate) string {
+	return strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))
+}
+
+func (a *API) chainPEMs(leaf *x509.Certificate) []string {
+	out := []string{}
+	if leaf != nil {
+		out = append(out, pemString(leaf))
+	}
+	for _, c := range a.cfg.CA.Chain() {
+		out = append(out, pemString(c))
+	}
+	return out
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// issue runs authentication, proof of possession and signing; it writes
+// the error response itself and returns nil on failure.
+func (a *API) issue(w http.ResponseWriter, r *http.Request, token string, pubFrom func(*identity.Principal) (crypto.PublicKey, error)) *x509.Certificate {
+	if token == "" {
+		a.issued.WithLabelValues("unauthenticated").Inc()
+		writeError(w, http.StatusUnauthorized, codeUnauthenticated, "no identity token: send it as Authorization: Bearer <token> (or credentials.oidcIdentityToken)")
+		return nil
+	}
+	p, err := a.cfg.Issuers.Authenticate(r.Context(), token)
+	if err != nil {
+		var ae *identity.AuthError
+		if errors.As(err, &ae) {
+			a.issued.WithLabelValues("unauthenticated").Inc()
+			writeError(w, http.StatusUnauthorized, codeUnauthenticated, ae.Msg)
+			return nil
+		}
+		a.fail(w, r, err)
+		return nil
+	}
+	pub, err := pubFrom(p)
+	if err != nil {
+		var re *ca.RequestError
+		if errors.As(err, &re) {
+			a.issued.WithLabelValues("bad_request").Inc()
+			writeError(w, http.StatusBadRequest, codeInvalidArgument, re.Msg)
+			return nil
+		}
+		a.fail(w, r, err)
+		return nil
+	}
+	cert, err := a.cfg.CA.Issue(r.Context(), p, pub)
+	if err != nil {
+		a.fail(w, r, err)
+		return nil
+	}
+	a.issued.WithLabelValues("issued").Inc()
+	if a.cfg.Audit != nil {
+		der, _ := x509.MarshalPKIXPublicKey(pub)
+		fp := sha256.Sum256(der)
+		a.cfg.Audit.Add([]any{hex.EncodeToString(cert.SerialNumber.Bytes()), cert.NotBefore, cert.NotAfter, p.Identity(), p.Issuer, p.Subject, hex.EncodeToString(fp[:])})
+	}
+	return cert
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	a.issued.WithLabelValues("error").Inc()
+	a.cfg.Logger.ErrorContext(r.Context(), "certificate request failed", "err", err)
+	writeError(w, http.StatusInternalServerError, codeInternal, "error communicating with CA backend; the server log has details")
+}
+
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, codeResourceExhausted, fmt.Sprintf("request body larger than %d bytes", a.cfg.MaxBodyBytes))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, codeInvalidArgument, "reading request body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+func (a *API) createSigningCertificate(w http.ResponseWriter, r *http.Request) {
+	body, ok := a.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req createRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, codeInvalidArgument, "request body is not a CreateSigningCertificateRequest: "+err.Error())
+		return
+	}
+	token := ""
+	if req.Credentials != nil {
+		token = req.Credentials.OIDCIdentityToken
+	}
+	if token == "" {
+		token = bearer(r)
+	}
+	cert := a.issue(w, r, token, func(p *identity.Principal) (crypto.PublicKey, error) {
+		switch {
+		case len(req.CertificateSigningRequest) > 0 && req.PublicKeyRequest != nil:
+			return nil, &ca.RequestError{Msg: "send either publicKeyRequest or certificateSigningRequest, not both"}
+		case len(req.CertificateSigningRequest) > 0:
+			return ca.ParseCSR(req.CertificateSigningRequest, a.cfg.Algorithms)
+		case req.PublicKeyRequest != nil && req.PublicKeyRequest.PublicKey != nil:
+			pub, err := ca.ParsePublicKey([]byte(req.PublicKeyRequest.PublicKey.Content))
+			if err != nil {
+				return nil, err
+			}
+			return pub, ca.VerifyProof(pub, p.Challenges, req.PublicKeyRequest.ProofOfPossession, a.cfg.Algorithms)
+		default:
+			return nil, &ca.RequestError{Msg: "the request has no key: send publicKeyRequest {publicKey, proofOfPossession} or certificateSigningRequest"}
+		}
+	})
+	if cert == nil {
+		return
+	}
+	// Without a CT log the SCT is detached and empty, as Fulcio without CT answers.
+	writeJSON(w, http.StatusOK, signingCertificate{Detached: &detached{Chain: chain{Certificates: a.chainPEMs(cert)}}})
+}
+
+type legacyRequest struct {
+	PublicKey *struct {
+		Algorithm json.RawMessage `json:"algorithm"`
+		Content   b64             `json:"content"`
+	} `json:"publicKey"`
+	SignedEmailAddress        b64 `json:"signedEmailAddress"`
+	CertificateSigningRequest b64 `json:"certificateSigningRequest"`
+}
+
+func (a *API) legacySigningCert(w http.ResponseWriter, r *http.Request) {
+	body, ok := a.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req legacyRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, codeInvalidArgument, "request body is not a v1 CertificateRequest: "+err.Error())
+		return
+	}
+	cert := a.issue(w, r, bearer(r), func(p *identity.Principal) (crypto.PublicKey, error) {
+		if len(req.CertificateSigningRequest) > 0 {
+			return ca.ParseCSR(req.CertificateSigningRequest, a.cfg.Algorithms)
+		}
+		if req.PublicKey == nil {
+			return nil, &ca.RequestError{Msg: "the request has no key: send publicKey and signedEmailAddress, or certificateSigningRequest"}
+		}
+		pub, err := ca.ParsePublicKey(req.PublicKey.Content)
+		if err != nil {
+			return nil, err
+		}
+		return pub, ca.VerifyProof(pub, p.Challenges, req.SignedEmailAddress, a.cfg.Algorithms)
+	})
+	if cert == nil {
+		return
+	}
+	w.Header().Set("Content-Type", "application/pem-certificate-chain")
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, strings.Join(a.chainPEMs(cert), "\n")+"\n") //nolint:errcheck
+}
+
+func (a *API) trustBundle(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"chains": []chain{{Certificates: a.chainPEMs(nil)}}})
+}
+
+func (a *API) rootCert(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/pem-certificate-chain")
+	io.WriteString(w, strings.Join(a.chainPEMs(nil), "\n")+"\n") //nolint:errcheck
+}
+
+type issuerInfo struct {
+	IssuerURL             string `json:"issuerUrl,omitempty"`
+	WildcardIssuerURL     string `json:"wildcardIssuerUrl,omitempty"`
+	Audience              string `json:"audience"`
+	ChallengeClaim        string `json:"challengeClaim"`
+	SPIFFETrustDomain     string `json:"spiffeTrustDomain"`
+	IssuerType            string `json:"issuerType"`
+	SubjectDomain         string `json:"subjectDomain"`
+	SkipEmailVerification bool   `json:"skipEmailVerification"`
+}
+
+func (a *API) configuration(w http.ResponseWriter, _ *http.Request) {
+	out := []issuerInfo{}
+	for _, c := range a.cfg.Issuers.Issuers() {
+		claim := "sub"
+		if c.Type == identity.TypeEmail {
+			claim = "email"
+		}
+		out = append(out, issuerInfo{
+			IssuerURL: c.URL, WildcardIssuerURL: c.WildcardURL, Audience: c.ClientID, ChallengeClaim: claim,
+			SPIFFETrustDomain: c.SPIFFETrustDomain, IssuerType: string(c.Type), SubjectDomain: c.SubjectDomain,
+			SkipEmailVerification: c.SkipEmailVerification,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"issuers": out})
+}

@@ -1,0 +1,239 @@
+package identity
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// Principal is a verified identity, ready to be put in a certificate.
+type Principal struct {
+	// Issuer is the token's iss; Subject its sub.
+	Issuer  string
+	Subject string
+	Type    Type
+	// Challenges are the strings a proof of possession may sign, in the
+	// order clients choose them: a verified email first, else sub.
+	Challenges []string
+	// Exactly one SAN is set.
+	Email     string
+	URI       *url.URL
+	OtherName string // username: "<sub>!<subject_domain>"
+	Extensions
+}
+
+// Identity is the SAN value, for logs and the audit record.
+func (p *Principal) Identity() string {
+	switch {
+	case p.Email != "":
+		return p.Email
+	case p.URI != nil:
+		return p.URI.String()
+	default:
+		return p.OtherName
+	}
+}
+
+// AuthError is a token that is not accepted; Msg says why, without secrets.
+type AuthError struct{ Msg string }
+
+func (e *AuthError) Error() string { return e.Msg }
+
+func authErr(format string, args ...any) error { return &AuthError{Msg: fmt.Sprintf(format, args...)} }
+
+type claims map[string]any
+
+func decodeClaims(payload []byte) (claims, error) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var c claims
+	if err := dec.Decode(&c); err != nil {
+		return nil, authErr("token claims are not a JSON object")
+	}
+	return c, nil
+}
+
+// str returns a claim as a string; numbers keep their JSON spelling.
+func (c claims) str(key string) (string, bool) {
+	switch v := c[key].(type) {
+	case string:
+		return v, true
+	case json.Number:
+		return v.String(), true
+	case bool:
+		if v {
+			return "true", true
+		}
+		return "false", true
+	}
+	return "", false
+}
+
+// path follows a $.a.b path through nested objects.
+func (c claims) path(p string) (string, bool) {
+	var cur any = map[string]any(c)
+	for _, part := range strings.Split(strings.TrimPrefix(p, "$."), ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		cur = m[part]
+	}
+	s, ok := cur.(string)
+	return s, ok && s != ""
+}
+
+func (c claims) emailVerified() bool {
+	switch v := c["email_verified"].(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
+}
+
+// principalFor builds the principal for a verified token of an issuer.
+func principalFor(cfg *IssuerConfig, provider *CIProvider, c claims) (*Principal, error) {
+	iss, _ := c.str("iss")
+	sub, _ := c.str("sub")
+	p := &Principal{Issuer: iss, Subject: sub, Type: cfg.Type, Extensions: Extensions{Issuer: iss, Subject: sub}}
+	email, hasEmail := c.str("email")
+	verified := hasEmail && email != "" && (c.emailVerified() || cfg.SkipEmailVerification)
+	if verified {
+		p.Challenges = append(p.Challenges, email)
+	}
+	if sub != "" {
+		p.Challenges = append(p.Challenges, sub)
+	}
+	switch cfg.Type {
+	case TypeEmail:
+		if !hasEmail || email == "" {
+			return nil, authErr("token from %s has no email claim", iss)
+		}
+		if !verified {
+			return nil, authErr("email %s is not verified by %s (email_verified is not true)", email, iss)
+		}
+		if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
+			return nil, authErr("email claim %q is not an email address", email)
+		}
+		p.Email = email
+		p.Challenges = []string{email}
+		if cfg.IssuerClaim != "" {
+			v, ok := c.path(cfg.IssuerClaim)
+			if !ok {
+				return nil, authErr("token from %s lacks the issuer claim %s", iss, cfg.IssuerClaim)
+			}
+			p.Extensions.Issuer = v
+		}
+	case TypeURI:
+		u, err := url.Parse(sub)
+		if err != nil || u.Scheme == "" || u.Host == "" || strings.Contains(sub, "@") && u.Scheme == "mailto" {
+			return nil, authErr("sub %q is not a URI", sub)
+		}
+		d, _ := url.Parse(cfg.SubjectDomain)
+		if u.Scheme != d.Scheme || u.Host != d.Host {
+			return nil, authErr("sub %q is outside the subject domain %s", sub, cfg.SubjectDomain)
+		}
+		p.URI = u
+	case TypeUsername:
+		if sub == "" || strings.Contains(sub, "!") || strings.Contains(sub, "@") {
+			return nil, authErr("sub %q is not a username (no '!' or '@' allowed)", sub)
+		}
+		p.OtherName = sub + "!" + cfg.SubjectDomain
+	case TypeKubernetes:
+		k8s, _ := c["kubernetes.io"].(map[string]any)
+		ns, _ := k8s["namespace"].(string)
+		sa, _ := k8s["serviceaccount"].(map[string]any)
+		name, _ := sa["name"].(string)
+		if ns == "" || name == "" {
+			return nil, authErr("kubernetes token lacks kubernetes.io namespace and serviceaccount name")
+		}
+		p.URI = &url.URL{Scheme: "https", Host: "kubernetes.io", Path: "/namespaces/" + ns + "/serviceaccounts/" + name}
+	case TypeSPIFFE:
+		u, err := url.Parse(sub)
+		if err != nil || u.Scheme != "spiffe" || u.Host == "" {
+			return nil, authErr("sub %q is not a SPIFFE ID", sub)
+		}
+		if u.Host != cfg.SPIFFETrustDomain {
+			return nil, authErr("SPIFFE ID %q is not in trust domain %s", sub, cfg.SPIFFETrustDomain)
+		}
+		p.URI = u
+	case TypeEmailOrURI:
+		if verified {
+			p.Email = email
+			p.Challenges = []string{email}
+			break
+		}
+		u, err := url.Parse(strings.TrimSuffix(iss, "/") + "/" + url.PathEscape(sub))
+		if err != nil || sub == "" {
+			return nil, authErr("token from %s has neither a verified email nor a usable sub", iss)
+		}
+		p.URI = u
+	case TypeCIProvider:
+		if err := applyCIProvider(p, provider, c); err != nil {
+			return nil, err
+		}
+	}
+	if sub == "" && cfg.Type != TypeEmail {
+		return nil, authErr("token from %s has no sub claim", iss)
+	}
+	return p, nil
+}
+
+func applyCIProvider(p *Principal, prov *CIProvider, c claims) error {
+	data := map[string]string{}
+	for k, v := range prov.DefaultTemplateValues {
+		data[k] = v
+	}
+	for k := range c {
+		if v, ok := c.str(k); ok {
+			data[k] = v
+		}
+	}
+	render := func(field, tmpl string) (string, error) {
+		t, err := parseTemplate(tmpl)
+		if err != nil {
+			return "", err
+		}
+		if t == nil {
+			v, ok := data[tmpl]
+			if !ok {
+				return "", authErr("token from %s lacks claim %q needed for %s", p.Issuer, tmpl, field)
+			}
+			return v, nil
+		}
+		var b strings.Builder
+		if err := t.Execute(&b, data); err != nil {
+			return "", authErr("token from %s does not fill the %s template: %v", p.Issuer, field, err)
+		}
+		return b.String(), nil
+	}
+	san, err := render("subject alternative name", prov.SubjectAlternativeNameTemplate)
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(san)
+	if err != nil || u.Scheme == "" {
+		return authErr("the subject alternative name %q from the token of %s is not a URI", san, p.Issuer)
+	}
+	p.URI = u
+	keys := make([]string, 0, len(prov.ExtensionTemplates))
+	for k := range prov.ExtensionTemplates {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	p.Extensions.CI = map[string]string{}
+	for _, k := range keys {
+		v, err := render(k, prov.ExtensionTemplates[k])
+		if err != nil {
+			return err
+		}
+		p.Extensions.CI[k] = v
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package server
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/signet-dev/signet/internal/keys"
+)
+
+// devCAChain returns the dev CA's key URI and chain file, generating a root
+// and an intermediate (EKU codeSigning, as clients require of
+// intermediates) in dir on first start.
+func devCAChain(dir string, logger *slog.Logger) (string, string, error) {
+	keyPath := filepath.Join(dir, "ca.pem")
+	chainPath := filepath.Join(dir, "ca-chain.pem")
+	if _, err := os.Stat(chainPath); err == nil {
+		return keys.FileURI(keyPath, ""), chainPath, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	now := time.Now().UTC()
+	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	root := &x509.Certificate{
+		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev root"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 1,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	rootDER, err := x509.CreateCertificate(rand.Reader, root, root, rootKey.Public(), rootKey)
+	if err != nil {
+		return "", "", err
+	}
+	rootCert, _ := x509.ParseCertificate(rootDER)
+	interKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	inter := &x509.Certificate{
+		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev intermediate"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 0, MaxPathLenZero: true,
+		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+	}
+	interDER, err := x509.CreateCertificate(rand.Reader, inter, rootCert, interKey.Public(), rootKey)
+	if err != nil {
+		return "", "", err
+	}
+	if err := keys.WriteFile(filepath.Join(dir, "ca-root.pem"), rootKey, nil); err != nil {
+		return "", "", err
+	}
+	if err := keys.WriteFile(keyPath, interKey, nil); err != nil {
+		return "", "", err
+	}
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: interDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})...)
+	if err := os.WriteFile(chainPath, chain, 0o644); err != nil {
+		return "", "", err
+	}
+	logger.Info("generated dev CA chain", "chain", chainPath)
+	abs, err := filepath.Abs(keyPath)
+	if err != nil {
+		return "", "", err
+	}
+	return keys.FileURI(abs, ""), chainPath, nil
+}
+
+// devOIDCKey loads (or generates) the dev OIDC issuer's RSA key.
+func devOIDCKey(path string, logger *slog.Logger) (*rsa.PrivateKey, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, err
+		}
+		if err := keys.WriteFile(path, crypto.Signer(k), nil); err != nil {
+			return nil, err
+		}
+		logger.Info("generated dev OIDC issuer key", "path", path)
+	}
+	abs, _ := filepath.Abs(path)
+	s, err := keys.Open(keys.FileURI(abs, ""), keys.Options{Dev: true})
+	if err != nil {
+		return nil, err
+	}
+	k, ok := s.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("dev OIDC key %s is %T, want RSA", path, s)
+	}
+	return k, nil
+}
+
+func randSerial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
+
+// readChain reads PEM certificates from a file, in order.
+func readChain(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading CA chain: %w", err)
+	}
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("CA chain %s: certificate %d: %w", path, len(out), err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("CA chain %s holds no PEM certificate", path)
+	}
+	return out, nil
+}
