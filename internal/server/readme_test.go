@@ -25,7 +25,7 @@ func TestREADMECurlExamples(t *testing.T) {
 	if !ok {
 		t.Fatal("README curl-examples block is not closed")
 	}
-	inst := newFixture(t).start(t)
+	inst := newFixture(t).startDev(t)
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", block)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), "SIGNET="+inst.http.URL)
@@ -38,6 +38,8 @@ func TestREADMECurlExamples(t *testing.T) {
 		`"logIndex":0`, `"signedEntryTimestamp":`,
 		`{"code":409,"message":"an equivalent entry already exists`,
 		`"treeSize":1`, `{"hashes":[],"rootHash":`,
+		`{"signedCertificateDetachedSct":{"chain":{"certificates":["-----BEGIN CERTIFICATE-----`,
+		`{"chains":[{"certificates":[`, `"issuerType":"email-or-uri"`,
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("README examples output lacks %q:\n%s", want, out)
