@@ -15,7 +15,8 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## deps: make sure the PostgreSQL server binaries (initdb, pg_ctl) and openssl exist.
+## deps: make sure the PostgreSQL server binaries (initdb, pg_ctl), openssl and
+## SoftHSM2 (the PKCS#11 token the tests use) exist.
 deps:
 	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -25,13 +26,17 @@ deps:
 			echo "PostgreSQL server binaries not found: run 'sudo apt-get install $(PG_PACKAGE)' (or set DATABASE_URL)"; exit 1; \
 		fi; \
 	fi
-	@if ! command -v openssl >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; \
-		else \
-			echo "openssl not found: run 'sudo apt-get install openssl'"; exit 1; \
+	@for pair in openssl:openssl softhsm2-util:softhsm2; do \
+		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+		if ! command -v $$cmd >/dev/null 2>&1; then \
+			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+				echo "installing $$pkg"; \
+				apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null || exit 1; \
+			else \
+				echo "$$cmd not found: run 'sudo apt-get install $$pkg'"; exit 1; \
+			fi; \
 		fi; \
-	fi
+	done
 
 ## run: start signet-server in dev mode on 127.0.0.1:8080 with state in ./.signet
 run: deps build

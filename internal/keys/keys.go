@@ -3,7 +3,7 @@
 //	file:///path/key.pem?password-env=VAR  PKCS#8 PEM, encrypted with the password in $VAR
 //	memory:                                  a P-256 key generated now (dev mode only)
 //
-// pkcs11: URIs (RFC 7512) arrive with the HSM work.
+//	pkcs11:token=T;object=L?module-path=M&pin-source=file:P   a key in an HSM (RFC 7512)
 package keys
 
 import (
@@ -45,7 +45,7 @@ func Open(uri string, opts Options) (crypto.Signer, error) {
 	case "file":
 		return openFile(uri, opts)
 	case "pkcs11":
-		return nil, fmt.Errorf("key URI %q: pkcs11: keys are not supported yet", redact(uri))
+		return openPKCS11(uri, opts)
 	default:
 		return nil, fmt.Errorf("key URI %q: unknown scheme %q (want file://, pkcs11: or memory:)", redact(uri), scheme)
 	}

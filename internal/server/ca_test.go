@@ -19,12 +19,16 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -34,9 +38,12 @@ import (
 	"github.com/zmap/zlint/v3"
 	"github.com/zmap/zlint/v3/lint"
 
+	"github.com/signet-dev/signet/ca/devoidc"
 	"github.com/signet-dev/signet/ca/identity"
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/keys"
+	"github.com/signet-dev/signet/internal/keys/softhsmtest"
 	"github.com/signet-dev/signet/internal/server"
 )
 
@@ -374,4 +381,86 @@ func TestTrustBundleConfigurationAndRootCert(t *testing.T) {
 	if resp.Header.Get("Content-Type") != "application/pem-certificate-chain" || strings.Count(string(data), "BEGIN CERTIFICATE") != 3 {
 		t.Fatalf("legacy answer %s %s", resp.Header.Get("Content-Type"), data)
 	}
+}
+
+// The CA's issuing key lives in a PKCS#11 token (SoftHSM2); the chain comes
+// from a PEM file; the server runs in production mode.
+func TestCAWithPKCS11Signer(t *testing.T) {
+	tk := softhsmtest.Setup(t)
+	uri := tk.URI("ca-intermediate")
+	hsmKey, err := keys.GeneratePKCS11Key(uri, elliptic.P256(), keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hsm test root"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, rootKey.Public(), rootKey)
+	root, _ := x509.ParseCertificate(rootDER)
+	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "hsm test intermediate"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
+	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, hsmKey.Public(), rootKey)
+	chainPath := filepath.Join(t.TempDir(), "chain.pem")
+	os.WriteFile(chainPath, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: interDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})...), 0o644) //nolint:errcheck
+
+	// An OIDC issuer the CA discovers over HTTP, as in production.
+	idp := newDevIssuerServer(t)
+	inst := newFixture(t).start(t, func(c *config.Config) {
+		c.CA.Signer = uri
+		c.CA.Chain = chainPath
+		c.CA.Issuers = []identity.IssuerConfig{{URL: idp.url, Type: identity.TypeEmail}}
+	})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, err := client.NewCA(inst.http.URL).SigningCertificate(context.Background(), idp.token(t, "hsm@example.com"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chain[0].CheckSignatureFrom(chain[1]); err != nil || !chain[1].PublicKey.(*ecdsa.PublicKey).Equal(hsmKey.Public()) {
+		t.Fatalf("leaf not signed by the HSM key: %v", err)
+	}
+	// A chain that does not belong to the token's key stops start-up.
+	otherChain := filepath.Join(t.TempDir(), "other.pem")
+	os.WriteFile(otherChain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER}), 0o644) //nolint:errcheck
+	cfg := config.Defaults()
+	cfg.Hostname = testHostname
+	cfg.Database.URL = inst.dbURL
+	cfg.Components.Log = new(bool)
+	cfg.CA.Signer, cfg.CA.Chain = uri, otherChain
+	cfg.CA.Issuers = []identity.IssuerConfig{{URL: idp.url, Type: identity.TypeEmail}}
+	if _, err := startErr(cfg); err == nil || !strings.Contains(err.Error(), "does not match the issuing certificate") {
+		t.Fatalf("mismatched chain: %v", err)
+	}
+}
+
+// idpServer is an OIDC issuer over real HTTP (the dev issuer's code, served
+// by httptest), so the CA goes through discovery and JWKS.
+type idpServer struct {
+	url    string
+	issuer *devoidc.Issuer
+}
+
+func newDevIssuerServer(t *testing.T) *idpServer {
+	t.Helper()
+	hs := httptest.NewUnstartedServer(nil)
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	iss, err := devoidc.New("http://"+hs.Listener.Addr().String()+devoidc.Path, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	iss.Routes(r)
+	hs.Config.Handler = r
+	hs.Start()
+	t.Cleanup(hs.Close)
+	return &idpServer{url: iss.URL(), issuer: iss}
+}
+
+func (s *idpServer) token(t *testing.T, email string) string {
+	t.Helper()
+	tok, err := s.issuer.Token(email, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
