@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 15m
 # Debian package that provides initdb and pg_ctl.
 PG_PACKAGE := postgresql
 
-.PHONY: all build run test vet fuzz deps clean
+.PHONY: all build run test vet fuzz deps clean bench
 
 all: build
 
@@ -56,6 +56,10 @@ fuzz:
 	$(GO) test ./types/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./log/note/ -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./log/rekorapi/model/ -run '^$$' -fuzz '^FuzzParseEntryID$$' -fuzztime $(FUZZTIME)
+
+## bench: start a throwaway dev instance and load it (BENCH_MODE=fast|full)
+bench: deps build
+	scripts/bench.sh
 
 clean:
 	rm -rf $(BIN)

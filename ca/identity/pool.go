@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -47,7 +48,21 @@ type Pool struct {
 	providers map[string]CIProvider
 	limits    Limits
 	now       func() time.Time
+
+	// verified remembers tokens that passed verification, by SHA-256 of the
+	// token, until they expire: a CI job that asks for several certificates
+	// with one token pays for its signature check once.
+	mu       sync.Mutex
+	verified map[[32]byte]verifiedToken
 }
+
+type verifiedToken struct {
+	principal *Principal
+	expiry    time.Time
+}
+
+// maxVerifiedTokens bounds the verified-token cache.
+const maxVerifiedTokens = 10000
 
 type issuer struct {
 	cfg     IssuerConfig
@@ -81,7 +96,7 @@ func NewPool(cfgs []IssuerConfig, custom map[string]CIProvider, opts Options) (*
 	for k, v := range custom {
 		providers[k] = v
 	}
-	p := &Pool{providers: providers, limits: limits, now: opts.Now}
+	p := &Pool{providers: providers, limits: limits, now: opts.Now, verified: map[[32]byte]verifiedToken{}}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -228,36 +243,67 @@ func (p *Pool) unverifiedIssuer(token string) (string, error) {
 // Authenticate verifies a token against the issuer it names and returns
 // its principal. Errors are *AuthError with a message fit for the client.
 func (p *Pool) Authenticate(ctx context.Context, token string) (*Principal, error) {
-	iss, err := p.unverifiedIssuer(token)
+	key := sha256.Sum256([]byte(token))
+	p.mu.Lock()
+	v, ok := p.verified[key]
+	p.mu.Unlock()
+	if ok && p.now().Before(v.expiry) {
+		return v.principal, nil
+	}
+	principal, expiry, err := p.authenticate(ctx, token)
 	if err != nil {
 		return nil, err
+	}
+	p.mu.Lock()
+	if len(p.verified) >= maxVerifiedTokens {
+		now := p.now()
+		for k, v := range p.verified {
+			if !now.Before(v.expiry) || len(p.verified) >= maxVerifiedTokens {
+				delete(p.verified, k)
+			}
+		}
+	}
+	p.verified[key] = verifiedToken{principal: principal, expiry: expiry}
+	p.mu.Unlock()
+	return principal, nil
+}
+
+func (p *Pool) authenticate(ctx context.Context, token string) (*Principal, time.Time, error) {
+	fail := func(err error) (*Principal, time.Time, error) { return nil, time.Time{}, err }
+	iss, err := p.unverifiedIssuer(token)
+	if err != nil {
+		return fail(err)
 	}
 	is := p.match(iss)
 	if is == nil {
-		return nil, authErr("issuer %q is not configured on this CA", iss)
+		return fail(authErr("issuer %q is not configured on this CA", iss))
 	}
 	v, err := is.verifier(ctx, iss, p)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	idt, err := v.Verify(ctx, token)
 	if err != nil {
-		return nil, explain(err, is.cfg.ClientID)
+		return fail(explain(err, is.cfg.ClientID))
 	}
 	var raw json.RawMessage
 	if err := idt.Claims(&raw); err != nil {
-		return nil, authErr("reading token claims: %v", err)
+		return fail(authErr("reading token claims: %v", err))
 	}
 	c, err := decodeClaims(raw)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	var prov *CIProvider
 	if is.cfg.Type == TypeCIProvider {
 		pr := p.providers[is.cfg.CIProvider]
 		prov = &pr
 	}
-	return principalFor(&is.cfg, prov, c)
+	principal, err := principalFor(&is.cfg, prov, c)
+	if err != nil {
+		return fail(err)
+	}
+	return principal, idt.Expiry, nil
 }
 
 func (p *Pool) match(iss string) *issuer {

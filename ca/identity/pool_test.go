@@ -329,3 +329,26 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("bad template accepted: %v", err)
 	}
 }
+
+// A verified token is remembered, but never past its expiry.
+func TestVerifiedTokenCacheHonoursExpiry(t *testing.T) {
+	ti := newTestIssuer(t)
+	now := time.Now()
+	p, err := NewPool([]IssuerConfig{{URL: ti.srv.URL, Type: TypeEmail}}, nil, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := ti.token(t, map[string]any{"email": "a@example.com", "email_verified": true, "exp": now.Add(time.Minute).Unix()})
+	first, err := p.Authenticate(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := p.Authenticate(context.Background(), tok)
+	if err != nil || again != first {
+		t.Fatalf("second use not served from the cache: %v", err)
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := p.Authenticate(context.Background(), tok); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired cached token: %v", err)
+	}
+}

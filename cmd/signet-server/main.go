@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -96,6 +97,15 @@ generated on first start and kept there, every component on one listener.`,
 func serve(parent context.Context, cfg config.Config, dev bool) error {
 	if parent == nil {
 		parent = context.Background()
+	}
+	// Signing and verifying allocate a lot of short-lived garbage; the
+	// default GC target spends a fifth of the CPU collecting it. Trade some
+	// memory for throughput unless the operator chose (GOGC/GOMEMLIMIT).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(2 << 30)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	// Trillian logs every sequenced batch through klog; our own metrics and

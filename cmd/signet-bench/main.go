@@ -1,0 +1,358 @@
+// Command signet-bench drives load against a Signet instance and prints one
+// JSON object per scenario: throughput, latency percentiles, errors.
+//
+// Every request body is built before the timed phase (keys generated,
+// signatures made), so the numbers measure the server, not the generator.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/signet-dev/signet/client"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "signet-bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	target      string
+	scenarios   []string
+	concurrency int
+	duration    time.Duration
+	rate        int
+	warmup      time.Duration
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("signet-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	var scenarios string
+	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "base URL of the instance")
+	fs.StringVar(&scenarios, "scenarios", "ca,append,read,search", "comma-separated: ca, append, read, search")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients (closed loop)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "timed phase of each scenario")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "untimed warm-up before each scenario")
+	fs.IntVar(&o.rate, "rate", 0, "offered requests per second (open loop); 0 runs closed loop at --concurrency")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: signet-bench [flags]
+
+Drives load against a running Signet and prints one JSON line per scenario.
+
+Example:
+  signet-server dev --data-dir /tmp/bench &
+  signet-bench --target http://127.0.0.1:8080 --scenarios ca,append --concurrency 64 --duration 30s
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o.scenarios = strings.Split(scenarios, ",")
+	ctx := context.Background()
+	httpClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}}
+	st := &state{opts: o, http: httpClient}
+	for _, sc := range o.scenarios {
+		var res *result
+		var err error
+		switch sc {
+		case "ca":
+			res, err = st.caScenario(ctx, stderr)
+		case "append":
+			res, err = st.appendScenario(ctx, stderr)
+		case "read":
+			res, err = st.readScenario(ctx, stderr)
+		case "search":
+			res, err = st.searchScenario(ctx, stderr)
+		default:
+			return fmt.Errorf("unknown scenario %q (ca, append, read, search)", sc)
+		}
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", sc, err)
+		}
+		line, _ := json.Marshal(res)
+		fmt.Fprintln(stdout, string(line))
+	}
+	return nil
+}
+
+// state carries what one scenario leaves for the next (entries to read).
+type state struct {
+	opts     options
+	http     *http.Client
+	mu       sync.Mutex
+	entryIDs []string
+	hashes   []string
+}
+
+type request struct {
+	method string
+	path   string
+	body   []byte
+	header map[string]string
+}
+
+type result struct {
+	Scenario      string         `json:"scenario"`
+	Mode          string         `json:"mode"`
+	Concurrency   int            `json:"concurrency,omitempty"`
+	OfferedRate   int            `json:"offered_rate_per_s,omitempty"`
+	DurationS     float64        `json:"duration_s"`
+	Requests      int            `json:"requests"`
+	OK            int            `json:"ok"`
+	ThroughputPS  float64        `json:"throughput_per_s"`
+	LatencyMS     map[string]any `json:"latency_ms"`
+	ErrorsByState map[string]int `json:"errors_by_status"`
+}
+
+// drive sends requests from next until the duration is over and reports.
+// ok decides which statuses count as success; onOK sees successful bodies.
+func (s *state) drive(ctx context.Context, name string, next func(i int) request, ok func(int) bool, onOK func(i int, resp *http.Response, body []byte)) *result {
+	var counter atomic.Int64
+	type sample struct {
+		lat    time.Duration
+		status int
+	}
+	samplesMu := sync.Mutex{}
+	var samples []sample
+	send := func(i int, timed bool) {
+		r := next(i)
+		req, _ := http.NewRequestWithContext(ctx, r.method, s.opts.target+r.path, bytes.NewReader(r.body))
+		for k, v := range r.header {
+			req.Header.Set(k, v)
+		}
+		start := time.Now()
+		resp, err := s.http.Do(req)
+		status := -1
+		var body []byte
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			status = resp.StatusCode
+		}
+		lat := time.Since(start)
+		if err == nil && ok(status) && onOK != nil {
+			onOK(i, resp, body)
+		}
+		if timed {
+			samplesMu.Lock()
+			samples = append(samples, sample{lat, status})
+			samplesMu.Unlock()
+		}
+	}
+	phase := func(d time.Duration, timed bool) time.Duration {
+		deadline := time.Now().Add(d)
+		start := time.Now()
+		var wg sync.WaitGroup
+		if s.opts.rate > 0 {
+			interval := time.Second / time.Duration(s.opts.rate)
+			for t := start; time.Now().Before(deadline); t = t.Add(interval) {
+				time.Sleep(time.Until(t))
+				wg.Add(1)
+				go func(i int) { defer wg.Done(); send(i, timed) }(int(counter.Add(1) - 1))
+			}
+		} else {
+			for w := 0; w < s.opts.concurrency; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for time.Now().Before(deadline) {
+						send(int(counter.Add(1)-1), timed)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	phase(s.opts.warmup, false)
+	elapsed := phase(s.opts.duration, true)
+
+	res := &result{Scenario: name, DurationS: elapsed.Seconds(), ErrorsByState: map[string]int{}, LatencyMS: map[string]any{}}
+	if s.opts.rate > 0 {
+		res.Mode, res.OfferedRate = "open", s.opts.rate
+	} else {
+		res.Mode, res.Concurrency = "closed", s.opts.concurrency
+	}
+	lats := make([]time.Duration, 0, len(samples))
+	for _, sm := range samples {
+		res.Requests++
+		if ok(sm.status) {
+			res.OK++
+			lats = append(lats, sm.lat)
+		} else {
+			res.ErrorsByState[fmt.Sprint(sm.status)]++
+		}
+	}
+	res.ThroughputPS = float64(res.OK) / elapsed.Seconds()
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	pct := func(p float64) float64 {
+		if len(lats) == 0 {
+			return 0
+		}
+		idx := int(p * float64(len(lats)-1))
+		return float64(lats[idx].Microseconds()) / 1000
+	}
+	res.LatencyMS["p50"], res.LatencyMS["p90"], res.LatencyMS["p99"], res.LatencyMS["max"] = pct(0.5), pct(0.9), pct(0.99), pct(1)
+	return res
+}
+
+// poolSize is how many distinct request bodies a scenario prepares: enough
+// that the timed phase rarely repeats one (appends never may).
+func (s *state) poolSize(perSecond int) int {
+	total := s.opts.duration + s.opts.warmup
+	n := int(total.Seconds()*float64(perSecond)) + 1000
+	if s.opts.rate > 0 {
+		n = int(total.Seconds()*float64(s.opts.rate)*1.1) + 1000
+	}
+	return n
+}
+
+func devToken(ctx context.Context, h *http.Client, target, email string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target+"/dev/oidc/token?email="+email, nil)
+	resp, err := h.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		IDToken string `json:"id_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.IDToken == "" {
+		return "", errors.New("no dev token: is the target in dev mode?")
+	}
+	return out.IDToken, nil
+}
+
+func (s *state) caScenario(ctx context.Context, log io.Writer) (*result, error) {
+	const email = "bench@example.com"
+	token, err := devToken(ctx, s.http, s.opts.target, email)
+	if err != nil {
+		return nil, err
+	}
+	n := min(s.poolSize(6000), 50000)
+	fmt.Fprintf(log, "ca: preparing %d keys and proofs of possession\n", n)
+	bodies := make([][]byte, n)
+	parallel(n, func(i int) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		der, _ := x509.MarshalPKIXPublicKey(k.Public())
+		proof, _ := client.SignChallenge(k, email)
+		bodies[i], _ = json.Marshal(map[string]any{"publicKeyRequest": map[string]any{
+			"publicKey":         map[string]any{"algorithm": "ECDSA", "content": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))},
+			"proofOfPossession": proof,
+		}})
+	})
+	hdr := map[string]string{"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+	return s.drive(ctx, "ca", func(i int) request {
+		return request{http.MethodPost, "/api/v2/signingCert", bodies[i%n], hdr}
+	}, func(st int) bool { return st == 200 }, nil), nil
+}
+
+func (s *state) appendScenario(ctx context.Context, log io.Writer) (*result, error) {
+	n := s.poolSize(8000)
+	fmt.Fprintf(log, "append: pre-signing %d hashedrekord entries, each with its own P-256 key\n", n)
+	bodies := make([][]byte, n)
+	hashes := make([]string, n)
+	nonce := time.Now().UnixNano()
+	parallel(n, func(i int) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		der, _ := x509.MarshalPKIXPublicKey(k.Public())
+		digest := sha256.Sum256([]byte(fmt.Sprintf("signet-bench %d %d", nonce, i)))
+		sig, _ := ecdsa.SignASN1(rand.Reader, k, digest[:])
+		bodies[i], _ = client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		hashes[i] = fmt.Sprintf("sha256:%x", digest)
+	})
+	hdr := map[string]string{"Content-Type": "application/json"}
+	res := s.drive(ctx, "append", func(i int) request {
+		if i >= n {
+			i = i % n // only if the pool ran out; those become 409s
+		}
+		return request{http.MethodPost, "/api/v1/log/entries", bodies[i], hdr}
+	}, func(st int) bool { return st == 201 }, func(i int, resp *http.Response, _ []byte) {
+		s.mu.Lock()
+		s.entryIDs = append(s.entryIDs, resp.Header.Get("ETag"))
+		s.hashes = append(s.hashes, hashes[i%n])
+		s.mu.Unlock()
+	})
+	return res, nil
+}
+
+func (s *state) ensureEntries(ctx context.Context, log io.Writer) error {
+	s.mu.Lock()
+	have := len(s.entryIDs)
+	s.mu.Unlock()
+	if have > 0 {
+		return nil
+	}
+	saved := s.opts
+	s.opts.duration, s.opts.warmup, s.opts.rate = 3*time.Second, 0, 0
+	_, err := s.appendScenario(ctx, log)
+	s.opts = saved
+	return err
+}
+
+func (s *state) readScenario(ctx context.Context, log io.Writer) (*result, error) {
+	if err := s.ensureEntries(ctx, log); err != nil {
+		return nil, err
+	}
+	ids := s.entryIDs
+	return s.drive(ctx, "read", func(i int) request {
+		return request{http.MethodGet, "/api/v1/log/entries/" + ids[i%len(ids)], nil, nil}
+	}, func(st int) bool { return st == 200 }, nil), nil
+}
+
+func (s *state) searchScenario(ctx context.Context, log io.Writer) (*result, error) {
+	if err := s.ensureEntries(ctx, log); err != nil {
+		return nil, err
+	}
+	hashes := s.hashes
+	hdr := map[string]string{"Content-Type": "application/json"}
+	return s.drive(ctx, "search", func(i int) request {
+		return request{http.MethodPost, "/api/v1/index/retrieve", []byte(`{"hash":"` + hashes[i%len(hashes)] + `"}`), hdr}
+	}, func(st int) bool { return st == 200 }, nil), nil
+}
+
+// parallel runs f(0..n-1) on every core.
+func parallel(n int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
