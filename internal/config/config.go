@@ -4,6 +4,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +37,28 @@ type Config struct {
 	Components Components `yaml:"components"`
 	Log        Log        `yaml:"log"`
 	CA         CA         `yaml:"ca"`
+	Timestamp  Timestamp  `yaml:"timestamp"`
 	HTTP       HTTP       `yaml:"http"`
+}
+
+// Timestamp configures the RFC 3161 timestamp authority.
+type Timestamp struct {
+	// Signer is the key URI of the TSA signing certificate's key.
+	Signer string `yaml:"signer"`
+	// Chain is a PEM file: the TSA signing certificate first, the root last.
+	Chain string `yaml:"chain"`
+	// DefaultPolicy is the policy OID of tokens whose request names none.
+	DefaultPolicy string `yaml:"default_policy"`
+	// AcceptedPolicies may be requested besides the default.
+	AcceptedPolicies []string `yaml:"accepted_policies"`
+	// Accuracy is the stated accuracy of genTime (Go duration; 0 states none).
+	Accuracy string `yaml:"accuracy"`
+	// IncludeChain puts the whole chain in tokens requested with certReq.
+	IncludeChain bool `yaml:"include_chain"`
+	// AllowExtensions copies request extensions into tokens instead of refusing them.
+	AllowExtensions bool `yaml:"allow_extensions"`
+	// MaxRequestBytes bounds a DER request.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 }
 
 // CA configures the certificate authority.
@@ -80,6 +102,8 @@ type Components struct {
 	Log *bool `yaml:"log"`
 	// CA defaults to on in dev mode, and elsewhere when ca.signer is set.
 	CA *bool `yaml:"ca"`
+	// Timestamp defaults to on in dev mode, and elsewhere when timestamp.signer is set.
+	Timestamp *bool `yaml:"timestamp"`
 }
 
 // Log configures the transparency log.
@@ -116,7 +140,10 @@ func Defaults() Config {
 			MaxBatch:         1024,
 			QueueSize:        8192,
 		},
-		CA:   CA{Validity: "10m", MaxRequestBytes: 64 << 10},
+		CA: CA{Validity: "10m", MaxRequestBytes: 64 << 10},
+		Timestamp: Timestamp{
+			DefaultPolicy: "1.3.6.1.4.1.57264.2", Accuracy: "1s", MaxRequestBytes: 16 << 10,
+		},
 		HTTP: HTTP{RequestTimeoutSeconds: 30},
 	}
 }
@@ -127,6 +154,14 @@ func (c Config) CAEnabled(dev bool) bool {
 		return *c.Components.CA
 	}
 	return dev || c.CA.Signer != ""
+}
+
+// TimestampEnabled reports whether the TSA runs.
+func (c Config) TimestampEnabled(dev bool) bool {
+	if c.Components.Timestamp != nil {
+		return *c.Components.Timestamp
+	}
+	return dev || c.Timestamp.Signer != ""
 }
 
 // LogEnabled reports whether the log component runs (default on).
@@ -168,6 +203,8 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		"SIGNET_PUBLIC_URL":   &cfg.PublicURL,
 		"SIGNET_CA_SIGNER":    &cfg.CA.Signer,
 		"SIGNET_CA_CHAIN":     &cfg.CA.Chain,
+		"SIGNET_TSA_SIGNER":   &cfg.Timestamp.Signer,
+		"SIGNET_TSA_CHAIN":    &cfg.Timestamp.Chain,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -230,6 +267,22 @@ func (c Config) Validate(dev bool) error {
 			return errors.New("ca.issuers is empty: the CA would trust no identity")
 		}
 	}
+	if c.TimestampEnabled(dev) {
+		if !dev && (c.Timestamp.Signer == "" || c.Timestamp.Chain == "") {
+			return errors.New("the timestamp authority needs timestamp.signer (key URI) and timestamp.chain (PEM, signing certificate first) outside dev mode; set components.timestamp: false to run without it")
+		}
+		if d, err := time.ParseDuration(c.Timestamp.Accuracy); err != nil || d < 0 || d > time.Hour {
+			return fmt.Errorf("timestamp.accuracy %q must be a duration between 0 and 1h", c.Timestamp.Accuracy)
+		}
+		if c.Timestamp.MaxRequestBytes < 256 || c.Timestamp.MaxRequestBytes > 1<<20 {
+			return fmt.Errorf("timestamp.max_request_bytes %d must be between 256 and 1048576", c.Timestamp.MaxRequestBytes)
+		}
+		for _, p := range append([]string{c.Timestamp.DefaultPolicy}, c.Timestamp.AcceptedPolicies...) {
+			if _, err := ParseOID(p); err != nil {
+				return fmt.Errorf("timestamp policy: %w", err)
+			}
+		}
+	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" && u.Path != "/" {
@@ -240,4 +293,21 @@ func (c Config) Validate(dev bool) error {
 		return errors.New("log.entry_types must name at least one kind")
 	}
 	return nil
+}
+
+// ParseOID reads a dotted object identifier.
+func ParseOID(s string) (asn1.ObjectIdentifier, error) {
+	var oid asn1.ObjectIdentifier
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 || len(parts) > 128 {
+		return nil, fmt.Errorf("%q is not a dotted object identifier", s)
+	}
+	for _, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || strconv.Itoa(n) != p {
+			return nil, fmt.Errorf("%q is not a dotted object identifier", s)
+		}
+		oid = append(oid, n)
+	}
+	return oid, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/signet-dev/signet/internal/keys"
+	"github.com/signet-dev/signet/timestamp"
 )
 
 // devCAChain returns the dev CA's key URI and chain file, generating a root
@@ -81,6 +82,60 @@ func devCAChain(dir string, logger *slog.Logger) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
+	return keys.FileURI(abs, ""), chainPath, nil
+}
+
+// devTSAChain returns the dev TSA's key URI and chain file (root -> leaf
+// with a single critical timeStamping EKU), generating them on first start.
+func devTSAChain(dir string, logger *slog.Logger) (string, string, error) {
+	keyPath := filepath.Join(dir, "tsa.pem")
+	chainPath := filepath.Join(dir, "tsa-chain.pem")
+	abs, err := filepath.Abs(keyPath)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := os.Stat(chainPath); err == nil {
+		return keys.FileURI(abs, ""), chainPath, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	now := time.Now().UTC()
+	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	root := &x509.Certificate{
+		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev TSA root"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	rootDER, err := x509.CreateCertificate(rand.Reader, root, root, rootKey.Public(), rootKey)
+	if err != nil {
+		return "", "", err
+	}
+	rootCert, _ := x509.ParseCertificate(rootDER)
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev TSA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtraExtensions: []pkix.Extension{timestamp.CriticalTimeStampingEKU()},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, rootCert, leafKey.Public(), rootKey)
+	if err != nil {
+		return "", "", err
+	}
+	if err := keys.WriteFile(keyPath, leafKey, nil); err != nil {
+		return "", "", err
+	}
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})...)
+	if err := os.WriteFile(chainPath, chain, 0o644); err != nil {
+		return "", "", err
+	}
+	logger.Info("generated dev TSA chain", "chain", chainPath)
 	return keys.FileURI(abs, ""), chainPath, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,8 @@ import (
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/rekorapi"
 	"github.com/signet-dev/signet/log/rekorapi/model"
+	"github.com/signet-dev/signet/timestamp"
+	"github.com/signet-dev/signet/timestamp/tsaapi"
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/dsse"
 	"github.com/signet-dev/signet/types/hashedrekord"
@@ -61,6 +64,9 @@ type Server struct {
 	caChain   []*x509.Certificate
 	caAudit   *audit.Writer
 	devIssuer *devoidc.Issuer
+
+	tsaChain []*x509.Certificate
+	tsaAudit *audit.Writer
 }
 
 // Options are how the process was started.
@@ -117,6 +123,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	}
 	if cfg.CAEnabled(opts.Dev) {
 		if err := s.startCA(router, reg, opts); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.TimestampEnabled(opts.Dev) {
+		if err := s.startTSA(router, reg, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -232,6 +243,47 @@ func (s *Server) startCA(router chi.Router, reg prometheus.Registerer, opts Opti
 	return nil
 }
 
+func (s *Server) startTSA(router chi.Router, reg prometheus.Registerer, opts Options) error {
+	c := s.cfg.Timestamp
+	signerURI, chainPath := c.Signer, c.Chain
+	if s.dev && signerURI == "" {
+		var err error
+		if signerURI, chainPath, err = devTSAChain(filepath.Join(s.cfg.DataDir, "keys"), s.logger); err != nil {
+			return fmt.Errorf("dev TSA: %w", err)
+		}
+	}
+	signer, err := keys.Open(signerURI, keys.Options{Dev: s.dev, Getenv: opts.Getenv})
+	if err != nil {
+		return fmt.Errorf("TSA signer: %w", err)
+	}
+	chain, err := readChain(chainPath)
+	if err != nil {
+		return err
+	}
+	accuracy, _ := time.ParseDuration(c.Accuracy)
+	def, _ := config.ParseOID(c.DefaultPolicy)
+	var accepted []asn1.ObjectIdentifier
+	for _, p := range c.AcceptedPolicies {
+		oid, _ := config.ParseOID(p)
+		accepted = append(accepted, oid)
+	}
+	authority, err := timestamp.New(timestamp.Config{
+		Signer: signer, Chain: chain, DefaultPolicy: def, AcceptedPolicies: accepted,
+		Accuracy: accuracy, IncludeChain: c.IncludeChain, AllowExtensions: c.AllowExtensions,
+	})
+	if err != nil {
+		return fmt.Errorf("timestamp authority: %w", err)
+	}
+	s.tsaAudit = audit.New(s.pool, "tsa_timestamps", []string{"serial", "gen_time", "hash_alg", "imprint", "policy"}, s.logger, audit.Options{})
+	tsaapi.New(tsaapi.Config{
+		Authority: authority, Audit: s.tsaAudit, Logger: s.logger, Registerer: reg,
+		Limits: tsaapi.Limits{MaxBodyBytes: c.MaxRequestBytes},
+	}).Routes(router)
+	s.tsaChain = chain
+	s.logger.Info("timestamp authority ready", "signing", chain[0].Subject.String(), "policy", def.String())
+	return nil
+}
+
 // devKey returns the URI of the dev-mode key at path, generating it on first start.
 func devKey(path string, logger *slog.Logger) (string, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
@@ -266,6 +318,9 @@ func (s *Server) PublicURL() string { return s.cfg.PublicURL }
 // CAChain is the CA's chain, issuing certificate first (nil when disabled).
 func (s *Server) CAChain() []*x509.Certificate { return s.caChain }
 
+// TSAChain is the TSA's chain, signing certificate first (nil when disabled).
+func (s *Server) TSAChain() []*x509.Certificate { return s.tsaChain }
+
 // DevIssuer is the dev OIDC issuer (nil outside dev mode).
 func (s *Server) DevIssuer() *devoidc.Issuer { return s.devIssuer }
 
@@ -292,6 +347,9 @@ func (s *Server) Close(ctx context.Context) {
 	}
 	if s.caAudit != nil {
 		s.caAudit.Close()
+	}
+	if s.tsaAudit != nil {
+		s.tsaAudit.Close()
 	}
 	if s.pool != nil {
 		s.pool.Close()

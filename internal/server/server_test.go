@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -282,3 +283,21 @@ func (i *instance) srvPool(t *testing.T) *pgx.Conn {
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
+
+func (i *instance) doRaw(method, path, contentType string, body []byte, wantStatus int) (*http.Response, []byte) {
+	i.t.Helper()
+	req, _ := http.NewRequest(method, i.http.URL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		i.t.Fatalf("%s %s: status %d, want %d; body %q", method, path, resp.StatusCode, wantStatus, data)
+	}
+	return resp, data
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -1,0 +1,205 @@
+// Package tsaapi serves the timestamp authority over HTTP with the paths
+// and behaviour of Sigstore's timestamp authority, so cosign and
+// sigstore-go use it unchanged.
+package tsaapi
+
+import (
+	"crypto"
+	"encoding/asn1"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/signet-dev/signet/internal/audit"
+	"github.com/signet-dev/signet/timestamp"
+)
+
+// Limits bound a request.
+type Limits struct {
+	// MaxBodyBytes bounds a DER request (413 above).
+	MaxBodyBytes int64
+}
+
+// DefaultLimits: a TimeStampReq is a few hundred bytes; JSON requests are
+// held to 1 KiB as in the reference.
+var DefaultLimits = Limits{MaxBodyBytes: 16 << 10}
+
+const maxJSONBytes = 1024
+
+// Config wires the API.
+type Config struct {
+	Authority  *timestamp.Authority
+	Audit      *audit.Writer
+	Limits     Limits
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// API serves /api/v1/timestamp.
+type API struct {
+	cfg    Config
+	issued *prometheus.CounterVec
+	chain  []byte
+}
+
+// New builds the API.
+func New(cfg Config) *API {
+	if cfg.Limits.MaxBodyBytes <= 0 {
+		cfg.Limits = DefaultLimits
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &API{cfg: cfg, issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "signet_tsa_responses_total", Help: "Time-stamp requests by outcome.",
+	}, []string{"outcome"})}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(a.issued)
+	}
+	for _, c := range cfg.Authority.Chain() {
+		a.chain = append(a.chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return a
+}
+
+// Routes mounts the endpoints.
+func (a *API) Routes(r chi.Router) {
+	r.Post("/api/v1/timestamp", a.timestamp)
+	r.Get("/api/v1/timestamp/certchain", a.certChain)
+}
+
+func (a *API) certChain(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/pem-certificate-chain")
+	w.Header().Set("Cache-Control", "max-age=86400")
+	w.Write(a.chain) //nolint:errcheck
+}
+
+type jsonError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(jsonError{Code: status, Message: msg}) //nolint:errcheck
+}
+
+// jsonRequest is the reference TSA's JSON form.
+type jsonRequest struct {
+	ArtifactHash  []byte   `json:"artifactHash"`
+	HashAlgorithm string   `json:"hashAlgorithm"`
+	Nonce         *big.Int `json:"nonce"`
+	Certificates  bool     `json:"certificates"`
+	TSAPolicyOID  string   `json:"tsaPolicyOID"`
+}
+
+var jsonHashes = map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
+
+func (a *API) timestamp(w http.ResponseWriter, r *http.Request) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/timestamp-query" && mt != "application/json") {
+		a.issued.WithLabelValues("bad_content_type").Inc()
+		writeJSONError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is not supported: send application/timestamp-query (DER) or application/json", r.Header.Get("Content-Type")))
+		return
+	}
+	isJSON := mt == "application/json"
+	limit := a.cfg.Limits.MaxBodyBytes
+	if isJSON {
+		limit = maxJSONBytes
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		a.issued.WithLabelValues("too_large").Inc()
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", limit))
+			return
+		}
+		writeJSONError(w, http.StatusBadRequest, "reading request body: "+err.Error())
+		return
+	}
+	var req *timestamp.Request
+	if isJSON {
+		req, err = parseJSON(body)
+	} else {
+		req, err = timestamp.ParseRequest(body)
+	}
+	var resp []byte
+	var issued *timestamp.Issued
+	if err == nil {
+		resp, issued, err = a.cfg.Authority.Stamp(req)
+	}
+	var rej *timestamp.Rejection
+	switch {
+	case errors.As(err, &rej):
+		a.issued.WithLabelValues("rejected_" + rej.Failure.String()).Inc()
+		if isJSON {
+			writeJSONError(w, http.StatusBadRequest, rej.Msg)
+			return
+		}
+		// An RFC 3161 client gets an RFC 3161 answer: status rejection
+		// with the failure bit, the reason in statusString.
+		w.Header().Set("Content-Type", "application/timestamp-reply")
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write(timestamp.RejectionResponse(rej)) //nolint:errcheck
+		return
+	case err != nil:
+		a.issued.WithLabelValues("error").Inc()
+		a.cfg.Logger.ErrorContext(r.Context(), "time-stamping failed", "err", err)
+		if isJSON {
+			writeJSONError(w, http.StatusInternalServerError, "error generating timestamp response")
+			return
+		}
+		w.Header().Set("Content-Type", "application/timestamp-reply")
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write(timestamp.RejectionResponse(&timestamp.Rejection{Failure: timestamp.SystemFailure, Msg: "the TSA could not sign"})) //nolint:errcheck
+		return
+	}
+	a.issued.WithLabelValues("granted").Inc()
+	if a.cfg.Audit != nil {
+		a.cfg.Audit.Add([]any{issued.Serial.Text(16), issued.GenTime, strings.ToLower(strings.ReplaceAll(issued.Hash.String(), "-", "")), fmt.Sprintf("%x", issued.Digest), issued.Policy.String()})
+	}
+	w.Header().Set("Content-Type", "application/timestamp-reply")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(resp) //nolint:errcheck
+}
+
+func parseJSON(body []byte) (*timestamp.Request, error) {
+	var jr jsonRequest
+	if err := json.Unmarshal(body, &jr); err != nil {
+		return nil, &timestamp.Rejection{Failure: timestamp.BadDataFormat, Msg: "request body is not a JSON time-stamp request: " + err.Error()}
+	}
+	h, ok := jsonHashes[strings.ToLower(jr.HashAlgorithm)]
+	if !ok {
+		if strings.EqualFold(jr.HashAlgorithm, "sha1") {
+			return nil, &timestamp.Rejection{Failure: timestamp.BadAlg, Msg: "SHA-1 message imprints are refused: use sha256, sha384 or sha512"}
+		}
+		return nil, &timestamp.Rejection{Failure: timestamp.BadAlg, Msg: fmt.Sprintf("hashAlgorithm %q is not supported: use sha256, sha384 or sha512", jr.HashAlgorithm)}
+	}
+	var policy asn1.ObjectIdentifier
+	if jr.TSAPolicyOID != "" {
+		for _, part := range strings.Split(jr.TSAPolicyOID, ".") {
+			var n int
+			if _, err := fmt.Sscanf(part, "%d", &n); err != nil || n < 0 || fmt.Sprint(n) != part {
+				return nil, &timestamp.Rejection{Failure: timestamp.BadRequest, Msg: fmt.Sprintf("tsaPolicyOID %q is not a dotted object identifier", jr.TSAPolicyOID)}
+			}
+			policy = append(policy, n)
+		}
+	}
+	der, err := timestamp.MarshalRequest(h, jr.ArtifactHash, policy, jr.Nonce, jr.Certificates)
+	if err != nil {
+		return nil, &timestamp.Rejection{Failure: timestamp.BadRequest, Msg: err.Error()}
+	}
+	return timestamp.ParseRequest(der)
+}
