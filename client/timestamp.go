@@ -97,3 +97,21 @@ func VerifyTimestamp(resp []byte, artifact io.Reader, chain []*x509.Certificate,
 	}
 	return ts.Time, nil
 }
+
+// FetchTSAChain downloads a TSA's PEM chain (trust on first use: pin it for
+// verification rather than fetching it each time).
+func FetchTSAChain(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the TSA chain: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &APIError{Status: resp.StatusCode, Message: "fetching the TSA chain"}
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}

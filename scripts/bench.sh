@@ -24,6 +24,8 @@ done
 curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || { echo "server did not become healthy:" >&2; cat "$data/server.log" >&2; exit 1; }
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), mode $mode" >&2
 for run in $(seq 1 $runs); do
-  bin/signet-bench --target "http://127.0.0.1:$port" --scenarios ca,append,read,search --concurrency 64 --duration "$duration"
+  bin/signet-bench --target "http://127.0.0.1:$port" --scenarios timestamp,ca,append,read,search --concurrency 64 --duration "$duration"
   bin/signet-bench --target "http://127.0.0.1:$port" --scenarios append --rate 1000 --duration "$duration"
 done
+# Signing cost per signer type (file vs PKCS#11 in SoftHSM2), without HTTP.
+go test ./timestamp/ -run '^$' -bench '^BenchmarkStamp$' -benchtime "$duration" | grep '^Benchmark' >&2

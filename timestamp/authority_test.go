@@ -26,7 +26,7 @@ import (
 )
 
 // testChain makes root -> TSA leaf for the signer's key.
-func testChain(t *testing.T, signer crypto.Signer, leafEKU []pkix.Extension) []*x509.Certificate {
+func testChain(t testing.TB, signer crypto.Signer, leafEKU []pkix.Extension) []*x509.Certificate {
 	t.Helper()
 	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now()
@@ -47,7 +47,7 @@ func testChain(t *testing.T, signer crypto.Signer, leafEKU []pkix.Extension) []*
 	return []*x509.Certificate{leaf, root}
 }
 
-func writePEM(t *testing.T, path string, certs ...*x509.Certificate) {
+func writePEM(t testing.TB, path string, certs ...*x509.Certificate) {
 	var out []byte
 	for _, c := range certs {
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
@@ -305,4 +305,37 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("accepted a %d-byte imprint for %s", len(req.Digest), req.Hash)
 		}
 	})
+}
+
+// BenchmarkStamp measures signing alone, per signer type: make bench
+// reports it beside the HTTP figure.
+func BenchmarkStamp(b *testing.B) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signers := map[string]crypto.Signer{"file-ecdsa-p256": ec}
+	if tk := softhsmtest.Setup(b); tk != nil {
+		hsm, err := keys.GeneratePKCS11Key(tk.URI(fmt.Sprintf("bench-%d", time.Now().UnixNano())), elliptic.P256(), keys.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		signers["pkcs11-softhsm"] = hsm
+	}
+	d := sha256.Sum256([]byte("bench"))
+	der, _ := MarshalRequest(crypto.SHA256, d[:], nil, big.NewInt(1), true)
+	for name, signer := range signers {
+		b.Run(name, func(b *testing.B) {
+			chain := testChain(b, signer, nil)
+			a, err := New(Config{Signer: signer, Chain: chain})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := ParseRequest(der)
+					if _, _, err := a.Stamp(req); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }

@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -19,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"sort"
@@ -28,6 +30,7 @@ import (
 	"time"
 
 	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/timestamp"
 )
 
 func main() {
@@ -52,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var o options
 	var scenarios string
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "base URL of the instance")
-	fs.StringVar(&scenarios, "scenarios", "ca,append,read,search", "comma-separated: ca, append, read, search")
+	fs.StringVar(&scenarios, "scenarios", "ca,append,read,search", "comma-separated: ca, append, read, search, timestamp")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients (closed loop)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "timed phase of each scenario")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "untimed warm-up before each scenario")
@@ -89,8 +92,10 @@ Flags:
 			res, err = st.readScenario(ctx, stderr)
 		case "search":
 			res, err = st.searchScenario(ctx, stderr)
+		case "timestamp":
+			res, err = st.timestampScenario()
 		default:
-			return fmt.Errorf("unknown scenario %q (ca, append, read, search)", sc)
+			return fmt.Errorf("unknown scenario %q (ca, append, read, search, timestamp)", sc)
 		}
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", sc, err)
@@ -334,6 +339,19 @@ func (s *state) searchScenario(ctx context.Context, log io.Writer) (*result, err
 	hdr := map[string]string{"Content-Type": "application/json"}
 	return s.drive(ctx, "search", func(i int) request {
 		return request{http.MethodPost, "/api/v1/index/retrieve", []byte(`{"hash":"` + hashes[i%len(hashes)] + `"}`), hdr}
+	}, func(st int) bool { return st == 200 }, nil), nil
+}
+
+func (s *state) timestampScenario() (*result, error) {
+	n := 20000
+	bodies := make([][]byte, n)
+	parallel(n, func(i int) {
+		d := sha256.Sum256([]byte(fmt.Sprintf("ts %d", i)))
+		bodies[i], _ = timestamp.MarshalRequest(crypto.SHA256, d[:], nil, big.NewInt(int64(i)), i%2 == 0)
+	})
+	hdr := map[string]string{"Content-Type": "application/timestamp-query"}
+	return s.drive(context.Background(), "timestamp", func(i int) request {
+		return request{http.MethodPost, "/api/v1/timestamp", bodies[i%n], hdr}
 	}, func(st int) bool { return st == 200 }, nil), nil
 }
 
