@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test ./types/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./log/note/ -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./log/rekorapi/model/ -run '^$$' -fuzz '^FuzzParseEntryID$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./timestamp/ -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
 
 ## bench: start a throwaway dev instance and load it (BENCH_MODE=fast|full)
 bench: deps build

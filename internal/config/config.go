@@ -254,8 +254,8 @@ func (c Config) Validate(dev bool) error {
 		return fmt.Errorf("http.request_timeout_seconds %d must be between 1 and 3600", c.HTTP.RequestTimeoutSeconds)
 	}
 	if c.CAEnabled(dev) {
-		if !dev && (c.CA.Signer == "" || c.CA.Chain == "") {
-			return errors.New("the CA needs ca.signer (key URI) and ca.chain (PEM, issuing certificate first) outside dev mode; set components.ca: false to run without it")
+		if !dev && (c.CA.Signer == "" || c.CA.Chain == "") || dev && c.CA.Signer != "" && c.CA.Signer != "memory:" && c.CA.Chain == "" {
+			return errors.New("the CA needs ca.signer (key URI) and ca.chain (PEM, issuing certificate first); only a memory: signer in dev mode may go without a chain; set components.ca: false to run without the CA")
 		}
 		if _, err := c.CA.ValidityDuration(); err != nil {
 			return err
@@ -268,8 +268,8 @@ func (c Config) Validate(dev bool) error {
 		}
 	}
 	if c.TimestampEnabled(dev) {
-		if !dev && (c.Timestamp.Signer == "" || c.Timestamp.Chain == "") {
-			return errors.New("the timestamp authority needs timestamp.signer (key URI) and timestamp.chain (PEM, signing certificate first) outside dev mode; set components.timestamp: false to run without it")
+		if !dev && (c.Timestamp.Signer == "" || c.Timestamp.Chain == "") || dev && c.Timestamp.Signer != "" && c.Timestamp.Signer != "memory:" && c.Timestamp.Chain == "" {
+			return errors.New("the timestamp authority needs timestamp.signer (key URI) and timestamp.chain (PEM, signing certificate first); only a memory: signer in dev mode may go without a chain; set components.timestamp: false to run without the TSA")
 		}
 		if d, err := time.ParseDuration(c.Timestamp.Accuracy); err != nil || d < 0 || d > time.Hour {
 			return fmt.Errorf("timestamp.accuracy %q must be a duration between 0 and 1h", c.Timestamp.Accuracy)

@@ -28,42 +28,23 @@ import (
 func devCAChain(dir string, logger *slog.Logger) (string, string, error) {
 	keyPath := filepath.Join(dir, "ca.pem")
 	chainPath := filepath.Join(dir, "ca-chain.pem")
+	abs, err := filepath.Abs(keyPath)
+	if err != nil {
+		return "", "", err
+	}
 	if _, err := os.Stat(chainPath); err == nil {
-		return keys.FileURI(keyPath, ""), chainPath, nil
+		return keys.FileURI(abs, ""), chainPath, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", "", err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", err
 	}
-	now := time.Now().UTC()
-	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
-	root := &x509.Certificate{
-		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
-		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 1,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	rootDER, err := x509.CreateCertificate(rand.Reader, root, root, rootKey.Public(), rootKey)
-	if err != nil {
-		return "", "", err
-	}
-	rootCert, _ := x509.ParseCertificate(rootDER)
 	interKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", err
 	}
-	inter := &x509.Certificate{
-		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev intermediate"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
-		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 0, MaxPathLenZero: true,
-		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-	}
-	interDER, err := x509.CreateCertificate(rand.Reader, inter, rootCert, interKey.Public(), rootKey)
+	chain, rootKey, err := caChainFor(interKey.Public())
 	if err != nil {
 		return "", "", err
 	}
@@ -73,16 +54,62 @@ func devCAChain(dir string, logger *slog.Logger) (string, string, error) {
 	if err := keys.WriteFile(keyPath, interKey, nil); err != nil {
 		return "", "", err
 	}
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: interDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})...)
-	if err := os.WriteFile(chainPath, chain, 0o644); err != nil {
+	if err := os.WriteFile(chainPath, pemChain(chain), 0o644); err != nil {
 		return "", "", err
 	}
 	logger.Info("generated dev CA chain", "chain", chainPath)
-	abs, err := filepath.Abs(keyPath)
-	if err != nil {
-		return "", "", err
-	}
 	return keys.FileURI(abs, ""), chainPath, nil
+}
+
+// caChainFor makes a root and an intermediate certificate for pub.
+func caChainFor(pub crypto.PublicKey) ([]*x509.Certificate, crypto.Signer, error) {
+	now := time.Now().UTC()
+	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	root := &x509.Certificate{
+		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev root"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 1,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	rootCert, err := createCert(root, nil, rootKey.Public(), rootKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	inter := &x509.Certificate{
+		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev intermediate"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 0, MaxPathLenZero: true,
+		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+	}
+	interCert, err := createCert(inter, rootCert, pub, rootKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []*x509.Certificate{interCert, rootCert}, rootKey, nil
+}
+
+// createCert signs tmpl by parent (self-signed when parent is nil).
+func createCert(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) (*x509.Certificate, error) {
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+func pemChain(chain []*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range chain {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
 }
 
 // devTSAChain returns the dev TSA's key URI and chain file (root -> leaf
@@ -100,43 +127,48 @@ func devTSAChain(dir string, logger *slog.Logger) (string, string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", err
 	}
-	now := time.Now().UTC()
-	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
-	root := &x509.Certificate{
-		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev TSA root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	rootDER, err := x509.CreateCertificate(rand.Reader, root, root, rootKey.Public(), rootKey)
-	if err != nil {
-		return "", "", err
-	}
-	rootCert, _ := x509.ParseCertificate(rootDER)
 	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", err
 	}
-	leaf := &x509.Certificate{
-		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev TSA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtraExtensions: []pkix.Extension{timestamp.CriticalTimeStampingEKU()},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, rootCert, leafKey.Public(), rootKey)
+	chain, err := tsaChainFor(leafKey.Public())
 	if err != nil {
 		return "", "", err
 	}
 	if err := keys.WriteFile(keyPath, leafKey, nil); err != nil {
 		return "", "", err
 	}
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})...)
-	if err := os.WriteFile(chainPath, chain, 0o644); err != nil {
+	if err := os.WriteFile(chainPath, pemChain(chain), 0o644); err != nil {
 		return "", "", err
 	}
 	logger.Info("generated dev TSA chain", "chain", chainPath)
 	return keys.FileURI(abs, ""), chainPath, nil
+}
+
+// tsaChainFor makes a root and a TSA signing certificate for pub.
+func tsaChainFor(pub crypto.PublicKey) ([]*x509.Certificate, error) {
+	now := time.Now().UTC()
+	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	root, err := createCert(&x509.Certificate{
+		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev TSA root"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}, nil, rootKey.Public(), rootKey)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := createCert(&x509.Certificate{
+		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev TSA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtraExtensions: []pkix.Extension{timestamp.CriticalTimeStampingEKU()},
+	}, root, pub, rootKey)
+	if err != nil {
+		return nil, err
+	}
+	return []*x509.Certificate{leaf, root}, nil
 }
 
 // devOIDCKey loads (or generates) the dev OIDC issuer's RSA key.

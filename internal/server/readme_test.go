@@ -39,7 +39,7 @@ func TestREADMECurlExamples(t *testing.T) {
 		`{"code":409,"message":"an equivalent entry already exists`,
 		`"treeSize":1`, `{"hashes":[],"rootHash":`,
 		`{"signedCertificateDetachedSct":{"chain":{"certificates":["-----BEGIN CERTIFICATE-----`,
-		`{"chains":[{"certificates":[`, `"issuerType":"email-or-uri"`,
+		`{"chains":[{"certificates":[`, `"issuerType":"email-or-uri"`, "Verification: OK",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("README examples output lacks %q:\n%s", want, out)

@@ -194,13 +194,9 @@ func (s *Server) startCA(router chi.Router, reg prometheus.Registerer, opts Opti
 			return fmt.Errorf("dev CA: %w", err)
 		}
 	}
-	signer, err := keys.Open(signerURI, keys.Options{Dev: s.dev, Getenv: opts.Getenv})
+	signer, chain, err := s.signerAndChain(signerURI, chainPath, opts, caChainForSigner)
 	if err != nil {
-		return fmt.Errorf("CA signer: %w", err)
-	}
-	chain, err := readChain(chainPath)
-	if err != nil {
-		return err
+		return fmt.Errorf("CA: %w", err)
 	}
 	validity, err := s.cfg.CA.ValidityDuration()
 	if err != nil {
@@ -252,13 +248,9 @@ func (s *Server) startTSA(router chi.Router, reg prometheus.Registerer, opts Opt
 			return fmt.Errorf("dev TSA: %w", err)
 		}
 	}
-	signer, err := keys.Open(signerURI, keys.Options{Dev: s.dev, Getenv: opts.Getenv})
+	signer, chain, err := s.signerAndChain(signerURI, chainPath, opts, tsaChainFor)
 	if err != nil {
-		return fmt.Errorf("TSA signer: %w", err)
-	}
-	chain, err := readChain(chainPath)
-	if err != nil {
-		return err
+		return fmt.Errorf("timestamp authority: %w", err)
 	}
 	accuracy, _ := time.ParseDuration(c.Accuracy)
 	def, _ := config.ParseOID(c.DefaultPolicy)
@@ -282,6 +274,29 @@ func (s *Server) startTSA(router chi.Router, reg prometheus.Registerer, opts Opt
 	s.tsaChain = chain
 	s.logger.Info("timestamp authority ready", "signing", chain[0].Subject.String(), "policy", def.String())
 	return nil
+}
+
+// signerAndChain opens a component's key and its chain. A memory: key with
+// no chain (dev mode only) gets a chain made now, gone at the next start.
+func (s *Server) signerAndChain(signerURI, chainPath string, opts Options, makeChain func(crypto.PublicKey) ([]*x509.Certificate, error)) (crypto.Signer, []*x509.Certificate, error) {
+	signer, err := keys.Open(signerURI, keys.Options{Dev: s.dev, Getenv: opts.Getenv})
+	if err != nil {
+		return nil, nil, fmt.Errorf("signer: %w", err)
+	}
+	if signerURI == "memory:" && chainPath == "" {
+		chain, err := makeChain(signer.Public())
+		return signer, chain, err
+	}
+	if chainPath == "" {
+		return nil, nil, errors.New("a chain file is required for this signer")
+	}
+	chain, err := readChain(chainPath)
+	return signer, chain, err
+}
+
+func caChainForSigner(pub crypto.PublicKey) ([]*x509.Certificate, error) {
+	chain, _, err := caChainFor(pub)
+	return chain, err
 }
 
 // devKey returns the URI of the dev-mode key at path, generating it on first start.
@@ -311,6 +326,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Hostname is the name this instance signs checkpoints with.
 func (s *Server) Hostname() string { return s.cfg.Hostname }
+
+// DataDir is where dev-mode state lives.
+func (s *Server) DataDir() string { return s.cfg.DataDir }
 
 // PublicURL is the base URL clients use.
 func (s *Server) PublicURL() string { return s.cfg.PublicURL }

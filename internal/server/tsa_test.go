@@ -27,6 +27,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/timestamp"
 )
 
@@ -224,5 +225,31 @@ func TestSigstoreGoVerifiesTimestampedBundle(t *testing.T) {
 	}
 	if len(res.VerifiedTimestamps) != 1 || res.VerifiedTimestamps[0].Type != "TimestampAuthority" {
 		t.Fatalf("verified timestamps %+v, want one from the TSA", res.VerifiedTimestamps)
+	}
+}
+
+// memory: signers in dev mode get a chain made at start.
+func TestMemorySignersInDevMode(t *testing.T) {
+	inst := newFixture(t).startDev(t, func(c *config.Config) {
+		c.CA.Signer = "memory:"
+		c.Timestamp.Signer = "memory:"
+	})
+	ctx := context.Background()
+	chain := inst.tsaChain()
+	d := sha256.Sum256([]byte("m"))
+	st, err := client.NewTSA(inst.http.URL+"/api/v1/timestamp").Timestamp(ctx, client.TimestampRequest{Hash: crypto.SHA256, Digest: d[:], Nonce: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.VerifyTimestamp(st.Response, bytes.NewReader([]byte("m")), chain, st.Nonce); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certs, err := client.NewCA(inst.http.URL).SigningCertificate(ctx, inst.devToken("email=m@example.com"), key)
+	if err != nil || len(certs) != 3 {
+		t.Fatalf("memory CA: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(inst.srv.DataDir(), "keys", "tsa-chain.pem")); err == nil {
+		t.Fatal("a memory: TSA wrote a chain to the data directory")
 	}
 }
