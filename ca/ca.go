@@ -33,6 +33,7 @@ type CA struct {
 	chain    []*x509.Certificate
 	validity time.Duration
 	now      func() time.Time
+	sct      SCTSource // nil: no CT
 }
 
 // DefaultValidity is Fulcio's certificate lifetime.
@@ -176,6 +177,9 @@ func (c *CA) Issue(ctx context.Context, p *identity.Principal, pub crypto.Public
 	t, err := c.Template(p, pub)
 	if err != nil {
 		return nil, err
+	}
+	if c.sct != nil {
+		return c.issueWithSCT(ctx, t, pub)
 	}
 	return c.Sign(ctx, t, pub)
 }

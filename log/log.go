@@ -473,3 +473,55 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 func treeLabel(id int64) string { return strconv.FormatInt(id, 10) }
+
+// ProveInclusion finds a leaf by hash and proves it in the tree of the given
+// size (0: the latest).
+func (l *Log) ProveInclusion(ctx context.Context, leafHash []byte, size uint64) (uint64, [][]byte, Root, error) {
+	var index uint64
+	var hashes [][]byte
+	var root Root
+	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, latest Root) error {
+		root = latest
+		if size == 0 {
+			size = latest.Size
+		}
+		if size > latest.Size {
+			return &ErrBadRange{Msg: fmt.Sprintf("tree size %d is beyond the current size %d", size, latest.Size)}
+		}
+		leaves, err := tx.GetLeavesByHash(ctx, [][]byte{leafHash}, false)
+		if err != nil {
+			return err
+		}
+		for _, lf := range leaves {
+			if uint64(lf.LeafIndex) < size {
+				index = uint64(lf.LeafIndex)
+				hashes, err = inclusion(ctx, tx, index, size)
+				return err
+			}
+		}
+		return ErrNotFound
+	})
+	return index, hashes, root, err
+}
+
+// ProveIndex proves the leaf at index in the tree of the given size.
+func (l *Log) ProveIndex(ctx context.Context, index, size uint64) (Leaf, [][]byte, error) {
+	var leaf Leaf
+	var hashes [][]byte
+	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, latest Root) error {
+		if size > latest.Size || index >= size {
+			return &ErrBadRange{Msg: fmt.Sprintf("leaf %d is not in a tree of size %d (current size %d)", index, size, latest.Size)}
+		}
+		leaves, err := tx.GetLeavesByRange(ctx, int64(index), 1)
+		if err != nil {
+			return err
+		}
+		if len(leaves) != 1 {
+			return ErrNotFound
+		}
+		leaf = toLeaf(leaves[0])
+		hashes, err = inclusion(ctx, tx, index, size)
+		return err
+	})
+	return leaf, hashes, err
+}

@@ -281,6 +281,10 @@ func (a *API) createSigningCertificate(w http.ResponseWriter, r *http.Request) {
 	if cert == nil {
 		return
 	}
+	if a.cfg.CA.EmbedsSCTs() {
+		writeJSON(w, http.StatusOK, signingCertificate{Embedded: &embedded{Chain: chain{Certificates: a.chainPEMs(cert)}}})
+		return
+	}
 	// Without a CT log the SCT is detached and empty, as Fulcio without CT answers.
 	writeJSON(w, http.StatusOK, signingCertificate{Detached: &detached{Chain: chain{Certificates: a.chainPEMs(cert)}}})
 }

@@ -38,7 +38,21 @@ type Config struct {
 	Log        Log        `yaml:"log"`
 	CA         CA         `yaml:"ca"`
 	Timestamp  Timestamp  `yaml:"timestamp"`
+	CT         CT         `yaml:"ct"`
 	HTTP       HTTP       `yaml:"http"`
+}
+
+// CT configures the RFC 6962 certificate-transparency log.
+type CT struct {
+	// Signer is the key URI of the CT log's ECDSA key.
+	Signer string `yaml:"signer"`
+	// Roots are PEM files of the roots accepted chains must end in
+	// (default: the CA's root).
+	Roots []string `yaml:"roots"`
+	// MaxRequestBytes bounds an add-chain body.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// MaxGetEntries bounds the entries one get-entries returns.
+	MaxGetEntries int `yaml:"max_get_entries"`
 }
 
 // Timestamp configures the RFC 3161 timestamp authority.
@@ -77,6 +91,9 @@ type CA struct {
 	SigningAlgorithms []sigalg.Algorithm `yaml:"signing_algorithms"`
 	// MaxRequestBytes bounds a signing request body.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// CT is where precertificates are logged: "" means this instance's CT
+	// log, "none" issues certificates without SCTs (an explicit choice).
+	CT string `yaml:"ct"`
 }
 
 // ValidityDuration parses CA.Validity.
@@ -104,6 +121,8 @@ type Components struct {
 	CA *bool `yaml:"ca"`
 	// Timestamp defaults to on in dev mode, and elsewhere when timestamp.signer is set.
 	Timestamp *bool `yaml:"timestamp"`
+	// CT defaults to on in dev mode, and elsewhere when ct.signer is set.
+	CT *bool `yaml:"ct"`
 }
 
 // Log configures the transparency log.
@@ -141,6 +160,7 @@ func Defaults() Config {
 			QueueSize:        8192,
 		},
 		CA: CA{Validity: "10m", MaxRequestBytes: 64 << 10},
+		CT: CT{MaxRequestBytes: 256 << 10, MaxGetEntries: 256},
 		Timestamp: Timestamp{
 			DefaultPolicy: "1.3.6.1.4.1.57264.2", Accuracy: "1s", MaxRequestBytes: 16 << 10,
 		},
@@ -154,6 +174,14 @@ func (c Config) CAEnabled(dev bool) bool {
 		return *c.Components.CA
 	}
 	return dev || c.CA.Signer != ""
+}
+
+// CTEnabled reports whether the CT log runs.
+func (c Config) CTEnabled(dev bool) bool {
+	if c.Components.CT != nil {
+		return *c.Components.CT
+	}
+	return dev || c.CT.Signer != ""
 }
 
 // TimestampEnabled reports whether the TSA runs.
@@ -204,6 +232,7 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		"SIGNET_CA_SIGNER":    &cfg.CA.Signer,
 		"SIGNET_CA_CHAIN":     &cfg.CA.Chain,
 		"SIGNET_TSA_SIGNER":   &cfg.Timestamp.Signer,
+		"SIGNET_CT_SIGNER":    &cfg.CT.Signer,
 		"SIGNET_TSA_CHAIN":    &cfg.Timestamp.Chain,
 	}
 	for k, p := range str {
@@ -263,6 +292,12 @@ func (c Config) Validate(dev bool) error {
 		if c.CA.MaxRequestBytes < 1024 || c.CA.MaxRequestBytes > 16<<20 {
 			return fmt.Errorf("ca.max_request_bytes %d must be between 1024 and 16777216", c.CA.MaxRequestBytes)
 		}
+		switch {
+		case c.CA.CT != "" && c.CA.CT != "none":
+			return fmt.Errorf("ca.ct %q: use \"none\" for no CT, or leave it empty to use this instance's CT log", c.CA.CT)
+		case c.CA.CT == "" && !c.CTEnabled(dev):
+			return errors.New("the CA needs a CT log for SCTs: configure ct.signer (or components.ct: true), or set ca.ct: none to issue certificates without SCTs")
+		}
 		if !dev && len(c.CA.Issuers) == 0 {
 			return errors.New("ca.issuers is empty: the CA would trust no identity")
 		}
@@ -281,6 +316,20 @@ func (c Config) Validate(dev bool) error {
 			if _, err := ParseOID(p); err != nil {
 				return fmt.Errorf("timestamp policy: %w", err)
 			}
+		}
+	}
+	if c.CTEnabled(dev) {
+		if !dev && c.CT.Signer == "" {
+			return errors.New("the CT log needs ct.signer (key URI of an ECDSA key); set components.ct: false to run without it")
+		}
+		if c.CT.MaxRequestBytes < 1024 || c.CT.MaxRequestBytes > 16<<20 {
+			return fmt.Errorf("ct.max_request_bytes %d must be between 1024 and 16777216", c.CT.MaxRequestBytes)
+		}
+		if c.CT.MaxGetEntries < 1 || c.CT.MaxGetEntries > 10000 {
+			return fmt.Errorf("ct.max_get_entries %d must be between 1 and 10000", c.CT.MaxGetEntries)
+		}
+		if len(c.CT.Roots) == 0 && !c.CAEnabled(dev) {
+			return errors.New("the CT log needs ct.roots when this instance runs no CA")
 		}
 	}
 	if c.PublicURL != "" {

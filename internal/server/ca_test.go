@@ -189,8 +189,9 @@ func TestKeylessCertificateProfileAndZlint(t *testing.T) {
 	}
 }
 
-// A keyless signature end to end: dev token -> our certificate -> our log
-// entry -> sigstore-go verifies the bundle with the certificate identity.
+// A keyless signature end to end: dev token -> our certificate with an SCT
+// embedded by our CT log -> our log entry -> sigstore-go verifies the bundle
+// with the certificate identity and the SCT (threshold 1).
 func TestSigstoreGoVerifiesKeylessBundle(t *testing.T) {
 	inst := newFixture(t).startDev(t)
 	ctx := context.Background()
@@ -219,12 +220,17 @@ func TestSigstoreGoVerifiesKeylessBundle(t *testing.T) {
 		}},
 	}
 	logID, _ := hex.DecodeString(entry.LogID)
+	ctID := inst.srv.CTLog().LogID()
 	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
 		[]root.CertificateAuthority{&root.FulcioCertificateAuthority{
 			Root: chain[2], Intermediates: []*x509.Certificate{chain[1]},
 			ValidityPeriodStart: time.Now().Add(-time.Hour), URI: inst.http.URL,
 		}},
-		nil, nil,
+		map[string]*root.TransparencyLog{hex.EncodeToString(ctID[:]): {
+			BaseURL: inst.http.URL, ID: ctID[:], ValidityPeriodStart: time.Now().Add(-time.Hour),
+			HashFunc: crypto.SHA256, PublicKey: inst.srv.CTLog().PublicKey(), SignatureHashFunc: crypto.SHA256,
+		}},
+		nil,
 		map[string]*root.TransparencyLog{entry.LogID: {
 			BaseURL: inst.http.URL, ID: logID, ValidityPeriodStart: time.Now().Add(-time.Hour),
 			HashFunc: crypto.SHA256, PublicKey: inst.pub, SignatureHashFunc: crypto.SHA256,
@@ -236,7 +242,8 @@ func TestSigstoreGoVerifiesKeylessBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := verify.NewVerifier(tr, verify.WithTransparencyLog(1), verify.WithIntegratedTimestamps(1))
+	// SCT threshold 1: the embedded SCT must verify against our CT log key.
+	v, err := verify.NewVerifier(tr, verify.WithTransparencyLog(1), verify.WithIntegratedTimestamps(1), verify.WithSignedCertificateTimestamps(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,15 +289,14 @@ func TestCertificateForEveryKeyTypeAndCSR(t *testing.T) {
 	resp, data := inst.doAuth("/api/v2/signingCert", inst.devToken("email=carol@example.com"), body, http.StatusOK)
 	_ = resp
 	var out struct {
-		Detached struct {
+		Embedded struct {
 			Chain struct{ Certificates []string }
-			SCT   string `json:"signedCertificateTimestamp"`
-		} `json:"signedCertificateDetachedSct"`
+		} `json:"signedCertificateEmbeddedSct"`
 	}
-	if err := json.Unmarshal(data, &out); err != nil || len(out.Detached.Chain.Certificates) != 3 || out.Detached.SCT != "" {
+	if err := json.Unmarshal(data, &out); err != nil || len(out.Embedded.Chain.Certificates) != 3 {
 		t.Fatalf("CSR answer %s (%v)", data, err)
 	}
-	block, _ := pem.Decode([]byte(out.Detached.Chain.Certificates[0]))
+	block, _ := pem.Decode([]byte(out.Embedded.Chain.Certificates[0]))
 	leaf, _ := x509.ParseCertificate(block.Bytes)
 	if !leaf.PublicKey.(*ecdsa.PublicKey).Equal(p384.Public()) || leaf.Subject.CommonName != "" {
 		t.Fatal("CSR certificate has the wrong key or kept the CSR's subject")
@@ -410,6 +416,7 @@ func TestCAWithPKCS11Signer(t *testing.T) {
 		c.CA.Signer = uri
 		c.CA.Chain = chainPath
 		c.CA.Issuers = []identity.IssuerConfig{{URL: idp.url, Type: identity.TypeEmail}}
+		c.CA.CT = "none"
 	})
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	chain, err := client.NewCA(inst.http.URL).SigningCertificate(context.Background(), idp.token(t, "hsm@example.com"), key)
@@ -428,6 +435,7 @@ func TestCAWithPKCS11Signer(t *testing.T) {
 	cfg.Components.Log = new(bool)
 	cfg.CA.Signer, cfg.CA.Chain = uri, otherChain
 	cfg.CA.Issuers = []identity.IssuerConfig{{URL: idp.url, Type: identity.TypeEmail}}
+	cfg.CA.CT = "none"
 	if _, err := startErr(cfg); err == nil || !strings.Contains(err.Error(), "does not match the issuing certificate") {
 		t.Fatalf("mismatched chain: %v", err)
 	}
@@ -463,4 +471,14 @@ func (s *idpServer) token(t *testing.T, email string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// caIntermediateKey reads the dev CA's issuing key from the data directory.
+func (i *instance) caIntermediateKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	s, err := keys.Open(keys.FileURI(filepath.Join(i.srv.DataDir(), "keys", "ca.pem"), ""), keys.Options{Dev: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.(*ecdsa.PrivateKey)
 }

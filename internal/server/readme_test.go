@@ -38,7 +38,7 @@ func TestREADMECurlExamples(t *testing.T) {
 		`"logIndex":0`, `"signedEntryTimestamp":`,
 		`{"code":409,"message":"an equivalent entry already exists`,
 		`"treeSize":1`, `{"hashes":[],"rootHash":`,
-		`{"signedCertificateDetachedSct":{"chain":{"certificates":["-----BEGIN CERTIFICATE-----`,
+		`{"signedCertificateEmbeddedSct":{"chain":{"certificates":["-----BEGIN CERTIFICATE-----`,
 		`{"chains":[{"certificates":[`, `"issuerType":"email-or-uri"`, "Verification: OK",
 	} {
 		if !strings.Contains(string(out), want) {

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,7 @@ import (
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/sigalg"
 	tlog "github.com/signet-dev/signet/log"
+	"github.com/signet-dev/signet/log/ctapi"
 	"github.com/signet-dev/signet/log/rekorapi"
 	"github.com/signet-dev/signet/log/rekorapi/model"
 	"github.com/signet-dev/signet/timestamp"
@@ -67,6 +69,11 @@ type Server struct {
 
 	tsaChain []*x509.Certificate
 	tsaAudit *audit.Writer
+
+	authority *ca.CA
+	ctLog     *ctapi.CT
+	ctEngine  *tlog.Log
+	metrics   *tlog.Metrics
 }
 
 // Options are how the process was started.
@@ -131,6 +138,18 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			return nil, err
 		}
 	}
+	if cfg.CTEnabled(opts.Dev) {
+		if err := s.startCT(ctx, router, reg, opts); err != nil {
+			return nil, err
+		}
+	}
+	if s.authority != nil {
+		if s.cfg.CA.CT == "none" {
+			s.logger.Warn("CERTIFICATE TRANSPARENCY IS OFF (ca.ct: none): certificates carry no SCT; cosign will only verify them with --insecure-ignore-sct")
+		} else {
+			s.authority.UseSCTSource(s.ctLog)
+		}
+	}
 	router.Get("/healthz", s.healthz)
 	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	router.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -167,7 +186,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	l, err := tlog.Open(ctx, s.pool, tlog.Config{
 		Name: "rekor", SignerName: s.cfg.Hostname, Signer: signer,
 		MaxBatch: s.cfg.Log.MaxBatch, QueueSize: s.cfg.Log.QueueSize,
-		Hook: index, Logger: s.logger, Metrics: tlog.NewMetrics(reg),
+		Hook: index, Logger: s.logger, Metrics: s.logMetrics(reg),
 		OriginFor: func(treeID int64) string { return s.cfg.Hostname + " - " + strconv.FormatInt(treeID, 10) },
 	})
 	if err != nil {
@@ -235,9 +254,65 @@ func (s *Server) startCA(router chi.Router, reg prometheus.Registerer, opts Opti
 	})
 	s.ca.Routes(router)
 	s.caChain = chain
+	s.authority = authority
 	s.logger.Info("certificate authority ready", "issuing", chain[0].Subject.String(), "issuers", len(issuers), "validity", validity)
 	return nil
 }
+
+func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.Registerer, opts Options) error {
+	signerURI := s.cfg.CT.Signer
+	if signerURI == "" && s.dev {
+		var err error
+		if signerURI, err = devKey(filepath.Join(s.cfg.DataDir, "keys", "ct.pem"), s.logger); err != nil {
+			return err
+		}
+	}
+	signer, err := keys.Open(signerURI, keys.Options{Dev: s.dev, Getenv: opts.Getenv})
+	if err != nil {
+		return fmt.Errorf("CT log signer: %w", err)
+	}
+	var roots []*x509.Certificate
+	for _, path := range s.cfg.CT.Roots {
+		certs, err := readChain(path)
+		if err != nil {
+			return fmt.Errorf("ct.roots: %w", err)
+		}
+		roots = append(roots, certs...)
+	}
+	if len(roots) == 0 && len(s.caChain) > 0 {
+		roots = s.caChain[len(s.caChain)-1:]
+	}
+	engine, err := tlog.Open(ctx, s.pool, tlog.Config{
+		Name: "ct", SignerName: s.cfg.Hostname, Signer: signer,
+		Logger: s.logger, Metrics: s.logMetrics(reg),
+	})
+	if err != nil {
+		return err
+	}
+	s.ctEngine = engine
+	s.ctLog, err = ctapi.New(ctapi.Config{
+		Log: engine, Signer: signer, Roots: roots, Logger: s.logger,
+		Limits: ctapi.Limits{MaxBodyBytes: s.cfg.CT.MaxRequestBytes, MaxChain: ctapi.DefaultLimits.MaxChain, MaxGetEntries: s.cfg.CT.MaxGetEntries},
+	})
+	if err != nil {
+		return fmt.Errorf("CT log: %w", err)
+	}
+	s.ctLog.Routes(router)
+	id := s.ctLog.LogID()
+	s.logger.Info("CT log ready", "tree_id", engine.TreeID(), "log_id", base64.StdEncoding.EncodeToString(id[:]), "roots", len(roots))
+	return nil
+}
+
+// logMetrics are shared by every log of the process (labelled by log name).
+func (s *Server) logMetrics(reg prometheus.Registerer) *tlog.Metrics {
+	if s.metrics == nil {
+		s.metrics = tlog.NewMetrics(reg)
+	}
+	return s.metrics
+}
+
+// CTLog is the CT log (nil when disabled).
+func (s *Server) CTLog() *ctapi.CT { return s.ctLog }
 
 func (s *Server) startTSA(router chi.Router, reg prometheus.Registerer, opts Options) error {
 	c := s.cfg.Timestamp
@@ -362,6 +437,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Close(ctx context.Context) {
 	if s.log != nil {
 		s.log.Close()
+	}
+	if s.ctEngine != nil {
+		s.ctEngine.Close()
 	}
 	if s.caAudit != nil {
 		s.caAudit.Close()

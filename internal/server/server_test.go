@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	cttls "github.com/google/certificate-transparency-go/tls"
 	"github.com/jackc/pgx/v5"
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 
@@ -301,3 +302,5 @@ func (i *instance) doRaw(method, path, contentType string, body []byte, wantStat
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func ctTLSUnmarshal(b []byte, v any) ([]byte, error) { return cttls.Unmarshal(b, v) }

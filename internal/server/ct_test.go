@@ -1,0 +1,184 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"math/big"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	ct "github.com/google/certificate-transparency-go"
+	ctclient "github.com/google/certificate-transparency-go/client"
+	"github.com/google/certificate-transparency-go/jsonclient"
+	ctx509 "github.com/google/certificate-transparency-go/x509"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/signet-dev/signet/client"
+)
+
+// certificate-transparency-go's own client talks to our CT log: STH
+// signature, inclusion of every certificate the CA issued (built from the
+// embedded SCT, as a monitor would), consistency, entries, roots.
+func TestCTLogWithCertificateTransparencyGoClient(t *testing.T) {
+	inst := newFixture(t).startDev(t)
+	ctx := context.Background()
+	pubDER, _ := x509.MarshalPKIXPublicKey(inst.srv.CTLog().PublicKey())
+	lc, err := ctclient.New(inst.http.URL, http.DefaultClient, jsonclient.Options{PublicKeyDER: pubDER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chains [][]*x509.Certificate
+	for i := 0; i < 3; i++ {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		chain, err := client.NewCA(inst.http.URL).SigningCertificate(ctx, inst.devToken("email=ct@example.com"), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chains = append(chains, chain)
+	}
+	// The SCT is a promise of inclusion within the maximum merge delay;
+	// this log integrates before answering, so the STH covers every SCT.
+	sth, err := lc.GetSTH(ctx) // verifies the STH signature
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sth.TreeSize != 3 {
+		t.Fatalf("STH tree size %d, want 3", sth.TreeSize)
+	}
+	for i, chain := range chains {
+		leaf, err := ctx509.ParseCertificate(chain[0].Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		issuer, _ := ctx509.ParseCertificate(chain[1].Raw)
+		if len(leaf.SCTList.SCTList) != 1 {
+			t.Fatalf("certificate %d embeds %d SCTs", i, len(leaf.SCTList.SCTList))
+		}
+		scts, err := parseEmbeddedSCTs(leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mtl, err := ct.MerkleTreeLeafForEmbeddedSCT([]*ctx509.Certificate{leaf, issuer}, scts[0].Timestamp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash, _ := ct.LeafHashForLeaf(mtl)
+		resp, err := lc.GetProofByHash(ctx, hash[:], sth.TreeSize)
+		if err != nil {
+			t.Fatalf("certificate %d not found in the CT log: %v", i, err)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(resp.LeafIndex), sth.TreeSize, hash[:], resp.AuditPath, sth.SHA256RootHash[:]); err != nil {
+			t.Fatalf("inclusion of certificate %d: %v", i, err)
+		}
+		// The SCT's signature covers exactly that precertificate entry.
+		v, _ := ct.NewSignatureVerifier(inst.srv.CTLog().PublicKey())
+		if err := v.VerifySCTSignature(scts[0], ct.LogEntry{Leaf: *mtl}); err != nil {
+			t.Fatalf("embedded SCT %d: %v", i, err)
+		}
+	}
+	cons, err := lc.GetSTHConsistency(ctx, 1, sth.TreeSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := lc.GetEntries(ctx, 0, 2)
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("get-entries: %d, %v", len(entries), err)
+	}
+	first, _ := ct.LeafHashForLeaf(&entries[0].Leaf)
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, 1, sth.TreeSize, cons, first[:], sth.SHA256RootHash[:]); err != nil {
+		t.Fatalf("consistency 1 -> %d: %v", sth.TreeSize, err)
+	}
+	if entries[0].Leaf.TimestampedEntry.EntryType != ct.PrecertLogEntryType || entries[0].Precert == nil || len(entries[0].Chain) != 2 {
+		t.Fatalf("entry 0 is not a precertificate with its chain: %+v", entries[0].Leaf.TimestampedEntry.EntryType)
+	}
+	eap, err := lc.GetEntryAndProof(ctx, 2, sth.TreeSize)
+	if err != nil {
+		t.Fatalf("get-entry-and-proof: %v", err)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, 2, sth.TreeSize, rfc6962.DefaultHasher.HashLeaf(eap.LeafInput), eap.AuditPath, sth.SHA256RootHash[:]); err != nil {
+		t.Fatalf("get-entry-and-proof does not verify: %v", err)
+	}
+	roots, err := lc.GetAcceptedRoots(ctx)
+	if err != nil || len(roots) != 1 || string(roots[0].Data) != string(chains[0][2].Raw) {
+		t.Fatalf("get-roots: %d roots, %v", len(roots), err)
+	}
+	// A final certificate is accepted by add-chain, and its SCT verifies.
+	final := []ct.ASN1Cert{{Data: chains[0][0].Raw}, {Data: chains[0][1].Raw}}
+	sct, err := lc.AddChain(ctx, final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lc.VerifySCTSignature(*sct, ct.X509LogEntryType, final); err != nil {
+		t.Fatalf("add-chain SCT: %v", err)
+	}
+}
+
+// parseEmbeddedSCTs decodes a certificate's embedded SCT list.
+func parseEmbeddedSCTs(c *ctx509.Certificate) ([]ct.SignedCertificateTimestamp, error) {
+	var out []ct.SignedCertificateTimestamp
+	for _, s := range c.SCTList.SCTList {
+		var sct ct.SignedCertificateTimestamp
+		if _, err := ctTLSUnmarshal(s.Val, &sct); err != nil {
+			return nil, err
+		}
+		out = append(out, sct)
+	}
+	return out, nil
+}
+
+func TestCTLogRefusesBadChains(t *testing.T) {
+	inst := newFixture(t).startDev(t)
+	ctx := context.Background()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, err := client.NewCA(inst.http.URL).SigningCertificate(ctx, inst.devToken("email=bad@example.com"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A chain to a root the log does not accept.
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	otherRootT := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "other root"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	otherRootDER, _ := x509.CreateCertificate(rand.Reader, otherRootT, otherRootT, otherKey.Public(), otherKey)
+	otherRoot, _ := x509.ParseCertificate(otherRootDER)
+	leafT := &x509.Certificate{SerialNumber: big.NewInt(10), NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour), EmailAddresses: []string{"x@example.com"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
+	strangerDER, _ := x509.CreateCertificate(rand.Reader, leafT, otherRoot, key.Public(), otherKey)
+	// A leaf of our intermediate allowed only for server auth.
+	interKey := inst.caIntermediateKey(t)
+	leafT.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	serverDER, _ := x509.CreateCertificate(rand.Reader, leafT, chain[1], key.Public(), interKey)
+	b64 := func(ders ...[]byte) string {
+		var parts []string
+		for _, d := range ders {
+			parts = append(parts, `"`+base64.StdEncoding.EncodeToString(d)+`"`)
+		}
+		return `{"chain":[` + strings.Join(parts, ",") + `]}`
+	}
+	for _, tt := range []struct {
+		name, path, body, want string
+	}{
+		{"unknown root", "add-chain", b64(strangerDER, otherRootDER), "does not verify to an accepted root"},
+		{"no poison on add-pre-chain", "add-pre-chain", b64(chain[0].Raw, chain[1].Raw), "needs a precertificate"},
+		{"wrong EKU", "add-chain", b64(serverDER, chain[1].Raw), "does not verify"},
+		{"garbage", "add-chain", `{"chain":["bm90IGEgY2VydA=="]}`, "does not verify"},
+		{"not JSON", "add-chain", `chain`, "is not {"},
+		{"empty chain", "add-chain", `{"chain":[]}`, "empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, body := inst.doRaw(http.MethodPost, "/ct/v1/"+tt.path, "application/json", []byte(tt.body), http.StatusBadRequest)
+			if !strings.Contains(string(body), tt.want) {
+				t.Fatalf("body %q lacks %q", body, tt.want)
+			}
+		})
+	}
+	if _, body := inst.doRaw(http.MethodGet, "/ct/v1/get-entries?start=5&end=2", "", nil, http.StatusBadRequest); !strings.Contains(string(body), "before start") {
+		t.Fatalf("get-entries with end < start: %s", body)
+	}
+}
