@@ -110,6 +110,9 @@ type Log struct {
 	checkpoint cachedCheckpoint
 	indexed    uint64 // leaves handed to the hook so far
 	origin     string
+	// behind is set while queued leaves may be waiting for integration;
+	// only the pipeline goroutine touches it.
+	behind bool
 }
 
 type cachedCheckpoint struct {

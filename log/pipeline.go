@@ -27,7 +27,19 @@ type appendReq struct {
 	value []byte
 	extra []byte
 	hash  []byte
-	done  chan appendResult
+	// queued asks only for durability: answer once the leaf is queued and
+	// integrate it afterwards (the CT log's promise, an SCT, needs no more).
+	queued bool
+	// answered is set once done has been sent to (pipeline goroutine only).
+	answered bool
+	done     chan appendResult
+}
+
+func (r *appendReq) answer(res appendResult) {
+	if !r.answered {
+		r.answered = true
+		r.done <- res
+	}
 }
 
 type appendResult struct {
@@ -39,7 +51,22 @@ type appendResult struct {
 // and provable at the new root (or is a duplicate). extra is stored with the
 // leaf, unhashed, for the hook's use after a crash.
 func (l *Log) Append(ctx context.Context, value, extra []byte) (Appended, error) {
-	req := &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), done: make(chan appendResult, 1)}
+	return l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), done: make(chan appendResult, 1)})
+}
+
+// Enqueue adds a leaf and returns once it is durably queued; integration
+// follows at once in the pipeline (and is retried every IntegrateRetry
+// after a failure), well within a CT log's maximum merge delay.
+func (l *Log) Enqueue(ctx context.Context, value, extra []byte) (duplicate bool, err error) {
+	res, err := l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), queued: true, done: make(chan appendResult, 1)})
+	return res.Duplicate, err
+}
+
+// IntegrateRetry is how often queued leaves are integrated when there is
+// no traffic to carry them (after a failed integration).
+const IntegrateRetry = time.Second
+
+func (l *Log) submit(ctx context.Context, req *appendReq) (Appended, error) {
 	select {
 	case <-l.stop:
 		return Appended{}, ErrClosed
@@ -63,10 +90,21 @@ func (l *Log) Append(ctx context.Context, value, extra []byte) (Appended, error)
 
 func (l *Log) run() {
 	defer close(l.stopped)
+	retry := time.NewTicker(IntegrateRetry)
+	defer retry.Stop()
 	for {
 		var first *appendReq
 		select {
 		case first = <-l.queue:
+		case <-retry.C:
+			if l.behind {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				if err := l.integrateAndIndex(ctx); err != nil {
+					l.logger.Warn("integrating queued leaves failed; will retry", "err", err)
+				}
+				cancel()
+			}
+			continue
 		case <-l.stop:
 			l.drain(ErrClosed)
 			return
@@ -90,7 +128,7 @@ func (l *Log) drain(err error) {
 	for {
 		select {
 		case r := <-l.queue:
-			r.done <- appendResult{err: err}
+			r.answer(appendResult{err: err})
 		default:
 			return
 		}
@@ -104,7 +142,7 @@ func (l *Log) process(batch []*appendReq) {
 	live := batch[:0]
 	for _, r := range batch {
 		if r.ctx.Err() != nil {
-			r.done <- appendResult{err: r.ctx.Err()}
+			r.answer(appendResult{err: r.ctx.Err()})
 			continue
 		}
 		live = append(live, r)
@@ -127,13 +165,13 @@ func (l *Log) process(batch []*appendReq) {
 	// whether they still wait for the answer.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	results, err := l.commitBatch(ctx, leaves)
+	results, err := l.commitBatch(ctx, leaves, byHash)
 	l.metrics.integrate.WithLabelValues(l.cfg.Name).Observe(time.Since(start).Seconds())
 	l.metrics.batchSize.WithLabelValues(l.cfg.Name).Observe(float64(len(live)))
 	if err != nil {
 		l.logger.Error("append batch failed", "leaves", len(leaves), "err", err)
 		for _, r := range live {
-			r.done <- appendResult{err: err}
+			r.answer(appendResult{err: err})
 		}
 		l.metrics.appends.WithLabelValues(l.cfg.Name, "error").Add(float64(len(live)))
 		return
@@ -141,6 +179,9 @@ func (l *Log) process(batch []*appendReq) {
 	for k, reqs := range byHash {
 		res := results[k]
 		for i, r := range reqs {
+			if r.answered {
+				continue
+			}
 			out := res
 			if i > 0 {
 				out = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: r.hash}}}
@@ -150,15 +191,33 @@ func (l *Log) process(batch []*appendReq) {
 				outcome = "duplicate"
 			}
 			l.metrics.appends.WithLabelValues(l.cfg.Name, outcome).Inc()
-			r.done <- appendResult{res: out}
+			r.answer(appendResult{res: out})
 		}
 	}
 }
 
-func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf) (map[string]Appended, error) {
+// commitBatch queues the leaves, answers the requests that only wanted
+// them queued, then integrates, indexes and proves for the others. A non-nil
+// map with an error means the queueing succeeded and integration did not.
+func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHash map[string][]*appendReq) (map[string]Appended, error) {
 	queued, err := l.storage.QueueLeaves(ctx, l.tree, leaves, l.ts.Now())
 	if err != nil {
 		return nil, fmt.Errorf("queueing %d leaves: %w", len(leaves), err)
+	}
+	l.behind = true
+	for i, q := range queued {
+		h := string(leaves[i].MerkleLeafHash)
+		st := q.GetStatus()
+		dup := st != nil && codes.Code(st.Code) == codes.AlreadyExists
+		if st != nil && codes.Code(st.Code) != codes.OK && !dup {
+			continue // reported as an error below
+		}
+		for j, r := range byHash[h] {
+			if r.queued {
+				l.metrics.appends.WithLabelValues(l.cfg.Name, "queued").Inc()
+				r.answer(appendResult{res: Appended{Duplicate: dup || j > 0, Proven: Proven{Leaf: Leaf{Hash: r.hash}}}})
+			}
+		}
 	}
 	results := map[string]Appended{}
 	var fresh [][]byte
@@ -175,28 +234,50 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf) (map[
 	}
 	// Integrate even when everything was a duplicate: the existing copy may
 	// be queued but not yet integrated (left by a crash).
-	if err := l.integrateAll(ctx); err != nil {
-		return nil, err
+	if err := l.integrateAndIndex(ctx); err != nil {
+		return results, err
 	}
-	if err := l.catchUpHook(ctx); err != nil {
-		return nil, err
+	if len(fresh) == 0 {
+		return results, nil
 	}
+	waiting := fresh[:0:0]
+	for _, h := range fresh {
+		for _, r := range byHash[string(h)] {
+			if !r.queued {
+				waiting = append(waiting, h)
+				break
+			}
+		}
+	}
+	fresh = waiting
 	if len(fresh) == 0 {
 		return results, nil
 	}
 	proven, err := l.ByHash(ctx, fresh)
 	if err != nil {
-		return nil, fmt.Errorf("proving the new leaves: %w", err)
+		return results, fmt.Errorf("proving the new leaves: %w", err)
 	}
 	for _, p := range proven {
 		results[string(p.Leaf.Hash)] = Appended{Proven: p}
 	}
 	for _, h := range fresh {
 		if _, ok := results[string(h)]; !ok {
-			return nil, fmt.Errorf("leaf %x was queued but is not in the tree after integration", h)
+			return results, fmt.Errorf("leaf %x was queued but is not in the tree after integration", h)
 		}
 	}
 	return results, nil
+}
+
+// integrateAndIndex integrates everything queued and hands it to the hook.
+func (l *Log) integrateAndIndex(ctx context.Context) error {
+	if err := l.integrateAll(ctx); err != nil {
+		return err
+	}
+	if err := l.catchUpHook(ctx); err != nil {
+		return err
+	}
+	l.behind = false
+	return nil
 }
 
 // integrateAll integrates everything queued, in batches.

@@ -26,6 +26,11 @@ import (
 	tlog "github.com/signet-dev/signet/log"
 )
 
+// MaxMergeDelay is the longest this log takes to integrate an entry it
+// issued an SCT for. The pipeline integrates right after queueing; only a
+// failing database delays it, and integration is retried every second.
+const MaxMergeDelay = 10 * time.Second
+
 // Limits bound requests.
 type Limits struct {
 	MaxBodyBytes  int64
@@ -189,7 +194,9 @@ func (c *CT) log(ctx context.Context, chain [][]byte, precert bool) (*ct.SignedC
 	if err != nil {
 		return nil, fmt.Errorf("encoding the chain: %w", err)
 	}
-	if _, err := c.cfg.Log.Append(ctx, leafBytes, extra); err != nil {
+	// The SCT promises inclusion within the maximum merge delay: the leaf
+	// is durably queued now and integrated by the pipeline right after.
+	if _, err := c.cfg.Log.Enqueue(ctx, leafBytes, extra); err != nil {
 		return nil, err
 	}
 	sct := &ct.SignedCertificateTimestamp{SCTVersion: ct.V1, LogID: ct.LogID{KeyID: c.logID}, Timestamp: ts}
