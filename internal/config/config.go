@@ -92,8 +92,11 @@ type CA struct {
 	// MaxRequestBytes bounds a signing request body.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 	// CT is where precertificates are logged: "" means this instance's CT
-	// log, "none" issues certificates without SCTs (an explicit choice).
+	// log, "none" issues certificates without SCTs (an explicit choice), a
+	// URL names a remote RFC 6962 log.
 	CT string `yaml:"ct"`
+	// CTPublicKey is a PEM file of the remote CT log's key (with a URL in CT).
+	CTPublicKey string `yaml:"ct_public_key"`
 }
 
 // ValidityDuration parses CA.Validity.
@@ -294,7 +297,13 @@ func (c Config) Validate(dev bool) error {
 		}
 		switch {
 		case c.CA.CT != "" && c.CA.CT != "none":
-			return fmt.Errorf("ca.ct %q: use \"none\" for no CT, or leave it empty to use this instance's CT log", c.CA.CT)
+			u, err := url.Parse(c.CA.CT)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("ca.ct %q: use \"none\", leave it empty for this instance's CT log, or give a remote log's http(s) URL", c.CA.CT)
+			}
+			if c.CA.CTPublicKey == "" {
+				return errors.New("ca.ct names a remote CT log: set ca.ct_public_key to its PEM public key so SCTs are verified")
+			}
 		case c.CA.CT == "" && !c.CTEnabled(dev):
 			return errors.New("the CA needs a CT log for SCTs: configure ct.signer (or components.ct: true), or set ca.ct: none to issue certificates without SCTs")
 		}

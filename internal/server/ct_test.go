@@ -8,8 +8,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +24,10 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
+	"github.com/signet-dev/signet/ca/identity"
 	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/log/ctapi"
 )
 
@@ -189,5 +195,80 @@ func TestCTLogRefusesBadChains(t *testing.T) {
 	}
 	if _, body := inst.doRaw(http.MethodGet, "/ct/v1/get-entries?start=5&end=2", "", nil, http.StatusBadRequest); !strings.Contains(string(body), "before start") {
 		t.Fatalf("get-entries with end < start: %s", body)
+	}
+}
+
+// The CA can log to a remote RFC 6962 log over HTTP: here another Signet
+// that runs only a CT log accepting the first one's root.
+func TestCAWithRemoteCTLog(t *testing.T) {
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "remote-ct root"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, rootKey.Public(), rootKey)
+	root, _ := x509.ParseCertificate(rootDER)
+	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "remote-ct intermediate"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
+	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, caKey.Public(), rootKey)
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	chainPath := write("chain.pem", append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: interDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})...))
+	rootPath := write("root.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER}))
+	caKeyPath, ctKeyPath := filepath.Join(dir, "ca.key"), filepath.Join(dir, "ct.key")
+	ctKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := keys.WriteFile(caKeyPath, caKey, []byte("test-password")); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteFile(ctKeyPath, ctKey, []byte("test-password")); err != nil {
+		t.Fatal(err)
+	}
+	remote := newFixture(t).start(t, func(c *config.Config) {
+		c.CT.Signer = keys.FileURI(ctKeyPath, "LOG_KEY_PASSWORD")
+		c.CT.Roots = []string{rootPath}
+	})
+	ctPubDER, _ := x509.MarshalPKIXPublicKey(ctKey.Public())
+	ctPubPath := write("ct.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: ctPubDER}))
+	idp := newDevIssuerServer(t)
+	inst := newFixture(t).start(t, func(c *config.Config) {
+		c.CA.Signer = keys.FileURI(caKeyPath, "LOG_KEY_PASSWORD")
+		c.CA.Chain = chainPath
+		c.CA.Issuers = []identity.IssuerConfig{{URL: idp.url, Type: identity.TypeEmail}}
+		c.CA.CT = remote.http.URL
+		c.CA.CTPublicKey = ctPubPath
+	})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, err := client.NewCA(inst.http.URL).SigningCertificate(context.Background(), idp.token(t, "remote@example.com"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := ctx509.ParseCertificate(chain[0].Raw)
+	scts, err := parseEmbeddedSCTs(leaf)
+	if err != nil || len(scts) != 1 {
+		t.Fatalf("embedded SCTs: %d, %v", len(scts), err)
+	}
+	if id := remote.srv.CTLog().LogID(); scts[0].LogID.KeyID != id {
+		t.Fatal("the SCT is not from the remote CT log")
+	}
+	issuer, _ := ctx509.ParseCertificate(chain[1].Raw)
+	mtl, _ := ct.MerkleTreeLeafForEmbeddedSCT([]*ctx509.Certificate{leaf, issuer}, scts[0].Timestamp)
+	hash, _ := ct.LeafHashForLeaf(mtl)
+	lc, _ := ctclient.New(remote.http.URL, http.DefaultClient, jsonclient.Options{PublicKeyDER: ctPubDER})
+	deadline := time.Now().Add(ctapi.MaxMergeDelay)
+	for {
+		sth, err := lc.GetSTH(context.Background())
+		if err == nil && sth.TreeSize > 0 {
+			if _, err := lc.GetProofByHash(context.Background(), hash[:], sth.TreeSize); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the remote CT log did not integrate the precertificate within the maximum merge delay")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -144,10 +144,22 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		}
 	}
 	if s.authority != nil {
-		if s.cfg.CA.CT == "none" {
+		switch s.cfg.CA.CT {
+		case "none":
 			s.logger.Warn("CERTIFICATE TRANSPARENCY IS OFF (ca.ct: none): certificates carry no SCT; cosign will only verify them with --insecure-ignore-sct")
-		} else {
+		case "":
 			s.authority.UseSCTSource(s.ctLog)
+		default:
+			pubPEM, err := os.ReadFile(s.cfg.CA.CTPublicKey)
+			if err != nil {
+				return nil, fmt.Errorf("ca.ct_public_key: %w", err)
+			}
+			remote, err := ca.NewRemoteCT(s.cfg.CA.CT, pubPEM)
+			if err != nil {
+				return nil, fmt.Errorf("ca.ct: %w", err)
+			}
+			s.authority.UseSCTSource(remote)
+			s.logger.Info("the CA logs precertificates to a remote CT log", "url", s.cfg.CA.CT)
 		}
 	}
 	router.Get("/healthz", s.healthz)
