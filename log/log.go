@@ -528,3 +528,7 @@ func (l *Log) ProveIndex(ctx context.Context, index, size uint64) (Leaf, [][]byt
 	})
 	return leaf, hashes, err
 }
+
+// CreatedAt is when the log's tree was created: the start of its key's
+// validity in the trust root.
+func (l *Log) CreatedAt() time.Time { return l.tree.GetCreateTime().AsTime() }

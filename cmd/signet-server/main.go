@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -163,27 +164,31 @@ func serve(parent context.Context, cfg config.Config, dev bool) error {
 }
 
 func printBanner(w io.Writer, base string, srv *server.Server) {
+	dd, _ := filepath.Abs(srv.DataDir())
 	fmt.Fprintf(w, `
 Signet is running (dev mode) at %[1]s
 
   Health:            curl %[1]s/healthz
   Log info:          curl %[1]s/api/v1/log
-  Log public key:    curl %[1]s/api/v1/log/publicKey
-  Entry by index:    curl '%[1]s/api/v1/log/entries?logIndex=0'
+  Trust material:    %[1]s/api/v1/trust/trusted_root.json
+                     %[1]s/api/v1/trust/signing_config.json
+                     (copies in %[2]s)
   rekor-cli:         rekor-cli --rekor_server %[1]s loginfo
-  cosign (key-based, this log):
-    cosign sign-blob --key cosign.key --rekor-url %[1]s --tlog-upload=true --bundle blob.bundle blob
-`, base)
+`, base, dd)
 	if l := srv.Log(); l != nil {
-		fmt.Fprintf(w, "\n  Log tree %d, log ID %s, checkpoint origin %q\n", l.TreeID(), srv.Rekor().LogID(), srv.Hostname()+" - "+fmt.Sprint(l.TreeID()))
+		fmt.Fprintf(w, "  Log tree %d, log ID %s\n", l.TreeID(), srv.Rekor().LogID())
 	}
 	if d := srv.DevIssuer(); d != nil {
 		fmt.Fprintf(w, `
-  Keyless (CA + dev OIDC issuer):
-    TOKEN=$(curl -s '%[1]s/token?email=alice@example.com' | sed 's/.*"id_token":"\([^"]*\)".*/\1/')
-    curl -s %[2]s/api/v2/trustBundle
-    CA (Fulcio v2 API): %[2]s/api/v2/signingCert   OIDC issuer: %[1]s
-`, d.URL(), base)
+Keyless signing with cosign v3 against this instance only:
+  TOKEN=$(curl -s '%[1]s/token?email=alice@example.com' | sed 's/.*"id_token":"\([^"]*\)".*/\1/')
+  cosign sign-blob --signing-config %[2]s/signing_config.json --trusted-root %[2]s/trusted_root.json \
+    --identity-token "$TOKEN" --bundle blob.sigstore.json blob
+  cosign verify-blob --trusted-root %[2]s/trusted_root.json --bundle blob.sigstore.json \
+    --certificate-identity alice@example.com --certificate-oidc-issuer %[1]s blob
+  cosign attest-blob / verify-blob-attestation, sign / verify, attest / verify-attestation
+    take the same --signing-config, --trusted-root and --identity-token flags.
+`, d.URL(), dd)
 	}
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop (PostgreSQL stops with it).\n\n")
 }

@@ -46,6 +46,7 @@ import (
 	"github.com/signet-dev/signet/log/rekorapi/model"
 	"github.com/signet-dev/signet/timestamp"
 	"github.com/signet-dev/signet/timestamp/tsaapi"
+	"github.com/signet-dev/signet/trust"
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/dsse"
 	"github.com/signet-dev/signet/types/hashedrekord"
@@ -74,6 +75,8 @@ type Server struct {
 	ctLog     *ctapi.CT
 	ctEngine  *tlog.Log
 	metrics   *tlog.Metrics
+
+	rekorSigner crypto.Signer
 }
 
 // Options are how the process was started.
@@ -162,6 +165,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			s.logger.Info("the CA logs precertificates to a remote CT log", "url", s.cfg.CA.CT)
 		}
 	}
+	if err := s.publishTrust(router); err != nil {
+		return nil, err
+	}
 	router.Get("/healthz", s.healthz)
 	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	router.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -205,6 +211,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 		return err
 	}
 	s.log = l
+	s.rekorSigner = signer
 	s.rekor, err = rekorapi.New(rekorapi.Config{
 		Log: s.log, Index: index, Types: registry, Signer: signer, Logger: s.logger,
 		Limits: rekorapi.Limits{MaxBodyBytes: s.cfg.Log.MaxRequestBytes, MaxSearchResults: s.cfg.Log.MaxSearchResults},
@@ -313,6 +320,66 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 	id := s.ctLog.LogID()
 	s.logger.Info("CT log ready", "tree_id", engine.TreeID(), "log_id", base64.StdEncoding.EncodeToString(id[:]), "roots", len(roots))
 	return nil
+}
+
+// publishTrust serves trusted_root.json and signing_config.json for what
+// runs here, and in dev mode writes copies to the data directory.
+func (s *Server) publishTrust(router chi.Router) error {
+	in := trust.Instance{BaseURL: s.cfg.PublicURL, Operator: s.cfg.Hostname}
+	start := time.Now()
+	if s.log != nil {
+		// Whole seconds: integratedTime has no fraction, and an entry from the
+		// tree's first second must fall inside the window.
+		in.Log = &trust.Key{PublicKey: s.rekorSigner.Public(), Start: s.log.CreatedAt().Truncate(time.Second)}
+		start = minTime(start, in.Log.Start)
+	}
+	if s.ctLog != nil {
+		in.CT = &trust.Key{PublicKey: s.ctLog.PublicKey(), Start: s.ctEngine.CreatedAt().Truncate(time.Second)}
+	}
+	if s.caChain != nil {
+		in.CA = &trust.Chain{Certificates: s.caChain, Start: s.caChain[0].NotBefore}
+		start = minTime(start, in.CA.Start)
+	}
+	if s.tsaChain != nil {
+		in.TSA = &trust.Chain{Certificates: s.tsaChain, Start: s.tsaChain[0].NotBefore}
+	}
+	if s.devIssuer != nil {
+		in.OIDCURL = s.devIssuer.URL()
+	}
+	root, err := trust.TrustedRoot(in)
+	if err != nil {
+		return fmt.Errorf("building trusted_root.json: %w", err)
+	}
+	signing, err := trust.SigningConfig(in, start)
+	if err != nil {
+		return fmt.Errorf("building signing_config.json: %w", err)
+	}
+	serve := func(body []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body) //nolint:errcheck
+		}
+	}
+	router.Get("/api/v1/trust/trusted_root.json", serve(root))
+	router.Get("/api/v1/trust/signing_config.json", serve(signing))
+	if s.dev {
+		if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+			return err
+		}
+		for name, body := range map[string][]byte{"trusted_root.json": root, "signing_config.json": signing} {
+			if err := os.WriteFile(filepath.Join(s.cfg.DataDir, name), body, 0o644); err != nil {
+				return fmt.Errorf("writing %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // logMetrics are shared by every log of the process (labelled by log name).

@@ -164,9 +164,10 @@ func TestTimestampRejectionsOverHTTP(t *testing.T) {
 	}
 }
 
-// sigstore-go verifies a keyless bundle whose time comes from our TSA (a
-// timestamp over the signature, requested as sigstore-go does: no nonce, no
-// certificate), with our CA and our log.
+// sigstore-go verifies a keyless bundle end to end with nothing but the
+// trusted_root.json we serve: our certificate and its embedded SCT, our log
+// entry, and a timestamp from our TSA (requested as sigstore-go does: no
+// nonce, no certificate).
 func TestSigstoreGoVerifiesTimestampedBundle(t *testing.T) {
 	inst := newFixture(t).startDev(t)
 	ctx := context.Background()
@@ -197,24 +198,16 @@ func TestSigstoreGoVerifiesTimestampedBundle(t *testing.T) {
 			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: digest[:]}, Signature: sig,
 		}},
 	}
-	tsaChain := inst.tsaChain()
-	logID, _ := hex.DecodeString(entry.LogID)
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
-		[]root.CertificateAuthority{&root.FulcioCertificateAuthority{Root: chain[2], Intermediates: chain[1:2], ValidityPeriodStart: time.Now().Add(-time.Hour)}},
-		nil,
-		[]root.TimestampingAuthority{&root.SigstoreTimestampingAuthority{Root: tsaChain[1], Leaf: tsaChain[0], ValidityPeriodStart: time.Now().Add(-time.Hour)}},
-		map[string]*root.TransparencyLog{entry.LogID: {
-			BaseURL: inst.http.URL, ID: logID, ValidityPeriodStart: time.Now().Add(-time.Hour),
-			HashFunc: crypto.SHA256, PublicKey: inst.pub, SignatureHashFunc: crypto.SHA256,
-		}})
+	// The trust root this instance serves is all the verifier is given.
+	tr, err := root.NewTrustedRootFromJSON(inst.get("/api/v1/trust/trusted_root.json", http.StatusOK))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("sigstore-go cannot parse our trusted_root.json: %v", err)
 	}
 	b, err := bundle.NewBundle(pb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := verify.NewVerifier(tr, verify.WithSignedTimestamps(1), verify.WithTransparencyLog(1))
+	v, err := verify.NewVerifier(tr, verify.WithSignedTimestamps(1), verify.WithTransparencyLog(1), verify.WithSignedCertificateTimestamps(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,154 @@
+// Package trust builds the trust material clients are given: Sigstore's
+// trusted_root.json (keys and chains with validity windows) and
+// signing_config.json (service URLs), with protobuf-specs' types so the JSON
+// is exactly what sigstore-go and cosign parse.
+package trust
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"fmt"
+	"strings"
+	"time"
+
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	prototrust "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Media types clients check.
+const (
+	TrustedRootMediaType   = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+	SigningConfigMediaType = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
+)
+
+// Key is a log key and when it started to sign.
+type Key struct {
+	PublicKey crypto.PublicKey
+	Start     time.Time
+}
+
+// Chain is a CA or TSA chain (leaf-most first, root last) and its start.
+type Chain struct {
+	Certificates []*x509.Certificate
+	Start        time.Time
+}
+
+// Instance is what one Signet publishes; nil parts are not running.
+type Instance struct {
+	// BaseURL is the public URL every service hangs off.
+	BaseURL  string
+	Operator string
+	Log      *Key
+	CT       *Key
+	CA       *Chain
+	TSA      *Chain
+	// OIDCURL is an issuer clients may get tokens from (the dev issuer).
+	OIDCURL string
+}
+
+func keyDetails(pub crypto.PublicKey) (protocommon.PublicKeyDetails, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256, nil
+		case elliptic.P384():
+			return protocommon.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384, nil
+		case elliptic.P521():
+			return protocommon.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512, nil
+		}
+	case *rsa.PublicKey:
+		return protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256, nil
+	}
+	return 0, fmt.Errorf("key type %T has no trusted-root key details", pub)
+}
+
+func logInstance(baseURL string, k *Key) (*prototrust.TransparencyLogInstance, error) {
+	der, err := x509.MarshalPKIXPublicKey(k.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	details, err := keyDetails(k.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	id := sha256.Sum256(der)
+	return &prototrust.TransparencyLogInstance{
+		BaseUrl:       baseURL,
+		HashAlgorithm: protocommon.HashAlgorithm_SHA2_256,
+		PublicKey: &protocommon.PublicKey{
+			RawBytes: der, KeyDetails: details,
+			ValidFor: &protocommon.TimeRange{Start: timestamppb.New(k.Start)},
+		},
+		LogId: &protocommon.LogId{KeyId: id[:]},
+	}, nil
+}
+
+func authority(uri string, c *Chain) *prototrust.CertificateAuthority {
+	subject := c.Certificates[0].Subject
+	ca := &prototrust.CertificateAuthority{
+		Uri:       uri,
+		Subject:   &protocommon.DistinguishedName{CommonName: subject.CommonName, Organization: strings.Join(subject.Organization, ", ")},
+		CertChain: &protocommon.X509CertificateChain{},
+		ValidFor:  &protocommon.TimeRange{Start: timestamppb.New(c.Start)},
+	}
+	for _, cert := range c.Certificates {
+		ca.CertChain.Certificates = append(ca.CertChain.Certificates, &protocommon.X509Certificate{RawBytes: cert.Raw})
+	}
+	return ca
+}
+
+// TrustedRoot renders trusted_root.json.
+func TrustedRoot(in Instance) ([]byte, error) {
+	tr := &prototrust.TrustedRoot{MediaType: TrustedRootMediaType}
+	if in.Log != nil {
+		l, err := logInstance(in.BaseURL, in.Log)
+		if err != nil {
+			return nil, fmt.Errorf("log key: %w", err)
+		}
+		tr.Tlogs = append(tr.Tlogs, l)
+	}
+	if in.CT != nil {
+		l, err := logInstance(in.BaseURL, in.CT)
+		if err != nil {
+			return nil, fmt.Errorf("CT key: %w", err)
+		}
+		tr.Ctlogs = append(tr.Ctlogs, l)
+	}
+	if in.CA != nil {
+		tr.CertificateAuthorities = append(tr.CertificateAuthorities, authority(in.BaseURL, in.CA))
+	}
+	if in.TSA != nil {
+		tr.TimestampAuthorities = append(tr.TimestampAuthorities, authority(in.BaseURL+"/api/v1/timestamp", in.TSA))
+	}
+	return protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(tr)
+}
+
+// SigningConfig renders signing_config.json (v0.2).
+func SigningConfig(in Instance, start time.Time) ([]byte, error) {
+	svc := func(url string) []*prototrust.Service {
+		return []*prototrust.Service{{Url: url, MajorApiVersion: 1, Operator: in.Operator, ValidFor: &protocommon.TimeRange{Start: timestamppb.New(start)}}}
+	}
+	sc := &prototrust.SigningConfig{MediaType: SigningConfigMediaType}
+	if in.CA != nil {
+		sc.CaUrls = svc(in.BaseURL)
+	}
+	if in.OIDCURL != "" {
+		sc.OidcUrls = svc(in.OIDCURL)
+	}
+	if in.Log != nil {
+		sc.RekorTlogUrls = svc(in.BaseURL)
+		sc.RekorTlogConfig = &prototrust.ServiceConfiguration{Selector: prototrust.ServiceSelector_ANY}
+	}
+	if in.TSA != nil {
+		sc.TsaUrls = svc(in.BaseURL + "/api/v1/timestamp")
+		sc.TsaConfig = &prototrust.ServiceConfiguration{Selector: prototrust.ServiceSelector_ANY}
+	}
+	return protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(sc)
+}
