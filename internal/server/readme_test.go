@@ -40,6 +40,7 @@ func TestREADMECurlExamples(t *testing.T) {
 		`"treeSize":1`, `{"hashes":[],"rootHash":`,
 		`{"signedCertificateEmbeddedSct":{"chain":{"certificates":["-----BEGIN CERTIFICATE-----`,
 		`{"chains":[{"certificates":[`, `"issuerType":"email-or-uri"`, "Verification: OK",
+		"application/vnd.dev.sigstore.trustedroot+json;version=0.1", "application/vnd.dev.sigstore.signingconfig.v0.2+json",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("README examples output lacks %q:\n%s", want, out)
