@@ -8,13 +8,13 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/client"
@@ -166,23 +166,11 @@ func report(cmd *cobra.Command, v map[string]any, text string) error {
 }
 
 func parseChain(data []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
+	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(data)
+	if err == nil && len(certs) == 0 {
+		err = fmt.Errorf("no PEM certificates")
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no PEM certificates")
-	}
-	return out, nil
+	return certs, err
 }
 
 func loadChain(path string) ([]*x509.Certificate, error) {

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/timestamp"
 )
@@ -207,26 +209,14 @@ func randSerial() *big.Int {
 func readChain(path string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading CA chain: %w", err)
+		return nil, fmt.Errorf("reading certificate chain: %w", err)
 	}
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("CA chain %s: certificate %d: %w", path, len(out), err)
-		}
-		out = append(out, c)
+	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("certificate chain %s: %w", path, err)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("CA chain %s holds no PEM certificate", path)
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("certificate chain %s holds no PEM certificate", path)
 	}
-	return out, nil
+	return certs, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/config"
@@ -33,19 +34,9 @@ import (
 
 func (i *instance) tsaChain() []*x509.Certificate {
 	i.t.Helper()
-	data := i.get("/api/v1/timestamp/certchain", http.StatusOK)
-	var chain []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			i.t.Fatal(err)
-		}
-		chain = append(chain, c)
+	chain, err := cryptoutils.UnmarshalCertificatesFromPEM(i.get("/api/v1/timestamp/certchain", http.StatusOK))
+	if err != nil {
+		i.t.Fatal(err)
 	}
 	return chain
 }
