@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 15m
 # Debian package that provides initdb and pg_ctl.
 PG_PACKAGE := postgresql
 
-.PHONY: all build run test vet fuzz deps clean bench
+.PHONY: all build run test vet fuzz deps clean bench cosign
 
 all: build
 
@@ -46,8 +46,11 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
-## test: vet, then every test (PostgreSQL is started per test binary under /tmp)
+## test: vet, then every test (PostgreSQL is started per test binary under /tmp).
+## Unmodified cosign is installed when missing, best effort: the
+## interoperability test skips (and says so) if it could not be built.
 test: deps vet
+	@command -v cosign >/dev/null 2>&1 || test -x "$$($(GO) env GOPATH)/bin/cosign" || $(MAKE) cosign || echo "cosign could not be installed; its interoperability test will skip"
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 ## fuzz: run each fuzz target briefly (FUZZTIME=1m for longer)
@@ -61,6 +64,12 @@ fuzz:
 ## bench: start a throwaway dev instance and load it (BENCH_MODE=fast|full)
 bench: deps build
 	scripts/bench.sh
+
+## cosign: install unmodified cosign v3.0.6 for the interoperability test
+## (it builds from the module proxy; the test skips when cosign is absent)
+COSIGN_VERSION ?= v3.0.6
+cosign:
+	GOTOOLCHAIN=local $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
 
 clean:
 	rm -rf $(BIN)
