@@ -1,11 +1,23 @@
 package server_test
 
 import (
+	"context"
+	"encoding/base64"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/signet-dev/signet/log/rekorapi/model"
 )
 
 // cosignBinary finds an unmodified cosign (make cosign installs v3.0.6).
@@ -61,5 +73,85 @@ func TestCosignSignAndVerifyBlobKeyless(t *testing.T) {
 	os.WriteFile(tampered, []byte("not what was signed"), 0o644) //nolint:errcheck
 	if out, err := verify(tampered); err == nil {
 		t.Fatalf("cosign verified a tampered blob:\n%s", out)
+	}
+}
+
+// Unmodified cosign signs a container image in a real OCI registry (go-
+// containerregistry's, in-process) keyless against this instance, and
+// verifies it with the trusted root we serve.
+func TestCosignSignAndVerifyImageKeyless(t *testing.T) {
+	cosign := cosignBinary(t)
+	inst := newFixture(t).startDev(t)
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(reg.Close)
+	img, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(reg.URL, "http://")
+	ref, err := name.ParseReference(host+"/signet/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	digest, _ := img.Digest()
+	image := host + "/signet/app@" + digest.String()
+	dir := t.TempDir()
+	data := inst.srv.DataDir()
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(cosign, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("sign", "--yes", "--allow-insecure-registry",
+		"--signing-config", filepath.Join(data, "signing_config.json"),
+		"--trusted-root", filepath.Join(data, "trusted_root.json"),
+		"--identity-token", inst.devToken("email=image@example.com"), image)
+	if err != nil {
+		t.Fatalf("cosign sign: %v\n%s", err, out)
+	}
+	// cosign v3 logs image signatures as dsse entries.
+	e, err := inst.client.GetByIndex(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := base64.StdEncoding.DecodeString(e.Body)
+	if !strings.Contains(string(body), `"kind":"dsse"`) {
+		t.Fatalf("cosign's image signature was logged as %s, expected dsse", body[:60])
+	}
+	verify := func(identity string) (string, error) {
+		return run("verify", "--allow-insecure-registry", "--trusted-root", filepath.Join(data, "trusted_root.json"),
+			"--certificate-identity", identity, "--certificate-oidc-issuer", inst.srv.DevIssuer().URL(), image)
+	}
+	if out, err := verify("image@example.com"); err != nil {
+		t.Fatalf("cosign verify: %v\n%s", err, out)
+	}
+	if out, err := verify("someone-else@example.com"); err == nil {
+		t.Fatalf("cosign verified the image for another identity:\n%s", out)
+	}
+	// An in-toto attestation on the same image, and its verification.
+	pred := filepath.Join(dir, "predicate.json")
+	os.WriteFile(pred, []byte(`{"builder":{"id":"https://ci.example.com"},"buildType":"https://example.com/build/v1"}`), 0o644) //nolint:errcheck
+	out, err = run("attest", "--yes", "--allow-insecure-registry", "--type", "slsaprovenance", "--predicate", pred,
+		"--signing-config", filepath.Join(data, "signing_config.json"),
+		"--trusted-root", filepath.Join(data, "trusted_root.json"),
+		"--identity-token", inst.devToken("email=image@example.com"), image)
+	if err != nil {
+		t.Fatalf("cosign attest: %v\n%s", err, out)
+	}
+	out, err = run("verify-attestation", "--allow-insecure-registry", "--type", "slsaprovenance",
+		"--trusted-root", filepath.Join(data, "trusted_root.json"),
+		"--certificate-identity", "image@example.com", "--certificate-oidc-issuer", inst.srv.DevIssuer().URL(), image)
+	if err != nil {
+		t.Fatalf("cosign verify-attestation: %v\n%s", err, out)
+	}
+	// The attestation's subject (the image digest) is searchable in the log.
+	ids, err := inst.client.Search(context.Background(), model.SearchIndex{Hash: digest.String()})
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("searching the log for the image digest: %v %v", ids, err)
 	}
 }
