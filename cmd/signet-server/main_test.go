@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -248,3 +249,109 @@ func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 	}
 	t.Logf("%d appends acknowledged before kill -9; tree size after restart %d", len(acks), info.TreeSize)
 }
+
+// PostgreSQL restarting under load: requests in flight fail with 5xx (never
+// hang, never a false 201), and the server recovers by itself once the
+// database is back.
+func TestDatabaseRestartUnderLoad(t *testing.T) {
+	bin := buildServer(t)
+	dataDir := filepath.Join(t.TempDir(), "d")
+	cmd, base := startDev(t, bin, dataDir)
+	defer stopDev(t, cmd, dataDir)
+	ctx := context.Background()
+	httpClient := &http.Client{Timeout: 60 * time.Second}
+
+	type outcome struct {
+		status int
+		took   time.Duration
+		at     time.Time
+	}
+	var mu sync.Mutex
+	var outcomes []outcome
+	var acks []acked
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				der, _ := x509.MarshalPKIXPublicKey(key.Public())
+				digest := sha256.Sum256([]byte(fmt.Sprintf("pg-restart %d %d %d", w, i, time.Now().UnixNano())))
+				sig, _ := ecdsa.SignASN1(rand.Reader, key, digest[:])
+				p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+				start := time.Now()
+				resp, err := httpClient.Post(base+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
+				o := outcome{status: -1, took: time.Since(start), at: time.Now()}
+				if err == nil {
+					io.Copy(io.Discard, resp.Body) //nolint:errcheck
+					resp.Body.Close()
+					o.status = resp.StatusCode
+				}
+				mu.Lock()
+				outcomes = append(outcomes, o)
+				if o.status == http.StatusCreated {
+					acks = append(acks, acked{id: resp.Header.Get("ETag"), hash: hex.EncodeToString(digest[:])})
+				}
+				mu.Unlock()
+				if o.status != http.StatusCreated {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}(w)
+	}
+	time.Sleep(time.Second)
+	// Adopt the server's PostgreSQL and stop it, then start it again.
+	cluster, err := db.StartCluster(ctx, filepath.Join(dataDir, "postgres"), discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	time.Sleep(2 * time.Second)
+	if _, err := db.StartCluster(ctx, filepath.Join(dataDir, "postgres"), discardLogger()); err != nil {
+		t.Fatal(err)
+	}
+	up := time.Now()
+	time.Sleep(4 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	var failedDuring, createdAfter int
+	for _, o := range outcomes {
+		if o.took > 35*time.Second {
+			t.Fatalf("a request took %s: requests must fail fast, not hang", o.took)
+		}
+		switch {
+		case o.status >= 500 && o.at.After(down) && o.at.Before(up.Add(time.Second)):
+			failedDuring++
+		case o.status == http.StatusCreated && o.at.After(up.Add(time.Second)):
+			createdAfter++
+		case o.status != http.StatusCreated && o.status < 500:
+			t.Fatalf("unexpected status %d", o.status)
+		}
+	}
+	if failedDuring == 0 {
+		t.Fatal("no request failed while PostgreSQL was down")
+	}
+	if createdAfter == 0 {
+		t.Fatal("the server did not recover after PostgreSQL came back")
+	}
+	lc := client.NewLog(base)
+	for _, a := range acks {
+		if _, err := lc.GetByUUID(ctx, a.id); err != nil {
+			t.Fatalf("acknowledged entry %s is missing: %v", a.id, err)
+		}
+	}
+	t.Logf("%d requests failed while the database was down, %d created after it returned", failedDuring, createdAfter)
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
