@@ -268,6 +268,21 @@ func (l *Log) Search(ctx context.Context, q model.SearchIndex) ([]string, error)
 // Consistency fetches a consistency proof between two tree sizes and
 // verifies it against the two root hashes the caller already trusts.
 func (l *Log) Consistency(ctx context.Context, first, last uint64, firstRoot, lastRoot []byte) error {
+	switch {
+	case first > last:
+		return fmt.Errorf("consistency proof %d -> %d: the log shrank", first, last)
+	case first == 0:
+		// Every tree extends the empty one, whose root is fixed.
+		if !bytes.Equal(firstRoot, rfc6962.DefaultHasher.EmptyRoot()) {
+			return errors.New("consistency proof 0 -> n: the old root is not the empty tree's root")
+		}
+		return nil
+	case first == last:
+		if !bytes.Equal(firstRoot, lastRoot) {
+			return fmt.Errorf("consistency proof %d -> %d: different roots for the same size", first, last)
+		}
+		return nil
+	}
 	var cp model.ConsistencyProof
 	path := fmt.Sprintf("/api/v1/log/proof?firstSize=%d&lastSize=%d", first, last)
 	if _, err := l.do(ctx, http.MethodGet, path, nil, &cp); err != nil {

@@ -42,7 +42,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.PersistentFlags().String("server", envOr("SIGNET_SERVER", "http://127.0.0.1:8080"), "base URL of the Signet instance (env SIGNET_SERVER)")
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
-	root.AddCommand(newTimestampCommand())
+	root.AddCommand(newTimestampCommand(), newLogCommand())
 	return root
 }
 

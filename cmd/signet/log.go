@@ -1,0 +1,432 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/log/rekorapi/model"
+)
+
+func newLogCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "log",
+		Short: "Use and audit the transparency log",
+	}
+	cmd.PersistentFlags().String("log-key", "", "PEM public key of the log to pin (default: fetched from the server)")
+	cmd.AddCommand(newLogUploadCommand(), newLogGetCommand(), newLogSearchCommand(), newLogVerifyCommand(), newLogInfoCommand(), newLogConsistencyCommand())
+	return cmd
+}
+
+// logClient builds a client, pinning --log-key when given.
+func logClient(cmd *cobra.Command) (*client.Log, error) {
+	server, _ := cmd.Flags().GetString("server")
+	var opts []client.LogOption
+	if path, _ := cmd.Flags().GetString("log-key"); path != "" {
+		pub, err := readPublicKey(path)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, client.WithLogPublicKey(pub))
+	}
+	return client.NewLog(server, opts...), nil
+}
+
+func readPublicKey(path string) (crypto.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := client.ParsePublicKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return pub, nil
+}
+
+func timeout(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), time.Minute)
+}
+
+// readSignature accepts a raw signature or its base64 (as cosign writes it).
+func readSignature(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if d, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data))); err == nil && len(d) > 0 {
+		return d, nil
+	}
+	return data, nil
+}
+
+func newLogUploadCommand() *cobra.Command {
+	var artifact, digest, sigPath, keyPath, certPath string
+	cmd := &cobra.Command{
+		Use:   "upload --artifact FILE --signature SIG --public-key KEY.pem",
+		Short: "Log a signature over an artifact (hashedrekord)",
+		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
+  signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
+  signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (artifact == "") == (digest == "") {
+				return errors.New("give exactly one of --artifact and --digest")
+			}
+			if (keyPath == "") == (certPath == "") {
+				return errors.New("give exactly one of --public-key and --certificate")
+			}
+			var sum []byte
+			alg := "sha256"
+			if artifact != "" {
+				d, err := digestFile(artifact, crypto.SHA256)
+				if err != nil {
+					return err
+				}
+				sum = d
+			} else {
+				a, h, ok := strings.Cut(digest, ":")
+				if !ok {
+					a, h = "sha256", digest
+				}
+				var err error
+				if sum, err = hex.DecodeString(h); err != nil || (a != "sha256" && a != "sha384" && a != "sha512") {
+					return fmt.Errorf("--digest %q: want sha256:<hex> (or sha384:, sha512:)", digest)
+				}
+				alg = a
+			}
+			sig, err := readSignature(sigPath)
+			if err != nil {
+				return err
+			}
+			verifier := keyPath
+			if certPath != "" {
+				verifier = certPath
+			}
+			verifierPEM, err := os.ReadFile(verifier)
+			if err != nil {
+				return err
+			}
+			proposal, err := client.HashedRekord(alg, sum, sig, verifierPEM)
+			if err != nil {
+				return err
+			}
+			lc, err := logClient(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := timeout(cmd)
+			defer cancel()
+			e, err := lc.Upload(ctx, proposal)
+			var apiErr *client.APIError
+			if errors.As(err, &apiErr) && apiErr.Status == 409 && e != nil {
+				return reportEntry(cmd, e, "already in the log")
+			}
+			if err != nil {
+				return err
+			}
+			return reportEntry(cmd, e, "logged")
+		},
+	}
+	cmd.Flags().StringVar(&artifact, "artifact", "", "the signed file")
+	cmd.Flags().StringVar(&digest, "digest", "", "the signed digest instead of the file, sha256:<hex>")
+	cmd.Flags().StringVar(&sigPath, "signature", "", "signature file, raw or base64 (required)")
+	cmd.Flags().StringVar(&keyPath, "public-key", "", "PEM public key that verifies the signature")
+	cmd.Flags().StringVar(&certPath, "certificate", "", "PEM certificate that verifies the signature")
+	cmd.MarkFlagRequired("signature") //nolint:errcheck
+	return cmd
+}
+
+// reportEntry prints a verified entry; with --output json, the LogEntry itself.
+func reportEntry(cmd *cobra.Command, e *client.Entry, what string) error {
+	format, _ := cmd.Flags().GetString("output")
+	if format == "json" {
+		return json.NewEncoder(cmd.OutOrStdout()).Encode(model.LogEntry{e.ID: e.LogEntryAnon})
+	}
+	body, _ := base64.StdEncoding.DecodeString(e.Body)
+	var kind struct {
+		Kind       string `json:"kind"`
+		APIVersion string `json:"apiVersion"`
+	}
+	json.Unmarshal(body, &kind) //nolint:errcheck
+	_, err := fmt.Fprintf(cmd.OutOrStdout(), "%s (verified: inclusion proof, checkpoint, signed entry timestamp)\nUUID:            %s\nIndex:           %d\nIntegrated time: %s\nKind:            %s %s\nTree size:       %d\n",
+		what, e.ID, e.LogIndex, time.Unix(e.IntegratedTime, 0).UTC().Format(time.RFC3339), kind.Kind, kind.APIVersion, e.Verification.InclusionProof.TreeSize)
+	return err
+}
+
+func newLogGetCommand() *cobra.Command {
+	var uuid string
+	var index int64
+	cmd := &cobra.Command{
+		Use:   "get --uuid ID | --log-index N",
+		Short: "Fetch and verify an entry",
+		Example: `  signet log get --log-index 42
+  signet log get --uuid 108e9186e8c5677a... --output json > entry.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (uuid == "") == (index < 0) {
+				return errors.New("give exactly one of --uuid and --log-index")
+			}
+			lc, err := logClient(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := timeout(cmd)
+			defer cancel()
+			var e *client.Entry
+			if uuid != "" {
+				e, err = lc.GetByUUID(ctx, uuid)
+			} else {
+				e, err = lc.GetByIndex(ctx, index)
+			}
+			if err != nil {
+				return err
+			}
+			return reportEntry(cmd, e, "found")
+		},
+	}
+	cmd.Flags().StringVar(&uuid, "uuid", "", "64-hex UUID or 80-hex entry ID")
+	cmd.Flags().Int64Var(&index, "log-index", -1, "log index")
+	return cmd
+}
+
+func newLogSearchCommand() *cobra.Command {
+	var sha, email, keyPath, subject, operator string
+	cmd := &cobra.Command{
+		Use:   "search --sha HEX | --email ADDR | --public-key KEY.pem | --subject SAN",
+		Short: "Find entries by artifact digest, identity or key",
+		Example: `  signet log search --sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+  signet log search --email alice@example.com --sha sha256:9f86... --operator and`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := model.SearchIndex{Hash: sha, Email: email, Subject: subject, Operator: operator}
+			if keyPath != "" {
+				data, err := os.ReadFile(keyPath)
+				if err != nil {
+					return err
+				}
+				q.PublicKey = &model.SearchIndexPublicKey{Format: "x509", Content: data}
+			}
+			lc, err := logClient(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := timeout(cmd)
+			defer cancel()
+			ids, err := lc.Search(ctx, q)
+			if err != nil {
+				return err
+			}
+			sort.Strings(ids)
+			if format, _ := cmd.Flags().GetString("output"); format == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(ids)
+			}
+			if len(ids) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no entries found")
+			}
+			for _, id := range ids {
+				fmt.Fprintln(cmd.OutOrStdout(), id)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&sha, "sha", "", "artifact digest, hex or <alg>:<hex>")
+	cmd.Flags().StringVar(&email, "email", "", "email in the signing certificate")
+	cmd.Flags().StringVar(&keyPath, "public-key", "", "PEM key or certificate that signed")
+	cmd.Flags().StringVar(&subject, "subject", "", "subject alternative name in the signing certificate")
+	cmd.Flags().StringVar(&operator, "operator", "or", "combine criteria with and or or")
+	return cmd
+}
+
+func newLogVerifyCommand() *cobra.Command {
+	var entryPath string
+	cmd := &cobra.Command{
+		Use:   "verify --entry entry.json --log-key log.pub",
+		Short: "Verify a saved entry offline against a pinned log key",
+		Long: `verify checks, without contacting the log, that a saved entry (the JSON of
+signet log get --output json, or a Rekor v1 API answer) carries a valid
+inclusion proof, checkpoint signature and signed entry timestamp for the key.
+Exit status 3 means it does not verify.`,
+		Example: `  signet log get --log-index 42 --output json > entry.json
+  signet log verify --entry entry.json --log-key log.pub`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			keyPath, _ := cmd.Flags().GetString("log-key")
+			if keyPath == "" {
+				return errors.New("--log-key is required: offline verification needs a pinned key")
+			}
+			pub, err := readPublicKey(keyPath)
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(entryPath)
+			if err != nil {
+				return err
+			}
+			var le model.LogEntry
+			if err := json.Unmarshal(data, &le); err != nil || len(le) != 1 {
+				return fmt.Errorf("%s is not a one-entry Rekor LogEntry", entryPath)
+			}
+			for id, anon := range le {
+				e := &client.Entry{ID: id, LogEntryAnon: anon}
+				if err := client.VerifyEntry(e, pub); err != nil {
+					return &verifyError{err}
+				}
+				return report(cmd, map[string]any{"verified": true, "uuid": id, "logIndex": anon.LogIndex}, fmt.Sprintf("OK: entry %s at index %d verifies", id, anon.LogIndex))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&entryPath, "entry", "", "saved entry JSON (required)")
+	cmd.MarkFlagRequired("entry") //nolint:errcheck
+	return cmd
+}
+
+// logState remembers the last verified checkpoint per log, as an auditor
+// keeps it, so the next info proves the log only grew.
+type logState struct {
+	Logs map[string]stateEntry `json:"logs"`
+}
+
+type stateEntry struct {
+	Size      uint64    `json:"size"`
+	RootHash  string    `json:"root_hash"`
+	KeySHA256 string    `json:"key_sha256"`
+	Seen      time.Time `json:"seen"`
+}
+
+func defaultStatePath() string {
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "signet", "log-state.json")
+	}
+	return ".signet-log-state.json"
+}
+
+func newLogInfoCommand() *cobra.Command {
+	var statePath string
+	cmd := &cobra.Command{
+		Use:   "info",
+		Short: "Show the log's verified checkpoint and prove it consistent with the last one seen",
+		Example: `  signet log info
+  signet log info --state ./audit-state.json --log-key log.pub`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lc, err := logClient(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := timeout(cmd)
+			defer cancel()
+			info, cp, err := lc.Info(ctx)
+			if err != nil {
+				return &verifyError{err}
+			}
+			pub, _ := lc.PublicKey(ctx)
+			keyID := keyFingerprint(pub)
+			server, _ := cmd.Flags().GetString("server")
+			logName := server + " " + info.TreeID
+			state := logState{Logs: map[string]stateEntry{}}
+			if data, err := os.ReadFile(statePath); err == nil {
+				if err := json.Unmarshal(data, &state); err != nil {
+					return fmt.Errorf("state file %s: %w", statePath, err)
+				}
+			}
+			consistency := "first time this log is seen: checkpoint recorded"
+			if prev, ok := state.Logs[logName]; ok {
+				if prev.KeySHA256 != keyID {
+					return &verifyError{fmt.Errorf("the log key changed since %s (was %s, now %s)", prev.Seen.Format(time.RFC3339), prev.KeySHA256, keyID)}
+				}
+				prevRoot, _ := hex.DecodeString(prev.RootHash)
+				switch {
+				case cp.Size < prev.Size:
+					return &verifyError{fmt.Errorf("the log shrank from %d to %d entries", prev.Size, cp.Size)}
+				case cp.Size == prev.Size && prev.RootHash != info.RootHash:
+					return &verifyError{fmt.Errorf("the root at size %d changed from %s to %s: the log forked", cp.Size, prev.RootHash, info.RootHash)}
+				case cp.Size > prev.Size:
+					if err := lc.Consistency(ctx, prev.Size, cp.Size, prevRoot, cp.RootHash); err != nil {
+						return &verifyError{err}
+					}
+					consistency = fmt.Sprintf("consistent with the checkpoint of size %d seen %s", prev.Size, prev.Seen.Format(time.RFC3339))
+				default:
+					consistency = "unchanged since " + prev.Seen.Format(time.RFC3339)
+				}
+			}
+			state.Logs[logName] = stateEntry{Size: cp.Size, RootHash: info.RootHash, KeySHA256: keyID, Seen: time.Now().UTC()}
+			if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
+				return err
+			}
+			data, _ := json.MarshalIndent(state, "", "  ")
+			if err := os.WriteFile(statePath, data, 0o600); err != nil {
+				return err
+			}
+			return report(cmd, map[string]any{"treeID": info.TreeID, "treeSize": info.TreeSize, "rootHash": info.RootHash, "origin": cp.Origin, "consistency": consistency},
+				fmt.Sprintf("Verified checkpoint\nOrigin:    %s\nTree size: %d\nRoot hash: %s\n%s", cp.Origin, info.TreeSize, info.RootHash, consistency))
+		},
+	}
+	cmd.Flags().StringVar(&statePath, "state", defaultStatePath(), "where the last seen checkpoints are kept")
+	return cmd
+}
+
+func keyFingerprint(pub crypto.PublicKey) string {
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+func newLogConsistencyCommand() *cobra.Command {
+	var from, to uint64
+	var fromRoot, toRoot string
+	cmd := &cobra.Command{
+		Use:     "consistency --from SIZE --from-root HEX [--to SIZE --to-root HEX]",
+		Short:   "Prove that an older tree is a prefix of a newer one",
+		Example: `  signet log consistency --from 1000 --from-root 3a6f... (to the current, verified checkpoint)`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lc, err := logClient(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := timeout(cmd)
+			defer cancel()
+			oldRoot, err := hex.DecodeString(fromRoot)
+			if err != nil || len(oldRoot) != 32 {
+				return errors.New("--from-root must be 64 hex characters")
+			}
+			var newRoot []byte
+			if to == 0 {
+				_, cp, err := lc.Info(ctx)
+				if err != nil {
+					return &verifyError{err}
+				}
+				to, newRoot = cp.Size, cp.RootHash
+			} else if newRoot, err = hex.DecodeString(toRoot); err != nil || len(newRoot) != 32 {
+				return errors.New("--to-root must be 64 hex characters when --to is given")
+			}
+			if err := lc.Consistency(ctx, from, to, oldRoot, newRoot); err != nil {
+				return &verifyError{err}
+			}
+			return report(cmd, map[string]any{"consistent": true, "from": from, "to": to}, fmt.Sprintf("OK: the tree of size %d is a prefix of the tree of size %d", from, to))
+		},
+	}
+	cmd.Flags().Uint64Var(&from, "from", 0, "older tree size (required)")
+	cmd.Flags().StringVar(&fromRoot, "from-root", "", "root hash of the older tree, hex (required)")
+	cmd.Flags().Uint64Var(&to, "to", 0, "newer tree size (default: the current verified checkpoint)")
+	cmd.Flags().StringVar(&toRoot, "to-root", "", "root hash of the newer tree, hex (with --to)")
+	cmd.MarkFlagRequired("from")      //nolint:errcheck
+	cmd.MarkFlagRequired("from-root") //nolint:errcheck
+	return cmd
+}
