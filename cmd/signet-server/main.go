@@ -37,7 +37,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCommand(), newDevCommand())
+	root.AddCommand(newRunCommand(), newDevCommand(), newAdminCommand())
 	return root
 }
 

@@ -7,21 +7,17 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/big"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/signet-dev/signet/internal/keys"
-	"github.com/signet-dev/signet/timestamp"
+	"github.com/signet-dev/signet/internal/pkigen"
 )
 
 // devCAChain returns the dev CA's key URI and chain file, generating a root
@@ -46,7 +42,11 @@ func devCAChain(dir string, logger *slog.Logger) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	chain, rootKey, err := caChainFor(interKey.Public())
+	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	chain, err := pkigen.CAChain(devNames, rootKey, interKey.Public())
 	if err != nil {
 		return "", "", err
 	}
@@ -56,62 +56,11 @@ func devCAChain(dir string, logger *slog.Logger) (string, string, error) {
 	if err := keys.WriteFile(keyPath, interKey, nil); err != nil {
 		return "", "", err
 	}
-	if err := os.WriteFile(chainPath, pemChain(chain), 0o644); err != nil {
+	if err := os.WriteFile(chainPath, pkigen.PEM(chain), 0o644); err != nil {
 		return "", "", err
 	}
 	logger.Info("generated dev CA chain", "chain", chainPath)
 	return keys.FileURI(abs, ""), chainPath, nil
-}
-
-// caChainFor makes a root and an intermediate certificate for pub.
-func caChainFor(pub crypto.PublicKey) ([]*x509.Certificate, crypto.Signer, error) {
-	now := time.Now().UTC()
-	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	root := &x509.Certificate{
-		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
-		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 1,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	rootCert, err := createCert(root, nil, rootKey.Public(), rootKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	inter := &x509.Certificate{
-		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev intermediate"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
-		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 0, MaxPathLenZero: true,
-		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-	}
-	interCert, err := createCert(inter, rootCert, pub, rootKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	return []*x509.Certificate{interCert, rootCert}, rootKey, nil
-}
-
-// createCert signs tmpl by parent (self-signed when parent is nil).
-func createCert(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) (*x509.Certificate, error) {
-	if parent == nil {
-		parent = tmpl
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
-	if err != nil {
-		return nil, err
-	}
-	return x509.ParseCertificate(der)
-}
-
-func pemChain(chain []*x509.Certificate) []byte {
-	var out []byte
-	for _, c := range chain {
-		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	return out
 }
 
 // devTSAChain returns the dev TSA's key URI and chain file (root -> leaf
@@ -140,37 +89,31 @@ func devTSAChain(dir string, logger *slog.Logger) (string, string, error) {
 	if err := keys.WriteFile(keyPath, leafKey, nil); err != nil {
 		return "", "", err
 	}
-	if err := os.WriteFile(chainPath, pemChain(chain), 0o644); err != nil {
+	if err := os.WriteFile(chainPath, pkigen.PEM(chain), 0o644); err != nil {
 		return "", "", err
 	}
 	logger.Info("generated dev TSA chain", "chain", chainPath)
 	return keys.FileURI(abs, ""), chainPath, nil
 }
 
-// tsaChainFor makes a root and a TSA signing certificate for pub.
-func tsaChainFor(pub crypto.PublicKey) ([]*x509.Certificate, error) {
-	now := time.Now().UTC()
+var devNames = pkigen.Names{Organization: "signet dev", Prefix: "signet dev"}
+
+// caChainFor makes a throwaway CA chain for pub (memory: signers in dev).
+func caChainFor(pub crypto.PublicKey) ([]*x509.Certificate, error) {
 	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	root, err := createCert(&x509.Certificate{
-		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev TSA root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}, nil, rootKey.Public(), rootKey)
+	return pkigen.CAChain(devNames, rootKey, pub)
+}
+
+// tsaChainFor makes a TSA chain for pub under a fresh root key.
+func tsaChainFor(pub crypto.PublicKey) ([]*x509.Certificate, error) {
+	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	leaf, err := createCert(&x509.Certificate{
-		SerialNumber: randSerial(), Subject: pkix.Name{Organization: []string{"signet dev"}, CommonName: "signet dev TSA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtraExtensions: []pkix.Extension{timestamp.CriticalTimeStampingEKU()},
-	}, root, pub, rootKey)
-	if err != nil {
-		return nil, err
-	}
-	return []*x509.Certificate{leaf, root}, nil
+	return pkigen.TSAChain(devNames, rootKey, pub)
 }
 
 // devOIDCKey loads (or generates) the dev OIDC issuer's RSA key.
@@ -198,11 +141,6 @@ func devOIDCKey(path string, logger *slog.Logger) (*rsa.PrivateKey, error) {
 		return nil, fmt.Errorf("dev OIDC key %s is %T, want RSA", path, s)
 	}
 	return k, nil
-}
-
-func randSerial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	return n
 }
 
 // readChain reads PEM certificates from a file, in order.

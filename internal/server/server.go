@@ -232,7 +232,7 @@ func (s *Server) startCA(router chi.Router, reg prometheus.Registerer, opts Opti
 			return fmt.Errorf("dev CA: %w", err)
 		}
 	}
-	signer, chain, err := s.signerAndChain(signerURI, chainPath, opts, caChainForSigner)
+	signer, chain, err := s.signerAndChain(signerURI, chainPath, opts, caChainFor)
 	if err != nil {
 		return fmt.Errorf("CA: %w", err)
 	}
@@ -446,11 +446,6 @@ func (s *Server) signerAndChain(signerURI, chainPath string, opts Options, makeC
 	}
 	chain, err := readChain(chainPath)
 	return signer, chain, err
-}
-
-func caChainForSigner(pub crypto.PublicKey) ([]*x509.Certificate, error) {
-	chain, _, err := caChainFor(pub)
-	return chain, err
 }
 
 // devKey returns the URI of the dev-mode key at path, generating it on first start.

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signet-dev/signet/internal/keys"
+	"github.com/signet-dev/signet/internal/pkigen"
+)
+
+func newAdminCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "admin",
+		Short: "Key ceremony and trust inspection for a production instance",
+	}
+	cmd.AddCommand(newAdminInitCommand(), newAdminTrustCommand())
+	return cmd
+}
+
+// passwordEnv names the variable holding the password of file keys.
+const passwordEnv = "SIGNET_KEY_PASSWORD"
+
+type keyPlan struct {
+	name string // file name or token object label
+	uri  string
+}
+
+func newAdminInitCommand() *cobra.Command {
+	var dir, org, hostname, publicURL, pkcs11Base string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "init --dir DIR",
+		Short: "Create the keys, chains and configuration of a new instance",
+		Long: `init creates, for a new production instance: the log and CT log keys, a CA root
+and intermediate (EKU codeSigning), a TSA root and signing certificate (one
+critical timeStamping EKU), and a signet.yaml that uses them. Keys are
+encrypted PEM files (password from $SIGNET_KEY_PASSWORD) or, with --pkcs11,
+non-extractable keys in a PKCS#11 token. Nothing existing is overwritten.
+Move the root keys offline afterwards: the server never needs them.`,
+		Example: `  SIGNET_KEY_PASSWORD=... signet-server admin init --dir /etc/signet --hostname signet.example.com \
+    --public-url https://signet.example.com --organization "Example Corp"
+  signet-server admin init --dir /etc/signet --yes \
+    --pkcs11 'pkcs11:token=signet?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/signet/pin'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return errors.New("--dir is required")
+			}
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			plan := map[string]*keyPlan{}
+			for _, k := range []string{"log", "ct", "ca-root", "ca", "tsa-root", "tsa"} {
+				p := &keyPlan{name: k}
+				if pkcs11Base != "" {
+					p.uri, err = pkcs11Object(pkcs11Base, "signet-"+k)
+					if err != nil {
+						return err
+					}
+				} else {
+					p.uri = keys.FileURI(filepath.Join(abs, k+".pem"), passwordEnv)
+				}
+				plan[k] = p
+			}
+			files := []string{"ca-chain.pem", "tsa-chain.pem", "signet.yaml"}
+			if pkcs11Base == "" {
+				if os.Getenv(passwordEnv) == "" {
+					return fmt.Errorf("set %s to the password that will encrypt the key files", passwordEnv)
+				}
+				for k := range plan {
+					files = append(files, k+".pem")
+				}
+			}
+			for _, f := range files {
+				if _, err := os.Stat(filepath.Join(abs, f)); err == nil {
+					return fmt.Errorf("%s already exists: init never overwrites; choose another --dir", filepath.Join(abs, f))
+				}
+			}
+			where := "encrypted PEM files in " + abs
+			if pkcs11Base != "" {
+				where = "the PKCS#11 token of " + redactQuery(pkcs11Base)
+			}
+			fmt.Fprintf(out, "This creates six P-256 keys (log, CT log, CA root, CA intermediate, TSA root, TSA) in %s,\nthe CA and TSA chains and %s.\n", where, filepath.Join(abs, "signet.yaml"))
+			if !yes {
+				ok, err := confirm(cmd.InOrStdin(), out, "Proceed? [y/N] ")
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return errors.New("nothing was created")
+				}
+			}
+			if err := os.MkdirAll(abs, 0o700); err != nil {
+				return err
+			}
+			signers := map[string]crypto.Signer{}
+			for _, k := range []string{"log", "ct", "ca-root", "ca", "tsa-root", "tsa"} {
+				s, err := createKey(plan[k].uri, pkcs11Base != "", filepath.Join(abs, k+".pem"))
+				if err != nil {
+					return fmt.Errorf("creating the %s key: %w", k, err)
+				}
+				signers[k] = s
+			}
+			names := pkigen.Names{Organization: org, Prefix: org}
+			caChain, err := pkigen.CAChain(names, signers["ca-root"], signers["ca"].Public())
+			if err != nil {
+				return fmt.Errorf("making the CA chain: %w", err)
+			}
+			tsaChain, err := pkigen.TSAChain(names, signers["tsa-root"], signers["tsa"].Public())
+			if err != nil {
+				return fmt.Errorf("making the TSA chain: %w", err)
+			}
+			if err := os.WriteFile(filepath.Join(abs, "ca-chain.pem"), pkigen.PEM(caChain), 0o644); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(abs, "tsa-chain.pem"), pkigen.PEM(tsaChain), 0o644); err != nil {
+				return err
+			}
+			if publicURL == "" {
+				publicURL = "https://" + hostname
+			}
+			yaml := fmt.Sprintf(`# Written by signet-server admin init on %s.
+# Every key: docs/configuration.md. Set DATABASE_URL (or database.url) and add
+# your OIDC issuers to ca.issuers before the first start.
+listen: 0.0.0.0:8080
+hostname: %s
+public_url: %s
+log:
+  signer: %q
+ct:
+  signer: %q
+ca:
+  signer: %q
+  chain: %s
+  issuers: []
+  # - url: https://token.actions.githubusercontent.com
+  #   type: ci-provider
+  #   ci_provider: github-actions
+timestamp:
+  signer: %q
+  chain: %s
+`, time.Now().UTC().Format(time.RFC3339), hostname, publicURL, plan["log"].uri, plan["ct"].uri, plan["ca"].uri,
+				filepath.Join(abs, "ca-chain.pem"), plan["tsa"].uri, filepath.Join(abs, "tsa-chain.pem"))
+			if err := os.WriteFile(filepath.Join(abs, "signet.yaml"), []byte(yaml), 0o600); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, `Created:
+  CA:  %s (issues code-signing certificates), root %s
+  TSA: %s, root %s
+  config: %s
+Next: add ca.issuers, set DATABASE_URL and %s (for file keys), then
+  signet-server run --config %s
+Move the root keys (ca-root, tsa-root) offline: only a new chain needs them.
+`, caChain[0].Subject, caChain[1].Subject, tsaChain[0].Subject, tsaChain[1].Subject, filepath.Join(abs, "signet.yaml"), passwordEnv, filepath.Join(abs, "signet.yaml"))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "directory for the key files, chains and signet.yaml (required)")
+	cmd.Flags().StringVar(&org, "organization", "Signet", "organization named in the certificates")
+	cmd.Flags().StringVar(&hostname, "hostname", "localhost", "the instance's host name (checkpoint origin)")
+	cmd.Flags().StringVar(&publicURL, "public-url", "", "URL clients use (default https://<hostname>)")
+	cmd.Flags().StringVar(&pkcs11Base, "pkcs11", "", "create the keys in this PKCS#11 token (URI with token= and module-path/pin query)")
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	return cmd
+}
+
+// pkcs11Object adds object=label to a token URI.
+func pkcs11Object(base, label string) (string, error) {
+	path, query, _ := strings.Cut(base, "?")
+	if !strings.HasPrefix(path, "pkcs11:") || strings.Contains(path, "object=") {
+		return "", errors.New("--pkcs11 must be a pkcs11: URI naming the token, without object=")
+	}
+	return path + ";object=" + label + "?" + query, nil
+}
+
+func redactQuery(uri string) string {
+	if i := strings.Index(uri, "?"); i >= 0 {
+		return uri[:i]
+	}
+	return uri
+}
+
+func createKey(uri string, inToken bool, path string) (crypto.Signer, error) {
+	if inToken {
+		return keys.GeneratePKCS11Key(uri, elliptic.P256(), keys.Options{})
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := keys.WriteFile(path, k, []byte(os.Getenv(passwordEnv))); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func confirm(in io.Reader, out io.Writer, prompt string) (bool, error) {
+	fmt.Fprint(out, prompt)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes", nil
+}
+
+func newAdminTrustCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "trust", Short: "Inspect the trust material clients get"}
+	var server string
+	show := &cobra.Command{
+		Use:     "show --server URL",
+		Short:   "Print what clients of an instance will trust",
+		Example: `  signet-server admin trust show --server https://signet.example.com`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+"/api/v1/trust/trusted_root.json", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s answered HTTP %d", server, resp.StatusCode)
+			}
+			var tr struct {
+				Tlogs, Ctlogs                                []trustedLog
+				CertificateAuthorities, TimestampAuthorities []trustedCA
+			}
+			if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&tr); err != nil {
+				return fmt.Errorf("trusted_root.json: %w", err)
+			}
+			out := cmd.OutOrStdout()
+			for _, l := range tr.Tlogs {
+				fmt.Fprintf(out, "transparency log  %s\n  log ID %x, %s, valid from %s\n", l.BaseURL, l.LogID.KeyID, l.PublicKey.KeyDetails, l.PublicKey.ValidFor.Start)
+			}
+			for _, l := range tr.Ctlogs {
+				fmt.Fprintf(out, "CT log            %s\n  log ID %x, %s, valid from %s\n", l.BaseURL, l.LogID.KeyID, l.PublicKey.KeyDetails, l.PublicKey.ValidFor.Start)
+			}
+			for _, group := range []struct {
+				label string
+				cas   []trustedCA
+			}{{"certificate authority", tr.CertificateAuthorities}, {"timestamp authority", tr.TimestampAuthorities}} {
+				for _, ca := range group.cas {
+					fmt.Fprintf(out, "%-17s %s, valid from %s\n", group.label, ca.URI, ca.ValidFor.Start)
+					for _, c := range ca.CertChain.Certificates {
+						cert, err := x509.ParseCertificate(c.RawBytes)
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(out, "  %s (until %s)\n", cert.Subject, cert.NotAfter.Format(time.DateOnly))
+					}
+				}
+			}
+			return nil
+		},
+	}
+	show.Flags().StringVar(&server, "server", "http://127.0.0.1:8080", "base URL of the instance")
+	cmd.AddCommand(show)
+	return cmd
+}
+
+// trustedLog and trustedCA are the parts of trusted_root.json that
+// `trust show` prints.
+type trustedLog struct {
+	BaseURL string `json:"baseUrl"`
+	LogID   struct {
+		KeyID []byte `json:"keyId"`
+	} `json:"logId"`
+	PublicKey struct {
+		KeyDetails string `json:"keyDetails"`
+		ValidFor   struct {
+			Start string `json:"start"`
+		} `json:"validFor"`
+	} `json:"publicKey"`
+}
+
+type trustedCA struct {
+	URI       string `json:"uri"`
+	CertChain struct {
+		Certificates []struct {
+			RawBytes []byte `json:"rawBytes"`
+		} `json:"certificates"`
+	} `json:"certChain"`
+	ValidFor struct {
+		Start string `json:"start"`
+	} `json:"validFor"`
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+
+	"github.com/signet-dev/signet/ca/devoidc"
+	"github.com/signet-dev/signet/ca/identity"
+	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/db/dbtest"
+	"github.com/signet-dev/signet/internal/keys/softhsmtest"
+	"github.com/signet-dev/signet/internal/server"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+func runAdmin(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := newRootCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetArgs(append([]string{"admin"}, args...))
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+// startFromInit runs the server in production mode from the configuration
+// init wrote, with an OIDC issuer added, and checks that the CA (with its CT
+// log) and the TSA work with the created keys.
+func startFromInit(t *testing.T, dir string) {
+	t.Helper()
+	cfg, err := config.Load(filepath.Join(dir, "signet.yaml"), os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(nil)
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	idp, _ := devoidc.New("http://"+hs.Listener.Addr().String()+devoidc.Path, key)
+	r := chi.NewRouter()
+	idp.Routes(r)
+	hs.Config.Handler = r
+	hs.Start()
+	t.Cleanup(hs.Close)
+	cfg.Database.URL = dbtest.NewURL(t)
+	cfg.CA.Issuers = []identity.IssuerConfig{{URL: idp.URL(), Type: identity.TypeEmail}}
+	srvHS := httptest.NewUnstartedServer(nil)
+	cfg.PublicURL = "http://" + srvHS.Listener.Addr().String()
+	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Getenv: os.Getenv})
+	if err != nil {
+		t.Fatalf("starting from the initialised configuration: %v", err)
+	}
+	srvHS.Config.Handler = srv.Handler()
+	srvHS.Start()
+	t.Cleanup(func() { srvHS.Close(); srv.Close(context.Background()) })
+	tok, _ := idp.Token("ops@example.com", "")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, err := client.NewCA(srvHS.URL).SigningCertificate(context.Background(), tok, k)
+	if err != nil || len(chain) != 3 {
+		t.Fatalf("certificate from the initialised CA: %v", err)
+	}
+	d := sha256.Sum256([]byte("x"))
+	st, err := client.NewTSA(srvHS.URL+"/api/v1/timestamp").Timestamp(context.Background(), client.TimestampRequest{Hash: crypto.SHA256, Digest: d[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsaChain, _ := os.ReadFile(filepath.Join(dir, "tsa-chain.pem"))
+	certs, _ := cryptoutils.UnmarshalCertificatesFromPEM(tsaChain)
+	if _, err := client.VerifyTimestamp(st.Response, bytes.NewReader([]byte("x")), certs, nil); err != nil {
+		t.Fatalf("timestamp from the initialised TSA: %v", err)
+	}
+	out, err := runAdmin(t, "", "trust", "show", "--server", srvHS.URL)
+	if err != nil || !strings.Contains(out, "certificate authority") || !strings.Contains(out, "Example Corp intermediate") || !strings.Contains(out, "CT log") {
+		t.Fatalf("trust show: %v\n%s", err, out)
+	}
+}
+
+func TestAdminInitWithFiles(t *testing.T) {
+	t.Setenv(passwordEnv, "ceremony-password")
+	dir := filepath.Join(t.TempDir(), "etc")
+	if out, err := runAdmin(t, "n\n", "init", "--dir", dir, "--organization", "Example Corp"); err == nil || !strings.Contains(err.Error(), "nothing was created") {
+		t.Fatalf("declined init: %v\n%s", err, out)
+	}
+	out, err := runAdmin(t, "y\n", "init", "--dir", dir, "--organization", "Example Corp", "--hostname", "signet.example.com")
+	if err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	for _, f := range []string{"log.pem", "ct.pem", "ca-root.pem", "ca.pem", "tsa-root.pem", "tsa.pem"} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil || !strings.Contains(string(data), "ENCRYPTED PRIVATE KEY") {
+			t.Fatalf("%s is not an encrypted key: %v", f, err)
+		}
+	}
+	if _, err := runAdmin(t, "", "init", "--dir", dir, "--yes"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second init over the same directory: %v", err)
+	}
+	startFromInit(t, dir)
+}
+
+func TestAdminInitInPKCS11Token(t *testing.T) {
+	tk := softhsmtest.Setup(t)
+	dir := filepath.Join(t.TempDir(), "etc")
+	base := strings.Replace(tk.URI("x"), ";object=x", "", 1)
+	if out, err := runAdmin(t, "", "init", "--dir", dir, "--yes", "--organization", "Example Corp", "--pkcs11", base); err != nil {
+		t.Fatalf("init --pkcs11: %v\n%s", err, out)
+	}
+	if matches, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(matches) != 2 {
+		t.Fatalf("with --pkcs11 only the two chains should be files, found %v", matches)
+	}
+	startFromInit(t, dir)
+}
