@@ -128,6 +128,15 @@ Move the root keys offline afterwards: the server never needs them.`,
 			if err != nil {
 				return fmt.Errorf("making the TSA chain: %w", err)
 			}
+			if pkcs11Base != "" {
+				// The token then holds each key with its certificate.
+				if err := keys.ImportCertificate(plan["ca"].uri, caChain[0], keys.Options{}); err != nil {
+					return err
+				}
+				if err := keys.ImportCertificate(plan["tsa"].uri, tsaChain[0], keys.Options{}); err != nil {
+					return err
+				}
+			}
 			if err := os.WriteFile(filepath.Join(abs, "ca-chain.pem"), pkigen.PEM(caChain), 0o644); err != nil {
 				return err
 			}

@@ -286,8 +286,8 @@ func (c Config) Validate(dev bool) error {
 		return fmt.Errorf("http.request_timeout_seconds %d must be between 1 and 3600", c.HTTP.RequestTimeoutSeconds)
 	}
 	if c.CAEnabled(dev) {
-		if !dev && (c.CA.Signer == "" || c.CA.Chain == "") || dev && c.CA.Signer != "" && c.CA.Signer != "memory:" && c.CA.Chain == "" {
-			return errors.New("the CA needs ca.signer (key URI) and ca.chain (PEM, issuing certificate first); only a memory: signer in dev mode may go without a chain; set components.ca: false to run without the CA")
+		if c.CA.Signer == "" && !dev || c.CA.Chain == "" && c.CA.Signer != "" && c.CA.Signer != "memory:" && !strings.HasPrefix(c.CA.Signer, "pkcs11:") {
+			return errors.New("the CA needs ca.signer (key URI) and ca.chain (PEM, issuing certificate first; a PKCS#11 token may hold the issuing certificate itself, a memory: signer in dev mode needs none); set components.ca: false to run without the CA")
 		}
 		if _, err := c.CA.ValidityDuration(); err != nil {
 			return err

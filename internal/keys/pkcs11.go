@@ -121,7 +121,19 @@ type pkcs11Signer struct {
 	ctx      *pkcs11.Ctx
 	key      pkcs11.ObjectHandle
 	pub      crypto.PublicKey
+	cert     *x509.Certificate // the token's certificate for the key, if any
 	sessions chan pkcs11.SessionHandle
+}
+
+// Certificate returns the certificate a PKCS#11 token stores for the
+// signer's key (same label or id), when the signer is such a key and the
+// token has one.
+func Certificate(s crypto.Signer) (*x509.Certificate, bool) {
+	p, ok := s.(*pkcs11Signer)
+	if !ok || p.cert == nil {
+		return nil, false
+	}
+	return p.cert, true
 }
 
 // poolSize is how many sessions one signer keeps open.
@@ -164,6 +176,7 @@ func openPKCS11(uri string, opts Options) (crypto.Signer, error) {
 	if s.pub, err = publicKey(ctx, sh, u); err != nil {
 		return nil, err
 	}
+	s.cert = tokenCertificate(ctx, sh, u, s.pub)
 	return s, nil
 }
 
@@ -270,6 +283,72 @@ func publicKey(ctx *pkcs11.Ctx, sh pkcs11.SessionHandle, u *pkcs11URI) (crypto.P
 		return c.PublicKey, nil
 	}
 	return nil, fmt.Errorf("token %q has no public key or certificate matching object=%q id=%x", u.token, u.object, u.id)
+}
+
+// tokenCertificate finds a certificate for pub stored beside the key.
+func tokenCertificate(ctx *pkcs11.Ctx, sh pkcs11.SessionHandle, u *pkcs11URI, pub crypto.PublicKey) *x509.Certificate {
+	objs, err := findObjects(ctx, sh, template(pkcs11.CKO_CERTIFICATE, u))
+	if err != nil || len(objs) != 1 {
+		return nil
+	}
+	attrs, err := ctx.GetAttributeValue(sh, objs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+	if err != nil {
+		return nil
+	}
+	c, err := x509.ParseCertificate(attrs[0].Value)
+	if err != nil {
+		return nil
+	}
+	if k, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(c.PublicKey) {
+		return nil
+	}
+	return c
+}
+
+// ImportCertificate stores a certificate in the token under the URI's
+// label and id (next to the key it certifies).
+func ImportCertificate(uri string, cert *x509.Certificate, opts Options) error {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	u, err := parsePKCS11URI(uri, opts.Getenv)
+	if err != nil {
+		return fmt.Errorf("key URI %q: %w", redact(uri), err)
+	}
+	ctx := pkcs11.New(u.modulePath)
+	if ctx == nil {
+		return fmt.Errorf("loading PKCS#11 module %s failed", u.modulePath)
+	}
+	if err := ctx.Initialize(); err != nil && !isCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		return err
+	}
+	slot, err := findSlot(ctx, u)
+	if err != nil {
+		return err
+	}
+	sh, err := ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		return err
+	}
+	defer ctx.CloseSession(sh) //nolint:errcheck
+	if err := ctx.Login(sh, pkcs11.CKU_USER, u.pin); err != nil && !isCode(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
+		return fmt.Errorf("logging in to token %q: %w", u.token, err)
+	}
+	attrs := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE),
+		pkcs11.NewAttribute(pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKC_X_509),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, u.object),
+		pkcs11.NewAttribute(pkcs11.CKA_SUBJECT, cert.RawSubject),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, cert.Raw),
+	}
+	if u.id != nil {
+		attrs = append(attrs, pkcs11.NewAttribute(pkcs11.CKA_ID, u.id))
+	}
+	if _, err := ctx.CreateObject(sh, attrs); err != nil {
+		return fmt.Errorf("storing the certificate in token %q: %w", u.token, err)
+	}
+	return nil
 }
 
 func bytesToUint(b []byte) uint {

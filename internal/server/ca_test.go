@@ -482,3 +482,44 @@ func (i *instance) caIntermediateKey(t *testing.T) *ecdsa.PrivateKey {
 	}
 	return s.(*ecdsa.PrivateKey)
 }
+
+// The issuing certificate can live in the token beside its key; the chain
+// file then holds only what is above it.
+func TestCAWithIssuingCertificateInToken(t *testing.T) {
+	tk := softhsmtest.Setup(t)
+	uri := tk.URI("ca-with-cert")
+	hsmKey, err := keys.GeneratePKCS11Key(uri, elliptic.P256(), keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "token test root"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, rootKey.Public(), rootKey)
+	root, _ := x509.ParseCertificate(rootDER)
+	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "token test intermediate"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
+	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, hsmKey.Public(), rootKey)
+	inter, _ := x509.ParseCertificate(interDER)
+	if err := keys.ImportCertificate(uri, inter, keys.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rootPath := filepath.Join(t.TempDir(), "root.pem")
+	os.WriteFile(rootPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER}), 0o644) //nolint:errcheck
+	idp := newDevIssuerServer(t)
+	inst := newFixture(t).start(t, func(c *config.Config) {
+		c.CA.Signer = uri
+		c.CA.Chain = rootPath
+		c.CA.Issuers = []identity.IssuerConfig{{URL: idp.url, Type: identity.TypeEmail}}
+		c.CA.CT = "none"
+	})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, err := client.NewCA(inst.http.URL).SigningCertificate(context.Background(), idp.token(t, "token@example.com"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chain) != 3 || !chain[1].Equal(inter) || !chain[2].Equal(root) {
+		t.Fatalf("chain has %d certificates; want leaf, the token's intermediate, the root", len(chain))
+	}
+}

@@ -441,11 +441,23 @@ func (s *Server) signerAndChain(signerURI, chainPath string, opts Options, makeC
 		chain, err := makeChain(signer.Public())
 		return signer, chain, err
 	}
+	// A PKCS#11 token may hold the key's own certificate: it leads the
+	// chain, and the chain file (if any) supplies the certificates above it.
+	tokenCert, inToken := keys.Certificate(signer)
 	if chainPath == "" {
+		if inToken {
+			return signer, []*x509.Certificate{tokenCert}, nil
+		}
 		return nil, nil, errors.New("a chain file is required for this signer")
 	}
 	chain, err := readChain(chainPath)
-	return signer, chain, err
+	if err != nil {
+		return nil, nil, err
+	}
+	if inToken && !tokenCert.Equal(chain[0]) {
+		chain = append([]*x509.Certificate{tokenCert}, chain...)
+	}
+	return signer, chain, nil
 }
 
 // devKey returns the URI of the dev-mode key at path, generating it on first start.
