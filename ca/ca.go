@@ -165,6 +165,9 @@ func (c *CA) Sign(ctx context.Context, t *x509.Certificate, pub crypto.PublicKey
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if key, ok := c.fastSigner(); ok && !t.IsCA {
+		return c.signLeafDirect(key, t, pub)
+	}
 	der, err := x509.CreateCertificate(rand.Reader, t, c.chain[0], pub, c.signer)
 	if err != nil {
 		return nil, fmt.Errorf("signing certificate: %w", err)

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -153,3 +154,42 @@ func wrap64(der []byte) string {
 }
 
 func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// The direct leaf encoder must produce exactly the TBSCertificate that
+// x509.CreateCertificate does for the same template.
+func TestDirectSigningMatchesCreateCertificate(t *testing.T) {
+	p := newPKI(t, []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, true)
+	c, err := New(p.interKey, []*x509.Certificate{p.inter, p.root}, DefaultValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for name, pr := range map[string]*identity.Principal{
+		"email": {Email: "a@example.com", Extensions: identity.Extensions{Issuer: "https://idp", Subject: "a"}},
+		"uri": {URI: &url.URL{Scheme: "https", Host: "github.com", Path: "/o/r/.github/workflows/x.yml@refs/heads/main"},
+			Extensions: identity.Extensions{Issuer: "https://token.actions.githubusercontent.com", Subject: "repo:o/r", CI: map[string]string{"build-signer-uri": "https://github.com/o/r", "github-workflow-sha": "abc"}}},
+		"username": {OtherName: "alice!example.com", Extensions: identity.Extensions{Issuer: "https://idp", Subject: "alice"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tmpl, err := c.Template(pr, key.Public())
+			if err != nil {
+				t.Fatal(err)
+			}
+			direct, err := c.signLeafDirect(p.interKey, tmpl, key.Public())
+			if err != nil {
+				t.Fatal(err)
+			}
+			viaGo, err := x509.CreateCertificate(rand.Reader, tmpl, p.inter, key.Public(), p.interKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			goCert, _ := x509.ParseCertificate(viaGo)
+			if !bytes.Equal(direct.RawTBSCertificate, goCert.RawTBSCertificate) {
+				t.Fatalf("TBS differs from x509.CreateCertificate's:\n direct %x\n go     %x", direct.RawTBSCertificate, goCert.RawTBSCertificate)
+			}
+			if err := direct.CheckSignatureFrom(p.inter); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

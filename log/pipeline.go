@@ -54,17 +54,18 @@ func (l *Log) Append(ctx context.Context, value, extra []byte) (Appended, error)
 	return l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), done: make(chan appendResult, 1)})
 }
 
-// Enqueue adds a leaf and returns once it is durably queued; integration
-// follows at once in the pipeline (and is retried every IntegrateRetry
-// after a failure), well within a CT log's maximum merge delay.
+// Enqueue adds a leaf and returns once it is durably queued. Queued leaves
+// are integrated with the next append that waits for integration, or at the
+// latest IntegrateEvery later (also after a failed integration): well within
+// a CT log's maximum merge delay, and in batches large enough to be cheap.
 func (l *Log) Enqueue(ctx context.Context, value, extra []byte) (duplicate bool, err error) {
 	res, err := l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), queued: true, done: make(chan appendResult, 1)})
 	return res.Duplicate, err
 }
 
-// IntegrateRetry is how often queued leaves are integrated when there is
-// no traffic to carry them (after a failed integration).
-const IntegrateRetry = time.Second
+// IntegrateEvery is the longest queued leaves wait for integration when no
+// append needs them integrated at once.
+const IntegrateEvery = 200 * time.Millisecond
 
 func (l *Log) submit(ctx context.Context, req *appendReq) (Appended, error) {
 	select {
@@ -90,7 +91,7 @@ func (l *Log) submit(ctx context.Context, req *appendReq) (Appended, error) {
 
 func (l *Log) run() {
 	defer close(l.stopped)
-	retry := time.NewTicker(IntegrateRetry)
+	retry := time.NewTicker(IntegrateEvery)
 	defer retry.Stop()
 	for {
 		var first *appendReq
@@ -231,6 +232,17 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 			return nil, fmt.Errorf("queueing leaf: %v", status.FromProto(s).Err())
 		}
 		fresh = append(fresh, h)
+	}
+	// Requests that only wanted their leaves queued are answered; their
+	// integration rides on the ticker unless someone here waits for it.
+	waitsForIntegration := false
+	for _, reqs := range byHash {
+		for _, r := range reqs {
+			waitsForIntegration = waitsForIntegration || !r.queued
+		}
+	}
+	if !waitsForIntegration {
+		return results, nil
 	}
 	// Integrate even when everything was a duplicate: the existing copy may
 	// be queued but not yet integrated (left by a crash).

@@ -27,8 +27,8 @@ import (
 )
 
 // MaxMergeDelay is the longest this log takes to integrate an entry it
-// issued an SCT for. The pipeline integrates right after queueing; only a
-// failing database delays it, and integration is retried every second.
+// issued an SCT for. Queued entries are integrated every 200 ms; only a
+// failing database delays that, and integration is retried on the same tick.
 const MaxMergeDelay = 10 * time.Second
 
 // Limits bound requests.

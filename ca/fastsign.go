@@ -1,0 +1,155 @@
+package ca
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// Leaf certificates are signed here rather than by x509.CreateCertificate
+// when the issuing key is Go's own *ecdsa.PrivateKey: CreateCertificate
+// verifies every signature it gets back (to catch faulty signers), which
+// doubled the public-key work per certificate. Go's ECDSA cannot produce a
+// bad signature, so the check buys nothing there; HSM and other signers keep
+// going through CreateCertificate. The encoding follows CreateCertificate's
+// for our templates (extension order: key usage, extended key usage, subject
+// key ID, authority key ID, SAN, then the extra extensions), and the tests
+// check the result with crypto/x509, zlint, sigstore-go and cosign.
+
+var (
+	oidKeyUsage    = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidSKID        = asn1.ObjectIdentifier{2, 5, 29, 14}
+	oidAKID        = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidCodeSigning = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 3}
+	oidECDSASHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
+	oidECDSASHA384 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
+	oidECDSASHA512 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
+)
+
+// fastSigner reports whether leaves can take the direct path.
+func (c *CA) fastSigner() (*ecdsa.PrivateKey, bool) {
+	k, ok := c.signer.(*ecdsa.PrivateKey)
+	return k, ok
+}
+
+func addTime(b *cryptobyte.Builder, t time.Time) {
+	t = t.UTC()
+	if t.Year() >= 1950 && t.Year() < 2050 {
+		b.AddASN1UTCTime(t)
+	} else {
+		b.AddASN1GeneralizedTime(t)
+	}
+}
+
+func addExtension(b *cryptobyte.Builder, oid asn1.ObjectIdentifier, critical bool, value []byte) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(oid)
+		if critical {
+			b.AddASN1Boolean(true)
+		}
+		b.AddASN1OctetString(value)
+	})
+}
+
+// signLeafDirect encodes and signs a leaf for a template made by Template.
+func (c *CA) signLeafDirect(key *ecdsa.PrivateKey, t *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
+	if t.KeyUsage != x509.KeyUsageDigitalSignature || len(t.ExtKeyUsage) != 1 || t.ExtKeyUsage[0] != x509.ExtKeyUsageCodeSigning || t.IsCA {
+		return nil, errors.New("direct signing only handles code-signing leaves")
+	}
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	var sigAlg asn1.ObjectIdentifier
+	var digest func([]byte) []byte
+	switch key.Curve {
+	case elliptic.P256():
+		sigAlg, digest = oidECDSASHA256, func(b []byte) []byte { d := sha256.Sum256(b); return d[:] }
+	case elliptic.P384():
+		sigAlg, digest = oidECDSASHA384, func(b []byte) []byte { d := sha512.Sum384(b); return d[:] }
+	default:
+		sigAlg, digest = oidECDSASHA512, func(b []byte) []byte { d := sha512.Sum512(b); return d[:] }
+	}
+	algID := func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(sigAlg) })
+	}
+	var tb cryptobyte.Builder
+	tb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) { b.AddASN1Int64(2) })
+		b.AddASN1BigInt(t.SerialNumber)
+		algID(b)
+		b.AddBytes(c.chain[0].RawSubject)
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			addTime(b, t.NotBefore)
+			addTime(b, t.NotAfter)
+		})
+		b.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {}) // empty subject
+		b.AddBytes(spki)
+		b.AddASN1(cbasn1.Tag(3).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				// keyUsage digitalSignature: BIT STRING, 7 unused bits, 0x80.
+				addExtension(b, oidKeyUsage, true, []byte{0x03, 0x02, 0x07, 0x80})
+				eku, _ := asn1.Marshal([]asn1.ObjectIdentifier{oidCodeSigning})
+				addExtension(b, oidExtKeyUsage, false, eku)
+				skid, _ := asn1.Marshal(t.SubjectKeyId)
+				addExtension(b, oidSKID, false, skid)
+				if len(t.AuthorityKeyId) > 0 {
+					akid, _ := asn1.Marshal(struct {
+						ID []byte `asn1:"optional,tag:0"`
+					}{t.AuthorityKeyId})
+					addExtension(b, oidAKID, false, akid)
+				}
+				if len(t.EmailAddresses)+len(t.URIs) > 0 {
+					var san cryptobyte.Builder
+					san.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						for _, e := range t.EmailAddresses {
+							b.AddASN1(cbasn1.Tag(1).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(e)) })
+						}
+						for _, u := range t.URIs {
+							b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u.String())) })
+						}
+					})
+					sanDER, err := san.Bytes()
+					if err != nil {
+						b.SetError(err)
+						return
+					}
+					addExtension(b, oidSubjectAltName, true, sanDER)
+				}
+				for _, e := range t.ExtraExtensions {
+					addExtension(b, e.Id, e.Critical, e.Value)
+				}
+			})
+		})
+	})
+	tbs, err := tb.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	sig, err := ecdsa.SignASN1(rand.Reader, key, digest(tbs))
+	if err != nil {
+		return nil, err
+	}
+	var cb cryptobyte.Builder
+	cb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(tbs)
+		algID(b)
+		b.AddASN1BitString(sig)
+	})
+	der, err := cb.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
