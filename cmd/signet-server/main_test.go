@@ -171,11 +171,7 @@ func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 					return
 				default:
 				}
-				key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-				der, _ := x509.MarshalPKIXPublicKey(key.Public())
-				digest := sha256.Sum256([]byte(fmt.Sprintf("kill-9 %d %d %d", w, i, time.Now().UnixNano())))
-				sig, _ := ecdsa.SignASN1(rand.Reader, key, digest[:])
-				p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+				p, hash := signedEntry(fmt.Sprintf("kill-9 %d %d", w, i))
 				resp, err := http.Post(base+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
 				if err != nil {
 					continue // the server died under us: not acknowledged
@@ -197,7 +193,7 @@ func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 					continue
 				}
 				mu.Lock()
-				acks = append(acks, acked{id: id, hash: hex.EncodeToString(digest[:]), index: le[id].LogIndex})
+				acks = append(acks, acked{id: id, hash: hash, index: le[id].LogIndex})
 				checkpoints = append(checkpoints, cp)
 				mu.Unlock()
 			}
@@ -281,11 +277,7 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-				der, _ := x509.MarshalPKIXPublicKey(key.Public())
-				digest := sha256.Sum256([]byte(fmt.Sprintf("pg-restart %d %d %d", w, i, time.Now().UnixNano())))
-				sig, _ := ecdsa.SignASN1(rand.Reader, key, digest[:])
-				p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+				p, hash := signedEntry(fmt.Sprintf("pg-restart %d %d", w, i))
 				start := time.Now()
 				resp, err := httpClient.Post(base+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
 				o := outcome{status: -1, took: time.Since(start), at: time.Now()}
@@ -297,7 +289,7 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 				mu.Lock()
 				outcomes = append(outcomes, o)
 				if o.status == http.StatusCreated {
-					acks = append(acks, acked{id: resp.Header.Get("ETag"), hash: hex.EncodeToString(digest[:])})
+					acks = append(acks, acked{id: resp.Header.Get("ETag"), hash: hash})
 				}
 				mu.Unlock()
 				if o.status != http.StatusCreated {
@@ -355,3 +347,14 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// signedEntry is a hashedrekord proposal over a unique artifact, signed by
+// its own P-256 key, and the artifact's hex digest.
+func signedEntry(label string) ([]byte, string) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(key.Public())
+	digest := sha256.Sum256([]byte(fmt.Sprintf("%s %d", label, time.Now().UnixNano())))
+	sig, _ := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	return p, hex.EncodeToString(digest[:])
+}

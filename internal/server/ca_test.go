@@ -19,7 +19,6 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -44,6 +43,7 @@ import (
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/keys/softhsmtest"
+	"github.com/signet-dev/signet/internal/pkigen"
 	"github.com/signet-dev/signet/internal/server"
 )
 
@@ -398,17 +398,9 @@ func TestCAWithPKCS11Signer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	now := time.Now()
-	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hsm test root"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, rootKey.Public(), rootKey)
-	root, _ := x509.ParseCertificate(rootDER)
-	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "hsm test intermediate"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
-	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, hsmKey.Public(), rootKey)
-	chainPath := filepath.Join(t.TempDir(), "chain.pem")
-	os.WriteFile(chainPath, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: interDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})...), 0o644) //nolint:errcheck
+	caChain := testCAChain(t, hsmKey.Public())
+	rootDER := caChain[1].Raw
+	chainPath := writeCerts(t, caChain...)
 
 	// An OIDC issuer the CA discovers over HTTP, as in production.
 	idp := newDevIssuerServer(t)
@@ -492,21 +484,12 @@ func TestCAWithIssuingCertificateInToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	now := time.Now()
-	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "token test root"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, rootKey.Public(), rootKey)
-	root, _ := x509.ParseCertificate(rootDER)
-	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "token test intermediate"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
-	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, hsmKey.Public(), rootKey)
-	inter, _ := x509.ParseCertificate(interDER)
+	caChain := testCAChain(t, hsmKey.Public())
+	inter, root := caChain[0], caChain[1]
 	if err := keys.ImportCertificate(uri, inter, keys.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	rootPath := filepath.Join(t.TempDir(), "root.pem")
-	os.WriteFile(rootPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER}), 0o644) //nolint:errcheck
+	rootPath := writeCerts(t, root)
 	idp := newDevIssuerServer(t)
 	inst := newFixture(t).start(t, func(c *config.Config) {
 		c.CA.Signer = uri
@@ -522,4 +505,25 @@ func TestCAWithIssuingCertificateInToken(t *testing.T) {
 	if len(chain) != 3 || !chain[1].Equal(inter) || !chain[2].Equal(root) {
 		t.Fatalf("chain has %d certificates; want leaf, the token's intermediate, the root", len(chain))
 	}
+}
+
+// testCAChain makes [intermediate for pub, root] with a throwaway root key.
+func testCAChain(t *testing.T, pub crypto.PublicKey) []*x509.Certificate {
+	t.Helper()
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, err := pkigen.CAChain(pkigen.Names{Organization: "signet test", Prefix: "signet test"}, rootKey, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chain
+}
+
+// writeCerts writes certificates to a PEM file and returns its path.
+func writeCerts(t *testing.T, certs ...*x509.Certificate) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "certs.pem")
+	if err := os.WriteFile(path, pkigen.PEM(certs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -203,13 +203,9 @@ func TestCTLogRefusesBadChains(t *testing.T) {
 func TestCAWithRemoteCTLog(t *testing.T) {
 	dir := t.TempDir()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	now := time.Now()
-	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "remote-ct root"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, rootKey.Public(), rootKey)
-	root, _ := x509.ParseCertificate(rootDER)
-	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "remote-ct intermediate"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
-	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, caKey.Public(), rootKey)
+	caChain := testCAChain(t, caKey.Public())
+	chainPath := writeCerts(t, caChain...)
+	rootPath := writeCerts(t, caChain[1])
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, data, 0o600); err != nil {
@@ -217,8 +213,6 @@ func TestCAWithRemoteCTLog(t *testing.T) {
 		}
 		return p
 	}
-	chainPath := write("chain.pem", append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: interDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})...))
-	rootPath := write("root.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER}))
 	caKeyPath, ctKeyPath := filepath.Join(dir, "ca.key"), filepath.Join(dir, "ct.key")
 	ctKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err := keys.WriteFile(caKeyPath, caKey, []byte("test-password")); err != nil {
