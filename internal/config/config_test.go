@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/signet-dev/signet/ca/identity"
 )
 
 func TestLoad(t *testing.T) {
@@ -98,5 +100,27 @@ func TestShippedComposeConfigLoads(t *testing.T) {
 	}
 	if err := cfg.Validate(false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The ci_providers example of docs/configuration.md loads and validates.
+func TestDocumentedCIProviderExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\nca:\n  ci_providers:")
+	if !ok {
+		t.Fatal("docs/configuration.md lost its ci_providers example")
+	}
+	block, _, _ := strings.Cut(rest, "```")
+	path := filepath.Join(t.TempDir(), "ci.yaml")
+	os.WriteFile(path, []byte("ca:\n  ci_providers:"+block), 0o600) //nolint:errcheck
+	cfg, err := Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := identity.NewPool(cfg.CA.Issuers, cfg.CA.CIProviders, identity.Options{}); err != nil {
+		t.Fatalf("documented issuer does not validate: %v", err)
 	}
 }
