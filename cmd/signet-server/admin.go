@@ -41,6 +41,10 @@ type keyPlan struct {
 	uri  string
 }
 
+// initKeys are the keys admin init creates, each named <key>.pem or
+// object=signet-<key>.
+var initKeys = []string{"log", "ct", "ca-root", "ca", "tsa-root", "tsa", "tuf-root", "tuf-targets", "tuf-snapshot", "tuf-timestamp"}
+
 func newAdminInitCommand() *cobra.Command {
 	var dir, org, hostname, publicURL, pkcs11Base string
 	var yes bool
@@ -49,10 +53,13 @@ func newAdminInitCommand() *cobra.Command {
 		Short: "Create the keys, chains and configuration of a new instance",
 		Long: `init creates, for a new production instance: the log and CT log keys, a CA root
 and intermediate (EKU codeSigning), a TSA root and signing certificate (one
-critical timeStamping EKU), and a signet.yaml that uses them. Keys are
+critical timeStamping EKU), the four TUF role keys, and a signet.yaml that
+uses them. Keys are
 encrypted PEM files (password from $SIGNET_KEY_PASSWORD) or, with --pkcs11,
 non-extractable keys in a PKCS#11 token. Nothing existing is overwritten.
-Move the root keys offline afterwards: the server never needs them.`,
+Move the CA and TSA root keys offline afterwards: the server never needs
+them. The TUF root key signs root.json on the first start; then remove
+tuf.root_signer from signet.yaml and move that key offline too.`,
 		Example: `  SIGNET_KEY_PASSWORD=... signet-server admin init --dir /etc/signet --hostname signet.example.com \
     --public-url https://signet.example.com --organization "Example Corp"
   signet-server admin init --dir /etc/signet --yes \
@@ -68,7 +75,7 @@ Move the root keys offline afterwards: the server never needs them.`,
 			}
 			out := cmd.OutOrStdout()
 			plan := map[string]*keyPlan{}
-			for _, k := range []string{"log", "ct", "ca-root", "ca", "tsa-root", "tsa"} {
+			for _, k := range initKeys {
 				p := &keyPlan{name: k}
 				if pkcs11Base != "" {
 					p.uri, err = pkcs11Object(pkcs11Base, "signet-"+k)
@@ -98,7 +105,7 @@ Move the root keys offline afterwards: the server never needs them.`,
 			if pkcs11Base != "" {
 				where = "the PKCS#11 token of " + redactQuery(pkcs11Base)
 			}
-			fmt.Fprintf(out, "This creates six P-256 keys (log, CT log, CA root, CA intermediate, TSA root, TSA) in %s,\nthe CA and TSA chains and %s.\n", where, filepath.Join(abs, "signet.yaml"))
+			fmt.Fprintf(out, "This creates ten P-256 keys (log, CT log, CA root, CA intermediate, TSA root, TSA, TUF root, targets, snapshot, timestamp) in %s,\nthe CA and TSA chains and %s.\n", where, filepath.Join(abs, "signet.yaml"))
 			if !yes {
 				ok, err := confirm(cmd.InOrStdin(), out, "Proceed? [y/N] ")
 				if err != nil {
@@ -112,7 +119,7 @@ Move the root keys offline afterwards: the server never needs them.`,
 				return err
 			}
 			signers := map[string]crypto.Signer{}
-			for _, k := range []string{"log", "ct", "ca-root", "ca", "tsa-root", "tsa"} {
+			for _, k := range initKeys {
 				s, err := createKey(plan[k].uri, pkcs11Base != "", filepath.Join(abs, k+".pem"))
 				if err != nil {
 					return fmt.Errorf("creating the %s key: %w", k, err)
@@ -166,8 +173,15 @@ ca:
 timestamp:
   signer: %q
   chain: %s
+tuf:
+  # Signs root.json on the first start; remove it afterwards and keep the key offline.
+  root_signer: %q
+  targets_signer: %q
+  snapshot_signer: %q
+  timestamp_signer: %q
 `, time.Now().UTC().Format(time.RFC3339), hostname, publicURL, plan["log"].uri, plan["ct"].uri, plan["ca"].uri,
-				filepath.Join(abs, "ca-chain.pem"), plan["tsa"].uri, filepath.Join(abs, "tsa-chain.pem"))
+				filepath.Join(abs, "ca-chain.pem"), plan["tsa"].uri, filepath.Join(abs, "tsa-chain.pem"),
+				plan["tuf-root"].uri, plan["tuf-targets"].uri, plan["tuf-snapshot"].uri, plan["tuf-timestamp"].uri)
 			if err := os.WriteFile(filepath.Join(abs, "signet.yaml"), []byte(yaml), 0o600); err != nil {
 				return err
 			}
@@ -178,6 +192,9 @@ timestamp:
 Next: add ca.issuers, set DATABASE_URL and %s (for file keys), then
   signet-server run --config %s
 Move the root keys (ca-root, tsa-root) offline: only a new chain needs them.
+After the first start, GET /tuf/1.root.json is the TUF root of trust for
+clients (cosign initialize --mirror <public-url>/tuf --root 1.root.json);
+then remove tuf.root_signer from the config and move tuf-root offline too.
 `, caChain[0].Subject, caChain[1].Subject, tsaChain[0].Subject, tsaChain[1].Subject, filepath.Join(abs, "signet.yaml"), passwordEnv, filepath.Join(abs, "signet.yaml"))
 			return nil
 		},

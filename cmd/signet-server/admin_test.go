@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+	sgroot "github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/tuf"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/signet-dev/signet/ca/devoidc"
@@ -87,6 +90,21 @@ func startFromInit(t *testing.T, dir string) {
 	if _, err := client.VerifyTimestamp(st.Response, bytes.NewReader([]byte("x")), certs, nil); err != nil {
 		t.Fatalf("timestamp from the initialised TSA: %v", err)
 	}
+	// The TUF repository is signed with the created role keys: sigstore-go's
+	// client bootstrapped from its root.json gets the served trusted root.
+	resp, err := http.Get(srvHS.URL + "/tuf/1.root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tufRoot, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	tc, err := tuf.New(tuf.DefaultOptions().WithRoot(tufRoot).WithRepositoryBaseURL(srvHS.URL + "/tuf").WithCachePath(t.TempDir()))
+	if err != nil {
+		t.Fatalf("TUF client on the initialised instance: %v", err)
+	}
+	if tr, err := sgroot.GetTrustedRoot(tc); err != nil || len(tr.FulcioCertificateAuthorities()) != 1 {
+		t.Fatalf("trusted root through TUF: %v", err)
+	}
 	out, err := runAdmin(t, "", "trust", "show", "--server", srvHS.URL)
 	if err != nil || !strings.Contains(out, "certificate authority") || !strings.Contains(out, "Example Corp intermediate") || !strings.Contains(out, "CT log") {
 		t.Fatalf("trust show: %v\n%s", err, out)
@@ -103,7 +121,7 @@ func TestAdminInitWithFiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
-	for _, f := range []string{"log.pem", "ct.pem", "ca-root.pem", "ca.pem", "tsa-root.pem", "tsa.pem"} {
+	for _, f := range []string{"log.pem", "ct.pem", "ca-root.pem", "ca.pem", "tsa-root.pem", "tsa.pem", "tuf-root.pem", "tuf-timestamp.pem"} {
 		data, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil || !strings.Contains(string(data), "ENCRYPTED PRIVATE KEY") {
 			t.Fatalf("%s is not an encrypted key: %v", f, err)

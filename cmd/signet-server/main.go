@@ -173,6 +173,7 @@ Signet is running (dev mode) at %[1]s
   Trust material:    %[1]s/api/v1/trust/trusted_root.json
                      %[1]s/api/v1/trust/signing_config.json
                      (copies in %[2]s)
+  TUF repository:    %[1]s/tuf/ (root of trust: %[2]s/tuf-root.json)
   rekor-cli:         rekor-cli --rekor_server %[1]s loginfo
 `, base, dd)
 	if l := srv.Log(); l != nil {
@@ -188,7 +189,10 @@ Keyless signing with cosign v3 against this instance only:
     --certificate-identity alice@example.com --certificate-oidc-issuer %[1]s blob
   cosign attest-blob / verify-blob-attestation, sign / verify, attest / verify-attestation
     take the same --signing-config, --trusted-root and --identity-token flags.
-`, d.URL(), dd)
+Or let cosign find both through TUF, as it does for the public instance:
+  cosign initialize --mirror %[3]s/tuf --root %[2]s/tuf-root.json
+  cosign sign-blob --identity-token "$TOKEN" --bundle blob.sigstore.json blob
+`, d.URL(), dd, base)
 	}
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop (PostgreSQL stops with it).\n\n")
 }

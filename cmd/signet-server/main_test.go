@@ -118,7 +118,8 @@ func TestDevModeContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	key1, _ := lc.PublicKey(context.Background())
-	for _, f := range []string{"keys/log.pem", "keys/ca-chain.pem", "keys/tsa-chain.pem", "keys/ct.pem", "trusted_root.json", "signing_config.json"} {
+	tufRoot1, _ := os.ReadFile(filepath.Join(dataDir, "tuf-root.json"))
+	for _, f := range []string{"keys/log.pem", "keys/ca-chain.pem", "keys/tsa-chain.pem", "keys/ct.pem", "trusted_root.json", "signing_config.json", "keys/tuf-root.pem", "tuf-root.json"} {
 		if _, err := os.Stat(filepath.Join(dataDir, f)); err != nil {
 			t.Fatalf("dev mode did not keep %s in the data directory: %v", f, err)
 		}
@@ -138,6 +139,22 @@ func TestDevModeContract(t *testing.T) {
 	}
 	if !key2.(interface{ Equal(crypto.PublicKey) bool }).Equal(key1) {
 		t.Fatal("dev log key changed across restart")
+	}
+	// A restart keeps the TUF root, so clients bootstrapped from the first
+	// root.json keep working; the new port changed the URLs in the signing
+	// config, so targets moved on to version 2.
+	if tufRoot2, _ := os.ReadFile(filepath.Join(dataDir, "tuf-root.json")); len(tufRoot1) == 0 || string(tufRoot2) != string(tufRoot1) {
+		t.Fatal("TUF root.json changed across restart")
+	}
+	for path, want := range map[string]int{"/tuf/2.targets.json": 200, "/tuf/2.root.json": 404} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("after restart GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 }
 

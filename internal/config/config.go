@@ -39,7 +39,19 @@ type Config struct {
 	CA         CA         `yaml:"ca"`
 	Timestamp  Timestamp  `yaml:"timestamp"`
 	CT         CT         `yaml:"ct"`
+	TUF        TUF        `yaml:"tuf"`
 	HTTP       HTTP       `yaml:"http"`
+}
+
+// TUF configures the TUF repository that distributes trusted_root.json and
+// signing_config.json to cosign and sigstore-go clients.
+type TUF struct {
+	// RootSigner signs the first root.json; once root.json exists it may be
+	// left empty so the root key stays offline.
+	RootSigner      string `yaml:"root_signer"`
+	TargetsSigner   string `yaml:"targets_signer"`
+	SnapshotSigner  string `yaml:"snapshot_signer"`
+	TimestampSigner string `yaml:"timestamp_signer"`
 }
 
 // CT configures the RFC 6962 certificate-transparency log.
@@ -126,6 +138,8 @@ type Components struct {
 	Timestamp *bool `yaml:"timestamp"`
 	// CT defaults to on in dev mode, and elsewhere when ct.signer is set.
 	CT *bool `yaml:"ct"`
+	// TUF defaults to on in dev mode, and elsewhere when tuf.targets_signer is set.
+	TUF *bool `yaml:"tuf"`
 }
 
 // Log configures the transparency log.
@@ -193,6 +207,14 @@ func (c Config) TimestampEnabled(dev bool) bool {
 		return *c.Components.Timestamp
 	}
 	return dev || c.Timestamp.Signer != ""
+}
+
+// TUFEnabled reports whether the TUF repository is published.
+func (c Config) TUFEnabled(dev bool) bool {
+	if c.Components.TUF != nil {
+		return *c.Components.TUF
+	}
+	return dev || c.TUF.TargetsSigner != ""
 }
 
 // LogEnabled reports whether the log component runs (default on).
@@ -340,6 +362,9 @@ func (c Config) Validate(dev bool) error {
 		if len(c.CT.Roots) == 0 && !c.CAEnabled(dev) {
 			return errors.New("the CT log needs ct.roots when this instance runs no CA")
 		}
+	}
+	if c.TUFEnabled(dev) && !dev && (c.TUF.TargetsSigner == "" || c.TUF.SnapshotSigner == "" || c.TUF.TimestampSigner == "") {
+		return errors.New("the TUF repository needs tuf.targets_signer, tuf.snapshot_signer and tuf.timestamp_signer (key URIs), and tuf.root_signer until root.json exists; set components.tuf: false to run without it")
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)

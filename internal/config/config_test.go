@@ -72,6 +72,10 @@ func TestValidate(t *testing.T) {
 		{"queue too big", func(c *Config) { c.Log.QueueSize = 1 << 30 }, false, "queue_size"},
 		{"timeout zero", func(c *Config) { c.HTTP.RequestTimeoutSeconds = 0 }, false, "request_timeout_seconds"},
 		{"no entry types", func(c *Config) { c.Log.EntryTypes = nil }, false, "entry_types"},
+		{"tuf without snapshot key", func(c *Config) { c.TUF.TargetsSigner = "file:///t.pem"; c.TUF.TimestampSigner = "file:///ts.pem" }, false, "tuf.snapshot_signer"},
+		{"tuf with offline root", func(c *Config) {
+			c.TUF = TUF{TargetsSigner: "file:///t.pem", SnapshotSigner: "file:///s.pem", TimestampSigner: "file:///ts.pem"}
+		}, false, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := base

@@ -36,6 +36,18 @@ func cosignBinary(t *testing.T) string {
 	return ""
 }
 
+// cosignIn runs cosign in dir with HOME and TUF_ROOT there, so no TUF root
+// cached elsewhere (such as the public instance's) is used.
+func cosignIn(cosign, dir string) func(args ...string) (string, error) {
+	return func(args ...string) (string, error) {
+		cmd := exec.Command(cosign, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf-cache"))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+}
+
 // Unmodified cosign signs a blob keyless against this instance (our CA with
 // an embedded SCT, our log, our TSA, from the signing config we serve) and
 // verifies it with the trusted root we serve; a tampered blob fails.
@@ -47,13 +59,7 @@ func TestCosignSignAndVerifyBlobKeyless(t *testing.T) {
 	os.WriteFile(blob, []byte("signed by unmodified cosign"), 0o644) //nolint:errcheck
 	bundle := filepath.Join(dir, "blob.sigstore.json")
 	data := inst.srv.DataDir()
-	run := func(args ...string) (string, error) {
-		cmd := exec.Command(cosign, args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "HOME="+dir) // no cached TUF root from elsewhere
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	run := cosignIn(cosign, dir)
 	out, err := run("sign-blob", "--yes",
 		"--signing-config", filepath.Join(data, "signing_config.json"),
 		"--trusted-root", filepath.Join(data, "trusted_root.json"),
@@ -73,6 +79,30 @@ func TestCosignSignAndVerifyBlobKeyless(t *testing.T) {
 	os.WriteFile(tampered, []byte("not what was signed"), 0o644) //nolint:errcheck
 	if out, err := verify(tampered); err == nil {
 		t.Fatalf("cosign verified a tampered blob:\n%s", out)
+	}
+}
+
+// cosign bootstrapped from our TUF repository (`cosign initialize --mirror
+// --root`) needs no trust files: it finds the signing config and trusted
+// root through TUF, as it does against the public instance.
+func TestCosignUsesTheTUFRepository(t *testing.T) {
+	cosign := cosignBinary(t)
+	inst := newFixture(t).startDev(t)
+	dir := t.TempDir()
+	blob := filepath.Join(dir, "blob")
+	os.WriteFile(blob, []byte("trust from TUF"), 0o644) //nolint:errcheck
+	bundle := filepath.Join(dir, "blob.sigstore.json")
+	run := cosignIn(cosign, dir)
+	if out, err := run("initialize", "--mirror", inst.http.URL+"/tuf", "--root", filepath.Join(inst.srv.DataDir(), "tuf-root.json")); err != nil {
+		t.Fatalf("cosign initialize: %v\n%s", err, out)
+	}
+	if out, err := run("sign-blob", "--yes", "--identity-token", inst.devToken("email=tuf@example.com"), "--bundle", bundle, blob); err != nil {
+		t.Fatalf("cosign sign-blob: %v\n%s", err, out)
+	}
+	out, err := run("verify-blob", "--bundle", bundle, "--certificate-identity", "tuf@example.com",
+		"--certificate-oidc-issuer", inst.srv.DevIssuer().URL(), blob)
+	if err != nil || !strings.Contains(out, "Verified OK") {
+		t.Fatalf("cosign verify-blob: %v\n%s", err, out)
 	}
 }
 
@@ -100,13 +130,7 @@ func TestCosignSignAndVerifyImageKeyless(t *testing.T) {
 	image := host + "/signet/app@" + digest.String()
 	dir := t.TempDir()
 	data := inst.srv.DataDir()
-	run := func(args ...string) (string, error) {
-		cmd := exec.Command(cosign, args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "HOME="+dir)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	run := cosignIn(cosign, dir)
 	out, err := run("sign", "--yes", "--allow-insecure-registry",
 		"--signing-config", filepath.Join(data, "signing_config.json"),
 		"--trusted-root", filepath.Join(data, "trusted_root.json"),

@@ -47,6 +47,7 @@ import (
 	"github.com/signet-dev/signet/timestamp"
 	"github.com/signet-dev/signet/timestamp/tsaapi"
 	"github.com/signet-dev/signet/trust"
+	"github.com/signet-dev/signet/trust/tuf"
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/dsse"
 	"github.com/signet-dev/signet/types/hashedrekord"
@@ -77,6 +78,8 @@ type Server struct {
 	metrics   *tlog.Metrics
 
 	rekorSigner crypto.Signer
+	getenv      func(string) string
+	stopTUF     context.CancelFunc
 }
 
 // Options are how the process was started.
@@ -96,7 +99,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err := cfg.Validate(opts.Dev); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	s := &Server{cfg: cfg, dev: opts.Dev, logger: opts.Logger}
+	s := &Server{cfg: cfg, dev: opts.Dev, logger: opts.Logger, getenv: opts.Getenv}
 	defer func() {
 		if err != nil {
 			s.Close(context.WithoutCancel(ctx))
@@ -165,7 +168,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			s.logger.Info("the CA logs precertificates to a remote CT log", "url", s.cfg.CA.CT)
 		}
 	}
-	if err := s.publishTrust(router); err != nil {
+	if err := s.publishTrust(ctx, router); err != nil {
 		return nil, err
 	}
 	router.Get("/healthz", s.healthz)
@@ -324,7 +327,7 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 
 // publishTrust serves trusted_root.json and signing_config.json for what
 // runs here, and in dev mode writes copies to the data directory.
-func (s *Server) publishTrust(router chi.Router) error {
+func (s *Server) publishTrust(ctx context.Context, router chi.Router) error {
 	in := trust.Instance{BaseURL: s.cfg.PublicURL, Operator: s.cfg.Hostname}
 	start := time.Now()
 	if s.log != nil {
@@ -362,6 +365,11 @@ func (s *Server) publishTrust(router chi.Router) error {
 	}
 	router.Get("/api/v1/trust/trusted_root.json", serve(root))
 	router.Get("/api/v1/trust/signing_config.json", serve(signing))
+	if s.cfg.TUFEnabled(s.dev) {
+		if err := s.startTUF(ctx, router, map[string][]byte{"trusted_root.json": root, "signing_config.v0.2.json": signing}); err != nil {
+			return fmt.Errorf("TUF repository: %w", err)
+		}
+	}
 	if s.dev {
 		if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 			return err
@@ -372,6 +380,50 @@ func (s *Server) publishTrust(router chi.Router) error {
 			}
 		}
 	}
+	return nil
+}
+
+// startTUF publishes files as TUF targets, serves the repository under
+// /tuf/ and keeps its timestamp fresh. In dev mode the role keys are
+// generated in the data directory and root.json is written next to them,
+// for `cosign initialize --root`.
+func (s *Server) startTUF(ctx context.Context, router chi.Router, files map[string][]byte) error {
+	c := s.cfg.TUF
+	uris := map[string]*string{"root": &c.RootSigner, "targets": &c.TargetsSigner, "snapshot": &c.SnapshotSigner, "timestamp": &c.TimestampSigner}
+	signers := map[string]crypto.Signer{}
+	for role, uri := range uris {
+		if *uri == "" && s.dev {
+			var err error
+			if *uri, err = devKey(filepath.Join(s.cfg.DataDir, "keys", "tuf-"+role+".pem"), s.logger); err != nil {
+				return err
+			}
+		}
+		if *uri == "" {
+			continue // only the root key may be absent (kept offline)
+		}
+		k, err := keys.Open(*uri, keys.Options{Dev: s.dev, Getenv: s.getenv})
+		if err != nil {
+			return fmt.Errorf("%s key: %w", role, err)
+		}
+		signers[role] = k
+	}
+	repo := tuf.New(s.pool, tuf.Keys{Root: signers["root"], Targets: signers["targets"], Snapshot: signers["snapshot"], Timestamp: signers["timestamp"]}, s.logger)
+	if err := repo.Publish(ctx, files); err != nil {
+		return err
+	}
+	repo.Routes(router)
+	if s.dev {
+		root, err := repo.Root(ctx)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(s.cfg.DataDir, "tuf-root.json"), root, 0o644); err != nil {
+			return fmt.Errorf("writing tuf-root.json: %w", err)
+		}
+	}
+	freshCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopTUF = cancel
+	go repo.KeepFresh(freshCtx, time.Hour)
 	return nil
 }
 
@@ -521,6 +573,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // Close stops the components, then the managed database.
 func (s *Server) Close(ctx context.Context) {
+	if s.stopTUF != nil {
+		s.stopTUF()
+	}
 	if s.log != nil {
 		s.log.Close()
 	}

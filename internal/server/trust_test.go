@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/tuf"
 )
 
 func TestTrustMaterialParsesWithSigstoreGo(t *testing.T) {
@@ -44,5 +46,38 @@ func TestTrustMaterialParsesWithSigstoreGo(t *testing.T) {
 	onDisk, err := os.ReadFile(filepath.Join(inst.srv.DataDir(), "trusted_root.json"))
 	if err != nil || string(onDisk) != string(trJSON) {
 		t.Fatalf("dev mode did not write the served trusted_root.json to the data directory: %v", err)
+	}
+}
+
+// sigstore-go's TUF client, bootstrapped from the root.json dev mode writes,
+// fetches the same trust material the instance serves directly.
+func TestTUFRepositoryServesTrustMaterialToSigstoreGo(t *testing.T) {
+	inst := newFixture(t).startDev(t)
+	rootJSON, err := os.ReadFile(filepath.Join(inst.srv.DataDir(), "tuf-root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(rootJSON, inst.get("/tuf/1.root.json", http.StatusOK)) {
+		t.Fatal("tuf-root.json differs from the served 1.root.json")
+	}
+	opts := tuf.DefaultOptions().WithRoot(rootJSON).WithRepositoryBaseURL(inst.http.URL + "/tuf").WithCachePath(t.TempDir())
+	client, err := tuf.New(opts)
+	if err != nil {
+		t.Fatalf("TUF client: %v", err)
+	}
+	for target, path := range map[string]string{
+		"trusted_root.json":        "/api/v1/trust/trusted_root.json",
+		"signing_config.v0.2.json": "/api/v1/trust/signing_config.json",
+	} {
+		got, err := client.GetTarget(target)
+		if err != nil {
+			t.Fatalf("%s: %v", target, err)
+		}
+		if want := inst.get(path, http.StatusOK); !bytes.Equal(got, want) {
+			t.Errorf("TUF target %s differs from %s", target, path)
+		}
+	}
+	if _, err := root.GetTrustedRoot(client); err != nil {
+		t.Fatalf("sigstore-go trusted root from TUF: %v", err)
 	}
 }
