@@ -15,13 +15,18 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/spf13/cobra"
 
+	"github.com/signet-dev/signet/ca"
+	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/pkigen"
+	"github.com/signet-dev/signet/timestamp"
 )
 
 func newAdminCommand() *cobra.Command {
@@ -29,7 +34,7 @@ func newAdminCommand() *cobra.Command {
 		Use:   "admin",
 		Short: "Key ceremony and trust inspection for a production instance",
 	}
-	cmd.AddCommand(newAdminInitCommand(), newAdminTrustCommand())
+	cmd.AddCommand(newAdminInitCommand(), newAdminImportChainCommand(), newAdminTrustCommand())
 	return cmd
 }
 
@@ -47,7 +52,7 @@ var initKeys = []string{"log", "ct", "ca-root", "ca", "tsa-root", "tsa", "tuf-ro
 
 func newAdminInitCommand() *cobra.Command {
 	var dir, org, hostname, publicURL, pkcs11Base string
-	var yes bool
+	var yes, externalCA bool
 	cmd := &cobra.Command{
 		Use:   "init --dir DIR",
 		Short: "Create the keys, chains and configuration of a new instance",
@@ -59,11 +64,17 @@ encrypted PEM files (password from $SIGNET_KEY_PASSWORD) or, with --pkcs11,
 non-extractable keys in a PKCS#11 token. Nothing existing is overwritten.
 Move the CA and TSA root keys offline afterwards: the server never needs
 them. The TUF root key signs root.json on the first start; then remove
-tuf.root_signer from signet.yaml and move that key offline too.`,
+tuf.root_signer from signet.yaml and move that key offline too.
+
+With --external-ca no roots are made: init writes ca.csr (CA intermediate,
+EKU codeSigning) and tsa.csr (TSA signing certificate, critical
+timeStamping EKU) for your existing PKI to sign; install the results with
+'signet-server admin import-chain'.`,
 		Example: `  SIGNET_KEY_PASSWORD=... signet-server admin init --dir /etc/signet --hostname signet.example.com \
     --public-url https://signet.example.com --organization "Example Corp"
   signet-server admin init --dir /etc/signet --yes \
-    --pkcs11 'pkcs11:token=signet?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/signet/pin'`,
+    --pkcs11 'pkcs11:token=signet?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/signet/pin'
+  signet-server admin init --dir /etc/signet --external-ca --organization "Example Corp"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -74,8 +85,14 @@ tuf.root_signer from signet.yaml and move that key offline too.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
+			names := initKeys
+			chainFiles := []string{"ca-chain.pem", "tsa-chain.pem"}
+			if externalCA {
+				names = slices.DeleteFunc(slices.Clone(initKeys), func(k string) bool { return k == "ca-root" || k == "tsa-root" })
+				chainFiles = []string{"ca.csr", "tsa.csr"}
+			}
 			plan := map[string]*keyPlan{}
-			for _, k := range initKeys {
+			for _, k := range names {
 				p := &keyPlan{name: k}
 				if pkcs11Base != "" {
 					p.uri, err = pkcs11Object(pkcs11Base, "signet-"+k)
@@ -87,7 +104,7 @@ tuf.root_signer from signet.yaml and move that key offline too.`,
 				}
 				plan[k] = p
 			}
-			files := []string{"ca-chain.pem", "tsa-chain.pem", "signet.yaml"}
+			files := append(chainFiles, "signet.yaml")
 			if pkcs11Base == "" {
 				if os.Getenv(passwordEnv) == "" {
 					return fmt.Errorf("set %s to the password that will encrypt the key files", passwordEnv)
@@ -105,7 +122,7 @@ tuf.root_signer from signet.yaml and move that key offline too.`,
 			if pkcs11Base != "" {
 				where = "the PKCS#11 token of " + redactQuery(pkcs11Base)
 			}
-			fmt.Fprintf(out, "This creates ten P-256 keys (log, CT log, CA root, CA intermediate, TSA root, TSA, TUF root, targets, snapshot, timestamp) in %s,\nthe CA and TSA chains and %s.\n", where, filepath.Join(abs, "signet.yaml"))
+			fmt.Fprintf(out, "This creates %d P-256 keys (%s) in %s,\n%s and %s.\n", len(names), strings.Join(names, ", "), where, strings.Join(chainFiles, ", "), filepath.Join(abs, "signet.yaml"))
 			if !yes {
 				ok, err := confirm(cmd.InOrStdin(), out, "Proceed? [y/N] ")
 				if err != nil {
@@ -119,40 +136,25 @@ tuf.root_signer from signet.yaml and move that key offline too.`,
 				return err
 			}
 			signers := map[string]crypto.Signer{}
-			for _, k := range initKeys {
+			for _, k := range names {
 				s, err := createKey(plan[k].uri, pkcs11Base != "", filepath.Join(abs, k+".pem"))
 				if err != nil {
 					return fmt.Errorf("creating the %s key: %w", k, err)
 				}
 				signers[k] = s
 			}
-			names := pkigen.Names{Organization: org, Prefix: org}
-			caChain, err := pkigen.CAChain(names, signers["ca-root"], signers["ca"].Public())
-			if err != nil {
-				return fmt.Errorf("making the CA chain: %w", err)
-			}
-			tsaChain, err := pkigen.TSAChain(names, signers["tsa-root"], signers["tsa"].Public())
-			if err != nil {
-				return fmt.Errorf("making the TSA chain: %w", err)
-			}
-			if pkcs11Base != "" {
-				// The token then holds each key with its certificate.
-				if err := keys.ImportCertificate(plan["ca"].uri, caChain[0], keys.Options{}); err != nil {
+			pkiNames := pkigen.Names{Organization: org, Prefix: org}
+			if externalCA {
+				if err := writeCSRs(abs, pkiNames, signers); err != nil {
 					return err
 				}
-				if err := keys.ImportCertificate(plan["tsa"].uri, tsaChain[0], keys.Options{}); err != nil {
-					return err
-				}
-			}
-			if err := os.WriteFile(filepath.Join(abs, "ca-chain.pem"), pkigen.PEM(caChain), 0o644); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(abs, "tsa-chain.pem"), pkigen.PEM(tsaChain), 0o644); err != nil {
+			} else if err := makeChains(abs, pkiNames, signers, plan, pkcs11Base != ""); err != nil {
 				return err
 			}
 			if publicURL == "" {
 				publicURL = "https://" + hostname
 			}
+
 			yaml := fmt.Sprintf(`# Written by signet-server admin init on %s.
 # Every key: docs/configuration.md. Set DATABASE_URL (or database.url) and add
 # your OIDC issuers to ca.issuers before the first start.
@@ -185,17 +187,24 @@ tuf:
 			if err := os.WriteFile(filepath.Join(abs, "signet.yaml"), []byte(yaml), 0o600); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, `Created:
-  CA:  %s (issues code-signing certificates), root %s
-  TSA: %s, root %s
-  config: %s
-Next: add ca.issuers, set DATABASE_URL and %s (for file keys), then
-  signet-server run --config %s
-Move the root keys (ca-root, tsa-root) offline: only a new chain needs them.
+			cfgPath := filepath.Join(abs, "signet.yaml")
+			if externalCA {
+				fmt.Fprintf(out, `Created the keys, %[1]s and %[2]s, and %[3]s.
+Next: have your PKI sign the two requests (keep the requested extensions),
+then install the chains, issued certificate first and root last:
+  signet-server admin import-chain --config %[3]s ca issued-ca-chain.pem
+  signet-server admin import-chain --config %[3]s tsa issued-tsa-chain.pem
+`, filepath.Join(abs, "ca.csr"), filepath.Join(abs, "tsa.csr"), cfgPath)
+			} else {
+				fmt.Fprintf(out, "Created the keys, %s, %s and %s.\nMove the root keys (ca-root, tsa-root) offline: only a new chain needs them.\n",
+					filepath.Join(abs, "ca-chain.pem"), filepath.Join(abs, "tsa-chain.pem"), cfgPath)
+			}
+			fmt.Fprintf(out, `Then add ca.issuers, set DATABASE_URL and %[1]s (for file keys), and
+  signet-server run --config %[2]s
 After the first start, GET /tuf/1.root.json is the TUF root of trust for
 clients (cosign initialize --mirror <public-url>/tuf --root 1.root.json);
 then remove tuf.root_signer from the config and move tuf-root offline too.
-`, caChain[0].Subject, caChain[1].Subject, tsaChain[0].Subject, tsaChain[1].Subject, filepath.Join(abs, "signet.yaml"), passwordEnv, filepath.Join(abs, "signet.yaml"))
+`, passwordEnv, cfgPath)
 			return nil
 		},
 	}
@@ -205,6 +214,134 @@ then remove tuf.root_signer from the config and move tuf-root offline too.
 	cmd.Flags().StringVar(&publicURL, "public-url", "", "URL clients use (default https://<hostname>)")
 	cmd.Flags().StringVar(&pkcs11Base, "pkcs11", "", "create the keys in this PKCS#11 token (URI with token= and module-path/pin query)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&externalCA, "external-ca", false, "make no roots: write CSRs for the CA intermediate and the TSA certificate instead")
+	return cmd
+}
+
+// makeChains creates the CA and TSA chains under new roots, writes them and,
+// for keys in a token, stores each issued certificate next to its key.
+func makeChains(dir string, names pkigen.Names, signers map[string]crypto.Signer, plan map[string]*keyPlan, inToken bool) error {
+	caChain, err := pkigen.CAChain(names, signers["ca-root"], signers["ca"].Public())
+	if err != nil {
+		return fmt.Errorf("making the CA chain: %w", err)
+	}
+	tsaChain, err := pkigen.TSAChain(names, signers["tsa-root"], signers["tsa"].Public())
+	if err != nil {
+		return fmt.Errorf("making the TSA chain: %w", err)
+	}
+	for _, c := range []struct {
+		key, file string
+		chain     []*x509.Certificate
+	}{{"ca", "ca-chain.pem", caChain}, {"tsa", "tsa-chain.pem", tsaChain}} {
+		if inToken {
+			if err := keys.ImportCertificate(plan[c.key].uri, c.chain[0], keys.Options{}); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, c.file), pkigen.PEM(c.chain), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeCSRs writes the requests an external PKI signs for --external-ca.
+func writeCSRs(dir string, names pkigen.Names, signers map[string]crypto.Signer) error {
+	caCSR, err := pkigen.CACSR(names, signers["ca"])
+	if err != nil {
+		return fmt.Errorf("making the CA request: %w", err)
+	}
+	tsaCSR, err := pkigen.TSACSR(names, signers["tsa"])
+	if err != nil {
+		return fmt.Errorf("making the TSA request: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.csr"), caCSR, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "tsa.csr"), tsaCSR, 0o644)
+}
+
+func newAdminImportChainCommand() *cobra.Command {
+	var cfgPath string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "import-chain --config FILE ca|tsa CHAIN.pem",
+		Short: "Install a chain your PKI issued for the CA or TSA key",
+		Long: `import-chain checks a PEM chain (issued certificate first, root last) against
+the component's key from the configuration, exactly as start-up would, and
+writes it to the configured chain path (ca.chain or timestamp.chain). For a
+key in a PKCS#11 token the issued certificate is also stored in the token.
+It asks before replacing an existing chain file (--yes for scripts).`,
+		Example: `  signet-server admin import-chain --config /etc/signet/signet.yaml ca issued-ca-chain.pem
+  signet-server admin import-chain --config /etc/signet/signet.yaml --yes tsa issued-tsa-chain.pem`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfgPath == "" {
+				return errors.New("--config is required")
+			}
+			cfg, err := config.Load(cfgPath, os.Getenv)
+			if err != nil {
+				return err
+			}
+			component, chainPath := args[0], args[1]
+			var signerURI, dest string
+			switch component {
+			case "ca":
+				signerURI, dest = cfg.CA.Signer, cfg.CA.Chain
+			case "tsa":
+				signerURI, dest = cfg.Timestamp.Signer, cfg.Timestamp.Chain
+			default:
+				return fmt.Errorf("component %q: want ca or tsa", component)
+			}
+			if signerURI == "" || dest == "" {
+				return fmt.Errorf("%s has no signer and chain path for %s", cfgPath, component)
+			}
+			data, err := os.ReadFile(chainPath)
+			if err != nil {
+				return err
+			}
+			chain, err := cryptoutils.UnmarshalCertificatesFromPEM(data)
+			if err != nil || len(chain) == 0 {
+				return fmt.Errorf("%s holds no PEM certificate chain: %v", chainPath, err)
+			}
+			signer, err := keys.Open(signerURI, keys.Options{})
+			if err != nil {
+				return fmt.Errorf("opening the %s key: %w", component, err)
+			}
+			if component == "ca" {
+				_, err = ca.New(signer, chain, ca.DefaultValidity)
+			} else {
+				_, err = timestamp.New(timestamp.Config{Signer: signer, Chain: chain})
+			}
+			if err != nil {
+				return fmt.Errorf("the chain does not fit the %s: %w", component, err)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s chain OK: %s, issued by %s, valid until %s; root %s\n", component, chain[0].Subject, chain[0].Issuer,
+				chain[0].NotAfter.UTC().Format(time.RFC3339), chain[len(chain)-1].Subject)
+			if _, err := os.Stat(dest); err == nil && !yes {
+				ok, err := confirm(cmd.InOrStdin(), out, fmt.Sprintf("Replace %s? [y/N] ", dest))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return errors.New("nothing was changed")
+				}
+			}
+			if strings.HasPrefix(signerURI, "pkcs11:") {
+				if err := keys.ImportCertificate(signerURI, chain[0], keys.Options{}); err != nil {
+					return err
+				}
+			}
+			if err := os.WriteFile(dest, pkigen.PEM(chain), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Wrote %s.\n", dest)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "the instance's signet.yaml (required)")
+	cmd.Flags().BoolVar(&yes, "yes", false, "replace an existing chain file without asking")
 	return cmd
 }
 

@@ -9,14 +9,19 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	sgroot "github.com/sigstore/sigstore-go/pkg/root"
@@ -29,6 +34,7 @@ import (
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db/dbtest"
 	"github.com/signet-dev/signet/internal/keys/softhsmtest"
+	"github.com/signet-dev/signet/internal/pkigen"
 	"github.com/signet-dev/signet/internal/server"
 )
 
@@ -142,6 +148,83 @@ func TestAdminInitInPKCS11Token(t *testing.T) {
 	}
 	if matches, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(matches) != 2 {
 		t.Fatalf("with --pkcs11 only the two chains should be files, found %v", matches)
+	}
+	startFromInit(t, dir)
+}
+
+// signCSR plays the corporate PKI: it issues what the request asks for,
+// extensions included, under root.
+func signCSR(t *testing.T, csrPath string, root *x509.Certificate, rootKey crypto.Signer) []*x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(csrPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Real openssl must accept our request too.
+	if out, err := exec.Command("openssl", "req", "-in", csrPath, "-noout", "-verify").CombinedOutput(); err != nil {
+		t.Fatalf("openssl req -verify %s: %v\n%s", csrPath, err, out)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		t.Fatalf("%s is not a PEM certificate request", csrPath)
+	}
+	req, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil || req.CheckSignature() != nil {
+		t.Fatalf("request %s: %v", csrPath, err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: req.Subject,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0),
+		ExtraExtensions: req.Extensions,
+	}, root, req.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return []*x509.Certificate{cert, root}
+}
+
+func TestAdminInitWithExternalCA(t *testing.T) {
+	t.Setenv(passwordEnv, "ceremony-password")
+	dir := filepath.Join(t.TempDir(), "etc")
+	out, err := runAdmin(t, "", "init", "--dir", dir, "--yes", "--external-ca", "--organization", "Example Corp")
+	if err != nil {
+		t.Fatalf("init --external-ca: %v\n%s", err, out)
+	}
+	for f, want := range map[string]bool{"ca.csr": true, "tsa.csr": true, "ca.pem": true, "ca-root.pem": false, "tsa-root.pem": false, "ca-chain.pem": false} {
+		if _, err := os.Stat(filepath.Join(dir, f)); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", f, err == nil, want)
+		}
+	}
+	corpKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	corpRoot, err := pkigen.Root(pkigen.Names{Organization: "Corp", Prefix: "Corp"}, "root", corpKey, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, chain []*x509.Certificate) string {
+		p := filepath.Join(t.TempDir(), name)
+		os.WriteFile(p, pkigen.PEM(chain), 0o644) //nolint:errcheck
+		return p
+	}
+	caChain := write("ca.pem", signCSR(t, filepath.Join(dir, "ca.csr"), corpRoot, corpKey))
+	tsaChain := write("tsa.pem", signCSR(t, filepath.Join(dir, "tsa.csr"), corpRoot, corpKey))
+	cfg := filepath.Join(dir, "signet.yaml")
+
+	// A chain for another key is refused and nothing is written.
+	if out, err := runAdmin(t, "", "import-chain", "--config", cfg, "ca", tsaChain); err == nil || !strings.Contains(err.Error(), "does not fit the ca") {
+		t.Fatalf("importing the TSA chain as the CA's: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca-chain.pem")); err == nil {
+		t.Fatal("a refused chain was written")
+	}
+	for comp, chain := range map[string]string{"ca": caChain, "tsa": tsaChain} {
+		if out, err := runAdmin(t, "", "import-chain", "--config", cfg, comp, chain); err != nil || !strings.Contains(out, "chain OK") {
+			t.Fatalf("import-chain %s: %v\n%s", comp, err, out)
+		}
+	}
+	// Replacing an installed chain asks first.
+	if _, err := runAdmin(t, "n\n", "import-chain", "--config", cfg, "ca", caChain); err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("declined replacement: %v", err)
 	}
 	startFromInit(t, dir)
 }

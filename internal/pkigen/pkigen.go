@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"time"
@@ -99,4 +100,68 @@ func PEM(chain []*x509.Certificate) []byte {
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 	}
 	return out
+}
+
+// CACSR is a certificate request for the CA intermediate's key, for an
+// existing (corporate) root to sign: it asks for what CAChain would issue
+// (CA with path length 0, certSign, EKU codeSigning).
+func CACSR(n Names, signer crypto.Signer) ([]byte, error) {
+	bc, err := asn1.Marshal(basicConstraints{IsCA: true, MaxPathLen: 0})
+	if err != nil {
+		return nil, err
+	}
+	eku, err := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 3}})
+	if err != nil {
+		return nil, err
+	}
+	return csr(n, "intermediate", signer, []pkix.Extension{
+		{Id: oidBasicConstraints, Critical: true, Value: bc},
+		keyUsage(x509.KeyUsageCertSign | x509.KeyUsageCRLSign),
+		{Id: oidExtKeyUsage, Value: eku},
+	})
+}
+
+// TSACSR is a certificate request for the TSA signing key, asking for what
+// TSAChain would issue (digitalSignature, one critical timeStamping EKU).
+func TSACSR(n Names, signer crypto.Signer) ([]byte, error) {
+	return csr(n, "TSA", signer, []pkix.Extension{keyUsage(x509.KeyUsageDigitalSignature), timestamp.CriticalTimeStampingEKU()})
+}
+
+var (
+	oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
+	oidKeyUsage         = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtKeyUsage      = asn1.ObjectIdentifier{2, 5, 29, 37}
+)
+
+type basicConstraints struct {
+	IsCA       bool `asn1:"optional"`
+	MaxPathLen int  `asn1:"optional,default:-1"`
+}
+
+// keyUsage encodes the keyUsage extension (RFC 5280 4.2.1.3): bit i of the
+// BIT STRING is x509.KeyUsage bit 1<<i.
+func keyUsage(ku x509.KeyUsage) pkix.Extension {
+	var bits asn1.BitString
+	for i := 0; i < 9; i++ {
+		if ku&(1<<i) != 0 {
+			for len(bits.Bytes) <= i/8 {
+				bits.Bytes = append(bits.Bytes, 0)
+			}
+			bits.Bytes[i/8] |= 0x80 >> (i % 8)
+			bits.BitLength = i + 1
+		}
+	}
+	der, _ := asn1.Marshal(bits)
+	return pkix.Extension{Id: oidKeyUsage, Critical: true, Value: der}
+}
+
+func csr(n Names, cn string, signer crypto.Signer, exts []pkix.Extension) ([]byte, error) {
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject:         pkix.Name{Organization: []string{n.Organization}, CommonName: n.Prefix + " " + cn},
+		ExtraExtensions: exts,
+	}, signer)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }
