@@ -101,17 +101,29 @@ func VerifyTimestamp(resp []byte, artifact io.Reader, chain []*x509.Certificate,
 // FetchTSAChain downloads a TSA's PEM chain (trust on first use: pin it for
 // verification rather than fetching it each time).
 func FetchTSAChain(ctx context.Context, url string) ([]byte, error) {
+	return Fetch(ctx, url, 1<<20)
+}
+
+// Fetch GETs url and returns the body, refusing one over limit bytes.
+func Fetch(ctx context.Context, url string, limit int64) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetching the TSA chain: %w", err)
+		return nil, fmt.Errorf("fetching %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &APIError{Status: resp.StatusCode, Message: "fetching the TSA chain"}
+		return nil, &APIError{Status: resp.StatusCode, Message: "fetching " + url}
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", url, err)
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", url, limit)
+	}
+	return body, nil
 }

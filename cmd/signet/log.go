@@ -27,21 +27,42 @@ func newLogCommand() *cobra.Command {
 		Use:   "log",
 		Short: "Use and audit the transparency log",
 	}
-	cmd.PersistentFlags().String("log-key", "", "PEM public key of the log to pin (default: fetched from the server)")
+	cmd.PersistentFlags().String("log-key", "", "PEM public key of the log to pin (default: the key signet init pinned for this server, else fetched from the server)")
 	cmd.AddCommand(newLogUploadCommand(), newLogGetCommand(), newLogSearchCommand(), newLogVerifyCommand(), newLogInfoCommand(), newLogConsistencyCommand())
 	return cmd
 }
 
-// logClient builds a client, pinning --log-key when given.
+var errNothingPinned = errors.New("no --log-key given and signet init pinned no instance at this server URL")
+
+// pinnedLogKey is --log-key, else the log key signet init pinned for the
+// server; offline verification has no other source.
+func pinnedLogKey(cmd *cobra.Command) (crypto.PublicKey, error) {
+	if path, _ := cmd.Flags().GetString("log-key"); path != "" {
+		return readPublicKey(path)
+	}
+	server, _ := cmd.Flags().GetString("server")
+	dir, _ := cmd.Flags().GetString("config-dir")
+	tr, err := pinnedTrustedRoot(dir, server)
+	if err != nil {
+		return nil, err
+	}
+	if tr == nil {
+		return nil, errNothingPinned
+	}
+	return activeLogKey(tr)
+}
+
+// logClient builds a client, pinning --log-key when given, else the log key
+// of the trusted root signet init stored for this server.
 func logClient(cmd *cobra.Command) (*client.Log, error) {
 	server, _ := cmd.Flags().GetString("server")
 	var opts []client.LogOption
-	if path, _ := cmd.Flags().GetString("log-key"); path != "" {
-		pub, err := readPublicKey(path)
-		if err != nil {
-			return nil, err
-		}
+	pub, err := pinnedLogKey(cmd)
+	switch {
+	case err == nil:
 		opts = append(opts, client.WithLogPublicKey(pub))
+	case !errors.Is(err, errNothingPinned):
+		return nil, err
 	}
 	return client.NewLog(server, opts...), nil
 }
@@ -265,13 +286,9 @@ Exit status 3 means it does not verify.`,
   signet log verify --entry entry.json --log-key log.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			keyPath, _ := cmd.Flags().GetString("log-key")
-			if keyPath == "" {
-				return errors.New("--log-key is required: offline verification needs a pinned key")
-			}
-			pub, err := readPublicKey(keyPath)
+			pub, err := pinnedLogKey(cmd)
 			if err != nil {
-				return err
+				return fmt.Errorf("offline verification needs a pinned key: %w", err)
 			}
 			data, err := os.ReadFile(entryPath)
 			if err != nil {

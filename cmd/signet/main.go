@@ -40,9 +40,21 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.PersistentFlags().String("server", envOr("SIGNET_SERVER", "http://127.0.0.1:8080"), "base URL of the Signet instance (env SIGNET_SERVER)")
+	root.PersistentFlags().String("server", envOr("SIGNET_SERVER", "http://127.0.0.1:8080"), "base URL of the Signet instance (env SIGNET_SERVER; default: the one signet init pinned)")
+	root.PersistentFlags().String("config-dir", defaultConfigDir(), "where signet init keeps the pinned instance (env SIGNET_CONFIG_DIR)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if cmd.Flags().Changed("server") || os.Getenv("SIGNET_SERVER") != "" {
+			return nil
+		}
+		dir, _ := cmd.Flags().GetString("config-dir")
+		in, err := loadInstance(dir)
+		if err != nil || in == nil {
+			return err
+		}
+		return cmd.Flags().Set("server", in.Server)
+	}
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
-	root.AddCommand(newTimestampCommand(), newLogCommand())
+	root.AddCommand(newInitCommand(), newTimestampCommand(), newLogCommand())
 	return root
 }
 

@@ -22,7 +22,15 @@ import (
 	"github.com/signet-dev/signet/internal/server"
 )
 
-func TestMain(m *testing.M) { dbtest.Main(m) }
+func TestMain(m *testing.M) {
+	// No test reads or writes the user's real pinned instance.
+	dir, err := os.MkdirTemp("", "signet-config")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("SIGNET_CONFIG_DIR", dir) //nolint:errcheck
+	dbtest.Main(m)
+}
 
 func devServer(t *testing.T) string {
 	t.Helper()
