@@ -33,10 +33,11 @@ type Key struct {
 	Start     time.Time
 }
 
-// Chain is a CA or TSA chain (leaf-most first, root last) and its start.
+// Chain is a CA or TSA chain (leaf-most first, root last) and the window
+// clients trust it for; a zero End is open.
 type Chain struct {
 	Certificates []*x509.Certificate
-	Start        time.Time
+	Start, End   time.Time
 }
 
 // Instance is what one Signet publishes; nil parts are not running.
@@ -48,6 +49,9 @@ type Instance struct {
 	CT       *Key
 	CA       *Chain
 	TSA      *Chain
+	// PastCAs and PastTSAs are chains rotated out, still trusted for what
+	// they signed inside their windows.
+	PastCAs, PastTSAs []*Chain
 	// OIDCURL is an issuer clients may get tokens from (the dev issuer).
 	OIDCURL string
 }
@@ -98,6 +102,9 @@ func authority(uri string, c *Chain) *prototrust.CertificateAuthority {
 		CertChain: &protocommon.X509CertificateChain{},
 		ValidFor:  &protocommon.TimeRange{Start: timestamppb.New(c.Start)},
 	}
+	if !c.End.IsZero() {
+		ca.ValidFor.End = timestamppb.New(c.End)
+	}
 	for _, cert := range c.Certificates {
 		ca.CertChain.Certificates = append(ca.CertChain.Certificates, &protocommon.X509Certificate{RawBytes: cert.Raw})
 	}
@@ -121,8 +128,14 @@ func TrustedRoot(in Instance) ([]byte, error) {
 		}
 		tr.Ctlogs = append(tr.Ctlogs, l)
 	}
+	for _, c := range in.PastCAs {
+		tr.CertificateAuthorities = append(tr.CertificateAuthorities, authority(in.BaseURL, c))
+	}
 	if in.CA != nil {
 		tr.CertificateAuthorities = append(tr.CertificateAuthorities, authority(in.BaseURL, in.CA))
+	}
+	for _, c := range in.PastTSAs {
+		tr.TimestampAuthorities = append(tr.TimestampAuthorities, authority(in.BaseURL+"/api/v1/timestamp", c))
 	}
 	if in.TSA != nil {
 		tr.TimestampAuthorities = append(tr.TimestampAuthorities, authority(in.BaseURL+"/api/v1/timestamp", in.TSA))

@@ -339,12 +339,21 @@ func (s *Server) publishTrust(ctx context.Context, router chi.Router) error {
 	if s.ctLog != nil {
 		in.CT = &trust.Key{PublicKey: s.ctLog.PublicKey(), Start: s.ctEngine.CreatedAt().Truncate(time.Second)}
 	}
+	// A chain not seen before is a rotation: the old chain's window closes
+	// now and it stays in the trusted root for what it signed.
+	var err error
 	if s.caChain != nil {
 		in.CA = &trust.Chain{Certificates: s.caChain, Start: s.caChain[0].NotBefore}
+		if in.PastCAs, err = trust.RecordChain(ctx, s.pool, "ca", in.CA, time.Now()); err != nil {
+			return err
+		}
 		start = minTime(start, in.CA.Start)
 	}
 	if s.tsaChain != nil {
 		in.TSA = &trust.Chain{Certificates: s.tsaChain, Start: s.tsaChain[0].NotBefore}
+		if in.PastTSAs, err = trust.RecordChain(ctx, s.pool, "tsa", in.TSA, time.Now()); err != nil {
+			return err
+		}
 	}
 	if s.devIssuer != nil {
 		in.OIDCURL = s.devIssuer.URL()

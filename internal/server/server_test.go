@@ -21,6 +21,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ type instance struct {
 	client *client.Log
 	pub    crypto.PublicKey
 	dbURL  string
+	once   sync.Once
 }
 
 type fixture struct {
@@ -88,12 +90,7 @@ func (f fixture) start(t *testing.T, mutate ...func(*config.Config)) *instance {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	inst := &instance{t: t, srv: srv, http: hs, dbURL: f.dbURL}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			inst.stop()
-		}
-	})
+	t.Cleanup(inst.stop)
 	pemBytes := inst.get("/api/v1/log/publicKey", http.StatusOK)
 	pub, err := client.ParsePublicKeyPEM(pemBytes)
 	if err != nil {
@@ -104,9 +101,13 @@ func (f fixture) start(t *testing.T, mutate ...func(*config.Config)) *instance {
 	return inst
 }
 
+// stop is idempotent: tests that restart stop explicitly, and the cleanup
+// stops again.
 func (i *instance) stop() {
-	i.http.Close()
-	i.srv.Close(context.Background())
+	i.once.Do(func() {
+		i.http.Close()
+		i.srv.Close(context.Background())
+	})
 }
 
 func (i *instance) do(method, path string, body []byte, wantStatus int) (*http.Response, []byte) {

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"net/http"
 	"os"
@@ -155,19 +156,17 @@ func TestTimestampRejectionsOverHTTP(t *testing.T) {
 	}
 }
 
-// sigstore-go verifies a keyless bundle end to end with nothing but the
-// trusted_root.json we serve: our certificate and its embedded SCT, our log
-// entry, and a timestamp from our TSA (requested as sigstore-go does: no
-// nonce, no certificate).
-func TestSigstoreGoVerifiesTimestampedBundle(t *testing.T) {
-	inst := newFixture(t).startDev(t)
+// timestampedBundle signs artifact keyless as email on inst: our CA
+// certificate with its SCT, our log entry, a timestamp from our TSA
+// (requested as sigstore-go does: no nonce, no certificate).
+func timestampedBundle(t *testing.T, inst *instance, email string, artifact []byte) *bundle.Bundle {
+	t.Helper()
 	ctx := context.Background()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	chain, err := client.NewCA(inst.http.URL).SigningCertificate(ctx, inst.devToken("email=tess@example.com"), key)
+	chain, err := client.NewCA(inst.http.URL).SigningCertificate(ctx, inst.devToken("email="+email), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	artifact := []byte("timestamped artifact")
 	digest := sha256.Sum256(artifact)
 	sig, _ := ecdsa.SignASN1(rand.Reader, key, digest[:])
 	sigDigest := sha256.Sum256(sig)
@@ -183,32 +182,107 @@ func TestSigstoreGoVerifiesTimestampedBundle(t *testing.T) {
 	vm := sigstoreEntry(t, entry)
 	vm.Content = &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: chain[0].Raw}}
 	vm.TimestampVerificationData = &protobundle.TimestampVerificationData{Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: st.Response}}}
-	pb := &protobundle.Bundle{
+	b, err := bundle.NewBundle(&protobundle.Bundle{
 		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json", VerificationMaterial: vm,
 		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
 			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: digest[:]}, Signature: sig,
 		}},
-	}
-	// The trust root this instance serves is all the verifier is given.
-	tr, err := root.NewTrustedRootFromJSON(inst.get("/api/v1/trust/trusted_root.json", http.StatusOK))
-	if err != nil {
-		t.Fatalf("sigstore-go cannot parse our trusted_root.json: %v", err)
-	}
-	b, err := bundle.NewBundle(pb)
+	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return b
+}
+
+// verifyBundle runs sigstore-go with nothing but trustedRoot, requiring a
+// TSA timestamp, a log entry and an SCT.
+func verifyBundle(t *testing.T, trustedRoot []byte, b *bundle.Bundle, artifact []byte, issuer, email string) (*verify.VerificationResult, error) {
+	t.Helper()
+	tr, err := root.NewTrustedRootFromJSON(trustedRoot)
+	if err != nil {
+		t.Fatalf("sigstore-go cannot parse our trusted_root.json: %v", err)
 	}
 	v, err := verify.NewVerifier(tr, verify.WithSignedTimestamps(1), verify.WithTransparencyLog(1), verify.WithSignedCertificateTimestamps(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _ := verify.NewShortCertificateIdentity(inst.srv.DevIssuer().URL(), "", "tess@example.com", "")
-	res, err := v.Verify(b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(artifact)), verify.WithCertificateIdentity(id)))
+	id, _ := verify.NewShortCertificateIdentity(issuer, "", email, "")
+	return v.Verify(b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(artifact)), verify.WithCertificateIdentity(id)))
+}
+
+// sigstore-go verifies a keyless bundle end to end with nothing but the
+// trusted_root.json we serve.
+func TestSigstoreGoVerifiesTimestampedBundle(t *testing.T) {
+	inst := newFixture(t).startDev(t)
+	artifact := []byte("timestamped artifact")
+	b := timestampedBundle(t, inst, "tess@example.com", artifact)
+	res, err := verifyBundle(t, inst.get("/api/v1/trust/trusted_root.json", http.StatusOK), b, artifact, inst.srv.DevIssuer().URL(), "tess@example.com")
 	if err != nil {
 		t.Fatalf("sigstore-go rejects the timestamped bundle: %v", err)
 	}
 	if len(res.VerifiedTimestamps) != 1 || res.VerifiedTimestamps[0].Type != "TimestampAuthority" {
 		t.Fatalf("verified timestamps %+v, want one from the TSA", res.VerifiedTimestamps)
+	}
+}
+
+// Restarting with a new CA and TSA chain (memory: signers make new ones at
+// every start) is a rotation: the trusted root then lists both chains, the
+// old one's window closed, and bundles signed before and after verify.
+func TestRotatedCAAndTSAKeepVerifying(t *testing.T) {
+	f := newFixture(t)
+	dataDir := t.TempDir()
+	memory := func(c *config.Config) {
+		c.CA.Signer, c.Timestamp.Signer, c.DataDir = "memory:", "memory:", dataDir
+	}
+	before := []byte("signed before the rotation")
+	inst1 := f.startDev(t, memory)
+	b1 := timestampedBundle(t, inst1, "before@example.com", before)
+	issuer1 := inst1.srv.DevIssuer().URL()
+	inst1.stop()
+
+	inst2 := f.startDev(t, memory)
+	after := []byte("signed after the rotation")
+	b2 := timestampedBundle(t, inst2, "after@example.com", after)
+	trJSON := inst2.get("/api/v1/trust/trusted_root.json", http.StatusOK)
+	tr, err := root.NewTrustedRootFromJSON(trJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type window struct{ start, end time.Time }
+	windows := map[string][]window{}
+	for _, ca := range tr.FulcioCertificateAuthorities() {
+		c := ca.(*root.FulcioCertificateAuthority)
+		windows["CA"] = append(windows["CA"], window{c.ValidityPeriodStart, c.ValidityPeriodEnd})
+	}
+	for _, ta := range tr.TimestampingAuthorities() {
+		c := ta.(*root.SigstoreTimestampingAuthority)
+		windows["TSA"] = append(windows["TSA"], window{c.ValidityPeriodStart, c.ValidityPeriodEnd})
+	}
+	for what, list := range windows {
+		if len(list) != 2 {
+			t.Fatalf("after one rotation the trusted root has %d %ss, want 2", len(list), what)
+		}
+		old, cur := list[0], list[1]
+		if old.end.IsZero() || !cur.end.IsZero() || !cur.start.After(old.start) {
+			t.Errorf("%s windows: old %v-%v, current %v-%v", what, old.start, old.end, cur.start, cur.end)
+		}
+	}
+	if _, err := verifyBundle(t, trJSON, b1, before, issuer1, "before@example.com"); err != nil {
+		t.Fatalf("a bundle from before the rotation no longer verifies: %v", err)
+	}
+	if _, err := verifyBundle(t, trJSON, b2, after, inst2.srv.DevIssuer().URL(), "after@example.com"); err != nil {
+		t.Fatalf("a bundle from after the rotation does not verify: %v", err)
+	}
+	// Without the retired chain the old bundle would not verify: the
+	// history is what keeps it valid.
+	tr1 := inst2.get("/api/v1/trust/trusted_root.json", http.StatusOK)
+	var doc map[string]any
+	json.Unmarshal(tr1, &doc) //nolint:errcheck
+	doc["certificateAuthorities"] = doc["certificateAuthorities"].([]any)[1:]
+	doc["timestampAuthorities"] = doc["timestampAuthorities"].([]any)[1:]
+	trimmed, _ := json.Marshal(doc)
+	if _, err := verifyBundle(t, trimmed, b1, before, issuer1, "before@example.com"); err == nil {
+		t.Fatal("the old bundle verified without the retired chains")
 	}
 }
 
