@@ -34,7 +34,7 @@ func newAdminCommand() *cobra.Command {
 		Use:   "admin",
 		Short: "Key ceremony and trust inspection for a production instance",
 	}
-	cmd.AddCommand(newAdminInitCommand(), newAdminImportChainCommand(), newAdminTrustCommand())
+	cmd.AddCommand(newAdminInitCommand(), newAdminImportChainCommand(), newAdminRotateCommand(), newAdminTrustCommand())
 	return cmd
 }
 
@@ -284,36 +284,22 @@ It asks before replacing an existing chain file (--yes for scripts).`,
 				return err
 			}
 			component, chainPath := args[0], args[1]
-			var signerURI, dest string
-			switch component {
-			case "ca":
-				signerURI, dest = cfg.CA.Signer, cfg.CA.Chain
-			case "tsa":
-				signerURI, dest = cfg.Timestamp.Signer, cfg.Timestamp.Chain
-			default:
-				return fmt.Errorf("component %q: want ca or tsa", component)
+			signerURI, dest, _, err := componentKey(cfg, component)
+			if err != nil {
+				return err
 			}
 			if signerURI == "" || dest == "" {
 				return fmt.Errorf("%s has no signer and chain path for %s", cfgPath, component)
 			}
-			data, err := os.ReadFile(chainPath)
+			chain, err := readPEMChain(chainPath)
 			if err != nil {
 				return err
-			}
-			chain, err := cryptoutils.UnmarshalCertificatesFromPEM(data)
-			if err != nil || len(chain) == 0 {
-				return fmt.Errorf("%s holds no PEM certificate chain: %v", chainPath, err)
 			}
 			signer, err := keys.Open(signerURI, keys.Options{})
 			if err != nil {
 				return fmt.Errorf("opening the %s key: %w", component, err)
 			}
-			if component == "ca" {
-				_, err = ca.New(signer, chain, ca.DefaultValidity)
-			} else {
-				_, err = timestamp.New(timestamp.Config{Signer: signer, Chain: chain})
-			}
-			if err != nil {
+			if err := checkChain(component, signer, chain); err != nil {
 				return fmt.Errorf("the chain does not fit the %s: %w", component, err)
 			}
 			out := cmd.OutOrStdout()
@@ -343,6 +329,42 @@ It asks before replacing an existing chain file (--yes for scripts).`,
 	cmd.Flags().StringVar(&cfgPath, "config", "", "the instance's signet.yaml (required)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "replace an existing chain file without asking")
 	return cmd
+}
+
+// componentKey is where the configuration keeps a component's key and chain.
+func componentKey(cfg config.Config, component string) (signerURI, chainPath, section string, err error) {
+	switch component {
+	case "ca":
+		return cfg.CA.Signer, cfg.CA.Chain, "ca", nil
+	case "tsa":
+		return cfg.Timestamp.Signer, cfg.Timestamp.Chain, "timestamp", nil
+	}
+	return "", "", "", fmt.Errorf("component %q: want ca or tsa (the log and CT keys cannot be rotated yet)", component)
+}
+
+func readPEMChain(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := cryptoutils.UnmarshalCertificatesFromPEM(data)
+	if err == nil && len(chain) == 0 {
+		err = errors.New("no PEM certificates")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("certificate chain %s: %w", path, err)
+	}
+	return chain, nil
+}
+
+// checkChain runs the checks start-up runs on a component's chain.
+func checkChain(component string, signer crypto.Signer, chain []*x509.Certificate) error {
+	if component == "ca" {
+		_, err := ca.New(signer, chain, ca.DefaultValidity)
+		return err
+	}
+	_, err := timestamp.New(timestamp.Config{Signer: signer, Chain: chain})
+	return err
 }
 
 // pkcs11Object adds object=label to a token URI.

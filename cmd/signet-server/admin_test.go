@@ -33,6 +33,7 @@ import (
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db/dbtest"
+	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/keys/softhsmtest"
 	"github.com/signet-dev/signet/internal/pkigen"
 	"github.com/signet-dev/signet/internal/server"
@@ -91,7 +92,7 @@ func startFromInit(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tsaChain, _ := os.ReadFile(filepath.Join(dir, "tsa-chain.pem"))
+	tsaChain, _ := os.ReadFile(cfg.Timestamp.Chain)
 	certs, _ := cryptoutils.UnmarshalCertificatesFromPEM(tsaChain)
 	if _, err := client.VerifyTimestamp(st.Response, bytes.NewReader([]byte("x")), certs, nil); err != nil {
 		t.Fatalf("timestamp from the initialised TSA: %v", err)
@@ -148,6 +149,16 @@ func TestAdminInitInPKCS11Token(t *testing.T) {
 	}
 	if matches, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(matches) != 2 {
 		t.Fatalf("with --pkcs11 only the two chains should be files, found %v", matches)
+	}
+	startFromInit(t, dir)
+	// Rotating makes the new key and certificate in the same token.
+	rootURI, _ := pkcs11Object(base, "signet-ca-root")
+	if out, err := runAdmin(t, "", "rotate", "--config", filepath.Join(dir, "signet.yaml"), "--yes", "--root-key", rootURI, "ca"); err != nil {
+		t.Fatalf("rotate ca in the token: %v\n%s", err, out)
+	}
+	cfg, _ := config.Load(filepath.Join(dir, "signet.yaml"), os.Getenv)
+	if !strings.Contains(cfg.CA.Signer, ";object=signet-ca-2") {
+		t.Fatalf("rotated CA signer %q is not a new object in the token", cfg.CA.Signer)
 	}
 	startFromInit(t, dir)
 }
@@ -225,6 +236,51 @@ func TestAdminInitWithExternalCA(t *testing.T) {
 	// Replacing an installed chain asks first.
 	if _, err := runAdmin(t, "n\n", "import-chain", "--config", cfg, "ca", caChain); err == nil || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("declined replacement: %v", err)
+	}
+	startFromInit(t, dir)
+}
+
+func TestAdminRotateCAAndTSA(t *testing.T) {
+	t.Setenv(passwordEnv, "ceremony-password")
+	dir := filepath.Join(t.TempDir(), "etc")
+	if out, err := runAdmin(t, "", "init", "--dir", dir, "--yes", "--organization", "Example Corp"); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(dir, "signet.yaml")
+	before, _ := config.Load(cfgPath, os.Getenv)
+	rootKey := func(name string) string { return keys.FileURI(filepath.Join(dir, name), passwordEnv) }
+
+	if _, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--root-key", rootKey("tsa-root.pem"), "ca"); err == nil || !strings.Contains(err.Error(), "not the key of the chain's root") {
+		t.Fatalf("rotating the CA with the TSA root: %v", err)
+	}
+	if _, err := runAdmin(t, "n\n", "rotate", "--config", cfgPath, "--root-key", rootKey("ca-root.pem"), "ca"); err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("declined rotation: %v", err)
+	}
+	for comp, root := range map[string]string{"ca": "ca-root.pem", "tsa": "tsa-root.pem"} {
+		if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "--root-key", rootKey(root), comp); err != nil {
+			t.Fatalf("rotate %s: %v\n%s", comp, err, out)
+		}
+	}
+	after, err := config.Load(cfgPath, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.CA.Signer == before.CA.Signer || after.CA.Chain == before.CA.Chain || after.Timestamp.Signer == before.Timestamp.Signer || after.Timestamp.Chain == before.Timestamp.Chain {
+		t.Fatalf("config not pointed at the new keys: %+v / %+v", after.CA, after.Timestamp)
+	}
+	if after.Log.Signer != before.Log.Signer || after.TUF != before.TUF {
+		t.Fatal("rotation changed unrelated settings")
+	}
+	if raw, _ := os.ReadFile(cfgPath); !strings.Contains(string(raw), "# Every key: docs/configuration.md") {
+		t.Fatal("rotation dropped the config's comments")
+	}
+	// Same root, new issuing certificate.
+	oldChain, _ := os.ReadFile(before.CA.Chain)
+	newChain, _ := os.ReadFile(after.CA.Chain)
+	oc, _ := cryptoutils.UnmarshalCertificatesFromPEM(oldChain)
+	nc, _ := cryptoutils.UnmarshalCertificatesFromPEM(newChain)
+	if len(nc) != 2 || !nc[1].Equal(oc[1]) || nc[0].Equal(oc[0]) {
+		t.Fatal("the rotated CA chain should have a new intermediate under the old root")
 	}
 	startFromInit(t, dir)
 }

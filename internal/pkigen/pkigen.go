@@ -60,6 +60,12 @@ func CAChain(n Names, rootSigner crypto.Signer, pub crypto.PublicKey) ([]*x509.C
 	if err != nil {
 		return nil, err
 	}
+	return CAIntermediate(n, root, rootSigner, pub)
+}
+
+// CAIntermediate issues a codeSigning intermediate for pub under an
+// existing root (a rotation), and returns [intermediate, root].
+func CAIntermediate(n Names, root *x509.Certificate, rootSigner crypto.Signer, pub crypto.PublicKey) ([]*x509.Certificate, error) {
 	now := time.Now().UTC()
 	inter, err := create(&x509.Certificate{
 		SerialNumber: serial(), Subject: pkix.Name{Organization: []string{n.Organization}, CommonName: n.Prefix + " intermediate"},
@@ -81,6 +87,12 @@ func TSAChain(n Names, rootSigner crypto.Signer, pub crypto.PublicKey) ([]*x509.
 	if err != nil {
 		return nil, err
 	}
+	return TSALeaf(n, root, rootSigner, pub)
+}
+
+// TSALeaf issues a TSA signing certificate for pub under an existing root
+// (a rotation), and returns [leaf, root].
+func TSALeaf(n Names, root *x509.Certificate, rootSigner crypto.Signer, pub crypto.PublicKey) ([]*x509.Certificate, error) {
 	now := time.Now().UTC()
 	leaf, err := create(&x509.Certificate{
 		SerialNumber: serial(), Subject: pkix.Name{Organization: []string{n.Organization}, CommonName: n.Prefix + " TSA"},
