@@ -123,14 +123,8 @@ timeStamping EKU) for your existing PKI to sign; install the results with
 				where = "the PKCS#11 token of " + redactQuery(pkcs11Base)
 			}
 			fmt.Fprintf(out, "This creates %d P-256 keys (%s) in %s,\n%s and %s.\n", len(names), strings.Join(names, ", "), where, strings.Join(chainFiles, ", "), filepath.Join(abs, "signet.yaml"))
-			if !yes {
-				ok, err := confirm(cmd.InOrStdin(), out, "Proceed? [y/N] ")
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return errors.New("nothing was created")
-				}
+			if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was created"); err != nil {
+				return err
 			}
 			if err := os.MkdirAll(abs, 0o700); err != nil {
 				return err
@@ -305,13 +299,9 @@ It asks before replacing an existing chain file (--yes for scripts).`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "%s chain OK: %s, issued by %s, valid until %s; root %s\n", component, chain[0].Subject, chain[0].Issuer,
 				chain[0].NotAfter.UTC().Format(time.RFC3339), chain[len(chain)-1].Subject)
-			if _, err := os.Stat(dest); err == nil && !yes {
-				ok, err := confirm(cmd.InOrStdin(), out, fmt.Sprintf("Replace %s? [y/N] ", dest))
-				if err != nil {
+			if _, err := os.Stat(dest); err == nil {
+				if err := proceed(cmd, yes, fmt.Sprintf("Replace %s? [y/N] ", dest), "nothing was changed"); err != nil {
 					return err
-				}
-				if !ok {
-					return errors.New("nothing was changed")
 				}
 			}
 			if strings.HasPrefix(signerURI, "pkcs11:") {
@@ -395,6 +385,19 @@ func createKey(uri string, inToken bool, path string) (crypto.Signer, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// proceed asks prompt unless yes, and turns a "no" into an error saying
+// what did not happen.
+func proceed(cmd *cobra.Command, yes bool, prompt, declined string) error {
+	if yes {
+		return nil
+	}
+	ok, err := confirm(cmd.InOrStdin(), cmd.OutOrStdout(), prompt)
+	if err == nil && !ok {
+		err = errors.New(declined)
+	}
+	return err
 }
 
 func confirm(in io.Reader, out io.Writer, prompt string) (bool, error) {

@@ -55,8 +55,8 @@ func runAdmin(t *testing.T, stdin string, args ...string) (string, error) {
 
 // startFromInit runs the server in production mode from the configuration
 // init wrote, with an OIDC issuer added, and checks that the CA (with its CT
-// log) and the TSA work with the created keys.
-func startFromInit(t *testing.T, dir string) {
+// log) and the TSA work with the created keys. It returns the database URL.
+func startFromInit(t *testing.T, dir string) string {
 	t.Helper()
 	cfg, err := config.Load(filepath.Join(dir, "signet.yaml"), os.Getenv)
 	if err != nil {
@@ -116,6 +116,7 @@ func startFromInit(t *testing.T, dir string) {
 	if err != nil || !strings.Contains(out, "certificate authority") || !strings.Contains(out, "Example Corp intermediate") || !strings.Contains(out, "CT log") {
 		t.Fatalf("trust show: %v\n%s", err, out)
 	}
+	return cfg.Database.URL
 }
 
 func TestAdminInitWithFiles(t *testing.T) {
@@ -282,5 +283,20 @@ func TestAdminRotateCAAndTSA(t *testing.T) {
 	if len(nc) != 2 || !nc[1].Equal(oc[1]) || nc[0].Equal(oc[0]) {
 		t.Fatal("the rotated CA chain should have a new intermediate under the old root")
 	}
-	startFromInit(t, dir)
+	dbURL := startFromInit(t, dir)
+
+	// A new TUF root key: root.json version 2 in the instance's database.
+	t.Setenv("DATABASE_URL", dbURL)
+	newRoot := filepath.Join(dir, "tuf-root-2.pem")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := keys.WriteFile(newRoot, k, []byte("ceremony-password")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "--root-key", rootKey("tuf-root.pem"), "--new-root-key", keys.FileURI(newRoot, passwordEnv), "tuf-root")
+	if err != nil || !strings.Contains(out, "root.json version 2") {
+		t.Fatalf("rotate tuf-root: %v\n%s", err, out)
+	}
+	if _, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "--root-key", rootKey("tuf-root.pem"), "tuf-root"); err == nil || !strings.Contains(err.Error(), "not a root key") {
+		t.Fatalf("the retired TUF root key rotated again: %v", err)
+	}
 }

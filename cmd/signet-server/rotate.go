@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,16 +16,18 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/db"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/pkigen"
+	"github.com/signet-dev/signet/trust/tuf"
 )
 
 func newAdminRotateCommand() *cobra.Command {
-	var cfgPath, rootKey string
+	var cfgPath, rootKey, newRootKey string
 	var yes bool
 	cmd := &cobra.Command{
-		Use:   "rotate --config FILE --root-key URI ca|tsa",
-		Short: "Replace the CA or TSA key and certificate under the same root",
+		Use:   "rotate --config FILE --root-key URI ca|tsa|tuf-root",
+		Short: "Replace the CA or TSA key and certificate, or sign a new TUF root",
 		Long: `rotate creates a new key for the CA intermediate or the TSA signing
 certificate (next to the old one: a file in the config's directory, or an
 object in the same PKCS#11 token), has the existing root (--root-key, brought
@@ -34,9 +37,17 @@ rotate: the trusted root then keeps the old chain, its window closed at the
 restart, so everything it signed keeps verifying.
 
 Chains from an external PKI: make a key and CSR yourself, then use
-'signet-server admin import-chain'. The log and CT keys cannot be rotated yet.`,
+'signet-server admin import-chain'. The log and CT keys cannot be rotated yet.
+
+tuf-root signs the next root.json version in the instance's database
+(database.url or DATABASE_URL) with the current TUF root key (--root-key) and
+the next one (--new-root-key, default the same: a renewal before the yearly
+expiry). It lists the tuf.*_signer keys of the config, so change those first
+to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 		Example: `  SIGNET_KEY_PASSWORD=... signet-server admin rotate --config /etc/signet/signet.yaml \
-    --root-key 'file:///offline/ca-root.pem?password-env=SIGNET_KEY_PASSWORD' ca`,
+    --root-key 'file:///offline/ca-root.pem?password-env=SIGNET_KEY_PASSWORD' ca
+  DATABASE_URL=postgres://... signet-server admin rotate --config /etc/signet/signet.yaml \
+    --root-key 'file:///offline/tuf-root.pem?password-env=SIGNET_KEY_PASSWORD' tuf-root`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfgPath == "" || rootKey == "" {
@@ -47,6 +58,9 @@ Chains from an external PKI: make a key and CSR yourself, then use
 				return err
 			}
 			component := args[0]
+			if component == "tuf-root" {
+				return rotateTUFRoot(cmd, cfg, rootKey, newRootKey, yes)
+			}
 			signerURI, chainPath, yamlSection, err := componentKey(cfg, component)
 			if err != nil {
 				return err
@@ -82,14 +96,8 @@ Chains from an external PKI: make a key and CSR yourself, then use
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "This creates a new %s key (%s) and chain %s under root %q,\nand points %s.signer and %s.chain in %s at them.\n",
 				component, redactQuery(newURI), newChainPath, root.Subject.String(), yamlSection, yamlSection, cfgPath)
-			if !yes {
-				ok, err := confirm(cmd.InOrStdin(), out, "Proceed? [y/N] ")
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return errors.New("nothing was changed")
-				}
+			if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
+				return err
 			}
 			signer, err := createKey(newURI, inToken, filepath.Join(dir, component+"-"+suffix+".pem"))
 			if err != nil {
@@ -126,8 +134,56 @@ Chains from an external PKI: make a key and CSR yourself, then use
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "the instance's signet.yaml (required; updated in place)")
 	cmd.Flags().StringVar(&rootKey, "root-key", "", "key URI of the chain's root (required)")
+	cmd.Flags().StringVar(&newRootKey, "new-root-key", "", "tuf-root only: key URI of the next TUF root key (default: --root-key)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	return cmd
+}
+
+func rotateTUFRoot(cmd *cobra.Command, cfg config.Config, rootKey, newRootKey string, yes bool) error {
+	if cfg.Database.URL == "" {
+		return errors.New("tuf-root: set database.url or DATABASE_URL to the instance's database")
+	}
+	if cfg.TUF.TargetsSigner == "" || cfg.TUF.SnapshotSigner == "" || cfg.TUF.TimestampSigner == "" {
+		return errors.New("tuf-root: the config needs tuf.targets_signer, tuf.snapshot_signer and tuf.timestamp_signer")
+	}
+	if newRootKey == "" {
+		newRootKey = rootKey
+	}
+	open := func(what, uri string) (crypto.Signer, error) {
+		k, err := keys.Open(uri, keys.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("opening the %s key: %w", what, err)
+		}
+		return k, nil
+	}
+	var ks tuf.Keys
+	var current, next crypto.Signer
+	var err error
+	for _, k := range []struct {
+		what, uri string
+		dst       *crypto.Signer
+	}{{"root", rootKey, &current}, {"new root", newRootKey, &next}, {"targets", cfg.TUF.TargetsSigner, &ks.Targets},
+		{"snapshot", cfg.TUF.SnapshotSigner, &ks.Snapshot}, {"timestamp", cfg.TUF.TimestampSigner, &ks.Timestamp}} {
+		if *k.dst, err = open(k.what, k.uri); err != nil {
+			return err
+		}
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "This signs a new TUF root.json version (root key %s) listing the online keys of the config.\n", redactQuery(newRootKey))
+	if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
+		return err
+	}
+	pool, err := db.Open(cmd.Context(), cfg.Database.URL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	v, err := tuf.New(pool, ks, slog.New(slog.DiscardHandler)).RotateRoot(cmd.Context(), current, next)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Published root.json version %d (expires in a year); clients that pinned an earlier root follow it.\nMove the root key offline again.\n", v)
+	return nil
 }
 
 // withoutObject drops the object= attribute of a PKCS#11 key URI, leaving

@@ -314,36 +314,106 @@ func (r *Repository) KeepFresh(ctx context.Context, every time.Duration) {
 func (r *Repository) Refresh(ctx context.Context) error {
 	return r.inLock(ctx, func(tx pgx.Tx) error {
 		now := r.now().UTC()
-		v, body, err := latest(ctx, tx, metadata.TARGETS)
+		if _, rootBody, err := latest(ctx, tx, metadata.ROOT); err == nil && rootBody != nil {
+			if root, err := metadata.Root().FromBytes(rootBody); err == nil && root.Signed.Expires.Sub(now) < 30*24*time.Hour {
+				r.logger.WarnContext(ctx, "TUF root.json expires soon: run signet-server admin rotate tuf-root with the root key", "expires", root.Signed.Expires)
+			}
+		}
+		return r.resign(ctx, tx, false)
+	})
+}
+
+// resign re-signs targets (same files) when forced or near expiry, then
+// snapshot and timestamp as needed.
+func (r *Repository) resign(ctx context.Context, tx pgx.Tx, force bool) error {
+	now := r.now().UTC()
+	v, body, err := latest(ctx, tx, metadata.TARGETS)
+	if err != nil {
+		return err
+	}
+	if v == 0 {
+		return errors.New("nothing published yet")
+	}
+	targets, err := metadata.Targets().FromBytes(body)
+	if err != nil {
+		return fmt.Errorf("parsing targets.json: %w", err)
+	}
+	renew := force || targets.Signed.Expires.Sub(now) < TargetsLifetime/2
+	if renew {
+		v++
+		targets.Signed.Version = v
+		targets.Signed.Expires = now.Add(TargetsLifetime)
+		if body, err = sign(targets, r.keys.Targets); err != nil {
+			return fmt.Errorf("signing targets.json: %w", err)
+		}
+		if err := put(ctx, tx, metadata.TARGETS, v, body); err != nil {
+			return err
+		}
+	}
+	return r.refreshOnline(ctx, tx, v, renew)
+}
+
+// RotateRoot signs the next root.json version, with a fresh expiry, listing
+// next as the root key and the repository's configured online keys (so a
+// rotated targets, snapshot or timestamp key is published this way too). It
+// is signed by both the current and the next root key, as clients holding
+// the previous root require, and the online roles are re-signed under it.
+// next may be current: that renews root.json before it expires.
+func (r *Repository) RotateRoot(ctx context.Context, current, next crypto.Signer) (int64, error) {
+	var version int64
+	err := r.inLock(ctx, func(tx pgx.Tx) error {
+		v, body, err := latest(ctx, tx, metadata.ROOT)
 		if err != nil {
 			return err
 		}
-		if v == 0 {
-			return errors.New("nothing published yet")
+		if body == nil {
+			return errors.New("there is no root.json to rotate yet: start the server once")
 		}
-		targets, err := metadata.Targets().FromBytes(body)
+		old, err := metadata.Root().FromBytes(body)
 		if err != nil {
-			return fmt.Errorf("parsing targets.json: %w", err)
+			return fmt.Errorf("parsing root.json: %w", err)
 		}
-		renew := targets.Signed.Expires.Sub(now) < TargetsLifetime/2
-		if renew {
-			v++
-			targets.Signed.Version = v
-			targets.Signed.Expires = now.Add(TargetsLifetime)
-			if body, err = sign(targets, r.keys.Targets); err != nil {
-				return fmt.Errorf("signing targets.json: %w", err)
+		curKey, err := metadata.KeyFromPublicKey(current.Public())
+		if err != nil {
+			return err
+		}
+		if !contains(old.Signed.Roles[metadata.ROOT].KeyIDs, mustID(curKey)) {
+			return fmt.Errorf("the given root key is not a root key of root.json version %d", v)
+		}
+		root := metadata.Root(r.now().UTC().Add(RootLifetime))
+		root.Signed.Version = v + 1
+		for role, k := range map[string]crypto.Signer{metadata.ROOT: next, metadata.TARGETS: r.keys.Targets, metadata.SNAPSHOT: r.keys.Snapshot, metadata.TIMESTAMP: r.keys.Timestamp} {
+			key, err := metadata.KeyFromPublicKey(k.Public())
+			if err != nil {
+				return fmt.Errorf("%s key: %w", role, err)
 			}
-			if err := put(ctx, tx, metadata.TARGETS, v, body); err != nil {
+			if err := root.Signed.AddKey(key, role); err != nil {
 				return err
 			}
 		}
-		if _, rootBody, err := latest(ctx, tx, metadata.ROOT); err == nil && rootBody != nil {
-			if root, err := metadata.Root().FromBytes(rootBody); err == nil && root.Signed.Expires.Sub(now) < 30*24*time.Hour {
-				r.logger.WarnContext(ctx, "TUF root.json expires soon: sign a new root version with the root key", "expires", root.Signed.Expires)
+		signers := []crypto.Signer{current}
+		if nextKey, err := metadata.KeyFromPublicKey(next.Public()); err != nil || mustID(nextKey) != mustID(curKey) {
+			signers = append(signers, next)
+		}
+		for _, k := range signers {
+			s, err := loadSigner(k)
+			if err != nil {
+				return err
+			}
+			if _, err := root.Sign(s); err != nil {
+				return fmt.Errorf("signing root.json: %w", err)
 			}
 		}
-		return r.refreshOnline(ctx, tx, v, renew)
+		if body, err = root.ToBytes(true); err != nil {
+			return err
+		}
+		if err := put(ctx, tx, metadata.ROOT, v+1, body); err != nil {
+			return err
+		}
+		version = v + 1
+		return r.resign(ctx, tx, true)
 	})
+	return version, err
 }
 
 func sameTargets(a, b map[string]*metadata.TargetFiles) bool {

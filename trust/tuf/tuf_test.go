@@ -246,3 +246,45 @@ func TestTargetsAreRenewedWithoutContentChange(t *testing.T) {
 		t.Fatalf("after renewal: %q, %v", got, err)
 	}
 }
+
+func TestRootRotationIsFollowedByClientsOfTheFirstRoot(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.NewPool(t)
+	keys := newKeys(t)
+	repo := New(pool, keys, slog.New(slog.DiscardHandler))
+	if err := repo.Publish(ctx, map[string][]byte{"trusted_root.json": []byte(`{"v":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	root1, _ := repo.Root(ctx)
+
+	other := newKeys(t)
+	if _, err := repo.RotateRoot(ctx, other.Root, other.Root); err == nil || !strings.Contains(err.Error(), "not a root key") {
+		t.Fatalf("rotation signed by a stranger: %v", err)
+	}
+	// New root key and a new timestamp key in one rotation.
+	keys.Timestamp = other.Timestamp
+	rotated := New(pool, keys, slog.New(slog.DiscardHandler))
+	v, err := rotated.RotateRoot(ctx, keys.Root, other.Root)
+	if err != nil || v != 2 {
+		t.Fatalf("rotate: version %d, %v", v, err)
+	}
+	// A renewal with the same key is version 3.
+	if v, err := rotated.RotateRoot(ctx, other.Root, other.Root); err != nil || v != 3 {
+		t.Fatalf("renew: version %d, %v", v, err)
+	}
+	got, err := fetch(t, serve(t, rotated), root1, "trusted_root.json")
+	if err != nil || string(got) != `{"v":1}` {
+		t.Fatalf("client of root v1 after rotation: %q, %v", got, err)
+	}
+	// The old root key alone can no longer rotate.
+	if _, err := rotated.RotateRoot(ctx, keys.Root, keys.Root); err == nil {
+		t.Fatal("the retired root key signed a new root")
+	}
+	// Publishing with the new online keys works; with the retired timestamp key it is refused.
+	if err := rotated.Publish(ctx, map[string][]byte{"trusted_root.json": []byte(`{"v":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Publish(ctx, map[string][]byte{"trusted_root.json": []byte(`{"v":3}`)}); err == nil {
+		t.Fatal("publishing with the retired timestamp key succeeded")
+	}
+}
