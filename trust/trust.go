@@ -5,12 +5,14 @@
 package trust
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	prototrust "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -140,7 +143,7 @@ func TrustedRoot(in Instance) ([]byte, error) {
 	if in.TSA != nil {
 		tr.TimestampAuthorities = append(tr.TimestampAuthorities, authority(in.BaseURL+"/api/v1/timestamp", in.TSA))
 	}
-	return protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(tr)
+	return marshal(tr)
 }
 
 // SigningConfig renders signing_config.json (v0.2).
@@ -163,5 +166,24 @@ func SigningConfig(in Instance, start time.Time) ([]byte, error) {
 		sc.TsaUrls = svc(in.BaseURL + "/api/v1/timestamp")
 		sc.TsaConfig = &prototrust.ServiceConfiguration{Selector: prototrust.ServiceSelector_ANY}
 	}
-	return protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(sc)
+	return marshal(sc)
+}
+
+// marshal renders m as indented JSON with stable bytes: protojson varies its
+// whitespace between builds on purpose, and TUF would publish every such
+// variation as new target content.
+func marshal(m proto.Message) ([]byte, error) {
+	raw, err := protojson.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var compact, out bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		return nil, err
+	}
+	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
 }
