@@ -76,6 +76,20 @@ func pinnedTrustedRoot(dir, server string) (*root.TrustedRoot, error) {
 	return root.NewTrustedRootFromJSON(data)
 }
 
+var errNothingPinned = errors.New("signet init pinned no instance at this server URL")
+
+// pinnedForCommand is the trusted root signet init pinned for the command's
+// --server, or errNothingPinned.
+func pinnedForCommand(cmd *cobra.Command) (*root.TrustedRoot, error) {
+	server, _ := cmd.Flags().GetString("server")
+	dir, _ := cmd.Flags().GetString("config-dir")
+	tr, err := pinnedTrustedRoot(dir, server)
+	if err == nil && tr == nil {
+		err = errNothingPinned
+	}
+	return tr, err
+}
+
 // activeLogKey is the key of the log in tr that is valid now.
 func activeLogKey(tr *root.TrustedRoot) (crypto.PublicKey, error) {
 	var key crypto.PublicKey

@@ -82,6 +82,20 @@ func TestInitPinsTheInstanceThroughTUF(t *testing.T) {
 		t.Fatalf("log info output %q: %v", out, err)
 	}
 
+	// Timestamps verify against the pinned TSA chain without --chain.
+	artifact := filepath.Join(dir, "a.txt")
+	os.WriteFile(artifact, []byte("pinned"), 0o644) //nolint:errcheck
+	tsr := filepath.Join(dir, "a.tsr")
+	if out, err := runCLI(t, "--config-dir", dir, "timestamp", "request", "--artifact", artifact, "--out", tsr); err != nil {
+		t.Fatalf("timestamp request: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "--config-dir", dir, "timestamp", "verify", "--artifact", artifact, "--tsr", tsr); err != nil || !strings.Contains(out, "OK:") {
+		t.Fatalf("timestamp verify with the pinned chain: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "--config-dir", t.TempDir(), "--server", base, "timestamp", "verify", "--artifact", artifact, "--tsr", tsr); err == nil || !strings.Contains(err.Error(), "--chain is required") {
+		t.Fatalf("verify with nothing pinned: %v", err)
+	}
+
 	// The pinned key is really used: pinning another instance's trust
 	// material for this server makes the checkpoint fail to verify.
 	other := devServer(t)
@@ -93,5 +107,8 @@ func TestInitPinsTheInstanceThroughTUF(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, trustedRootFile), foreign, 0o644) //nolint:errcheck
 	if _, err := runCLI(t, "--config-dir", dir, "log", "info", "--state", filepath.Join(dir, "state2.json")); !errors.As(err, &ve) || !strings.Contains(err.Error(), "signed by key") {
 		t.Fatalf("log info with a foreign pinned key: %v", err)
+	}
+	if _, err := runCLI(t, "--config-dir", dir, "timestamp", "verify", "--artifact", artifact, "--tsr", tsr); !errors.As(err, &ve) {
+		t.Fatalf("timestamp verify against a foreign pinned TSA: %v", err)
 	}
 }

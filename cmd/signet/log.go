@@ -32,22 +32,15 @@ func newLogCommand() *cobra.Command {
 	return cmd
 }
 
-var errNothingPinned = errors.New("no --log-key given and signet init pinned no instance at this server URL")
-
 // pinnedLogKey is --log-key, else the log key signet init pinned for the
 // server; offline verification has no other source.
 func pinnedLogKey(cmd *cobra.Command) (crypto.PublicKey, error) {
 	if path, _ := cmd.Flags().GetString("log-key"); path != "" {
 		return readPublicKey(path)
 	}
-	server, _ := cmd.Flags().GetString("server")
-	dir, _ := cmd.Flags().GetString("config-dir")
-	tr, err := pinnedTrustedRoot(dir, server)
+	tr, err := pinnedForCommand(cmd)
 	if err != nil {
 		return nil, err
-	}
-	if tr == nil {
-		return nil, errNothingPinned
 	}
 	return activeLogKey(tr)
 }
@@ -288,7 +281,7 @@ Exit status 3 means it does not verify.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pub, err := pinnedLogKey(cmd)
 			if err != nil {
-				return fmt.Errorf("offline verification needs a pinned key: %w", err)
+				return fmt.Errorf("offline verification needs a pinned key (--log-key, or pin the instance with signet init): %w", err)
 			}
 			data, err := os.ReadFile(entryPath)
 			if err != nil {

@@ -8,12 +8,14 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/spf13/cobra"
 
@@ -115,15 +117,18 @@ func newTimestampRequestCommand() *cobra.Command {
 func newTimestampVerifyCommand() *cobra.Command {
 	var artifact, tsr, chainPath string
 	cmd := &cobra.Command{
-		Use:   "verify --artifact FILE --tsr FILE.tsr --chain chain.pem",
+		Use:   "verify --artifact FILE --tsr FILE.tsr [--chain chain.pem]",
 		Short: "Check a timestamp against a file and a pinned TSA chain",
 		Long: `verify checks, offline, that the timestamp response covers the file and is
-signed by the TSA whose chain (signing certificate first, root last) is given.
-Exit status 3 means it does not verify.`,
-		Example: `  signet timestamp verify --artifact release.tar.gz --tsr release.tsr --chain tsa-chain.pem`,
-		Args:    cobra.NoArgs,
+signed by the TSA whose chain (signing certificate first, root last) is given,
+or, without --chain, by a TSA of the trusted root signet init pinned for the
+server (within that TSA's validity window). Exit status 3 means it does not
+verify.`,
+		Example: `  signet timestamp verify --artifact release.tar.gz --tsr release.tsr --chain tsa-chain.pem
+  signet timestamp verify --artifact release.tar.gz --tsr release.tsr   # after signet init`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			chain, err := loadChain(chainPath)
+			chains, err := tsaChains(cmd, chainPath)
 			if err != nil {
 				return err
 			}
@@ -136,8 +141,24 @@ Exit status 3 means it does not verify.`,
 				return err
 			}
 			defer f.Close()
-			when, err := client.VerifyTimestamp(resp, f, chain, nil)
-			if err != nil {
+			// A pinned trusted root may hold TSA chains rotated out: the one
+			// that verifies must also have been valid at the stamped time.
+			var when time.Time
+			var chain []*x509.Certificate
+			for _, c := range chains {
+				if _, err = f.Seek(0, io.SeekStart); err != nil {
+					return err
+				}
+				if when, err = client.VerifyTimestamp(resp, f, c.chain, nil); err == nil {
+					if when.Before(c.start) || !c.end.IsZero() && when.After(c.end) {
+						err = fmt.Errorf("the timestamp (%s) is outside the window the trusted root gives TSA %q", when.UTC().Format(time.RFC3339), c.chain[0].Subject)
+						continue
+					}
+					chain = c.chain
+					break
+				}
+			}
+			if chain == nil {
 				return &verifyError{err}
 			}
 			return report(cmd, map[string]any{"verified": true, "time": when.UTC().Format(time.RFC3339Nano)}, fmt.Sprintf("OK: %s existed at %s (TSA %s)", artifact, when.UTC().Format(time.RFC3339Nano), chain[0].Subject))
@@ -145,11 +166,41 @@ Exit status 3 means it does not verify.`,
 	}
 	cmd.Flags().StringVar(&artifact, "artifact", "", "the timestamped file (required)")
 	cmd.Flags().StringVar(&tsr, "tsr", "", "the DER TimeStampResp (required)")
-	cmd.Flags().StringVar(&chainPath, "chain", "", "TSA chain PEM, signing certificate first (required)")
-	for _, f := range []string{"artifact", "tsr", "chain"} {
+	cmd.Flags().StringVar(&chainPath, "chain", "", "TSA chain PEM, signing certificate first (default: the TSAs signet init pinned)")
+	for _, f := range []string{"artifact", "tsr"} {
 		cmd.MarkFlagRequired(f) //nolint:errcheck
 	}
 	return cmd
+}
+
+type tsaChain struct {
+	chain      []*x509.Certificate
+	start, end time.Time
+}
+
+// tsaChains is --chain, else every TSA of the pinned trusted root.
+func tsaChains(cmd *cobra.Command, chainPath string) ([]tsaChain, error) {
+	if chainPath != "" {
+		c, err := loadChain(chainPath)
+		return []tsaChain{{chain: c}}, err
+	}
+	tr, err := pinnedForCommand(cmd)
+	if errors.Is(err, errNothingPinned) {
+		return nil, errors.New("--chain is required (or pin the instance with signet init): offline verification needs a pinned TSA chain")
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []tsaChain
+	for _, ta := range tr.TimestampingAuthorities() {
+		if a, ok := ta.(*root.SigstoreTimestampingAuthority); ok && a.Leaf != nil {
+			out = append(out, tsaChain{chain: append(append([]*x509.Certificate{a.Leaf}, a.Intermediates...), a.Root), start: a.ValidityPeriodStart, end: a.ValidityPeriodEnd})
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the pinned trusted root lists no timestamp authority")
+	}
+	return out, nil
 }
 
 func report(cmd *cobra.Command, v map[string]any, text string) error {
