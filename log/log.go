@@ -90,6 +90,12 @@ type Config struct {
 	Hook      Integrated
 	Logger    *slog.Logger
 	Metrics   *Metrics
+	// RotateOnKeyChange makes a signer other than the tree's a key rotation:
+	// the tree is retired (see RetiredKeys) and a new one starts. Without it
+	// such a start is refused. Only a log nobody reads entries back from by
+	// index across trees (the CT log, whose clients need only its key) may
+	// rotate this way.
+	RotateOnKeyChange bool
 }
 
 // Log is one Merkle tree and its append pipeline.
@@ -181,6 +187,14 @@ func (l *Log) findOrCreateTree(ctx context.Context, pool *pgxpool.Pool, admin st
 	var treeID int64
 	var storedKey []byte
 	err = pool.QueryRow(ctx, "SELECT tree_id, public_key FROM signet_logs WHERE name = $1", l.cfg.Name).Scan(&treeID, &storedKey)
+	if err == nil && !bytes.Equal(storedKey, pubDER) && l.cfg.RotateOnKeyChange {
+		if _, err := pool.Exec(ctx, "UPDATE signet_logs SET name = name || '@' || tree_id, retired_at = now() WHERE name = $1 AND tree_id = $2", l.cfg.Name, treeID); err != nil {
+			return nil, fmt.Errorf("log %s: retiring tree %d: %w", l.cfg.Name, treeID, err)
+		}
+		l.logger.Warn("KEY ROTATION: the configured signer is not the key of the current tree; it is retired (its key stays in the trusted root) and a new tree starts",
+			"log", l.cfg.Name, "retired_tree_id", treeID, "old_key_id", keyID(storedKey), "new_key_id", keyID(pubDER))
+		err = pgx.ErrNoRows
+	}
 	if err == nil {
 		if !bytes.Equal(storedKey, pubDER) {
 			return nil, fmt.Errorf("log %s: the configured signer's key (ID %s) is not the key tree %d was created with (ID %s); "+
@@ -212,6 +226,37 @@ func (l *Log) findOrCreateTree(ctx context.Context, pool *pgxpool.Pool, admin st
 	}
 	l.logger.Info("created log tree", "tree_id", tree.TreeId)
 	return tree, nil
+}
+
+// RetiredKey is the key of a tree retired by a key rotation and when it signed.
+type RetiredKey struct {
+	TreeID     int64
+	PublicKey  crypto.PublicKey
+	Start, End time.Time
+}
+
+// RetiredKeys lists the keys log name used before, oldest first.
+func RetiredKeys(ctx context.Context, pool *pgxpool.Pool, name string) ([]RetiredKey, error) {
+	rows, err := pool.Query(ctx, "SELECT l.tree_id, l.public_key, t.CreateTimeMillis, l.retired_at FROM signet_logs l JOIN Trees t ON t.TreeId = l.tree_id WHERE l.name = $1 || '@' || l.tree_id AND l.retired_at IS NOT NULL ORDER BY l.retired_at", name)
+	if err != nil {
+		return nil, fmt.Errorf("log %s: listing retired keys: %w", name, err)
+	}
+	defer rows.Close()
+	var out []RetiredKey
+	for rows.Next() {
+		var k RetiredKey
+		var der []byte
+		var createdMillis int64
+		if err := rows.Scan(&k.TreeID, &der, &createdMillis, &k.End); err != nil {
+			return nil, err
+		}
+		if k.PublicKey, err = x509.ParsePKIXPublicKey(der); err != nil {
+			return nil, fmt.Errorf("log %s: retired tree %d key: %w", name, k.TreeID, err)
+		}
+		k.Start = time.UnixMilli(createdMillis)
+		out = append(out, k)
+	}
+	return out, rows.Err()
 }
 
 func keyID(der []byte) string {

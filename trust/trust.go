@@ -30,10 +30,10 @@ const (
 	SigningConfigMediaType = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
 )
 
-// Key is a log key and when it started to sign.
+// Key is a log key and when it signed; a zero End is open.
 type Key struct {
-	PublicKey crypto.PublicKey
-	Start     time.Time
+	PublicKey  crypto.PublicKey
+	Start, End time.Time
 }
 
 // Chain is a CA or TSA chain (leaf-most first, root last) and the window
@@ -55,6 +55,8 @@ type Instance struct {
 	// PastCAs and PastTSAs are chains rotated out, still trusted for what
 	// they signed inside their windows.
 	PastCAs, PastTSAs []*Chain
+	// PastCT are CT keys rotated out, still trusted for their SCTs.
+	PastCT []*Key
 	// OIDCURL is an issuer clients may get tokens from (the dev issuer).
 	OIDCURL string
 }
@@ -86,14 +88,15 @@ func logInstance(baseURL string, k *Key) (*prototrust.TransparencyLogInstance, e
 		return nil, err
 	}
 	id := sha256.Sum256(der)
+	validFor := &protocommon.TimeRange{Start: timestamppb.New(k.Start)}
+	if !k.End.IsZero() {
+		validFor.End = timestamppb.New(k.End)
+	}
 	return &prototrust.TransparencyLogInstance{
 		BaseUrl:       baseURL,
 		HashAlgorithm: protocommon.HashAlgorithm_SHA2_256,
-		PublicKey: &protocommon.PublicKey{
-			RawBytes: der, KeyDetails: details,
-			ValidFor: &protocommon.TimeRange{Start: timestamppb.New(k.Start)},
-		},
-		LogId: &protocommon.LogId{KeyId: id[:]},
+		PublicKey:     &protocommon.PublicKey{RawBytes: der, KeyDetails: details, ValidFor: validFor},
+		LogId:         &protocommon.LogId{KeyId: id[:]},
 	}, nil
 }
 
@@ -124,8 +127,12 @@ func TrustedRoot(in Instance) ([]byte, error) {
 		}
 		tr.Tlogs = append(tr.Tlogs, l)
 	}
+	cts := in.PastCT
 	if in.CT != nil {
-		l, err := logInstance(in.BaseURL, in.CT)
+		cts = append(cts[:len(cts):len(cts)], in.CT)
+	}
+	for _, k := range cts {
+		l, err := logInstance(in.BaseURL, k)
 		if err != nil {
 			return nil, fmt.Errorf("CT key: %w", err)
 		}

@@ -262,12 +262,21 @@ func TestAdminRotateCAAndTSA(t *testing.T) {
 			t.Fatalf("rotate %s: %v\n%s", comp, err, out)
 		}
 	}
+	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "ct"); err != nil {
+		t.Fatalf("rotate ct: %v\n%s", err, out)
+	}
+	if _, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err == nil || !strings.Contains(err.Error(), "cannot be rotated yet") {
+		t.Fatalf("rotate log: %v", err)
+	}
 	after, err := config.Load(cfgPath, os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if after.CA.Signer == before.CA.Signer || after.CA.Chain == before.CA.Chain || after.Timestamp.Signer == before.Timestamp.Signer || after.Timestamp.Chain == before.Timestamp.Chain {
 		t.Fatalf("config not pointed at the new keys: %+v / %+v", after.CA, after.Timestamp)
+	}
+	if after.CT.Signer == before.CT.Signer || !strings.HasSuffix(strings.SplitN(after.CT.Signer, "?", 2)[0], ".pem") {
+		t.Fatalf("ct.signer after rotation: %q", after.CT.Signer)
 	}
 	if after.Log.Signer != before.Log.Signer || after.TUF != before.TUF {
 		t.Fatal("rotation changed unrelated settings")

@@ -26,8 +26,8 @@ func newAdminRotateCommand() *cobra.Command {
 	var cfgPath, rootKey, newRootKey string
 	var yes bool
 	cmd := &cobra.Command{
-		Use:   "rotate --config FILE --root-key URI ca|tsa|tuf-root",
-		Short: "Replace the CA or TSA key and certificate, or sign a new TUF root",
+		Use:   "rotate --config FILE [--root-key URI] ca|tsa|ct|tuf-root",
+		Short: "Rotate the CA, TSA or CT key, or sign a new TUF root",
 		Long: `rotate creates a new key for the CA intermediate or the TSA signing
 certificate (next to the old one: a file in the config's directory, or an
 object in the same PKCS#11 token), has the existing root (--root-key, brought
@@ -37,7 +37,10 @@ rotate: the trusted root then keeps the old chain, its window closed at the
 restart, so everything it signed keeps verifying.
 
 Chains from an external PKI: make a key and CSR yourself, then use
-'signet-server admin import-chain'. The log and CT keys cannot be rotated yet.
+ct makes a new CT log key (no root key needed) and points ct.signer at it;
+at the restart the CT log retires its tree and starts a new one, and the old
+key stays in the trusted root with its window closed. The transparency log's
+key cannot be rotated yet (it would need a new tree that reads span).
 
 tuf-root signs the next root.json version in the instance's database
 (database.url or DATABASE_URL) with the current TUF root key (--root-key) and
@@ -50,14 +53,23 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
     --root-key 'file:///offline/tuf-root.pem?password-env=SIGNET_KEY_PASSWORD' tuf-root`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cfgPath == "" || rootKey == "" {
-				return errors.New("--config and --root-key are required")
+			if cfgPath == "" {
+				return errors.New("--config is required")
 			}
 			cfg, err := config.Load(cfgPath, os.Getenv)
 			if err != nil {
 				return err
 			}
 			component := args[0]
+			if component == "ct" {
+				return rotateCTKey(cmd, cfgPath, cfg, yes)
+			}
+			if _, _, _, err := componentKey(cfg, component); err != nil && component != "tuf-root" {
+				return err
+			}
+			if rootKey == "" {
+				return errors.New("--root-key is required")
+			}
 			if component == "tuf-root" {
 				return rotateTUFRoot(cmd, cfg, rootKey, newRootKey, yes)
 			}
@@ -83,14 +95,9 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 
 			suffix := time.Now().UTC().Format("20060102T150405")
 			dir := filepath.Dir(cfgPath)
-			inToken := strings.HasPrefix(signerURI, "pkcs11:")
-			newURI := keys.FileURI(filepath.Join(dir, component+"-"+suffix+".pem"), passwordEnv)
-			if inToken {
-				if newURI, err = pkcs11Object(withoutObject(signerURI), "signet-"+component+"-"+suffix); err != nil {
-					return err
-				}
-			} else if os.Getenv(passwordEnv) == "" {
-				return fmt.Errorf("set %s to the password that will encrypt the new key file", passwordEnv)
+			newURI, inToken, err := nextKeyURI(signerURI, dir, component, suffix)
+			if err != nil {
+				return err
 			}
 			newChainPath := filepath.Join(dir, component+"-chain-"+suffix+".pem")
 			out := cmd.OutOrStdout()
@@ -99,7 +106,7 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 			if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
 				return err
 			}
-			signer, err := createKey(newURI, inToken, filepath.Join(dir, component+"-"+suffix+".pem"))
+			signer, err := createKey(newURI, inToken, keyFilePath(dir, component, suffix))
 			if err != nil {
 				return fmt.Errorf("creating the new key: %w", err)
 			}
@@ -133,7 +140,7 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "the instance's signet.yaml (required; updated in place)")
-	cmd.Flags().StringVar(&rootKey, "root-key", "", "key URI of the chain's root (required)")
+	cmd.Flags().StringVar(&rootKey, "root-key", "", "ca, tsa: key URI of the chain's root; tuf-root: the current TUF root key")
 	cmd.Flags().StringVar(&newRootKey, "new-root-key", "", "tuf-root only: key URI of the next TUF root key (default: --root-key)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	return cmd
@@ -183,6 +190,50 @@ func rotateTUFRoot(cmd *cobra.Command, cfg config.Config, rootKey, newRootKey st
 		return err
 	}
 	fmt.Fprintf(out, "Published root.json version %d (expires in a year); clients that pinned an earlier root follow it.\nMove the root key offline again.\n", v)
+	return nil
+}
+
+// nextKeyURI names a rotated key: an object in the same token as the
+// current one, or an encrypted file next to the config.
+func nextKeyURI(current, dir, component, suffix string) (uri string, inToken bool, err error) {
+	if strings.HasPrefix(current, "pkcs11:") {
+		uri, err = pkcs11Object(withoutObject(current), "signet-"+component+"-"+suffix)
+		return uri, true, err
+	}
+	if os.Getenv(passwordEnv) == "" {
+		return "", false, fmt.Errorf("set %s to the password that will encrypt the new key file", passwordEnv)
+	}
+	return keys.FileURI(keyFilePath(dir, component, suffix), passwordEnv), false, nil
+}
+
+func keyFilePath(dir, component, suffix string) string {
+	return filepath.Join(dir, component+"-"+suffix+".pem")
+}
+
+// rotateCTKey makes a new CT log key and points ct.signer at it; the server
+// retires the old CT tree when it starts with the new key.
+func rotateCTKey(cmd *cobra.Command, cfgPath string, cfg config.Config, yes bool) error {
+	if cfg.CT.Signer == "" {
+		return fmt.Errorf("%s has no ct.signer to rotate", cfgPath)
+	}
+	suffix := time.Now().UTC().Format("20060102T150405")
+	dir := filepath.Dir(cfgPath)
+	newURI, inToken, err := nextKeyURI(cfg.CT.Signer, dir, "ct", suffix)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "This creates a new CT log key (%s) and points ct.signer in %s at it.\n", redactQuery(newURI), cfgPath)
+	if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
+		return err
+	}
+	if _, err := createKey(newURI, inToken, keyFilePath(dir, "ct", suffix)); err != nil {
+		return fmt.Errorf("creating the new CT key: %w", err)
+	}
+	if err := setConfigValues(cfgPath, "ct", map[string]string{"signer": newURI}); err != nil {
+		return fmt.Errorf("updating %s (the new key exists; set ct.signer by hand): %w", cfgPath, err)
+	}
+	fmt.Fprintln(out, "Restart signet-server to rotate: the CT log starts a new tree with the new key, and the old key stays in the trusted root for the SCTs it signed.")
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	ctclient "github.com/google/certificate-transparency-go/client"
 	"github.com/google/certificate-transparency-go/jsonclient"
 	ctx509 "github.com/google/certificate-transparency-go/x509"
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
@@ -264,5 +266,66 @@ func TestCAWithRemoteCTLog(t *testing.T) {
 			t.Fatal("the remote CT log did not integrate the precertificate within the maximum merge delay")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A new CT key at start-up is a rotation: a new CT tree signs with it, the
+// old key stays in the trusted root with its window closed, and bundles
+// whose SCTs came from either key verify.
+func TestCTKeyRotationKeepsOldSCTsVerifiable(t *testing.T) {
+	f := newFixture(t)
+	dataDir := t.TempDir()
+	sameDir := func(c *config.Config) { c.DataDir = dataDir }
+	before := []byte("SCT from the first CT key")
+	inst1 := f.startDev(t, sameDir)
+	b1 := timestampedBundle(t, inst1, "before@example.com", before)
+	issuer1 := inst1.srv.DevIssuer().URL()
+	oldID := inst1.srv.CTLog().LogID()
+	inst1.stop()
+
+	newKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	os.Remove(filepath.Join(dataDir, "keys", "ct.pem")) //nolint:errcheck
+	if err := keys.WriteFile(filepath.Join(dataDir, "keys", "ct.pem"), newKey, nil); err != nil {
+		t.Fatal(err)
+	}
+	inst2 := f.startDev(t, sameDir)
+	if inst2.srv.CTLog().LogID() == oldID {
+		t.Fatal("the CT log ID did not change with its key")
+	}
+	after := []byte("SCT from the second CT key")
+	b2 := timestampedBundle(t, inst2, "after@example.com", after)
+	// A new tree: it holds only the one precertificate logged since.
+	if sth, err := inst2.srv.CTLog().STH(context.Background()); err != nil || sth.TreeSize > 1 {
+		t.Fatalf("the rotated CT log continued the old tree: %+v, %v", sth, err)
+	}
+	trJSON := inst2.get("/api/v1/trust/trusted_root.json", http.StatusOK)
+	tr, err := root.NewTrustedRootFromJSON(trJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.CTLogs()) != 2 {
+		t.Fatalf("after a CT key rotation the trusted root has %d CT logs, want 2", len(tr.CTLogs()))
+	}
+	closed := 0
+	for _, l := range tr.CTLogs() {
+		if !l.ValidityPeriodEnd.IsZero() {
+			closed++
+		}
+	}
+	if closed != 1 {
+		t.Fatalf("%d CT log windows closed, want 1", closed)
+	}
+	if _, err := verifyBundle(t, trJSON, b1, before, issuer1, "before@example.com"); err != nil {
+		t.Fatalf("a bundle with an SCT from the retired key no longer verifies: %v", err)
+	}
+	if _, err := verifyBundle(t, trJSON, b2, after, inst2.srv.DevIssuer().URL(), "after@example.com"); err != nil {
+		t.Fatalf("a bundle with an SCT from the new key does not verify: %v", err)
+	}
+	var doc map[string]any
+	json.Unmarshal(trJSON, &doc) //nolint:errcheck
+	doc["ctlogs"] = doc["ctlogs"].([]any)[1:]
+	trimmed, _ := json.Marshal(doc)
+	if _, err := verifyBundle(t, trimmed, b1, before, issuer1, "before@example.com"); err == nil {
+		t.Fatal("the old SCT verified without the retired CT key")
 	}
 }

@@ -307,6 +307,9 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 	engine, err := tlog.Open(ctx, s.pool, tlog.Config{
 		Name: "ct", SignerName: s.cfg.Hostname, Signer: signer,
 		Logger: s.logger, Metrics: s.logMetrics(reg),
+		// A new CT key is a rotation: SCT verifiers need only the old key,
+		// which stays in the trusted root with its window closed.
+		RotateOnKeyChange: true,
 	})
 	if err != nil {
 		return err
@@ -338,6 +341,13 @@ func (s *Server) publishTrust(ctx context.Context, router chi.Router) error {
 	}
 	if s.ctLog != nil {
 		in.CT = &trust.Key{PublicKey: s.ctLog.PublicKey(), Start: s.ctEngine.CreatedAt().Truncate(time.Second)}
+		retired, err := tlog.RetiredKeys(ctx, s.pool, "ct")
+		if err != nil {
+			return err
+		}
+		for _, k := range retired {
+			in.PastCT = append(in.PastCT, &trust.Key{PublicKey: k.PublicKey, Start: k.Start.Truncate(time.Second), End: k.End})
+		}
 	}
 	// A chain not seen before is a rotation: the old chain's window closes
 	// now and it stays in the trusted root for what it signed.
