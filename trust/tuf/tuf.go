@@ -502,6 +502,7 @@ func (r *Repository) serveTarget(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if err != nil {
+		r.logger.ErrorContext(req.Context(), "serving TUF target", "file", m[0], "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
