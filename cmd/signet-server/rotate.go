@@ -61,21 +61,21 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 				return err
 			}
 			component := args[0]
-			if component == "ct" {
+			switch component {
+			case "ct":
 				return rotateCTKey(cmd, cfgPath, cfg, yes)
-			}
-			if _, _, _, err := componentKey(cfg, component); err != nil && component != "tuf-root" {
-				return err
-			}
-			if rootKey == "" {
-				return errors.New("--root-key is required")
-			}
-			if component == "tuf-root" {
+			case "tuf-root":
+				if rootKey == "" {
+					return errors.New("--root-key is required")
+				}
 				return rotateTUFRoot(cmd, cfg, rootKey, newRootKey, yes)
 			}
 			signerURI, chainPath, yamlSection, err := componentKey(cfg, component)
 			if err != nil {
 				return err
+			}
+			if rootKey == "" {
+				return errors.New("--root-key is required")
 			}
 			if signerURI == "" || chainPath == "" {
 				return fmt.Errorf("%s has no %s.signer and %s.chain to rotate", cfgPath, yamlSection, yamlSection)
