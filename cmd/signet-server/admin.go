@@ -270,9 +270,6 @@ It asks before replacing an existing chain file (--yes for scripts).`,
   signet-server admin import-chain --config /etc/signet/signet.yaml --yes tsa issued-tsa-chain.pem`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cfgPath == "" {
-				return errors.New("--config is required")
-			}
 			cfg, err := config.Load(cfgPath, os.Getenv)
 			if err != nil {
 				return err
@@ -317,6 +314,7 @@ It asks before replacing an existing chain file (--yes for scripts).`,
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "the instance's signet.yaml (required)")
+	cmd.MarkFlagRequired("config") //nolint:errcheck
 	cmd.Flags().BoolVar(&yes, "yes", false, "replace an existing chain file without asking")
 	return cmd
 }

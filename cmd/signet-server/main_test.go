@@ -158,6 +158,28 @@ func TestDevModeContract(t *testing.T) {
 	}
 }
 
+// appendLoad runs workers that each call post(w, i) for i = 0, 1, ... until
+// the returned stop is called; stop waits for them to finish.
+func appendLoad(workers int, post func(w, i int)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				post(w, i)
+			}
+		}(w)
+	}
+	return func() { close(done); wg.Wait() }
+}
+
 type acked struct {
 	id, hash string
 	index    int64
@@ -176,53 +198,39 @@ func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 	var mu sync.Mutex
 	var acks []acked
 	var checkpoints []note.Checkpoint
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				p, hash := signedEntry(fmt.Sprintf("kill-9 %d %d", w, i))
-				resp, err := http.Post(base+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
-				if err != nil {
-					continue // the server died under us: not acknowledged
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					continue
-				}
-				var le model.LogEntry
-				if err := json.Unmarshal(body, &le); err != nil {
-					t.Errorf("201 with an unreadable body: %v", err)
-					continue
-				}
-				id := resp.Header.Get("ETag")
-				cp, err := note.Parse(strings.SplitN(le[id].Verification.InclusionProof.Checkpoint, "\n\n", 2)[0] + "\n")
-				if err != nil {
-					t.Errorf("checkpoint: %v", err)
-					continue
-				}
-				mu.Lock()
-				acks = append(acks, acked{id: id, hash: hash, index: le[id].LogIndex})
-				checkpoints = append(checkpoints, cp)
-				mu.Unlock()
-			}
-		}(w)
-	}
+	stopLoad := appendLoad(8, func(w, i int) {
+		p, hash := signedEntry(fmt.Sprintf("kill-9 %d %d", w, i))
+		resp, err := http.Post(base+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
+		if err != nil {
+			return // the server died under us: not acknowledged
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return
+		}
+		var le model.LogEntry
+		if err := json.Unmarshal(body, &le); err != nil {
+			t.Errorf("201 with an unreadable body: %v", err)
+			return
+		}
+		id := resp.Header.Get("ETag")
+		cp, err := note.Parse(strings.SplitN(le[id].Verification.InclusionProof.Checkpoint, "\n\n", 2)[0] + "\n")
+		if err != nil {
+			t.Errorf("checkpoint: %v", err)
+			return
+		}
+		mu.Lock()
+		acks = append(acks, acked{id: id, hash: hash, index: le[id].LogIndex})
+		checkpoints = append(checkpoints, cp)
+		mu.Unlock()
+	})
 	time.Sleep(3 * time.Second)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait() //nolint:errcheck
-	close(stop)
-	wg.Wait()
+	stopLoad()
 	if len(acks) < 20 {
 		t.Fatalf("only %d appends acknowledged before the kill; the test needs load", len(acks))
 	}
@@ -282,39 +290,26 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 	var mu sync.Mutex
 	var outcomes []outcome
 	var acks []acked
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				p, hash := signedEntry(fmt.Sprintf("pg-restart %d %d", w, i))
-				start := time.Now()
-				resp, err := httpClient.Post(base+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
-				o := outcome{status: -1, took: time.Since(start), at: time.Now()}
-				if err == nil {
-					io.Copy(io.Discard, resp.Body) //nolint:errcheck
-					resp.Body.Close()
-					o.status = resp.StatusCode
-				}
-				mu.Lock()
-				outcomes = append(outcomes, o)
-				if o.status == http.StatusCreated {
-					acks = append(acks, acked{id: resp.Header.Get("ETag"), hash: hash})
-				}
-				mu.Unlock()
-				if o.status != http.StatusCreated {
-					time.Sleep(50 * time.Millisecond)
-				}
-			}
-		}(w)
-	}
+	stopLoad := appendLoad(4, func(w, i int) {
+		p, hash := signedEntry(fmt.Sprintf("pg-restart %d %d", w, i))
+		start := time.Now()
+		resp, err := httpClient.Post(base+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
+		o := outcome{status: -1, took: time.Since(start), at: time.Now()}
+		if err == nil {
+			io.Copy(io.Discard, resp.Body) //nolint:errcheck
+			resp.Body.Close()
+			o.status = resp.StatusCode
+		}
+		mu.Lock()
+		outcomes = append(outcomes, o)
+		if o.status == http.StatusCreated {
+			acks = append(acks, acked{id: resp.Header.Get("ETag"), hash: hash})
+		}
+		mu.Unlock()
+		if o.status != http.StatusCreated {
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	time.Sleep(time.Second)
 	// Adopt the server's PostgreSQL and stop it, then start it again.
 	cluster, err := db.StartCluster(ctx, filepath.Join(dataDir, "postgres"), discardLogger())
@@ -331,8 +326,7 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 	}
 	up := time.Now()
 	time.Sleep(4 * time.Second)
-	close(stop)
-	wg.Wait()
+	stopLoad()
 
 	var failedDuring, createdAfter int
 	for _, o := range outcomes {

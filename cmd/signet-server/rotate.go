@@ -53,9 +53,6 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
     --root-key 'file:///offline/tuf-root.pem?password-env=SIGNET_KEY_PASSWORD' tuf-root`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cfgPath == "" {
-				return errors.New("--config is required")
-			}
 			cfg, err := config.Load(cfgPath, os.Getenv)
 			if err != nil {
 				return err
@@ -140,6 +137,7 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "the instance's signet.yaml (required; updated in place)")
+	cmd.MarkFlagRequired("config") //nolint:errcheck
 	cmd.Flags().StringVar(&rootKey, "root-key", "", "ca, tsa: key URI of the chain's root; tuf-root: the current TUF root key")
 	cmd.Flags().StringVar(&newRootKey, "new-root-key", "", "tuf-root only: key URI of the next TUF root key (default: --root-key)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")

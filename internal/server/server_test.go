@@ -112,23 +112,11 @@ func (i *instance) stop() {
 
 func (i *instance) do(method, path string, body []byte, wantStatus int) (*http.Response, []byte) {
 	i.t.Helper()
-	req, err := http.NewRequest(method, i.http.URL+path, bytes.NewReader(body))
-	if err != nil {
-		i.t.Fatal(err)
-	}
+	contentType := ""
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		contentType = "application/json"
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		i.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != wantStatus {
-		i.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, resp.StatusCode, wantStatus, data)
-	}
-	return resp, data
+	return i.doRaw(method, path, contentType, body, wantStatus)
 }
 
 func (i *instance) get(path string, wantStatus int) []byte {
@@ -288,8 +276,13 @@ func (i *instance) srvPool(t *testing.T) *pgx.Conn {
 
 func (i *instance) doRaw(method, path, contentType string, body []byte, wantStatus int) (*http.Response, []byte) {
 	i.t.Helper()
-	req, _ := http.NewRequest(method, i.http.URL+path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
+	req, err := http.NewRequest(method, i.http.URL+path, bytes.NewReader(body))
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		i.t.Fatal(err)

@@ -112,14 +112,34 @@ func put(ctx context.Context, q querier, role string, version int64, body []byte
 	return err
 }
 
-func sign[T metadata.Roles](md *metadata.Metadata[T], key crypto.Signer) ([]byte, error) {
-	s, err := loadSigner(key)
-	if err != nil {
-		return nil, err
+// newRoot is root.json version v (unsigned, a full lifetime from now) with
+// rootKey and the repository's online keys.
+func (r *Repository) newRoot(v int64, rootKey crypto.Signer) (*metadata.Metadata[metadata.RootType], error) {
+	root := metadata.Root(r.now().UTC().Add(RootLifetime))
+	root.Signed.Version = v
+	for role, k := range map[string]crypto.Signer{metadata.ROOT: rootKey, metadata.TARGETS: r.keys.Targets, metadata.SNAPSHOT: r.keys.Snapshot, metadata.TIMESTAMP: r.keys.Timestamp} {
+		key, err := metadata.KeyFromPublicKey(k.Public())
+		if err != nil {
+			return nil, fmt.Errorf("%s key: %w", role, err)
+		}
+		if err := root.Signed.AddKey(key, role); err != nil {
+			return nil, err
+		}
 	}
+	return root, nil
+}
+
+// sign replaces md's signatures with one by each key and encodes it.
+func sign[T metadata.Roles](md *metadata.Metadata[T], keys ...crypto.Signer) ([]byte, error) {
 	md.Signatures = nil
-	if _, err := md.Sign(s); err != nil {
-		return nil, err
+	for _, key := range keys {
+		s, err := loadSigner(key)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := md.Sign(s); err != nil {
+			return nil, err
+		}
 	}
 	return md.ToBytes(true)
 }
@@ -153,15 +173,9 @@ func (r *Repository) publish(ctx context.Context, tx pgx.Tx, files map[string][]
 		if r.keys.Root == nil {
 			return errors.New("no root.json yet and no root key to sign one")
 		}
-		root := metadata.Root(now.Add(RootLifetime))
-		for role, k := range map[string]crypto.Signer{metadata.ROOT: r.keys.Root, metadata.TARGETS: r.keys.Targets, metadata.SNAPSHOT: r.keys.Snapshot, metadata.TIMESTAMP: r.keys.Timestamp} {
-			key, err := metadata.KeyFromPublicKey(k.Public())
-			if err != nil {
-				return fmt.Errorf("%s key: %w", role, err)
-			}
-			if err := root.Signed.AddKey(key, role); err != nil {
-				return err
-			}
+		root, err := r.newRoot(1, r.keys.Root)
+		if err != nil {
+			return err
 		}
 		if rootBody, err = sign(root, r.keys.Root); err != nil {
 			return fmt.Errorf("signing root.json: %w", err)
@@ -380,32 +394,16 @@ func (r *Repository) RotateRoot(ctx context.Context, current, next crypto.Signer
 		if !contains(old.Signed.Roles[metadata.ROOT].KeyIDs, mustID(curKey)) {
 			return fmt.Errorf("the given root key is not a root key of root.json version %d", v)
 		}
-		root := metadata.Root(r.now().UTC().Add(RootLifetime))
-		root.Signed.Version = v + 1
-		for role, k := range map[string]crypto.Signer{metadata.ROOT: next, metadata.TARGETS: r.keys.Targets, metadata.SNAPSHOT: r.keys.Snapshot, metadata.TIMESTAMP: r.keys.Timestamp} {
-			key, err := metadata.KeyFromPublicKey(k.Public())
-			if err != nil {
-				return fmt.Errorf("%s key: %w", role, err)
-			}
-			if err := root.Signed.AddKey(key, role); err != nil {
-				return err
-			}
+		root, err := r.newRoot(v+1, next)
+		if err != nil {
+			return err
 		}
 		signers := []crypto.Signer{current}
 		if nextKey, err := metadata.KeyFromPublicKey(next.Public()); err != nil || mustID(nextKey) != mustID(curKey) {
 			signers = append(signers, next)
 		}
-		for _, k := range signers {
-			s, err := loadSigner(k)
-			if err != nil {
-				return err
-			}
-			if _, err := root.Sign(s); err != nil {
-				return fmt.Errorf("signing root.json: %w", err)
-			}
-		}
-		if body, err = root.ToBytes(true); err != nil {
-			return err
+		if body, err = sign(root, signers...); err != nil {
+			return fmt.Errorf("signing root.json: %w", err)
 		}
 		if err := put(ctx, tx, metadata.ROOT, v+1, body); err != nil {
 			return err

@@ -8,10 +8,13 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"testing"
 
 	"github.com/go-openapi/runtime"
 	"github.com/sigstore/rekor/pkg/generated/models"
 	rekortypes "github.com/sigstore/rekor/pkg/types"
+
+	"github.com/signet-dev/signet/types"
 
 	// Registering the kinds compared against.
 	_ "github.com/sigstore/rekor/pkg/types/dsse/v0.0.1"
@@ -52,4 +55,25 @@ func Normalize(keys []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Matches parses proposal with reg as an insertion and fails t unless its
+// canonical leaf and index keys are Rekor's; it returns our entry.
+func Matches(t testing.TB, reg *types.Registry, proposal []byte) types.Entry {
+	t.Helper()
+	e, err := reg.ParseInsertable(context.Background(), proposal)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	wantLeaf, wantKeys, err := Canonicalize(proposal)
+	if err != nil {
+		t.Fatalf("rekor: %v", err)
+	}
+	if !bytes.Equal(e.Canonical(), wantLeaf) {
+		t.Fatalf("leaf differs from Rekor's:\n ours  %s\n rekor %s", e.Canonical(), wantLeaf)
+	}
+	if got := Normalize(e.IndexKeys()); strings.Join(got, "\n") != strings.Join(wantKeys, "\n") {
+		t.Fatalf("index keys differ:\n ours  %v\n rekor %v", got, wantKeys)
+	}
+	return e
 }
