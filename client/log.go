@@ -36,23 +36,48 @@ const MaxResponseBytes = 32 << 20
 type Log struct {
 	base string
 	http *http.Client
-	// pub is the pinned log key; when nil the key is fetched from the server
-	// once and trusted on first use.
-	pub crypto.PublicKey
+	// pinned are the log keys to trust (a rotated log has several), by log
+	// ID; when none are pinned, the server's keys are fetched and trusted on
+	// first use.
+	pinned map[string]crypto.PublicKey
+	// fetched are keys trusted on first use, by tree ("" for the active one).
+	fetched map[string]crypto.PublicKey
 }
 
 // LogOption configures a Log client.
 type LogOption func(*Log)
 
-// WithLogPublicKey pins the log's key (recommended: never trust the server's own answer).
-func WithLogPublicKey(pub crypto.PublicKey) LogOption { return func(l *Log) { l.pub = pub } }
+// WithLogPublicKey pins log keys (recommended: never trust the server's own
+// answer). Give every key of a rotated log to read its older entries.
+func WithLogPublicKey(pubs ...crypto.PublicKey) LogOption {
+	return func(l *Log) {
+		for _, pub := range pubs {
+			if id, err := LogID(pub); err == nil {
+				l.pinned[id] = pub
+			}
+		}
+	}
+}
+
+// LogID is the hex SHA-256 of a log key's PKIX DER: Rekor's logID.
+func LogID(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("encoding the log key: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), nil
+}
 
 // WithHTTPClient replaces the default HTTP client (30 s timeout).
 func WithHTTPClient(c *http.Client) LogOption { return func(l *Log) { l.http = c } }
 
 // NewLog returns a client for the instance at baseURL (e.g. http://127.0.0.1:8080).
 func NewLog(baseURL string, opts ...LogOption) *Log {
-	l := &Log{base: strings.TrimSuffix(baseURL, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	l := &Log{
+		base: strings.TrimSuffix(baseURL, "/"), http: &http.Client{Timeout: 30 * time.Second},
+		pinned: map[string]crypto.PublicKey{}, fetched: map[string]crypto.PublicKey{},
+	}
 	for _, o := range opts {
 		o(l)
 	}
@@ -126,20 +151,44 @@ func (l *Log) do(ctx context.Context, method, path string, body any, out any) (*
 	return resp, nil
 }
 
-// PublicKey returns the pinned key, or fetches /api/v1/log/publicKey.
+// PublicKey returns the key the log signs with now: the server's answer,
+// accepted only if it is pinned (or trusted on first use if none is).
 func (l *Log) PublicKey(ctx context.Context) (crypto.PublicKey, error) {
-	if l.pub != nil {
-		return l.pub, nil
+	return l.treeKey(ctx, "")
+}
+
+// treeKey is the key of a tree ("": the active one).
+func (l *Log) treeKey(ctx context.Context, treeID string) (crypto.PublicKey, error) {
+	if len(l.pinned) == 1 {
+		for _, pub := range l.pinned {
+			return pub, nil
+		}
+	}
+	if pub, ok := l.fetched[treeID]; ok {
+		return pub, nil
+	}
+	path := "/api/v1/log/publicKey"
+	if treeID != "" {
+		path += "?treeID=" + url.QueryEscape(treeID)
 	}
 	var data []byte
-	if _, err := l.do(ctx, http.MethodGet, "/api/v1/log/publicKey", nil, &data); err != nil {
+	if _, err := l.do(ctx, http.MethodGet, path, nil, &data); err != nil {
 		return nil, err
 	}
 	pub, err := ParsePublicKeyPEM(data)
 	if err != nil {
 		return nil, fmt.Errorf("log public key: %w", err)
 	}
-	l.pub = pub
+	if len(l.pinned) > 0 {
+		id, err := LogID(pub)
+		if err != nil {
+			return nil, err
+		}
+		if l.pinned[id] == nil {
+			return nil, fmt.Errorf("the log's key (ID %s) is none of the pinned keys", id)
+		}
+	}
+	l.fetched[treeID] = pub
 	return pub, nil
 }
 
@@ -170,6 +219,23 @@ func (l *Log) Info(ctx context.Context) (*model.LogInfo, note.Checkpoint, error)
 		return nil, note.Checkpoint{}, errors.New("log info does not match its signed checkpoint")
 	}
 	return &info, cp, nil
+}
+
+// VerifyShard checks an inactive shard's final checkpoint with the key of
+// its tree and returns it with the key.
+func (l *Log) VerifyShard(ctx context.Context, s model.InactiveShardLogInfo) (note.Checkpoint, crypto.PublicKey, error) {
+	pub, err := l.treeKey(ctx, s.TreeID)
+	if err != nil {
+		return note.Checkpoint{}, nil, err
+	}
+	cp, err := note.Verify(s.SignedTreeHead, "", pub)
+	if err != nil {
+		return note.Checkpoint{}, nil, fmt.Errorf("tree %s's checkpoint: %w", s.TreeID, err)
+	}
+	if hex.EncodeToString(cp.RootHash) != s.RootHash || int64(cp.Size) != s.TreeSize {
+		return note.Checkpoint{}, nil, fmt.Errorf("tree %s's info does not match its signed checkpoint", s.TreeID)
+	}
+	return cp, pub, nil
 }
 
 // Entry is a verified log entry.
@@ -268,6 +334,12 @@ func (l *Log) Search(ctx context.Context, q model.SearchIndex) ([]string, error)
 // Consistency fetches a consistency proof between two tree sizes and
 // verifies it against the two root hashes the caller already trusts.
 func (l *Log) Consistency(ctx context.Context, first, last uint64, firstRoot, lastRoot []byte) error {
+	return l.ConsistencyInTree(ctx, "", first, last, firstRoot, lastRoot)
+}
+
+// ConsistencyInTree is Consistency in one tree of the log ("": the active
+// one), such as an inactive shard a key rotation froze.
+func (l *Log) ConsistencyInTree(ctx context.Context, treeID string, first, last uint64, firstRoot, lastRoot []byte) error {
 	switch {
 	case first > last:
 		return fmt.Errorf("consistency proof %d -> %d: the log shrank", first, last)
@@ -285,6 +357,9 @@ func (l *Log) Consistency(ctx context.Context, first, last uint64, firstRoot, la
 	}
 	var cp model.ConsistencyProof
 	path := fmt.Sprintf("/api/v1/log/proof?firstSize=%d&lastSize=%d", first, last)
+	if treeID != "" {
+		path += "&treeID=" + url.QueryEscape(treeID)
+	}
 	if _, err := l.do(ctx, http.MethodGet, path, nil, &cp); err != nil {
 		return err
 	}
@@ -314,12 +389,19 @@ func (l *Log) verified(ctx context.Context, le model.LogEntry) (*Entry, error) {
 	if len(le) != 1 {
 		return nil, fmt.Errorf("log returned %d entries where one was expected", len(le))
 	}
-	pub, err := l.PublicKey(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for id, anon := range le {
 		e := &Entry{ID: id, LogEntryAnon: anon}
+		pub := l.pinned[e.LogID]
+		if pub == nil {
+			// Nothing pinned for this log ID: the tree's key, if trusted.
+			treeID, err := strconv.ParseUint(id[:min(len(id), 16)], 16, 64)
+			if err != nil {
+				return nil, fmt.Errorf("entry ID %q does not start with a tree ID", id)
+			}
+			if pub, err = l.treeKey(ctx, strconv.FormatUint(treeID, 10)); err != nil {
+				return nil, err
+			}
+		}
 		if err := VerifyEntry(e, pub); err != nil {
 			return nil, fmt.Errorf("entry %s: %w", id, err)
 		}
@@ -328,10 +410,22 @@ func (l *Log) verified(ctx context.Context, le model.LogEntry) (*Entry, error) {
 	panic("unreachable")
 }
 
-// VerifyEntry checks an entry offline against the log key: the entry ID
-// matches the body, the SET, the checkpoint signature, and the inclusion
-// proof against the checkpoint's root.
-func VerifyEntry(e *Entry, pub crypto.PublicKey) error {
+// VerifyEntry checks an entry offline against the log's keys (the one whose
+// ID the entry names): the entry ID matches the body, the SET, the
+// checkpoint signature, and the inclusion proof against the checkpoint's root.
+func VerifyEntry(e *Entry, pubs ...crypto.PublicKey) error {
+	var pub crypto.PublicKey
+	for _, p := range pubs {
+		if id, err := LogID(p); err == nil && id == e.LogID {
+			pub = p
+		}
+	}
+	if pub == nil {
+		if len(pubs) != 1 {
+			return fmt.Errorf("entry logID %s is the ID of none of the %d log keys given", e.LogID, len(pubs))
+		}
+		pub = pubs[0] // and the logID check below says why it fails
+	}
 	leafHash, err := e.LeafHash()
 	if err != nil {
 		return err

@@ -47,6 +47,9 @@ var (
 	ErrOverloaded = errors.New("the log's append queue is full")
 	// ErrClosed means the log is shutting down.
 	ErrClosed = errors.New("the log is shutting down")
+	// ErrFrozen means the tree was retired by a key rotation and takes no
+	// more entries.
+	ErrFrozen = errors.New("the tree is frozen: the log's key was rotated")
 )
 
 // Leaf is an integrated entry.
@@ -65,13 +68,29 @@ type Root struct {
 	Timestamp time.Time
 }
 
+// Batch is what the hook is told after an integration.
+type Batch struct {
+	TreeID int64
+	// Offset is the tree's first index in the log's index space across key
+	// rotations: the sizes of the trees this log retired before it.
+	Offset uint64
+	Leaves []Leaf
+	// NewSize is the tree size the hook has seen once it takes Leaves.
+	NewSize uint64
+	// Checkpoint is the signed checkpoint at NewSize, set when NewSize is
+	// the tree's size. The hook stores it with the leaves: if the key
+	// rotates, the tree is frozen at the stored checkpoint, which is then
+	// the only signature of the old key left.
+	Checkpoint string
+}
+
 // Integrated is told of every leaf once it is in the tree, in index order,
 // before any append of it is acknowledged. It must be durable when it
 // returns, and remember how far it got: after a crash the engine resumes from
-// Watermark.
+// Watermark, which also returns the last checkpoint stored ("" if none).
 type Integrated interface {
-	Watermark(ctx context.Context, treeID int64) (uint64, error)
-	Integrated(ctx context.Context, treeID int64, leaves []Leaf, newSize uint64) error
+	Watermark(ctx context.Context, treeID int64) (size uint64, checkpoint string, err error)
+	Integrated(ctx context.Context, b Batch) error
 }
 
 // Config describes one log.
@@ -92,9 +111,9 @@ type Config struct {
 	Metrics   *Metrics
 	// RotateOnKeyChange makes a signer other than the tree's a key rotation:
 	// the tree is retired (see RetiredKeys) and a new one starts. Without it
-	// such a start is refused. Only a log nobody reads entries back from by
-	// index across trees (the CT log, whose clients need only its key) may
-	// rotate this way.
+	// such a start is refused. With a Hook, the retired tree stays readable
+	// (Retired), frozen at the checkpoint the hook stored, and the new tree's
+	// indexes continue after it (Offset).
 	RotateOnKeyChange bool
 }
 
@@ -112,13 +131,31 @@ type Log struct {
 	stop    chan struct{}
 	stopped chan struct{}
 
+	pub crypto.PublicKey
+	// offset is where this tree starts in the log's index space.
+	offset uint64
+	// frozen is set on a retired tree: its final root and checkpoint.
+	frozen *frozenTree
+	// retired are the trees key rotations froze, oldest first.
+	retired []*Log
+
 	mu         sync.Mutex
 	checkpoint cachedCheckpoint
-	indexed    uint64 // leaves handed to the hook so far
-	origin     string
+	// hook progress: leaves handed over so far and the size of the
+	// checkpoint stored with them (loaded from Watermark once).
+	hookLoaded   bool
+	indexed      uint64
+	storedCPSize uint64
+	storedCP     bool
+	origin       string
 	// behind is set while queued leaves may be waiting for integration;
 	// only the pipeline goroutine touches it.
 	behind bool
+}
+
+type frozenTree struct {
+	root Root
+	note string
 }
 
 type cachedCheckpoint struct {
@@ -158,6 +195,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	l := &Log{
 		cfg: cfg, storage: ls, rpc: rpc, ts: ts, logger: cfg.Logger.With("log", cfg.Name), metrics: cfg.Metrics,
 		queue: make(chan *appendReq, cfg.QueueSize), stop: make(chan struct{}), stopped: make(chan struct{}),
+		pub: cfg.Signer.Public(),
 	}
 	tree, err := l.findOrCreateTree(ctx, pool, admin)
 	if err != nil {
@@ -167,6 +205,14 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	l.origin = strconv.FormatInt(tree.TreeId, 10)
 	if cfg.OriginFor != nil {
 		l.origin = cfg.OriginFor(tree.TreeId)
+	}
+	if cfg.Hook != nil {
+		if l.retired, err = l.openRetired(ctx, pool, admin); err != nil {
+			return nil, err
+		}
+		for _, r := range l.retired {
+			l.offset += r.frozen.root.Size
+		}
 	}
 	// Leaves queued by a process that died before integrating them.
 	if err := l.integrateAll(ctx); err != nil {
@@ -188,6 +234,9 @@ func (l *Log) findOrCreateTree(ctx context.Context, pool *pgxpool.Pool, admin st
 	var storedKey []byte
 	err = pool.QueryRow(ctx, "SELECT tree_id, public_key FROM signet_logs WHERE name = $1", l.cfg.Name).Scan(&treeID, &storedKey)
 	if err == nil && !bytes.Equal(storedKey, pubDER) && l.cfg.RotateOnKeyChange {
+		if err := l.checkFreezable(ctx, treeID, storedKey); err != nil {
+			return nil, err
+		}
 		if _, err := pool.Exec(ctx, "UPDATE signet_logs SET name = name || '@' || tree_id, retired_at = now() WHERE name = $1 AND tree_id = $2", l.cfg.Name, treeID); err != nil {
 			return nil, fmt.Errorf("log %s: retiring tree %d: %w", l.cfg.Name, treeID, err)
 		}
@@ -227,6 +276,94 @@ func (l *Log) findOrCreateTree(ctx context.Context, pool *pgxpool.Pool, admin st
 	l.logger.Info("created log tree", "tree_id", tree.TreeId)
 	return tree, nil
 }
+
+// checkFreezable refuses a rotation that would lose acknowledged entries:
+// the retiring tree is frozen at the checkpoint the hook stored, which must
+// cover every leaf the hook took (those are the ones ever acknowledged).
+func (l *Log) checkFreezable(ctx context.Context, treeID int64, oldKey []byte) error {
+	if l.cfg.Hook == nil {
+		return nil
+	}
+	size, cp, err := l.cfg.Hook.Watermark(ctx, treeID)
+	if err != nil {
+		return fmt.Errorf("log %s: reading tree %d's watermark before rotating its key: %w", l.cfg.Name, treeID, err)
+	}
+	if size == 0 {
+		return nil
+	}
+	var got uint64
+	if cp != "" {
+		pub, err := x509.ParsePKIXPublicKey(oldKey)
+		if err != nil {
+			return fmt.Errorf("log %s: tree %d's key: %w", l.cfg.Name, treeID, err)
+		}
+		c, err := note.Verify(cp, "", pub)
+		if err != nil {
+			return fmt.Errorf("log %s: tree %d's stored checkpoint: %w", l.cfg.Name, treeID, err)
+		}
+		got = c.Size
+	}
+	if got != size {
+		return fmt.Errorf("log %s: cannot rotate the key yet: tree %d has %d entries but its last stored checkpoint covers %d. "+
+			"Start once with the old key (that records the final checkpoint), stop cleanly, then start with the new key", l.cfg.Name, treeID, size, got)
+	}
+	return nil
+}
+
+// openRetired opens the trees earlier keys signed, frozen at their stored
+// checkpoints, oldest first, each starting where the one before ended.
+func (l *Log) openRetired(ctx context.Context, pool *pgxpool.Pool, admin storage.AdminStorage) ([]*Log, error) {
+	keys, err := RetiredKeys(ctx, pool, l.cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Log
+	var offset uint64
+	for _, k := range keys {
+		tree, err := storage.GetTree(ctx, admin, k.TreeID)
+		if err != nil {
+			return nil, fmt.Errorf("log %s: loading retired tree %d: %w", l.cfg.Name, k.TreeID, err)
+		}
+		size, cp, err := l.cfg.Hook.Watermark(ctx, k.TreeID)
+		if err != nil {
+			return nil, fmt.Errorf("log %s: reading retired tree %d's final checkpoint: %w", l.cfg.Name, k.TreeID, err)
+		}
+		frozen := &frozenTree{root: Root{Hash: rfc6962.DefaultHasher.EmptyRoot()}, note: cp}
+		origin := strconv.FormatInt(k.TreeID, 10)
+		if size > 0 || cp != "" {
+			c, err := note.Verify(cp, "", k.PublicKey)
+			if err != nil {
+				return nil, fmt.Errorf("log %s: retired tree %d's final checkpoint: %w", l.cfg.Name, k.TreeID, err)
+			}
+			frozen.root = Root{Size: c.Size, Hash: c.RootHash, Timestamp: k.End}
+			origin = c.Origin
+		}
+		r := &Log{
+			cfg: l.cfg, tree: tree, storage: l.storage, rpc: l.rpc, ts: l.ts, logger: l.logger.With("tree_id", k.TreeID),
+			metrics: l.metrics, stop: make(chan struct{}), stopped: make(chan struct{}),
+			pub: k.PublicKey, offset: offset, frozen: frozen, origin: origin,
+		}
+		r.cfg.Signer = nil
+		close(r.stopped)
+		offset += frozen.root.Size
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Retired are the trees earlier keys of this log signed, frozen and
+// readable, oldest first.
+func (l *Log) Retired() []*Log { return l.retired }
+
+// Offset is where this tree starts in the log's index space: the entries of
+// the trees retired before it.
+func (l *Log) Offset() uint64 { return l.offset }
+
+// PublicKey is the key that signs (or signed) this tree's checkpoints.
+func (l *Log) PublicKey() crypto.PublicKey { return l.pub }
+
+// Frozen tells whether this tree was retired by a key rotation.
+func (l *Log) Frozen() bool { return l.frozen != nil }
 
 // RetiredKey is the key of a tree retired by a key rotation and when it signed.
 type RetiredKey struct {
@@ -294,8 +431,15 @@ func (l *Log) Latest(ctx context.Context) (Root, error) {
 	return root, err
 }
 
-// Checkpoint signs (or returns the cached signature of) a root.
+// Checkpoint signs (or returns the cached signature of) a root; a frozen
+// tree has only its final checkpoint.
 func (l *Log) Checkpoint(root Root) (string, error) {
+	if l.frozen != nil {
+		if root.Size != l.frozen.root.Size || !bytes.Equal(root.Hash, l.frozen.root.Hash) {
+			return "", fmt.Errorf("log %s: tree %d is frozen at size %d; no checkpoint for size %d", l.cfg.Name, l.tree.TreeId, l.frozen.root.Size, root.Size)
+		}
+		return l.frozen.note, nil
+	}
 	key := string(root.Hash)
 	l.mu.Lock()
 	c := l.checkpoint
@@ -429,13 +573,18 @@ func (l *Log) read(ctx context.Context, f func(storage.ReadOnlyLogTreeTX, Root) 
 		return fmt.Errorf("log %s: opening a snapshot: %w", l.cfg.Name, err)
 	}
 	defer tx.Close()
-	slr, err := tx.LatestSignedLogRoot(ctx)
-	if err != nil {
-		return fmt.Errorf("log %s: reading the root: %w", l.cfg.Name, err)
-	}
-	root, err := toRoot(slr)
-	if err != nil {
-		return err
+	var root Root
+	if l.frozen != nil {
+		// Leaves past the final checkpoint were never acknowledged.
+		root = l.frozen.root
+	} else {
+		slr, err := tx.LatestSignedLogRoot(ctx)
+		if err != nil {
+			return fmt.Errorf("log %s: reading the root: %w", l.cfg.Name, err)
+		}
+		if root, err = toRoot(slr); err != nil {
+			return err
+		}
 	}
 	if err := f(tx, root); err != nil {
 		return err

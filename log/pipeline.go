@@ -11,6 +11,8 @@ import (
 	"github.com/google/trillian/quota"
 	"github.com/google/trillian/storage"
 	"google.golang.org/grpc/codes"
+
+	"github.com/signet-dev/signet/log/note"
 	"google.golang.org/grpc/status"
 )
 
@@ -68,6 +70,9 @@ func (l *Log) Enqueue(ctx context.Context, value, extra []byte) (duplicate bool,
 const IntegrateEvery = 200 * time.Millisecond
 
 func (l *Log) submit(ctx context.Context, req *appendReq) (Appended, error) {
+	if l.frozen != nil {
+		return Appended{}, ErrFrozen
+	}
 	select {
 	case <-l.stop:
 		return Appended{}, ErrClosed
@@ -306,7 +311,8 @@ func (l *Log) integrateAll(ctx context.Context) error {
 	}
 }
 
-// catchUpHook hands the hook every integrated leaf it has not seen.
+// catchUpHook hands the hook every integrated leaf it has not seen, and the
+// signed checkpoint of the tree to store with them.
 func (l *Log) catchUpHook(ctx context.Context) error {
 	if l.cfg.Hook == nil {
 		return nil
@@ -316,32 +322,58 @@ func (l *Log) catchUpHook(ctx context.Context) error {
 		return err
 	}
 	l.mu.Lock()
-	from := l.indexed
+	loaded, from, cpSize, hasCP := l.hookLoaded, l.indexed, l.storedCPSize, l.storedCP
 	l.mu.Unlock()
-	if from == 0 {
-		if from, err = l.cfg.Hook.Watermark(ctx, l.tree.TreeId); err != nil {
+	if !loaded {
+		var cp string
+		if from, cp, err = l.cfg.Hook.Watermark(ctx, l.tree.TreeId); err != nil {
 			return fmt.Errorf("reading the index watermark: %w", err)
 		}
+		if hasCP = cp != ""; hasCP {
+			c, err := note.Verify(cp, "", l.pub)
+			if err != nil {
+				return fmt.Errorf("the stored checkpoint: %w", err)
+			}
+			cpSize = c.Size
+		}
+	}
+	if from == root.Size && hasCP && cpSize == root.Size {
+		return nil
+	}
+	cp, err := l.Checkpoint(root)
+	if err != nil {
+		return fmt.Errorf("signing the checkpoint at size %d: %w", root.Size, err)
 	}
 	const chunk = 1000
-	for from < root.Size {
+	for {
 		n := min(uint64(chunk), root.Size-from)
-		leaves, err := l.leavesInRange(ctx, from, n)
-		if err != nil {
-			return fmt.Errorf("reading leaves %d..%d for indexing: %w", from, from+n, err)
+		var leaves []Leaf
+		if n > 0 {
+			if leaves, err = l.leavesInRange(ctx, from, n); err != nil {
+				return fmt.Errorf("reading leaves %d..%d for indexing: %w", from, from+n, err)
+			}
+			if uint64(len(leaves)) != n {
+				return fmt.Errorf("reading leaves %d..%d for indexing: got %d", from, from+n, len(leaves))
+			}
 		}
-		if uint64(len(leaves)) != n {
-			return fmt.Errorf("reading leaves %d..%d for indexing: got %d", from, from+n, len(leaves))
+		b := Batch{TreeID: l.tree.TreeId, Offset: l.offset, Leaves: leaves, NewSize: from + n}
+		if b.NewSize == root.Size {
+			b.Checkpoint = cp
 		}
-		if err := l.cfg.Hook.Integrated(ctx, l.tree.TreeId, leaves, from+n); err != nil {
+		if err := l.cfg.Hook.Integrated(ctx, b); err != nil {
 			return fmt.Errorf("indexing leaves %d..%d: %w", from, from+n, err)
 		}
 		from += n
 		l.mu.Lock()
-		l.indexed = from
+		l.hookLoaded, l.indexed = true, from
+		if b.Checkpoint != "" {
+			l.storedCPSize, l.storedCP = from, true
+		}
 		l.mu.Unlock()
+		if from == root.Size {
+			return nil
+		}
 	}
-	return nil
 }
 
 func (l *Log) leavesInRange(ctx context.Context, start, count uint64) ([]Leaf, error) {

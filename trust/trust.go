@@ -55,8 +55,10 @@ type Instance struct {
 	// PastCAs and PastTSAs are chains rotated out, still trusted for what
 	// they signed inside their windows.
 	PastCAs, PastTSAs []*Chain
-	// PastCT are CT keys rotated out, still trusted for their SCTs.
-	PastCT []*Key
+	// PastCT are CT keys rotated out, still trusted for their SCTs;
+	// PastLogs are transparency log keys rotated out, still trusted for the
+	// entries of the trees they signed.
+	PastCT, PastLogs []*Key
 	// OIDCURL is an issuer clients may get tokens from (the dev issuer).
 	OIDCURL string
 }
@@ -117,26 +119,32 @@ func authority(uri string, c *Chain) *prototrust.CertificateAuthority {
 	return ca
 }
 
+// logInstances lists the retired keys of a log, then its current one.
+func logInstances(baseURL string, past []*Key, current *Key) ([]*prototrust.TransparencyLogInstance, error) {
+	keys := past
+	if current != nil {
+		keys = append(keys[:len(keys):len(keys)], current)
+	}
+	var out []*prototrust.TransparencyLogInstance
+	for _, k := range keys {
+		l, err := logInstance(baseURL, k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 // TrustedRoot renders trusted_root.json.
 func TrustedRoot(in Instance) ([]byte, error) {
 	tr := &prototrust.TrustedRoot{MediaType: TrustedRootMediaType}
-	if in.Log != nil {
-		l, err := logInstance(in.BaseURL, in.Log)
-		if err != nil {
-			return nil, fmt.Errorf("log key: %w", err)
-		}
-		tr.Tlogs = append(tr.Tlogs, l)
+	var err error
+	if tr.Tlogs, err = logInstances(in.BaseURL, in.PastLogs, in.Log); err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
 	}
-	cts := in.PastCT
-	if in.CT != nil {
-		cts = append(cts[:len(cts):len(cts)], in.CT)
-	}
-	for _, k := range cts {
-		l, err := logInstance(in.BaseURL, k)
-		if err != nil {
-			return nil, fmt.Errorf("CT key: %w", err)
-		}
-		tr.Ctlogs = append(tr.Ctlogs, l)
+	if tr.Ctlogs, err = logInstances(in.BaseURL, in.PastCT, in.CT); err != nil {
+		return nil, fmt.Errorf("CT key: %w", err)
 	}
 	for _, c := range in.PastCAs {
 		tr.CertificateAuthorities = append(tr.CertificateAuthorities, authority(in.BaseURL, c))

@@ -327,7 +327,7 @@ func componentKey(cfg config.Config, component string) (signerURI, chainPath, se
 	case "tsa":
 		return cfg.Timestamp.Signer, cfg.Timestamp.Chain, "timestamp", nil
 	}
-	return "", "", "", fmt.Errorf("component %q: want ca, tsa, ct or tuf-root (the transparency log key cannot be rotated yet)", component)
+	return "", "", "", fmt.Errorf("component %q: want ca, tsa, ct, log or tuf-root", component)
 }
 
 func readPEMChain(path string) ([]*x509.Certificate, error) {

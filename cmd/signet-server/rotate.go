@@ -26,8 +26,8 @@ func newAdminRotateCommand() *cobra.Command {
 	var cfgPath, rootKey, newRootKey string
 	var yes bool
 	cmd := &cobra.Command{
-		Use:   "rotate --config FILE [--root-key URI] ca|tsa|ct|tuf-root",
-		Short: "Rotate the CA, TSA or CT key, or sign a new TUF root",
+		Use:   "rotate --config FILE [--root-key URI] ca|tsa|ct|log|tuf-root",
+		Short: "Rotate the CA, TSA, CT or transparency log key, or sign a new TUF root",
 		Long: `rotate creates a new key for the CA intermediate or the TSA signing
 certificate (next to the old one: a file in the config's directory, or an
 object in the same PKCS#11 token), has the existing root (--root-key, brought
@@ -39,8 +39,14 @@ restart, so everything it signed keeps verifying.
 Chains from an external PKI: make a key and CSR yourself, then use
 ct makes a new CT log key (no root key needed) and points ct.signer at it;
 at the restart the CT log retires its tree and starts a new one, and the old
-key stays in the trusted root with its window closed. The transparency log's
-key cannot be rotated yet (it would need a new tree that reads span).
+key stays in the trusted root with its window closed.
+
+log does the same for the transparency log: at the restart the tree the old
+key signed is frozen at its last checkpoint and stays readable as an
+inactive shard (GET /api/v1/log lists it; its entries keep their indexes,
+SETs and the old key's checkpoint), new entries go to a new tree whose
+indexes continue after it, and the old key stays in the trusted root with
+its window closed. Stop the server cleanly before the restart.
 
 tuf-root signs the next root.json version in the instance's database
 (database.url or DATABASE_URL) with the current TUF root key (--root-key) and
@@ -60,7 +66,9 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 			component := args[0]
 			switch component {
 			case "ct":
-				return rotateCTKey(cmd, cfgPath, cfg, yes)
+				return rotateLogKey(cmd, cfgPath, "ct", cfg.CT.Signer, yes)
+			case "log":
+				return rotateLogKey(cmd, cfgPath, "log", cfg.Log.Signer, yes)
 			case "tuf-root":
 				if rootKey == "" {
 					return errors.New("--root-key is required")
@@ -208,30 +216,32 @@ func keyFilePath(dir, component, suffix string) string {
 	return filepath.Join(dir, component+"-"+suffix+".pem")
 }
 
-// rotateCTKey makes a new CT log key and points ct.signer at it; the server
-// retires the old CT tree when it starts with the new key.
-func rotateCTKey(cmd *cobra.Command, cfgPath string, cfg config.Config, yes bool) error {
-	if cfg.CT.Signer == "" {
-		return fmt.Errorf("%s has no ct.signer to rotate", cfgPath)
+// rotateLogKey makes a new key for the CT log (section "ct") or the
+// transparency log ("log") and points section.signer at it; the server
+// retires the old tree when it starts with the new key.
+func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool) error {
+	if current == "" {
+		return fmt.Errorf("%s has no %s.signer to rotate", cfgPath, section)
 	}
+	what := map[string]string{"ct": "CT log", "log": "transparency log"}[section]
 	suffix := time.Now().UTC().Format("20060102T150405")
 	dir := filepath.Dir(cfgPath)
-	newURI, inToken, err := nextKeyURI(cfg.CT.Signer, dir, "ct", suffix)
+	newURI, inToken, err := nextKeyURI(current, dir, section, suffix)
 	if err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "This creates a new CT log key (%s) and points ct.signer in %s at it.\n", redactQuery(newURI), cfgPath)
+	fmt.Fprintf(out, "This creates a new %s key (%s) and points %s.signer in %s at it.\n", what, redactQuery(newURI), section, cfgPath)
 	if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
 		return err
 	}
-	if _, err := createKey(newURI, inToken, keyFilePath(dir, "ct", suffix)); err != nil {
-		return fmt.Errorf("creating the new CT key: %w", err)
+	if _, err := createKey(newURI, inToken, keyFilePath(dir, section, suffix)); err != nil {
+		return fmt.Errorf("creating the new %s key: %w", what, err)
 	}
-	if err := setConfigValues(cfgPath, "ct", map[string]string{"signer": newURI}); err != nil {
-		return fmt.Errorf("updating %s (the new key exists; set ct.signer by hand): %w", cfgPath, err)
+	if err := setConfigValues(cfgPath, section, map[string]string{"signer": newURI}); err != nil {
+		return fmt.Errorf("updating %s (the new key exists; set %s.signer by hand): %w", cfgPath, section, err)
 	}
-	fmt.Fprintln(out, "Restart signet-server to rotate: the CT log starts a new tree with the new key, and the old key stays in the trusted root for the SCTs it signed.")
+	fmt.Fprintf(out, "Restart signet-server to rotate: the %s starts a new tree with the new key, and the old key stays in the trusted root for what it signed.\n", what)
 	return nil
 }
 

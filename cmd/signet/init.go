@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -88,22 +87,6 @@ func pinnedForCommand(cmd *cobra.Command) (*root.TrustedRoot, error) {
 		err = errNothingPinned
 	}
 	return tr, err
-}
-
-// activeLogKey is the key of the log in tr that is valid now.
-func activeLogKey(tr *root.TrustedRoot) (crypto.PublicKey, error) {
-	var key crypto.PublicKey
-	var start time.Time
-	now := time.Now()
-	for _, l := range tr.RekorLogs() {
-		if (l.ValidityPeriodEnd.IsZero() || l.ValidityPeriodEnd.After(now)) && !l.ValidityPeriodStart.After(now) && (key == nil || l.ValidityPeriodStart.After(start)) {
-			key, start = l.PublicKey, l.ValidityPeriodStart
-		}
-	}
-	if key == nil {
-		return nil, errors.New("the pinned trusted root lists no log valid now")
-	}
-	return key, nil
 }
 
 func newInitCommand() *cobra.Command {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -19,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/log/note"
 	"github.com/signet-dev/signet/log/rekorapi/model"
 )
 
@@ -32,17 +34,26 @@ func newLogCommand() *cobra.Command {
 	return cmd
 }
 
-// pinnedLogKey is --log-key, else the log key signet init pinned for the
-// server; offline verification has no other source.
-func pinnedLogKey(cmd *cobra.Command) (crypto.PublicKey, error) {
+// pinnedLogKeys is --log-key, else the log keys signet init pinned for the
+// server (every key the log has had: older entries carry older keys'
+// signatures); offline verification has no other source.
+func pinnedLogKeys(cmd *cobra.Command) ([]crypto.PublicKey, error) {
 	if path, _ := cmd.Flags().GetString("log-key"); path != "" {
-		return readPublicKey(path)
+		pub, err := readPublicKey(path)
+		return []crypto.PublicKey{pub}, err
 	}
 	tr, err := pinnedForCommand(cmd)
 	if err != nil {
 		return nil, err
 	}
-	return activeLogKey(tr)
+	var keys []crypto.PublicKey
+	for _, l := range tr.RekorLogs() {
+		keys = append(keys, l.PublicKey)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("the pinned trusted root lists no transparency log")
+	}
+	return keys, nil
 }
 
 // logClient builds a client, pinning --log-key when given, else the log key
@@ -50,10 +61,10 @@ func pinnedLogKey(cmd *cobra.Command) (crypto.PublicKey, error) {
 func logClient(cmd *cobra.Command) (*client.Log, error) {
 	server, _ := cmd.Flags().GetString("server")
 	var opts []client.LogOption
-	pub, err := pinnedLogKey(cmd)
+	pubs, err := pinnedLogKeys(cmd)
 	switch {
 	case err == nil:
-		opts = append(opts, client.WithLogPublicKey(pub))
+		opts = append(opts, client.WithLogPublicKey(pubs...))
 	case !errors.Is(err, errNothingPinned):
 		return nil, err
 	}
@@ -279,7 +290,7 @@ Exit status 3 means it does not verify.`,
   signet log verify --entry entry.json --log-key log.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pub, err := pinnedLogKey(cmd)
+			pubs, err := pinnedLogKeys(cmd)
 			if err != nil {
 				return fmt.Errorf("offline verification needs a pinned key (--log-key, or pin the instance with signet init): %w", err)
 			}
@@ -293,7 +304,7 @@ Exit status 3 means it does not verify.`,
 			}
 			for id, anon := range le {
 				e := &client.Entry{ID: id, LogEntryAnon: anon}
-				if err := client.VerifyEntry(e, pub); err != nil {
+				if err := client.VerifyEntry(e, pubs...); err != nil {
 					return &verifyError{err}
 				}
 				return report(cmd, map[string]any{"verified": true, "uuid": id, "logIndex": anon.LogIndex}, fmt.Sprintf("OK: entry %s at index %d verifies", id, anon.LogIndex))
@@ -317,6 +328,30 @@ type stateEntry struct {
 	RootHash  string    `json:"root_hash"`
 	KeySHA256 string    `json:"key_sha256"`
 	Seen      time.Time `json:"seen"`
+	// Frozen marks a tree whose final checkpoint was proved consistent.
+	Frozen bool `json:"frozen,omitempty"`
+}
+
+// proveSince checks a verified checkpoint of a tree ("": the active one)
+// against the one seen before: same key, no shrinking, no fork, and a
+// consistency proof when it grew. It says what it proved.
+func proveSince(ctx context.Context, lc *client.Log, treeID string, prev stateEntry, cp note.Checkpoint, keyID string) (string, error) {
+	if prev.KeySHA256 != keyID {
+		return "", fmt.Errorf("the log key changed since %s (was %s, now %s)", prev.Seen.Format(time.RFC3339), prev.KeySHA256, keyID)
+	}
+	prevRoot, _ := hex.DecodeString(prev.RootHash)
+	switch {
+	case cp.Size < prev.Size:
+		return "", fmt.Errorf("the log shrank from %d to %d entries", prev.Size, cp.Size)
+	case cp.Size == prev.Size && !bytes.Equal(prevRoot, cp.RootHash):
+		return "", fmt.Errorf("the root at size %d changed from %s to %x: the log forked", cp.Size, prev.RootHash, cp.RootHash)
+	case cp.Size > prev.Size:
+		if err := lc.ConsistencyInTree(ctx, treeID, prev.Size, cp.Size, prevRoot, cp.RootHash); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("consistent with the checkpoint of size %d seen %s", prev.Size, prev.Seen.Format(time.RFC3339)), nil
+	}
+	return "unchanged since " + prev.Seen.Format(time.RFC3339), nil
 }
 
 func defaultStatePath() string {
@@ -357,25 +392,34 @@ func newLogInfoCommand() *cobra.Command {
 			}
 			consistency := "first time this log is seen: checkpoint recorded"
 			if prev, ok := state.Logs[logName]; ok {
-				if prev.KeySHA256 != keyID {
-					return &verifyError{fmt.Errorf("the log key changed since %s (was %s, now %s)", prev.Seen.Format(time.RFC3339), prev.KeySHA256, keyID)}
-				}
-				prevRoot, _ := hex.DecodeString(prev.RootHash)
-				switch {
-				case cp.Size < prev.Size:
-					return &verifyError{fmt.Errorf("the log shrank from %d to %d entries", prev.Size, cp.Size)}
-				case cp.Size == prev.Size && prev.RootHash != info.RootHash:
-					return &verifyError{fmt.Errorf("the root at size %d changed from %s to %s: the log forked", cp.Size, prev.RootHash, info.RootHash)}
-				case cp.Size > prev.Size:
-					if err := lc.Consistency(ctx, prev.Size, cp.Size, prevRoot, cp.RootHash); err != nil {
-						return &verifyError{err}
-					}
-					consistency = fmt.Sprintf("consistent with the checkpoint of size %d seen %s", prev.Size, prev.Seen.Format(time.RFC3339))
-				default:
-					consistency = "unchanged since " + prev.Seen.Format(time.RFC3339)
+				if consistency, err = proveSince(ctx, lc, "", prev, cp, keyID); err != nil {
+					return &verifyError{err}
 				}
 			}
 			state.Logs[logName] = stateEntry{Size: cp.Size, RootHash: info.RootHash, KeySHA256: keyID, Seen: time.Now().UTC()}
+			// A tree seen before that a key rotation froze since: its final
+			// checkpoint must extend what was seen, under the same key.
+			var frozen []string
+			for _, sh := range info.InactiveShards {
+				name := server + " " + sh.TreeID
+				prev, ok := state.Logs[name]
+				if !ok || prev.Frozen {
+					continue
+				}
+				scp, spub, err := lc.VerifyShard(ctx, sh)
+				if err != nil {
+					return &verifyError{fmt.Errorf("tree %s, seen before and now frozen by a key rotation: %w", sh.TreeID, err)}
+				}
+				msg, err := proveSince(ctx, lc, sh.TreeID, prev, scp, keyFingerprint(spub))
+				if err != nil {
+					return &verifyError{fmt.Errorf("frozen tree %s: %w", sh.TreeID, err)}
+				}
+				state.Logs[name] = stateEntry{Size: scp.Size, RootHash: sh.RootHash, KeySHA256: prev.KeySHA256, Seen: time.Now().UTC(), Frozen: true}
+				frozen = append(frozen, fmt.Sprintf("tree %s was frozen by a key rotation at size %d: %s", sh.TreeID, scp.Size, msg))
+			}
+			if len(frozen) > 0 {
+				consistency += "\n" + strings.Join(frozen, "\n")
+			}
 			if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
 				return err
 			}

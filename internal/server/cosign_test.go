@@ -104,6 +104,27 @@ func TestCosignUsesTheTUFRepository(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Verified OK") {
 		t.Fatalf("cosign verify-blob: %v\n%s", err, out)
 	}
+	// Without `cosign initialize`: the mirror and initial root from the
+	// environment, in a fresh cache.
+	fresh := t.TempDir()
+	cmd := exec.Command(cosign, "verify-blob", "--bundle", bundle, "--certificate-identity", "tuf@example.com",
+		"--certificate-oidc-issuer", inst.srv.DevIssuer().URL(), blob)
+	cmd.Dir = fresh
+	cmd.Env = append(os.Environ(), "HOME="+fresh, "TUF_ROOT="+filepath.Join(fresh, "tuf-cache"),
+		"TUF_MIRROR="+inst.http.URL+"/tuf", "TUF_ROOT_JSON="+filepath.Join(inst.srv.DataDir(), "tuf-root.json"))
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Verified OK") {
+		t.Fatalf("cosign verify-blob with TUF_MIRROR and TUF_ROOT_JSON: %v\n%s", err, out)
+	}
+	var fetched []string
+	filepath.Walk(filepath.Join(fresh, "tuf-cache"), func(p string, _ os.FileInfo, _ error) error { //nolint:errcheck
+		if strings.HasSuffix(p, "trusted_root.json") {
+			fetched = append(fetched, p)
+		}
+		return nil
+	})
+	if len(fetched) != 1 || !strings.Contains(fetched[0], strings.ReplaceAll(strings.TrimPrefix(inst.http.URL, "http://"), ":", "-")) {
+		t.Fatalf("cosign did not fetch the trusted root from our mirror with TUF_MIRROR set: %v", fetched)
+	}
 }
 
 // Unmodified cosign signs a container image in a real OCI registry (go-

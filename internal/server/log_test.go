@@ -483,21 +483,6 @@ func TestConfigErrorsStopStartUp(t *testing.T) {
 	}
 }
 
-func TestStartingWithAnotherKeyIsRefused(t *testing.T) {
-	f := newFixture(t)
-	f.start(t).stop()
-	other := newFixture(t)
-	other.dbURL = f.dbURL
-	cfg := config.Defaults()
-	cfg.Hostname = testHostname
-	cfg.Database.URL = f.dbURL
-	cfg.Log.Signer = "file://" + other.keyPath + "?password-env=P"
-	_, err := startErr(cfg)
-	if err == nil || !strings.Contains(err.Error(), "is not the key tree") {
-		t.Fatalf("start with another key: %v", err)
-	}
-}
-
 func mustHex(t *testing.T, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(s)

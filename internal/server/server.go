@@ -203,12 +203,18 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err := registry.Enable(s.cfg.Log.EntryTypes); err != nil {
 		return fmt.Errorf("log.entry_types: %w", err)
 	}
-	index := rekorapi.NewIndex(s.pool, s.cfg.Log.MaxSearchResults)
+	index, err := rekorapi.NewIndex(s.pool, s.cfg.Log.MaxSearchResults, signer)
+	if err != nil {
+		return fmt.Errorf("log signer: %w", err)
+	}
 	l, err := tlog.Open(ctx, s.pool, tlog.Config{
 		Name: "rekor", SignerName: s.cfg.Hostname, Signer: signer,
 		MaxBatch: s.cfg.Log.MaxBatch, QueueSize: s.cfg.Log.QueueSize,
 		Hook: index, Logger: s.logger, Metrics: s.logMetrics(reg),
 		OriginFor: func(treeID int64) string { return s.cfg.Hostname + " - " + strconv.FormatInt(treeID, 10) },
+		// A new log key freezes the tree the old one signed; it stays
+		// readable as an inactive shard and indexes continue after it.
+		RotateOnKeyChange: true,
 	})
 	if err != nil {
 		return err
@@ -216,14 +222,15 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	s.log = l
 	s.rekorSigner = signer
 	s.rekor, err = rekorapi.New(rekorapi.Config{
-		Log: s.log, Index: index, Types: registry, Signer: signer, Logger: s.logger,
+		Log: s.log, Index: index, Types: registry, Logger: s.logger,
 		Limits: rekorapi.Limits{MaxBodyBytes: s.cfg.Log.MaxRequestBytes, MaxSearchResults: s.cfg.Log.MaxSearchResults},
 	})
 	if err != nil {
 		return err
 	}
 	s.rekor.Routes(router)
-	s.logger.Info("transparency log ready", "tree_id", s.log.TreeID(), "log_id", s.rekor.LogID(), "entry_types", registry.Insertable())
+	s.logger.Info("transparency log ready", "tree_id", s.log.TreeID(), "log_id", s.rekor.LogID(), "entry_types", registry.Insertable(),
+		"inactive_shards", len(s.log.Retired()), "first_index", s.log.Offset())
 	return nil
 }
 
@@ -328,30 +335,42 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 	return nil
 }
 
+// pastKeys are a log's keys retired by rotations, with their windows.
+func pastKeys(ctx context.Context, pool *pgxpool.Pool, name string) ([]*trust.Key, error) {
+	retired, err := tlog.RetiredKeys(ctx, pool, name)
+	if err != nil {
+		return nil, err
+	}
+	var out []*trust.Key
+	for _, k := range retired {
+		out = append(out, &trust.Key{PublicKey: k.PublicKey, Start: k.Start.Truncate(time.Second), End: k.End})
+	}
+	return out, nil
+}
+
 // publishTrust serves trusted_root.json and signing_config.json for what
 // runs here, and in dev mode writes copies to the data directory.
 func (s *Server) publishTrust(ctx context.Context, router chi.Router) error {
 	in := trust.Instance{BaseURL: s.cfg.PublicURL, Operator: s.cfg.Hostname}
 	start := time.Now()
+	var err error
 	if s.log != nil {
 		// Whole seconds: integratedTime has no fraction, and an entry from the
 		// tree's first second must fall inside the window.
 		in.Log = &trust.Key{PublicKey: s.rekorSigner.Public(), Start: s.log.CreatedAt().Truncate(time.Second)}
 		start = minTime(start, in.Log.Start)
+		if in.PastLogs, err = pastKeys(ctx, s.pool, "rekor"); err != nil {
+			return err
+		}
 	}
 	if s.ctLog != nil {
 		in.CT = &trust.Key{PublicKey: s.ctLog.PublicKey(), Start: s.ctEngine.CreatedAt().Truncate(time.Second)}
-		retired, err := tlog.RetiredKeys(ctx, s.pool, "ct")
-		if err != nil {
+		if in.PastCT, err = pastKeys(ctx, s.pool, "ct"); err != nil {
 			return err
-		}
-		for _, k := range retired {
-			in.PastCT = append(in.PastCT, &trust.Key{PublicKey: k.PublicKey, Start: k.Start.Truncate(time.Second), End: k.End})
 		}
 	}
 	// A chain not seen before is a rotation: the old chain's window closes
 	// now and it stays in the trusted root for what it signed.
-	var err error
 	if s.caChain != nil {
 		in.CA = &trust.Chain{Certificates: s.caChain, Start: s.caChain[0].NotBefore}
 		if in.PastCAs, err = trust.RecordChain(ctx, s.pool, "ca", in.CA, time.Now()); err != nil {

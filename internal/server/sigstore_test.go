@@ -46,6 +46,10 @@ func sigstoreEntry(t *testing.T, e *client.Entry) *protobundle.VerificationMater
 	}
 	// What a bundle carries beyond the parsed entry, as cosign fills it in.
 	tle := entry.TransparencyLogEntry()
+	// NewEntry gives the proof the entry's index; a bundle (cosign fills it
+	// with rekor's pkg/tle) carries the proof's own, tree-local index, which
+	// differs once the log has inactive shards.
+	tle.InclusionProof.LogIndex = ip.LogIndex
 	var kv struct {
 		Kind       string `json:"kind"`
 		APIVersion string `json:"apiVersion"`

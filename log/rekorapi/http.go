@@ -104,30 +104,33 @@ func (a *API) getLogInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info)
 }
 
-// checkTreeID accepts an absent treeID or ours.
-func (a *API) checkTreeID(r *http.Request) error {
+// shardFor picks the tree named by the treeID query parameter (default:
+// the active one).
+func (a *API) shardFor(r *http.Request) (*shard, error) {
 	t := r.URL.Query().Get("treeID")
 	if t == "" {
-		return nil
+		return a.active, nil
 	}
 	id, err := strconv.ParseInt(t, 10, 64)
 	if err != nil {
-		return &badRequest{fmt.Sprintf("treeID %q is not a decimal tree ID", t)}
+		return nil, &badRequest{fmt.Sprintf("treeID %q is not a decimal tree ID", t)}
 	}
-	if id != a.log.TreeID() {
-		return &badRequest{fmt.Sprintf("tree %d is not served by this log (active tree: %d)", id, a.log.TreeID())}
+	sh := a.shardByTree(id)
+	if sh == nil {
+		return nil, &badRequest{fmt.Sprintf("tree %d is not served by this log (active tree: %d)", id, a.active.log.TreeID())}
 	}
-	return nil
+	return sh, nil
 }
 
 func (a *API) getPublicKey(w http.ResponseWriter, r *http.Request) {
 	noCache(w)
-	if err := a.checkTreeID(r); err != nil {
+	sh, err := a.shardFor(r)
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	w.Write(a.pubPEM) //nolint:errcheck
+	w.Write(sh.pubPEM) //nolint:errcheck
 }
 
 // queryInt parses an integer query parameter with go-openapi's rules:
@@ -156,13 +159,14 @@ func (a *API) getLogProof(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var last int64
 		last, err = queryInt(r, "lastSize", true, 0, 1)
+		var sh *shard
 		if err == nil {
-			err = a.checkTreeID(r)
+			sh, err = a.shardFor(r)
 		}
 		if err == nil {
 			var hashes [][]byte
 			var latest tlog.Root
-			hashes, latest, err = a.log.ConsistencyProof(r.Context(), uint64(first), uint64(last))
+			hashes, latest, err = sh.log.ConsistencyProof(r.Context(), uint64(first), uint64(last))
 			if err == nil {
 				out := model.ConsistencyProof{Hashes: make([]string, len(hashes)), RootHash: hex.EncodeToString(latest.Hash)}
 				for i, h := range hashes {

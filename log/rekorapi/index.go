@@ -2,6 +2,7 @@ package rekorapi
 
 import (
 	"context"
+	"crypto"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -14,18 +15,26 @@ import (
 	"github.com/signet-dev/signet/log/rekorapi/model"
 )
 
-// Index is the search index in PostgreSQL. It is the log's integration hook:
-// rows for a batch and the watermark are written in one transaction before
-// the batch is acknowledged.
+// Index is the search index in PostgreSQL and the keeper of signed entry
+// timestamps. It is the log's integration hook: index rows, SETs, the
+// watermark and the checkpoint for a batch are written in one transaction
+// before the batch is acknowledged.
 type Index struct {
 	pool *pgxpool.Pool
 	// maxResults bounds one lookup's answer.
 	maxResults int
+	sets       *setSigner
+	recent     *recentSETs
 }
 
-// NewIndex uses pool; lookups return at most maxResults entries.
-func NewIndex(pool *pgxpool.Pool, maxResults int) *Index {
-	return &Index{pool: pool, maxResults: maxResults}
+// NewIndex uses pool and signs SETs with the log's current key; lookups
+// return at most maxResults entries.
+func NewIndex(pool *pgxpool.Pool, maxResults int, signer crypto.Signer) (*Index, error) {
+	sets, err := newSETSigner(signer)
+	if err != nil {
+		return nil, err
+	}
+	return &Index{pool: pool, maxResults: maxResults, sets: sets, recent: newRecentSETs(recentSETsKept)}, nil
 }
 
 // encodeKeys is what the log stores beside each leaf, so the index can be
@@ -33,20 +42,24 @@ func NewIndex(pool *pgxpool.Pool, maxResults int) *Index {
 func encodeKeys(keys []string) ([]byte, error) { return json.Marshal(keys) }
 
 // Watermark implements log.Integrated.
-func (ix *Index) Watermark(ctx context.Context, treeID int64) (uint64, error) {
+func (ix *Index) Watermark(ctx context.Context, treeID int64) (uint64, string, error) {
 	var n int64
-	err := ix.pool.QueryRow(ctx, "SELECT indexed_size FROM search_index_watermark WHERE tree_id = $1", treeID).Scan(&n)
+	var cp *string
+	err := ix.pool.QueryRow(ctx, "SELECT indexed_size, checkpoint FROM search_index_watermark WHERE tree_id = $1", treeID).Scan(&n, &cp)
 	if err == pgx.ErrNoRows {
-		return 0, nil
+		return 0, "", nil
 	}
-	return uint64(n), err
+	if err != nil || cp == nil {
+		return uint64(n), "", err
+	}
+	return uint64(n), *cp, nil
 }
 
 // Integrated implements log.Integrated.
-func (ix *Index) Integrated(ctx context.Context, treeID int64, leaves []tlog.Leaf, newSize uint64) error {
+func (ix *Index) Integrated(ctx context.Context, b tlog.Batch) error {
 	var keys []string
 	var hashes [][]byte
-	for _, lf := range leaves {
+	for _, lf := range b.Leaves {
 		var ks []string
 		if len(lf.Extra) > 0 {
 			if err := json.Unmarshal(lf.Extra, &ks); err != nil {
@@ -64,6 +77,14 @@ func (ix *Index) Integrated(ctx context.Context, treeID int64, leaves []tlog.Lea
 			hashes = append(hashes, lf.Hash)
 		}
 	}
+	sets, err := ix.sets.signAll(b.Offset, b.Leaves)
+	if err != nil {
+		return err
+	}
+	indexes := make([]int64, len(b.Leaves))
+	for i, lf := range b.Leaves {
+		indexes[i] = int64(lf.Index)
+	}
 	tx, err := ix.pool.Begin(ctx)
 	if err != nil {
 		return err
@@ -72,16 +93,52 @@ func (ix *Index) Integrated(ctx context.Context, treeID int64, leaves []tlog.Lea
 	if len(keys) > 0 {
 		if _, err := tx.Exec(ctx, `INSERT INTO search_index (key, tree_id, leaf_hash)
 			SELECT k, $1, h FROM unnest($2::text[], $3::bytea[]) AS t(k, h)
-			ON CONFLICT DO NOTHING`, treeID, keys, hashes); err != nil {
+			ON CONFLICT DO NOTHING`, b.TreeID, keys, hashes); err != nil {
 			return fmt.Errorf("writing index rows: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO search_index_watermark (tree_id, indexed_size) VALUES ($1, $2)
-		ON CONFLICT (tree_id) DO UPDATE SET indexed_size = GREATEST(search_index_watermark.indexed_size, EXCLUDED.indexed_size)`,
-		treeID, int64(newSize)); err != nil {
+	if len(sets) > 0 {
+		// A repeat after a crash re-signs; the first SET stays.
+		if _, err := tx.Exec(ctx, `INSERT INTO rekor_sets (tree_id, leaf_index, set)
+			SELECT $1, i, s FROM unnest($2::bigint[], $3::bytea[]) AS t(i, s)
+			ON CONFLICT DO NOTHING`, b.TreeID, indexes, sets); err != nil {
+			return fmt.Errorf("writing signed entry timestamps: %w", err)
+		}
+	}
+	var cp *string
+	if b.Checkpoint != "" {
+		cp = &b.Checkpoint
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO search_index_watermark (tree_id, indexed_size, checkpoint) VALUES ($1, $2, $3)
+		ON CONFLICT (tree_id) DO UPDATE SET indexed_size = GREATEST(search_index_watermark.indexed_size, EXCLUDED.indexed_size),
+		checkpoint = COALESCE(EXCLUDED.checkpoint, search_index_watermark.checkpoint)`,
+		b.TreeID, int64(b.NewSize), cp); err != nil {
 		return fmt.Errorf("advancing the index watermark: %w", err)
 	}
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	for i, lf := range b.Leaves {
+		ix.recent.put(b.TreeID, lf.Index, sets[i])
+	}
+	return nil
+}
+
+// SET returns the signed entry timestamp stored for a leaf (nil if none:
+// entries integrated before SETs were stored).
+func (ix *Index) SET(ctx context.Context, treeID int64, index uint64) ([]byte, error) {
+	if set := ix.recent.get(treeID, index); set != nil {
+		return set, nil
+	}
+	var set []byte
+	err := ix.pool.QueryRow(ctx, "SELECT set FROM rekor_sets WHERE tree_id = $1 AND leaf_index = $2", treeID, int64(index)).Scan(&set)
+	if err == pgx.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the signed entry timestamp of leaf %d: %w", index, err)
+	}
+	return set, nil
 }
 
 // Lookup returns the entry IDs matching any of keys (already lower-cased).

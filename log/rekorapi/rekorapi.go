@@ -5,10 +5,6 @@ package rekorapi
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -40,36 +36,36 @@ const maxSearchItems = 10
 
 // Config wires the personality.
 type Config struct {
-	Log    *tlog.Log
+	// Log is the active tree; the trees earlier keys signed (Log.Retired)
+	// are served read-only before it, as Rekor's inactive shards.
+	Log *tlog.Log
+	// Index is the log's hook: search and the stored SETs.
 	Index  *Index
 	Types  *types.Registry
-	Signer crypto.Signer
 	Limits Limits
 	Logger *slog.Logger
 }
 
-// API serves /api/v1/log and /api/v1/index.
-type API struct {
+// shard is one tree of the log and the key that signed it.
+type shard struct {
 	log    *tlog.Log
-	index  *Index
-	types  *types.Registry
-	signer crypto.Signer
-	limits Limits
-	logger *slog.Logger
 	logID  string
 	pubPEM []byte
 }
 
-// New checks the signer and builds the API.
+// API serves /api/v1/log and /api/v1/index.
+type API struct {
+	// shards are the retired trees, oldest first, then the active one.
+	shards []*shard
+	active *shard
+	index  *Index
+	types  *types.Registry
+	limits Limits
+	logger *slog.Logger
+}
+
+// New checks the log's keys and builds the API.
 func New(cfg Config) (*API, error) {
-	if _, ok := cfg.Signer.Public().(*ecdsa.PublicKey); !ok {
-		return nil, fmt.Errorf("the Rekor log key must be ECDSA (clients verify signed entry timestamps only with ECDSA), got %T", cfg.Signer.Public())
-	}
-	der, err := x509.MarshalPKIXPublicKey(cfg.Signer.Public())
-	if err != nil {
-		return nil, fmt.Errorf("encoding the log public key: %w", err)
-	}
-	sum := sha256.Sum256(der)
 	if cfg.Limits.MaxBodyBytes <= 0 {
 		cfg.Limits.MaxBodyBytes = DefaultLimits.MaxBodyBytes
 	}
@@ -79,34 +75,48 @@ func New(cfg Config) (*API, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &API{
-		log: cfg.Log, index: cfg.Index, types: cfg.Types, signer: cfg.Signer, limits: cfg.Limits, logger: cfg.Logger,
-		logID:  hex.EncodeToString(sum[:]),
-		pubPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}),
-	}, nil
+	a := &API{index: cfg.Index, types: cfg.Types, limits: cfg.Limits, logger: cfg.Logger}
+	for _, l := range append(cfg.Log.Retired(), cfg.Log) {
+		id, err := logIDOf(l.PublicKey())
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKIXPublicKey(l.PublicKey())
+		if err != nil {
+			return nil, err
+		}
+		a.shards = append(a.shards, &shard{log: l, logID: id, pubPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})})
+	}
+	a.active = a.shards[len(a.shards)-1]
+	if a.active.logID != cfg.Index.sets.logID {
+		return nil, fmt.Errorf("the index signs SETs with log ID %s but the log's key has ID %s", cfg.Index.sets.logID, a.active.logID)
+	}
+	return a, nil
 }
 
-// LogID is hex SHA-256 of the log key's PKIX DER.
-func (a *API) LogID() string { return a.logID }
+// LogID is hex SHA-256 of the active log key's PKIX DER.
+func (a *API) LogID() string { return a.active.logID }
 
 // IndexKeysFor is what the log stores beside a leaf for the index.
 func IndexKeysFor(e types.Entry) ([]byte, error) { return encodeKeys(e.IndexKeys()) }
 
-// entry builds the LogEntry for a proven leaf, signing its SET.
-func (a *API) entry(p tlog.Proven) (model.LogEntry, string, error) {
+// entry builds the LogEntry for a proven leaf of sh, with the SET signed
+// when it was integrated.
+func (a *API) entry(ctx context.Context, sh *shard, p tlog.Proven) (model.LogEntry, string, error) {
 	body := base64.StdEncoding.EncodeToString(p.Leaf.Value)
 	integrated := p.Leaf.IntegratedAt.Unix()
-	index := int64(p.Leaf.Index)
-	payload, err := model.SETPayload(body, integrated, a.logID, index)
+	index := int64(sh.log.Offset() + p.Leaf.Index)
+	set, err := a.index.SET(ctx, sh.log.TreeID(), p.Leaf.Index)
 	if err != nil {
-		return nil, "", fmt.Errorf("building SET payload: %w", err)
+		return nil, "", err
 	}
-	digest := sha256.Sum256(payload)
-	set, err := a.signer.Sign(rand.Reader, digest[:], crypto.SHA256)
-	if err != nil {
-		return nil, "", fmt.Errorf("signing SET: %w", err)
+	if set == nil && sh == a.active {
+		// Integrated before SETs were stored: the current key signed it.
+		if set, err = a.index.sets.sign(sh.log.Offset(), p.Leaf); err != nil {
+			return nil, "", err
+		}
 	}
-	checkpoint, err := a.log.Checkpoint(p.Root)
+	checkpoint, err := sh.log.Checkpoint(p.Root)
 	if err != nil {
 		return nil, "", err
 	}
@@ -114,12 +124,12 @@ func (a *API) entry(p tlog.Proven) (model.LogEntry, string, error) {
 	for i, h := range p.Proof {
 		hashes[i] = hex.EncodeToString(h)
 	}
-	id := model.EntryID(a.log.TreeID(), p.Leaf.Hash)
+	id := model.EntryID(sh.log.TreeID(), p.Leaf.Hash)
 	return model.LogEntry{id: model.LogEntryAnon{
-		Body: body, IntegratedTime: integrated, LogID: a.logID, LogIndex: index,
+		Body: body, IntegratedTime: integrated, LogID: sh.logID, LogIndex: index,
 		Verification: &model.Verification{
 			InclusionProof: &model.InclusionProof{
-				Checkpoint: checkpoint, Hashes: hashes, LogIndex: index,
+				Checkpoint: checkpoint, Hashes: hashes, LogIndex: int64(p.Leaf.Index),
 				RootHash: hex.EncodeToString(p.Root.Hash), TreeSize: int64(p.Root.Size),
 			},
 			SignedEntryTimestamp: set,
@@ -127,7 +137,9 @@ func (a *API) entry(p tlog.Proven) (model.LogEntry, string, error) {
 	}}, id, nil
 }
 
-// Add validates and appends a proposed entry: the heart of POST /log/entries.
+// Add validates and appends a proposed entry to the active tree: the heart
+// of POST /log/entries. Only the active tree is checked for duplicates, as
+// in Rekor.
 func (a *API) Add(ctx context.Context, body []byte) (model.LogEntry, string, bool, error) {
 	e, err := a.types.ParseInsertable(ctx, body)
 	if err != nil {
@@ -137,18 +149,30 @@ func (a *API) Add(ctx context.Context, body []byte) (model.LogEntry, string, boo
 	if err != nil {
 		return nil, "", false, err
 	}
-	res, err := a.log.Append(ctx, e.Canonical(), extra)
+	l := a.active.log
+	res, err := l.Append(ctx, e.Canonical(), extra)
 	if err != nil {
 		return nil, "", false, err
 	}
 	if res.Duplicate {
-		return nil, model.EntryID(a.log.TreeID(), res.Leaf.Hash), true, nil
+		return nil, model.EntryID(l.TreeID(), res.Leaf.Hash), true, nil
 	}
-	le, id, err := a.entry(res.Proven)
+	le, id, err := a.entry(ctx, a.active, res.Proven)
 	return le, id, false, err
 }
 
+// shardByTree finds the shard of a tree ID.
+func (a *API) shardByTree(treeID int64) *shard {
+	for _, sh := range a.shards {
+		if sh.log.TreeID() == treeID {
+			return sh
+		}
+	}
+	return nil
+}
+
 // byID finds an entry by 64- or 80-hex ID; ok is false when it is not here.
+// A 64-hex ID is looked for in the active tree first, then the older ones.
 func (a *API) byID(ctx context.Context, id string) (model.LogEntry, bool, error) {
 	if !model.IsEntryID(id) {
 		return nil, false, &unprocessable{fmt.Sprintf("entry UUID %q should match '^([0-9a-fA-F]{64}|[0-9a-fA-F]{80})$'", id)}
@@ -157,45 +181,70 @@ func (a *API) byID(ctx context.Context, id string) (model.LogEntry, bool, error)
 	if err != nil {
 		return nil, false, &badRequest{err.Error()}
 	}
-	if treeID != 0 && treeID != a.log.TreeID() {
-		return nil, false, nil
+	var candidates []*shard
+	if treeID != 0 {
+		if sh := a.shardByTree(treeID); sh != nil {
+			candidates = append(candidates, sh)
+		}
+	} else {
+		for i := len(a.shards) - 1; i >= 0; i-- {
+			candidates = append(candidates, a.shards[i])
+		}
 	}
-	found, err := a.log.ByHash(ctx, [][]byte{leafHash})
-	if err != nil {
-		return nil, false, err
+	for _, sh := range candidates {
+		found, err := sh.log.ByHash(ctx, [][]byte{leafHash})
+		if err != nil {
+			return nil, false, err
+		}
+		if len(found) > 0 {
+			le, _, err := a.entry(ctx, sh, found[0])
+			return le, err == nil, err
+		}
 	}
-	if len(found) == 0 {
-		return nil, false, nil
-	}
-	le, _, err := a.entry(found[0])
-	return le, err == nil, err
+	return nil, false, nil
 }
 
+// byIndex finds an entry by its index across every tree of the log.
 func (a *API) byIndex(ctx context.Context, index int64) (model.LogEntry, bool, error) {
-	p, err := a.log.ByIndex(ctx, uint64(index))
-	if errors.Is(err, tlog.ErrNotFound) {
-		return nil, false, nil
+	for i, sh := range a.shards {
+		if i+1 < len(a.shards) && uint64(index) >= a.shards[i+1].log.Offset() {
+			continue
+		}
+		p, err := sh.log.ByIndex(ctx, uint64(index)-sh.log.Offset())
+		if errors.Is(err, tlog.ErrNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		le, _, err := a.entry(ctx, sh, p)
+		return le, err == nil, err
 	}
-	if err != nil {
-		return nil, false, err
-	}
-	le, _, err := a.entry(p)
-	return le, err == nil, err
+	return nil, false, nil
 }
 
 func (a *API) info(ctx context.Context) (model.LogInfo, error) {
-	root, err := a.log.Latest(ctx)
-	if err != nil {
-		return model.LogInfo{}, err
+	var out model.LogInfo
+	for _, sh := range a.shards {
+		root, err := sh.log.Latest(ctx)
+		if err != nil {
+			return model.LogInfo{}, err
+		}
+		cp, err := sh.log.Checkpoint(root)
+		if err != nil {
+			return model.LogInfo{}, err
+		}
+		info := model.InactiveShardLogInfo{
+			RootHash: hex.EncodeToString(root.Hash), SignedTreeHead: cp,
+			TreeID: strconv.FormatInt(sh.log.TreeID(), 10), TreeSize: int64(root.Size),
+		}
+		if sh != a.active {
+			out.InactiveShards = append(out.InactiveShards, info)
+			continue
+		}
+		out.RootHash, out.SignedTreeHead, out.TreeID, out.TreeSize = info.RootHash, info.SignedTreeHead, info.TreeID, info.TreeSize
 	}
-	cp, err := a.log.Checkpoint(root)
-	if err != nil {
-		return model.LogInfo{}, err
-	}
-	return model.LogInfo{
-		RootHash: hex.EncodeToString(root.Hash), SignedTreeHead: cp,
-		TreeID: strconv.FormatInt(a.log.TreeID(), 10), TreeSize: int64(root.Size),
-	}, nil
+	return out, nil
 }
 
 type badRequest struct{ msg string }
