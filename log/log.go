@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/trillian"
@@ -37,6 +38,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/signet-dev/signet/log/memtree"
 	"github.com/signet-dev/signet/log/note"
 )
 
@@ -109,6 +111,10 @@ type Config struct {
 	Hook      Integrated
 	Logger    *slog.Logger
 	Metrics   *Metrics
+	// ProofsInMemory keeps every node hash of the tree in memory (64 bytes
+	// per entry), loaded at start-up and extended by the pipeline, so reads
+	// and appends prove from memory and read a leaf with one query.
+	ProofsInMemory bool
 	// RotateOnKeyChange makes a signer other than the tree's a key rotation:
 	// the tree is retired (see RetiredKeys) and a new one starts. Without it
 	// such a start is refused. With a Hook, the retired tree stays readable
@@ -131,7 +137,14 @@ type Log struct {
 	stop    chan struct{}
 	stopped chan struct{}
 
-	pub crypto.PublicKey
+	pool *pgxpool.Pool
+	pub  crypto.PublicKey
+	// mem holds the tree's node hashes when ProofsInMemory; memBroken stops
+	// its use if it ever disagrees with storage; memTime is the timestamp of
+	// the stored root it matches.
+	mem       *memtree.Tree
+	memBroken atomic.Bool
+	memTime   atomic.Int64
 	// offset is where this tree starts in the log's index space.
 	offset uint64
 	// frozen is set on a retired tree: its final root and checkpoint.
@@ -195,7 +208,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	l := &Log{
 		cfg: cfg, storage: ls, rpc: rpc, ts: ts, logger: cfg.Logger.With("log", cfg.Name), metrics: cfg.Metrics,
 		queue: make(chan *appendReq, cfg.QueueSize), stop: make(chan struct{}), stopped: make(chan struct{}),
-		pub: cfg.Signer.Public(),
+		pub: cfg.Signer.Public(), pool: pool, mem: newMemTree(cfg.ProofsInMemory),
 	}
 	tree, err := l.findOrCreateTree(ctx, pool, admin)
 	if err != nil {
@@ -214,11 +227,9 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 			l.offset += r.frozen.root.Size
 		}
 	}
-	// Leaves queued by a process that died before integrating them.
-	if err := l.integrateAll(ctx); err != nil {
-		return nil, fmt.Errorf("log %s: integrating leftover leaves: %w", cfg.Name, err)
-	}
-	if err := l.catchUpHook(ctx); err != nil {
+	// Leaves queued by a process that died before integrating them are
+	// integrated, and the hook and the memtree catch up.
+	if _, _, err := l.integrateAndIndex(ctx); err != nil {
 		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
 	}
 	go l.run()
@@ -423,6 +434,9 @@ func (l *Log) Close() {
 
 // Latest returns the newest root.
 func (l *Log) Latest(ctx context.Context) (Root, error) {
+	if l.fromMemory() {
+		return l.memRoot()
+	}
 	var root Root
 	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, r Root) error {
 		root = r
@@ -468,6 +482,9 @@ type Proven struct {
 
 // ByIndex returns the leaf at index with its proof at the latest root.
 func (l *Log) ByIndex(ctx context.Context, index uint64) (Proven, error) {
+	if l.fromMemory() {
+		return l.memByIndex(ctx, index)
+	}
 	var out Proven
 	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
 		if index >= root.Size {
@@ -493,6 +510,9 @@ func (l *Log) ByIndex(ctx context.Context, index uint64) (Proven, error) {
 // ByHash returns the leaves with these RFC 6962 leaf hashes, with proofs at
 // the latest root; hashes not in the tree are skipped.
 func (l *Log) ByHash(ctx context.Context, hashes [][]byte) ([]Proven, error) {
+	if l.fromMemory() {
+		return l.memByHash(ctx, hashes)
+	}
 	var out []Proven
 	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
 		leaves, err := tx.GetLeavesByHash(ctx, hashes, false)
@@ -544,15 +564,23 @@ func (e *ErrBadRange) Error() string { return e.Msg }
 // ConsistencyProof proves that the tree at size from is a prefix of the
 // tree at size to; it returns the latest root too.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, Root, error) {
+	if l.fromMemory() {
+		root, err := l.memRoot()
+		if err == nil {
+			err = checkConsistencyRange(from, to, root.Size)
+		}
+		if err != nil || from == 0 || from == to {
+			return nil, root, err
+		}
+		hashes, err := l.mem.Consistency(from, to)
+		return hashes, root, err
+	}
 	var hashes [][]byte
 	var latest Root
 	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
 		latest = root
-		if to > root.Size {
-			return &ErrBadRange{Msg: fmt.Sprintf("the tree size requested(%d) was greater than what is currently observable(%d)", to, root.Size)}
-		}
-		if from > to {
-			return &ErrBadRange{Msg: fmt.Sprintf("firstSize(%d) must be less than lastSize(%d)", from, to)}
+		if err := checkConsistencyRange(from, to, root.Size); err != nil {
+			return err
 		}
 		if from == 0 || from == to {
 			return nil
@@ -565,6 +593,16 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 		return err
 	})
 	return hashes, latest, err
+}
+
+func checkConsistencyRange(from, to, size uint64) error {
+	if to > size {
+		return &ErrBadRange{Msg: fmt.Sprintf("the tree size requested(%d) was greater than what is currently observable(%d)", to, size)}
+	}
+	if from > to {
+		return &ErrBadRange{Msg: fmt.Sprintf("firstSize(%d) must be less than lastSize(%d)", from, to)}
+	}
+	return nil
 }
 
 func (l *Log) read(ctx context.Context, f func(storage.ReadOnlyLogTreeTX, Root) error) error {

@@ -2,14 +2,12 @@ package log
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/trillian"
 	tlog "github.com/google/trillian/log"
 	"github.com/google/trillian/quota"
-	"github.com/google/trillian/storage"
 	"google.golang.org/grpc/codes"
 
 	"github.com/signet-dev/signet/log/note"
@@ -105,7 +103,7 @@ func (l *Log) run() {
 		case <-retry.C:
 			if l.behind {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				if err := l.integrateAndIndex(ctx); err != nil {
+				if _, _, err := l.integrateAndIndex(ctx); err != nil {
 					l.logger.Warn("integrating queued leaves failed; will retry", "err", err)
 				}
 				cancel()
@@ -251,7 +249,8 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 	}
 	// Integrate even when everything was a duplicate: the existing copy may
 	// be queued but not yet integrated (left by a crash).
-	if err := l.integrateAndIndex(ctx); err != nil {
+	root, visible, err := l.integrateAndIndex(ctx)
+	if err != nil {
 		return results, err
 	}
 	if len(fresh) == 0 {
@@ -270,12 +269,40 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 	if len(fresh) == 0 {
 		return results, nil
 	}
-	proven, err := l.ByHash(ctx, fresh)
-	if err != nil {
-		return results, fmt.Errorf("proving the new leaves: %w", err)
+	// The leaves just handed to the hook are the ones to prove; the
+	// memtree proves them without another read.
+	var missing [][]byte
+	if l.fromMemory() {
+		integrated := make(map[string]Leaf, len(visible))
+		for _, lf := range visible {
+			integrated[string(lf.Hash)] = lf
+		}
+		var leaves []Leaf
+		for _, h := range fresh {
+			if lf, ok := integrated[string(h)]; ok {
+				leaves = append(leaves, lf)
+			} else {
+				missing = append(missing, h)
+			}
+		}
+		proven, err := l.memProve(leaves, root)
+		if err != nil {
+			return results, fmt.Errorf("proving the new leaves: %w", err)
+		}
+		for _, p := range proven {
+			results[string(p.Leaf.Hash)] = Appended{Proven: p}
+		}
+	} else {
+		missing = fresh
 	}
-	for _, p := range proven {
-		results[string(p.Leaf.Hash)] = Appended{Proven: p}
+	if len(missing) > 0 {
+		proven, err := l.ByHash(ctx, missing)
+		if err != nil {
+			return results, fmt.Errorf("proving the new leaves: %w", err)
+		}
+		for _, p := range proven {
+			results[string(p.Leaf.Hash)] = Appended{Proven: p}
+		}
 	}
 	for _, h := range fresh {
 		if _, ok := results[string(h)]; !ok {
@@ -285,16 +312,104 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 	return results, nil
 }
 
-// integrateAndIndex integrates everything queued and hands it to the hook.
-func (l *Log) integrateAndIndex(ctx context.Context) error {
+// integrateAndIndex integrates everything queued, hands it to the hook and
+// extends the memtree. It returns the stored root and the leaves handed to
+// the hook (nil when there were many, as after a long outage).
+func (l *Log) integrateAndIndex(ctx context.Context) (Root, []Leaf, error) {
 	if err := l.integrateAll(ctx); err != nil {
-		return err
+		return Root{}, nil, err
 	}
-	if err := l.catchUpHook(ctx); err != nil {
-		return err
+	root, err := l.storedRoot(ctx)
+	if err != nil {
+		return Root{}, nil, err
+	}
+	leaves, err := l.catchUpHook(ctx, root)
+	if err != nil {
+		return Root{}, nil, err
+	}
+	if err := l.syncMem(ctx, root, leaves); err != nil {
+		return Root{}, nil, err
 	}
 	l.behind = false
-	return nil
+	return root, leaves, nil
+}
+
+// catchUpHook hands the hook every integrated leaf of the stored root it has
+// not seen, and the signed checkpoint of the tree to store with them. It
+// returns those leaves unless there were more than a few batches' worth.
+func (l *Log) catchUpHook(ctx context.Context, root Root) ([]Leaf, error) {
+	if l.cfg.Hook == nil {
+		return nil, nil
+	}
+	var err error
+	l.mu.Lock()
+	loaded, from, cpSize, hasCP := l.hookLoaded, l.indexed, l.storedCPSize, l.storedCP
+	l.mu.Unlock()
+	if !loaded {
+		var cp string
+		if from, cp, err = l.cfg.Hook.Watermark(ctx, l.tree.TreeId); err != nil {
+			return nil, fmt.Errorf("reading the index watermark: %w", err)
+		}
+		if hasCP = cp != ""; hasCP {
+			c, err := note.Verify(cp, "", l.pub)
+			if err != nil {
+				return nil, fmt.Errorf("the stored checkpoint: %w", err)
+			}
+			cpSize = c.Size
+		}
+	}
+	if from == root.Size && hasCP && cpSize == root.Size {
+		return nil, nil
+	}
+	var handed []Leaf
+	keep := from+uint64(4*l.cfg.MaxBatch) >= root.Size
+	cp, err := l.Checkpoint(root)
+	if err != nil {
+		return nil, fmt.Errorf("signing the checkpoint at size %d: %w", root.Size, err)
+	}
+	const chunk = 1000
+	for {
+		n := min(uint64(chunk), root.Size-from)
+		var leaves []Leaf
+		if n > 0 {
+			if leaves, err = l.leavesInRange(ctx, from, n); err != nil {
+				return nil, fmt.Errorf("reading leaves %d..%d for indexing: %w", from, from+n, err)
+			}
+			if uint64(len(leaves)) != n {
+				return nil, fmt.Errorf("reading leaves %d..%d for indexing: got %d", from, from+n, len(leaves))
+			}
+		}
+		b := Batch{TreeID: l.tree.TreeId, Offset: l.offset, Leaves: leaves, NewSize: from + n}
+		if b.NewSize == root.Size {
+			b.Checkpoint = cp
+		}
+		if err := l.cfg.Hook.Integrated(ctx, b); err != nil {
+			return nil, fmt.Errorf("indexing leaves %d..%d: %w", from, from+n, err)
+		}
+		from += n
+		l.mu.Lock()
+		l.hookLoaded, l.indexed = true, from
+		if b.Checkpoint != "" {
+			l.storedCPSize, l.storedCP = from, true
+		}
+		l.mu.Unlock()
+		if keep {
+			handed = append(handed, leaves...)
+		}
+		if from == root.Size {
+			return handed, nil
+		}
+	}
+}
+
+// leavesInRange reads integrated leaves in index order.
+func (l *Log) leavesInRange(ctx context.Context, start, count uint64) ([]Leaf, error) {
+	rows, err := l.pool.Query(ctx, leafColumns+"s.SequenceNumber >= $2 AND s.SequenceNumber < $3 ORDER BY s.SequenceNumber",
+		l.tree.TreeId, int64(start), int64(start+count))
+	if err != nil {
+		return nil, err
+	}
+	return scanLeaves(rows)
 }
 
 // integrateAll integrates everything queued, in batches.
@@ -309,87 +424,4 @@ func (l *Log) integrateAll(ctx context.Context) error {
 			return nil
 		}
 	}
-}
-
-// catchUpHook hands the hook every integrated leaf it has not seen, and the
-// signed checkpoint of the tree to store with them.
-func (l *Log) catchUpHook(ctx context.Context) error {
-	if l.cfg.Hook == nil {
-		return nil
-	}
-	root, err := l.Latest(ctx)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	loaded, from, cpSize, hasCP := l.hookLoaded, l.indexed, l.storedCPSize, l.storedCP
-	l.mu.Unlock()
-	if !loaded {
-		var cp string
-		if from, cp, err = l.cfg.Hook.Watermark(ctx, l.tree.TreeId); err != nil {
-			return fmt.Errorf("reading the index watermark: %w", err)
-		}
-		if hasCP = cp != ""; hasCP {
-			c, err := note.Verify(cp, "", l.pub)
-			if err != nil {
-				return fmt.Errorf("the stored checkpoint: %w", err)
-			}
-			cpSize = c.Size
-		}
-	}
-	if from == root.Size && hasCP && cpSize == root.Size {
-		return nil
-	}
-	cp, err := l.Checkpoint(root)
-	if err != nil {
-		return fmt.Errorf("signing the checkpoint at size %d: %w", root.Size, err)
-	}
-	const chunk = 1000
-	for {
-		n := min(uint64(chunk), root.Size-from)
-		var leaves []Leaf
-		if n > 0 {
-			if leaves, err = l.leavesInRange(ctx, from, n); err != nil {
-				return fmt.Errorf("reading leaves %d..%d for indexing: %w", from, from+n, err)
-			}
-			if uint64(len(leaves)) != n {
-				return fmt.Errorf("reading leaves %d..%d for indexing: got %d", from, from+n, len(leaves))
-			}
-		}
-		b := Batch{TreeID: l.tree.TreeId, Offset: l.offset, Leaves: leaves, NewSize: from + n}
-		if b.NewSize == root.Size {
-			b.Checkpoint = cp
-		}
-		if err := l.cfg.Hook.Integrated(ctx, b); err != nil {
-			return fmt.Errorf("indexing leaves %d..%d: %w", from, from+n, err)
-		}
-		from += n
-		l.mu.Lock()
-		l.hookLoaded, l.indexed = true, from
-		if b.Checkpoint != "" {
-			l.storedCPSize, l.storedCP = from, true
-		}
-		l.mu.Unlock()
-		if from == root.Size {
-			return nil
-		}
-	}
-}
-
-func (l *Log) leavesInRange(ctx context.Context, start, count uint64) ([]Leaf, error) {
-	var out []Leaf
-	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
-		leaves, err := tx.GetLeavesByRange(ctx, int64(start), int64(count))
-		if err != nil {
-			return err
-		}
-		for _, lf := range leaves {
-			out = append(out, toLeaf(lf))
-		}
-		return nil
-	})
-	if errors.Is(err, storage.ErrTreeNeedsInit) {
-		return nil, nil
-	}
-	return out, err
 }

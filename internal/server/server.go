@@ -215,6 +215,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 		// A new log key freezes the tree the old one signed; it stays
 		// readable as an inactive shard and indexes continue after it.
 		RotateOnKeyChange: true,
+		ProofsInMemory:    true,
 	})
 	if err != nil {
 		return err
