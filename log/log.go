@@ -61,6 +61,8 @@ type Leaf struct {
 	Value        []byte
 	Extra        []byte // personality data stored beside the leaf, not hashed
 	IntegratedAt time.Time
+	// Sidecar is Config.LeafSidecar read with the leaf (reads from memory only).
+	Sidecar []byte
 }
 
 // Root is a tree head.
@@ -111,6 +113,11 @@ type Config struct {
 	Hook      Integrated
 	Logger    *slog.Logger
 	Metrics   *Metrics
+	// LeafSidecar is a scalar SQL expression over s (the leaf's
+	// SequencedLeafData row: s.TreeId, s.SequenceNumber, s.MerkleLeafHash)
+	// giving bytes the personality keeps beside each leaf, read into
+	// Leaf.Sidecar with the leaf in the same query.
+	LeafSidecar string
 	// ProofsInMemory keeps every node hash of the tree in memory (64 bytes
 	// per entry), loaded at start-up and extended by the pipeline, so reads
 	// and appends prove from memory and read a leaf with one query.

@@ -100,15 +100,23 @@ func (l *Log) memRoot() (Root, error) {
 	return Root{Size: size, Hash: h, Timestamp: time.Unix(0, l.memTime.Load())}, nil
 }
 
-const leafColumns = `SELECT s.SequenceNumber, s.MerkleLeafHash, d.LeafValue, d.ExtraData, s.IntegrateTimestampNanos
+// leafSelect is the query that reads leaves (the caller adds the rest of
+// the WHERE clause), with the personality's sidecar column when asked.
+func (l *Log) leafSelect(sidecar bool) string {
+	col := "NULL::bytea"
+	if sidecar && l.cfg.LeafSidecar != "" {
+		col = l.cfg.LeafSidecar
+	}
+	return `SELECT s.SequenceNumber, s.MerkleLeafHash, d.LeafValue, d.ExtraData, s.IntegrateTimestampNanos, ` + col + `
 	FROM SequencedLeafData s JOIN LeafData d ON d.TreeId = s.TreeId AND d.LeafIdentityHash = s.LeafIdentityHash
 	WHERE s.TreeId = $1 AND `
+}
 
 func scanLeaves(rows pgx.Rows) ([]Leaf, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Leaf, error) {
 		var lf Leaf
 		var index, nanos int64
-		err := r.Scan(&index, &lf.Hash, &lf.Value, &lf.Extra, &nanos)
+		err := r.Scan(&index, &lf.Hash, &lf.Value, &lf.Extra, &nanos, &lf.Sidecar)
 		lf.Index, lf.IntegratedAt = uint64(index), time.Unix(0, nanos)
 		return lf, err
 	})
@@ -135,7 +143,7 @@ func (l *Log) memByHash(ctx context.Context, hashes [][]byte) ([]Proven, error) 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := l.pool.Query(ctx, leafColumns+"s.MerkleLeafHash = ANY($2)", l.tree.TreeId, hashes)
+	rows, err := l.pool.Query(ctx, l.leafSelect(true)+"s.MerkleLeafHash = ANY($2)", l.tree.TreeId, hashes)
 	if err != nil {
 		return nil, fmt.Errorf("log %s: reading leaves by hash: %w", l.cfg.Name, err)
 	}
@@ -154,7 +162,7 @@ func (l *Log) memByIndex(ctx context.Context, index uint64) (Proven, error) {
 	if index >= root.Size {
 		return Proven{}, ErrNotFound
 	}
-	rows, err := l.pool.Query(ctx, leafColumns+"s.SequenceNumber = $2", l.tree.TreeId, int64(index))
+	rows, err := l.pool.Query(ctx, l.leafSelect(true)+"s.SequenceNumber = $2", l.tree.TreeId, int64(index))
 	if err != nil {
 		return Proven{}, fmt.Errorf("log %s: reading leaf %d: %w", l.cfg.Name, index, err)
 	}

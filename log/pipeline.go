@@ -443,7 +443,7 @@ func (l *Log) catchUpHook(ctx context.Context, root Root) ([]Leaf, error) {
 
 // leavesInRange reads integrated leaves in index order.
 func (l *Log) leavesInRange(ctx context.Context, start, count uint64) ([]Leaf, error) {
-	rows, err := l.pool.Query(ctx, leafColumns+"s.SequenceNumber >= $2 AND s.SequenceNumber < $3 ORDER BY s.SequenceNumber",
+	rows, err := l.pool.Query(ctx, l.leafSelect(false)+"s.SequenceNumber >= $2 AND s.SequenceNumber < $3 ORDER BY s.SequenceNumber",
 		l.tree.TreeId, int64(start), int64(start+count))
 	if err != nil {
 		return nil, err

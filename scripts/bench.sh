@@ -3,12 +3,15 @@
 # standard signet-bench scenarios against them, one JSON line per scenario.
 #   BENCH_MODE=fast (default): 5 s per scenario, for smoke checks
 #   BENCH_MODE=full: 30 s per scenario, three runs each; quote the median
+# Then a log is filled in-process (signet-bench --fill) to 100k and to
+# BENCH_BIG entries (fast: 20k, full: 1M) and appends, reads of random
+# entries and searches are measured at each size, with the database size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${BENCH_MODE:-fast}
 case $mode in
-  fast) duration=5s; runs=1 ;;
-  full) duration=30s; runs=3 ;;
+  fast) duration=5s; runs=1; big=${BENCH_BIG:-20000}; sizes="$big" ;;
+  full) duration=30s; runs=3; big=${BENCH_BIG:-1000000}; sizes="100000 $big" ;;
   *) echo "BENCH_MODE must be fast or full" >&2; exit 2 ;;
 esac
 work=$(mktemp -d /tmp/signet-bench-XXXXXX)
@@ -20,7 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME [signet-server dev flags...] -> prints the base URL
+# start NAME [signet-server dev flags...]: sets url to its base URL. Not
+# called in $(...): the pid must reach the cleanup's list.
 start() {
   local name=$1; shift
   local port=$(( 20000 + RANDOM % 20000 ))
@@ -32,17 +36,34 @@ start() {
     sleep 0.5
   done
   curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || { echo "server $name did not become healthy:" >&2; cat "$work/$name.log" >&2; exit 1; }
-  echo "http://127.0.0.1:$port"
+  url="http://127.0.0.1:$port"
 }
 
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), mode $mode" >&2
-base=$(start main)
+start main; base=$url
 printf 'ca:\n  ct: none\n' >"$work/noct.yaml"
-noct=$(start noct --config "$work/noct.yaml")
+start noct --config "$work/noct.yaml"; noct=$url
 for run in $(seq 1 $runs); do
   bin/signet-bench --target "$base" --scenarios timestamp,ca,append,read,search --concurrency 64 --duration "$duration"
   bin/signet-bench --target "$noct" --scenarios ca --concurrency 64 --duration "$duration" | sed 's/"scenario":"ca"/"scenario":"ca-no-ct"/'
   bin/signet-bench --target "$base" --scenarios append --rate 1000 --duration "$duration"
+done
+# The big log: grown with the server stopped, then measured.
+for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+pids=()
+for size in $sizes; do
+  bin/signet-bench --fill "$size" --data-dir "$work/big"
+  t0=$(date +%s%N)
+  start big; big=$url
+  echo "# started with $size entries in $(( ($(date +%s%N) - t0) / 1000000 )) ms (loads the tree into memory)" >&2
+  for run in $(seq 1 $runs); do
+    bin/signet-bench --target "$big" --scenarios append,read,search --concurrency 64 --duration "$duration" |
+      sed "s/\"scenario\":\"\([a-z]*\)\"/\"scenario\":\"\1@$size\"/"
+  done
+  curl -s "$big/metrics" | grep -E '^(signet_database_bytes|process_resident_memory_bytes) ' >&2
+  kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  pids=()
 done
 # Signing cost per signer type (file vs PKCS#11 in SoftHSM2), without HTTP.
 go test ./timestamp/ -run '^$' -bench '^BenchmarkStamp$' -benchtime "$duration" | grep '^Benchmark' >&2

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -60,14 +61,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "timed phase of each scenario")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "untimed warm-up before each scenario")
 	fs.IntVar(&o.rate, "rate", 0, "offered requests per second (open loop); 0 runs closed loop at --concurrency")
+	var fillSize uint64
+	var dataDir string
+	fs.Uint64Var(&fillSize, "fill", 0, "instead of the scenarios: grow the log of the stopped dev instance in --data-dir to this many entries, in-process")
+	fs.StringVar(&dataDir, "data-dir", "", "with --fill: the dev instance's data directory")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: signet-bench [flags]
 
 Drives load against a running Signet and prints one JSON line per scenario.
+With --fill it instead grows a stopped dev instance's log, in-process, to a
+given size (for the read and search scenarios on a big log).
 
 Example:
   signet-server dev --data-dir /tmp/bench &
   signet-bench --target http://127.0.0.1:8080 --scenarios ca,append --concurrency 64 --duration 30s
+  kill %%1; signet-bench --fill 1000000 --data-dir /tmp/bench
 
 Flags:
 `)
@@ -76,8 +84,20 @@ Flags:
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o.scenarios = strings.Split(scenarios, ",")
 	ctx := context.Background()
+	if fillSize > 0 {
+		if dataDir == "" {
+			return errors.New("--fill needs --data-dir")
+		}
+		res, err := fill(ctx, dataDir, fillSize, stderr)
+		if err != nil {
+			return fmt.Errorf("fill: %w", err)
+		}
+		line, _ := json.Marshal(res)
+		fmt.Fprintln(stdout, string(line))
+		return nil
+	}
+	o.scenarios = strings.Split(scenarios, ",")
 	httpClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}}
 	st := &state{opts: o, http: httpClient}
 	for _, sc := range o.scenarios {
@@ -113,6 +133,7 @@ type state struct {
 	mu       sync.Mutex
 	entryIDs []string
 	hashes   []string
+	sampled  bool
 }
 
 type request struct {
@@ -285,12 +306,7 @@ func (s *state) appendScenario(ctx context.Context, log io.Writer) (*result, err
 	hashes := make([]string, n)
 	nonce := time.Now().UnixNano()
 	parallel(n, func(i int) {
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		der, _ := x509.MarshalPKIXPublicKey(k.Public())
-		digest := sha256.Sum256([]byte(fmt.Sprintf("signet-bench %d %d", nonce, i)))
-		sig, _ := ecdsa.SignASN1(rand.Reader, k, digest[:])
-		bodies[i], _ = client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-		hashes[i] = fmt.Sprintf("sha256:%x", digest)
+		bodies[i], hashes[i], _ = signedEntry(fmt.Sprintf("signet-bench %d %d", nonce, i))
 	})
 	hdr := map[string]string{"Content-Type": "application/json"}
 	res := s.drive(ctx, "append", func(i int) request {
@@ -307,10 +323,27 @@ func (s *state) appendScenario(ctx context.Context, log io.Writer) (*result, err
 	return res, nil
 }
 
+// ensureEntries gives the read and search scenarios entries to look for:
+// on a log much bigger than what this run appended, a random sample of the
+// whole log (fetched by index before the timed phase), else this run's own
+// entries (appending some first if there are none).
 func (s *state) ensureEntries(ctx context.Context, log io.Writer) error {
+	if s.sampled {
+		return nil
+	}
+	s.sampled = true
+	var info struct {
+		TreeSize int64 `json:"treeSize"`
+	}
+	if err := s.getJSON(ctx, "/api/v1/log", &info); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	have := len(s.entryIDs)
 	s.mu.Unlock()
+	if info.TreeSize > 10*int64(max(have, 1000)) {
+		return s.sampleLog(ctx, info.TreeSize, log)
+	}
 	if have > 0 {
 		return nil
 	}
@@ -319,6 +352,59 @@ func (s *state) ensureEntries(ctx context.Context, log io.Writer) error {
 	_, err := s.appendScenario(ctx, log)
 	s.opts = saved
 	return err
+}
+
+// sampleLog replaces the entries to look for with a uniform sample of the
+// log's treeSize entries: their UUIDs and artifact hashes.
+func (s *state) sampleLog(ctx context.Context, treeSize int64, log io.Writer) error {
+	const n = 20000
+	fmt.Fprintf(log, "sampling %d random entries of the %d in the log\n", n, treeSize)
+	ids, hashes := make([]string, n), make([]string, n)
+	var failed atomic.Int64
+	parallel(n, func(i int) {
+		idx, _ := rand.Int(rand.Reader, big.NewInt(treeSize))
+		var le map[string]struct {
+			Body string `json:"body"`
+		}
+		if err := s.getJSON(ctx, "/api/v1/log/entries?logIndex="+idx.String(), &le); err != nil {
+			failed.Add(1)
+			return
+		}
+		for id, e := range le {
+			ids[i] = id
+			var body struct {
+				Spec struct {
+					Data struct {
+						Hash struct{ Algorithm, Value string } `json:"hash"`
+					} `json:"data"`
+				} `json:"spec"`
+			}
+			raw, _ := base64.StdEncoding.DecodeString(e.Body)
+			if json.Unmarshal(raw, &body) == nil && body.Spec.Data.Hash.Value != "" {
+				hashes[i] = body.Spec.Data.Hash.Algorithm + ":" + body.Spec.Data.Hash.Value
+			}
+		}
+	})
+	if f := failed.Load(); f > 0 {
+		return fmt.Errorf("sampling the log: %d of %d reads failed", f, n)
+	}
+	s.mu.Lock()
+	s.entryIDs, s.hashes = ids, hashes
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *state) getJSON(ctx context.Context, path string, out any) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.opts.target+path, nil)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 func (s *state) readScenario(ctx context.Context, log io.Writer) (*result, error) {

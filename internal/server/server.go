@@ -121,7 +121,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "signet_database_bytes", Help: "Size of the database on disk."}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := s.DatabaseBytes(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
 	router := chi.NewRouter()
 	router.Use(middleware.Recoverer, requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware)
 
@@ -216,6 +225,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 		// readable as an inactive shard and indexes continue after it.
 		RotateOnKeyChange: true,
 		ProofsInMemory:    true,
+		LeafSidecar:       rekorapi.SETSidecar,
 	})
 	if err != nil {
 		return err
@@ -599,6 +609,13 @@ func (s *Server) Log() *tlog.Log { return s.log }
 
 // Rekor is the Rekor personality (nil when disabled).
 func (s *Server) Rekor() *rekorapi.API { return s.rekor }
+
+// DatabaseBytes is the size of the instance's database on disk.
+func (s *Server) DatabaseBytes(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&n)
+	return n, err
+}
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -124,6 +124,9 @@ func (ix *Index) Integrated(ctx context.Context, b tlog.Batch) error {
 	return nil
 }
 
+// SETSidecar reads a leaf's stored SET with the leaf (log.Config.LeafSidecar).
+const SETSidecar = "(SELECT x.set FROM rekor_sets x WHERE x.tree_id = s.TreeId AND x.leaf_index = s.SequenceNumber)"
+
 // SET returns the signed entry timestamp stored for a leaf (nil if none:
 // entries integrated before SETs were stored).
 func (ix *Index) SET(ctx context.Context, treeID int64, index uint64) ([]byte, error) {

@@ -106,9 +106,12 @@ func (a *API) entry(ctx context.Context, sh *shard, p tlog.Proven) (model.LogEnt
 	body := base64.StdEncoding.EncodeToString(p.Leaf.Value)
 	integrated := p.Leaf.IntegratedAt.Unix()
 	index := int64(sh.log.Offset() + p.Leaf.Index)
-	set, err := a.index.SET(ctx, sh.log.TreeID(), p.Leaf.Index)
-	if err != nil {
-		return nil, "", err
+	set := p.Leaf.Sidecar
+	var err error
+	if set == nil {
+		if set, err = a.index.SET(ctx, sh.log.TreeID(), p.Leaf.Index); err != nil {
+			return nil, "", err
+		}
 	}
 	if set == nil && sh == a.active {
 		// Integrated before SETs were stored: the current key signed it.

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/server"
+)
+
+// fillResult is the JSON line the fill prints.
+type fillResult struct {
+	Scenario      string  `json:"scenario"`
+	Added         int64   `json:"added"`
+	TreeSize      uint64  `json:"tree_size"`
+	DurationS     float64 `json:"duration_s"`
+	PerSecond     float64 `json:"entries_per_s"`
+	DatabaseBytes int64   `json:"database_bytes"`
+	BytesPerEntry float64 `json:"database_bytes_per_entry"`
+}
+
+// fill grows the log of the dev instance in dataDir to size entries, in
+// this process and without HTTP (the instance must not be running): each
+// entry is a hashedrekord signed with its own P-256 key, validated and
+// appended through the same code as POST /api/v1/log/entries.
+func fill(ctx context.Context, dataDir string, size uint64, progress io.Writer) (*fillResult, error) {
+	off := false
+	cfg := config.Defaults()
+	cfg.DataDir = dataDir
+	cfg.Components.CA, cfg.Components.CT, cfg.Components.Timestamp, cfg.Components.TUF = &off, &off, &off, &off
+	cfg.Log.MaxBatch = 4096
+	srv, err := server.New(ctx, cfg, server.Options{Dev: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return nil, fmt.Errorf("starting the instance in %s: %w", dataDir, err)
+	}
+	defer srv.Close(context.Background())
+	root, err := srv.Log().Latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if root.Size >= size {
+		return fillReport(ctx, srv, 0, root.Size, 0)
+	}
+	want := int64(size - root.Size)
+	start := time.Now()
+	var next, done atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	stopProgress := make(chan struct{})
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				n := done.Load()
+				fmt.Fprintf(progress, "fill: %d/%d entries added, %.0f/s\n", n, want, float64(n)/time.Since(start).Seconds())
+			case <-stopProgress:
+				return
+			}
+		}
+	}()
+	nonce := time.Now().UnixNano()
+	var wg sync.WaitGroup
+	for range 64 * runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= want; i = next.Add(1) {
+				body, _, err := signedEntry(fmt.Sprintf("signet-bench fill %d %d", nonce, i))
+				if err == nil {
+					_, _, _, err = srv.Rekor().Add(ctx, body)
+				}
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stopProgress)
+	if firstErr != nil {
+		return nil, fmt.Errorf("after %d entries: %w", done.Load(), firstErr)
+	}
+	root, err = srv.Log().Latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return fillReport(ctx, srv, done.Load(), root.Size, time.Since(start))
+}
+
+func fillReport(ctx context.Context, srv *server.Server, added int64, size uint64, took time.Duration) (*fillResult, error) {
+	dbBytes, err := srv.DatabaseBytes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &fillResult{Scenario: "fill", Added: added, TreeSize: size, DurationS: took.Seconds(), DatabaseBytes: dbBytes}
+	if took > 0 {
+		r.PerSecond = float64(added) / took.Seconds()
+	}
+	if size > 0 {
+		r.BytesPerEntry = float64(dbBytes) / float64(size)
+	}
+	return r, nil
+}
+
+// signedEntry is a hashedrekord proposal for the artifact named, signed
+// with a fresh key as a CI job would log it, and the artifact's
+// "sha256:<hex>" for searching.
+func signedEntry(artifact string) ([]byte, string, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	der, err := x509.MarshalPKIXPublicKey(k.Public())
+	if err != nil {
+		return nil, "", err
+	}
+	digest := sha256.Sum256([]byte(artifact))
+	sig, err := ecdsa.SignASN1(rand.Reader, k, digest[:])
+	if err != nil {
+		return nil, "", err
+	}
+	body, err := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	return body, fmt.Sprintf("sha256:%x", digest), err
+}
