@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -16,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	ct "github.com/google/certificate-transparency-go"
+	"github.com/google/certificate-transparency-go/tls"
+	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/signet-dev/signet/ca/identity"
@@ -189,6 +193,66 @@ func TestDirectSigningMatchesCreateCertificate(t *testing.T) {
 			}
 			if err := direct.CheckSignatureFrom(p.inter); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// recordingCT keeps the precertificate the CA hands its log; the real CT
+// log's SCTs are verified end to end by sigstore-go and cosign in
+// internal/server. Here only the handed-over entry matters.
+type recordingCT struct{ got *Precertificate }
+
+func (r *recordingCT) LogPrecertificate(_ context.Context, p *Precertificate) (*ct.SignedCertificateTimestamp, error) {
+	r.got = p
+	return &ct.SignedCertificateTimestamp{SCTVersion: ct.V1, Timestamp: 1, Signature: ct.DigitallySigned{
+		Algorithm: tls.SignatureAndHashAlgorithm{Hash: tls.SHA256, Signature: tls.ECDSA}, Signature: []byte{1}}}, nil
+}
+
+// The precertificate entry the CA builds itself (the TBS without poison)
+// must be what certificate-transparency-go derives both from the
+// precertificate, as a CT log does, and from the final certificate, as
+// SCT verifiers do; with direct signing and through CreateCertificate.
+func TestPrecertificateEntryMatchesCTGo(t *testing.T) {
+	p := newPKI(t, []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, true)
+	for name, signer := range map[string]crypto.Signer{
+		"direct":            p.interKey,
+		"CreateCertificate": struct{ crypto.Signer }{p.interKey},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := New(signer, []*x509.Certificate{p.inter, p.root}, DefaultValidity)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &recordingCT{}
+			c.UseSCTSource(rec)
+			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			final, err := c.Issue(context.Background(), &identity.Principal{Email: "a@example.com", Extensions: identity.Extensions{Issuer: "https://idp", Subject: "a"}}, key.Public())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := rec.got
+			precert, err := x509.ParseCertificate(got.DER)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := precert.CheckSignatureFrom(p.inter); err != nil {
+				t.Fatalf("precertificate: %v", err)
+			}
+			fromPrecert, err := ctx509.BuildPrecertTBS(precert.RawTBSCertificate, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fromFinal, err := ctx509.RemoveSCTList(final.RawTBSCertificate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.TBS, fromPrecert) || !bytes.Equal(got.TBS, fromFinal) {
+				t.Fatalf("precertificate entry TBS differs:\n CA         %x\n precert    %x\n final cert %x", got.TBS, fromPrecert, fromFinal)
+			}
+			if got.IssuerKeyHash != sha256.Sum256(p.inter.RawSubjectPublicKeyInfo) || len(got.Chain) != 2 ||
+				!bytes.Equal(got.Chain[0], p.inter.Raw) || !bytes.Equal(got.Chain[1], p.root.Raw) {
+				t.Fatal("issuer key hash or chain is not the issuing certificate's")
 			}
 		})
 	}

@@ -64,6 +64,48 @@ func addExtension(b *cryptobyte.Builder, oid asn1.ObjectIdentifier, critical boo
 
 // signLeafDirect encodes and signs a leaf for a template made by Template.
 func (c *CA) signLeafDirect(key *ecdsa.PrivateKey, t *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
+	der, err := c.signDirect(key, t, pub)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// signDirect is signLeafDirect's DER, unparsed.
+func (c *CA) signDirect(key *ecdsa.PrivateKey, t *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
+	tbs, err := c.leafTBS(key, t, pub)
+	if err != nil {
+		return nil, err
+	}
+	sigAlg, digest := directAlgorithm(key)
+	sig, err := ecdsa.SignASN1(rand.Reader, key, digest(tbs))
+	if err != nil {
+		return nil, err
+	}
+	var cb cryptobyte.Builder
+	cb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(tbs)
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(sigAlg) })
+		b.AddASN1BitString(sig)
+	})
+	return cb.Bytes()
+}
+
+// directAlgorithm is the signature algorithm and digest for the key's curve.
+func directAlgorithm(key *ecdsa.PrivateKey) (asn1.ObjectIdentifier, func([]byte) []byte) {
+	switch key.Curve {
+	case elliptic.P256():
+		return oidECDSASHA256, func(b []byte) []byte { d := sha256.Sum256(b); return d[:] }
+	case elliptic.P384():
+		return oidECDSASHA384, func(b []byte) []byte { d := sha512.Sum384(b); return d[:] }
+	default:
+		return oidECDSASHA512, func(b []byte) []byte { d := sha512.Sum512(b); return d[:] }
+	}
+}
+
+// leafTBS encodes the TBSCertificate of a leaf for a template made by
+// Template.
+func (c *CA) leafTBS(key *ecdsa.PrivateKey, t *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
 	if t.KeyUsage != x509.KeyUsageDigitalSignature || len(t.ExtKeyUsage) != 1 || t.ExtKeyUsage[0] != x509.ExtKeyUsageCodeSigning || t.IsCA {
 		return nil, errors.New("direct signing only handles code-signing leaves")
 	}
@@ -71,16 +113,7 @@ func (c *CA) signLeafDirect(key *ecdsa.PrivateKey, t *x509.Certificate, pub cryp
 	if err != nil {
 		return nil, err
 	}
-	var sigAlg asn1.ObjectIdentifier
-	var digest func([]byte) []byte
-	switch key.Curve {
-	case elliptic.P256():
-		sigAlg, digest = oidECDSASHA256, func(b []byte) []byte { d := sha256.Sum256(b); return d[:] }
-	case elliptic.P384():
-		sigAlg, digest = oidECDSASHA384, func(b []byte) []byte { d := sha512.Sum384(b); return d[:] }
-	default:
-		sigAlg, digest = oidECDSASHA512, func(b []byte) []byte { d := sha512.Sum512(b); return d[:] }
-	}
+	sigAlg, _ := directAlgorithm(key)
 	algID := func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(sigAlg) })
 	}
@@ -133,23 +166,5 @@ func (c *CA) signLeafDirect(key *ecdsa.PrivateKey, t *x509.Certificate, pub cryp
 			})
 		})
 	})
-	tbs, err := tb.Bytes()
-	if err != nil {
-		return nil, err
-	}
-	sig, err := ecdsa.SignASN1(rand.Reader, key, digest(tbs))
-	if err != nil {
-		return nil, err
-	}
-	var cb cryptobyte.Builder
-	cb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(tbs)
-		algID(b)
-		b.AddASN1BitString(sig)
-	})
-	der, err := cb.Bytes()
-	if err != nil {
-		return nil, err
-	}
-	return x509.ParseCertificate(der)
+	return tb.Bytes()
 }

@@ -2,7 +2,6 @@ package ca
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -36,10 +35,10 @@ func NewRemoteCT(url string, pubPEM []byte) (*RemoteCT, error) {
 
 // LogPrecertificate implements SCTSource; the client library checks the
 // SCT's signature over the precertificate entry before returning it.
-func (r *RemoteCT) LogPrecertificate(ctx context.Context, chain []*x509.Certificate) (*ct.SignedCertificateTimestamp, error) {
-	der := make([]ct.ASN1Cert, len(chain))
-	for i, c := range chain {
-		der[i] = ct.ASN1Cert{Data: c.Raw}
+func (r *RemoteCT) LogPrecertificate(ctx context.Context, p *Precertificate) (*ct.SignedCertificateTimestamp, error) {
+	der := []ct.ASN1Cert{{Data: p.DER}}
+	for _, c := range p.Chain {
+		der = append(der, ct.ASN1Cert{Data: c})
 	}
 	sct, err := r.lc.AddPreChain(ctx, der)
 	if err != nil {

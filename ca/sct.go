@@ -2,6 +2,7 @@ package ca
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -12,10 +13,23 @@ import (
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 )
 
-// SCTSource logs a precertificate chain (precertificate first, root last)
-// and returns the log's promise to include it.
+// SCTSource logs a precertificate and returns the log's promise to include
+// it.
 type SCTSource interface {
-	LogPrecertificate(ctx context.Context, chain []*x509.Certificate) (*ct.SignedCertificateTimestamp, error)
+	LogPrecertificate(ctx context.Context, p *Precertificate) (*ct.SignedCertificateTimestamp, error)
+}
+
+// Precertificate is a signed precertificate with what an RFC 6962 log
+// builds its entry from, so a log in this process parses nothing again.
+type Precertificate struct {
+	// DER is the precertificate; Chain its issuer's chain up to the root.
+	DER   []byte
+	Chain [][]byte
+	// TBS is its TBSCertificate without the poison extension, and
+	// IssuerKeyHash SHA-256 of the issuer's SubjectPublicKeyInfo: the
+	// precertificate entry an SCT signs.
+	TBS           []byte
+	IssuerKeyHash [32]byte
 }
 
 var oidPoison = asn1.ObjectIdentifier(ctx509.OIDExtensionCTPoison)
@@ -34,11 +48,31 @@ func (c *CA) issueWithSCT(ctx context.Context, t *x509.Certificate, pubKey any) 
 	base := t.ExtraExtensions
 	pre := *t
 	pre.ExtraExtensions = append(append([]pkix.Extension{}, base...), pkix.Extension{Id: oidPoison, Critical: true, Value: asn1.NullBytes})
-	precert, err := c.Sign(ctx, &pre, pubKey)
-	if err != nil {
-		return nil, fmt.Errorf("signing the precertificate: %w", err)
+	p := &Precertificate{IssuerKeyHash: sha256.Sum256(c.chain[0].RawSubjectPublicKeyInfo)}
+	for _, cert := range c.chain {
+		p.Chain = append(p.Chain, cert.Raw)
 	}
-	sct, err := c.sct.LogPrecertificate(ctx, append([]*x509.Certificate{precert}, c.chain...))
+	if key, ok := c.fastSigner(); ok {
+		// The poison is the last extension, so the TBS without it is the
+		// template's own.
+		var err error
+		if p.TBS, err = c.leafTBS(key, t, pubKey); err != nil {
+			return nil, fmt.Errorf("encoding the precertificate: %w", err)
+		}
+		if p.DER, err = c.signDirect(key, &pre, pubKey); err != nil {
+			return nil, fmt.Errorf("signing the precertificate: %w", err)
+		}
+	} else {
+		precert, err := c.Sign(ctx, &pre, pubKey)
+		if err != nil {
+			return nil, fmt.Errorf("signing the precertificate: %w", err)
+		}
+		p.DER = precert.Raw
+		if p.TBS, err = ctx509.BuildPrecertTBS(precert.RawTBSCertificate, nil); err != nil {
+			return nil, fmt.Errorf("removing the poison extension: %w", err)
+		}
+	}
+	sct, err := c.sct.LogPrecertificate(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("logging the precertificate: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/google/certificate-transparency-go/x509util"
 
+	"github.com/signet-dev/signet/ca"
 	tlog "github.com/signet-dev/signet/log"
 )
 
@@ -133,16 +134,6 @@ func (c *CT) AddChain(ctx context.Context, raw [][]byte, precert bool) (*ct.Sign
 	return c.log(ctx, der, precert)
 }
 
-// AddPreChainTrusted logs a precertificate chain issued by this process's
-// own CA, skipping chain validation (the caller made and signed it).
-func (c *CT) AddPreChainTrusted(ctx context.Context, chain []*x509.Certificate) (*ct.SignedCertificateTimestamp, error) {
-	der := make([][]byte, len(chain))
-	for i, cert := range chain {
-		der[i] = cert.Raw
-	}
-	return c.log(ctx, der, true)
-}
-
 // Leaf builds the Merkle tree leaf for a chain of DER certificates.
 func Leaf(chain [][]byte, precert bool, timestamp uint64) (*ct.MerkleTreeLeaf, error) {
 	leaf := &ct.MerkleTreeLeaf{Version: ct.V1, LeafType: ct.TimestampedEntryLeafType, TimestampedEntry: &ct.TimestampedEntry{Timestamp: timestamp}}
@@ -166,9 +157,14 @@ func Leaf(chain [][]byte, precert bool, timestamp uint64) (*ct.MerkleTreeLeaf, e
 	if err != nil {
 		return nil, &ChainError{"removing the poison extension: " + err.Error()}
 	}
-	leaf.TimestampedEntry.EntryType = ct.PrecertLogEntryType
-	leaf.TimestampedEntry.PrecertEntry = &ct.PreCert{IssuerKeyHash: sha256.Sum256(issuer.RawSubjectPublicKeyInfo), TBSCertificate: tbs}
-	return leaf, nil
+	return precertLeaf(sha256.Sum256(issuer.RawSubjectPublicKeyInfo), tbs, timestamp), nil
+}
+
+func precertLeaf(issuerKeyHash [32]byte, tbs []byte, timestamp uint64) *ct.MerkleTreeLeaf {
+	return &ct.MerkleTreeLeaf{Version: ct.V1, LeafType: ct.TimestampedEntryLeafType, TimestampedEntry: &ct.TimestampedEntry{
+		Timestamp: timestamp, EntryType: ct.PrecertLogEntryType,
+		PrecertEntry: &ct.PreCert{IssuerKeyHash: issuerKeyHash, TBSCertificate: tbs},
+	}}
 }
 
 func (c *CT) log(ctx context.Context, chain [][]byte, precert bool) (*ct.SignedCertificateTimestamp, error) {
@@ -177,6 +173,12 @@ func (c *CT) log(ctx context.Context, chain [][]byte, precert bool) (*ct.SignedC
 	if err != nil {
 		return nil, err
 	}
+	return c.logLeaf(ctx, leaf, chain, precert)
+}
+
+// logLeaf queues a leaf with its chain and signs its SCT.
+func (c *CT) logLeaf(ctx context.Context, leaf *ct.MerkleTreeLeaf, chain [][]byte, precert bool) (*ct.SignedCertificateTimestamp, error) {
+	ts := leaf.TimestampedEntry.Timestamp
 	leafBytes, err := tls.Marshal(*leaf)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the leaf: %w", err)
@@ -249,7 +251,10 @@ func (c *CT) STH(ctx context.Context) (*ct.SignedTreeHead, error) {
 	return sth, nil
 }
 
-// LogPrecertificate implements ca.SCTSource for the CA in this process.
-func (c *CT) LogPrecertificate(ctx context.Context, chain []*x509.Certificate) (*ct.SignedCertificateTimestamp, error) {
-	return c.AddPreChainTrusted(ctx, chain)
+// LogPrecertificate implements ca.SCTSource for the CA in this process: its
+// chain is not validated (this process made and signed it) and its entry
+// is taken as the CA built it, parsing nothing.
+func (c *CT) LogPrecertificate(ctx context.Context, p *ca.Precertificate) (*ct.SignedCertificateTimestamp, error) {
+	leaf := precertLeaf(p.IssuerKeyHash, p.TBS, uint64(time.Now().UnixMilli()))
+	return c.logLeaf(ctx, leaf, append([][]byte{p.DER}, p.Chain...), true)
 }
