@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"math/big"
 	"net/url"
@@ -255,5 +256,31 @@ func TestPrecertificateEntryMatchesCTGo(t *testing.T) {
 				t.Fatal("issuer key hash or chain is not the issuing certificate's")
 			}
 		})
+	}
+}
+
+// The SCT list extension is what certificate-transparency-go encodes.
+func TestSCTListMatchesCTGo(t *testing.T) {
+	var scts []*ct.SignedCertificateTimestamp
+	var want ctx509.SignedCertificateTimestampList
+	for i := range 3 {
+		s := &ct.SignedCertificateTimestamp{SCTVersion: ct.V1, Timestamp: uint64(1700000000000 + i), Extensions: ct.CTExtensions(bytes.Repeat([]byte{byte(i)}, i)),
+			Signature: ct.DigitallySigned{Algorithm: tls.SignatureAndHashAlgorithm{Hash: tls.SHA256, Signature: tls.ECDSA}, Signature: bytes.Repeat([]byte{0xab}, 70+i)}}
+		rand.Read(s.LogID.KeyID[:]) //nolint:errcheck
+		scts = append(scts, s)
+		b, err := tls.Marshal(*s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.SCTList = append(want.SCTList, ctx509.SerializedSCT{Val: b})
+		inner, err := tls.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantValue, _ := asn1.Marshal(inner)
+		ext, err := sctListExtension(scts...)
+		if err != nil || !bytes.Equal(ext.Value, wantValue) || !ext.Id.Equal(asn1.ObjectIdentifier(ctx509.OIDExtensionCTSCT)) || ext.Critical {
+			t.Fatalf("%d SCTs: %v\n got  %x\n want %x", i+1, err, ext.Value, wantValue)
+		}
 	}
 }

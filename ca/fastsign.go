@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"time"
@@ -64,19 +65,23 @@ func addExtension(b *cryptobyte.Builder, oid asn1.ObjectIdentifier, critical boo
 
 // signLeafDirect encodes and signs a leaf for a template made by Template.
 func (c *CA) signLeafDirect(key *ecdsa.PrivateKey, t *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
-	der, err := c.signDirect(key, t, pub)
+	enc, err := c.newLeafEncoder(key, t, pub)
+	if err != nil {
+		return nil, err
+	}
+	tbs, err := enc.tbs()
+	if err != nil {
+		return nil, err
+	}
+	der, err := signDirect(key, tbs)
 	if err != nil {
 		return nil, err
 	}
 	return x509.ParseCertificate(der)
 }
 
-// signDirect is signLeafDirect's DER, unparsed.
-func (c *CA) signDirect(key *ecdsa.PrivateKey, t *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
-	tbs, err := c.leafTBS(key, t, pub)
-	if err != nil {
-		return nil, err
-	}
+// signDirect signs a TBSCertificate into a certificate's DER.
+func signDirect(key *ecdsa.PrivateKey, tbs []byte) ([]byte, error) {
 	sigAlg, digest := directAlgorithm(key)
 	sig, err := ecdsa.SignASN1(rand.Reader, key, digest(tbs))
 	if err != nil {
@@ -103,9 +108,17 @@ func directAlgorithm(key *ecdsa.PrivateKey) (asn1.ObjectIdentifier, func([]byte)
 	}
 }
 
-// leafTBS encodes the TBSCertificate of a leaf for a template made by
-// Template.
-func (c *CA) leafTBS(key *ecdsa.PrivateKey, t *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
+// leafEncoder holds a leaf's TBSCertificate encoded but for the closing of
+// its extensions, so the precertificate, the entry its SCT signs and the
+// final certificate, which differ only in a last extension, share the work.
+type leafEncoder struct {
+	// head is the TBS fields before the extensions, exts the template's
+	// extensions, each element encoded.
+	head, exts []byte
+}
+
+// newLeafEncoder encodes a template made by Template.
+func (c *CA) newLeafEncoder(key *ecdsa.PrivateKey, t *x509.Certificate, pub crypto.PublicKey) (*leafEncoder, error) {
 	if t.KeyUsage != x509.KeyUsageDigitalSignature || len(t.ExtKeyUsage) != 1 || t.ExtKeyUsage[0] != x509.ExtKeyUsageCodeSigning || t.IsCA {
 		return nil, errors.New("direct signing only handles code-signing leaves")
 	}
@@ -114,57 +127,73 @@ func (c *CA) leafTBS(key *ecdsa.PrivateKey, t *x509.Certificate, pub crypto.Publ
 		return nil, err
 	}
 	sigAlg, _ := directAlgorithm(key)
-	algID := func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(sigAlg) })
+	var hb cryptobyte.Builder
+	hb.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) { b.AddASN1Int64(2) })
+	hb.AddASN1BigInt(t.SerialNumber)
+	hb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(sigAlg) })
+	hb.AddBytes(c.chain[0].RawSubject)
+	hb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		addTime(b, t.NotBefore)
+		addTime(b, t.NotAfter)
+	})
+	hb.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {}) // empty subject
+	hb.AddBytes(spki)
+	head, err := hb.Bytes()
+	if err != nil {
+		return nil, err
 	}
-	var tb cryptobyte.Builder
-	tb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) { b.AddASN1Int64(2) })
-		b.AddASN1BigInt(t.SerialNumber)
-		algID(b)
-		b.AddBytes(c.chain[0].RawSubject)
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			addTime(b, t.NotBefore)
-			addTime(b, t.NotAfter)
+	var eb cryptobyte.Builder
+	// keyUsage digitalSignature: BIT STRING, 7 unused bits, 0x80.
+	addExtension(&eb, oidKeyUsage, true, []byte{0x03, 0x02, 0x07, 0x80})
+	eku, _ := asn1.Marshal([]asn1.ObjectIdentifier{oidCodeSigning})
+	addExtension(&eb, oidExtKeyUsage, false, eku)
+	skid, _ := asn1.Marshal(t.SubjectKeyId)
+	addExtension(&eb, oidSKID, false, skid)
+	if len(t.AuthorityKeyId) > 0 {
+		akid, _ := asn1.Marshal(struct {
+			ID []byte `asn1:"optional,tag:0"`
+		}{t.AuthorityKeyId})
+		addExtension(&eb, oidAKID, false, akid)
+	}
+	if len(t.EmailAddresses)+len(t.URIs) > 0 {
+		var san cryptobyte.Builder
+		san.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			for _, e := range t.EmailAddresses {
+				b.AddASN1(cbasn1.Tag(1).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(e)) })
+			}
+			for _, u := range t.URIs {
+				b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u.String())) })
+			}
 		})
-		b.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {}) // empty subject
-		b.AddBytes(spki)
+		sanDER, err := san.Bytes()
+		if err != nil {
+			return nil, err
+		}
+		addExtension(&eb, oidSubjectAltName, true, sanDER)
+	}
+	for _, e := range t.ExtraExtensions {
+		addExtension(&eb, e.Id, e.Critical, e.Value)
+	}
+	exts, err := eb.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	return &leafEncoder{head: head, exts: exts}, nil
+}
+
+// tbs is the TBSCertificate with more extensions after the template's.
+func (e *leafEncoder) tbs(more ...pkix.Extension) ([]byte, error) {
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(e.head)+len(e.exts)+64))
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(e.head)
 		b.AddASN1(cbasn1.Tag(3).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				// keyUsage digitalSignature: BIT STRING, 7 unused bits, 0x80.
-				addExtension(b, oidKeyUsage, true, []byte{0x03, 0x02, 0x07, 0x80})
-				eku, _ := asn1.Marshal([]asn1.ObjectIdentifier{oidCodeSigning})
-				addExtension(b, oidExtKeyUsage, false, eku)
-				skid, _ := asn1.Marshal(t.SubjectKeyId)
-				addExtension(b, oidSKID, false, skid)
-				if len(t.AuthorityKeyId) > 0 {
-					akid, _ := asn1.Marshal(struct {
-						ID []byte `asn1:"optional,tag:0"`
-					}{t.AuthorityKeyId})
-					addExtension(b, oidAKID, false, akid)
-				}
-				if len(t.EmailAddresses)+len(t.URIs) > 0 {
-					var san cryptobyte.Builder
-					san.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						for _, e := range t.EmailAddresses {
-							b.AddASN1(cbasn1.Tag(1).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(e)) })
-						}
-						for _, u := range t.URIs {
-							b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(u.String())) })
-						}
-					})
-					sanDER, err := san.Bytes()
-					if err != nil {
-						b.SetError(err)
-						return
-					}
-					addExtension(b, oidSubjectAltName, true, sanDER)
-				}
-				for _, e := range t.ExtraExtensions {
-					addExtension(b, e.Id, e.Critical, e.Value)
+				b.AddBytes(e.exts)
+				for _, x := range more {
+					addExtension(b, x.Id, x.Critical, x.Value)
 				}
 			})
 		})
 	})
-	return tb.Bytes()
+	return b.Bytes()
 }

@@ -196,17 +196,23 @@ func (c *CT) logLeaf(ctx context.Context, leaf *ct.MerkleTreeLeaf, chain [][]byt
 	if err != nil {
 		return nil, fmt.Errorf("encoding the chain: %w", err)
 	}
-	// The SCT promises inclusion within the maximum merge delay: the leaf
-	// is durably queued now and integrated by the pipeline right after.
-	if _, err := c.cfg.Log.Enqueue(ctx, leafBytes, extra); err != nil {
-		return nil, err
-	}
-	sct := &ct.SignedCertificateTimestamp{SCTVersion: ct.V1, LogID: ct.LogID{KeyID: c.logID}, Timestamp: ts}
-	input, err := ct.SerializeSCTSignatureInput(*sct, ct.LogEntry{Leaf: *leaf})
+	input, err := ct.SerializeSCTSignatureInput(ct.SignedCertificateTimestamp{SCTVersion: ct.V1, Timestamp: ts}, ct.LogEntry{Leaf: *leaf})
 	if err != nil {
 		return nil, err
 	}
-	if sct.Signature, err = c.sign(input); err != nil {
+	return c.queueAndSign(ctx, ts, leafBytes, extra, input)
+}
+
+// queueAndSign queues an encoded leaf and signs its SCT.
+func (c *CT) queueAndSign(ctx context.Context, ts uint64, leaf, extra, sctInput []byte) (*ct.SignedCertificateTimestamp, error) {
+	// The SCT promises inclusion within the maximum merge delay: the leaf
+	// is durably queued now and integrated by the pipeline right after.
+	if _, err := c.cfg.Log.Enqueue(ctx, leaf, extra); err != nil {
+		return nil, err
+	}
+	sct := &ct.SignedCertificateTimestamp{SCTVersion: ct.V1, LogID: ct.LogID{KeyID: c.logID}, Timestamp: ts}
+	var err error
+	if sct.Signature, err = c.sign(sctInput); err != nil {
 		return nil, err
 	}
 	return sct, nil
@@ -255,6 +261,14 @@ func (c *CT) STH(ctx context.Context) (*ct.SignedTreeHead, error) {
 // chain is not validated (this process made and signed it) and its entry
 // is taken as the CA built it, parsing nothing.
 func (c *CT) LogPrecertificate(ctx context.Context, p *ca.Precertificate) (*ct.SignedCertificateTimestamp, error) {
-	leaf := precertLeaf(p.IssuerKeyHash, p.TBS, uint64(time.Now().UnixMilli()))
-	return c.logLeaf(ctx, leaf, append([][]byte{p.DER}, p.Chain...), true)
+	ts := uint64(time.Now().UnixMilli())
+	leaf, err := encodePrecertLeaf(p.IssuerKeyHash, p.TBS, ts)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the leaf: %w", err)
+	}
+	extra, err := encodePrecertChainEntry(p.DER, p.Chain)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the chain: %w", err)
+	}
+	return c.queueAndSign(ctx, ts, leaf, extra, leaf)
 }
