@@ -52,21 +52,11 @@ type LogOption func(*Log)
 func WithLogPublicKey(pubs ...crypto.PublicKey) LogOption {
 	return func(l *Log) {
 		for _, pub := range pubs {
-			if id, err := LogID(pub); err == nil {
+			if id, err := model.LogID(pub); err == nil {
 				l.pinned[id] = pub
 			}
 		}
 	}
-}
-
-// LogID is the hex SHA-256 of a log key's PKIX DER: Rekor's logID.
-func LogID(pub crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return "", fmt.Errorf("encoding the log key: %w", err)
-	}
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:]), nil
 }
 
 // WithHTTPClient replaces the default HTTP client (30 s timeout).
@@ -180,7 +170,7 @@ func (l *Log) treeKey(ctx context.Context, treeID string) (crypto.PublicKey, err
 		return nil, fmt.Errorf("log public key: %w", err)
 	}
 	if len(l.pinned) > 0 {
-		id, err := LogID(pub)
+		id, err := model.LogID(pub)
 		if err != nil {
 			return nil, err
 		}
@@ -416,7 +406,7 @@ func (l *Log) verified(ctx context.Context, le model.LogEntry) (*Entry, error) {
 func VerifyEntry(e *Entry, pubs ...crypto.PublicKey) error {
 	var pub crypto.PublicKey
 	for _, p := range pubs {
-		if id, err := LogID(p); err == nil && id == e.LogID {
+		if id, err := model.LogID(p); err == nil && id == e.LogID {
 			pub = p
 		}
 	}

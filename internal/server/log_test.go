@@ -548,3 +548,46 @@ func TestClientVerificationCatchesTampering(t *testing.T) {
 		t.Fatal("verified with the wrong log key")
 	}
 }
+
+// If the in-memory tree ever disagrees with the root in storage (here a
+// leaf hash altered in the database while the server was down), the log
+// keeps serving, from storage: roots, proofs and appends stay right.
+func TestInMemoryTreeMismatchFallsBackToStorage(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first := f.start(t)
+	s := newSigner(t)
+	for i := 0; i < 4; i++ {
+		p, _, _ := s.hashedRekord(t, []byte(fmt.Sprint("entry ", i)), nil)
+		if _, err := first.client.Upload(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info1, _, err := first.client.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := first.srv.Log().TreeID()
+	first.stop()
+	conn := first.srvPool(t)
+	if tag, err := conn.Exec(ctx, "UPDATE SequencedLeafData SET MerkleLeafHash = $1 WHERE TreeId = $2 AND SequenceNumber = 1", make([]byte, 32), tree); err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("altering a leaf hash: %v", err)
+	}
+
+	second := f.start(t)
+	info2, _, err := second.client.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info2.RootHash != info1.RootHash || info2.TreeSize != info1.TreeSize {
+		t.Fatalf("root after the mismatch %s/%d, want the stored %s/%d", info2.RootHash, info2.TreeSize, info1.RootHash, info1.TreeSize)
+	}
+	if _, err := second.client.GetByIndex(ctx, 2); err != nil {
+		t.Fatalf("an entry read after the mismatch does not verify: %v", err)
+	}
+	p, _, _ := s.hashedRekord(t, []byte("after the mismatch"), nil)
+	e, err := second.client.Upload(ctx, p)
+	if err != nil || e.LogIndex != 4 {
+		t.Fatalf("append after the mismatch: %+v %v", e, err)
+	}
+}

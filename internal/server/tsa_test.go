@@ -210,6 +210,21 @@ func verifyBundle(t *testing.T, trustedRoot []byte, b *bundle.Bundle, artifact [
 	return v.Verify(b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(artifact)), verify.WithCertificateIdentity(id)))
 }
 
+// withoutRetired drops the first (oldest, retired) item of each list of a
+// trusted root, to show that what verifies needs it.
+func withoutRetired(t *testing.T, trustedRoot []byte, lists ...string) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(trustedRoot, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lists {
+		doc[l] = doc[l].([]any)[1:]
+	}
+	out, _ := json.Marshal(doc)
+	return out
+}
+
 // sigstore-go verifies a keyless bundle end to end with nothing but the
 // trusted_root.json we serve.
 func TestSigstoreGoVerifiesTimestampedBundle(t *testing.T) {
@@ -275,12 +290,7 @@ func TestRotatedCAAndTSAKeepVerifying(t *testing.T) {
 	}
 	// Without the retired chain the old bundle would not verify: the
 	// history is what keeps it valid.
-	tr1 := inst2.get("/api/v1/trust/trusted_root.json", http.StatusOK)
-	var doc map[string]any
-	json.Unmarshal(tr1, &doc) //nolint:errcheck
-	doc["certificateAuthorities"] = doc["certificateAuthorities"].([]any)[1:]
-	doc["timestampAuthorities"] = doc["timestampAuthorities"].([]any)[1:]
-	trimmed, _ := json.Marshal(doc)
+	trimmed := withoutRetired(t, inst2.get("/api/v1/trust/trusted_root.json", http.StatusOK), "certificateAuthorities", "timestampAuthorities")
 	if _, err := verifyBundle(t, trimmed, b1, before, issuer1, "before@example.com"); err == nil {
 		t.Fatal("the old bundle verified without the retired chains")
 	}

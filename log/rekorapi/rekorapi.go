@@ -77,7 +77,7 @@ func New(cfg Config) (*API, error) {
 	}
 	a := &API{index: cfg.Index, types: cfg.Types, limits: cfg.Limits, logger: cfg.Logger}
 	for _, l := range append(cfg.Log.Retired(), cfg.Log) {
-		id, err := logIDOf(l.PublicKey())
+		id, err := model.LogID(l.PublicKey())
 		if err != nil {
 			return nil, err
 		}

@@ -5,9 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"runtime"
 	"sync"
@@ -26,21 +24,11 @@ func newSETSigner(signer crypto.Signer) (*setSigner, error) {
 	if _, ok := signer.Public().(*ecdsa.PublicKey); !ok {
 		return nil, fmt.Errorf("the Rekor log key must be ECDSA (clients verify signed entry timestamps only with ECDSA), got %T", signer.Public())
 	}
-	id, err := logIDOf(signer.Public())
+	id, err := model.LogID(signer.Public())
 	if err != nil {
 		return nil, err
 	}
 	return &setSigner{signer: signer, logID: id}, nil
-}
-
-// logIDOf is hex SHA-256 of a log key's PKIX DER.
-func logIDOf(pub crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return "", fmt.Errorf("encoding the log public key: %w", err)
-	}
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:]), nil
 }
 
 // sign signs the SET of the leaf at index offset+leaf.Index.

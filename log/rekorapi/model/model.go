@@ -4,6 +4,9 @@
 package model
 
 import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -118,6 +121,16 @@ func SETPayload(body string, integratedTime int64, logID string, logIndex int64)
 var (
 	uuidPattern = regexp.MustCompile(`^([0-9a-fA-F]{64}|[0-9a-fA-F]{80})$`)
 )
+
+// LogID is Rekor's logID of a log key: hex SHA-256 of its PKIX DER.
+func LogID(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("encoding the log key: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), nil
+}
 
 // EntryID is the 80-hex ID of a leaf in a tree: %016x tree ID + leaf hash.
 func EntryID(treeID int64, leafHash []byte) string {
