@@ -46,6 +46,8 @@ type Config struct {
 type API struct {
 	cfg    Config
 	issued *prometheus.CounterVec
+	// caPEMs is the CA chain in PEM, encoded once.
+	caPEMs []string
 }
 
 // New builds the API.
@@ -61,6 +63,9 @@ func New(cfg Config) *API {
 	}, []string{"outcome"})}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(a.issued)
+	}
+	for _, c := range cfg.CA.Chain() {
+		a.caPEMs = append(a.caPEMs, pemString(c))
 	}
 	return a
 }
@@ -163,14 +168,11 @@ func pemString(c *x509.Certificate) string {
 }
 
 func (a *API) chainPEMs(leaf *x509.Certificate) []string {
-	out := []string{}
+	out := make([]string, 0, len(a.caPEMs)+1)
 	if leaf != nil {
 		out = append(out, pemString(leaf))
 	}
-	for _, c := range a.cfg.CA.Chain() {
-		out = append(out, pemString(c))
-	}
-	return out
+	return append(out, a.caPEMs...)
 }
 
 func bearer(r *http.Request) string {
