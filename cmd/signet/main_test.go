@@ -2,24 +2,19 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db/dbtest"
-	"github.com/signet-dev/signet/internal/server"
 )
 
 func TestMain(m *testing.M) {
@@ -34,20 +29,8 @@ func TestMain(m *testing.M) {
 
 func devServer(t *testing.T) string {
 	t.Helper()
-	hs := httptest.NewUnstartedServer(nil)
-	cfg := config.Defaults()
-	cfg.Hostname = "signet.test"
-	cfg.Database.URL = dbtest.NewURL(t)
-	cfg.DataDir = t.TempDir()
-	cfg.PublicURL = "http://" + hs.Listener.Addr().String()
-	srv, err := server.New(context.Background(), cfg, server.Options{Dev: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Config.Handler = srv.Handler()
-	hs.Start()
-	t.Cleanup(func() { hs.Close(); srv.Close(context.Background()) })
-	return hs.URL
+	base, _ := startDevAt(t, "127.0.0.1:0", dbtest.NewURL(t), t.TempDir())
+	return base
 }
 
 func runCLI(t *testing.T, args ...string) (string, error) {

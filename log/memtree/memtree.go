@@ -1,7 +1,8 @@
 // Package memtree keeps every node hash of a growing RFC 6962 Merkle tree in
 // memory, so inclusion and consistency proofs, and the root at any size, cost
 // no database work. The log engine feeds it the leaf hashes it integrates; it
-// costs 64 bytes per leaf (32 for the leaf, 32 spread over the levels above).
+// costs 64 bytes per leaf (32 for the leaf, 32 spread over the levels above),
+// and up to twice that for a moment while a level's array grows.
 package memtree
 
 import (
