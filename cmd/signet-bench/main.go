@@ -154,6 +154,45 @@ type result struct {
 	ThroughputPS  float64        `json:"throughput_per_s"`
 	LatencyMS     map[string]any `json:"latency_ms"`
 	ErrorsByState map[string]int `json:"errors_by_status"`
+	// IntegratedPS is entries integrated per second into the transparency
+	// and CT logs during the timed phase; DatabaseBytes the database size
+	// after it (both from the server; 0 when it does not say).
+	IntegratedPS  float64 `json:"integrated_per_s"`
+	DatabaseBytes int64   `json:"database_bytes,omitempty"`
+}
+
+// integrated is the number of entries in the transparency log's active tree
+// and the CT log (what the instance serves of them).
+func (s *state) integrated(ctx context.Context) int64 {
+	var info struct {
+		TreeSize int64 `json:"treeSize"`
+	}
+	var sth struct {
+		TreeSize int64 `json:"tree_size"`
+	}
+	_ = s.getJSON(ctx, "/api/v1/log", &info)
+	_ = s.getJSON(ctx, "/ct/v1/get-sth", &sth)
+	return info.TreeSize + sth.TreeSize
+}
+
+// databaseBytes reads signet_database_bytes from the server's metrics.
+func (s *state) databaseBytes(ctx context.Context) int64 {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.opts.target+"/metrics", nil)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "signet_database_bytes "); ok {
+			var f float64
+			if _, err := fmt.Sscanf(v, "%g", &f); err == nil {
+				return int64(f)
+			}
+		}
+	}
+	return 0
 }
 
 // drive sends requests from next until the duration is over and reports.
@@ -217,7 +256,9 @@ func (s *state) drive(ctx context.Context, name string, next func(i int) request
 		return time.Since(start)
 	}
 	phase(s.opts.warmup, false)
+	sizeBefore := s.integrated(ctx)
 	elapsed := phase(s.opts.duration, true)
+	sizeAfter := s.integrated(ctx)
 
 	res := &result{Scenario: name, DurationS: elapsed.Seconds(), ErrorsByState: map[string]int{}, LatencyMS: map[string]any{}}
 	if s.opts.rate > 0 {
@@ -236,6 +277,8 @@ func (s *state) drive(ctx context.Context, name string, next func(i int) request
 		}
 	}
 	res.ThroughputPS = float64(res.OK) / elapsed.Seconds()
+	res.IntegratedPS = float64(sizeAfter-sizeBefore) / elapsed.Seconds()
+	res.DatabaseBytes = s.databaseBytes(ctx)
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
 	pct := func(p float64) float64 {
 		if len(lats) == 0 {
