@@ -3,6 +3,7 @@ package rekorapi
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -57,8 +58,7 @@ func (ix *Index) Watermark(ctx context.Context, treeID int64) (uint64, string, e
 
 // Integrated implements log.Integrated.
 func (ix *Index) Integrated(ctx context.Context, b tlog.Batch) error {
-	var keys []string
-	var hashes [][]byte
+	var keys, hashes [][]byte
 	for _, lf := range b.Leaves {
 		var ks []string
 		if len(lf.Extra) > 0 {
@@ -73,7 +73,7 @@ func (ix *Index) Integrated(ctx context.Context, b tlog.Batch) error {
 				continue
 			}
 			seen[k] = true
-			keys = append(keys, k)
+			keys = append(keys, keyDigest(k))
 			hashes = append(hashes, lf.Hash)
 		}
 	}
@@ -92,7 +92,7 @@ func (ix *Index) Integrated(ctx context.Context, b tlog.Batch) error {
 	defer tx.Rollback(ctx) //nolint:errcheck
 	if len(keys) > 0 {
 		if _, err := tx.Exec(ctx, `INSERT INTO search_index (key, tree_id, leaf_hash)
-			SELECT k, $1, h FROM unnest($2::text[], $3::bytea[]) AS t(k, h)
+			SELECT k, $1, h FROM unnest($2::bytea[], $3::bytea[]) AS t(k, h)
 			ON CONFLICT DO NOTHING`, b.TreeID, keys, hashes); err != nil {
 			return fmt.Errorf("writing index rows: %w", err)
 		}
@@ -144,9 +144,19 @@ func (ix *Index) SET(ctx context.Context, treeID int64, index uint64) ([]byte, e
 	return set, nil
 }
 
+// keyDigest is how a (lower-cased) search key is stored: its SHA-256.
+func keyDigest(key string) []byte {
+	sum := sha256.Sum256([]byte(key))
+	return sum[:]
+}
+
 // Lookup returns the entry IDs matching any of keys (already lower-cased).
 func (ix *Index) Lookup(ctx context.Context, keys []string) (map[string]bool, error) {
-	rows, err := ix.pool.Query(ctx, `SELECT DISTINCT tree_id, leaf_hash FROM search_index WHERE key = ANY($1) LIMIT $2`, keys, ix.maxResults+1)
+	digests := make([][]byte, len(keys))
+	for i, k := range keys {
+		digests[i] = keyDigest(k)
+	}
+	rows, err := ix.pool.Query(ctx, `SELECT DISTINCT tree_id, leaf_hash FROM search_index WHERE key = ANY($1) LIMIT $2`, digests, ix.maxResults+1)
 	if err != nil {
 		return nil, fmt.Errorf("searching the index: %w", err)
 	}
