@@ -106,7 +106,11 @@ func (c *CA) Template(p *identity.Principal, pub crypto.PublicKey) (*x509.Certif
 	if err != nil {
 		return nil, err
 	}
-	skid, err := subjectKeyID(pub)
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the public key: %w", err)
+	}
+	skid, err := subjectKeyID(spki)
 	if err != nil {
 		return nil, err
 	}
@@ -116,14 +120,16 @@ func (c *CA) Template(p *identity.Principal, pub crypto.PublicKey) (*x509.Certif
 	}
 	now := c.now().UTC().Truncate(time.Second)
 	t := &x509.Certificate{
-		SerialNumber:    serial,
-		NotBefore:       now,
-		NotAfter:        now.Add(c.validity),
-		KeyUsage:        x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-		SubjectKeyId:    skid,
-		AuthorityKeyId:  c.chain[0].SubjectKeyId,
-		ExtraExtensions: exts,
+		SerialNumber:   serial,
+		NotBefore:      now,
+		NotAfter:       now.Add(c.validity),
+		KeyUsage:       x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		SubjectKeyId:   skid,
+		AuthorityKeyId: c.chain[0].SubjectKeyId,
+		// Not read by CreateCertificate; the direct encoder reuses it.
+		RawSubjectPublicKeyInfo: spki,
+		ExtraExtensions:         exts,
 	}
 	// With an empty subject Go marks the SAN critical, as RFC 5280 requires.
 	switch {
@@ -143,12 +149,9 @@ func (c *CA) Template(p *identity.Principal, pub crypto.PublicKey) (*x509.Certif
 	return t, nil
 }
 
-// subjectKeyID is RFC 5280's method 1: SHA-1 of the subjectPublicKey bits.
-func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the public key: %w", err)
-	}
+// subjectKeyID is RFC 5280's method 1: SHA-1 of the subjectPublicKey bits
+// of a SubjectPublicKeyInfo.
+func subjectKeyID(der []byte) ([]byte, error) {
 	var spki struct {
 		Algorithm pkix.AlgorithmIdentifier
 		PublicKey asn1.BitString

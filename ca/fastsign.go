@@ -122,9 +122,12 @@ func (c *CA) newLeafEncoder(key *ecdsa.PrivateKey, t *x509.Certificate, pub cryp
 	if t.KeyUsage != x509.KeyUsageDigitalSignature || len(t.ExtKeyUsage) != 1 || t.ExtKeyUsage[0] != x509.ExtKeyUsageCodeSigning || t.IsCA {
 		return nil, errors.New("direct signing only handles code-signing leaves")
 	}
-	spki, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return nil, err
+	spki := t.RawSubjectPublicKeyInfo
+	if len(spki) == 0 {
+		var err error
+		if spki, err = x509.MarshalPKIXPublicKey(pub); err != nil {
+			return nil, err
+		}
 	}
 	sigAlg, _ := directAlgorithm(key)
 	var hb cryptobyte.Builder

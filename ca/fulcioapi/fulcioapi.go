@@ -220,8 +220,7 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, token string, pubFro
 	}
 	a.issued.WithLabelValues("issued").Inc()
 	if a.cfg.Audit != nil {
-		der, _ := x509.MarshalPKIXPublicKey(pub)
-		fp := sha256.Sum256(der)
+		fp := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 		a.cfg.Audit.Add([]any{hex.EncodeToString(cert.SerialNumber.Bytes()), cert.NotBefore, cert.NotAfter, p.Identity(), p.Issuer, p.Subject, hex.EncodeToString(fp[:])})
 	}
 	return cert
