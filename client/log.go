@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -41,6 +42,7 @@ type Log struct {
 	// first use.
 	pinned map[string]crypto.PublicKey
 	// fetched are keys trusted on first use, by tree ("" for the active one).
+	mu      sync.Mutex
 	fetched map[string]crypto.PublicKey
 }
 
@@ -154,7 +156,10 @@ func (l *Log) treeKey(ctx context.Context, treeID string) (crypto.PublicKey, err
 			return pub, nil
 		}
 	}
-	if pub, ok := l.fetched[treeID]; ok {
+	l.mu.Lock()
+	pub, ok := l.fetched[treeID]
+	l.mu.Unlock()
+	if ok {
 		return pub, nil
 	}
 	path := "/api/v1/log/publicKey"
@@ -178,7 +183,9 @@ func (l *Log) treeKey(ctx context.Context, treeID string) (crypto.PublicKey, err
 			return nil, fmt.Errorf("the log's key (ID %s) is none of the pinned keys", id)
 		}
 	}
+	l.mu.Lock()
 	l.fetched[treeID] = pub
+	l.mu.Unlock()
 	return pub, nil
 }
 

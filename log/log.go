@@ -215,7 +215,10 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	l := &Log{
 		cfg: cfg, storage: ls, rpc: rpc, ts: ts, logger: cfg.Logger.With("log", cfg.Name), metrics: cfg.Metrics,
 		queue: make(chan *appendReq, cfg.QueueSize), stop: make(chan struct{}), stopped: make(chan struct{}),
-		pub: cfg.Signer.Public(), pool: pool, mem: newMemTree(cfg.ProofsInMemory),
+		pub: cfg.Signer.Public(), pool: pool,
+	}
+	if cfg.ProofsInMemory {
+		l.mem = memtree.New()
 	}
 	tree, err := l.findOrCreateTree(ctx, pool, admin)
 	if err != nil {
@@ -444,12 +447,7 @@ func (l *Log) Latest(ctx context.Context) (Root, error) {
 	if l.fromMemory() {
 		return l.memRoot()
 	}
-	var root Root
-	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, r Root) error {
-		root = r
-		return nil
-	})
-	return root, err
+	return l.storedRoot(ctx)
 }
 
 // Checkpoint signs (or returns the cached signature of) a root; a frozen

@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/trillian/storage"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/signet-dev/signet/log/memtree"
 )
 
 // The in-memory read path (Config.ProofsInMemory): proofs and roots come
@@ -69,22 +68,14 @@ func (l *Log) syncMem(ctx context.Context, root Root, leaves []Leaf) error {
 	return nil
 }
 
-// storedRoot is the latest root in storage, even for a frozen tree.
+// storedRoot is the latest root in storage (a frozen tree's final one).
 func (l *Log) storedRoot(ctx context.Context) (Root, error) {
-	tx, err := l.storage.SnapshotForTree(ctx, l.tree)
-	if err != nil {
-		return Root{}, fmt.Errorf("log %s: opening a snapshot: %w", l.cfg.Name, err)
-	}
-	defer tx.Close()
-	slr, err := tx.LatestSignedLogRoot(ctx)
-	if err != nil {
-		return Root{}, fmt.Errorf("log %s: reading the root: %w", l.cfg.Name, err)
-	}
-	root, err := toRoot(slr)
-	if err != nil {
-		return Root{}, err
-	}
-	return root, tx.Commit(ctx)
+	var root Root
+	err := l.read(ctx, func(_ storage.ReadOnlyLogTreeTX, r Root) error {
+		root = r
+		return nil
+	})
+	return root, err
 }
 
 // fromMemory tells whether reads are served by the memtree.
@@ -178,11 +169,4 @@ func (l *Log) memByIndex(ctx context.Context, index uint64) (Proven, error) {
 		return Proven{}, ErrNotFound
 	}
 	return proven[0], nil
-}
-
-func newMemTree(enabled bool) *memtree.Tree {
-	if !enabled {
-		return nil
-	}
-	return memtree.New()
 }

@@ -252,16 +252,7 @@ func (i *instance) doAuth(path, token string, body []byte, wantStatus int) (*htt
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		i.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != wantStatus {
-		i.t.Fatalf("POST %s: status %d, want %d; body %s", path, resp.StatusCode, wantStatus, data)
-	}
-	return resp, data
+	return i.send(req, wantStatus)
 }
 
 func (i *instance) srvPool(t *testing.T) *pgx.Conn {
@@ -283,6 +274,12 @@ func (i *instance) doRaw(method, path, contentType string, body []byte, wantStat
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return i.send(req, wantStatus)
+}
+
+// send does req and fails the test unless the answer has wantStatus.
+func (i *instance) send(req *http.Request, wantStatus int) (*http.Response, []byte) {
+	i.t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		i.t.Fatal(err)
@@ -290,7 +287,7 @@ func (i *instance) doRaw(method, path, contentType string, body []byte, wantStat
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != wantStatus {
-		i.t.Fatalf("%s %s: status %d, want %d; body %q", method, path, resp.StatusCode, wantStatus, data)
+		i.t.Fatalf("%s %s: status %d, want %d; body %q", req.Method, req.URL.Path, resp.StatusCode, wantStatus, data)
 	}
 	return resp, data
 }

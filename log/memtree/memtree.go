@@ -22,10 +22,12 @@ type Tree struct {
 	// 32 bytes each, left to right.
 	levels [][]byte
 	size   uint64
+	// root is the root at size, kept by Append: reads ask for it each time.
+	root []byte
 }
 
 // New returns an empty tree.
-func New() *Tree { return &Tree{} }
+func New() *Tree { return &Tree{root: rfc6962.DefaultHasher.EmptyRoot()} }
 
 // Size is the number of leaves.
 func (t *Tree) Size() uint64 {
@@ -52,6 +54,11 @@ func (t *Tree) Append(leafHashes ...[]byte) error {
 		}
 		t.size++
 	}
+	root, err := t.rootAt(t.size)
+	if err != nil {
+		return err
+	}
+	t.root = root
 	return nil
 }
 
@@ -87,6 +94,14 @@ func (t *Tree) hashes(ids []compact.NodeID) ([][]byte, error) {
 func (t *Tree) RootAt(size uint64) ([]byte, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	if size == t.size {
+		return t.root, nil
+	}
+	return t.rootAt(size)
+}
+
+// rootAt folds the complete subtrees of the first size leaves (held).
+func (t *Tree) rootAt(size uint64) ([]byte, error) {
 	if size > t.size {
 		return nil, fmt.Errorf("memtree: size %d is beyond the tree's %d", size, t.size)
 	}
