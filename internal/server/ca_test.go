@@ -402,19 +402,7 @@ func TestCAWithPKCS11Signer(t *testing.T) {
 	rootDER := caChain[1].Raw
 	chainPath := writeCerts(t, caChain...)
 
-	// An OIDC issuer the CA discovers over HTTP, as in production.
-	idp := newDevIssuerServer(t)
-	inst := newFixture(t).start(t, func(c *config.Config) {
-		c.CA.Signer = uri
-		c.CA.Chain = chainPath
-		c.CA.Issuers = []identity.IssuerConfig{{URL: idp.url, Type: identity.TypeEmail}}
-		c.CA.CT = "none"
-	})
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	chain, err := client.NewCA(inst.http.URL).SigningCertificate(context.Background(), idp.token(t, "hsm@example.com"), key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	chain, inst, idp := issueWithCAKey(t, uri, chainPath, "hsm@example.com")
 	if err := chain[0].CheckSignatureFrom(chain[1]); err != nil || !chain[1].PublicKey.(*ecdsa.PublicKey).Equal(hsmKey.Public()) {
 		t.Fatalf("leaf not signed by the HSM key: %v", err)
 	}
@@ -490,18 +478,7 @@ func TestCAWithIssuingCertificateInToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	rootPath := writeCerts(t, root)
-	idp := newDevIssuerServer(t)
-	inst := newFixture(t).start(t, func(c *config.Config) {
-		c.CA.Signer = uri
-		c.CA.Chain = rootPath
-		c.CA.Issuers = []identity.IssuerConfig{{URL: idp.url, Type: identity.TypeEmail}}
-		c.CA.CT = "none"
-	})
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	chain, err := client.NewCA(inst.http.URL).SigningCertificate(context.Background(), idp.token(t, "token@example.com"), key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	chain, _, _ := issueWithCAKey(t, uri, rootPath, "token@example.com")
 	if len(chain) != 3 || !chain[1].Equal(inter) || !chain[2].Equal(root) {
 		t.Fatalf("chain has %d certificates; want leaf, the token's intermediate, the root", len(chain))
 	}
@@ -526,4 +503,25 @@ func writeCerts(t *testing.T, certs ...*x509.Certificate) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// issueWithCAKey starts a CA with the signer URI and chain file (no CT),
+// trusting an OIDC issuer it discovers over HTTP as in production, and
+// returns the chain issued for a fresh key and a token for email, with the
+// instance and the issuer.
+func issueWithCAKey(t *testing.T, signerURI, chainPath, email string) ([]*x509.Certificate, *instance, *idpServer) {
+	t.Helper()
+	idp := newDevIssuerServer(t)
+	inst := newFixture(t).start(t, func(c *config.Config) {
+		c.CA.Signer = signerURI
+		c.CA.Chain = chainPath
+		c.CA.Issuers = []identity.IssuerConfig{{URL: idp.url, Type: identity.TypeEmail}}
+		c.CA.CT = "none"
+	})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, err := client.NewCA(inst.http.URL).SigningCertificate(context.Background(), idp.token(t, email), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chain, inst, idp
 }
