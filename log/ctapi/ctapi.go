@@ -134,51 +134,20 @@ func (c *CT) AddChain(ctx context.Context, raw [][]byte, precert bool) (*ct.Sign
 	return c.log(ctx, der, precert)
 }
 
-// Leaf builds the Merkle tree leaf for a chain of DER certificates.
-func Leaf(chain [][]byte, precert bool, timestamp uint64) (*ct.MerkleTreeLeaf, error) {
-	leaf := &ct.MerkleTreeLeaf{Version: ct.V1, LeafType: ct.TimestampedEntryLeafType, TimestampedEntry: &ct.TimestampedEntry{Timestamp: timestamp}}
-	if !precert {
-		leaf.TimestampedEntry.EntryType = ct.X509LogEntryType
-		leaf.TimestampedEntry.X509Entry = &ct.ASN1Cert{Data: chain[0]}
-		return leaf, nil
-	}
-	if len(chain) < 2 {
-		return nil, &ChainError{"a precertificate needs its issuer in the chain"}
-	}
-	cert, err := x509.ParseCertificate(chain[0])
-	if err != nil {
-		return nil, &ChainError{"precertificate: " + err.Error()}
-	}
-	issuer, err := x509.ParseCertificate(chain[1])
-	if err != nil {
-		return nil, &ChainError{"issuer: " + err.Error()}
-	}
-	tbs, err := ctx509.BuildPrecertTBS(cert.RawTBSCertificate, nil)
-	if err != nil {
-		return nil, &ChainError{"removing the poison extension: " + err.Error()}
-	}
-	return precertLeaf(sha256.Sum256(issuer.RawSubjectPublicKeyInfo), tbs, timestamp), nil
-}
-
-func precertLeaf(issuerKeyHash [32]byte, tbs []byte, timestamp uint64) *ct.MerkleTreeLeaf {
-	return &ct.MerkleTreeLeaf{Version: ct.V1, LeafType: ct.TimestampedEntryLeafType, TimestampedEntry: &ct.TimestampedEntry{
-		Timestamp: timestamp, EntryType: ct.PrecertLogEntryType,
-		PrecertEntry: &ct.PreCert{IssuerKeyHash: issuerKeyHash, TBSCertificate: tbs},
-	}}
-}
-
+// log validates nothing (callers do) and logs a chain of DER certificates,
+// the first an end-entity certificate or a precertificate.
 func (c *CT) log(ctx context.Context, chain [][]byte, precert bool) (*ct.SignedCertificateTimestamp, error) {
 	ts := uint64(time.Now().UnixMilli())
-	leaf, err := Leaf(chain, precert, ts)
-	if err != nil {
-		return nil, err
+	if precert {
+		keyHash, tbs, err := precertEntry(chain)
+		if err != nil {
+			return nil, err
+		}
+		return c.logPrecert(ctx, ts, keyHash, tbs, chain[0], chain[1:])
 	}
-	return c.logLeaf(ctx, leaf, chain, precert)
-}
-
-// logLeaf queues a leaf with its chain and signs its SCT.
-func (c *CT) logLeaf(ctx context.Context, leaf *ct.MerkleTreeLeaf, chain [][]byte, precert bool) (*ct.SignedCertificateTimestamp, error) {
-	ts := leaf.TimestampedEntry.Timestamp
+	leaf := &ct.MerkleTreeLeaf{Version: ct.V1, LeafType: ct.TimestampedEntryLeafType, TimestampedEntry: &ct.TimestampedEntry{
+		Timestamp: ts, EntryType: ct.X509LogEntryType, X509Entry: &ct.ASN1Cert{Data: chain[0]},
+	}}
 	leafBytes, err := tls.Marshal(*leaf)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the leaf: %w", err)
@@ -187,12 +156,7 @@ func (c *CT) logLeaf(ctx context.Context, leaf *ct.MerkleTreeLeaf, chain [][]byt
 	for i, d := range chain[1:] {
 		rest[i] = ct.ASN1Cert{Data: d}
 	}
-	var extra []byte
-	if precert {
-		extra, err = tls.Marshal(ct.PrecertChainEntry{PreCertificate: ct.ASN1Cert{Data: chain[0]}, CertificateChain: rest})
-	} else {
-		extra, err = tls.Marshal(ct.CertificateChain{Entries: rest})
-	}
+	extra, err := tls.Marshal(ct.CertificateChain{Entries: rest})
 	if err != nil {
 		return nil, fmt.Errorf("encoding the chain: %w", err)
 	}
@@ -201,6 +165,40 @@ func (c *CT) logLeaf(ctx context.Context, leaf *ct.MerkleTreeLeaf, chain [][]byt
 		return nil, err
 	}
 	return c.queueAndSign(ctx, ts, leafBytes, extra, input)
+}
+
+// precertEntry is what a precertificate chain's entry records: the issuer's
+// key hash and the precertificate's TBS without the poison extension.
+func precertEntry(chain [][]byte) ([32]byte, []byte, error) {
+	if len(chain) < 2 {
+		return [32]byte{}, nil, &ChainError{"a precertificate needs its issuer in the chain"}
+	}
+	cert, err := x509.ParseCertificate(chain[0])
+	if err != nil {
+		return [32]byte{}, nil, &ChainError{"precertificate: " + err.Error()}
+	}
+	issuer, err := x509.ParseCertificate(chain[1])
+	if err != nil {
+		return [32]byte{}, nil, &ChainError{"issuer: " + err.Error()}
+	}
+	tbs, err := ctx509.BuildPrecertTBS(cert.RawTBSCertificate, nil)
+	if err != nil {
+		return [32]byte{}, nil, &ChainError{"removing the poison extension: " + err.Error()}
+	}
+	return sha256.Sum256(issuer.RawSubjectPublicKeyInfo), tbs, nil
+}
+
+// logPrecert logs a precertificate entry with its chain.
+func (c *CT) logPrecert(ctx context.Context, ts uint64, issuerKeyHash [32]byte, tbs, precert []byte, chain [][]byte) (*ct.SignedCertificateTimestamp, error) {
+	leaf, err := encodePrecertLeaf(issuerKeyHash, tbs, ts)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the leaf: %w", err)
+	}
+	extra, err := encodePrecertChainEntry(precert, chain)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the chain: %w", err)
+	}
+	return c.queueAndSign(ctx, ts, leaf, extra, leaf)
 }
 
 // queueAndSign queues an encoded leaf and signs its SCT.
@@ -261,14 +259,5 @@ func (c *CT) STH(ctx context.Context) (*ct.SignedTreeHead, error) {
 // chain is not validated (this process made and signed it) and its entry
 // is taken as the CA built it, parsing nothing.
 func (c *CT) LogPrecertificate(ctx context.Context, p *ca.Precertificate) (*ct.SignedCertificateTimestamp, error) {
-	ts := uint64(time.Now().UnixMilli())
-	leaf, err := encodePrecertLeaf(p.IssuerKeyHash, p.TBS, ts)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the leaf: %w", err)
-	}
-	extra, err := encodePrecertChainEntry(p.DER, p.Chain)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the chain: %w", err)
-	}
-	return c.queueAndSign(ctx, ts, leaf, extra, leaf)
+	return c.logPrecert(ctx, uint64(time.Now().UnixMilli()), p.IssuerKeyHash, p.TBS, p.DER, p.Chain)
 }

@@ -31,7 +31,10 @@ func TestEncodersMatchCTGo(t *testing.T) {
 		var keyHash [32]byte
 		copy(keyHash[:], randomBytes(32))
 		tbs := randomBytes(tc.tbs)
-		leaf := precertLeaf(keyHash, tbs, tc.stamp)
+		leaf := &ct.MerkleTreeLeaf{Version: ct.V1, LeafType: ct.TimestampedEntryLeafType, TimestampedEntry: &ct.TimestampedEntry{
+			Timestamp: tc.stamp, EntryType: ct.PrecertLogEntryType,
+			PrecertEntry: &ct.PreCert{IssuerKeyHash: keyHash, TBSCertificate: tbs},
+		}}
 		want, err := tls.Marshal(*leaf)
 		if err != nil {
 			t.Fatal(err)
