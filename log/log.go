@@ -1,7 +1,9 @@
 // Package log is Signet's transparency log engine: Trillian's log storage and
 // sequencer running in this process on PostgreSQL, with an append pipeline
 // that gathers concurrent appends into batches, integrates each batch at once
-// and answers every waiter with its index, inclusion proof and the new root.
+// (in one transaction of its own when the tree is held in memory, see
+// commit.go) and answers every waiter with its index, inclusion proof and the
+// new root.
 // Personalities (log/rekorapi, the CT log) sit on top; the engine knows
 // nothing of HTTP or entry formats.
 package log
@@ -89,12 +91,16 @@ type Batch struct {
 }
 
 // Integrated is told of every leaf once it is in the tree, in index order,
-// before any append of it is acknowledged. It must be durable when it
-// returns, and remember how far it got: after a crash the engine resumes from
-// Watermark, which also returns the last checkpoint stored ("" if none).
+// before any append of it is acknowledged. It queues on q the statements
+// that record the batch, including how far it got; the engine runs them in
+// the transaction that integrates the leaves (or, catching up after a
+// crash, in one of their own), so they are durable exactly when the leaves
+// are. It may set b.Leaves[i].Sidecar to what Config.LeafSidecar will read
+// for the leaf, for the appends' answers. After a crash the engine resumes
+// from Watermark, which also returns the last checkpoint stored ("" if none).
 type Integrated interface {
 	Watermark(ctx context.Context, treeID int64) (size uint64, checkpoint string, err error)
-	Integrated(ctx context.Context, b Batch) error
+	Integrated(ctx context.Context, b Batch, q *pgx.Batch) error
 }
 
 // Config describes one log.
@@ -141,6 +147,7 @@ type Log struct {
 	metrics *Metrics
 
 	queue   chan *appendReq
+	reads   chan *leafRead
 	stop    chan struct{}
 	stopped chan struct{}
 
@@ -241,6 +248,12 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	// integrated, and the hook and the memtree catch up.
 	if _, _, err := l.integrateAndIndex(ctx); err != nil {
 		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
+	}
+	if l.mem != nil {
+		l.reads = make(chan *leafRead)
+		for range leafReaders {
+			go l.readLeaves()
+		}
 	}
 	go l.run()
 	return l, nil

@@ -201,10 +201,32 @@ func (l *Log) process(batch []*appendReq) {
 	}
 }
 
-// commitBatch queues the leaves, answers the requests that only wanted
-// them queued, then integrates, indexes and proves for the others. A non-nil
-// map with an error means the queueing succeeded and integration did not.
+// commitBatch integrates the leaves in one transaction when it can
+// (commitDirectly). Otherwise it queues them, answers the requests that only
+// wanted them queued, then integrates through Trillian's sequencer, indexes
+// and proves for the others; a non-nil map with an error then means the
+// queueing succeeded and integration did not.
 func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHash map[string][]*appendReq) (map[string]Appended, error) {
+	if l.canCommitDirectly() {
+		dups, root, added, err := l.commitDirectly(ctx, leaves)
+		if err != nil {
+			return nil, err
+		}
+		results := make(map[string]Appended, len(leaves))
+		for i, lf := range leaves {
+			if dups[i] {
+				results[string(lf.MerkleLeafHash)] = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: lf.MerkleLeafHash}}}
+			}
+		}
+		proven, err := l.memProve(added, root)
+		if err != nil {
+			return nil, fmt.Errorf("proving the new leaves: %w", err)
+		}
+		for _, p := range proven {
+			results[string(p.Leaf.Hash)] = Appended{Proven: p}
+		}
+		return results, nil
+	}
 	dups, err := l.queueLeaves(ctx, leaves)
 	if err != nil {
 		return nil, fmt.Errorf("queueing %d leaves: %w", len(leaves), err)
@@ -422,7 +444,11 @@ func (l *Log) catchUpHook(ctx context.Context, root Root) ([]Leaf, error) {
 		if b.NewSize == root.Size {
 			b.Checkpoint = cp
 		}
-		if err := l.cfg.Hook.Integrated(ctx, b); err != nil {
+		q := &pgx.Batch{}
+		if err := l.cfg.Hook.Integrated(ctx, b, q); err != nil {
+			return nil, fmt.Errorf("indexing leaves %d..%d: %w", from, from+n, err)
+		}
+		if err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, q).Close() }); err != nil {
 			return nil, fmt.Errorf("indexing leaves %d..%d: %w", from, from+n, err)
 		}
 		from += n

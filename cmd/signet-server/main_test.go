@@ -312,7 +312,7 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 	})
 	time.Sleep(time.Second)
 	// Adopt the server's PostgreSQL and stop it, then start it again.
-	cluster, err := db.StartCluster(ctx, filepath.Join(dataDir, "postgres"), discardLogger())
+	cluster, err := db.StartCluster(ctx, filepath.Join(dataDir, "postgres"), discardLogger(), db.ClusterOptions{SharedBuffersMB: 128})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 	}
 	down := time.Now()
 	time.Sleep(2 * time.Second)
-	if _, err := db.StartCluster(ctx, filepath.Join(dataDir, "postgres"), discardLogger()); err != nil {
+	if _, err := db.StartCluster(ctx, filepath.Join(dataDir, "postgres"), discardLogger(), db.ClusterOptions{SharedBuffersMB: 128}); err != nil {
 		t.Fatal(err)
 	}
 	up := time.Now()

@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	}
 	dbURL := cfg.Database.URL
 	if dbURL == "" {
-		if s.cluster, err = db.StartCluster(ctx, filepath.Join(cfg.DataDir, "postgres"), s.logger); err != nil {
+		if s.cluster, err = db.StartCluster(ctx, filepath.Join(cfg.DataDir, "postgres"), s.logger, db.ClusterOptions{}); err != nil {
 			return nil, err
 		}
 		dbURL = s.cluster.URL("postgres")

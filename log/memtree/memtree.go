@@ -122,6 +122,18 @@ func (t *Tree) rootAt(size uint64) ([]byte, error) {
 	return root, nil
 }
 
+// RangeHashes returns the hashes of the complete subtrees that make up the
+// first size leaves (compact.RangeNodes(0, size)), from which a
+// compact.Range of them continues.
+func (t *Tree) RangeHashes(size uint64) ([][]byte, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if size > t.size {
+		return nil, fmt.Errorf("memtree: size %d is beyond the tree's %d", size, t.size)
+	}
+	return t.hashes(compact.RangeNodes(0, size, nil))
+}
+
 // Inclusion proves leaf index in the tree of size leaves.
 func (t *Tree) Inclusion(index, size uint64) ([][]byte, error) {
 	nodes, err := proof.Inclusion(index, size)

@@ -25,7 +25,6 @@ type Index struct {
 	// maxResults bounds one lookup's answer.
 	maxResults int
 	sets       *setSigner
-	recent     *recentSETs
 }
 
 // NewIndex uses pool and signs SETs with the log's current key; lookups
@@ -35,7 +34,7 @@ func NewIndex(pool *pgxpool.Pool, maxResults int, signer crypto.Signer) (*Index,
 	if err != nil {
 		return nil, err
 	}
-	return &Index{pool: pool, maxResults: maxResults, sets: sets, recent: newRecentSETs(recentSETsKept)}, nil
+	return &Index{pool: pool, maxResults: maxResults, sets: sets}, nil
 }
 
 // encodeKeys is what the log stores beside each leaf, so the index can be
@@ -56,8 +55,9 @@ func (ix *Index) Watermark(ctx context.Context, treeID int64) (uint64, string, e
 	return uint64(n), *cp, nil
 }
 
-// Integrated implements log.Integrated.
-func (ix *Index) Integrated(ctx context.Context, b tlog.Batch) error {
+// Integrated implements log.Integrated: index rows, SETs (also handed back
+// as the leaves' sidecars), the watermark and the checkpoint.
+func (ix *Index) Integrated(ctx context.Context, b tlog.Batch, q *pgx.Batch) error {
 	var keys, hashes [][]byte
 	for _, lf := range b.Leaves {
 		var ks []string
@@ -82,45 +82,29 @@ func (ix *Index) Integrated(ctx context.Context, b tlog.Batch) error {
 		return err
 	}
 	indexes := make([]int64, len(b.Leaves))
-	for i, lf := range b.Leaves {
-		indexes[i] = int64(lf.Index)
+	for i := range b.Leaves {
+		indexes[i] = int64(b.Leaves[i].Index)
+		b.Leaves[i].Sidecar = sets[i]
 	}
-	tx, err := ix.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck
 	if len(keys) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO search_index (key, tree_id, leaf_hash)
+		q.Queue(`INSERT INTO search_index (key, tree_id, leaf_hash)
 			SELECT k, $1, h FROM unnest($2::bytea[], $3::bytea[]) AS t(k, h)
-			ON CONFLICT DO NOTHING`, b.TreeID, keys, hashes); err != nil {
-			return fmt.Errorf("writing index rows: %w", err)
-		}
+			ON CONFLICT DO NOTHING`, b.TreeID, keys, hashes)
 	}
 	if len(sets) > 0 {
 		// A repeat after a crash re-signs; the first SET stays.
-		if _, err := tx.Exec(ctx, `INSERT INTO rekor_sets (tree_id, leaf_index, set)
+		q.Queue(`INSERT INTO rekor_sets (tree_id, leaf_index, set)
 			SELECT $1, i, s FROM unnest($2::bigint[], $3::bytea[]) AS t(i, s)
-			ON CONFLICT DO NOTHING`, b.TreeID, indexes, sets); err != nil {
-			return fmt.Errorf("writing signed entry timestamps: %w", err)
-		}
+			ON CONFLICT DO NOTHING`, b.TreeID, indexes, sets)
 	}
 	var cp *string
 	if b.Checkpoint != "" {
 		cp = &b.Checkpoint
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO search_index_watermark (tree_id, indexed_size, checkpoint) VALUES ($1, $2, $3)
+	q.Queue(`INSERT INTO search_index_watermark (tree_id, indexed_size, checkpoint) VALUES ($1, $2, $3)
 		ON CONFLICT (tree_id) DO UPDATE SET indexed_size = GREATEST(search_index_watermark.indexed_size, EXCLUDED.indexed_size),
 		checkpoint = COALESCE(EXCLUDED.checkpoint, search_index_watermark.checkpoint)`,
-		b.TreeID, int64(b.NewSize), cp); err != nil {
-		return fmt.Errorf("advancing the index watermark: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return err
-	}
-	for i, lf := range b.Leaves {
-		ix.recent.put(b.TreeID, lf.Index, sets[i])
-	}
+		b.TreeID, int64(b.NewSize), cp)
 	return nil
 }
 
@@ -130,9 +114,6 @@ const SETSidecar = "(SELECT x.set FROM rekor_sets x WHERE x.tree_id = s.TreeId A
 // SET returns the signed entry timestamp stored for a leaf (nil if none:
 // entries integrated before SETs were stored).
 func (ix *Index) SET(ctx context.Context, treeID int64, index uint64) ([]byte, error) {
-	if set := ix.recent.get(treeID, index); set != nil {
-		return set, nil
-	}
 	var set []byte
 	err := ix.pool.QueryRow(ctx, "SELECT set FROM rekor_sets WHERE tree_id = $1 AND leaf_index = $2", treeID, int64(index)).Scan(&set)
 	if err == pgx.ErrNoRows {

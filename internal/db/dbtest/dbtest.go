@@ -55,7 +55,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cluster, err := db.StartCluster(ctx, dir+"/pg", logger)
+	cluster, err := db.StartCluster(ctx, dir+"/pg", logger, db.ClusterOptions{SharedBuffersMB: 128})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dbtest: starting PostgreSQL:", err)
 		return 1

@@ -1,8 +1,11 @@
 package model
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
 )
 
 func TestParseEntryID(t *testing.T) {
@@ -56,6 +59,25 @@ func FuzzParseEntryID(f *testing.F) {
 		tree, h, err := ParseEntryID(id)
 		if err == nil && (len(h) != 32 || tree < 0) {
 			t.Fatalf("accepted %q as tree %d hash %x", id, tree, h)
+		}
+	})
+}
+
+// The directly written payload is what the RFC 8785 canonicalizer makes of
+// the same object.
+func FuzzSETPayloadMatchesCanonicalizer(f *testing.F) {
+	f.Add("eyJ9", int64(1700000000), "c0d2", int64(7))
+	f.Add("a\"b\\c\u00e9\n", int64(-5), "<&>", int64(1<<53))
+	f.Add("", int64(1<<62), "", int64(-(1 << 53)))
+	f.Fuzz(func(t *testing.T, body string, integrated int64, logID string, index int64) {
+		got, err := SETPayload(body, integrated, logID, index)
+		raw, err2 := json.Marshal(map[string]any{"body": body, "integratedTime": integrated, "logID": logID, "logIndex": index})
+		if err2 != nil {
+			t.Skip()
+		}
+		want, err2 := jsoncanonicalizer.Transform(raw)
+		if (err == nil) != (err2 == nil) || string(got) != string(want) {
+			t.Fatalf("SETPayload = %s (%v), canonicalizer = %s (%v)", got, err, want, err2)
 		}
 	})
 }

@@ -1,0 +1,327 @@
+package log
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/google/trillian/storage/cache"
+	"github.com/google/trillian/storage/storagepb"
+	"github.com/google/trillian/storage/tree"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"google.golang.org/protobuf/proto"
+)
+
+// The one-transaction append path. With the tree in memory the pipeline
+// needs nothing from Trillian's sequencer: it numbers the batch's new leaves
+// after the tree's size and writes, in one transaction and one commit, the
+// leaves (LeafData, SequencedLeafData), the Merkle nodes in Trillian's tile
+// format, the new tree head, and the hook's records (index rows, SETs,
+// watermark, checkpoint). Trillian's path for the same batch takes three
+// commits (queue; dequeue, sequence and store nodes; the hook's) and about
+// twenty round trips, and each of those commits waits for an fsync.
+//
+// The tables stay exactly as Trillian's sequencer would leave them, so its
+// storage reads (frozen trees, the fallback when the memtree disagrees with
+// storage) and its sequencer (catching up on leaves queued by the slow path)
+// work on them unchanged. Nothing is ever left queued by this path, and a
+// failed transaction leaves nothing behind.
+
+// canCommitDirectly tells whether the next batch may take the one-transaction
+// path: the memtree is trusted and holds exactly the stored tree, and the
+// hook has seen all of it.
+func (l *Log) canCommitDirectly() bool {
+	if !l.fromMemory() || l.behind {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg.Hook == nil || (l.hookLoaded && l.indexed == l.mem.Size() && l.storedCP && l.storedCPSize == l.indexed)
+}
+
+// commitDirectly integrates leaves (distinct hashes) in one transaction and
+// returns which were already in the log, the new root and the leaves it
+// added, in index order, with the hook's sidecars. On an error the pipeline
+// falls back to catching up from storage, since a failed commit may still
+// have been applied.
+func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (dup []bool, root Root, added []Leaf, err error) {
+	defer func() {
+		if err != nil {
+			l.behind = true
+			l.mu.Lock()
+			l.hookLoaded = false
+			l.mu.Unlock()
+		}
+	}()
+	size := l.mem.Size()
+	now := l.ts.Now().UnixNano()
+	// Tree heads are keyed by timestamp and must increase.
+	now = max(now, l.memTime.Load()+1)
+	hashes := make([][]byte, len(leaves))
+	values := make([][]byte, len(leaves))
+	extras := make([][]byte, len(leaves))
+	for i, lf := range leaves {
+		hashes[i], values[i], extras[i] = lf.MerkleLeafHash, lf.LeafValue, lf.ExtraData
+	}
+
+	// Every append waits for this, and on a busy machine each round trip to
+	// PostgreSQL costs about a millisecond of scheduling, so there are two:
+	// the transaction's start with the leaves and the tiles to update, and
+	// everything else with the commit.
+	conn, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return nil, Root{}, nil, fmt.Errorf("connecting to store the batch: %w", err)
+	}
+	// A connection released inside a transaction is closed, which rolls
+	// the transaction back.
+	defer conn.Release()
+
+	// The tiles the batch may touch if every leaf is new (a superset of the
+	// ones it does touch), read with the leaves.
+	nodes, rootHash, err := l.newNodes(size, hashes)
+	if err != nil {
+		return nil, Root{}, nil, err
+	}
+	tileIDs, err := tilesHolding(nodes)
+	if err != nil {
+		return nil, Root{}, nil, err
+	}
+	// The hook's work (signing, for the Rekor log) runs while PostgreSQL
+	// stores the leaves, on the guess that none is already in the log, which
+	// almost always holds; if some are, it is done again.
+	guess := make([]Leaf, len(leaves))
+	for i, lf := range leaves {
+		guess[i] = Leaf{Index: size + uint64(i), Hash: lf.MerkleLeafHash, Value: lf.LeafValue, Extra: lf.ExtraData, IntegratedAt: time.Unix(0, now)}
+	}
+	guessRoot := Root{Size: size + uint64(len(leaves)), Hash: rootHash, Timestamp: time.Unix(0, now)}
+	hooked := make(chan hookWork, 1)
+	go func() {
+		q, err := l.hookStatements(ctx, guess, guessRoot)
+		hooked <- hookWork{q, err}
+	}()
+
+	first := &pgx.Batch{}
+	first.Queue("BEGIN")
+	// The sequence numbers follow the batch's order among the leaves not
+	// already in the log. A second writer on the tree would collide on them
+	// (SequencedLeafData's primary key) and fail instead of forking it.
+	seqOf := map[string]uint64{}
+	first.Queue(`WITH batch AS (
+			SELECT * FROM unnest($2::bytea[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS t(h, v, e, o)
+		), fresh AS (
+			INSERT INTO LeafData (TreeId, LeafIdentityHash, LeafValue, ExtraData, QueueTimestampNanos)
+			SELECT $1, h, v, e, $5 FROM batch
+			ON CONFLICT DO NOTHING
+			RETURNING LeafIdentityHash
+		), numbered AS (
+			SELECT b.h, $6::bigint + row_number() OVER (ORDER BY b.o) - 1 AS seq
+			FROM batch b JOIN fresh f ON f.LeafIdentityHash = b.h
+		), sequenced AS (
+			INSERT INTO SequencedLeafData (TreeId, SequenceNumber, LeafIdentityHash, MerkleLeafHash, IntegrateTimestampNanos)
+			SELECT $1, seq, h, h, $5 FROM numbered
+		)
+		SELECT h, seq FROM numbered`, l.tree.TreeId, hashes, values, extras, now, int64(size)).
+		Query(func(rows pgx.Rows) error {
+			var h []byte
+			var seq int64
+			_, err := pgx.ForEachRow(rows, []any{&h, &seq}, func() error {
+				seqOf[string(h)] = uint64(seq)
+				return nil
+			})
+			return err
+		})
+	stored := map[string]*storagepb.SubtreeProto{}
+	first.Queue("SELECT Nodes FROM Subtree WHERE TreeId = $1 AND SubtreeId = ANY($2)", l.tree.TreeId, tileIDs).
+		Query(func(rows pgx.Rows) error {
+			var raw []byte
+			_, err := pgx.ForEachRow(rows, []any{&raw}, func() error {
+				var t storagepb.SubtreeProto
+				if err := proto.Unmarshal(raw, &t); err != nil {
+					return err
+				}
+				if t.Prefix == nil {
+					t.Prefix = []byte{}
+				}
+				stored[string(t.Prefix)] = &t
+				return nil
+			})
+			return err
+		})
+	err = conn.SendBatch(ctx, first).Close()
+	speculative := <-hooked
+	if err != nil {
+		return nil, Root{}, nil, fmt.Errorf("storing %d leaves: %w", len(leaves), err)
+	}
+	dup = make([]bool, len(leaves))
+	added = make([]Leaf, 0, len(seqOf))
+	for i, lf := range leaves {
+		s, ok := seqOf[string(lf.MerkleLeafHash)]
+		if !ok {
+			dup[i] = true
+			continue
+		}
+		added = append(added, Leaf{Index: s, Hash: lf.MerkleLeafHash, Value: lf.LeafValue, Extra: lf.ExtraData, IntegratedAt: time.Unix(0, now)})
+	}
+	slices.SortFunc(added, func(a, b Leaf) int { return cmp.Compare(a.Index, b.Index) })
+	for i, lf := range added {
+		if lf.Index != size+uint64(i) {
+			return nil, Root{}, nil, fmt.Errorf("leaf %x numbered %d, want %d", lf.Hash, lf.Index, size+uint64(i))
+		}
+	}
+	if len(added) == 0 {
+		// Only duplicates: nothing was written.
+		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+			return nil, Root{}, nil, fmt.Errorf("ending a batch of duplicates: %w", err)
+		}
+		root, err := l.memRoot()
+		return dup, root, nil, err
+	}
+
+	addedHashes := make([][]byte, len(added))
+	for i, lf := range added {
+		addedHashes[i] = lf.Hash
+	}
+	if len(added) < len(leaves) {
+		if nodes, rootHash, err = l.newNodes(size, addedHashes); err != nil {
+			return nil, Root{}, nil, err
+		}
+	}
+	root = Root{Size: size + uint64(len(added)), Hash: rootHash, Timestamp: time.Unix(0, now)}
+	hook := speculative
+	if len(added) < len(leaves) {
+		hook.q, hook.err = l.hookStatements(ctx, added, root)
+	} else {
+		added = guess
+	}
+	if hook.err != nil {
+		return nil, Root{}, nil, hook.err
+	}
+	tiles := cache.NewLogSubtreeCache(rfc6962.DefaultHasher)
+	if err := tiles.SetNodes(nodes, func(ids [][]byte) ([]*storagepb.SubtreeProto, error) {
+		var out []*storagepb.SubtreeProto
+		for _, id := range ids {
+			if t, ok := stored[string(id)]; ok {
+				out = append(out, t)
+			}
+		}
+		return out, nil
+	}); err != nil {
+		return nil, Root{}, nil, fmt.Errorf("updating the tree's tiles: %w", err)
+	}
+	updated, err := tiles.UpdatedTiles()
+	if err != nil {
+		return nil, Root{}, nil, fmt.Errorf("updating the tree's tiles: %w", err)
+	}
+
+	second := &pgx.Batch{}
+	ids, blobs := make([][]byte, len(updated)), make([][]byte, len(updated))
+	for i, t := range updated {
+		if blobs[i], err = proto.Marshal(t); err != nil {
+			return nil, Root{}, nil, fmt.Errorf("encoding tile %x: %w", t.Prefix, err)
+		}
+		ids[i] = t.Prefix
+	}
+	second.Queue(`INSERT INTO Subtree (TreeId, SubtreeId, Nodes)
+		SELECT $1, id, n FROM unnest($2::bytea[], $3::bytea[]) AS t(id, n)
+		ON CONFLICT ON CONSTRAINT Subtree_pk DO UPDATE SET Nodes = EXCLUDED.Nodes`, l.tree.TreeId, ids, blobs)
+	second.Queue(`INSERT INTO TreeHead (TreeId, TreeHeadTimestamp, TreeSize, RootHash, RootSignature)
+		VALUES ($1, $2, $3, $4, '') ON CONFLICT DO NOTHING`, l.tree.TreeId, now, int64(root.Size), root.Hash).
+		Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() != 1 {
+				return fmt.Errorf("a tree head with timestamp %d is already stored", now)
+			}
+			return nil
+		})
+	second.QueuedQueries = append(second.QueuedQueries, hook.q.QueuedQueries...)
+	second.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, second).Close(); err != nil {
+		return nil, Root{}, nil, fmt.Errorf("storing the tree at size %d: %w", root.Size, err)
+	}
+	if conn.Conn().PgConn().TxStatus() != 'I' {
+		// An error before COMMIT makes PostgreSQL skip the rest of the batch.
+		return nil, Root{}, nil, fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
+	}
+
+	if l.cfg.Hook != nil {
+		l.mu.Lock()
+		l.indexed, l.storedCPSize = root.Size, root.Size
+		l.mu.Unlock()
+	}
+	if err := l.mem.Append(addedHashes...); err != nil {
+		return nil, Root{}, nil, err
+	}
+	if got, err := l.mem.RootAt(root.Size); err != nil || !bytes.Equal(got, root.Hash) {
+		l.memBroken.Store(true)
+		l.logger.Error("the in-memory tree does not match the root just stored; serving proofs from storage from now on",
+			"size", root.Size, "stored_root", fmt.Sprintf("%x", root.Hash), "memory_root", fmt.Sprintf("%x", got), "err", err)
+	}
+	l.memTime.Store(now)
+	return dup, root, added, nil
+}
+
+type hookWork struct {
+	q   *pgx.Batch
+	err error
+}
+
+// hookStatements signs the checkpoint at root and has the hook queue its
+// records of leaves, the ones added to reach root.
+func (l *Log) hookStatements(ctx context.Context, leaves []Leaf, root Root) (*pgx.Batch, error) {
+	q := &pgx.Batch{}
+	if l.cfg.Hook == nil {
+		return q, nil
+	}
+	cp, err := l.Checkpoint(root)
+	if err != nil {
+		return nil, fmt.Errorf("signing the checkpoint at size %d: %w", root.Size, err)
+	}
+	b := Batch{TreeID: l.tree.TreeId, Offset: l.offset, Leaves: leaves, NewSize: root.Size, Checkpoint: cp}
+	if err := l.cfg.Hook.Integrated(ctx, b, q); err != nil {
+		return nil, fmt.Errorf("indexing leaves %d..%d: %w", root.Size-uint64(len(leaves)), root.Size, err)
+	}
+	return q, nil
+}
+
+// newNodes returns the nodes Trillian's sequencer would store for leaf
+// hashes appended at size (every leaf and every complete subtree they
+// finish) and the new root.
+func (l *Log) newNodes(size uint64, hashes [][]byte) ([]tree.Node, []byte, error) {
+	border, err := l.mem.RangeHashes(size)
+	if err != nil {
+		return nil, nil, err
+	}
+	cr, err := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewRange(0, size, border)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the tree's right border at size %d: %w", size, err)
+	}
+	var nodes []tree.Node
+	for _, h := range hashes {
+		if err := cr.Append(h, func(id compact.NodeID, hash []byte) {
+			nodes = append(nodes, tree.Node{ID: id, Hash: hash})
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	root, err := cr.GetRootHash(nil)
+	return nodes, root, err
+}
+
+// tilesHolding returns the IDs of the tiles (Trillian's storage unit of
+// nodes) that hold nodes. Trillian's tile layout is internal to its cache,
+// so the cache itself is asked: it names the tiles it lacks when given
+// nodes to store.
+func tilesHolding(nodes []tree.Node) ([][]byte, error) {
+	var ids [][]byte
+	err := cache.NewLogSubtreeCache(rfc6962.DefaultHasher).SetNodes(nodes, func(want [][]byte) ([]*storagepb.SubtreeProto, error) {
+		ids = want
+		return nil, nil
+	})
+	return ids, err
+}

@@ -1,0 +1,223 @@
+package log
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/signet-dev/signet/internal/db/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// appendConcurrently appends n new leaves from many goroutines, so the
+// pipeline sees batches of many sizes, and returns index -> leaf hash.
+func appendConcurrently(t *testing.T, l *Log, prefix string, n int) map[uint64][]byte {
+	t.Helper()
+	var mu sync.Mutex
+	got := map[uint64][]byte{}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 16 {
+				res, err := l.Append(context.Background(), fmt.Appendf(nil, "%s %d", prefix, i), nil)
+				if err != nil || res.Duplicate {
+					errs <- fmt.Errorf("append %d: duplicate %v, %v", i, res.Duplicate, err)
+					return
+				}
+				if err := proof.VerifyInclusion(rfc6962.DefaultHasher, res.Leaf.Index, res.Root.Size, res.Leaf.Hash, res.Proof, res.Root.Hash); err != nil {
+					errs <- fmt.Errorf("append %d: its proof: %w", i, err)
+					return
+				}
+				mu.Lock()
+				got[res.Leaf.Index] = res.Leaf.Hash
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// rootOf computes the root of leaf hashes 0..size-1 independently.
+func rootOf(t *testing.T, hashes map[uint64][]byte, size uint64) []byte {
+	t.Helper()
+	cr := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	for i := range size {
+		h, ok := hashes[i]
+		if !ok {
+			t.Fatalf("no leaf at index %d", i)
+		}
+		if err := cr.Append(h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := cr.GetRootHash(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// The one-transaction path writes Trillian's tables as Trillian's sequencer
+// would: Trillian's own storage reads prove every leaf at the same root,
+// Trillian's sequencer continues the tree from the stored tiles, and a
+// restart loads a memtree that matches the stored root.
+func TestDirectCommitsAreTrilliansTree(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.NewPool(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Name: "test", SignerName: "test", Signer: key, ProofsInMemory: true, MaxBatch: 64}
+	l, err := Open(ctx, pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 700 leaves cross two full bottom tiles (256 leaves each) and start a
+	// second tile of the stratum above.
+	hashes := appendConcurrently(t, l, "direct", 700)
+	if !l.fromMemory() || l.behind {
+		t.Fatal("the direct path was left")
+	}
+	root, err := l.Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root.Size != 700 || !bytes.Equal(root.Hash, rootOf(t, hashes, 700)) {
+		t.Fatalf("root %d/%x, want 700/%x", root.Size, root.Hash, rootOf(t, hashes, 700))
+	}
+	stored, err := l.storedRoot(ctx)
+	if err != nil || stored.Size != root.Size || !bytes.Equal(stored.Hash, root.Hash) {
+		t.Fatalf("Trillian's stored root %d/%x (%v), want %d/%x", stored.Size, stored.Hash, err, root.Size, root.Hash)
+	}
+
+	checkTrillianReads(t, l, hashes, root)
+
+	// Trillian's sequencer carries on from the stored tiles (the slow path
+	// is what runs while the memtree is distrusted).
+	l.memBroken.Store(true)
+	more := appendConcurrently(t, l, "sequenced by Trillian", 100)
+	for i, h := range more {
+		hashes[i] = h
+	}
+	root, err = l.storedRoot(ctx)
+	if err != nil || root.Size != 800 || !bytes.Equal(root.Hash, rootOf(t, hashes, 800)) {
+		t.Fatalf("after Trillian's sequencer: root %d/%x (%v), want 800/%x", root.Size, root.Hash, err, rootOf(t, hashes, 800))
+	}
+	l.Close()
+
+	// A restart loads the memtree, which must match, and goes on directly.
+	l, err = Open(ctx, pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !l.fromMemory() {
+		t.Fatal("after a restart the memtree does not match the stored root")
+	}
+	for i, h := range appendConcurrently(t, l, "after restart", 300) {
+		hashes[i] = h
+	}
+	if !l.fromMemory() || l.behind {
+		t.Fatal("the direct path was left after the restart")
+	}
+	root, err = l.storedRoot(ctx)
+	if err != nil || root.Size != 1100 || !bytes.Equal(root.Hash, rootOf(t, hashes, 1100)) {
+		t.Fatalf("after the restart: root %d/%x (%v), want 1100/%x", root.Size, root.Hash, err, rootOf(t, hashes, 1100))
+	}
+	// Batches mixing leaves already in the log with new ones.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < 200; i += 8 {
+				value := fmt.Appendf(nil, "after restart %d", i)
+				if i%2 == 1 {
+					value = fmt.Appendf(nil, "mixed %d", i)
+				}
+				res, err := l.Append(ctx, value, nil)
+				if err != nil || res.Duplicate != (i%2 == 0) {
+					t.Errorf("append %q: duplicate %v, %v", value, res.Duplicate, err)
+					return
+				}
+				if !res.Duplicate {
+					mu.Lock()
+					hashes[res.Leaf.Index] = res.Leaf.Hash
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	root, err = l.storedRoot(ctx)
+	if err != nil || root.Size != 1200 || !bytes.Equal(root.Hash, rootOf(t, hashes, 1200)) {
+		t.Fatalf("after mixed batches: root %d/%x (%v), want 1200/%x", root.Size, root.Hash, err, rootOf(t, hashes, 1200))
+	}
+	checkTrillianReads(t, l, hashes, root)
+	var unsequenced int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM Unsequenced").Scan(&unsequenced); err != nil || unsequenced != 0 {
+		t.Fatalf("%d leaves left queued (%v)", unsequenced, err)
+	}
+
+	// Appending leaves already in the log changes nothing.
+	res, err := l.Append(ctx, []byte("direct 5"), nil)
+	if err != nil || !res.Duplicate {
+		t.Fatalf("re-append: %+v, %v", res, err)
+	}
+	if after, err := l.Latest(ctx); err != nil || after.Size != 1200 {
+		t.Fatalf("size after a duplicate %d (%v), want 1200", after.Size, err)
+	}
+}
+
+// checkTrillianReads proves every leaf, and consistency from earlier sizes,
+// through Trillian's storage reads of the tiles written, at root.
+func checkTrillianReads(t *testing.T, l *Log, hashes map[uint64][]byte, root Root) {
+	t.Helper()
+	ctx := context.Background()
+	l.memBroken.Store(true)
+	defer l.memBroken.Store(false)
+	for i := range root.Size {
+		p, err := l.ByIndex(ctx, i)
+		if err != nil {
+			t.Fatalf("leaf %d read through Trillian: %v", i, err)
+		}
+		if !bytes.Equal(p.Leaf.Hash, hashes[i]) || p.Root.Size != root.Size {
+			t.Fatalf("leaf %d: hash %x at size %d, want %x at %d", i, p.Leaf.Hash, p.Root.Size, hashes[i], root.Size)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, root.Size, hashes[i], p.Proof, root.Hash); err != nil {
+			t.Fatalf("leaf %d proven by Trillian's storage: %v", i, err)
+		}
+	}
+	for _, from := range []uint64{1, 255, 256, 257, 511, 512, root.Size - 1} {
+		cons, to, err := l.ConsistencyProof(ctx, from, root.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, from, root.Size, cons, rootOf(t, hashes, from), to.Hash); err != nil {
+			t.Fatalf("consistency %d..%d from Trillian's storage: %v", from, root.Size, err)
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package log
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/signet-dev/signet/internal/db/dbtest"
+)
+
+func openTestLog(t *testing.T) *Log {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(context.Background(), dbtest.NewPool(t), Config{Name: "test", SignerName: "test", Signer: key, ProofsInMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+// Concurrent reads by hash are answered by shared queries; each reader gets
+// its own leaf (or nothing for a hash not in the log), proven.
+func TestGatheredReadsByHashGetTheirOwnLeaf(t *testing.T) {
+	l := openTestLog(t)
+	hashes := appendConcurrently(t, l, "read", 200)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64*50)
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				index := uint64((w*50 + i) % 220)
+				want, inLog := hashes[index]
+				if !inLog {
+					want = rfc6962.DefaultHasher.HashLeaf(fmt.Appendf(nil, "not in the log %d", index))
+				}
+				got, err := l.ByHash(context.Background(), [][]byte{want})
+				switch {
+				case err != nil:
+					errs <- err
+				case !inLog && len(got) != 0:
+					errs <- fmt.Errorf("a hash not in the log read as %d leaves", len(got))
+				case inLog && (len(got) != 1 || !bytes.Equal(got[0].Leaf.Hash, want) || got[0].Leaf.Index != index):
+					errs <- fmt.Errorf("leaf %d read as %+v", index, got)
+				case inLog:
+					p := got[0]
+					if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, p.Root.Size, want, p.Proof, p.Root.Hash); err != nil {
+						errs <- fmt.Errorf("leaf %d: %w", index, err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
