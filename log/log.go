@@ -167,7 +167,9 @@ type Log struct {
 	retired []*Log
 
 	mu         sync.Mutex
-	checkpoint cachedCheckpoint
+	// checkpoints are the latest signed, newest last: answers to a batch
+	// still being written ask for theirs while the next batch signs its own.
+	checkpoints []cachedCheckpoint
 	// hook progress: leaves handed over so far and the size of the
 	// checkpoint stored with them (loaded from Watermark once).
 	hookLoaded   bool
@@ -474,18 +476,24 @@ func (l *Log) Checkpoint(root Root) (string, error) {
 	}
 	key := string(root.Hash)
 	l.mu.Lock()
-	c := l.checkpoint
-	l.mu.Unlock()
-	if c.size == root.Size && c.hash == key && c.note != "" {
-		return c.note, nil
+	for _, c := range l.checkpoints {
+		if c.size == root.Size && c.hash == key {
+			l.mu.Unlock()
+			return c.note, nil
+		}
 	}
+	l.mu.Unlock()
 	signed, err := note.Sign(note.Checkpoint{Origin: l.origin, Size: root.Size, RootHash: root.Hash}, l.cfg.SignerName, l.cfg.Signer)
 	if err != nil {
 		return "", err
 	}
 	l.mu.Lock()
-	if root.Size >= l.checkpoint.size {
-		l.checkpoint = cachedCheckpoint{size: root.Size, hash: key, note: signed}
+	if n := len(l.checkpoints); n == 0 || root.Size >= l.checkpoints[n-1].size {
+		const kept = 4
+		if n == kept {
+			l.checkpoints = append(l.checkpoints[:0], l.checkpoints[1:]...)
+		}
+		l.checkpoints = append(l.checkpoints, cachedCheckpoint{size: root.Size, hash: key, note: signed})
 	}
 	l.mu.Unlock()
 	return signed, nil
