@@ -97,10 +97,7 @@ func TestUsernameOtherNameSAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf, err := c.Issue(context.Background(), &identity.Principal{OtherName: "alice!example.com", Extensions: identity.Extensions{Issuer: "https://idp", Subject: "alice"}}, key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	leaf := issue(t, c, &identity.Principal{OtherName: "alice!example.com", Extensions: identity.Extensions{Issuer: "https://idp", Subject: "alice"}}, key.Public())
 	got, err := cryptoutils.UnmarshalOtherNameSAN(leaf.Extensions)
 	if err != nil || got != "alice!example.com" {
 		t.Fatalf("otherName %q, %v", got, err)
@@ -110,9 +107,9 @@ func TestUsernameOtherNameSAN(t *testing.T) {
 			t.Fatal("otherName SAN not critical")
 		}
 	}
-	uriLeaf, err := c.Issue(context.Background(), &identity.Principal{URI: &url.URL{Scheme: "https", Host: "ci.example.com", Path: "/job"}, Extensions: identity.Extensions{Issuer: "https://idp"}}, key.Public())
-	if err != nil || len(uriLeaf.URIs) != 1 {
-		t.Fatalf("URI leaf: %v", err)
+	uriLeaf := issue(t, c, &identity.Principal{URI: &url.URL{Scheme: "https", Host: "ci.example.com", Path: "/job"}, Extensions: identity.Extensions{Issuer: "https://idp"}}, key.Public())
+	if len(uriLeaf.URIs) != 1 {
+		t.Fatalf("URI leaf has URIs %v", uriLeaf.URIs)
 	}
 }
 
@@ -180,7 +177,11 @@ func TestDirectSigningMatchesCreateCertificate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			direct, err := c.signLeafDirect(p.interKey, tmpl, key.Public())
+			der, err := c.signLeafDirect(p.interKey, tmpl, key.Public())
+			if err != nil {
+				t.Fatal(err)
+			}
+			direct, err := x509.ParseCertificate(der)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -228,10 +229,7 @@ func TestPrecertificateEntryMatchesCTGo(t *testing.T) {
 			rec := &recordingCT{}
 			c.UseSCTSource(rec)
 			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			final, err := c.Issue(context.Background(), &identity.Principal{Email: "a@example.com", Extensions: identity.Extensions{Issuer: "https://idp", Subject: "a"}}, key.Public())
-			if err != nil {
-				t.Fatal(err)
-			}
+			final := issue(t, c, &identity.Principal{Email: "a@example.com", Extensions: identity.Extensions{Issuer: "https://idp", Subject: "a"}}, key.Public())
 			got := rec.got
 			precert, err := x509.ParseCertificate(got.DER)
 			if err != nil {
@@ -283,4 +281,25 @@ func TestSCTListMatchesCTGo(t *testing.T) {
 			t.Fatalf("%d SCTs: %v\n got  %x\n want %x", i+1, err, ext.Value, wantValue)
 		}
 	}
+}
+
+// issue issues a leaf and checks that what Issue reports beside the DER
+// (from the template) is what the certificate says.
+func issue(t *testing.T, c *CA, p *identity.Principal, pub crypto.PublicKey) *x509.Certificate {
+	t.Helper()
+	issued, err := c.Issue(context.Background(), p, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(issued.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := issued.Template
+	if cert.SerialNumber.Cmp(tm.SerialNumber) != 0 || !cert.NotBefore.Equal(tm.NotBefore) || !cert.NotAfter.Equal(tm.NotAfter) ||
+		!bytes.Equal(cert.RawSubjectPublicKeyInfo, tm.RawSubjectPublicKeyInfo) {
+		t.Fatalf("issued %v %v..%v %x, template says %v %v..%v %x", cert.SerialNumber, cert.NotBefore, cert.NotAfter, cert.RawSubjectPublicKeyInfo,
+			tm.SerialNumber, tm.NotBefore, tm.NotAfter, tm.RawSubjectPublicKeyInfo)
+	}
+	return cert
 }

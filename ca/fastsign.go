@@ -64,7 +64,7 @@ func addExtension(b *cryptobyte.Builder, oid asn1.ObjectIdentifier, critical boo
 }
 
 // signLeafDirect encodes and signs a leaf for a template made by Template.
-func (c *CA) signLeafDirect(key *ecdsa.PrivateKey, t *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
+func (c *CA) signLeafDirect(key *ecdsa.PrivateKey, t *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
 	enc, err := c.newLeafEncoder(key, t, pub)
 	if err != nil {
 		return nil, err
@@ -73,11 +73,7 @@ func (c *CA) signLeafDirect(key *ecdsa.PrivateKey, t *x509.Certificate, pub cryp
 	if err != nil {
 		return nil, err
 	}
-	der, err := signDirect(key, tbs)
-	if err != nil {
-		return nil, err
-	}
-	return x509.ParseCertificate(der)
+	return signDirect(key, tbs)
 }
 
 // signDirect signs a TBSCertificate into a certificate's DER.

@@ -44,7 +44,7 @@ func (c *CA) EmbedsSCTs() bool { return c.sct != nil }
 // issueWithSCT signs a precertificate (the template plus the critical CT
 // poison), logs it, and signs the final certificate with the SCT list in
 // the poison's place, so both share one TBS apart from that extension.
-func (c *CA) issueWithSCT(ctx context.Context, t *x509.Certificate, pubKey any) (*x509.Certificate, error) {
+func (c *CA) issueWithSCT(ctx context.Context, t *x509.Certificate, pubKey any) ([]byte, error) {
 	p := &Precertificate{IssuerKeyHash: sha256.Sum256(c.chain[0].RawSubjectPublicKeyInfo)}
 	for _, cert := range c.chain {
 		p.Chain = append(p.Chain, cert.Raw)
@@ -75,11 +75,7 @@ func (c *CA) issueWithSCT(ctx context.Context, t *x509.Certificate, pubKey any) 
 		if err != nil {
 			return nil, err
 		}
-		der, err := signDirect(key, finalTBS)
-		if err != nil {
-			return nil, err
-		}
-		return x509.ParseCertificate(der)
+		return signDirect(key, finalTBS)
 	}
 	pre := *t
 	pre.ExtraExtensions = append(append([]pkix.Extension{}, t.ExtraExtensions...), poison)
@@ -97,7 +93,7 @@ func (c *CA) issueWithSCT(ctx context.Context, t *x509.Certificate, pubKey any) 
 	}
 	final := *t
 	final.ExtraExtensions = append(append([]pkix.Extension{}, t.ExtraExtensions...), ext)
-	return c.Sign(ctx, &final, pubKey)
+	return c.signDER(ctx, &final, pubKey)
 }
 
 // logPrecertificate gets the precertificate's SCT as the extension the

@@ -6,7 +6,6 @@ package fulcioapi
 import (
 	"crypto"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -65,7 +64,7 @@ func New(cfg Config) *API {
 		cfg.Registerer.MustRegister(a.issued)
 	}
 	for _, c := range cfg.CA.Chain() {
-		a.caPEMs = append(a.caPEMs, pemString(c))
+		a.caPEMs = append(a.caPEMs, pemString(c.Raw))
 	}
 	return a
 }
@@ -163,11 +162,12 @@ func (b b64out) MarshalJSON() ([]byte, error) {
 	return json.Marshal(base64.StdEncoding.EncodeToString(b))
 }
 
-func pemString(c *x509.Certificate) string {
-	return strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))
+func pemString(der []byte) string {
+	return strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
 }
 
-func (a *API) chainPEMs(leaf *x509.Certificate) []string {
+// chainPEMs is the leaf (if any) and the CA chain, in PEM.
+func (a *API) chainPEMs(leaf []byte) []string {
 	out := make([]string, 0, len(a.caPEMs)+1)
 	if leaf != nil {
 		out = append(out, pemString(leaf))
@@ -185,7 +185,7 @@ func bearer(r *http.Request) string {
 
 // issue runs authentication, proof of possession and signing; it writes
 // the error response itself and returns nil on failure.
-func (a *API) issue(w http.ResponseWriter, r *http.Request, token string, pubFrom func(*identity.Principal) (crypto.PublicKey, error)) *x509.Certificate {
+func (a *API) issue(w http.ResponseWriter, r *http.Request, token string, pubFrom func(*identity.Principal) (crypto.PublicKey, error)) []byte {
 	if token == "" {
 		a.issued.WithLabelValues("unauthenticated").Inc()
 		writeError(w, http.StatusUnauthorized, codeUnauthenticated, "no identity token: send it as Authorization: Bearer <token> (or credentials.oidcIdentityToken)")
@@ -213,17 +213,18 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, token string, pubFro
 		a.fail(w, r, err)
 		return nil
 	}
-	cert, err := a.cfg.CA.Issue(r.Context(), p, pub)
+	issued, err := a.cfg.CA.Issue(r.Context(), p, pub)
 	if err != nil {
 		a.fail(w, r, err)
 		return nil
 	}
 	a.issued.WithLabelValues("issued").Inc()
 	if a.cfg.Audit != nil {
-		fp := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-		a.cfg.Audit.Add([]any{hex.EncodeToString(cert.SerialNumber.Bytes()), cert.NotBefore, cert.NotAfter, p.Identity(), p.Issuer, p.Subject, hex.EncodeToString(fp[:])})
+		t := issued.Template
+		fp := sha256.Sum256(t.RawSubjectPublicKeyInfo)
+		a.cfg.Audit.Add([]any{hex.EncodeToString(t.SerialNumber.Bytes()), t.NotBefore, t.NotAfter, p.Identity(), p.Issuer, p.Subject, hex.EncodeToString(fp[:])})
 	}
-	return cert
+	return issued.DER
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
