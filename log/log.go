@@ -166,7 +166,7 @@ type Log struct {
 	// retired are the trees key rotations froze, oldest first.
 	retired []*Log
 
-	mu         sync.Mutex
+	mu sync.Mutex
 	// checkpoints are the latest signed, newest last: answers to a batch
 	// still being written ask for theirs while the next batch signs its own.
 	checkpoints []cachedCheckpoint
