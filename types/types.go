@@ -176,6 +176,33 @@ func Canonicalize(kind, apiVersion string, spec any) ([]byte, error) {
 	return out, nil
 }
 
+// CanonicalizeSorted is Canonicalize for specs made only of strings, byte
+// slices and structs whose fields are declared in the order RFC 8785 sorts
+// their JSON names (each type's tests hold it to that). encoding/json then
+// writes the canonical form itself whenever no string needs an escape,
+// which is checked; otherwise the canonicalizer runs as for Canonicalize.
+// Every append canonicalizes its entry, and re-parsing the JSON to sort it
+// was about 6% of an append's CPU.
+func CanonicalizeSorted(kind, apiVersion string, spec any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Spec       any    `json:"spec"`
+	}{apiVersion, kind, spec}); err != nil {
+		return nil, fmt.Errorf("canonicalizing %s entry: %w", kind, err)
+	}
+	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	for _, c := range out {
+		if c < 0x20 || c > 0x7e || c == '\\' {
+			return Canonicalize(kind, apiVersion, spec)
+		}
+	}
+	return out, nil
+}
+
 // DecodeStrict decodes one JSON value, refusing unknown fields and trailing data.
 func DecodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))

@@ -126,7 +126,7 @@ func (p *parser) parseV001(_ context.Context, raw json.RawMessage) (types.Entry,
 		Data:      dataV001{Hash: &hashV001{Algorithm: s.Data.Hash.Algorithm, Value: s.Data.Hash.Value}},
 		Signature: signatureV001{Content: s.Signature.Content, PublicKey: &publicKeyV001{Content: canonicalKey}},
 	}
-	leaf, err := types.Canonicalize(Name, "0.0.1", canon)
+	leaf, err := types.CanonicalizeSorted(Name, "0.0.1", canon)
 	if err != nil {
 		return nil, err
 	}
