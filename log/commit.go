@@ -159,21 +159,29 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 	if err != nil {
 		return nil, Root{}, nil, fmt.Errorf("storing %d leaves: %w", len(leaves), err)
 	}
+	// Usually every leaf is new and the guess holds; otherwise the new ones
+	// are renumbered, and their nodes, root and hook records redone.
 	dup = make([]bool, len(leaves))
-	added = make([]Leaf, 0, len(seqOf))
-	for i, lf := range leaves {
-		s, ok := seqOf[string(lf.MerkleLeafHash)]
-		if !ok {
-			dup[i] = true
-			continue
+	added = guess
+	if len(seqOf) < len(leaves) {
+		added = make([]Leaf, 0, len(seqOf))
+		for i, lf := range guess {
+			s, ok := seqOf[string(lf.Hash)]
+			if !ok {
+				dup[i] = true
+				continue
+			}
+			lf.Index, lf.Sidecar = s, nil
+			added = append(added, lf)
 		}
-		added = append(added, Leaf{Index: s, Hash: lf.MerkleLeafHash, Value: lf.LeafValue, Extra: lf.ExtraData, IntegratedAt: time.Unix(0, now)})
+		slices.SortFunc(added, func(a, b Leaf) int { return cmp.Compare(a.Index, b.Index) })
 	}
-	slices.SortFunc(added, func(a, b Leaf) int { return cmp.Compare(a.Index, b.Index) })
+	addedHashes := make([][]byte, len(added))
 	for i, lf := range added {
-		if lf.Index != size+uint64(i) {
-			return nil, Root{}, nil, fmt.Errorf("leaf %x numbered %d, want %d", lf.Hash, lf.Index, size+uint64(i))
+		if s := seqOf[string(lf.Hash)]; lf.Index != size+uint64(i) || s != lf.Index {
+			return nil, Root{}, nil, fmt.Errorf("leaf %x numbered %d, want %d", lf.Hash, s, size+uint64(i))
 		}
+		addedHashes[i] = lf.Hash
 	}
 	if len(added) == 0 {
 		// Only duplicates: nothing was written.
@@ -183,22 +191,14 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		root, err := l.memRoot()
 		return dup, root, nil, err
 	}
-
-	addedHashes := make([][]byte, len(added))
-	for i, lf := range added {
-		addedHashes[i] = lf.Hash
-	}
+	root = guessRoot
+	hook := speculative
 	if len(added) < len(leaves) {
 		if nodes, rootHash, err = l.newNodes(size, addedHashes); err != nil {
 			return nil, Root{}, nil, err
 		}
-	}
-	root = Root{Size: size + uint64(len(added)), Hash: rootHash, Timestamp: time.Unix(0, now)}
-	hook := speculative
-	if len(added) < len(leaves) {
+		root = Root{Size: size + uint64(len(added)), Hash: rootHash, Timestamp: time.Unix(0, now)}
 		hook.q, hook.err = l.hookStatements(ctx, added, root)
-	} else {
-		added = guess
 	}
 	if hook.err != nil {
 		return nil, Root{}, nil, hook.err
