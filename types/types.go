@@ -13,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
+	"github.com/signet-dev/signet/internal/canonjson"
 )
 
 // Entry is a proposed entry that passed its kind's validation.
@@ -159,46 +159,29 @@ func (r *Registry) ParseInsertable(ctx context.Context, body []byte) (Entry, err
 	return e, nil
 }
 
+// envelope is an entry's outer object; its fields are in RFC 8785 order.
+type envelope struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Spec       any    `json:"spec"`
+}
+
 // Canonicalize marshals {"apiVersion","kind","spec"} as RFC 8785 JSON.
 func Canonicalize(kind, apiVersion string, spec any) ([]byte, error) {
-	raw, err := json.Marshal(struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Spec       any    `json:"spec"`
-	}{apiVersion, kind, spec})
-	if err != nil {
-		return nil, fmt.Errorf("canonicalizing %s entry: %w", kind, err)
-	}
-	out, err := jsoncanonicalizer.Transform(raw)
+	out, err := canonjson.Marshal(envelope{apiVersion, kind, spec})
 	if err != nil {
 		return nil, fmt.Errorf("canonicalizing %s entry: %w", kind, err)
 	}
 	return out, nil
 }
 
-// CanonicalizeSorted is Canonicalize for specs made only of strings, byte
-// slices and structs whose fields are declared in the order RFC 8785 sorts
-// their JSON names (each type's tests hold it to that). encoding/json then
-// writes the canonical form itself whenever no string needs an escape,
-// which is checked; otherwise the canonicalizer runs as for Canonicalize.
-// Every append canonicalizes its entry, and re-parsing the JSON to sort it
-// was about 6% of an append's CPU.
+// CanonicalizeSorted is Canonicalize for specs canonjson.MarshalSorted
+// accepts: strings, byte slices and structs with fields in RFC 8785 order
+// (each type's tests hold it to that).
 func CanonicalizeSorted(kind, apiVersion string, spec any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Spec       any    `json:"spec"`
-	}{apiVersion, kind, spec}); err != nil {
+	out, err := canonjson.MarshalSorted(envelope{apiVersion, kind, spec})
+	if err != nil {
 		return nil, fmt.Errorf("canonicalizing %s entry: %w", kind, err)
-	}
-	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	for _, c := range out {
-		if c < 0x20 || c > 0x7e || c == '\\' {
-			return Canonicalize(kind, apiVersion, spec)
-		}
 	}
 	return out, nil
 }

@@ -13,7 +13,7 @@ import (
 	"regexp"
 	"strconv"
 
-	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
+	"github.com/signet-dev/signet/internal/canonjson"
 )
 
 // LogEntry is the one-key map {entryID: entry} that every entry endpoint returns.
@@ -106,42 +106,16 @@ type Error struct {
 // SETPayload is what a signed entry timestamp signs: RFC 8785 JSON of
 // {body, integratedTime, logID, logIndex}.
 func SETPayload(body string, integratedTime int64, logID string, logIndex int64) ([]byte, error) {
-	// The log signs one per entry. Its body is base64 and its log ID hex,
-	// which need no escaping, and its numbers are integers RFC 8785 writes
-	// as plain digits, so the canonical form is written directly.
-	if plainJSONString(body) && plainJSONString(logID) && exactInJSON(integratedTime) && exactInJSON(logIndex) {
-		b := make([]byte, 0, len(body)+len(logID)+80)
-		b = append(b, `{"body":"`...)
-		b = append(b, body...)
-		b = append(b, `","integratedTime":`...)
-		b = strconv.AppendInt(b, integratedTime, 10)
-		b = append(b, `,"logID":"`...)
-		b = append(b, logID...)
-		b = append(b, `","logIndex":`...)
-		b = strconv.AppendInt(b, logIndex, 10)
-		return append(b, '}'), nil
-	}
-	raw, err := json.Marshal(struct {
+	payload := struct {
 		Body           string `json:"body"`
 		IntegratedTime int64  `json:"integratedTime"`
 		LogID          string `json:"logID"`
 		LogIndex       int64  `json:"logIndex"`
-	}{body, integratedTime, logID, logIndex})
-	if err != nil {
-		return nil, err
+	}{body, integratedTime, logID, logIndex}
+	if exactInJSON(integratedTime) && exactInJSON(logIndex) {
+		return canonjson.MarshalSorted(payload)
 	}
-	return jsoncanonicalizer.Transform(raw)
-}
-
-// plainJSONString tells whether s is written as itself inside JSON quotes
-// (printable ASCII other than quote and backslash).
-func plainJSONString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
+	return canonjson.Marshal(payload)
 }
 
 // exactInJSON tells whether RFC 8785 writes n as its decimal digits: it
