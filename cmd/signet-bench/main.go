@@ -6,7 +6,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -29,6 +28,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/timestamp"
@@ -98,8 +99,12 @@ Flags:
 		return nil
 	}
 	o.scenarios = strings.Split(scenarios, ",")
-	httpClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}}
-	st := &state{opts: o, http: httpClient}
+	httpClient := &http.Client{Timeout: requestTimeout}
+	// The timed requests go through fasthttp's client: the generator shares
+	// the machine with the server, and per request it costs about half of
+	// net/http's client (its connection goroutines and allocations).
+	load := &fasthttp.Client{MaxConnsPerHost: 1 << 16, MaxConnWaitTimeout: requestTimeout, MaxIdleConnDuration: time.Minute}
+	st := &state{opts: o, http: httpClient, load: load}
 	for _, sc := range o.scenarios {
 		var res *result
 		var err error
@@ -129,12 +134,15 @@ Flags:
 // state carries what one scenario leaves for the next (entries to read).
 type state struct {
 	opts     options
-	http     *http.Client
+	http     *http.Client     // set-up and sampling
+	load     *fasthttp.Client // the timed requests
 	mu       sync.Mutex
 	entryIDs []string
 	hashes   []string
 	sampled  bool
 }
+
+const requestTimeout = 30 * time.Second
 
 type request struct {
 	method string
@@ -197,7 +205,7 @@ func (s *state) databaseBytes(ctx context.Context) int64 {
 
 // drive sends requests from next until the duration is over and reports.
 // ok decides which statuses count as success; onOK sees successful bodies.
-func (s *state) drive(ctx context.Context, name string, next func(i int) request, ok func(int) bool, onOK func(i int, resp *http.Response, body []byte)) *result {
+func (s *state) drive(ctx context.Context, name string, next func(i int) request, ok func(int) bool, onOK func(i int, etag string)) *result {
 	var counter atomic.Int64
 	type sample struct {
 		lat    time.Duration
@@ -207,22 +215,24 @@ func (s *state) drive(ctx context.Context, name string, next func(i int) request
 	var samples []sample
 	send := func(i int, timed bool) {
 		r := next(i)
-		req, _ := http.NewRequestWithContext(ctx, r.method, s.opts.target+r.path, bytes.NewReader(r.body))
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(s.opts.target + r.path)
+		req.Header.SetMethod(r.method)
 		for k, v := range r.header {
 			req.Header.Set(k, v)
 		}
+		req.SetBodyRaw(r.body)
 		start := time.Now()
-		resp, err := s.http.Do(req)
+		err := s.load.DoTimeout(req, resp, requestTimeout)
 		status := -1
-		var body []byte
 		if err == nil {
-			body, _ = io.ReadAll(resp.Body)
-			resp.Body.Close()
-			status = resp.StatusCode
+			status = resp.StatusCode()
 		}
 		lat := time.Since(start)
 		if err == nil && ok(status) && onOK != nil {
-			onOK(i, resp, body)
+			onOK(i, string(resp.Header.Peek("ETag")))
 		}
 		if timed {
 			samplesMu.Lock()
@@ -357,9 +367,9 @@ func (s *state) appendScenario(ctx context.Context, log io.Writer) (*result, err
 			i = i % n // only if the pool ran out; those become 409s
 		}
 		return request{http.MethodPost, "/api/v1/log/entries", bodies[i], hdr}
-	}, func(st int) bool { return st == 201 }, func(i int, resp *http.Response, _ []byte) {
+	}, func(st int) bool { return st == 201 }, func(i int, etag string) {
 		s.mu.Lock()
-		s.entryIDs = append(s.entryIDs, resp.Header.Get("ETag"))
+		s.entryIDs = append(s.entryIDs, etag)
 		s.hashes = append(s.hashes, hashes[i%n])
 		s.mu.Unlock()
 	})
