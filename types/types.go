@@ -113,6 +113,17 @@ type proposed struct {
 
 // Parse validates a ProposedEntry ({"kind","apiVersion","spec"}) of any known kind.
 func (r *Registry) Parse(ctx context.Context, body []byte) (Entry, error) {
+	return r.parse(ctx, body, false)
+}
+
+// ParseInsertable is Parse for entries that are to be added to the log: a
+// kind not enabled for insertion is refused before its signatures are
+// checked.
+func (r *Registry) ParseInsertable(ctx context.Context, body []byte) (Entry, error) {
+	return r.parse(ctx, body, true)
+}
+
+func (r *Registry) parse(ctx context.Context, body []byte, insert bool) (Entry, error) {
 	var p proposed
 	if err := DecodeStrict(body, &p); err != nil {
 		return nil, Invalid("proposed entry: %v", err)
@@ -123,6 +134,9 @@ func (r *Registry) Parse(ctx context.Context, body []byte) (Entry, error) {
 	k, ok := r.kinds[p.Kind]
 	if !ok {
 		return nil, Invalid("entry kind %q is not supported (supported: %s)", p.Kind, strings.Join(r.Names(), ", "))
+	}
+	if insert && !r.insertable[p.Kind] {
+		return nil, Invalid("entry kind %q is not enabled for insertion on this log (enabled: %s)", p.Kind, strings.Join(r.Insertable(), ", "))
 	}
 	if p.APIVersion == "" {
 		return nil, Invalid("proposed entry: apiVersion is required")
@@ -139,21 +153,11 @@ func (r *Registry) Parse(ctx context.Context, body []byte) (Entry, error) {
 	if len(p.Spec) == 0 || bytes.Equal(p.Spec, []byte("null")) {
 		return nil, Invalid("proposed entry: spec is required")
 	}
-	return parse(ctx, p.Spec)
-}
-
-// ParseInsertable is Parse for entries that are to be added to the log.
-func (r *Registry) ParseInsertable(ctx context.Context, body []byte) (Entry, error) {
-	e, err := r.Parse(ctx, body)
+	e, err := parse(ctx, p.Spec)
 	if err != nil {
 		return nil, err
 	}
-	var p proposed
-	_ = json.Unmarshal(body, &p)
-	if !r.insertable[p.Kind] {
-		return nil, Invalid("entry kind %q is not enabled for insertion on this log (enabled: %s)", p.Kind, strings.Join(r.Insertable(), ", "))
-	}
-	if !e.Insertable() {
+	if insert && !e.Insertable() {
 		return nil, Invalid("%s entry is in canonical form; propose it with its full content to insert it", p.Kind)
 	}
 	return e, nil

@@ -53,6 +53,32 @@ func TestParseEnvelopeErrors(t *testing.T) {
 	}
 }
 
+// ParseInsertable refuses a kind not enabled for insertion before looking
+// at its spec (the dsse spec here is invalid and its error not reached);
+// an enabled kind's spec is checked as Parse would.
+func TestParseInsertableRefusals(t *testing.T) {
+	r := registry(t)
+	if err := r.Enable([]string{"hashedrekord"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{`{"kind":"dsse","apiVersion":"0.0.1","spec":{"proposedContent":{"envelope":"{}","verifiers":["QQ=="]}}}`,
+			`entry kind "dsse" is not enabled for insertion on this log (enabled: hashedrekord)`},
+		{`{"kind":"hashedrekord","apiVersion":"0.0.1","spec":{"data":{"hash":{"algorithm":"sha256","value":"` + strings.Repeat("a", 64) + `"}},"signature":{"content":"AAAA","publicKey":{"content":"QQ=="}}}}`,
+			"public key"},
+	} {
+		_, err := r.ParseInsertable(context.Background(), []byte(tt.body))
+		var ve *types.ValidationError
+		if !errors.As(err, &ve) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseInsertable(%s) = %v, want a ValidationError containing %q", tt.body, err, tt.want)
+		}
+	}
+	// Parse (for searches) still reads a kind that may not be inserted.
+	if _, err := r.Parse(context.Background(), []byte(`{"kind":"dsse","apiVersion":"0.0.1","spec":{"proposedContent":{"envelope":"{}","verifiers":["QQ=="]}}}`)); err == nil || strings.Contains(err.Error(), "not enabled") {
+		t.Errorf("Parse of a dsse entry: %v, want its own validation error", err)
+	}
+}
+
 // FuzzParse feeds untrusted proposed entries to every kind: never a panic,
 // and every failure is a ValidationError (a 400, not a 500).
 func FuzzParse(f *testing.F) {
