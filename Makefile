@@ -56,10 +56,11 @@ test: deps vet
 ## fuzz: run each fuzz target briefly (FUZZTIME=1m for longer)
 FUZZTIME ?= 15s
 fuzz:
-	$(GO) test ./types/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./log/note/ -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./log/rekorapi/model/ -run '^$$' -fuzz '^FuzzParseEntryID$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./timestamp/ -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
+	@set -e; grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u | while read -r pkg; do \
+	  for f in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "== $$pkg $$f"; $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME); \
+	  done; \
+	done
 
 ## bench: start a throwaway dev instance and load it (BENCH_MODE=fast|full)
 bench: deps build

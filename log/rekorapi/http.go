@@ -1,6 +1,7 @@
 package rekorapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -33,12 +34,42 @@ func (a *API) Routes(r chi.Router) {
 	r.Post("/api/v1/index/retrieve", a.searchIndex)
 }
 
+// writeJSON answers v as JSON (entries through model.LogEntry.AppendJSON,
+// the same bytes as encoding/json), with its length: an entry with its
+// proof is longer than net/http's buffer and was otherwise sent chunked.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	var body []byte
+	switch v := v.(type) {
+	case model.LogEntry:
+		body = v.AppendJSON(make([]byte, 0, 4096))
+	case []model.LogEntry:
+		if v == nil {
+			body = []byte("null")
+			break
+		}
+		body = append(make([]byte, 0, 4096*len(v)+2), '[')
+		for i, e := range v {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = e.AppendJSON(body)
+		}
+		body = append(body, ']')
+	default:
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			http.Error(w, "encoding the answer: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	}
+	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.Encode(v) //nolint:errcheck // the client went away
+	w.Write(body) //nolint:errcheck // the client went away
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
