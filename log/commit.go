@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/trillian/storage/cache"
 	"github.com/google/trillian/storage/storagepb"
 	"github.com/google/trillian/storage/tree"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/transparency-dev/merkle/compact"
@@ -55,6 +57,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 	defer func() {
 		if err != nil {
 			l.behind = true
+			l.tiles = nil
 			l.mu.Lock()
 			l.hookLoaded = false
 			l.mu.Unlock()
@@ -71,20 +74,8 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		hashes[i], values[i], extras[i] = lf.MerkleLeafHash, lf.LeafValue, lf.ExtraData
 	}
 
-	// Every append waits for this, and on a busy machine each round trip to
-	// PostgreSQL costs about a millisecond of scheduling, so there are two:
-	// the transaction's start with the leaves and the tiles to update, and
-	// everything else with the commit.
-	conn, err := l.pool.Acquire(ctx)
-	if err != nil {
-		return nil, Root{}, nil, fmt.Errorf("connecting to store the batch: %w", err)
-	}
-	// A connection released inside a transaction is closed, which rolls
-	// the transaction back.
-	defer conn.Release()
-
 	// The tiles the batch may touch if every leaf is new (a superset of the
-	// ones it does touch), read with the leaves.
+	// ones it does touch).
 	nodes, rootHash, err := l.newNodes(size, hashes)
 	if err != nil {
 		return nil, Root{}, nil, err
@@ -93,19 +84,53 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 	if err != nil {
 		return nil, Root{}, nil, err
 	}
-	// The hook's work (signing, for the Rekor log) runs while PostgreSQL
-	// stores the leaves, on the guess that none is already in the log, which
-	// almost always holds; if some are, it is done again.
+	// Every leaf is guessed new, which almost always holds.
 	guess := make([]Leaf, len(leaves))
 	for i, lf := range leaves {
 		guess[i] = Leaf{Index: size + uint64(i), Hash: lf.MerkleLeafHash, Value: lf.LeafValue, Extra: lf.ExtraData, IntegratedAt: time.Unix(0, now)}
 	}
 	guessRoot := Root{Size: size + uint64(len(leaves)), Hash: rootHash, Timestamp: time.Unix(0, now)}
+
+	// Every append waits for the commit, and on a busy machine each round
+	// trip to PostgreSQL costs about a millisecond of scheduling. With the
+	// tiles to update known from the batches before, the batch is written
+	// in one round trip, on the guess; a leaf already in the log makes it
+	// fail, having written nothing, and the batch is then written in two.
+	var guessed *pgx.Batch
+	if stored, ok := l.cachedTiles(tileIDs); ok {
+		if guessed, err = l.hookStatements(ctx, guess, guessRoot); err != nil {
+			return nil, Root{}, nil, err
+		}
+		err = l.commitFresh(ctx, size, now, hashes, values, extras, nodes, stored, guessRoot, guessed)
+		if err == nil {
+			l.metrics.commits.WithLabelValues(l.cfg.Name, "one_round_trip").Inc()
+			return make([]bool, len(leaves)), guessRoot, guess, nil
+		}
+		if !isLeafConflict(err) {
+			return nil, Root{}, nil, err
+		}
+	}
+
+	// Two round trips: the transaction's start with the leaves and the
+	// tiles to update, and everything else with the commit. The hook's work
+	// (signing, for the Rekor log) runs while PostgreSQL stores the leaves,
+	// on the guess; if some leaves are already in the log, it is done again.
+	conn, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return nil, Root{}, nil, fmt.Errorf("connecting to store the batch: %w", err)
+	}
+	// A connection released inside a transaction is closed, which rolls
+	// the transaction back.
+	defer conn.Release()
 	hooked := make(chan hookWork, 1)
-	go func() {
-		q, err := l.hookStatements(ctx, guess, guessRoot)
-		hooked <- hookWork{q, err}
-	}()
+	if guessed != nil {
+		hooked <- hookWork{guessed, nil}
+	} else {
+		go func() {
+			q, err := l.hookStatements(ctx, guess, guessRoot)
+			hooked <- hookWork{q, err}
+		}()
+	}
 
 	first := &pgx.Batch{}
 	first.Queue("BEGIN")
@@ -142,15 +167,11 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		Query(func(rows pgx.Rows) error {
 			var raw []byte
 			_, err := pgx.ForEachRow(rows, []any{&raw}, func() error {
-				var t storagepb.SubtreeProto
-				if err := proto.Unmarshal(raw, &t); err != nil {
-					return err
+				t, err := unmarshalTile(raw)
+				if err == nil {
+					stored[string(t.Prefix)] = t
 				}
-				if t.Prefix == nil {
-					t.Prefix = []byte{}
-				}
-				stored[string(t.Prefix)] = &t
-				return nil
+				return err
 			})
 			return err
 		})
@@ -203,6 +224,155 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 	if hook.err != nil {
 		return nil, Root{}, nil, hook.err
 	}
+	ids, blobs, err := updateTiles(nodes, stored)
+	if err != nil {
+		return nil, Root{}, nil, err
+	}
+	second := &pgx.Batch{}
+	l.queueTree(second, ids, blobs, now, root)
+	second.QueuedQueries = append(second.QueuedQueries, hook.q.QueuedQueries...)
+	second.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, second).Close(); err != nil {
+		return nil, Root{}, nil, fmt.Errorf("storing the tree at size %d: %w", root.Size, err)
+	}
+	if conn.Conn().PgConn().TxStatus() != 'I' {
+		// An error before COMMIT makes PostgreSQL skip the rest of the batch.
+		return nil, Root{}, nil, fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
+	}
+	if err := l.committed(root, addedHashes, now, ids, blobs); err != nil {
+		return nil, Root{}, nil, err
+	}
+	l.metrics.commits.WithLabelValues(l.cfg.Name, "two_round_trips").Inc()
+	return dup, root, added, nil
+}
+
+// commitFresh writes a batch of leaves that are all new, and everything
+// else of it, in one round trip. A leaf already in the log fails it
+// (isLeafConflict) with nothing written.
+func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, values, extras [][]byte, nodes []tree.Node, stored map[string]*storagepb.SubtreeProto, root Root, hook *pgx.Batch) error {
+	ids, blobs, err := updateTiles(nodes, stored)
+	if err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	// As in the two-round-trip path, a second writer on the tree collides
+	// on SequencedLeafData's primary key.
+	b.Queue(`WITH batch AS (
+			SELECT * FROM unnest($2::bytea[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS t(h, v, e, o)
+		), stored AS (
+			INSERT INTO LeafData (TreeId, LeafIdentityHash, LeafValue, ExtraData, QueueTimestampNanos)
+			SELECT $1, h, v, e, $5 FROM batch
+		)
+		INSERT INTO SequencedLeafData (TreeId, SequenceNumber, LeafIdentityHash, MerkleLeafHash, IntegrateTimestampNanos)
+		SELECT $1, $6::bigint + o - 1, h, h, $5 FROM batch`, l.tree.TreeId, hashes, values, extras, now, int64(size))
+	l.queueTree(b, ids, blobs, now, root)
+	b.QueuedQueries = append(b.QueuedQueries, hook.QueuedQueries...)
+	b.Queue("COMMIT")
+	conn, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting to store the batch: %w", err)
+	}
+	// A connection released inside a transaction is closed, which rolls
+	// the transaction back.
+	defer conn.Release()
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("storing %d leaves and the tree at size %d: %w", len(hashes), root.Size, err)
+	}
+	if conn.Conn().PgConn().TxStatus() != 'I' {
+		return fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
+	}
+	return l.committed(root, hashes, now, ids, blobs)
+}
+
+// isLeafConflict tells whether err is a leaf of the batch found already in
+// the log by commitFresh.
+func isLeafConflict(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == pgerrcode.UniqueViolation && pe.TableName == "leafdata"
+}
+
+// queueTree queues the writes of a batch's tiles and tree head.
+func (l *Log) queueTree(b *pgx.Batch, ids, blobs [][]byte, now int64, root Root) {
+	b.Queue(`INSERT INTO Subtree (TreeId, SubtreeId, Nodes)
+		SELECT $1, id, n FROM unnest($2::bytea[], $3::bytea[]) AS t(id, n)
+		ON CONFLICT ON CONSTRAINT Subtree_pk DO UPDATE SET Nodes = EXCLUDED.Nodes`, l.tree.TreeId, ids, blobs)
+	b.Queue(`INSERT INTO TreeHead (TreeId, TreeHeadTimestamp, TreeSize, RootHash, RootSignature)
+		VALUES ($1, $2, $3, $4, '') ON CONFLICT DO NOTHING`, l.tree.TreeId, now, int64(root.Size), root.Hash).
+		Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() != 1 {
+				return fmt.Errorf("a tree head with timestamp %d is already stored", now)
+			}
+			return nil
+		})
+}
+
+// committed brings the memtree, the hook's progress and the tile cache up
+// to a batch just committed.
+func (l *Log) committed(root Root, added [][]byte, now int64, tileIDs, tiles [][]byte) error {
+	if l.cfg.Hook != nil {
+		l.mu.Lock()
+		l.indexed, l.storedCPSize = root.Size, root.Size
+		l.mu.Unlock()
+	}
+	if err := l.mem.Append(added...); err != nil {
+		return err
+	}
+	if got, err := l.mem.RootAt(root.Size); err != nil || !bytes.Equal(got, root.Hash) {
+		l.memBroken.Store(true)
+		l.logger.Error("the in-memory tree does not match the root just stored; serving proofs from storage from now on",
+			"size", root.Size, "stored_root", fmt.Sprintf("%x", root.Hash), "memory_root", fmt.Sprintf("%x", got), "err", err)
+	}
+	l.memTime.Store(now)
+	// Tiles are rewritten only at the tree's right edge (one per stratum)
+	// and complete ones never again, so a handful are kept.
+	if l.tiles == nil || len(l.tiles) > maxCachedTiles {
+		l.tiles = map[string][]byte{}
+	}
+	for i, id := range tileIDs {
+		l.tiles[string(id)] = tiles[i]
+	}
+	return nil
+}
+
+// maxCachedTiles bounds the tile cache; a tree of 2^64 leaves has 8 strata.
+const maxCachedTiles = 64
+
+// cachedTiles returns the stored versions of tiles, if the cache holds
+// every one. The cache holds what the pipeline last wrote of each tile: it
+// is the only writer, and it empties the cache when anything else may
+// have written (Trillian's sequencer) or a commit failed.
+func (l *Log) cachedTiles(ids [][]byte) (map[string]*storagepb.SubtreeProto, bool) {
+	out := make(map[string]*storagepb.SubtreeProto, len(ids))
+	for _, id := range ids {
+		raw, ok := l.tiles[string(id)]
+		if !ok {
+			return nil, false
+		}
+		t, err := unmarshalTile(raw)
+		if err != nil {
+			return nil, false
+		}
+		out[string(id)] = t
+	}
+	return out, true
+}
+
+func unmarshalTile(raw []byte) (*storagepb.SubtreeProto, error) {
+	var t storagepb.SubtreeProto
+	if err := proto.Unmarshal(raw, &t); err != nil {
+		return nil, fmt.Errorf("decoding a stored tile: %w", err)
+	}
+	if t.Prefix == nil {
+		t.Prefix = []byte{}
+	}
+	return &t, nil
+}
+
+// updateTiles puts nodes into their tiles (stored: the versions in
+// storage, absent for new tiles) with Trillian's own cache, so the tiles
+// are in its format, and returns the tiles to write.
+func updateTiles(nodes []tree.Node, stored map[string]*storagepb.SubtreeProto) (ids, blobs [][]byte, err error) {
 	tiles := cache.NewLogSubtreeCache(rfc6962.DefaultHasher)
 	if err := tiles.SetNodes(nodes, func(ids [][]byte) ([]*storagepb.SubtreeProto, error) {
 		var out []*storagepb.SubtreeProto
@@ -213,57 +383,20 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		}
 		return out, nil
 	}); err != nil {
-		return nil, Root{}, nil, fmt.Errorf("updating the tree's tiles: %w", err)
+		return nil, nil, fmt.Errorf("updating the tree's tiles: %w", err)
 	}
 	updated, err := tiles.UpdatedTiles()
 	if err != nil {
-		return nil, Root{}, nil, fmt.Errorf("updating the tree's tiles: %w", err)
+		return nil, nil, fmt.Errorf("updating the tree's tiles: %w", err)
 	}
-
-	second := &pgx.Batch{}
-	ids, blobs := make([][]byte, len(updated)), make([][]byte, len(updated))
+	ids, blobs = make([][]byte, len(updated)), make([][]byte, len(updated))
 	for i, t := range updated {
 		if blobs[i], err = proto.Marshal(t); err != nil {
-			return nil, Root{}, nil, fmt.Errorf("encoding tile %x: %w", t.Prefix, err)
+			return nil, nil, fmt.Errorf("encoding tile %x: %w", t.Prefix, err)
 		}
 		ids[i] = t.Prefix
 	}
-	second.Queue(`INSERT INTO Subtree (TreeId, SubtreeId, Nodes)
-		SELECT $1, id, n FROM unnest($2::bytea[], $3::bytea[]) AS t(id, n)
-		ON CONFLICT ON CONSTRAINT Subtree_pk DO UPDATE SET Nodes = EXCLUDED.Nodes`, l.tree.TreeId, ids, blobs)
-	second.Queue(`INSERT INTO TreeHead (TreeId, TreeHeadTimestamp, TreeSize, RootHash, RootSignature)
-		VALUES ($1, $2, $3, $4, '') ON CONFLICT DO NOTHING`, l.tree.TreeId, now, int64(root.Size), root.Hash).
-		Exec(func(tag pgconn.CommandTag) error {
-			if tag.RowsAffected() != 1 {
-				return fmt.Errorf("a tree head with timestamp %d is already stored", now)
-			}
-			return nil
-		})
-	second.QueuedQueries = append(second.QueuedQueries, hook.q.QueuedQueries...)
-	second.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, second).Close(); err != nil {
-		return nil, Root{}, nil, fmt.Errorf("storing the tree at size %d: %w", root.Size, err)
-	}
-	if conn.Conn().PgConn().TxStatus() != 'I' {
-		// An error before COMMIT makes PostgreSQL skip the rest of the batch.
-		return nil, Root{}, nil, fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
-	}
-
-	if l.cfg.Hook != nil {
-		l.mu.Lock()
-		l.indexed, l.storedCPSize = root.Size, root.Size
-		l.mu.Unlock()
-	}
-	if err := l.mem.Append(addedHashes...); err != nil {
-		return nil, Root{}, nil, err
-	}
-	if got, err := l.mem.RootAt(root.Size); err != nil || !bytes.Equal(got, root.Hash) {
-		l.memBroken.Store(true)
-		l.logger.Error("the in-memory tree does not match the root just stored; serving proofs from storage from now on",
-			"size", root.Size, "stored_root", fmt.Sprintf("%x", root.Hash), "memory_root", fmt.Sprintf("%x", got), "err", err)
-	}
-	l.memTime.Store(now)
-	return dup, root, added, nil
+	return ids, blobs, nil
 }
 
 type hookWork struct {

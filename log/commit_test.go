@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -97,6 +98,14 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	if !l.fromMemory() || l.behind {
 		t.Fatal("the direct path was left")
 	}
+	// Most batches take one round trip (the tiles they touch were written
+	// by the batch before); the first, and those starting a tile, two.
+	commits := func(path string) float64 {
+		return testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", path))
+	}
+	if one, two := commits("one_round_trip"), commits("two_round_trips"); one == 0 || two == 0 || commits("trillian") != 0 {
+		t.Fatalf("commits: %v in one round trip, %v in two, %v through Trillian; want both direct paths taken", one, two, commits("trillian"))
+	}
 	root, err := l.Latest(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +152,10 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	if err != nil || root.Size != 1100 || !bytes.Equal(root.Hash, rootOf(t, hashes, 1100)) {
 		t.Fatalf("after the restart: root %d/%x (%v), want 1100/%x", root.Size, root.Hash, err, rootOf(t, hashes, 1100))
 	}
-	// Batches mixing leaves already in the log with new ones.
+	// Batches mixing leaves already in the log with new ones: the one
+	// round trip fails on them, having written nothing, and the batch is
+	// written in two.
+	twoBefore := testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", "two_round_trips"))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -175,6 +187,9 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	root, err = l.storedRoot(ctx)
 	if err != nil || root.Size != 1200 || !bytes.Equal(root.Hash, rootOf(t, hashes, 1200)) {
 		t.Fatalf("after mixed batches: root %d/%x (%v), want 1200/%x", root.Size, root.Hash, err, rootOf(t, hashes, 1200))
+	}
+	if two := testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", "two_round_trips")); two < twoBefore+10 {
+		t.Fatalf("%v batches with duplicates took two round trips, want at least 10 of the 100", two-twoBefore)
 	}
 	checkTrillianReads(t, l, hashes, root)
 	var unsequenced int

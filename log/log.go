@@ -180,6 +180,9 @@ type Log struct {
 	// behind is set while queued leaves may be waiting for integration;
 	// only the pipeline goroutine touches it.
 	behind bool
+	// tiles are the tiles the pipeline last wrote (marshalled, by ID), for
+	// the next batch; only the pipeline goroutine touches it.
+	tiles map[string][]byte
 }
 
 type frozenTree struct {
@@ -707,6 +710,7 @@ type Metrics struct {
 	integrate   *prometheus.HistogramVec
 	appends     *prometheus.CounterVec
 	queueLength *prometheus.GaugeVec
+	commits     *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline metrics with reg (nil: unregistered).
@@ -726,9 +730,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		queueLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "signet_log_queue_length", Help: "Appends waiting for the next batch.",
 		}, []string{"log"}),
+		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_log_commits_total",
+			Help: "Batches committed, by path: one_round_trip (all leaves new, tiles known), two_round_trips (direct, tiles read or duplicates sorted out), trillian (queue and Trillian's sequencer).",
+		}, []string{"log", "path"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.batchSize, m.integrate, m.appends, m.queueLength)
+		reg.MustRegister(m.batchSize, m.integrate, m.appends, m.queueLength, m.commits)
 	}
 	return m
 }

@@ -227,6 +227,9 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 		}
 		return results, nil
 	}
+	// Trillian's sequencer rewrites tiles behind the tile cache's back.
+	l.tiles = nil
+	l.metrics.commits.WithLabelValues(l.cfg.Name, "trillian").Inc()
 	dups, err := l.queueLeaves(ctx, leaves)
 	if err != nil {
 		return nil, fmt.Errorf("queueing %d leaves: %w", len(leaves), err)

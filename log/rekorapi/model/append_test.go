@@ -32,7 +32,7 @@ func TestAppendJSONIsEncodingJSON(t *testing.T) {
 		"SET, no proof":               {"a": {Verification: &Verification{SignedEntryTimestamp: []byte("s")}}},
 		"empty verification":          {"a": {Verification: &Verification{}}},
 		"empty hashes":                {"a": {Verification: &Verification{InclusionProof: &InclusionProof{Hashes: []string{}}}}},
-		"escapes": {"\"<k>\\": {Body: "\x00\x01\b\f\n\r\t\x1f\x7f <&> \u2028\u2029 é \xff\xfe end", LogID: "\u00e9\u2027\u202a"}},
+		"escapes":                     {"\"<k>\\": {Body: "\x00\x01\b\f\n\r\t\x1f\x7f <&> \u2028\u2029 é \xff\xfe end", LogID: "\u00e9\u2027\u202a"}},
 	} {
 		want := encodingJSON(t, e)
 		if got := e.AppendJSON(nil); !bytes.Equal(got, want) {
