@@ -45,10 +45,11 @@ func (s *setSigner) sign(offset uint64, lf tlog.Leaf) ([]byte, error) {
 	return set, nil
 }
 
-// signAll signs a batch's SETs on every core: the pipeline waits for them.
+// signAll signs a batch's SETs on every core: the pipeline waits for them
+// (a signature is ~35 µs; a batch of 64 clients' appends has ~30).
 func (s *setSigner) signAll(offset uint64, leaves []tlog.Leaf) ([][]byte, error) {
 	out := make([][]byte, len(leaves))
-	workers := min(runtime.GOMAXPROCS(0), (len(leaves)+31)/32)
+	workers := min(runtime.GOMAXPROCS(0), (len(leaves)+7)/8)
 	if workers <= 1 {
 		for i, lf := range leaves {
 			var err error
