@@ -8,7 +8,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"runtime"
-	"sync"
+	"sync/atomic"
 
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/rekorapi/model"
@@ -45,34 +45,38 @@ func (s *setSigner) sign(offset uint64, lf tlog.Leaf) ([]byte, error) {
 	return set, nil
 }
 
-// signAll signs a batch's SETs on every core: the pipeline waits for them
-// (a signature is ~35 µs; a batch of 64 clients' appends has ~30).
+// signAll signs a batch's SETs: the pipeline waits for them (a signature
+// is ~35 µs; a batch of 64 clients' appends has ~30). The calling goroutine
+// signs too, taking the next unsigned SET until none is left, and helpers
+// on the other cores take some when the scheduler gets to them; the call
+// waits only for SETs being signed, never for a helper to be scheduled (on
+// a busy machine that took longer than signing them all).
 func (s *setSigner) signAll(offset uint64, leaves []tlog.Leaf) ([][]byte, error) {
-	out := make([][]byte, len(leaves))
-	workers := min(runtime.GOMAXPROCS(0), (len(leaves)+7)/8)
-	if workers <= 1 {
-		for i, lf := range leaves {
-			var err error
-			if out[i], err = s.sign(offset, lf); err != nil {
-				return nil, err
+	n := len(leaves)
+	out := make([][]byte, n)
+	errs := make([]error, n)
+	var next, left atomic.Int64
+	left.Store(int64(n))
+	allDone := make(chan struct{})
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			out[i], errs[i] = s.sign(offset, leaves[i])
+			if left.Add(-1) == 0 {
+				close(allDone)
 			}
 		}
-		return out, nil
 	}
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(leaves); i += workers {
-				if out[i], errs[w] = s.sign(offset, leaves[i]); errs[w] != nil {
-					return
-				}
-			}
-		}()
+	for range min(runtime.GOMAXPROCS(0), (n+7)/8) - 1 {
+		go work()
 	}
-	wg.Wait()
+	work()
+	if n > 0 {
+		<-allDone
+	}
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
