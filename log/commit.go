@@ -109,6 +109,8 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		if !isLeafConflict(err) {
 			return nil, Root{}, nil, err
 		}
+		// The attempt changed the cached tiles in place.
+		l.tiles = nil
 	}
 
 	// Two round trips: the transaction's start with the leaves and the
@@ -224,7 +226,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 	if hook.err != nil {
 		return nil, Root{}, nil, hook.err
 	}
-	ids, blobs, err := updateTiles(nodes, stored)
+	updated, ids, blobs, err := updateTiles(nodes, stored)
 	if err != nil {
 		return nil, Root{}, nil, err
 	}
@@ -239,7 +241,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		// An error before COMMIT makes PostgreSQL skip the rest of the batch.
 		return nil, Root{}, nil, fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
 	}
-	if err := l.committed(root, addedHashes, now, ids, blobs); err != nil {
+	if err := l.committed(root, addedHashes, now, updated); err != nil {
 		return nil, Root{}, nil, err
 	}
 	l.metrics.commits.WithLabelValues(l.cfg.Name, "two_round_trips").Inc()
@@ -250,7 +252,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 // else of it, in one round trip. A leaf already in the log fails it
 // (isLeafConflict) with nothing written.
 func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, values, extras [][]byte, nodes []tree.Node, stored map[string]*storagepb.SubtreeProto, root Root, hook *pgx.Batch) error {
-	ids, blobs, err := updateTiles(nodes, stored)
+	updated, ids, blobs, err := updateTiles(nodes, stored)
 	if err != nil {
 		return err
 	}
@@ -282,7 +284,7 @@ func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, v
 	if conn.Conn().PgConn().TxStatus() != 'I' {
 		return fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
 	}
-	return l.committed(root, hashes, now, ids, blobs)
+	return l.committed(root, hashes, now, updated)
 }
 
 // isLeafConflict tells whether err is a leaf of the batch found already in
@@ -309,7 +311,7 @@ func (l *Log) queueTree(b *pgx.Batch, ids, blobs [][]byte, now int64, root Root)
 
 // committed brings the memtree, the hook's progress and the tile cache up
 // to a batch just committed.
-func (l *Log) committed(root Root, added [][]byte, now int64, tileIDs, tiles [][]byte) error {
+func (l *Log) committed(root Root, added [][]byte, now int64, tiles []*storagepb.SubtreeProto) error {
 	if l.cfg.Hook != nil {
 		l.mu.Lock()
 		l.indexed, l.storedCPSize = root.Size, root.Size
@@ -327,10 +329,10 @@ func (l *Log) committed(root Root, added [][]byte, now int64, tileIDs, tiles [][
 	// Tiles are rewritten only at the tree's right edge (one per stratum)
 	// and complete ones never again, so a handful are kept.
 	if l.tiles == nil || len(l.tiles) > maxCachedTiles {
-		l.tiles = map[string][]byte{}
+		l.tiles = map[string]*storagepb.SubtreeProto{}
 	}
-	for i, id := range tileIDs {
-		l.tiles[string(id)] = tiles[i]
+	for _, t := range tiles {
+		l.tiles[string(t.Prefix)] = t
 	}
 	return nil
 }
@@ -341,16 +343,14 @@ const maxCachedTiles = 64
 // cachedTiles returns the stored versions of tiles, if the cache holds
 // every one. The cache holds what the pipeline last wrote of each tile: it
 // is the only writer, and it empties the cache when anything else may
-// have written (Trillian's sequencer) or a commit failed.
+// have written (Trillian's sequencer), a commit failed, or an attempt
+// changed the tiles in place (Trillian's cache updates the tiles it is
+// given) without committing.
 func (l *Log) cachedTiles(ids [][]byte) (map[string]*storagepb.SubtreeProto, bool) {
 	out := make(map[string]*storagepb.SubtreeProto, len(ids))
 	for _, id := range ids {
-		raw, ok := l.tiles[string(id)]
+		t, ok := l.tiles[string(id)]
 		if !ok {
-			return nil, false
-		}
-		t, err := unmarshalTile(raw)
-		if err != nil {
 			return nil, false
 		}
 		out[string(id)] = t
@@ -370,9 +370,10 @@ func unmarshalTile(raw []byte) (*storagepb.SubtreeProto, error) {
 }
 
 // updateTiles puts nodes into their tiles (stored: the versions in
-// storage, absent for new tiles) with Trillian's own cache, so the tiles
-// are in its format, and returns the tiles to write.
-func updateTiles(nodes []tree.Node, stored map[string]*storagepb.SubtreeProto) (ids, blobs [][]byte, err error) {
+// storage, absent for new tiles, updated in place) with Trillian's own
+// cache, so the tiles are in its format, and returns the tiles to write,
+// their IDs and encodings.
+func updateTiles(nodes []tree.Node, stored map[string]*storagepb.SubtreeProto) (updated []*storagepb.SubtreeProto, ids, blobs [][]byte, err error) {
 	tiles := cache.NewLogSubtreeCache(rfc6962.DefaultHasher)
 	if err := tiles.SetNodes(nodes, func(ids [][]byte) ([]*storagepb.SubtreeProto, error) {
 		var out []*storagepb.SubtreeProto
@@ -383,20 +384,19 @@ func updateTiles(nodes []tree.Node, stored map[string]*storagepb.SubtreeProto) (
 		}
 		return out, nil
 	}); err != nil {
-		return nil, nil, fmt.Errorf("updating the tree's tiles: %w", err)
+		return nil, nil, nil, fmt.Errorf("updating the tree's tiles: %w", err)
 	}
-	updated, err := tiles.UpdatedTiles()
-	if err != nil {
-		return nil, nil, fmt.Errorf("updating the tree's tiles: %w", err)
+	if updated, err = tiles.UpdatedTiles(); err != nil {
+		return nil, nil, nil, fmt.Errorf("updating the tree's tiles: %w", err)
 	}
 	ids, blobs = make([][]byte, len(updated)), make([][]byte, len(updated))
 	for i, t := range updated {
 		if blobs[i], err = proto.Marshal(t); err != nil {
-			return nil, nil, fmt.Errorf("encoding tile %x: %w", t.Prefix, err)
+			return nil, nil, nil, fmt.Errorf("encoding tile %x: %w", t.Prefix, err)
 		}
 		ids[i] = t.Prefix
 	}
-	return ids, blobs, nil
+	return updated, ids, blobs, nil
 }
 
 type hookWork struct {

@@ -10,7 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -227,6 +229,9 @@ func checkTrillianReads(t *testing.T, l *Log, hashes map[uint64][]byte, root Roo
 		}
 	}
 	for _, from := range []uint64{1, 255, 256, 257, 511, 512, root.Size - 1} {
+		if from == 0 || from >= root.Size {
+			continue
+		}
 		cons, to, err := l.ConsistencyProof(ctx, from, root.Size)
 		if err != nil {
 			t.Fatal(err)
@@ -235,4 +240,81 @@ func checkTrillianReads(t *testing.T, l *Log, hashes map[uint64][]byte, root Roo
 			t.Fatalf("consistency %d..%d from Trillian's storage: %v", from, root.Size, err)
 		}
 	}
+}
+
+// A batch of leaves all already in the log writes nothing, and leaves no
+// trace in the tiles the next batch builds on: the one-round-trip attempt
+// put the guessed leaves into the cached tiles before it failed.
+func TestDuplicateBatchesLeaveTheTilesAlone(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.NewPool(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(ctx, pool, Config{Name: "test", SignerName: "test", Signer: key, ProofsInMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	hashes := map[uint64][]byte{}
+	add := func(value string) {
+		t.Helper()
+		res, err := l.Append(ctx, []byte(value), nil)
+		if err != nil || res.Duplicate {
+			t.Fatalf("append %q: %+v, %v", value, res, err)
+		}
+		hashes[res.Leaf.Index] = res.Leaf.Hash
+	}
+	for i := range 10 {
+		add(fmt.Sprint("leaf ", i))
+	}
+	// Batches of several duplicates: 16 at a time, until one took more
+	// than one (the batch size histogram says).
+	for round := 0; ; round++ {
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := l.Append(ctx, []byte(fmt.Sprint("leaf ", i%10)), nil)
+				if err != nil || !res.Duplicate {
+					t.Errorf("re-append: %+v, %v", res, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		var m dto.Metric
+		if err := l.metrics.batchSize.WithLabelValues("test").(prometheus.Histogram).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.GetHistogram().GetSampleSum() > float64(m.GetHistogram().GetSampleCount()) {
+			break
+		}
+		if round == 50 {
+			t.Skip("no batch of several duplicates formed")
+		}
+	}
+	add("new leaf")
+
+	var raw []byte
+	// A tree of fewer than 256 leaves is one tile.
+	if err := pool.QueryRow(ctx, "SELECT Nodes FROM Subtree WHERE TreeId = $1", l.TreeID()).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	tile, err := unmarshalTile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tile.Leaves) != 11 {
+		t.Fatalf("the stored tile holds %d leaves, the tree 11", len(tile.Leaves))
+	}
+	root, err := l.storedRoot(ctx)
+	if err != nil || root.Size != 11 || !bytes.Equal(root.Hash, rootOf(t, hashes, 11)) {
+		t.Fatalf("root %d/%x (%v), want 11/%x", root.Size, root.Hash, err, rootOf(t, hashes, 11))
+	}
+	checkTrillianReads(t, l, hashes, root)
 }

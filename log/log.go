@@ -31,6 +31,7 @@ import (
 	"github.com/google/trillian/server"
 	"github.com/google/trillian/storage"
 	"github.com/google/trillian/storage/postgresql"
+	"github.com/google/trillian/storage/storagepb"
 	"github.com/google/trillian/types"
 	"github.com/google/trillian/util/clock"
 	"github.com/jackc/pgx/v5"
@@ -180,9 +181,9 @@ type Log struct {
 	// behind is set while queued leaves may be waiting for integration;
 	// only the pipeline goroutine touches it.
 	behind bool
-	// tiles are the tiles the pipeline last wrote (marshalled, by ID), for
-	// the next batch; only the pipeline goroutine touches it.
-	tiles map[string][]byte
+	// tiles are the tiles the pipeline last wrote, by ID, for the next
+	// batch; only the pipeline goroutine touches it.
+	tiles map[string]*storagepb.SubtreeProto
 }
 
 type frozenTree struct {
