@@ -98,10 +98,24 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 	// fail, having written nothing, and the batch is then written in two.
 	var guessed *pgx.Batch
 	if stored, ok := l.cachedTiles(tileIDs); ok {
-		if guessed, err = l.hookStatements(ctx, guess, guessRoot); err != nil {
+		// The tiles are computed while the hook signs: Trillian's cache
+		// does its work in goroutines of its own, and on a busy machine
+		// waiting for them was as long as the signing.
+		tiled := make(chan tileWork, 1)
+		go func() {
+			var w tileWork
+			w.updated, w.ids, w.blobs, w.err = updateTiles(nodes, stored)
+			tiled <- w
+		}()
+		guessed, err = l.hookStatements(ctx, guess, guessRoot)
+		tiles := <-tiled
+		if err != nil {
 			return nil, Root{}, nil, err
 		}
-		err = l.commitFresh(ctx, size, now, hashes, values, extras, nodes, stored, guessRoot, guessed)
+		if tiles.err != nil {
+			return nil, Root{}, nil, tiles.err
+		}
+		err = l.commitFresh(ctx, size, now, hashes, values, extras, tiles, guessRoot, guessed)
 		if err == nil {
 			l.metrics.commits.WithLabelValues(l.cfg.Name, "one_round_trip").Inc()
 			return make([]bool, len(leaves)), guessRoot, guess, nil
@@ -251,11 +265,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 // commitFresh writes a batch of leaves that are all new, and everything
 // else of it, in one round trip. A leaf already in the log fails it
 // (isLeafConflict) with nothing written.
-func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, values, extras [][]byte, nodes []tree.Node, stored map[string]*storagepb.SubtreeProto, root Root, hook *pgx.Batch) error {
-	updated, ids, blobs, err := updateTiles(nodes, stored)
-	if err != nil {
-		return err
-	}
+func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, values, extras [][]byte, tiles tileWork, root Root, hook *pgx.Batch) error {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	// As in the two-round-trip path, a second writer on the tree collides
@@ -268,7 +278,7 @@ func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, v
 		)
 		INSERT INTO SequencedLeafData (TreeId, SequenceNumber, LeafIdentityHash, MerkleLeafHash, IntegrateTimestampNanos)
 		SELECT $1, $6::bigint + o - 1, h, h, $5 FROM batch`, l.tree.TreeId, hashes, values, extras, now, int64(size))
-	l.queueTree(b, ids, blobs, now, root)
+	l.queueTree(b, tiles.ids, tiles.blobs, now, root)
 	b.QueuedQueries = append(b.QueuedQueries, hook.QueuedQueries...)
 	b.Queue("COMMIT")
 	conn, err := l.pool.Acquire(ctx)
@@ -284,7 +294,7 @@ func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, v
 	if conn.Conn().PgConn().TxStatus() != 'I' {
 		return fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
 	}
-	return l.committed(root, hashes, now, updated)
+	return l.committed(root, hashes, now, tiles.updated)
 }
 
 // isLeafConflict tells whether err is a leaf of the batch found already in
@@ -397,6 +407,13 @@ func updateTiles(nodes []tree.Node, stored map[string]*storagepb.SubtreeProto) (
 		ids[i] = t.Prefix
 	}
 	return updated, ids, blobs, nil
+}
+
+// tileWork is updateTiles' answer.
+type tileWork struct {
+	updated    []*storagepb.SubtreeProto
+	ids, blobs [][]byte
+	err        error
 }
 
 type hookWork struct {
