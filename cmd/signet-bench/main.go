@@ -47,8 +47,10 @@ type options struct {
 	scenarios   []string
 	concurrency int
 	duration    time.Duration
-	rate        int
-	warmup      time.Duration
+	// appendDuration is the append scenario's timed phase, if not duration.
+	appendDuration time.Duration
+	rate           int
+	warmup         time.Duration
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -60,6 +62,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&scenarios, "scenarios", "ca,append,read,search", "comma-separated: ca, append, read, search, timestamp")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients (closed loop)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "timed phase of each scenario")
+	fs.DurationVar(&o.appendDuration, "append-duration", 0, "timed phase of the append scenario (default: --duration)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "untimed warm-up before each scenario")
 	fs.IntVar(&o.rate, "rate", 0, "offered requests per second (open loop); 0 runs closed loop at --concurrency")
 	var fillSize uint64
@@ -353,7 +356,12 @@ func (s *state) caScenario(ctx context.Context, log io.Writer) (*result, error) 
 }
 
 func (s *state) appendScenario(ctx context.Context, log io.Writer) (*result, error) {
-	n := s.poolSize(8000)
+	if s.opts.appendDuration > 0 {
+		saved := s.opts.duration
+		s.opts.duration = s.opts.appendDuration
+		defer func() { s.opts.duration = saved }()
+	}
+	n := s.poolSize(7000)
 	fmt.Fprintf(log, "append: pre-signing %d hashedrekord entries, each with its own P-256 key\n", n)
 	bodies := make([][]byte, n)
 	hashes := make([]string, n)
@@ -401,7 +409,7 @@ func (s *state) ensureEntries(ctx context.Context, log io.Writer) error {
 		return nil
 	}
 	saved := s.opts
-	s.opts.duration, s.opts.warmup, s.opts.rate = 3*time.Second, 0, 0
+	s.opts.duration, s.opts.appendDuration, s.opts.warmup, s.opts.rate = 3*time.Second, 0, 0, 0
 	_, err := s.appendScenario(ctx, log)
 	s.opts = saved
 	return err
