@@ -89,6 +89,11 @@ type Batch struct {
 	// rotates, the tree is frozen at the stored checkpoint, which is then
 	// the only signature of the old key left.
 	Checkpoint string
+	// New is set when the leaves were integrated by this very transaction
+	// (the one-transaction path), so no record of them can exist yet and
+	// the hook may insert without looking for earlier copies; catching up
+	// after a crash or through Trillian's path, it is not.
+	New bool
 }
 
 // Integrated is told of every leaf once it is in the tree, in index order,
