@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"time"
 
@@ -96,8 +97,12 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 	// tiles to update known from the batches before, the batch is written
 	// in one round trip, on the guess; a leaf already in the log makes it
 	// fail, having written nothing, and the batch is then written in two.
+	unstored, err := tilesNotStored(nodes, size)
+	if err != nil {
+		return nil, Root{}, nil, err
+	}
 	var guessed *pgx.Batch
-	if stored, ok := l.cachedTiles(tileIDs); ok {
+	if stored, ok := l.cachedTiles(tileIDs, unstored); ok {
 		// The tiles are computed while the hook signs: Trillian's cache
 		// does its work in goroutines of its own, and on a busy machine
 		// waiting for them was as long as the signing.
@@ -351,21 +356,63 @@ func (l *Log) committed(root Root, added [][]byte, now int64, tiles []*storagepb
 const maxCachedTiles = 64
 
 // cachedTiles returns the stored versions of tiles, if the cache holds
-// every one. The cache holds what the pipeline last wrote of each tile: it
-// is the only writer, and it empties the cache when anything else may
-// have written (Trillian's sequencer), a commit failed, or an attempt
-// changed the tiles in place (Trillian's cache updates the tiles it is
-// given) without committing.
-func (l *Log) cachedTiles(ids [][]byte) (map[string]*storagepb.SubtreeProto, bool) {
+// every one that storage holds (unstored: the ones it cannot hold yet).
+// The cache holds what the pipeline last wrote of each tile: it is the
+// only writer, and it empties the cache when anything else may have
+// written (Trillian's sequencer), a commit failed, or an attempt changed
+// the tiles in place (Trillian's cache updates the tiles it is given)
+// without committing.
+func (l *Log) cachedTiles(ids [][]byte, unstored map[string]bool) (map[string]*storagepb.SubtreeProto, bool) {
 	out := make(map[string]*storagepb.SubtreeProto, len(ids))
 	for _, id := range ids {
 		t, ok := l.tiles[string(id)]
 		if !ok {
+			if unstored[string(id)] {
+				continue
+			}
 			return nil, false
 		}
 		out[string(id)] = t
 	}
 	return out, true
+}
+
+// tilesNotStored returns the IDs of the tiles holding nodes that storage
+// cannot hold yet at tree size: tiles span 8 levels (strata) and 256
+// nodes of their bottom level, and the first node of a tile that gets
+// stored is its bottom-left one, once the tree covers it. Without this
+// every batch that starts a tile would read storage first.
+func tilesNotStored(nodes []tree.Node, size uint64) (map[string]bool, error) {
+	type tile struct{ stratum, index uint64 }
+	seen := map[tile]bool{}
+	var firsts []tree.Node
+	for _, n := range nodes {
+		level := uint64(n.ID.Level)
+		t := tile{stratum: level / 8}
+		t.index = n.ID.Index >> (8 - (level - 8*t.stratum))
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		// Its bottom-left node covers leaves from (256 index) << (8 stratum),
+		// and is stored once the tree has one leaf more (an overflow counts
+		// as stored: the batch then reads the tile, as before).
+		shift := 8 * t.stratum
+		hi, first := bits.Mul64(256*t.index+1, 1<<shift)
+		if hi != 0 || size >= first {
+			continue
+		}
+		firsts = append(firsts, tree.Node{ID: compact.NewNodeID(uint(shift), 256*t.index)})
+	}
+	ids, err := tilesHolding(firsts)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[string(id)] = true
+	}
+	return out, nil
 }
 
 func unmarshalTile(raw []byte) (*storagepb.SubtreeProto, error) {
