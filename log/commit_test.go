@@ -249,16 +249,8 @@ func checkTrillianReads(t *testing.T, l *Log, hashes map[uint64][]byte, root Roo
 // put the guessed leaves into the cached tiles before it failed.
 func TestDuplicateBatchesLeaveTheTilesAlone(t *testing.T) {
 	ctx := context.Background()
-	pool := dbtest.NewPool(t)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := Open(ctx, pool, Config{Name: "test", SignerName: "test", Signer: key, ProofsInMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openTestLog(t)
+	pool := l.pool
 	hashes := map[uint64][]byte{}
 	add := func(value string) {
 		t.Helper()

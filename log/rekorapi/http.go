@@ -41,21 +41,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	var body []byte
 	switch v := v.(type) {
 	case model.LogEntry:
-		body = v.AppendJSON(make([]byte, 0, 4096))
+		body = append(v.AppendJSON(make([]byte, 0, 4096)), '\n')
 	case []model.LogEntry:
 		if v == nil {
-			body = []byte("null")
+			body = []byte("null\n")
 			break
 		}
-		body = append(make([]byte, 0, 4096*len(v)+2), '[')
+		body = append(make([]byte, 0, 4096*len(v)+3), '[')
 		for i, e := range v {
 			if i > 0 {
 				body = append(body, ',')
 			}
 			body = e.AppendJSON(body)
 		}
-		body = append(body, ']')
+		body = append(body, ']', '\n')
 	default:
+		// encoding/json's Encoder ends the value with a newline, as above.
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
@@ -63,9 +64,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 			http.Error(w, "encoding the answer: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
-		body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		body = buf.Bytes()
 	}
-	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
