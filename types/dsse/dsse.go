@@ -5,15 +5,12 @@ package dsse
 
 import (
 	"context"
-	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"sort"
 
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
-	"github.com/sigstore/sigstore/pkg/signature"
-	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/pki"
@@ -25,9 +22,20 @@ const Name = "dsse"
 // InTotoPayloadType marks payloads whose subject digests are indexed.
 const InTotoPayloadType = "application/vnd.in-toto+json"
 
-// Kind returns the dsse kind.
-func Kind() types.Kind {
-	return types.Kind{Name: Name, DefaultVersion: "0.0.1", Versions: map[string]types.Parser{"0.0.1": parseV001}}
+// Kind returns the dsse kind with DefaultLimits.
+func Kind() types.Kind { return KindWith(DefaultLimits) }
+
+// KindWith returns the dsse kind with other limits.
+func KindWith(l Limits) types.Kind {
+	p := &parser{limits: l}
+	return types.Kind{Name: Name, DefaultVersion: "0.0.1", Versions: map[string]types.Parser{"0.0.1": p.parseV001}}
+}
+
+type parser struct {
+	limits Limits
+	// checked, when set, is told of every signature check (tests count the
+	// work an entry costs with it).
+	checked func()
 }
 
 // specV001 holds either proposedContent (to insert) or the computed fields
@@ -64,7 +72,7 @@ func (e *entry) Canonical() []byte   { return e.canonical }
 func (e *entry) IndexKeys() []string { return e.keys }
 func (e *entry) Insertable() bool    { return e.insertable }
 
-func parseV001(ctx context.Context, raw json.RawMessage) (types.Entry, error) {
+func (p *parser) parseV001(ctx context.Context, raw json.RawMessage) (types.Entry, error) {
 	var s specV001
 	if err := types.DecodeStrict(raw, &s); err != nil {
 		return nil, types.Invalid("dsse spec: %v", err)
@@ -74,12 +82,12 @@ func parseV001(ctx context.Context, raw json.RawMessage) (types.Entry, error) {
 		if s.EnvelopeHash == nil || s.PayloadHash == nil || len(s.Signatures) == 0 {
 			return nil, types.Invalid("dsse: either proposedContent or envelopeHash, payloadHash and signatures must be present")
 		}
-		return canonicalForm(s)
+		return p.canonicalForm(s)
 	}
 	if computed {
 		return nil, types.Invalid("dsse: give either proposedContent or envelopeHash, payloadHash and signatures, not both")
 	}
-	return proposedForm(ctx, s.ProposedContent)
+	return p.proposedForm(ctx, s.ProposedContent)
 }
 
 func checkHash(field string, h *hash) error {
@@ -92,7 +100,10 @@ func checkHash(field string, h *hash) error {
 	return nil
 }
 
-func canonicalForm(s specV001) (types.Entry, error) {
+func (p *parser) canonicalForm(s specV001) (types.Entry, error) {
+	if len(s.Signatures) > p.limits.MaxSignatures {
+		return nil, types.Invalid("dsse: %d signatures, more than the %d this log accepts", len(s.Signatures), p.limits.MaxSignatures)
+	}
 	if err := checkHash("envelopeHash", s.EnvelopeHash); err != nil {
 		return nil, err
 	}
@@ -115,12 +126,15 @@ func canonicalForm(s specV001) (types.Entry, error) {
 	return &entry{canonical: leaf}, nil
 }
 
-func proposedForm(ctx context.Context, pc *proposedContent) (types.Entry, error) {
+func (p *parser) proposedForm(ctx context.Context, pc *proposedContent) (types.Entry, error) {
 	if pc.Envelope == nil {
 		return nil, types.Invalid("dsse: proposedContent.envelope is required")
 	}
 	if len(pc.Verifiers) == 0 {
 		return nil, types.Invalid("dsse: proposedContent.verifiers needs at least one key or certificate")
+	}
+	if len(pc.Verifiers) > p.limits.MaxVerifiers {
+		return nil, types.Invalid("dsse: proposedContent.verifiers lists %d keys, more than the %d this log accepts", len(pc.Verifiers), p.limits.MaxVerifiers)
 	}
 	var env ssldsse.Envelope
 	if err := json.Unmarshal([]byte(*pc.Envelope), &env); err != nil {
@@ -129,44 +143,27 @@ func proposedForm(ctx context.Context, pc *proposedContent) (types.Entry, error)
 	if len(env.Signatures) == 0 {
 		return nil, types.Invalid("dsse: the envelope has no signatures")
 	}
+	if len(env.Signatures) > p.limits.MaxSignatures {
+		return nil, types.Invalid("dsse: the envelope has %d signatures, more than the %d this log accepts", len(env.Signatures), p.limits.MaxSignatures)
+	}
 	payload, err := env.DecodeB64Payload()
 	if err != nil {
 		return nil, types.Invalid("dsse: envelope payload is not base64: %v", err)
 	}
-
-	// Every envelope signature must be verified by some verifier.
-	pending := map[string]bool{}
-	for _, sig := range env.Signatures {
-		pending[sig.Sig] = true
+	prepared, err := prepare(&env, payload)
+	if err != nil {
+		return nil, err
 	}
-	verifierBySig := map[string]*pki.Verifier{}
-	for i, raw := range pc.Verifiers {
-		if len(pending) == 0 {
-			break
-		}
-		v, err := pki.ParseVerifier(raw)
-		if err != nil {
-			return nil, types.Invalid("dsse: proposedContent.verifiers[%d]: %v", i, err)
-		}
-		sv, err := signature.LoadVerifier(v.Key, crypto.SHA256)
-		if err != nil {
-			return nil, types.Invalid("dsse: proposedContent.verifiers[%d]: unusable key: %v", i, err)
-		}
-		ev, err := ssldsse.NewEnvelopeVerifier(&sigdsse.VerifierAdapter{SignatureVerifier: sv})
-		if err != nil {
-			return nil, types.Invalid("dsse: proposedContent.verifiers[%d]: %v", i, err)
-		}
-		accepted, err := ev.Verify(ctx, &env)
-		if err != nil {
-			continue // this key verifies none of the signatures; another may
-		}
-		for _, a := range accepted {
-			delete(pending, a.Sig.Sig)
-			verifierBySig[a.Sig.Sig] = v
+	check := prepared.check
+	if p.checked != nil {
+		check = func(ctx context.Context, v *verifierFor, sig []byte) bool {
+			p.checked()
+			return prepared.check(ctx, v, sig)
 		}
 	}
-	if len(pending) > 0 {
-		return nil, types.Invalid("dsse: all signatures must have a key that verifies it: %d of %d envelope signatures verify with none of the %d verifiers", len(pending), len(env.Signatures), len(pc.Verifiers))
+	verifierBySig, err := assign(ctx, &env, prepared.sigs, pc.Verifiers, check)
+	if err != nil {
+		return nil, err
 	}
 
 	sigs := make([]string, 0, len(verifierBySig))
@@ -177,7 +174,7 @@ func proposedForm(ctx context.Context, pc *proposedContent) (types.Entry, error)
 	var keys []string
 	canon := specV001{}
 	for i := range sigs {
-		v := verifierBySig[sigs[i]]
+		v := verifierBySig[sigs[i]].key
 		pemKey, err := v.CanonicalPEM()
 		if err != nil {
 			return nil, types.Invalid("dsse: encoding verifier: %v", err)

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"strings"
 	"testing"
 
@@ -125,7 +126,8 @@ func TestRejections(t *testing.T) {
 		body string
 		want string
 	}{
-		{"wrong key", mustProposal(t, signedBy1, k2.pem), "all signatures must have a key that verifies it"},
+		{"wrong key", mustProposal(t, signedBy1, k2.pem), "verifiers[0] verifies none of the envelope's 1 signatures"},
+		{"unused verifier before the signer (Rekor refuses it too)", mustProposal(t, signedBy1, k2.pem, k1.pem), "verifiers[0] verifies none"},
 		{"one of two signatures unverified", mustProposal(t, signedBy12, k1.pem), "1 of 2 envelope signatures"},
 		{"envelope not JSON", mustProposal(t, []byte("nope"), k1.pem), "not a DSSE envelope"},
 		{"no signatures", mustProposal(t, []byte(`{"payload":"eA==","payloadType":"t","signatures":[]}`), k1.pem), "no signatures"},
@@ -149,4 +151,147 @@ func mustProposal(t *testing.T, env []byte, verifiers ...[]byte) string {
 		t.Fatal(err)
 	}
 	return string(p)
+}
+
+// keyWithID signs envelopes whose signatures carry keyid.
+type keyWithID struct {
+	key
+	id string
+}
+
+func envelopeWithKeyIDs(t *testing.T, payload []byte, keys ...keyWithID) []byte {
+	var signers []ssldsse.Signer
+	for _, k := range keys {
+		sv, err := signature.LoadSignerVerifier(k.signer, crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signers = append(signers, &sigdsse.SignerAdapter{SignatureSigner: sv, PubKeyID: k.id})
+	}
+	es, err := ssldsse.NewEnvelopeSigner(signers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := es.SignPayload(context.Background(), "text/plain", payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(env)
+	return b
+}
+
+// TestVerificationWorkIsBounded counts the signature checks an entry costs:
+// the issue's reproduction was one entry with 300 signatures and 300 keys
+// costing 90,000 verifications, each over the whole payload.
+func TestVerificationWorkIsBounded(t *testing.T) {
+	keys := make([]key, 9)
+	for i := range keys {
+		keys[i] = newKey(t, false)
+	}
+	pems := func(ks ...key) [][]byte {
+		var out [][]byte
+		for _, k := range ks {
+			out = append(out, k.pem)
+		}
+		return out
+	}
+	big := bytes.Repeat([]byte("p"), 1<<20)
+	eight := envelope(t, "text/plain", big, keys[:8]...)
+	// The verifiers in reverse order: verifier i accepts the signature at
+	// position 7-i, after checking the ones before it.
+	reversed := pems(keys[7], keys[6], keys[5], keys[4], keys[3], keys[2], keys[1], keys[0])
+	k1, k2 := keys[0], keys[1]
+	id1, _ := ssldsse.SHA256KeyID(k1.signer.Public())
+	tests := []struct {
+		name       string
+		proposal   string
+		wantErr    string
+		wantChecks int
+	}{
+		{"300 signatures refused before any check",
+			mustProposal(t, manySignatures(t, envelope(t, "text/plain", []byte("x"), k1), 300), k1.pem),
+			"the envelope has 300 signatures, more than the 8", 0},
+		{"9 verifiers refused before any check",
+			mustProposal(t, envelope(t, "text/plain", []byte("x"), k1), pems(keys...)...),
+			"lists 9 keys, more than the 8", 0},
+		{"8 signatures, 8 verifiers in the worst order", mustProposal(t, eight, reversed...), "", 8 + 7 + 6 + 5 + 4 + 3 + 2 + 1},
+		{"8 signatures, 8 verifiers in order", mustProposal(t, eight, pems(keys[:8]...)...), "", 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8},
+		{"a wrong key costs one check per signature, then stops",
+			mustProposal(t, eight, pems(keys[8], keys[0])...), "verifiers[0] verifies none", 8},
+		{"a keyid naming another key is not checked",
+			mustProposal(t, envelopeWithKeyIDs(t, []byte("x"), keyWithID{k1, id1}), k2.pem, k1.pem), "verifiers[0] verifies none", 0},
+		{"a keyid naming the key is checked",
+			mustProposal(t, envelopeWithKeyIDs(t, []byte("x"), keyWithID{k1, id1}), k1.pem), "", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checks := 0
+			reg := types.NewRegistry(dsse.KindCounting(dsse.DefaultLimits, func() { checks++ }))
+			_, err := reg.ParseInsertable(context.Background(), []byte(tt.proposal))
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want containing %q", err, tt.wantErr)
+			}
+			if checks != tt.wantChecks {
+				t.Fatalf("%d signature checks, want %d", checks, tt.wantChecks)
+			}
+			// Rekor accepts and refuses the same entries (it has no caps, so
+			// only for entries within them).
+			if tt.wantChecks > 0 {
+				if _, _, rerr := rekorref.Canonicalize([]byte(tt.proposal)); (rerr == nil) != (err == nil) {
+					t.Fatalf("Rekor's verdict differs: ours %v, Rekor's %v", err, rerr)
+				}
+			}
+		})
+	}
+}
+
+// manySignatures repeats an envelope's signature n times (distinct keyids,
+// so the values are what a signer could send).
+func manySignatures(t *testing.T, env []byte, n int) []byte {
+	var e ssldsse.Envelope
+	if err := json.Unmarshal(env, &e); err != nil {
+		t.Fatal(err)
+	}
+	one := e.Signatures[0]
+	e.Signatures = nil
+	for i := 0; i < n; i++ {
+		e.Signatures = append(e.Signatures, ssldsse.Signature{KeyID: strings.Repeat("k", i%7), Sig: one.Sig})
+	}
+	b, _ := json.Marshal(e)
+	return b
+}
+
+func TestCancelledRequestStopsVerifying(t *testing.T) {
+	k1 := newKey(t, false)
+	keys := []key{newKey(t, false), newKey(t, false), k1}
+	env := envelope(t, "text/plain", []byte("x"), keys...)
+	ctx, cancel := context.WithCancel(context.Background())
+	checks := 0
+	reg := types.NewRegistry(dsse.KindCounting(dsse.DefaultLimits, func() {
+		checks++
+		cancel() // the client goes away during the first check
+	}))
+	_, err := reg.ParseInsertable(ctx, []byte(mustProposal(t, env, k1.pem)))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if checks != 1 {
+		t.Fatalf("%d checks after the request was cancelled, want 1", checks)
+	}
+}
+
+func TestCanonicalFormSignaturesAreCapped(t *testing.T) {
+	var sigs []string
+	for i := 0; i < 9; i++ {
+		sigs = append(sigs, `{"signature":"c2ln","verifier":"QQ=="}`)
+	}
+	body := `{"kind":"dsse","apiVersion":"0.0.1","spec":{"envelopeHash":{"algorithm":"sha256","value":"` + strings.Repeat("0", 64) +
+		`"},"payloadHash":{"algorithm":"sha256","value":"` + strings.Repeat("0", 64) + `"},"signatures":[` + strings.Join(sigs, ",") + `]}}`
+	_, err := types.NewRegistry(dsse.Kind()).Parse(context.Background(), []byte(body))
+	if err == nil || !strings.Contains(err.Error(), "9 signatures, more than the 8") {
+		t.Fatalf("error %v, want the signature cap", err)
+	}
 }
