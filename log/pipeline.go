@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -18,7 +19,9 @@ import (
 // Appended is the outcome of one append.
 type Appended struct {
 	// Duplicate is true when an identical leaf was already in the log (or
-	// in the same batch); only Leaf.Hash is set then.
+	// in the same batch); only Leaf.Hash is set then. For a leaf queued by
+	// EnqueueIdentified, "identical" means of the same identity, and
+	// Leaf.Hash and Leaf.Value are those of the copy the log keeps.
 	Duplicate bool
 	Proven
 }
@@ -28,6 +31,10 @@ type appendReq struct {
 	value []byte
 	extra []byte
 	hash  []byte
+	// identity is the leaf's LeafIdentityHash, the key duplicates are
+	// found by: hash itself unless the personality names its entries
+	// otherwise (EnqueueIdentified).
+	identity []byte
 	// queued asks only for durability: answer once the leaf is queued and
 	// integrate it afterwards (the CT log's promise, an SCT, needs no more).
 	queued bool
@@ -52,16 +59,37 @@ type appendResult struct {
 // and provable at the new root (or is a duplicate). extra is stored with the
 // leaf, unhashed, for the hook's use after a crash.
 func (l *Log) Append(ctx context.Context, value, extra []byte) (Appended, error) {
-	return l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), done: make(chan appendResult, 1)})
+	h := LeafHash(value)
+	return l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: h, identity: h, done: make(chan appendResult, 1)})
 }
 
-// Enqueue adds a leaf and returns once it is durably queued. Queued leaves
-// are integrated with the next append that waits for integration, or at the
-// latest IntegrateEvery later (also after a failed integration): well within
-// a CT log's maximum merge delay, and in batches large enough to be cheap.
-func (l *Log) Enqueue(ctx context.Context, value, extra []byte) (duplicate bool, err error) {
-	res, err := l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), queued: true, done: make(chan appendResult, 1)})
-	return res.Duplicate, err
+// EnqueueIdentified adds a leaf and returns once it is durably queued.
+// Queued leaves are integrated with the next append that waits for
+// integration, or at the latest IntegrateEvery later (also after a failed
+// integration): well within a CT log's maximum merge delay, and in batches
+// large enough to be cheap.
+//
+// identity (at most 255 bytes) names the entry, as a CT log's entry is the
+// same whatever timestamp its leaf carries. A leaf of the same identity
+// already stored (queued or integrated, or earlier in the same batch) is
+// not queued again, and stored is that leaf's value; for a new leaf stored
+// is value. Concurrent submissions of one identity all get the one stored
+// value. Such leaves always take the queue (Trillian's path), never the
+// one-transaction path, which writes identity = leaf hash.
+func (l *Log) EnqueueIdentified(ctx context.Context, identity, value, extra []byte) (stored []byte, duplicate bool, err error) {
+	res, err := l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), identity: identity, queued: true, done: make(chan appendResult, 1)})
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case !res.Duplicate:
+		return value, false, nil
+	case res.Leaf.Value == nil:
+		// Only the direct path answers so, for an identity that is the
+		// leaf hash: the stored copy is this very value.
+		return value, true, nil
+	}
+	return res.Leaf.Value, true, nil
 }
 
 // IntegrateEvery is the longest queued leaves wait for integration when no
@@ -155,14 +183,16 @@ func (l *Log) process(batch []*appendReq) {
 	if len(live) == 0 {
 		return
 	}
-	// A batch must not carry one leaf twice: the queue's insert would see
-	// its own row. Later copies are duplicates of the first.
+	// A batch must not carry one leaf (one identity) twice: the queue's
+	// insert would see its own row. Later copies are duplicates of the
+	// first. byHash is keyed by identity, which is the leaf hash for all
+	// but EnqueueIdentified's leaves.
 	byHash := map[string][]*appendReq{}
 	var leaves []*trillian.LogLeaf
 	for _, r := range live {
-		k := string(r.hash)
+		k := string(r.identity)
 		if _, seen := byHash[k]; !seen {
-			leaves = append(leaves, &trillian.LogLeaf{LeafValue: r.value, ExtraData: r.extra, MerkleLeafHash: r.hash, LeafIdentityHash: r.hash})
+			leaves = append(leaves, &trillian.LogLeaf{LeafValue: r.value, ExtraData: r.extra, MerkleLeafHash: r.hash, LeafIdentityHash: r.identity})
 		}
 		byHash[k] = append(byHash[k], r)
 	}
@@ -207,7 +237,8 @@ func (l *Log) process(batch []*appendReq) {
 // and proves for the others; a non-nil map with an error then means the
 // queueing succeeded and integration did not.
 func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHash map[string][]*appendReq) (map[string]Appended, error) {
-	if l.canCommitDirectly() {
+	// The direct path keys its leaves by hash alone (identity = hash).
+	if l.canCommitDirectly() && identifiedByHash(leaves) {
 		dups, root, added, err := l.commitDirectly(ctx, leaves)
 		if err != nil {
 			return nil, err
@@ -230,26 +261,41 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 	// Trillian's sequencer rewrites tiles behind the tile cache's back.
 	l.tiles = nil
 	l.metrics.commits.WithLabelValues(l.cfg.Name, "trillian").Inc()
-	dups, err := l.queueLeaves(ctx, leaves)
+	dups, storedValues, err := l.queueLeaves(ctx, leaves)
 	if err != nil {
 		return nil, fmt.Errorf("queueing %d leaves: %w", len(leaves), err)
 	}
 	l.behind = true
 	results := map[string]Appended{}
 	var fresh [][]byte
+	// keyOf maps a fresh leaf's hash to its identity, the key of byHash
+	// and results.
+	keyOf := map[string]string{}
 	for i, lf := range leaves {
-		h := lf.MerkleLeafHash
-		for j, r := range byHash[string(h)] {
+		h, k := lf.MerkleLeafHash, string(lf.LeafIdentityHash)
+		// kept is the copy the log keeps under this identity: this leaf,
+		// or for a duplicate of another value, the stored one.
+		kept := Leaf{Hash: h, Value: lf.LeafValue}
+		if v, ok := storedValues[k]; ok {
+			kept = Leaf{Hash: LeafHash(v), Value: v}
+		}
+		for j, r := range byHash[k] {
 			if r.queued {
-				l.metrics.appends.WithLabelValues(l.cfg.Name, "queued").Inc()
-				r.answer(appendResult{res: Appended{Duplicate: dups[i] || j > 0, Proven: Proven{Leaf: Leaf{Hash: r.hash}}}})
+				dup := dups[i] || j > 0
+				outcome := "queued"
+				if dup {
+					outcome = "duplicate"
+				}
+				l.metrics.appends.WithLabelValues(l.cfg.Name, outcome).Inc()
+				r.answer(appendResult{res: Appended{Duplicate: dup, Proven: Proven{Leaf: kept}}})
 			}
 		}
 		if dups[i] {
-			results[string(h)] = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: h}}}
+			results[k] = Appended{Duplicate: true, Proven: Proven{Leaf: kept}}
 			continue
 		}
 		fresh = append(fresh, h)
+		keyOf[string(h)] = k
 	}
 	// Requests that only wanted their leaves queued are answered; their
 	// integration rides on the ticker unless someone here waits for it.
@@ -273,7 +319,7 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 	}
 	waiting := fresh[:0:0]
 	for _, h := range fresh {
-		for _, r := range byHash[string(h)] {
+		for _, r := range byHash[keyOf[string(h)]] {
 			if !r.queued {
 				waiting = append(waiting, h)
 				break
@@ -305,7 +351,7 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 			return results, fmt.Errorf("proving the new leaves: %w", err)
 		}
 		for _, p := range proven {
-			results[string(p.Leaf.Hash)] = Appended{Proven: p}
+			results[keyOf[string(p.Leaf.Hash)]] = Appended{Proven: p}
 		}
 	} else {
 		missing = fresh
@@ -316,11 +362,11 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 			return results, fmt.Errorf("proving the new leaves: %w", err)
 		}
 		for _, p := range proven {
-			results[string(p.Leaf.Hash)] = Appended{Proven: p}
+			results[keyOf[string(p.Leaf.Hash)]] = Appended{Proven: p}
 		}
 	}
 	for _, h := range fresh {
-		if _, ok := results[string(h)]; !ok {
+		if _, ok := results[keyOf[string(h)]]; !ok {
 			return results, fmt.Errorf("leaf %x was queued but is not in the tree after integration", h)
 		}
 	}
@@ -330,16 +376,20 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 // queueLeaves stores the leaves and queues them for integration in one
 // statement (one round trip, one commit) into the tables Trillian's
 // sequencer reads; Trillian's own QueueLeaves takes five round trips and a
-// table lock for the same. dup[i] reports a leaf already in the tree or
-// queued. Leaves must have distinct hashes, and identity hash = leaf hash.
-func (l *Log) queueLeaves(ctx context.Context, leaves []*trillian.LogLeaf) (dup []bool, err error) {
+// table lock for the same. dup[i] reports a leaf whose identity is already
+// in the tree or queued. Leaves must have distinct identities. stored holds,
+// by identity, the value kept for each duplicate whose identity is not its
+// leaf hash (EnqueueIdentified's), read with a second query only when there
+// are such duplicates.
+func (l *Log) queueLeaves(ctx context.Context, leaves []*trillian.LogLeaf) (dup []bool, stored map[string][]byte, err error) {
 	now := l.ts.Now().UnixNano()
+	ids := make([][]byte, len(leaves))
 	hashes := make([][]byte, len(leaves))
 	values := make([][]byte, len(leaves))
 	extras := make([][]byte, len(leaves))
 	queueIDs := make([][]byte, len(leaves))
 	for i, lf := range leaves {
-		hashes[i], values[i], extras[i] = lf.MerkleLeafHash, lf.LeafValue, lf.ExtraData
+		ids[i], hashes[i], values[i], extras[i] = lf.LeafIdentityHash, lf.MerkleLeafHash, lf.LeafValue, lf.ExtraData
 		// Unique per queueing of a leaf; the sequencer deletes by it.
 		id := sha256.New()
 		binary.Write(id, binary.BigEndian, [2]int64{l.tree.TreeId, now}) //nolint:errcheck // hash writes cannot fail
@@ -347,33 +397,69 @@ func (l *Log) queueLeaves(ctx context.Context, leaves []*trillian.LogLeaf) (dup 
 		queueIDs[i] = id.Sum(nil)
 	}
 	rows, err := l.pool.Query(ctx, `WITH batch AS (
-			SELECT * FROM unnest($2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[]) AS t(h, v, e, q)
+			SELECT * FROM unnest($2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $7::bytea[]) AS t(id, v, e, q, h)
 		), fresh AS (
 			INSERT INTO LeafData (TreeId, LeafIdentityHash, LeafValue, ExtraData, QueueTimestampNanos)
-			SELECT $1, h, v, e, $6 FROM batch
+			SELECT $1, id, v, e, $6 FROM batch
 			ON CONFLICT DO NOTHING
 			RETURNING LeafIdentityHash
 		), queued AS (
 			INSERT INTO Unsequenced (TreeId, Bucket, LeafIdentityHash, MerkleLeafHash, QueueTimestampNanos, QueueID)
-			SELECT $1, 0, b.h, b.h, $6, b.q FROM batch b JOIN fresh f ON f.LeafIdentityHash = b.h
+			SELECT $1, 0, b.id, b.h, $6, b.q FROM batch b JOIN fresh f ON f.LeafIdentityHash = b.id
 		)
-		SELECT LeafIdentityHash FROM fresh`, l.tree.TreeId, hashes, values, extras, queueIDs, now)
+		SELECT LeafIdentityHash FROM fresh`, l.tree.TreeId, ids, values, extras, queueIDs, now, hashes)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	inserted, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	isNew := make(map[string]bool, len(inserted))
-	for _, h := range inserted {
-		isNew[string(h)] = true
+	for _, id := range inserted {
+		isNew[string(id)] = true
 	}
 	dup = make([]bool, len(leaves))
+	var lookup [][]byte
 	for i, lf := range leaves {
-		dup[i] = !isNew[string(lf.MerkleLeafHash)]
+		dup[i] = !isNew[string(lf.LeafIdentityHash)]
+		if dup[i] && !bytes.Equal(lf.LeafIdentityHash, lf.MerkleLeafHash) {
+			lookup = append(lookup, lf.LeafIdentityHash)
+		}
 	}
-	return dup, nil
+	if len(lookup) == 0 {
+		return dup, nil, nil
+	}
+	// A statement of its own: the insert's snapshot does not show a row
+	// another transaction committed while the insert waited on it.
+	rows, err = l.pool.Query(ctx, "SELECT LeafIdentityHash, LeafValue FROM LeafData WHERE TreeId = $1 AND LeafIdentityHash = ANY($2)", l.tree.TreeId, lookup)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the stored copies of %d duplicates: %w", len(lookup), err)
+	}
+	stored = make(map[string][]byte, len(lookup))
+	var id, value []byte
+	if _, err := pgx.ForEachRow(rows, []any{&id, &value}, func() error {
+		stored[string(id)] = value
+		return nil
+	}); err != nil {
+		return nil, nil, fmt.Errorf("reading the stored copies of %d duplicates: %w", len(lookup), err)
+	}
+	for _, id := range lookup {
+		if _, ok := stored[string(id)]; !ok {
+			return nil, nil, fmt.Errorf("leaf identity %x conflicted on insert but has no stored leaf", id)
+		}
+	}
+	return dup, stored, nil
+}
+
+// identifiedByHash tells whether every leaf's identity is its leaf hash.
+func identifiedByHash(leaves []*trillian.LogLeaf) bool {
+	for _, lf := range leaves {
+		if !bytes.Equal(lf.LeafIdentityHash, lf.MerkleLeafHash) {
+			return false
+		}
+	}
+	return true
 }
 
 // integrateAndIndex integrates everything queued, hands it to the hook and

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
 	"math/big"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,6 +136,118 @@ func TestCTLogWithCertificateTransparencyGoClient(t *testing.T) {
 	}
 	if err := lc.VerifySCTSignature(*sct, ct.X509LogEntryType, final); err != nil {
 		t.Fatalf("add-chain SCT: %v", err)
+	}
+}
+
+// Over HTTP, as a monitor or a CA that retries would: a chain posted again
+// (one after another and many at once) to add-chain, and a precertificate
+// to add-pre-chain, get the SCT of their first submission, every one of
+// which verifies with certificate-transparency-go, and each adds one leaf.
+func TestCTResubmittedChainsGetTheOriginalSCT(t *testing.T) {
+	inst := newFixture(t).startDev(t)
+	ctx := context.Background()
+	pubDER, _ := x509.MarshalPKIXPublicKey(inst.srv.CTLog().PublicKey())
+	lc, err := ctclient.New(inst.http.URL, http.DefaultClient, jsonclient.Options{PublicKeyDER: pubDER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, _ := ct.NewSignatureVerifier(inst.srv.CTLog().PublicKey())
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, err := client.NewCA(inst.http.URL).SigningCertificate(ctx, inst.devToken("email=dedup@example.com"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The CA logged the certificate's precertificate: one leaf.
+	conn := inst.srvPool(t)
+	leaves := func() int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM LeafData d JOIN signet_logs l ON l.tree_id = d.TreeId WHERE l.name = 'ct'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	integrated := func(want uint64) {
+		t.Helper()
+		deadline := time.Now().Add(ctapi.MaxMergeDelay)
+		for {
+			sth, err := lc.GetSTH(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sth.TreeSize == want {
+				return
+			}
+			if sth.TreeSize > want || time.Now().After(deadline) {
+				t.Fatalf("CT tree size %d, want %d", sth.TreeSize, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	integrated(1)
+
+	precertT := &x509.Certificate{
+		SerialNumber: big.NewInt(77), NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(10 * time.Minute),
+		EmailAddresses: []string{"dedup@example.com"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier(ctx509.OIDExtensionCTPoison), Critical: true, Value: asn1.NullBytes}},
+	}
+	precertDER, err := x509.CreateCertificate(rand.Reader, precertT, chain[1], key.Public(), inst.caIntermediateKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range []struct {
+		name  string
+		add   func(context.Context, []ct.ASN1Cert) (*ct.SignedCertificateTimestamp, error)
+		etype ct.LogEntryType
+		chain []ct.ASN1Cert
+	}{
+		{"add-chain", lc.AddChain, ct.X509LogEntryType, []ct.ASN1Cert{{Data: chain[0].Raw}, {Data: chain[1].Raw}}},
+		{"add-pre-chain", lc.AddPreChain, ct.PrecertLogEntryType, []ct.ASN1Cert{{Data: precertDER}, {Data: chain[1].Raw}}},
+	} {
+		const sequential, concurrent = 3, 16
+		scts := make([]*ct.SignedCertificateTimestamp, sequential+concurrent)
+		errs := make([]error, len(scts))
+		for j := range sequential {
+			// A millisecond apart at least: without deduplication each
+			// would be a leaf with a timestamp of its own.
+			time.Sleep(2 * time.Millisecond)
+			scts[j], errs[j] = tt.add(ctx, tt.chain)
+		}
+		var wg sync.WaitGroup
+		for j := sequential; j < len(scts); j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				scts[j], errs[j] = tt.add(ctx, tt.chain)
+			}()
+		}
+		wg.Wait()
+		for j, sct := range scts {
+			if errs[j] != nil {
+				t.Fatalf("%s submission %d: %v", tt.name, j, errs[j])
+			}
+			mtl, err := ct.MerkleTreeLeafFromRawChain(tt.chain, tt.etype, sct.Timestamp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := verifier.VerifySCTSignature(*sct, ct.LogEntry{Leaf: *mtl}); err != nil {
+				t.Fatalf("%s submission %d: SCT does not verify: %v", tt.name, j, err)
+			}
+			if sct.Timestamp != scts[0].Timestamp {
+				t.Fatalf("%s submission %d: SCT timestamp %d, want the first one's %d", tt.name, j, sct.Timestamp, scts[0].Timestamp)
+			}
+		}
+		if n := leaves(); n != i+2 {
+			t.Fatalf("after %d submissions of one chain to %s the CT log stores %d leaves, want %d", len(scts), tt.name, n, i+2)
+		}
+		integrated(uint64(i + 2))
+		entries, err := lc.GetEntries(ctx, int64(i+1), int64(i+1))
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("get-entries %d: %d entries, %v", i+1, len(entries), err)
+		}
+		if got := entries[0].Leaf.TimestampedEntry.Timestamp; got != scts[0].Timestamp {
+			t.Fatalf("%s: the logged entry has timestamp %d, the SCTs %d", tt.name, got, scts[0].Timestamp)
+		}
 	}
 }
 

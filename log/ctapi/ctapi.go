@@ -201,15 +201,27 @@ func (c *CT) logPrecert(ctx context.Context, ts uint64, issuerKeyHash [32]byte, 
 	return c.queueAndSign(ctx, ts, leaf, extra, leaf)
 }
 
-// queueAndSign queues an encoded leaf and signs its SCT.
+// queueAndSign queues an encoded leaf and signs its SCT. An entry this tree
+// already holds (the same leaf but for its timestamp, see entryIdentity) is
+// not queued again: as RFC 6962 logs do, the answer is an SCT for the stored
+// leaf, with its original timestamp, so the log holds one leaf per entry
+// however often, and however concurrently, it is submitted.
 func (c *CT) queueAndSign(ctx context.Context, ts uint64, leaf, extra, sctInput []byte) (*ct.SignedCertificateTimestamp, error) {
 	// The SCT promises inclusion within the maximum merge delay: the leaf
 	// is durably queued now and integrated by the pipeline right after.
-	if _, err := c.cfg.Log.Enqueue(ctx, leaf, extra); err != nil {
+	stored, duplicate, err := c.cfg.Log.EnqueueIdentified(ctx, entryIdentity(leaf), leaf, extra)
+	if err != nil {
 		return nil, err
 	}
+	if duplicate {
+		if ts, err = storedTimestamp(leaf, stored); err != nil {
+			return nil, err
+		}
+		// The stored leaf differs from this one only in its timestamp,
+		// and a v1 leaf is byte for byte its SCT's signature input.
+		sctInput = stored
+	}
 	sct := &ct.SignedCertificateTimestamp{SCTVersion: ct.V1, LogID: ct.LogID{KeyID: c.logID}, Timestamp: ts}
-	var err error
 	if sct.Signature, err = c.sign(sctInput); err != nil {
 		return nil, err
 	}
