@@ -23,7 +23,7 @@ deps:
 			echo "installing $(PG_PACKAGE) (PostgreSQL server binaries)"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PG_PACKAGE) >/dev/null; \
 		else \
-			echo "PostgreSQL server binaries not found: run 'sudo apt-get install $(PG_PACKAGE)' (or set DATABASE_URL)"; exit 1; \
+			echo "PostgreSQL server binaries not found: run 'sudo apt-get install $(PG_PACKAGE)' (tests can use an existing server through DATABASE_URL)"; exit 1; \
 		fi; \
 	fi
 	@for pair in openssl:openssl softhsm2-util:softhsm2; do \

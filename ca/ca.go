@@ -101,7 +101,14 @@ var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
 // Template is the leaf for a principal and key, before signing. The CT step
 // signs it twice (precertificate, then final with SCTs), so it is separate.
+//
+// It refuses (with *identity.ClaimError) a principal whose identity or
+// extensions would make a malformed certificate, before anything is signed
+// or logged.
 func (c *CA) Template(p *identity.Principal, pub crypto.PublicKey) (*x509.Certificate, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 159))
 	if err != nil {
 		return nil, err

@@ -303,3 +303,124 @@ func issue(t *testing.T, c *CA, p *identity.Principal, pub crypto.PublicKey) *x5
 	}
 	return cert
 }
+
+// The direct encoder must refuse whatever x509.CreateCertificate refuses,
+// and whatever it signs but x509.ParseCertificate then refuses (a
+// certificate no Go client can read, whose precertificate would already be
+// logged). It may refuse more (fields it does not write), never less; what
+// both sign must be the same TBSCertificate. Templates here skip Template's
+// principal validation on purpose: the encoder is the last line.
+func TestDirectSigningRefusesWhatCreateCertificateRefuses(t *testing.T) {
+	p := newPKI(t, []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, true)
+	c, err := New(p.interKey, []*x509.Certificate{p.inter, p.root}, DefaultValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	base := &identity.Principal{Email: "a@example.com", Extensions: identity.Extensions{Issuer: "https://idp", Subject: "a"}}
+	uri := func(s string) *url.URL {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	ext := func(oid asn1.ObjectIdentifier) pkix.Extension {
+		return pkix.Extension{Id: oid, Value: []byte{0x05, 0x00}}
+	}
+	otherName := func(name string) pkix.Extension {
+		san, err := cryptoutils.MarshalOtherNameSAN(name, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *san
+	}
+	tests := []struct {
+		name       string
+		edit       func(*x509.Certificate)
+		directOnly bool // CreateCertificate signs it and Go parses it; the encoder refuses what it does not write
+	}{
+		{name: "plain email", edit: func(*x509.Certificate) {}},
+		{name: "email with plus and dots", edit: func(c *x509.Certificate) { c.EmailAddresses = []string{"a.b+c@sub.example.com"} }},
+		{name: "non-ASCII email", edit: func(c *x509.Certificate) { c.EmailAddresses = []string{"jöhn@example.com"} }},
+		{name: "email with newline", edit: func(c *x509.Certificate) { c.EmailAddresses = []string{"alice@example.com\nbob@evil.com"} }},
+		{name: "email with NUL", edit: func(c *x509.Certificate) { c.EmailAddresses = []string{"alice@example.com\x00bob"} }},
+		{name: "URI", edit: func(c *x509.Certificate) {
+			c.EmailAddresses, c.URIs = nil, []*url.URL{uri("https://github.com/o/r/.github/workflows/x.yml@refs/heads/main")}
+		}},
+		{name: "URI with port and IPv6 host", edit: func(c *x509.Certificate) { c.EmailAddresses, c.URIs = nil, []*url.URL{uri("https://[::1]:8443/x")} }},
+		{name: "SPIFFE URI", edit: func(c *x509.Certificate) {
+			c.EmailAddresses, c.URIs = nil, []*url.URL{uri("spiffe://example.org/ns/a/sa/b")}
+		}},
+		{name: "non-ASCII URI host", edit: func(c *x509.Certificate) {
+			c.EmailAddresses, c.URIs = nil, []*url.URL{{Scheme: "https", Host: "exämple.com", Path: "/x"}}
+		}},
+		{name: "URI host with an empty label", edit: func(c *x509.Certificate) { c.EmailAddresses, c.URIs = nil, []*url.URL{uri("https://a..b/x")} }},
+		{name: "username otherName", edit: func(c *x509.Certificate) {
+			c.EmailAddresses = nil
+			c.ExtraExtensions = append([]pkix.Extension{otherName("alice!example.com")}, c.ExtraExtensions...)
+		}},
+		{name: "non-ASCII username otherName", edit: func(c *x509.Certificate) {
+			c.EmailAddresses = nil
+			c.ExtraExtensions = append([]pkix.Extension{otherName("jöhn!example.com")}, c.ExtraExtensions...)
+		}},
+		{name: "SAN extension beside SAN fields", edit: func(c *x509.Certificate) {
+			c.ExtraExtensions = append([]pkix.Extension{otherName("alice!example.com")}, c.ExtraExtensions...)
+		}, directOnly: true},
+		{name: "extension twice", edit: func(c *x509.Certificate) {
+			c.ExtraExtensions = append(c.ExtraExtensions, ext(asn1.ObjectIdentifier{1, 2, 3, 4}), ext(asn1.ObjectIdentifier{1, 2, 3, 4}))
+		}},
+		{name: "extra key usage extension", edit: func(c *x509.Certificate) {
+			c.ExtraExtensions = append(c.ExtraExtensions, ext(asn1.ObjectIdentifier{2, 5, 29, 15}))
+		}},
+		{name: "negative serial", edit: func(c *x509.Certificate) { c.SerialNumber = big.NewInt(-5) }},
+		{name: "no serial", edit: func(c *x509.Certificate) { c.SerialNumber = nil }, directOnly: true},
+		{name: "subject", edit: func(c *x509.Certificate) { c.Subject = pkix.Name{CommonName: "x"} }, directOnly: true},
+		{name: "DNS SAN", edit: func(c *x509.Certificate) { c.DNSNames = []string{"example.com"} }, directOnly: true},
+		{name: "another signature algorithm", edit: func(c *x509.Certificate) { c.SignatureAlgorithm = x509.ECDSAWithSHA384 }, directOnly: true},
+		{name: "CRL URL", edit: func(c *x509.Certificate) { c.CRLDistributionPoints = []string{"http://crl.example"} }, directOnly: true},
+	}
+	var refusedBoth, signedBoth int
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tmpl, err := c.Template(base, key.Public())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.edit(tmpl)
+			viaGo, goErr := x509.CreateCertificate(rand.Reader, tmpl, p.inter, key.Public(), p.interKey)
+			var goCert *x509.Certificate
+			if goErr == nil {
+				goCert, goErr = x509.ParseCertificate(viaGo)
+			}
+			der, directErr := c.signLeafDirect(p.interKey, tmpl, key.Public())
+			switch {
+			case tt.directOnly:
+				if goErr != nil || directErr == nil {
+					t.Fatalf("want Go to sign and parse (%v) and the encoder to refuse (%v)", goErr, directErr)
+				}
+			case goErr != nil:
+				if directErr == nil {
+					t.Fatalf("Go refuses (%v) but the encoder signed", goErr)
+				}
+				refusedBoth++
+			default:
+				if directErr != nil {
+					t.Fatalf("Go signs and parses, the encoder refuses: %v", directErr)
+				}
+				direct, err := x509.ParseCertificate(der)
+				if err != nil {
+					t.Fatalf("Go cannot parse what the encoder signed: %v", err)
+				}
+				if !bytes.Equal(direct.RawTBSCertificate, goCert.RawTBSCertificate) {
+					t.Fatalf("TBS differs from x509.CreateCertificate's:\n direct %x\n go     %x", direct.RawTBSCertificate, goCert.RawTBSCertificate)
+				}
+				signedBoth++
+			}
+		})
+	}
+	// The table is only worth something if it has cases on both sides.
+	if refusedBoth < 5 || signedBoth < 5 {
+		t.Fatalf("%d cases refused by both, %d signed by both; the table lost its point", refusedBoth, signedBoth)
+	}
+}

@@ -322,26 +322,44 @@ func (a *Authority) digest(data []byte) []byte {
 }
 
 // Stamp checks a request and returns a DER TimeStampResp granting it. A
-// *Rejection says why a request is refused.
+// *Rejection says why a request is refused. It is Prepare then Sign.
 func (a *Authority) Stamp(req *Request) ([]byte, *Issued, error) {
+	issued, err := a.Prepare(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := a.Sign(req, issued)
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp, issued, nil
+}
+
+// Prepare checks a request and decides what its token will say (policy,
+// serial, time) without signing it, so that the token can be recorded
+// while it is signed. A *Rejection says why a request is refused.
+func (a *Authority) Prepare(req *Request) (*Issued, error) {
 	policy := a.cfg.DefaultPolicy
 	if req.Policy != nil {
 		if !a.accepted[req.Policy.String()] {
-			return nil, nil, reject(UnacceptedPolicy, "policy %s is not accepted by this TSA", req.Policy)
+			return nil, reject(UnacceptedPolicy, "policy %s is not accepted by this TSA", req.Policy)
 		}
 		policy = req.Policy
 	}
 	if req.Extensions != nil && !a.cfg.AllowExtensions {
-		return nil, nil, reject(UnacceptedExtension, "request extensions are not accepted by this TSA")
+		return nil, reject(UnacceptedExtension, "request extensions are not accepted by this TSA")
 	}
 	var serialBytes [16]byte
 	if _, err := rand.Read(serialBytes[:]); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	serialBytes[0] &= 0x7f
-	serial := new(big.Int).SetBytes(serialBytes[:])
-	genTime := a.cfg.Now()
+	return &Issued{Serial: new(big.Int).SetBytes(serialBytes[:]), GenTime: a.cfg.Now(), Hash: req.Hash, Digest: req.Digest, Policy: policy}, nil
+}
 
+// Sign makes the DER TimeStampResp granting req with what Prepare decided.
+func (a *Authority) Sign(req *Request, issued *Issued) ([]byte, error) {
+	policy, serial, genTime := issued.Policy, issued.Serial, issued.GenTime
 	tst, err := build(func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			b.AddASN1Int64(1)
@@ -362,11 +380,11 @@ func (a *Authority) Stamp(req *Request) ([]byte, *Issued, error) {
 		})
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("encoding TSTInfo: %w", err)
+		return nil, fmt.Errorf("encoding TSTInfo: %w", err)
 	}
 	mdAttr, err := attribute(oidMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(a.digest(tst)) })
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// DER orders SET OF by encoding.
 	attrs := [][]byte{a.ctAttr, mdAttr, a.essAttr}
@@ -379,11 +397,11 @@ func (a *Authority) Stamp(req *Request) ([]byte, *Issued, error) {
 		})
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	sig, err := a.cfg.Signer.Sign(rand.Reader, a.digest(signedAttrs), a.cfg.Hash)
 	if err != nil {
-		return nil, nil, fmt.Errorf("signing the time-stamp token: %w", err)
+		return nil, fmt.Errorf("signing the time-stamp token: %w", err)
 	}
 	_, isRSA := a.cfg.Signer.Public().(*rsa.PublicKey)
 	resp, err := build(func(b *cryptobyte.Builder) {
@@ -429,9 +447,9 @@ func (a *Authority) Stamp(req *Request) ([]byte, *Issued, error) {
 		})
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("encoding TimeStampResp: %w", err)
+		return nil, fmt.Errorf("encoding TimeStampResp: %w", err)
 	}
-	return resp, &Issued{Serial: serial, GenTime: genTime, Hash: req.Hash, Digest: req.Digest, Policy: policy}, nil
+	return resp, nil
 }
 
 // RejectionResponse is the DER TimeStampResp refusing a request: status

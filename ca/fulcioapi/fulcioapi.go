@@ -23,6 +23,7 @@ import (
 	"github.com/signet-dev/signet/ca"
 	"github.com/signet-dev/signet/ca/identity"
 	"github.com/signet-dev/signet/internal/audit"
+	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/internal/sigalg"
 )
 
@@ -83,6 +84,7 @@ const (
 	codeInvalidArgument   = 3
 	codeResourceExhausted = 8
 	codeInternal          = 13
+	codeUnavailable       = 14
 	codeUnauthenticated   = 16
 )
 
@@ -193,6 +195,11 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, token string, pubFro
 	}
 	p, err := a.cfg.Issuers.Authenticate(r.Context(), token)
 	if err != nil {
+		// A genuine token whose claims cannot be certified is a bad request
+		// (400, as Fulcio's InvalidArgument); a token not accepted is 401.
+		if a.badClaims(w, err) {
+			return nil
+		}
 		var ae *identity.AuthError
 		if errors.As(err, &ae) {
 			a.issued.WithLabelValues("unauthenticated").Inc()
@@ -215,16 +222,55 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, token string, pubFro
 	}
 	issued, err := a.cfg.CA.Issue(r.Context(), p, pub)
 	if err != nil {
-		a.fail(w, r, err)
+		if !a.badClaims(w, err) {
+			a.fail(w, r, err)
+		}
 		return nil
 	}
-	a.issued.WithLabelValues("issued").Inc()
+	// The certificate is answered only once its audit row is committed: a
+	// certificate the CA hands out is always on record.
 	if a.cfg.Audit != nil {
 		t := issued.Template
 		fp := sha256.Sum256(t.RawSubjectPublicKeyInfo)
-		a.cfg.Audit.Add([]any{hex.EncodeToString(t.SerialNumber.Bytes()), t.NotBefore, t.NotAfter, p.Identity(), p.Issuer, p.Subject, hex.EncodeToString(fp[:])})
+		if err := a.cfg.Audit.Write(r.Context(), []any{hex.EncodeToString(t.SerialNumber.Bytes()), t.NotBefore, t.NotAfter, p.Identity(), p.Issuer, p.Subject, hex.EncodeToString(fp[:])}); err != nil {
+			a.auditFailed(w, r, err)
+			return nil
+		}
 	}
+	a.issued.WithLabelValues("issued").Inc()
 	return issued.DER
+}
+
+// auditFailed answers a certificate whose audit row was not committed: 503
+// with Retry-After when the database is busy or away (the client may
+// retry), 500 otherwise. The certificate is not sent.
+func (a *API) auditFailed(w http.ResponseWriter, r *http.Request, err error) {
+	secs, temporary := audit.RetryAfter(err)
+	if !temporary {
+		a.issued.WithLabelValues("audit_failed").Inc()
+		a.cfg.Logger.ErrorContext(r.Context(), "recording a certificate in the audit table failed", "err", err)
+		writeError(w, http.StatusInternalServerError, codeInternal, "the CA could not record the certificate; the server log has details")
+		return
+	}
+	a.issued.WithLabelValues("audit_unavailable").Inc()
+	w.Header().Set("Retry-After", fmt.Sprint(secs))
+	msg := fmt.Sprintf("the CA cannot record certificates in its database right now; retry after %d seconds", secs)
+	if errors.Is(err, audit.ErrBusy) {
+		msg = fmt.Sprintf("the CA is busy: too many certificates wait to be recorded; retry after %d second", secs)
+	}
+	writeError(w, http.StatusServiceUnavailable, codeUnavailable, msg)
+}
+
+// badClaims answers 400 if err is an identity that cannot go into a
+// certificate (*identity.ClaimError: its message names the claim).
+func (a *API) badClaims(w http.ResponseWriter, err error) bool {
+	var ce *identity.ClaimError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	a.issued.WithLabelValues("bad_request").Inc()
+	writeError(w, http.StatusBadRequest, codeInvalidArgument, ce.Error())
+	return true
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -234,14 +280,21 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+	body, err := httpbody.Read(w, r, a.cfg.MaxBodyBytes)
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
+			a.issued.WithLabelValues("too_large").Inc()
 			writeError(w, http.StatusRequestEntityTooLarge, codeResourceExhausted, fmt.Sprintf("request body larger than %d bytes", a.cfg.MaxBodyBytes))
-			return nil, false
+		case errors.Is(err, httpbody.ErrBusy):
+			a.issued.WithLabelValues("busy").Inc()
+			w.Header().Set("Retry-After", httpbody.RetryAfter)
+			writeError(w, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		default: // *httpbody.ClientError: the client stopped mid-body
+			a.issued.WithLabelValues("bad_request").Inc()
+			writeError(w, http.StatusBadRequest, codeInvalidArgument, err.Error())
 		}
-		writeError(w, http.StatusBadRequest, codeInvalidArgument, "reading request body: "+err.Error())
 		return nil, false
 	}
 	return body, true

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 	"text/template"
+	"text/template/parse"
 )
 
 // Type is how an issuer's tokens map to certificate identities.
@@ -193,6 +195,12 @@ func (p CIProvider) validate() error {
 	if _, err := parseTemplate(p.SubjectAlternativeNameTemplate); err != nil {
 		return fmt.Errorf("subject_alternative_name_template: %w", err)
 	}
+	for k, v := range p.DefaultTemplateValues {
+		// Defaults go into certificates like claims do.
+		if err := checkText(v, MaxValueBytes); err != nil {
+			return fmt.Errorf("default_template_values.%s %w", k, err)
+		}
+	}
 	for k, v := range p.ExtensionTemplates {
 		if _, ok := extensionFields[k]; !ok {
 			return fmt.Errorf("extension_templates: unknown extension %q", k)
@@ -209,4 +217,59 @@ func parseTemplate(s string) (*template.Template, error) {
 		return nil, nil
 	}
 	return template.New("").Option("missingkey=error").Parse(s)
+}
+
+// templateKeys lists the data keys a template (or a bare claim name,
+// where t is nil) reads, sorted, once each.
+func templateKeys(t *template.Template, bare string) []string {
+	if t == nil {
+		return []string{bare}
+	}
+	seen := map[string]bool{}
+	var walk func(parse.Node)
+	walk = func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n != nil {
+				for _, c := range n.Nodes {
+					walk(c)
+				}
+			}
+		case *parse.ActionNode:
+			walk(n.Pipe)
+		case *parse.PipeNode:
+			if n != nil {
+				for _, c := range n.Cmds {
+					walk(c)
+				}
+			}
+		case *parse.CommandNode:
+			for _, a := range n.Args {
+				walk(a)
+			}
+		case *parse.FieldNode:
+			seen[n.Ident[0]] = true
+		case *parse.IfNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.RangeNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.WithNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		}
+	}
+	if t.Tree != nil {
+		walk(t.Tree.Root)
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -32,12 +34,43 @@ type Limits struct {
 	// JWKSCooldown is the least time between two JWKS fetches of one issuer,
 	// so tokens with made-up key IDs cannot make us hammer it.
 	JWKSCooldown time.Duration
-	// MaxWildcardIssuers bounds the issuers cached per wildcard pattern.
+	// DiscoveryFailureTTL is how long a failed discovery of a concrete issuer
+	// is remembered: tokens naming it meanwhile are refused without
+	// contacting it again, so a dead tenant of a wildcard cannot be made to
+	// cost an outbound request per token.
+	DiscoveryFailureTTL time.Duration
+	// MaxWildcardIssuers bounds, per wildcard pattern and each on its own,
+	// the concrete issuers cached, the failed discoveries remembered and the
+	// discoveries in flight.
 	MaxWildcardIssuers int
 }
 
 // DefaultLimits are documented in docs/configuration.md.
-var DefaultLimits = Limits{MaxTokenBytes: 16 << 10, MaxResponseBytes: 1 << 20, HTTPTimeout: 10 * time.Second, JWKSCooldown: 30 * time.Second, MaxWildcardIssuers: 100}
+var DefaultLimits = Limits{MaxTokenBytes: 16 << 10, MaxResponseBytes: 1 << 20, HTTPTimeout: 10 * time.Second, JWKSCooldown: 30 * time.Second, DiscoveryFailureTTL: 30 * time.Second, MaxWildcardIssuers: 100}
+
+// withDefaults fills each zero (or negative) limit from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxTokenBytes <= 0 {
+		l.MaxTokenBytes = d.MaxTokenBytes
+	}
+	if l.MaxResponseBytes <= 0 {
+		l.MaxResponseBytes = d.MaxResponseBytes
+	}
+	if l.HTTPTimeout <= 0 {
+		l.HTTPTimeout = d.HTTPTimeout
+	}
+	if l.JWKSCooldown <= 0 {
+		l.JWKSCooldown = d.JWKSCooldown
+	}
+	if l.DiscoveryFailureTTL <= 0 {
+		l.DiscoveryFailureTTL = d.DiscoveryFailureTTL
+	}
+	if l.MaxWildcardIssuers <= 0 {
+		l.MaxWildcardIssuers = d.MaxWildcardIssuers
+	}
+	return l
+}
 
 // signingAlgs are the JWS algorithms accepted on tokens ("none" never is).
 var signingAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.ES256, jose.ES384, jose.ES512, jose.EdDSA}
@@ -48,6 +81,7 @@ type Pool struct {
 	providers map[string]CIProvider
 	limits    Limits
 	now       func() time.Time
+	logger    *slog.Logger
 
 	// verified remembers tokens that passed verification, by SHA-256 of the
 	// token, until they expire: a CI job that asks for several certificates
@@ -68,11 +102,43 @@ type issuer struct {
 	cfg     IssuerConfig
 	pattern *regexp.Regexp
 	client  *http.Client
-	local   oidc.KeySet // set for issuers served by this process (dev mode)
 
-	mu        sync.Mutex
-	verifiers map[string]*oidc.IDTokenVerifier // by concrete issuer URL
+	// mu guards the maps and the counter below and is never held across
+	// network I/O: a token for an issuer already discovered never waits for
+	// the discovery of another (or of the same) issuer.
+	mu sync.Mutex
+	// verifiers are the issuers discovered, by concrete issuer URL.
+	verifiers map[string]*cachedVerifier
+	// failures says, by concrete issuer URL, until when a failed discovery
+	// stands: tokens naming that issuer are refused without contacting it.
+	failures map[string]time.Time
+	// discovering holds the discovery in flight per concrete issuer URL, so
+	// that concurrent tokens naming one issuer share one discovery.
+	discovering map[string]*flight[*oidc.IDTokenVerifier]
+	// uses stamps cachedVerifier.lastUse: it counts cache hits and fills.
+	uses uint64
 }
+
+type cachedVerifier struct {
+	v       *oidc.IDTokenVerifier
+	lastUse uint64 // issuer.uses when last used; the least recently used is evicted first
+}
+
+// flight is one fetch whose result every caller that wants it shares. val
+// and err are written once, before done is closed, and read only after it
+// is. The fetch runs detached from the callers' contexts: a caller that
+// leaves stops only its own wait.
+type flight[T any] struct {
+	done chan struct{}
+	val  T
+	err  error
+	// waiters counts the callers that joined (tests read it to know that
+	// concurrent callers share the flight); guarded by the lock of the map
+	// that holds the flight.
+	waiters int
+}
+
+func newFlight[T any]() *flight[T] { return &flight[T]{done: make(chan struct{})} }
 
 // Options adjust a pool; zero values take defaults.
 type Options struct {
@@ -82,23 +148,27 @@ type Options struct {
 	// LocalKeySets verifies the named exact issuers with these keys instead
 	// of discovery (the dev issuer served by this same process).
 	LocalKeySets map[string]oidc.KeySet
+	// Logger receives the causes of failed discoveries and JWKS fetches,
+	// which clients are never told (a 401 must not be an oracle on the
+	// server's network); default slog.Default().
+	Logger *slog.Logger
 }
 
 // NewPool validates the configuration. Issuers are contacted lazily, on the
 // first token each one presents, so an issuer that is down does not stop
 // start-up.
 func NewPool(cfgs []IssuerConfig, custom map[string]CIProvider, opts Options) (*Pool, error) {
-	limits := opts.Limits
-	if limits.MaxTokenBytes == 0 {
-		limits = DefaultLimits
-	}
+	limits := opts.Limits.withDefaults()
 	providers := Presets()
 	for k, v := range custom {
 		providers[k] = v
 	}
-	p := &Pool{providers: providers, limits: limits, now: opts.Now, verified: map[[32]byte]verifiedToken{}}
+	p := &Pool{providers: providers, limits: limits, now: opts.Now, logger: opts.Logger, verified: map[[32]byte]verifiedToken{}}
 	if p.now == nil {
 		p.now = time.Now
+	}
+	if p.logger == nil {
+		p.logger = slog.Default()
 	}
 	seen := map[string]bool{}
 	for _, c := range cfgs {
@@ -111,7 +181,7 @@ func NewPool(cfgs []IssuerConfig, custom map[string]CIProvider, opts Options) (*
 			return nil, fmt.Errorf("issuer %s%s is configured twice", c.URL, c.WildcardURL)
 		}
 		seen[key] = true
-		is := &issuer{cfg: c, verifiers: map[string]*oidc.IDTokenVerifier{}}
+		is := &issuer{cfg: c, verifiers: map[string]*cachedVerifier{}, failures: map[string]time.Time{}, discovering: map[string]*flight[*oidc.IDTokenVerifier]{}}
 		if c.WildcardURL != "" {
 			re, err := wildcardPattern(c.WildcardURL)
 			if err != nil {
@@ -120,7 +190,9 @@ func NewPool(cfgs []IssuerConfig, custom map[string]CIProvider, opts Options) (*
 			is.pattern = re
 		}
 		if ks, ok := opts.LocalKeySets[c.URL]; ok && c.URL != "" {
-			is.local = ks
+			// Nothing to discover: the verifier is cached from the start
+			// and, the issuer being exact, never evicted.
+			is.verifiers[c.URL] = &cachedVerifier{v: oidc.NewVerifier(c.URL, ks, &oidc.Config{ClientID: c.ClientID, Now: p.now})}
 		}
 		client, err := issuerClient(c, limits)
 		if err != nil {
@@ -284,7 +356,12 @@ func (p *Pool) authenticate(ctx context.Context, token string) (*Principal, time
 	}
 	idt, err := v.Verify(ctx, token)
 	if err != nil {
-		return fail(explain(err, is.cfg.ClientID))
+		if ctx.Err() != nil {
+			// go-oidc flattens the key set's error to text: say here that
+			// the client left or the deadline passed, not that the token is bad.
+			return fail(fmt.Errorf("verifying a token from %s: %w", iss, ctx.Err()))
+		}
+		return fail(explain(err, iss, is.cfg.ClientID))
 	}
 	var raw json.RawMessage
 	if err := idt.Claims(&raw); err != nil {
@@ -321,7 +398,8 @@ func (p *Pool) match(iss string) *issuer {
 }
 
 // explain turns go-oidc's errors into messages that say what was wrong.
-func explain(err error, clientID string) error {
+// Outbound failures are named by issuer only: their causes are in the log.
+func explain(err error, iss, clientID string) error {
 	var expired *oidc.TokenExpiredError
 	msg := err.Error()
 	switch {
@@ -334,9 +412,8 @@ func explain(err error, clientID string) error {
 		return authErr("token is not valid yet (nbf is in the future)")
 	case strings.Contains(msg, "issued by a different provider"):
 		return authErr("token issuer does not match the issuer's discovery document")
-	case strings.Contains(msg, "fetching keys"):
-		_, cause, _ := strings.Cut(msg, "fetching keys: ")
-		return authErr("fetching the issuer's signing keys failed: %s", cause)
+	case strings.Contains(msg, errKeysUnavailable.Error()):
+		return authErr("identity provider %s is unreachable or did not publish a valid JWKS at its jwks_uri", iss)
 	case strings.Contains(msg, "failed to verify signature"), strings.Contains(msg, "malformed jwt"), strings.Contains(msg, "unexpected signature algorithm"):
 		return authErr("token signature does not verify with the issuer's published keys")
 	default:
@@ -344,52 +421,157 @@ func explain(err error, clientID string) error {
 	}
 }
 
-// verifier returns (building on first use) the verifier for a concrete issuer URL.
+// verifier returns the verifier for a concrete issuer URL, discovering the
+// issuer on first use. Only the wait honours ctx: the discovery itself is
+// shared with the other tokens naming iss and bounded by HTTPTimeout.
 func (is *issuer) verifier(ctx context.Context, iss string, p *Pool) (*oidc.IDTokenVerifier, error) {
+	now := p.now()
+	is.mu.Lock()
+	if c, ok := is.verifiers[iss]; ok {
+		is.uses++
+		c.lastUse = is.uses
+		is.mu.Unlock()
+		return c.v, nil
+	}
+	if until, ok := is.failures[iss]; ok {
+		if now.Before(until) {
+			is.mu.Unlock()
+			return nil, discoveryFailed(iss, p.limits)
+		}
+		delete(is.failures, iss)
+	}
+	f, ok := is.discovering[iss]
+	if !ok {
+		if is.pattern != nil && len(is.discovering) >= p.limits.MaxWildcardIssuers {
+			is.mu.Unlock()
+			return nil, authErr("too many identity providers matching %s are being discovered at once; retry shortly", is.cfg.WildcardURL)
+		}
+		f = newFlight[*oidc.IDTokenVerifier]()
+		is.discovering[iss] = f
+		go is.discover(context.WithoutCancel(ctx), iss, p, f)
+	}
+	f.waiters++
+	is.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.val, f.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the discovery of identity provider %s: %w", iss, ctx.Err())
+	}
+}
+
+// discoveryFailed is what a client is told when iss could not be
+// discovered: which issuer, never why (the cause is in the server log).
+func discoveryFailed(iss string, limits Limits) error {
+	return authErr("identity provider %s is unreachable or did not publish a valid OIDC discovery document; it is tried again at most every %s", iss, limits.DiscoveryFailureTTL)
+}
+
+// discover runs the one discovery of iss that f stands for, then caches its
+// result and hands it to f's waiters. ctx carries no cancellation (the
+// waiters may leave; the others still want the result); HTTPTimeout bounds it.
+func (is *issuer) discover(ctx context.Context, iss string, p *Pool, f *flight[*oidc.IDTokenVerifier]) {
+	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, is.client), p.limits.HTTPTimeout)
+	defer cancel()
+	v, err := is.newVerifier(dctx, iss, p)
+	var until time.Time
+	if err != nil {
+		// Logged before the waiters are answered (and outside is.mu, which
+		// cache hits take): by the time a client has its 401, the cause is
+		// in the log.
+		until = p.now().Add(p.limits.DiscoveryFailureTTL)
+		p.logger.WarnContext(ctx, "OIDC discovery failed; tokens naming this issuer are refused until retry_after",
+			"issuer", iss, "err", err, "retry_after", until)
+	}
 	is.mu.Lock()
 	defer is.mu.Unlock()
-	if v, ok := is.verifiers[iss]; ok {
-		return v, nil
+	delete(is.discovering, iss)
+	if err != nil {
+		is.rememberFailure(iss, until, p.limits.MaxWildcardIssuers)
+		f.err = discoveryFailed(iss, p.limits)
+	} else {
+		is.remember(iss, v, p.limits.MaxWildcardIssuers)
+		f.val = v
 	}
-	cfg := &oidc.Config{ClientID: is.cfg.ClientID, Now: p.now}
-	var keySet oidc.KeySet = is.local
-	if keySet == nil {
-		dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, is.client), p.limits.HTTPTimeout)
-		defer cancel()
-		provider, err := oidc.NewProvider(dctx, iss)
-		if err != nil {
-			return nil, authErr("discovering issuer %s failed: %v", iss, err)
-		}
-		var meta struct {
-			JWKSURI string `json:"jwks_uri"`
-		}
-		if err := provider.Claims(&meta); err != nil || meta.JWKSURI == "" {
-			return nil, authErr("issuer %s publishes no jwks_uri", iss)
-		}
-		keySet = &cooldownKeySet{url: meta.JWKSURI, client: is.client, cooldown: p.limits.JWKSCooldown, now: time.Now}
-	}
-	v := oidc.NewVerifier(iss, keySet, cfg)
-	if is.pattern != nil && len(is.verifiers) >= p.limits.MaxWildcardIssuers {
-		for k := range is.verifiers {
-			delete(is.verifiers, k) // evict one arbitrary issuer
-			break
-		}
-	}
-	is.verifiers[iss] = v
-	return v, nil
+	close(f.done)
 }
+
+// newVerifier fetches iss's discovery document and builds its verifier.
+func (is *issuer) newVerifier(ctx context.Context, iss string, p *Pool) (*oidc.IDTokenVerifier, error) {
+	provider, err := oidc.NewProvider(ctx, iss)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the discovery document: %w", err)
+	}
+	var meta struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := provider.Claims(&meta); err != nil {
+		return nil, fmt.Errorf("reading the discovery document: %w", err)
+	}
+	if meta.JWKSURI == "" {
+		return nil, errors.New("the discovery document has no jwks_uri")
+	}
+	keySet := &cooldownKeySet{issuer: iss, url: meta.JWKSURI, client: is.client, cooldown: p.limits.JWKSCooldown, now: time.Now, logger: p.logger}
+	return oidc.NewVerifier(iss, keySet, &oidc.Config{ClientID: is.cfg.ClientID, Now: p.now}), nil
+}
+
+// remember caches v for iss; is.mu is held. A wildcard keeps at most limit
+// issuers, evicting the least recently used. Failures are kept apart (see
+// rememberFailure), so tokens naming made-up tenants, whose discovery
+// fails, never push out a tenant that works: evicting one takes a discovery
+// that succeeds, that is a real tenant of the pattern, and then the one
+// evicted is the one used least recently. Exact issuers are never evicted.
+func (is *issuer) remember(iss string, v *oidc.IDTokenVerifier, limit int) {
+	if is.pattern != nil && len(is.verifiers) >= limit {
+		oldest := ""
+		for k, c := range is.verifiers {
+			if oldest == "" || c.lastUse < is.verifiers[oldest].lastUse {
+				oldest = k
+			}
+		}
+		delete(is.verifiers, oldest)
+	}
+	is.uses++
+	is.verifiers[iss] = &cachedVerifier{v: v, lastUse: is.uses}
+}
+
+// rememberFailure records that iss is not to be discovered again before
+// until; is.mu is held. A wildcard keeps at most limit failures, forgetting
+// the one that ends soonest: forgetting a failure early costs at most one
+// more discovery, never a working issuer's cache entry.
+func (is *issuer) rememberFailure(iss string, until time.Time, limit int) {
+	if is.pattern != nil && len(is.failures) >= limit {
+		soonest := ""
+		for k, u := range is.failures {
+			if soonest == "" || u.Before(is.failures[soonest]) {
+				soonest = k
+			}
+		}
+		delete(is.failures, soonest)
+	}
+	is.failures[iss] = until
+}
+
+// errKeysUnavailable is what a failed JWKS fetch returns through go-oidc,
+// which flattens it to text; explain recognises it by that text. The cause
+// is logged, never returned.
+var errKeysUnavailable = errors.New("oidc: fetching keys failed")
 
 // cooldownKeySet verifies JWS signatures with an issuer's JWKS, refetching
 // it when a token names an unknown key, but at most once per cooldown.
+// Tokens signed by a known key never wait for a refetch.
 type cooldownKeySet struct {
+	issuer   string // for the log
 	url      string
-	client   *http.Client
+	client   *http.Client // its Timeout bounds a fetch
 	cooldown time.Duration
 	now      func() time.Time
+	logger   *slog.Logger
 
-	mu      sync.Mutex
-	keys    []jose.JSONWebKey
-	fetched time.Time
+	keys atomic.Pointer[[]jose.JSONWebKey] // the last JWKS fetched
+
+	mu       sync.Mutex // guards fetched and fetching; never held across I/O
+	fetched  time.Time  // when the last fetch started
+	fetching *flight[[]jose.JSONWebKey]
 }
 
 func (k *cooldownKeySet) VerifySignature(ctx context.Context, token string) ([]byte, error) {
@@ -415,9 +597,10 @@ func (k *cooldownKeySet) VerifySignature(ctx context.Context, token string) ([]b
 }
 
 func (k *cooldownKeySet) cached() []jose.JSONWebKey {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.keys
+	if keys := k.keys.Load(); keys != nil {
+		return *keys
+	}
+	return nil
 }
 
 func (k *cooldownKeySet) tryKeys(jws *jose.JSONWebSignature, kid string, keys []jose.JSONWebKey) ([]byte, bool) {
@@ -432,34 +615,74 @@ func (k *cooldownKeySet) tryKeys(jws *jose.JSONWebSignature, kid string, keys []
 	return nil, false
 }
 
+// refresh returns the issuer's keys, fetched again unless a fetch started
+// less than the cooldown ago. Concurrent callers share one fetch, which goes
+// on when they leave: ctx ends only the caller's wait.
 func (k *cooldownKeySet) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !k.fetched.IsZero() && k.now().Sub(k.fetched) < k.cooldown {
-		return k.keys, nil
+	f := k.fetching
+	if f == nil {
+		if !k.fetched.IsZero() && k.now().Sub(k.fetched) < k.cooldown {
+			k.mu.Unlock()
+			return k.cached(), nil
+		}
+		// A failed fetch counts too: an issuer that errors is not retried per token.
+		k.fetched = k.now()
+		f = newFlight[[]jose.JSONWebKey]()
+		k.fetching = f
+		go k.fetch(context.WithoutCancel(ctx), f)
 	}
-	// A failed fetch counts too: an issuer that errors is not retried per token.
-	k.fetched = k.now()
+	k.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.val, f.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the JWKS of %s: %w", k.issuer, ctx.Err())
+	}
+}
+
+// fetch runs the one fetch that f stands for.
+func (k *cooldownKeySet) fetch(ctx context.Context, f *flight[[]jose.JSONWebKey]) {
+	keys, err := k.get(ctx)
+	if err != nil {
+		k.logger.WarnContext(ctx, "fetching an OIDC issuer's JWKS failed; tokens needing a key not yet known are refused until the cooldown ends",
+			"issuer", k.issuer, "jwks_uri", k.url, "err", err, "cooldown", k.cooldown)
+		f.err = errKeysUnavailable
+	} else {
+		k.keys.Store(&keys)
+		f.val = keys
+	}
+	k.mu.Lock()
+	k.fetching = nil
+	k.mu.Unlock()
+	close(f.done)
+}
+
+func (k *cooldownKeySet) get(ctx context.Context) ([]jose.JSONWebKey, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("jwks_uri %q: %w", k.url, err)
 	}
 	resp, err := k.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("oidc: fetching keys: %v", err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("oidc: fetching keys: %v", err)
+		return nil, fmt.Errorf("reading the JWKS: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("oidc: fetching keys: HTTP %d", resp.StatusCode)
+		return nil, fmt.Errorf("JWKS answered HTTP %d", resp.StatusCode)
 	}
+	return decodeJWKS(body)
+}
+
+// decodeJWKS parses a JWKS document (untrusted bytes from the issuer).
+func decodeJWKS(body []byte) ([]jose.JSONWebKey, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("oidc: fetching keys: %v", err)
+		return nil, fmt.Errorf("decoding the JWKS: %w", err)
 	}
-	k.keys = set.Keys
-	return k.keys, nil
+	return set.Keys, nil
 }

@@ -3,8 +3,8 @@ package identity
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/mail"
 	"net/url"
 	"sort"
 	"strings"
@@ -98,6 +98,9 @@ func (c claims) emailVerified() bool {
 }
 
 // principalFor builds the principal for a verified token of an issuer.
+// Policy refusals (a missing or unverified claim, an identity outside the
+// issuer's domain) are *AuthError; claims that cannot be put in a
+// certificate as they are (see validate.go) are *ClaimError naming them.
 func principalFor(cfg *IssuerConfig, provider *CIProvider, c claims) (*Principal, error) {
 	iss, _ := c.str("iss")
 	sub, _ := c.str("sub")
@@ -118,8 +121,8 @@ func principalFor(cfg *IssuerConfig, provider *CIProvider, c claims) (*Principal
 		if !verified {
 			return nil, authErr("email %s is not verified by %s (email_verified is not true)", email, iss)
 		}
-		if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
-			return nil, authErr("email claim %q is not an email address", email)
+		if err := checkEmail(email); err != nil {
+			return nil, claimErr("email", wantEmail, err)
 		}
 		p.Email = email
 		p.Challenges = []string{email}
@@ -128,12 +131,18 @@ func principalFor(cfg *IssuerConfig, provider *CIProvider, c claims) (*Principal
 			if !ok {
 				return nil, authErr("token from %s lacks the issuer claim %s", iss, cfg.IssuerClaim)
 			}
+			if err := checkText(v, MaxValueBytes); err != nil {
+				return nil, claimErr(strings.TrimPrefix(cfg.IssuerClaim, "$."), wantValue, err)
+			}
 			p.Extensions.Issuer = v
 		}
 	case TypeURI:
-		u, err := url.Parse(sub)
-		if err != nil || u.Scheme == "" || u.Host == "" || strings.Contains(sub, "@") && u.Scheme == "mailto" {
-			return nil, authErr("sub %q is not a URI", sub)
+		u, err := checkURI(sub)
+		if err != nil {
+			return nil, claimErr("sub", wantURI, err)
+		}
+		if u.Scheme == "mailto" {
+			return nil, authErr("sub %q is a mailto URI; an email issuer certifies emails", sub)
 		}
 		d, _ := url.Parse(cfg.SubjectDomain)
 		if u.Scheme != d.Scheme || u.Host != d.Host {
@@ -144,6 +153,9 @@ func principalFor(cfg *IssuerConfig, provider *CIProvider, c claims) (*Principal
 		if sub == "" || strings.Contains(sub, "!") || strings.Contains(sub, "@") {
 			return nil, authErr("sub %q is not a username (no '!' or '@' allowed)", sub)
 		}
+		if err := checkText(sub, MaxValueBytes-len(cfg.SubjectDomain)-1); err != nil {
+			return nil, claimErr("sub", "a valid username", err)
+		}
 		p.OtherName = sub + "!" + cfg.SubjectDomain
 	case TypeKubernetes:
 		k8s, _ := c["kubernetes.io"].(map[string]any)
@@ -153,11 +165,25 @@ func principalFor(cfg *IssuerConfig, provider *CIProvider, c claims) (*Principal
 		if ns == "" || name == "" {
 			return nil, authErr("kubernetes token lacks kubernetes.io namespace and serviceaccount name")
 		}
+		// Both become path segments of the SAN: a '/' or ".." in them
+		// would name another service account.
+		if err := checkHostname(ns, false); err != nil || len(ns) > MaxLabelBytes || strings.Contains(ns, ".") {
+			return nil, claimErr("kubernetes.io.namespace", "a Kubernetes namespace (an RFC 1123 label)", orReason(err, "is not a single label"))
+		}
+		if err := checkHostname(name, false); err != nil {
+			return nil, claimErr("kubernetes.io.serviceaccount.name", "a Kubernetes service account name (an RFC 1123 subdomain)", err)
+		}
 		p.URI = &url.URL{Scheme: "https", Host: "kubernetes.io", Path: "/namespaces/" + ns + "/serviceaccounts/" + name}
 	case TypeSPIFFE:
-		u, err := url.Parse(sub)
-		if err != nil || u.Scheme != "spiffe" || u.Host == "" {
+		u, err := checkURI(sub)
+		if err != nil {
+			return nil, claimErr("sub", "a valid SPIFFE ID", err)
+		}
+		if u.Scheme != "spiffe" || u.Host == "" {
 			return nil, authErr("sub %q is not a SPIFFE ID", sub)
+		}
+		if u.Port() != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/") {
+			return nil, claimErr("sub", "a valid SPIFFE ID", errors.New("has a port, query, fragment or trailing '/'"))
 		}
 		if u.Host != cfg.SPIFFETrustDomain {
 			return nil, authErr("SPIFFE ID %q is not in trust domain %s", sub, cfg.SPIFFETrustDomain)
@@ -165,13 +191,21 @@ func principalFor(cfg *IssuerConfig, provider *CIProvider, c claims) (*Principal
 		p.URI = u
 	case TypeEmailOrURI:
 		if verified {
+			if err := checkEmail(email); err != nil {
+				return nil, claimErr("email", wantEmail, err)
+			}
 			p.Email = email
 			p.Challenges = []string{email}
 			break
 		}
-		u, err := url.Parse(strings.TrimSuffix(iss, "/") + "/" + url.PathEscape(sub))
-		if err != nil || sub == "" {
+		if sub == "" {
 			return nil, authErr("token from %s has neither a verified email nor a usable sub", iss)
+		}
+		// sub is path-escaped, so any sub makes a URI; only its length and
+		// the issuer's URL can spoil it.
+		u, err := checkURI(strings.TrimSuffix(iss, "/") + "/" + url.PathEscape(sub))
+		if err != nil {
+			return nil, &ClaimError{Claims: []string{"iss", "sub"}, Field: "URI <iss>/<sub>", Want: wantURI, Reason: err.Error()}
 		}
 		p.URI = u
 	case TypeCIProvider:
@@ -182,44 +216,74 @@ func principalFor(cfg *IssuerConfig, provider *CIProvider, c claims) (*Principal
 	if sub == "" && cfg.Type != TypeEmail {
 		return nil, authErr("token from %s has no sub claim", iss)
 	}
+	// iss and sub go into the issuer and token subject extensions whatever
+	// the type (iss matched a configured issuer; it is checked all the same).
+	if err := checkText(sub, MaxValueBytes); err != nil {
+		return nil, claimErr("sub", wantValue, err)
+	}
+	if err := checkText(iss, MaxValueBytes); err != nil {
+		return nil, claimErr("iss", wantValue, err)
+	}
 	return p, nil
 }
 
+func orReason(err error, reason string) error {
+	if err != nil {
+		return err
+	}
+	return errors.New(reason)
+}
+
+// applyCIProvider renders the SAN and extension templates. Each token
+// claim a template uses is checked on its own first (so the error names
+// it), then the rendered value as a whole.
 func applyCIProvider(p *Principal, prov *CIProvider, c claims) error {
 	data := map[string]string{}
 	for k, v := range prov.DefaultTemplateValues {
 		data[k] = v
 	}
+	fromToken := map[string]bool{}
 	for k := range c {
 		if v, ok := c.str(k); ok {
 			data[k] = v
+			fromToken[k] = true
 		}
 	}
-	render := func(field, tmpl string) (string, error) {
+	render := func(field, tmpl string) (string, []string, error) {
 		t, err := parseTemplate(tmpl)
 		if err != nil {
-			return "", err
+			return "", nil, err
+		}
+		var used []string
+		for _, k := range templateKeys(t, tmpl) {
+			if !fromToken[k] {
+				continue // a configured default, checked at start-up
+			}
+			used = append(used, k)
+			if err := checkText(data[k], MaxValueBytes); err != nil {
+				return "", nil, claimErr(k, wantValue, err)
+			}
 		}
 		if t == nil {
 			v, ok := data[tmpl]
 			if !ok {
-				return "", authErr("token from %s lacks claim %q needed for %s", p.Issuer, tmpl, field)
+				return "", nil, authErr("token from %s lacks claim %q needed for %s", p.Issuer, tmpl, field)
 			}
-			return v, nil
+			return v, used, nil
 		}
 		var b strings.Builder
 		if err := t.Execute(&b, data); err != nil {
-			return "", authErr("token from %s does not fill the %s template: %v", p.Issuer, field, err)
+			return "", nil, authErr("token from %s does not fill the %s template: %v", p.Issuer, field, err)
 		}
-		return b.String(), nil
+		return b.String(), used, nil
 	}
-	san, err := render("subject alternative name", prov.SubjectAlternativeNameTemplate)
+	san, used, err := render("subject alternative name", prov.SubjectAlternativeNameTemplate)
 	if err != nil {
 		return err
 	}
-	u, err := url.Parse(san)
-	if err != nil || u.Scheme == "" {
-		return authErr("the subject alternative name %q from the token of %s is not a URI", san, p.Issuer)
+	u, err := checkURI(san)
+	if err != nil {
+		return &ClaimError{Claims: used, Field: "subject alternative name", Want: wantURI, Reason: err.Error()}
 	}
 	p.URI = u
 	keys := make([]string, 0, len(prov.ExtensionTemplates))
@@ -229,9 +293,12 @@ func applyCIProvider(p *Principal, prov *CIProvider, c claims) error {
 	sort.Strings(keys)
 	p.Extensions.CI = map[string]string{}
 	for _, k := range keys {
-		v, err := render(k, prov.ExtensionTemplates[k])
+		v, used, err := render(k, prov.ExtensionTemplates[k])
 		if err != nil {
 			return err
+		}
+		if err := checkText(v, MaxValueBytes); err != nil {
+			return &ClaimError{Claims: used, Field: "extension " + k, Want: wantValue, Reason: err.Error()}
 		}
 		p.Extensions.CI[k] = v
 	}

@@ -155,6 +155,8 @@ timeStamping EKU) for your existing PKI to sign; install the results with
 listen: 0.0.0.0:8080
 hostname: %s
 public_url: %s
+metrics:
+  listen: 127.0.0.1:9090   # Prometheus, off the public port
 log:
   signer: %q
 ct:

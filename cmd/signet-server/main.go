@@ -63,14 +63,34 @@ func newRunCommand() *cobra.Command {
 
 func newDevCommand() *cobra.Command {
 	var configPath, listen, dataDir string
+	var guard devGuard
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything locally with embedded defaults (managed PostgreSQL, generated keys)",
 		Long: `dev starts a complete instance for development and tests: a private PostgreSQL
-under the data directory (unless database.url or DATABASE_URL is set), keys
-generated on first start and kept there, every component on one listener.`,
+under the data directory (restarted if it dies), keys generated on first start
+and kept there, every component on one listener.
+
+Its OIDC issuer (/dev/oidc/token) hands out a token for any email and its CA
+trusts it, so dev refuses to start where that could reach anything real:
+
+  - a production configuration: database.url (DATABASE_URL,
+    SIGNET_DATABASE_URL), log.signer, ca.signer, ca.chain, ca.issuers,
+    timestamp.signer, timestamp.chain, ct.signer or tuf.*_signer set in the
+    --config file or the environment (memory: signers excepted). Run those
+    with "signet-server run"; --allow-production-config starts dev anyway.
+  - a listen address or public_url that is not loopback (127.0.0.0/8, ::1,
+    localhost; an empty host or 0.0.0.0 is every interface); --listen-anywhere
+    allows it.
+
+Either flag prints a warning in the banner and logs it at WARN.`,
 		Example: `  signet-server dev
-  signet-server dev --listen 127.0.0.1:9000 --data-dir /tmp/signet`,
+  signet-server dev --listen 127.0.0.1:9000 --data-dir /tmp/signet
+  # reachable from other machines: anyone who can reach the port gets
+  # certificates for any identity
+  signet-server dev --listen 0.0.0.0:8080 --listen-anywhere
+  # against a PostgreSQL of your own instead of the managed one
+  DATABASE_URL=postgres://localhost/signet_dev signet-server dev --allow-production-config`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(configPath, os.Getenv)
@@ -86,16 +106,26 @@ generated on first start and kept there, every component on one listener.`,
 			if cfg.Hostname == "" {
 				cfg.Hostname = "localhost"
 			}
-			return serve(cmd.Context(), cfg, true)
+			warnings, err := guard.check(cfg, configPath)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, true, warnings...)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "optional configuration file")
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (loopback only, unless --listen-anywhere)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./.signet", "where dev state (database, keys) lives")
+	cmd.Flags().BoolVar(&guard.allowProductionConfig, "allow-production-config", false,
+		"start even though the configuration sets production keys, issuers or database (dev's OIDC issuer signs tokens for any email)")
+	cmd.Flags().BoolVar(&guard.listenAnywhere, "listen-anywhere", false,
+		"allow a listen address or public_url that is not loopback (anyone who can reach it can get certificates for any identity)")
 	return cmd
 }
 
-func serve(parent context.Context, cfg config.Config, dev bool) error {
+// serve runs the server until a signal or parent ends. warnings (dev mode's
+// overridden refusals) are logged at WARN and printed in the dev banner.
+func serve(parent context.Context, cfg config.Config, dev bool, warnings ...string) error {
 	if parent == nil {
 		parent = context.Background()
 	}
@@ -122,12 +152,22 @@ func serve(parent context.Context, cfg config.Config, dev bool) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listening on %s (metrics.listen): %w", cfg.Metrics.Listen, err)
+		}
+	}
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + ln.Addr().String()
 	}
 	srv, err := server.New(ctx, cfg, server.Options{Dev: dev, Logger: logger, Getenv: os.Getenv})
 	if err != nil {
 		ln.Close()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
 		return err
 	}
 	httpServer := &http.Server{
@@ -138,10 +178,19 @@ func serve(parent context.Context, cfg config.Config, dev bool) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- httpServer.Serve(ln) }()
+	var metricsServer *http.Server
+	if metricsLn != nil {
+		metricsServer = newMetricsServer(srv.MetricsHandler())
+		go func() { errc <- metricsServer.Serve(metricsLn) }()
+		logger.Info("metrics listening", "addr", metricsLn.Addr().String())
+	}
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
 	if dev {
-		printBanner(os.Stdout, srv.PublicURL(), srv)
+		printBanner(os.Stdout, srv.PublicURL(), srv, warnings)
 	}
 	logger.Info("signet-server listening", "addr", ln.Addr().String(), "dev", dev)
 
@@ -158,15 +207,36 @@ func serve(parent context.Context, cfg config.Config, dev bool) error {
 	if err := httpServer.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("HTTP shutdown", "err", err)
 	}
+	if metricsServer != nil {
+		metricsServer.Close()
+	}
 	srv.Close(shutdownCtx)
 	logger.Info("stopped")
 	return nil
 }
 
-func printBanner(w io.Writer, base string, srv *server.Server) {
+// newMetricsServer serves GET /metrics alone, for metrics.listen.
+func newMetricsServer(metrics http.Handler) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
+func printBanner(w io.Writer, base string, srv *server.Server, warnings []string) {
 	dd, _ := filepath.Abs(srv.DataDir())
+	fmt.Fprintf(w, "\nSignet is running (dev mode) at %s\n", base)
+	// First, so no scrolling hides them.
+	for _, warning := range warnings {
+		fmt.Fprintf(w, "\n  !!! WARNING: %s\n", warning)
+	}
 	fmt.Fprintf(w, `
-Signet is running (dev mode) at %[1]s
 
   Health:            curl %[1]s/healthz
   Log info:          curl %[1]s/api/v1/log

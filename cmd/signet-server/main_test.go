@@ -16,11 +16,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +32,7 @@ import (
 
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/db"
+	"github.com/signet-dev/signet/internal/db/dbtest"
 	"github.com/signet-dev/signet/log/note"
 	"github.com/signet-dev/signet/log/rekorapi/model"
 )
@@ -48,30 +52,53 @@ func buildServer(t *testing.T) string {
 // startDev runs `signet-server dev` and returns it with its base URL.
 func startDev(t *testing.T, bin, dataDir string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "dev", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	cmd, base, _ := startDevWith(t, bin, dataDir)
+	return cmd, base
+}
+
+// startDevWith runs `signet-server dev` on a free loopback port with extra
+// flags (later ones win) and returns it with its base URL and banner. The
+// environment's DATABASE_URL and SIGNET_* are left out: they would make dev
+// use another database or refuse to start.
+func startDevWith(t *testing.T, bin, dataDir string, extra ...string) (*exec.Cmd, string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"dev", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "SIGNET_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	found := make(chan string, 1)
+	type banner struct{ base, text string }
+	found := make(chan banner, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		re := regexp.MustCompile(`running \(dev mode\) at (http://\S+)`)
+		var b banner
+		var text strings.Builder
 		for sc.Scan() {
+			text.WriteString(sc.Text() + "\n")
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
+				b.base = m[1]
+			}
+			if strings.HasPrefix(sc.Text(), "Press Ctrl-C") {
+				b.text = text.String()
+				found <- b
 			}
 		}
 	}()
 	select {
-	case base := <-found:
-		return cmd, base
+	case b := <-found:
+		return cmd, b.base, b.text
 	case <-time.After(90 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("dev server printed no banner within 90s")
 	}
-	return nil, ""
+	return nil, "", ""
 }
 
 // stopDev sends SIGTERM and checks that PostgreSQL went down with the server.
@@ -271,10 +298,10 @@ func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 	t.Logf("%d appends acknowledged before kill -9; tree size after restart %d", len(acks), info.TreeSize)
 }
 
-// PostgreSQL restarting under load: requests in flight fail with 5xx (never
-// hang, never a false 201), and the server recovers by itself once the
-// database is back.
-func TestDatabaseRestartUnderLoad(t *testing.T) {
+// PostgreSQL killed under load (SIGKILL of the postmaster): requests in
+// flight fail with 5xx (never hang, never a false 201), the server restarts
+// PostgreSQL by itself and appends succeed again.
+func TestDatabaseKilledUnderLoad(t *testing.T) {
 	bin := buildServer(t)
 	dataDir := filepath.Join(t.TempDir(), "d")
 	cmd, base := startDev(t, bin, dataDir)
@@ -291,7 +318,7 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 	var outcomes []outcome
 	var acks []acked
 	stopLoad := appendLoad(4, func(w, i int) {
-		p, hash := signedEntry(fmt.Sprintf("pg-restart %d %d", w, i))
+		p, hash := signedEntry(fmt.Sprintf("pg-kill %d %d", w, i))
 		start := time.Now()
 		resp, err := httpClient.Post(base+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
 		o := outcome{status: -1, took: time.Since(start), at: time.Now()}
@@ -311,21 +338,41 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 		}
 	})
 	time.Sleep(time.Second)
-	// Adopt the server's PostgreSQL and stop it, then start it again.
-	cluster, err := db.StartCluster(ctx, filepath.Join(dataDir, "postgres"), discardLogger(), db.ClusterOptions{SharedBuffersMB: 128})
-	if err != nil {
-		t.Fatal(err)
+	pgDir := filepath.Join(dataDir, "postgres")
+	killed, ok := livePostmaster(pgDir)
+	if !ok {
+		t.Fatal("no live postmaster under the dev data directory")
 	}
-	if err := cluster.Stop(ctx); err != nil {
+	if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	down := time.Now()
-	time.Sleep(2 * time.Second)
-	if _, err := db.StartCluster(ctx, filepath.Join(dataDir, "postgres"), discardLogger(), db.ClusterOptions{SharedBuffersMB: 128}); err != nil {
-		t.Fatal(err)
+	// Nobody but the server's supervisor starts it again.
+	deadline := down.Add(3 * time.Minute)
+	for {
+		if pid, ok := livePostmaster(pgDir); ok && pid != killed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not restart PostgreSQL after its postmaster was killed")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	up := time.Now()
-	time.Sleep(4 * time.Second)
+	createdSince := func(since time.Time) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, o := range outcomes {
+			if o.status == http.StatusCreated && o.at.After(since) {
+				n++
+			}
+		}
+		return n
+	}
+	for createdSince(up.Add(time.Second)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
 	stopLoad()
 
 	var failedDuring, createdAfter int
@@ -354,7 +401,210 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 			t.Fatalf("acknowledged entry %s is missing: %v", a.id, err)
 		}
 	}
-	t.Logf("%d requests failed while the database was down, %d created after it returned", failedDuring, createdAfter)
+	t.Logf("%d requests failed while the database was down, %d created after the server restarted it", failedDuring, createdAfter)
+}
+
+// livePostmaster reads the PID in dataDir's postmaster.pid and reports
+// whether that process exists.
+func livePostmaster(dataDir string) (int, bool) {
+	raw, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	first, _, _ := strings.Cut(string(raw), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, syscall.Kill(pid, 0) == nil
+}
+
+// runDev runs `signet-server dev` in this process with a context that is
+// already cancelled: a refusal returns before anything starts, and a dev
+// server that is not refused fails on the cancelled context at start-up
+// instead of running, so a test of a refusal fails rather than hangs.
+func runDev(t *testing.T, args ...string) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	root := newRootCommand()
+	root.SetArgs(append([]string{"dev", "--data-dir", filepath.Join(t.TempDir(), "d")}, args...))
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	return root.ExecuteContext(ctx)
+}
+
+// clearConfigEnv empties the variables config.Load reads, so a case sees
+// only what it sets.
+func clearConfigEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k == "DATABASE_URL" || strings.HasPrefix(k, "SIGNET_") {
+			t.Setenv(k, "")
+		}
+	}
+}
+
+// writeConfig writes yaml to a config file and returns the --config flag
+// naming it (no flag for empty yaml).
+func writeConfig(t *testing.T, yaml string) []string {
+	t.Helper()
+	if yaml == "" {
+		return nil
+	}
+	path := filepath.Join(t.TempDir(), "signet.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--config", path}
+}
+
+// dev refuses a configuration with production keys, issuers or database,
+// whether from the file or the environment, and names each such setting.
+func TestDevRefusesProductionConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		env  map[string]string
+		want []string
+	}{
+		{name: "database.url in the file", yaml: "database:\n  url: postgres://signet@db.example.com/signet\n",
+			want: []string{"database.url is set in "}},
+		{name: "DATABASE_URL", env: map[string]string{"DATABASE_URL": "postgres://signet@db.example.com/signet"},
+			want: []string{"database.url is set by the environment"}},
+		{name: "SIGNET_DATABASE_URL", env: map[string]string{"SIGNET_DATABASE_URL": "postgres://signet@db.example.com/signet"},
+			want: []string{"database.url is set by the environment"}},
+		{name: "CA key and chain", yaml: "ca:\n  signer: file:///etc/signet/ca.pem\n  chain: /etc/signet/ca-chain.pem\n",
+			want: []string{"ca.signer is set in ", "ca.chain is set in "}},
+		{name: "real OIDC issuers", yaml: "ca:\n  issuers:\n    - url: https://accounts.google.com\n      type: email\n      client_id: sigstore\n",
+			want: []string{"ca.issuers is set in "}},
+		{name: "log key", yaml: "log:\n  signer: file:///etc/signet/log.pem\n", want: []string{"log.signer is set in "}},
+		{name: "TSA key from the environment", env: map[string]string{"SIGNET_TSA_SIGNER": "file:///etc/signet/tsa.pem"},
+			want: []string{"timestamp.signer is set by the environment"}},
+		{name: "CT key", yaml: "ct:\n  signer: file:///etc/signet/ct.pem\n", want: []string{"ct.signer is set in "}},
+		{name: "TUF keys", yaml: "tuf:\n  targets_signer: file:///etc/signet/targets.pem\n  timestamp_signer: file:///etc/signet/ts.pem\n",
+			want: []string{"tuf.targets_signer is set in ", "tuf.timestamp_signer is set in "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			err := runDev(t, append(writeConfig(t, tc.yaml), "--listen", "127.0.0.1:0")...)
+			if err == nil {
+				t.Fatal("dev started with a production configuration")
+			}
+			for _, want := range append(tc.want, "refuses a production configuration", "signet-server run", "--allow-production-config") {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// dev refuses to be reachable from other machines: a listen address or
+// public_url that is not loopback, from flags, file or environment.
+func TestDevRefusesNonLoopbackAddress(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		yaml string
+		env  map[string]string
+		want string
+	}{
+		{name: "0.0.0.0", args: []string{"--listen", "0.0.0.0:0"}, want: "0.0.0.0 means every interface"},
+		{name: "empty host", args: []string{"--listen", ":0"}, want: "empty host means every interface"},
+		{name: "IPv6 any", args: []string{"--listen", "[::]:0"}, want: ":: means every interface"},
+		{name: "LAN address", args: []string{"--listen", "192.0.2.7:0"}, want: "192.0.2.7 is not a loopback address"},
+		{name: "host name", args: []string{"--listen", "signet.example.com:0"}, want: "name other than localhost"},
+		{name: "SIGNET_LISTEN", env: map[string]string{"SIGNET_LISTEN": "0.0.0.0:8080"}, want: "listen on 0.0.0.0:8080"},
+		{name: "listen in the file", yaml: "listen: 0.0.0.0:8080\n", want: "listen on 0.0.0.0:8080"},
+		{name: "public_url in the file", args: []string{"--listen", "127.0.0.1:0"}, yaml: "public_url: https://signet.example.com\n",
+			want: "public_url https://signet.example.com"},
+		{name: "SIGNET_PUBLIC_URL", args: []string{"--listen", "127.0.0.1:0"}, env: map[string]string{"SIGNET_PUBLIC_URL": "http://10.1.2.3:8080"},
+			want: "10.1.2.3 is not a loopback address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearConfigEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			err := runDev(t, append(writeConfig(t, tc.yaml), tc.args...)...)
+			if err == nil {
+				t.Fatal("dev started on a non-loopback address")
+			}
+			for _, want := range []string{tc.want, "--listen-anywhere", "certificates for any identity"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestLoopbackListen(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:8080", "127.1.2.3:0", "[::1]:0", "localhost:0", "LocalHost:9", "[::ffff:127.0.0.1]:0"} {
+		if err := loopbackListen(addr); err != nil {
+			t.Errorf("loopbackListen(%q) = %v, want loopback", addr, err)
+		}
+	}
+	for _, addr := range []string{"0.0.0.0:8080", ":8080", "[::]:0", "10.0.0.1:0", "[2001:db8::1]:0", "example.com:0", "localhost.example.com:0", "8080", ""} {
+		if err := loopbackListen(addr); err == nil {
+			t.Errorf("loopbackListen(%q) accepted a non-loopback address", addr)
+		}
+	}
+}
+
+// With --allow-production-config dev starts with a production setting (here
+// a database of its own) and says so in the banner.
+func TestDevAllowProductionConfig(t *testing.T) {
+	bin := buildServer(t)
+	dataDir := filepath.Join(t.TempDir(), "d")
+	args := writeConfig(t, "database:\n  url: "+dbtest.NewURL(t)+"\n")
+	cmd, base, banner := startDevWith(t, bin, dataDir, append(args, "--allow-production-config")...)
+	defer stopDev(t, cmd, dataDir)
+	if want := "!!! WARNING: production settings in dev mode (--allow-production-config): database.url is set in "; !strings.Contains(banner, want) {
+		t.Errorf("banner does not warn %q:\n%s", want, banner)
+	}
+	assertHealthy(t, base)
+	if _, err := os.Stat(filepath.Join(dataDir, "postgres")); !os.IsNotExist(err) {
+		t.Errorf("dev started a managed PostgreSQL instead of using database.url (%v)", err)
+	}
+}
+
+// With --listen-anywhere dev listens on every interface and the banner
+// warns that anyone who can reach it gets certificates.
+func TestDevListenAnywhere(t *testing.T) {
+	bin := buildServer(t)
+	dataDir := filepath.Join(t.TempDir(), "d")
+	cmd, base, banner := startDevWith(t, bin, dataDir, "--listen", "0.0.0.0:0", "--listen-anywhere")
+	defer stopDev(t, cmd, dataDir)
+	if want := "!!! WARNING: listening on 0.0.0.0:0 (--listen-anywhere): anyone who can reach this port can get certificates for any identity"; !strings.Contains(banner, want) {
+		t.Errorf("banner does not warn %q:\n%s", want, banner)
+	}
+	// Go names a dual-stack listener on every interface [::].
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsUnspecified() {
+		t.Fatalf("base URL %s: not listening on every interface", base)
+	}
+	assertHealthy(t, "http://"+net.JoinHostPort("127.0.0.1", u.Port()))
+}
+
+func assertHealthy(t *testing.T, base string) {
+	t.Helper()
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ok" {
+		t.Fatalf("/healthz = %d %q", resp.StatusCode, body)
+	}
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

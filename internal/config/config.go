@@ -41,6 +41,14 @@ type Config struct {
 	CT         CT         `yaml:"ct"`
 	TUF        TUF        `yaml:"tuf"`
 	HTTP       HTTP       `yaml:"http"`
+	Metrics    Metrics    `yaml:"metrics"`
+}
+
+// Metrics places the Prometheus endpoint.
+type Metrics struct {
+	// Listen, when set, serves /metrics on this address only, off the
+	// public listener.
+	Listen string `yaml:"listen"`
 }
 
 // TUF configures the TUF repository that distributes trusted_root.json and
@@ -162,6 +170,9 @@ type Log struct {
 type HTTP struct {
 	// RequestTimeoutSeconds bounds the handling of one request.
 	RequestTimeoutSeconds int `yaml:"request_timeout_seconds"`
+	// MaxBodyBytesInFlight bounds the bytes of request bodies held at once,
+	// server-wide (503 above it, before the body is read).
+	MaxBodyBytesInFlight int64 `yaml:"max_body_bytes_in_flight"`
 }
 
 // Defaults are the values used where the file is silent.
@@ -181,7 +192,7 @@ func Defaults() Config {
 		Timestamp: Timestamp{
 			DefaultPolicy: "1.3.6.1.4.1.57264.2", Accuracy: "1s", MaxRequestBytes: 16 << 10,
 		},
-		HTTP: HTTP{RequestTimeoutSeconds: 30},
+		HTTP: HTTP{RequestTimeoutSeconds: 30, MaxBodyBytesInFlight: 256 << 20},
 	}
 }
 
@@ -217,8 +228,59 @@ func (c Config) TUFEnabled(dev bool) bool {
 	return dev || c.TUF.TargetsSigner != ""
 }
 
+// LargestRequestBody is the largest request body any enabled endpoint
+// accepts: the server's body budget must hold at least one such request.
+func (c Config) LargestRequestBody(dev bool) int64 {
+	var n int64
+	if c.LogEnabled() {
+		n = max(n, c.Log.MaxRequestBytes)
+	}
+	if c.CAEnabled(dev) {
+		n = max(n, c.CA.MaxRequestBytes)
+	}
+	if c.CTEnabled(dev) {
+		n = max(n, c.CT.MaxRequestBytes)
+	}
+	if c.TimestampEnabled(dev) {
+		n = max(n, c.Timestamp.MaxRequestBytes)
+	}
+	return n
+}
+
 // LogEnabled reports whether the log component runs (default on).
 func (c Config) LogEnabled() bool { return c.Components.Log == nil || *c.Components.Log }
+
+// ProductionSettings names the settings of c that only a production instance
+// has: a database of its own and the keys, chains and OIDC issuers that
+// clients trust. Dev mode makes all of these itself under its data
+// directory, so any of them set means a dev instance would put its any-email
+// OIDC issuer beside production keys or data. A memory: signer is a
+// throwaway key and does not count. Empty for a configuration dev mode may
+// run with.
+func (c Config) ProductionSettings() []string {
+	var set []string
+	for _, s := range []struct{ key, value string }{
+		{"database.url", c.Database.URL},
+		{"log.signer", c.Log.Signer},
+		{"ca.signer", c.CA.Signer},
+		{"ca.chain", c.CA.Chain},
+		{"timestamp.signer", c.Timestamp.Signer},
+		{"timestamp.chain", c.Timestamp.Chain},
+		{"ct.signer", c.CT.Signer},
+		{"tuf.root_signer", c.TUF.RootSigner},
+		{"tuf.targets_signer", c.TUF.TargetsSigner},
+		{"tuf.snapshot_signer", c.TUF.SnapshotSigner},
+		{"tuf.timestamp_signer", c.TUF.TimestampSigner},
+	} {
+		if s.value != "" && s.value != "memory:" {
+			set = append(set, s.key)
+		}
+	}
+	if len(c.CA.Issuers) > 0 {
+		set = append(set, "ca.issuers")
+	}
+	return set
+}
 
 // Load reads path (empty: defaults only), then applies environment overrides.
 func Load(path string, getenv func(string) string) (Config, error) {
@@ -248,17 +310,18 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		cfg.Database.URL = v
 	}
 	str := map[string]*string{
-		"SIGNET_LISTEN":       &cfg.Listen,
-		"SIGNET_HOSTNAME":     &cfg.Hostname,
-		"SIGNET_DATA_DIR":     &cfg.DataDir,
-		"SIGNET_DATABASE_URL": &cfg.Database.URL,
-		"SIGNET_LOG_SIGNER":   &cfg.Log.Signer,
-		"SIGNET_PUBLIC_URL":   &cfg.PublicURL,
-		"SIGNET_CA_SIGNER":    &cfg.CA.Signer,
-		"SIGNET_CA_CHAIN":     &cfg.CA.Chain,
-		"SIGNET_TSA_SIGNER":   &cfg.Timestamp.Signer,
-		"SIGNET_CT_SIGNER":    &cfg.CT.Signer,
-		"SIGNET_TSA_CHAIN":    &cfg.Timestamp.Chain,
+		"SIGNET_LISTEN":         &cfg.Listen,
+		"SIGNET_HOSTNAME":       &cfg.Hostname,
+		"SIGNET_DATA_DIR":       &cfg.DataDir,
+		"SIGNET_DATABASE_URL":   &cfg.Database.URL,
+		"SIGNET_LOG_SIGNER":     &cfg.Log.Signer,
+		"SIGNET_PUBLIC_URL":     &cfg.PublicURL,
+		"SIGNET_CA_SIGNER":      &cfg.CA.Signer,
+		"SIGNET_CA_CHAIN":       &cfg.CA.Chain,
+		"SIGNET_TSA_SIGNER":     &cfg.Timestamp.Signer,
+		"SIGNET_CT_SIGNER":      &cfg.CT.Signer,
+		"SIGNET_TSA_CHAIN":      &cfg.Timestamp.Chain,
+		"SIGNET_METRICS_LISTEN": &cfg.Metrics.Listen,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -306,6 +369,20 @@ func (c Config) Validate(dev bool) error {
 	}
 	if c.HTTP.RequestTimeoutSeconds < 1 || c.HTTP.RequestTimeoutSeconds > 3600 {
 		return fmt.Errorf("http.request_timeout_seconds %d must be between 1 and 3600", c.HTTP.RequestTimeoutSeconds)
+	}
+	if n := c.HTTP.MaxBodyBytesInFlight; n < 1<<20 || n > 64<<30 {
+		return fmt.Errorf("http.max_body_bytes_in_flight %d must be between 1048576 and 68719476736", n)
+	}
+	if largest := c.LargestRequestBody(dev); c.HTTP.MaxBodyBytesInFlight < largest {
+		return fmt.Errorf("http.max_body_bytes_in_flight %d is less than the largest request body an endpoint accepts (%d): such a request could never be admitted", c.HTTP.MaxBodyBytesInFlight, largest)
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen %q: want host:port: %w", c.Metrics.Listen, err)
+		}
+		if c.Metrics.Listen == c.Listen {
+			return fmt.Errorf("metrics.listen %q is the public listener; leave metrics.listen empty to serve /metrics there", c.Metrics.Listen)
+		}
 	}
 	if c.CAEnabled(dev) {
 		if c.CA.Signer == "" && !dev || c.CA.Chain == "" && c.CA.Signer != "" && c.CA.Signer != "memory:" && !strings.HasPrefix(c.CA.Signer, "pkcs11:") {

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,7 +30,25 @@ type Cluster struct {
 	runAs           *user.User
 	logger          *slog.Logger
 	sharedBuffersMB int
+
+	// endSupervision stops the supervisor and supervised is closed once it
+	// has returned. Set by StartCluster, read-only afterwards.
+	endSupervision context.CancelFunc
+	supervised     chan struct{}
+	// restarts counts the supervisor's successful restarts.
+	restarts atomic.Int64
 }
+
+// The supervisor looks at the postmaster every superviseEvery; a restart that
+// fails is retried after restartBackoffMin, doubling up to restartBackoffMax
+// (for a moment after a postmaster is killed, its backends still hold its
+// shared memory and its PID may be an unreaped zombie; PostgreSQL refuses to
+// start until both are gone).
+const (
+	superviseEvery    = time.Second
+	restartBackoffMin = time.Second
+	restartBackoffMax = 30 * time.Second
+)
 
 // superuser is the role initdb creates; trust authentication is safe because
 // the socket lives in a directory only the cluster's owner (and root) can enter.
@@ -71,9 +90,6 @@ func pgVersion(initdbPath string) int {
 	return v
 }
 
-// StartCluster initialises dataDir on first use and starts PostgreSQL on it.
-// A server already running on dataDir (left by a process that was killed) is
-// adopted rather than started twice.
 // ClusterOptions tunes a managed cluster.
 type ClusterOptions struct {
 	// SharedBuffersMB sizes PostgreSQL's buffer cache. 0 means a quarter of
@@ -84,6 +100,10 @@ type ClusterOptions struct {
 	SharedBuffersMB int
 }
 
+// StartCluster initialises dataDir on first use and starts PostgreSQL on it.
+// A server already running on dataDir (left by a process that was killed) is
+// adopted rather than started twice. A supervisor restarts the server
+// whenever it is found dead, until Stop.
 func StartCluster(ctx context.Context, dataDir string, logger *slog.Logger, opts ClusterOptions) (*Cluster, error) {
 	binDir, err := FindBinDir()
 	if err != nil {
@@ -110,14 +130,107 @@ func StartCluster(ctx context.Context, dataDir string, logger *slog.Logger, opts
 	if err := c.init(ctx); err != nil {
 		return nil, err
 	}
-	if c.running(ctx) {
+	switch {
+	case c.running(ctx):
 		logger.Info("adopting PostgreSQL already running on the data directory", "dir", abs)
-		return c, nil
+	default:
+		if err := c.start(ctx); err != nil {
+			// Another process (the supervisor of the server that owns
+			// it) may have started it at the same moment.
+			if !c.running(ctx) {
+				return nil, err
+			}
+			logger.Info("adopting PostgreSQL started by another process on the data directory", "dir", abs)
+		}
 	}
-	if err := c.start(ctx); err != nil {
-		return nil, err
-	}
+	// The supervisor lives until Stop, not until the caller's context
+	// (often a start-up deadline) ends.
+	superviseCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.endSupervision, c.supervised = cancel, make(chan struct{})
+	go c.supervise(superviseCtx)
 	return c, nil
+}
+
+// Restarts is how many times the supervisor has brought the server back.
+func (c *Cluster) Restarts() int64 { return c.restarts.Load() }
+
+// supervise restarts the server whenever the postmaster is gone, until ctx
+// ends. Polling the postmaster's PID is the one check that works for every
+// way the cluster came to run: pg_ctl daemonises the server, so this process
+// is never its parent, and an adopted server was started by someone else.
+func (c *Cluster) supervise(ctx context.Context) {
+	defer close(c.supervised)
+	tick := time.NewTicker(superviseEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !c.postmasterAlive() {
+			c.restart(ctx)
+		}
+	}
+}
+
+// restart starts the server again, retrying with backoff until it runs or
+// ctx ends.
+func (c *Cluster) restart(ctx context.Context) {
+	c.logger.Warn("managed PostgreSQL is not running; restarting it", "dir", c.dataDir)
+	backoff := restartBackoffMin
+	for attempt := 1; ; attempt++ {
+		// Not cancelled by Stop: killing pg_ctl half-way could leave a
+		// postmaster coming up after Stop looked for one. Stop waits for
+		// the attempt (pg_ctl gives up after 60 s) and then stops it.
+		err := c.start(context.WithoutCancel(ctx))
+		if ctx.Err() != nil {
+			return
+		}
+		// A failed pg_ctl with a live postmaster is a server still
+		// recovering past pg_ctl's wait, or one another process started:
+		// either way there is nothing left to restart.
+		if err == nil || c.postmasterAlive() {
+			n := c.restarts.Add(1)
+			c.logger.Warn("managed PostgreSQL restarted", "dir", c.dataDir, "attempts", attempt, "restarts", n)
+			return
+		}
+		c.logger.Warn("restarting managed PostgreSQL failed; will retry", "dir", c.dataDir, "attempt", attempt, "retry_in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, restartBackoffMax)
+	}
+}
+
+// postmasterAlive reports whether the process named in postmaster.pid exists
+// and is not a zombie: the check pg_ctl status makes, without starting a
+// process. PostgreSQL removes the file on a clean shutdown; a killed
+// postmaster leaves it behind naming a dead PID.
+func (c *Cluster) postmasterAlive() bool {
+	raw, err := os.ReadFile(filepath.Join(c.dataDir, "postmaster.pid"))
+	if err != nil {
+		return false
+	}
+	first, _, _ := strings.Cut(string(raw), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	// A dead postmaster whose parent does not reap it (this process, when
+	// it runs as PID 1 in a container) still answers kill(pid, 0).
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// The state follows the command name, which is in parentheses.
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+			return false
+		}
+	}
+	return true
 }
 
 // URL is the connection string for a database in this cluster.
@@ -129,9 +242,12 @@ func (c *Cluster) URL(database string) string {
 	return (&url.URL{Scheme: "postgres", Path: "/" + database, RawQuery: q.Encode()}).String()
 }
 
-// Stop shuts the server down (fast mode: open transactions are rolled back,
-// committed ones are already durable).
+// Stop ends the supervision and shuts the server down (fast mode: open
+// transactions are rolled back, committed ones are already durable).
 func (c *Cluster) Stop(ctx context.Context) error {
+	// First the supervisor, so it cannot start the server again behind us.
+	c.endSupervision()
+	<-c.supervised
 	if !c.running(ctx) {
 		return nil
 	}

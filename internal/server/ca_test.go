@@ -51,6 +51,12 @@ import (
 // this test's database, with its public URL known before it starts.
 func (f fixture) startDev(t *testing.T, mutate ...func(*config.Config)) *instance {
 	t.Helper()
+	return f.startDevLogging(t, io.Discard, mutate...)
+}
+
+// startDevLogging is startDev with the server's log lines written to logs.
+func (f fixture) startDevLogging(t *testing.T, logs io.Writer, mutate ...func(*config.Config)) *instance {
+	t.Helper()
 	hs := httptest.NewUnstartedServer(nil)
 	cfg := config.Defaults()
 	cfg.Hostname = testHostname
@@ -60,7 +66,7 @@ func (f fixture) startDev(t *testing.T, mutate ...func(*config.Config)) *instanc
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Dev: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(context.Background(), cfg, server.Options{Dev: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatalf("starting dev server: %v", err)
 	}

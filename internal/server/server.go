@@ -38,6 +38,7 @@ import (
 	"github.com/signet-dev/signet/internal/audit"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db"
+	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/sigalg"
 	tlog "github.com/signet-dev/signet/log"
@@ -76,6 +77,8 @@ type Server struct {
 	ctLog     *ctapi.CT
 	ctEngine  *tlog.Log
 	metrics   *tlog.Metrics
+
+	metricsHandler http.Handler
 
 	rekorSigner crypto.Signer
 	getenv      func(string) string
@@ -132,7 +135,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			return float64(n)
 		}))
 	router := chi.NewRouter()
-	router.Use(middleware.Recoverer, requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware)
+	budget, err := httpbody.NewBudget(cfg.HTTP.MaxBodyBytesInFlight, cfg.LargestRequestBody(opts.Dev), reg, func(w http.ResponseWriter, msg string) {
+		writeError(w, http.StatusServiceUnavailable, msg)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("http.max_body_bytes_in_flight: %w", err)
+	}
+	router.Use(middleware.Recoverer, requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware, budget.Middleware)
 
 	if s.cfg.PublicURL == "" {
 		s.cfg.PublicURL = "http://" + cfg.Listen
@@ -181,7 +190,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		return nil, err
 	}
 	router.Get("/healthz", s.healthz)
-	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if cfg.Metrics.Listen == "" {
+		router.Get("/metrics", s.metricsHandler.ServeHTTP)
+	}
 	router.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
@@ -266,7 +278,7 @@ func (s *Server) startCA(router chi.Router, reg prometheus.Registerer, opts Opti
 		return fmt.Errorf("CA: %w", err)
 	}
 	issuers := append([]identity.IssuerConfig{}, s.cfg.CA.Issuers...)
-	poolOpts := identity.Options{}
+	poolOpts := identity.Options{Logger: s.logger}
 	if s.dev {
 		key, err := devOIDCKey(filepath.Join(s.cfg.DataDir, "keys", "dev-oidc.pem"), s.logger)
 		if err != nil {
@@ -287,7 +299,10 @@ func (s *Server) startCA(router chi.Router, reg prometheus.Registerer, opts Opti
 	if err != nil {
 		return fmt.Errorf("ca.signing_algorithms: %w", err)
 	}
-	s.caAudit = audit.New(s.pool, "ca_certificates", []string{"serial", "issued_at", "not_after", "identity", "issuer", "subject", "key_fingerprint"}, s.logger, audit.Options{})
+	s.caAudit = audit.New(s.pool, "ca_certificates", []audit.Column{
+		audit.Text("serial"), audit.Time("issued_at"), audit.Time("not_after"), audit.Text("identity"),
+		audit.Text("issuer"), audit.Text("subject"), audit.Text("key_fingerprint"),
+	}, s.logger, audit.Options{Registerer: reg})
 	s.ca = fulcioapi.New(fulcioapi.Config{
 		CA: authority, Issuers: pool, Algorithms: algs, Audit: s.caAudit,
 		MaxBodyBytes: s.cfg.CA.MaxRequestBytes, Logger: s.logger, Registerer: reg,
@@ -521,7 +536,9 @@ func (s *Server) startTSA(router chi.Router, reg prometheus.Registerer, opts Opt
 	if err != nil {
 		return fmt.Errorf("timestamp authority: %w", err)
 	}
-	s.tsaAudit = audit.New(s.pool, "tsa_timestamps", []string{"serial", "gen_time", "hash_alg", "imprint", "policy"}, s.logger, audit.Options{})
+	s.tsaAudit = audit.New(s.pool, "tsa_timestamps", []audit.Column{
+		audit.Text("serial"), audit.Time("gen_time"), audit.Text("hash_alg"), audit.Text("imprint"), audit.Text("policy"),
+	}, s.logger, audit.Options{Registerer: reg})
 	tsaapi.New(tsaapi.Config{
 		Authority: authority, Audit: s.tsaAudit, Logger: s.logger, Registerer: reg,
 		Limits: tsaapi.Limits{MaxBodyBytes: c.MaxRequestBytes},
@@ -585,6 +602,10 @@ func devKey(path string, logger *slog.Logger) (string, error) {
 
 // Handler serves every component.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// MetricsHandler serves the Prometheus metrics; it is also on Handler at
+// GET /metrics unless metrics.listen puts it on a listener of its own.
+func (s *Server) MetricsHandler() http.Handler { return s.metricsHandler }
 
 // Hostname is the name this instance signs checkpoints with.
 func (s *Server) Hostname() string { return s.cfg.Hostname }

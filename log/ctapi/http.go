@@ -1,11 +1,11 @@
 package ctapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -13,6 +13,7 @@ import (
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/google/certificate-transparency-go/tls"
 
+	"github.com/signet-dev/signet/internal/httpbody"
 	tlog "github.com/signet-dev/signet/log"
 )
 
@@ -41,11 +42,21 @@ func (c *CT) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var br *badRequest
 	var rng *tlog.ErrBadRange
 	var tooBig *http.MaxBytesError
+	var broken *httpbody.ClientError
 	status := http.StatusInternalServerError
 	msg := "internal error; the server log has details"
 	switch {
 	case errors.As(err, &tooBig):
 		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit)
+	case errors.As(err, &broken):
+		status, msg = http.StatusBadRequest, broken.Error()
+	case errors.Is(err, httpbody.ErrBusy):
+		w.Header().Set("Retry-After", httpbody.RetryAfter)
+		status, msg = http.StatusServiceUnavailable, err.Error()
+	case errors.Is(err, context.Canceled):
+		status, msg = 499, "the client closed the request"
+	case errors.Is(err, context.DeadlineExceeded):
+		status, msg = http.StatusGatewayTimeout, "the request took longer than its deadline"
 	case errors.As(err, &ce):
 		status, msg = http.StatusBadRequest, ce.Msg
 	case errors.As(err, &br):
@@ -68,7 +79,7 @@ type badRequest struct{ msg string }
 func (e *badRequest) Error() string { return e.msg }
 
 func (c *CT) addChain(w http.ResponseWriter, r *http.Request, precert bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.cfg.Limits.MaxBodyBytes))
+	body, err := httpbody.Read(w, r, c.cfg.Limits.MaxBodyBytes)
 	if err != nil {
 		c.fail(w, r, err)
 		return

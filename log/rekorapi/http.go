@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/mail"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/signet-dev/signet/internal/httpbody"
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/rekorapi/model"
 	"github.com/signet-dev/signet/types"
@@ -87,11 +87,17 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var br *badRequest
 	var un *unprocessable
 	var tooBig *http.MaxBytesError
+	var broken *httpbody.ClientError
 	var tooMany *tooManyResults
 	var rng *tlog.ErrBadRange
 	switch {
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request Entity Too Large. Limit set to %d", tooBig.Limit))
+	case errors.As(err, &broken):
+		writeError(w, http.StatusBadRequest, broken.Error())
+	case errors.Is(err, httpbody.ErrBusy):
+		w.Header().Set("Retry-After", httpbody.RetryAfter)
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.As(err, &ve):
 		writeError(w, http.StatusBadRequest, "error processing entry: "+ve.Error())
 	case errors.As(err, &br):
@@ -119,10 +125,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > a.limits.MaxBodyBytes {
-		return nil, &http.MaxBytesError{Limit: a.limits.MaxBodyBytes}
-	}
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, a.limits.MaxBodyBytes))
+	return httpbody.Read(w, r, a.limits.MaxBodyBytes)
 }
 
 func (a *API) getLogInfo(w http.ResponseWriter, r *http.Request) {

@@ -6,21 +6,23 @@ package tsaapi
 import (
 	"crypto"
 	"encoding/asn1"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signet-dev/signet/internal/audit"
+	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/timestamp"
 )
 
@@ -118,15 +120,21 @@ func (a *API) timestamp(w http.ResponseWriter, r *http.Request) {
 	if isJSON {
 		limit = maxJSONBytes
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := httpbody.Read(w, r, limit)
 	if err != nil {
-		a.issued.WithLabelValues("too_large").Inc()
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
+			a.issued.WithLabelValues("too_large").Inc()
 			writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", limit))
-			return
+		case errors.Is(err, httpbody.ErrBusy):
+			a.issued.WithLabelValues("busy").Inc()
+			w.Header().Set("Retry-After", httpbody.RetryAfter)
+			writeJSONError(w, http.StatusServiceUnavailable, err.Error())
+		default: // *httpbody.ClientError: the client stopped mid-body
+			a.issued.WithLabelValues("bad_request").Inc()
+			writeJSONError(w, http.StatusBadRequest, err.Error())
 		}
-		writeJSONError(w, http.StatusBadRequest, "reading request body: "+err.Error())
 		return
 	}
 	var req *timestamp.Request
@@ -135,10 +143,9 @@ func (a *API) timestamp(w http.ResponseWriter, r *http.Request) {
 	} else {
 		req, err = timestamp.ParseRequest(body)
 	}
-	var resp []byte
 	var issued *timestamp.Issued
 	if err == nil {
-		resp, issued, err = a.cfg.Authority.Stamp(req)
+		issued, err = a.cfg.Authority.Prepare(req)
 	}
 	var rej *timestamp.Rejection
 	switch {
@@ -155,24 +162,76 @@ func (a *API) timestamp(w http.ResponseWriter, r *http.Request) {
 		w.Write(timestamp.RejectionResponse(rej)) //nolint:errcheck
 		return
 	case err != nil:
-		a.issued.WithLabelValues("error").Inc()
-		a.cfg.Logger.ErrorContext(r.Context(), "time-stamping failed", "err", err)
-		if isJSON {
-			writeJSONError(w, http.StatusInternalServerError, "error generating timestamp response")
-			return
-		}
-		w.Header().Set("Content-Type", "application/timestamp-reply")
-		w.WriteHeader(http.StatusInternalServerError)
-		w.Write(timestamp.RejectionResponse(&timestamp.Rejection{Failure: timestamp.SystemFailure, Msg: "the TSA could not sign"})) //nolint:errcheck
+		a.signFailed(w, r, isJSON, err)
 		return
 	}
-	a.issued.WithLabelValues("granted").Inc()
+	// The token is answered only once its audit row is committed: a
+	// timestamp the TSA hands out is always on record. The row commits
+	// while the token is signed (a commit waits mostly for the database,
+	// signing for the CPU); if signing then fails, the row stands for a
+	// serial never handed out, and the log says so.
+	var recorded *audit.Pending
 	if a.cfg.Audit != nil {
-		a.cfg.Audit.Add([]any{issued.Serial.Text(16), issued.GenTime, strings.ToLower(strings.ReplaceAll(issued.Hash.String(), "-", "")), fmt.Sprintf("%x", issued.Digest), issued.Policy.String()})
+		recorded = a.cfg.Audit.Start(r.Context(), []any{issued.Serial.Text(16), issued.GenTime,
+			strings.ToLower(strings.ReplaceAll(issued.Hash.String(), "-", "")), hex.EncodeToString(issued.Digest), issued.Policy.String()})
 	}
+	resp, err := a.cfg.Authority.Sign(req, issued)
+	if err != nil {
+		if recorded != nil {
+			err = fmt.Errorf("%w (serial %s may have an audit row; no token was issued for it)", err, issued.Serial.Text(16))
+		}
+		a.signFailed(w, r, isJSON, err)
+		return
+	}
+	if recorded != nil {
+		if err := recorded.Wait(); err != nil {
+			a.auditFailed(w, r, isJSON, err)
+			return
+		}
+	}
+	a.issued.WithLabelValues("granted").Inc()
 	w.Header().Set("Content-Type", "application/timestamp-reply")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(resp) //nolint:errcheck
+}
+
+// signFailed answers a request the TSA could not sign: a server fault.
+func (a *API) signFailed(w http.ResponseWriter, r *http.Request, isJSON bool, err error) {
+	a.issued.WithLabelValues("error").Inc()
+	a.cfg.Logger.ErrorContext(r.Context(), "time-stamping failed", "err", err)
+	if isJSON {
+		writeJSONError(w, http.StatusInternalServerError, "error generating timestamp response")
+		return
+	}
+	w.Header().Set("Content-Type", "application/timestamp-reply")
+	w.WriteHeader(http.StatusInternalServerError)
+	w.Write(timestamp.RejectionResponse(&timestamp.Rejection{Failure: timestamp.SystemFailure, Msg: "the TSA could not sign"})) //nolint:errcheck
+}
+
+// auditFailed answers a timestamp whose audit row was not committed: 503
+// with Retry-After when the database is busy or away (the client may retry),
+// 500 otherwise. The token is not sent.
+func (a *API) auditFailed(w http.ResponseWriter, r *http.Request, isJSON bool, err error) {
+	status, msg := http.StatusInternalServerError, "the TSA could not record the timestamp; the server log has details"
+	if secs, temporary := audit.RetryAfter(err); temporary {
+		a.issued.WithLabelValues("audit_unavailable").Inc()
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		msg = fmt.Sprintf("the TSA cannot record timestamps in its database right now; retry after %d seconds", secs)
+		if errors.Is(err, audit.ErrBusy) {
+			msg = fmt.Sprintf("the TSA is busy: too many timestamps wait to be recorded; retry after %d second", secs)
+		}
+	} else {
+		a.issued.WithLabelValues("audit_failed").Inc()
+		a.cfg.Logger.ErrorContext(r.Context(), "recording a timestamp in the audit table failed", "err", err)
+	}
+	if isJSON {
+		writeJSONError(w, status, msg)
+		return
+	}
+	w.Header().Set("Content-Type", "application/timestamp-reply")
+	w.WriteHeader(status)
+	w.Write(timestamp.RejectionResponse(&timestamp.Rejection{Failure: timestamp.SystemFailure, Msg: msg})) //nolint:errcheck
 }
 
 func parseJSON(body []byte) (*timestamp.Request, error) {

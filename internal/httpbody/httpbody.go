@@ -1,0 +1,205 @@
+// Package httpbody bounds the memory request bodies take: each body is read
+// into one buffer sized from its Content-Length and checked against its
+// endpoint's limit while it streams in, and a server-wide Budget bounds the
+// bytes of bodies held at once, refusing requests over it before their body
+// is read.
+//
+// The errors Read returns say whose fault a failure is, so that endpoints
+// answer 413 for a body over the limit, 400 for a client that stopped
+// mid-body, 503 for a server over its budget, and keep 5xx (and their
+// alerts) for server faults.
+package httpbody
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
+)
+
+// ErrBusy is returned by a body whose bytes do not fit in the server's
+// budget: the server is holding as many request bytes as it may.
+var ErrBusy = errors.New("the server is holding as many request bodies as it may; retry shortly")
+
+// RetryAfter is the Retry-After (seconds) sent with a 503 for ErrBusy.
+const RetryAfter = "1"
+
+// ClientError is a body the client failed to send whole: it went away, or
+// the stream broke. It is the client's fault (400), not the server's.
+type ClientError struct{ Err error }
+
+func (e *ClientError) Error() string { return "reading the request body: " + e.Err.Error() }
+func (e *ClientError) Unwrap() error { return e.Err }
+
+// chunk is how far a body of unknown length reads ahead of its reservation,
+// and the first buffer given to it.
+const chunk = 64 << 10
+
+// Read reads r's body, at most limit bytes. A body longer than limit is a
+// *http.MaxBytesError (before anything is read when Content-Length says so),
+// a broken body a *ClientError, a body over the server's budget ErrBusy.
+// The buffer is allocated once from Content-Length; a chunked body grows it
+// as it arrives, never past limit+1 bytes.
+func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var buf []byte
+	if r.ContentLength >= 0 {
+		// One more byte, so a body longer than it said is noticed
+		// without growing the buffer.
+		buf = make([]byte, 0, r.ContentLength+1)
+	} else {
+		buf = make([]byte, 0, min(limit+1, chunk))
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) || errors.Is(err, ErrBusy) {
+				return nil, err
+			}
+			return nil, &ClientError{Err: err}
+		}
+	}
+}
+
+// Budget bounds the bytes of request bodies held at once, server-wide. A
+// request's bytes count from the moment it is admitted until its handler
+// returns (the handler may keep the body that long).
+type Budget struct {
+	sem         *semaphore.Weighted
+	size        int64
+	perRequest  int64
+	inFlight    prometheus.Gauge
+	refused     prometheus.Counter
+	writeRefuse func(http.ResponseWriter, string)
+}
+
+// NewBudget makes a budget of size bytes. perRequest is the largest body
+// any endpoint accepts: a request announcing more is let through unreserved
+// for its endpoint to refuse with 413 (it reads none of it). reg may be nil.
+// refuse writes the 503 (so its body is in the caller's error format).
+func NewBudget(size, perRequest int64, reg prometheus.Registerer, refuse func(w http.ResponseWriter, msg string)) (*Budget, error) {
+	if perRequest > size {
+		return nil, fmt.Errorf("a request body of %d bytes (the largest limit of an endpoint) would never fit in the budget of %d bytes", perRequest, size)
+	}
+	b := &Budget{
+		sem: semaphore.NewWeighted(size), size: size, perRequest: perRequest, writeRefuse: refuse,
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_http_body_bytes_in_flight", Help: "Bytes of request bodies admitted and not yet released."}),
+		refused:  prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_http_body_budget_refusals_total", Help: "Requests answered 503 because request bodies held filled the server's budget."}),
+	}
+	if reg != nil {
+		reg.MustRegister(b.inFlight, b.refused)
+	}
+	return b, nil
+}
+
+// Middleware admits a request whose Content-Length fits in what is left of
+// the budget, and answers 503 with Retry-After before reading it otherwise.
+// A body of unknown length takes budget as it arrives; when the budget runs
+// out its reads fail with ErrBusy.
+func (b *Budget) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body := &budgetedBody{rc: r.Body, budget: b}
+		if r.ContentLength > 0 && r.ContentLength <= b.perRequest {
+			if !b.take(r.ContentLength) {
+				b.refuse(w)
+				return
+			}
+			body.reserved, body.known = r.ContentLength, true
+		}
+		defer body.release()
+		r.Body = body
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (b *Budget) take(n int64) bool {
+	if !b.sem.TryAcquire(n) {
+		return false
+	}
+	b.inFlight.Add(float64(n))
+	return true
+}
+
+func (b *Budget) give(n int64) {
+	b.sem.Release(n)
+	b.inFlight.Sub(float64(n))
+}
+
+func (b *Budget) refuse(w http.ResponseWriter) {
+	b.refused.Inc()
+	w.Header().Set("Retry-After", RetryAfter)
+	b.writeRefuse(w, ErrBusy.Error())
+}
+
+// budgetedBody counts a body of unknown length against the budget as it is
+// read, reserving a chunk ahead. A body with a Content-Length was reserved
+// whole at admission (net/http never reads past Content-Length), and its
+// reads pass through.
+type budgetedBody struct {
+	rc     io.ReadCloser
+	budget *Budget
+	known  bool
+
+	mu       sync.Mutex // a handler may return while another goroutine reads
+	reserved int64
+	read     int64
+	released bool
+}
+
+func (b *budgetedBody) Read(p []byte) (int, error) {
+	if b.known {
+		return b.rc.Read(p)
+	}
+	b.mu.Lock()
+	if b.released {
+		b.mu.Unlock()
+		return 0, errors.New("request body read after its handler returned")
+	}
+	if b.read == b.reserved {
+		if !b.budget.take(chunk) {
+			b.budget.refused.Inc()
+			b.mu.Unlock()
+			return 0, ErrBusy
+		}
+		b.reserved += chunk
+	}
+	if left := b.reserved - b.read; int64(len(p)) > left {
+		p = p[:left]
+	}
+	b.mu.Unlock()
+	n, err := b.rc.Read(p)
+	b.mu.Lock()
+	b.read += int64(n)
+	b.mu.Unlock()
+	return n, err
+}
+
+func (b *budgetedBody) Close() error { return b.rc.Close() }
+
+func (b *budgetedBody) release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.released {
+		b.released = true
+		b.budget.give(b.reserved)
+	}
+}
