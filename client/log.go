@@ -348,7 +348,7 @@ func (l *Log) ConsistencyInTree(ctx context.Context, treeID string, first, last 
 		return nil
 	case first == last:
 		if !bytes.Equal(firstRoot, lastRoot) {
-			return fmt.Errorf("consistency proof %d -> %d: different roots for the same size", first, last)
+			return fmt.Errorf("consistency proof %d -> %d: different roots for the same size (%x, and now %x)", first, last, firstRoot, lastRoot)
 		}
 		return nil
 	}
@@ -365,7 +365,7 @@ func (l *Log) ConsistencyInTree(ctx context.Context, treeID string, first, last 
 		return err
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, first, last, hashes, firstRoot, lastRoot); err != nil {
-		return fmt.Errorf("consistency proof %d -> %d: %w", first, last, err)
+		return fmt.Errorf("consistency proof %d -> %d: %w", first, last, readableProofError(err))
 	}
 	return nil
 }
@@ -477,7 +477,17 @@ func VerifyEntry(e *Entry, pubs ...crypto.PublicKey) error {
 		return errors.New("negative index or tree size in the inclusion proof")
 	}
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.LogIndex), uint64(ip.TreeSize), leafHash, hashes, root); err != nil {
-		return fmt.Errorf("inclusion proof: %w", err)
+		return fmt.Errorf("inclusion proof: %w", readableProofError(err))
 	}
 	return nil
+}
+
+// readableProofError says in hex what transparency-dev/merkle's
+// RootMismatchError prints as Go byte slices.
+func readableProofError(err error) error {
+	var mismatch proof.RootMismatchError
+	if errors.As(err, &mismatch) {
+		return fmt.Errorf("the proof leads to root %x, not the expected %x", mismatch.CalculatedRoot, mismatch.ExpectedRoot)
+	}
+	return err
 }

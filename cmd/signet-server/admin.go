@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/ca"
+	"github.com/signet-dev/signet/internal/cligroup"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/pkigen"
@@ -30,10 +31,13 @@ import (
 )
 
 func newAdminCommand() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := cligroup.Make(&cobra.Command{
 		Use:   "admin",
 		Short: "Key ceremony and trust inspection for a production instance",
-	}
+		Example: `  signet-server admin init --dir /etc/signet --hostname signet.example.com --organization "Example Corp"
+  signet-server admin rotate --config /etc/signet/signet.yaml --root-key 'file:///offline/ca-root.pem?password-env=SIGNET_KEY_PASSWORD' ca
+  signet-server admin trust show --server https://signet.example.com`,
+	})
 	cmd.AddCommand(newAdminInitCommand(), newAdminImportChainCommand(), newAdminRotateCommand(), newAdminTrustCommand())
 	return cmd
 }
@@ -411,7 +415,8 @@ func confirm(in io.Reader, out io.Writer, prompt string) (bool, error) {
 }
 
 func newAdminTrustCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "trust", Short: "Inspect the trust material clients get"}
+	cmd := cligroup.Make(&cobra.Command{Use: "trust", Short: "Inspect the trust material clients get",
+		Example: "  signet-server admin trust show --server https://signet.example.com"})
 	var server string
 	show := &cobra.Command{
 		Use:     "show --server URL",

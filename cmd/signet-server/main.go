@@ -259,7 +259,9 @@ Keyless signing with cosign v3 against this instance only:
     --certificate-identity alice@example.com --certificate-oidc-issuer %[1]s blob
   cosign attest-blob / verify-blob-attestation, sign / verify, attest / verify-attestation
     take the same --signing-config, --trusted-root and --identity-token flags.
-Or let cosign find both through TUF, as it does for the public instance:
+Or let cosign find both through TUF, as it does for the public instance. This
+repoints your cosign (~/.sigstore) at this instance, away from the public
+Sigstore, until you run plain "cosign initialize" again:
   cosign initialize --mirror %[3]s/tuf --root %[2]s/tuf-root.json
   cosign sign-blob --identity-token "$TOKEN" --bundle blob.sigstore.json blob
 `, d.URL(), dd, base)

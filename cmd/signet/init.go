@@ -92,7 +92,7 @@ func pinnedForCommand(cmd *cobra.Command) (*root.TrustedRoot, error) {
 func newInitCommand() *cobra.Command {
 	var rootPath, rootSHA string
 	cmd := &cobra.Command{
-		Use:   "init --server URL (--root root.json | --root-sha256 HEX)",
+		Use:   "init [--server URL (--root root.json | --root-sha256 HEX)]",
 		Short: "Pin an instance: fetch its trust material through TUF",
 		Long: `init bootstraps TUF from the instance's root.json, fetches trusted_root.json and
 signing_config.json from <server>/tuf with every signature and expiry checked,
@@ -102,22 +102,30 @@ log commands pin its log key from the trusted root instead of asking the server.
 
 The root of trust is either a root.json you got from the operator (--root) or
 the instance's own 1.root.json checked against a SHA-256 the operator
-published (--root-sha256). Run init again to refresh the trust material.`,
+published (--root-sha256). signet init with neither refreshes the pinned
+instance's trust material through TUF, from the root pinned first.`,
 		Example: `  signet init --server https://signet.example.com --root root.json
   signet init --server https://signet.example.com --root-sha256 3f1c...e9
+  signet init    # later: refresh the pinned instance's trusted root and signing config
   cosign sign-blob --signing-config ~/.config/signet/signing_config.json \
     --trusted-root ~/.config/signet/trusted_root.json --bundle b.json file`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (rootPath == "") == (rootSHA == "") {
-				return errors.New("give exactly one of --root (a root.json from the operator) or --root-sha256 (its published SHA-256)")
+			if rootPath != "" && rootSHA != "" {
+				return errors.New("give one of --root (a root.json from the operator) or --root-sha256 (its published SHA-256), not both")
 			}
 			server, _ := cmd.Flags().GetString("server")
 			server = strings.TrimSuffix(server, "/")
 			dir, _ := cmd.Flags().GetString("config-dir")
 			ctx, cancel := timeout(cmd)
 			defer cancel()
-			rootJSON, err := bootstrapRoot(ctx, server, rootPath, rootSHA)
+			var rootJSON []byte
+			var err error
+			if rootPath == "" && rootSHA == "" {
+				rootJSON, err = pinnedRoot(dir, server)
+			} else {
+				rootJSON, err = bootstrapRoot(ctx, server, rootPath, rootSHA)
+			}
 			if err != nil {
 				return err
 			}
@@ -128,11 +136,11 @@ published (--root-sha256). Run init again to refresh the trust material.`,
 				WithCachePath(filepath.Join(dir, "tuf")).WithContext(ctx)
 			tc, err := tuf.New(opts)
 			if err != nil {
-				return &verifyError{fmt.Errorf("TUF update from %s/tuf: %w", server, err)}
+				return notVerified(fmt.Errorf("TUF update from %s/tuf: %w", server, err))
 			}
 			trJSON, err := tc.GetTarget("trusted_root.json")
 			if err != nil {
-				return &verifyError{fmt.Errorf("TUF target trusted_root.json: %w", err)}
+				return notVerified(fmt.Errorf("TUF target trusted_root.json: %w", err))
 			}
 			tr, err := root.NewTrustedRootFromJSON(trJSON)
 			if err != nil {
@@ -140,7 +148,7 @@ published (--root-sha256). Run init again to refresh the trust material.`,
 			}
 			scJSON, err := tc.GetTarget("signing_config.v0.2.json")
 			if err != nil {
-				return &verifyError{fmt.Errorf("TUF target signing_config.v0.2.json: %w", err)}
+				return notVerified(fmt.Errorf("TUF target signing_config.v0.2.json: %w", err))
 			}
 			if _, err := root.NewSigningConfigFromJSON(scJSON); err != nil {
 				return fmt.Errorf("the instance's signing_config.json: %w", err)
@@ -170,6 +178,31 @@ cosign can use them directly:
 	cmd.Flags().StringVar(&rootPath, "root", "", "TUF root.json from the operator")
 	cmd.Flags().StringVar(&rootSHA, "root-sha256", "", "SHA-256 (hex) of the instance's 1.root.json, as the operator published it")
 	return cmd
+}
+
+// pinnedRoot is the TUF root.json init pinned for server, for a refresh:
+// the TUF client walks from it to the instance's newest root, so a refresh
+// trusts nothing the first init did not. It is checked against the digest
+// recorded at the time.
+func pinnedRoot(dir, server string) ([]byte, error) {
+	in, err := loadInstance(dir)
+	if err != nil {
+		return nil, err
+	}
+	if in == nil {
+		return nil, fmt.Errorf("no instance is pinned in %s yet: give --server with --root (a root.json from the operator) or --root-sha256 (its published SHA-256)", dir)
+	}
+	if in.Server != server {
+		return nil, fmt.Errorf("%s is not the pinned instance (%s): to pin it instead, give --root or --root-sha256", server, in.Server)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, tufRootFile))
+	if err != nil {
+		return nil, fmt.Errorf("the pinned TUF root is missing (give --root or --root-sha256 to pin %s again): %w", server, err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != in.RootSHA256 {
+		return nil, &verifyError{fmt.Errorf("%s has SHA-256 %x, not the %s recorded when %s was pinned: it was changed; give --root or --root-sha256 to pin again", filepath.Join(dir, tufRootFile), sum, in.RootSHA256, server)}
+	}
+	return data, nil
 }
 
 // bootstrapRoot reads the given root.json, or downloads the instance's first

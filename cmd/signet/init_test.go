@@ -38,8 +38,8 @@ func TestInitPinsTheInstanceThroughTUF(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("a refused init wrote %d files", len(entries))
 	}
-	if _, err := runCLI(t, "--config-dir", dir, "--server", base, "init"); err == nil || !strings.Contains(err.Error(), "exactly one of --root") {
-		t.Fatalf("init without a root of trust: %v", err)
+	if _, err := runCLI(t, "--config-dir", dir, "--server", base, "init"); err == nil || !strings.Contains(err.Error(), "no instance is pinned in "+dir+" yet") {
+		t.Fatalf("init without a root of trust and nothing pinned: %v", err)
 	}
 
 	out, err := runCLI(t, "--config-dir", dir, "--server", base, "init", "--root-sha256", rootSHA(t, base))
@@ -58,6 +58,29 @@ func TestInitPinsTheInstanceThroughTUF(t *testing.T) {
 			t.Errorf("pinned %s differs from %s", file, path)
 		}
 	}
+
+	// signet init alone refreshes the pinned instance, from the root pinned
+	// first, and --server's help then names the pinned instance.
+	os.Remove(filepath.Join(dir, signingConfigFile)) //nolint:errcheck
+	if out, err := runCLI(t, "--config-dir", dir, "init"); err != nil || !strings.Contains(out, "Pinned "+base) {
+		t.Fatalf("init refresh: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, signingConfigFile)); err != nil {
+		t.Fatalf("the refresh did not fetch the signing config again: %v", err)
+	}
+	t.Setenv("SIGNET_CONFIG_DIR", dir)
+	if def := newRootCommand(io.Discard, io.Discard).PersistentFlags().Lookup("server").DefValue; def != base {
+		t.Fatalf("--server defaults to %q in help, want the pinned %q", def, base)
+	}
+	if _, err := runCLI(t, "--config-dir", dir, "--server", "http://elsewhere.example", "init"); err == nil || !strings.Contains(err.Error(), "is not the pinned instance") {
+		t.Fatalf("refreshing another server: %v", err)
+	}
+	pinned, _ := os.ReadFile(filepath.Join(dir, tufRootFile))
+	os.WriteFile(filepath.Join(dir, tufRootFile), append(pinned, ' '), 0o644) //nolint:errcheck
+	if _, err := runCLI(t, "--config-dir", dir, "init"); !errors.As(err, &ve) || !strings.Contains(err.Error(), "it was changed") {
+		t.Fatalf("refresh from a modified pinned root: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, tufRootFile), pinned, 0o644) //nolint:errcheck
 
 	// A root.json from the operator works the same way.
 	resp, err := http.Get(base + "/tuf/1.root.json")

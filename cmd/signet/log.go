@@ -20,15 +20,21 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/internal/cligroup"
 	"github.com/signet-dev/signet/log/note"
 	"github.com/signet-dev/signet/log/rekorapi/model"
 )
 
 func newLogCommand() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := cligroup.Make(&cobra.Command{
 		Use:   "log",
 		Short: "Use and audit the transparency log",
-	}
+		Example: `  signet log upload --artifact app.tar.gz --signature app.sig --public-key pub.pem
+  signet log search --sha $(sha256sum app.tar.gz | cut -d' ' -f1)
+  signet log get --log-index 42 --output json > entry.json
+  signet log verify --entry entry.json
+  signet log info`,
+	})
 	cmd.PersistentFlags().String("log-key", "", "PEM public key of the log to pin (default: the key signet init pinned for this server, else fetched from the server)")
 	cmd.AddCommand(newLogUploadCommand(), newLogGetCommand(), newLogSearchCommand(), newLogVerifyCommand(), newLogInfoCommand(), newLogConsistencyCommand())
 	return cmd
@@ -162,7 +168,7 @@ func newLogUploadCommand() *cobra.Command {
 				return reportEntry(cmd, e, "already in the log")
 			}
 			if err != nil {
-				return err
+				return notVerified(err)
 			}
 			return reportEntry(cmd, e, "logged")
 		},
@@ -219,7 +225,7 @@ func newLogGetCommand() *cobra.Command {
 				e, err = lc.GetByIndex(ctx, index)
 			}
 			if err != nil {
-				return err
+				return notVerified(err)
 			}
 			return reportEntry(cmd, e, "found")
 		},
@@ -378,7 +384,7 @@ func newLogInfoCommand() *cobra.Command {
 			defer cancel()
 			info, cp, err := lc.Info(ctx)
 			if err != nil {
-				return &verifyError{err}
+				return notVerified(err)
 			}
 			pub, _ := lc.PublicKey(ctx)
 			keyID := keyFingerprint(pub)
@@ -393,7 +399,7 @@ func newLogInfoCommand() *cobra.Command {
 			consistency := "first time this log is seen: checkpoint recorded"
 			if prev, ok := state.Logs[logName]; ok {
 				if consistency, err = proveSince(ctx, lc, "", prev, cp, keyID); err != nil {
-					return &verifyError{err}
+					return notVerified(err)
 				}
 			}
 			state.Logs[logName] = stateEntry{Size: cp.Size, RootHash: info.RootHash, KeySHA256: keyID, Seen: time.Now().UTC()}
@@ -408,11 +414,11 @@ func newLogInfoCommand() *cobra.Command {
 				}
 				scp, spub, err := lc.VerifyShard(ctx, sh)
 				if err != nil {
-					return &verifyError{fmt.Errorf("tree %s, seen before and now frozen by a key rotation: %w", sh.TreeID, err)}
+					return notVerified(fmt.Errorf("tree %s, seen before and now frozen by a key rotation: %w", sh.TreeID, err))
 				}
 				msg, err := proveSince(ctx, lc, sh.TreeID, prev, scp, keyFingerprint(spub))
 				if err != nil {
-					return &verifyError{fmt.Errorf("frozen tree %s: %w", sh.TreeID, err)}
+					return notVerified(fmt.Errorf("frozen tree %s: %w", sh.TreeID, err))
 				}
 				state.Logs[name] = stateEntry{Size: scp.Size, RootHash: sh.RootHash, KeySHA256: prev.KeySHA256, Seen: time.Now().UTC(), Frozen: true}
 				frozen = append(frozen, fmt.Sprintf("tree %s was frozen by a key rotation at size %d: %s", sh.TreeID, scp.Size, msg))
@@ -464,14 +470,14 @@ func newLogConsistencyCommand() *cobra.Command {
 			if to == 0 {
 				_, cp, err := lc.Info(ctx)
 				if err != nil {
-					return &verifyError{err}
+					return notVerified(err)
 				}
 				to, newRoot = cp.Size, cp.RootHash
 			} else if newRoot, err = hex.DecodeString(toRoot); err != nil || len(newRoot) != 32 {
 				return errors.New("--to-root must be 64 hex characters when --to is given")
 			}
 			if err := lc.Consistency(ctx, from, to, oldRoot, newRoot); err != nil {
-				return &verifyError{err}
+				return notVerified(err)
 			}
 			return report(cmd, map[string]any{"consistent": true, "from": from, "to": to}, fmt.Sprintf("OK: the tree of size %d is a prefix of the tree of size %d", from, to))
 		},

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -162,7 +163,38 @@ func TestLogCommands(t *testing.T) {
 	if _, err := runCLI(t, "--server", base, "log", "info", "--state", state); err == nil || !strings.Contains(err.Error(), "forked") {
 		t.Fatalf("forged state: %v", err)
 	}
-	if _, err := runCLI(t, "--server", base, "log", "consistency", "--from", "1", "--from-root", strings.Repeat("00", 32)); err == nil {
-		t.Fatal("consistency verified against a wrong old root")
+	_, err := runCLI(t, "--server", base, "log", "consistency", "--from", "1", "--from-root", strings.Repeat("00", 32))
+	var ve *verifyError
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), strings.Repeat("00", 32)) || strings.Contains(err.Error(), "[") {
+		t.Fatalf("consistency against a wrong old root: %v, want exit 3 with both roots in hex", err)
+	}
+}
+
+// What a new user ran into: group commands that accepted any word, a
+// server URL without a scheme, a refused connection reported as "does
+// not verify", a failed proof printed as Go byte slices.
+func TestCLIContract(t *testing.T) {
+	var ve *verifyError
+	_, err := runCLI(t, "log", "uplaod")
+	if err == nil || errors.As(err, &ve) || !strings.Contains(err.Error(), `unknown command "uplaod" for "signet log"`) || !strings.Contains(err.Error(), `did you mean "upload"`) {
+		t.Fatalf("signet log uplaod: %v", err)
+	}
+	if out, err := runCLI(t, "timestamp"); err != nil || !strings.Contains(out, "signet timestamp request --artifact") {
+		t.Fatalf("signet timestamp alone: %v, help %q", err, out)
+	}
+	if _, err := runCLI(t, "--server", "localhost:8080", "log", "info"); err == nil || !strings.Contains(err.Error(), `did you mean https://localhost:8080?`) {
+		t.Fatalf("--server without a scheme: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close()
+	for _, args := range [][]string{{"log", "info"}, {"log", "get", "--log-index", "0"}, {"log", "consistency", "--from", "1", "--from-root", strings.Repeat("00", 32)}} {
+		_, err := runCLI(t, append([]string{"--server", closed}, args...)...)
+		if err == nil || errors.As(err, &ve) || !strings.Contains(err.Error(), "connection refused") {
+			t.Fatalf("%v against a closed port: %v, want exit 1 (could not run), not 3", args, err)
+		}
 	}
 }

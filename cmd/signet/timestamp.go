@@ -20,13 +20,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/internal/cligroup"
 )
 
 func newTimestampCommand() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := cligroup.Make(&cobra.Command{
 		Use:   "timestamp",
 		Short: "Get and check RFC 3161 timestamps",
-	}
+		Example: `  signet timestamp request --artifact app.tar.gz --out app.tsr
+  signet timestamp verify --artifact app.tar.gz --tsr app.tsr`,
+	})
 	cmd.AddCommand(newTimestampRequestCommand(), newTimestampVerifyCommand())
 	return cmd
 }
