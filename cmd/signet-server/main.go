@@ -21,6 +21,7 @@ import (
 
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/server"
+	"github.com/signet-dev/signet/internal/version"
 )
 
 func main() {
@@ -37,7 +38,16 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCommand(), newDevCommand(), newAdminCommand())
+	root.AddCommand(newRunCommand(), newDevCommand(), newAdminCommand(), &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version of signet-server",
+		Example: "  signet-server version",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), version.Get().String("signet-server"))
+			return err
+		},
+	})
 	return root
 }
 

@@ -80,7 +80,7 @@ func main() {
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "signet",
-		Short:         "Sign and verify with a Signet instance",
+		Short:         "Use a Signet instance: its transparency log, timestamps and pinned trust; cosign-format keys",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -105,6 +105,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		return checkServer(server)
 	}
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
-	root.AddCommand(newInitCommand(), newTimestampCommand(), newLogCommand())
+	root.AddCommand(newInitCommand(), newTimestampCommand(), newLogCommand(),
+		newGenerateKeyPairCommand(), newPublicKeyCommand(), newVersionCommand())
 	return root
 }

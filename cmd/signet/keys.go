@@ -1,0 +1,178 @@
+package main
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/signet-dev/signet/client/keyfile"
+	"github.com/signet-dev/signet/internal/version"
+)
+
+// passwordFor finds the password of an encrypted key file: SIGNET_PASSWORD,
+// else COSIGN_PASSWORD (each used as given when set, even empty, as cosign
+// does), else a prompt on the terminal (twice when confirm is set). With
+// no terminal and neither variable it refuses rather than read stdin.
+func passwordFor(cmd *cobra.Command, what string, confirm bool) ([]byte, error) {
+	for _, env := range []string{"SIGNET_PASSWORD", "COSIGN_PASSWORD"} {
+		if v, ok := os.LookupEnv(env); ok {
+			return []byte(v), nil
+		}
+	}
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return nil, fmt.Errorf("%s needs a password: set SIGNET_PASSWORD (or COSIGN_PASSWORD), or run on a terminal to be asked", what)
+	}
+	ask := func(prompt string) ([]byte, error) {
+		fmt.Fprint(cmd.ErrOrStderr(), prompt)
+		p, err := term.ReadPassword(fd)
+		fmt.Fprintln(cmd.ErrOrStderr())
+		return p, err
+	}
+	p, err := ask("Enter password for " + what + ": ")
+	if err != nil || !confirm {
+		return p, err
+	}
+	again, err := ask("Enter password for " + what + " again: ")
+	if err != nil {
+		return nil, err
+	}
+	if string(again) != string(p) {
+		return nil, errors.New("the two passwords differ; nothing was written")
+	}
+	return p, nil
+}
+
+func newGenerateKeyPairCommand() *cobra.Command {
+	var prefix string
+	cmd := &cobra.Command{
+		Use:   "generate-key-pair [--output-key-prefix PREFIX]",
+		Short: "Make an ECDSA P-256 key pair in cosign's file format",
+		Long: `generate-key-pair writes PREFIX.key, the private key encrypted with a password
+(scrypt and NaCl secretbox, PEM "ENCRYPTED SIGSTORE PRIVATE KEY", as cosign
+writes it: each tool reads the other's), and PREFIX.pub, its public key.
+
+The password comes from SIGNET_PASSWORD, else COSIGN_PASSWORD, else a prompt
+on the terminal. Existing files are never overwritten.`,
+		Example: `  signet generate-key-pair
+  SIGNET_PASSWORD=... signet generate-key-pair --output-key-prefix release
+  cosign sign-blob --key release.key --bundle app.sigstore.json app.tar.gz`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			keyPath, pubPath := prefix+".key", prefix+".pub"
+			for _, p := range []string{keyPath, pubPath} {
+				if _, err := os.Stat(p); err == nil {
+					return fmt.Errorf("%s already exists: remove it or choose another --output-key-prefix", p)
+				}
+			}
+			password, err := passwordFor(cmd, keyPath, true)
+			if err != nil {
+				return err
+			}
+			key, err := keyfile.Generate()
+			if err != nil {
+				return err
+			}
+			keyPEM, err := keyfile.Encrypt(key, password)
+			if err != nil {
+				return err
+			}
+			pubPEM, err := keyfile.PublicPEM(key.Public())
+			if err != nil {
+				return err
+			}
+			if err := writeNew(keyPath, keyPEM, 0o600); err != nil {
+				return err
+			}
+			if err := writeNew(pubPath, pubPEM, 0o644); err != nil {
+				os.Remove(keyPath) //nolint:errcheck // made just now: no half pair is left
+				return err
+			}
+			return report(cmd, map[string]any{"privateKey": keyPath, "publicKey": pubPath},
+				fmt.Sprintf("Private key written to %s\nPublic key written to %s", keyPath, pubPath))
+		},
+	}
+	cmd.Flags().StringVar(&prefix, "output-key-prefix", "cosign", "write PREFIX.key and PREFIX.pub")
+	return cmd
+}
+
+// writeNew creates path, failing if it exists.
+func writeNew(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// loadSigner reads a key file, asking for its password only when it is
+// encrypted.
+func loadSigner(cmd *cobra.Command, path string) (crypto.Signer, error) {
+	data, err := keyfile.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var password []byte
+	if keyfile.IsEncrypted(data) {
+		if password, err = passwordFor(cmd, path, false); err != nil {
+			return nil, err
+		}
+	}
+	key, err := keyfile.Parse(data, password)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return key, nil
+}
+
+func newPublicKeyCommand() *cobra.Command {
+	var keyPath, outPath string
+	cmd := &cobra.Command{
+		Use:   "public-key --key KEY [--outfile FILE]",
+		Short: "Print the public key of a private key file",
+		Example: `  signet public-key --key cosign.key
+  COSIGN_PASSWORD=... signet public-key --key cosign.key --outfile cosign.pub`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key, err := loadSigner(cmd, keyPath)
+			if err != nil {
+				return err
+			}
+			pubPEM, err := keyfile.PublicPEM(key.Public())
+			if err != nil {
+				return err
+			}
+			if outPath != "" {
+				return writeNew(outPath, pubPEM, 0o644)
+			}
+			_, err = cmd.OutOrStdout().Write(pubPEM)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&keyPath, "key", "", "private key file: cosign's encrypted format or a plain PEM (required)")
+	cmd.Flags().StringVar(&outPath, "outfile", "", "write the public key here (a new file) instead of stdout")
+	cmd.MarkFlagRequired("key") //nolint:errcheck
+	return cmd
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version of signet",
+		Example: "  signet version\n  signet version --output json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in := version.Get()
+			return report(cmd, map[string]any{"version": in.Version, "commit": in.Commit, "modified": in.Modified, "goVersion": in.GoVersion, "platform": in.Platform},
+				in.String("signet"))
+		},
+	}
+}

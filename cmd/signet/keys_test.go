@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cosignBinary finds the unmodified cosign make test installs (make cosign).
+func cosignBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("cosign"); err == nil {
+		return p
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "cosign")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("cosign not installed (make cosign installs it)")
+	return ""
+}
+
+// withoutPasswordEnv unsets both password variables for the test.
+func withoutPasswordEnv(t *testing.T) {
+	for _, k := range []string{"SIGNET_PASSWORD", "COSIGN_PASSWORD"} {
+		if v, ok := os.LookupEnv(k); ok {
+			os.Unsetenv(k)                        //nolint:errcheck
+			t.Cleanup(func() { os.Setenv(k, v) }) //nolint:errcheck
+		}
+	}
+}
+
+func TestGenerateKeyPair(t *testing.T) {
+	withoutPasswordEnv(t)
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "release")
+	// No terminal here (go test's stdin) and no variable: refused, nothing written.
+	if _, err := runCLI(t, "generate-key-pair", "--output-key-prefix", prefix); err == nil || !strings.Contains(err.Error(), "set SIGNET_PASSWORD (or COSIGN_PASSWORD)") {
+		t.Fatalf("without a password: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("a refused generate-key-pair wrote %d files", len(entries))
+	}
+	t.Setenv("SIGNET_PASSWORD", "correct horse")
+	out, err := runCLI(t, "generate-key-pair", "--output-key-prefix", prefix)
+	if err != nil || !strings.Contains(out, "Private key written to "+prefix+".key") {
+		t.Fatalf("generate-key-pair: %v\n%s", err, out)
+	}
+	if st, err := os.Stat(prefix + ".key"); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("private key file: %v %v", st, err)
+	}
+	if _, err := runCLI(t, "generate-key-pair", "--output-key-prefix", prefix); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("overwriting: %v", err)
+	}
+	pub, _ := os.ReadFile(prefix + ".pub")
+	got, err := runCLI(t, "public-key", "--key", prefix+".key")
+	if err != nil || got != string(pub) {
+		t.Fatalf("public-key: %v\n%q\nwant %q", err, got, pub)
+	}
+	t.Setenv("SIGNET_PASSWORD", "wrong")
+	if _, err := runCLI(t, "public-key", "--key", prefix+".key"); err == nil || !strings.Contains(err.Error(), "password does not decrypt") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	// COSIGN_PASSWORD is the fallback, as scripts written for cosign set it.
+	os.Unsetenv("SIGNET_PASSWORD") //nolint:errcheck
+	t.Setenv("COSIGN_PASSWORD", "correct horse")
+	if got, err := runCLI(t, "public-key", "--key", prefix+".key"); err != nil || got != string(pub) {
+		t.Fatalf("public-key with COSIGN_PASSWORD: %v", err)
+	}
+}
+
+// Key files go both ways between signet and unmodified cosign.
+func TestKeyFilesInteroperateWithCosign(t *testing.T) {
+	cosign := cosignBinary(t)
+	withoutPasswordEnv(t)
+	dir := t.TempDir()
+	const password = "shared secret"
+	runCosign := func(args ...string) []byte {
+		t.Helper()
+		c := exec.Command(cosign, args...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), "COSIGN_PASSWORD="+password, "HOME="+dir)
+		var stderr bytes.Buffer
+		c.Stderr = &stderr
+		out, err := c.Output()
+		if err != nil {
+			t.Fatalf("cosign %v: %v\n%s", args, err, stderr.String())
+		}
+		return out
+	}
+
+	// cosign makes the pair, signet reads the private key.
+	runCosign("generate-key-pair", "--output-key-prefix", "bycosign")
+	t.Setenv("COSIGN_PASSWORD", password)
+	got, err := runCLI(t, "public-key", "--key", filepath.Join(dir, "bycosign.key"))
+	want, _ := os.ReadFile(filepath.Join(dir, "bycosign.pub"))
+	if err != nil || got != string(want) {
+		t.Fatalf("signet public-key of cosign's key: %v\n%q\nwant %q", err, got, want)
+	}
+
+	// signet makes the pair, cosign reads the private key.
+	if _, err := runCLI(t, "generate-key-pair", "--output-key-prefix", filepath.Join(dir, "bysignet")); err != nil {
+		t.Fatal(err)
+	}
+	fromCosign := runCosign("public-key", "--key", "bysignet.key")
+	want, _ = os.ReadFile(filepath.Join(dir, "bysignet.pub"))
+	if !bytes.Equal(fromCosign, want) {
+		t.Fatalf("cosign public-key of signet's key:\n%s\nwant\n%s", fromCosign, want)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := runCLI(t, "version")
+	if err != nil || !strings.HasPrefix(out, "signet ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("version: %v %q", err, out)
+	}
+}
