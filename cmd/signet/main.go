@@ -106,6 +106,6 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
 	root.AddCommand(newInitCommand(), newTimestampCommand(), newLogCommand(),
-		newGenerateKeyPairCommand(), newPublicKeyCommand(), newVersionCommand())
+		newSignBlobCommand(), newVerifyBlobCommand(), newGenerateKeyPairCommand(), newPublicKeyCommand(), newVersionCommand())
 	return root
 }

@@ -1,0 +1,458 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/sign"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// maxBundleBytes bounds a bundle read: a bundle holds a certificate chain,
+// a log entry with its proof and a timestamp, a few KiB (an attestation's
+// DSSE payload more); 16 MiB is far past any real one.
+const maxBundleBytes = 16 << 20
+
+// signerKeypair is a key the user holds (a key file) as the Keypair
+// sigstore-go signs with: the key's default algorithm, and as hint the
+// base64 SHA-256 of its public key, as sigstore-go's own keypairs.
+type signerKeypair struct {
+	key  crypto.Signer
+	alg  signature.AlgorithmDetails
+	hint []byte
+}
+
+func newSignerKeypair(key crypto.Signer) (*signerKeypair, error) {
+	alg, err := signature.GetDefaultAlgorithmDetails(key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("the key cannot sign here: %w", err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(der)
+	return &signerKeypair{key: key, alg: alg, hint: []byte(base64.StdEncoding.EncodeToString(sum[:]))}, nil
+}
+
+func (k *signerKeypair) GetHashAlgorithm() protocommon.HashAlgorithm { return k.alg.GetProtoHashType() }
+func (k *signerKeypair) GetSigningAlgorithm() protocommon.PublicKeyDetails {
+	return k.alg.GetSignatureAlgorithm()
+}
+func (k *signerKeypair) GetHint() []byte                { return k.hint }
+func (k *signerKeypair) GetPublicKey() crypto.PublicKey { return k.key.Public() }
+
+func (k *signerKeypair) GetKeyAlgorithm() string {
+	switch k.alg.GetKeyType() {
+	case signature.ECDSA:
+		return "ECDSA"
+	case signature.RSA:
+		return "RSA"
+	case signature.ED25519:
+		return "ED25519"
+	}
+	return ""
+}
+
+func (k *signerKeypair) GetPublicKeyPem() (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(k.key.Public())
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}
+
+// SignData signs data's digest (all of data for pure Ed25519) and returns
+// the signature with what was signed, as sign.Keypair requires.
+func (k *signerKeypair) SignData(_ context.Context, data []byte) ([]byte, []byte, error) {
+	h := k.alg.GetHashType()
+	signed := data
+	if h != crypto.Hash(0) {
+		d := h.New()
+		d.Write(data)
+		signed = d.Sum(nil)
+	}
+	sig, err := k.key.Sign(rand.Reader, signed, h)
+	return sig, signed, err
+}
+
+// confirm asks before something is written where it stays (the
+// transparency log, a registry): yes skips the question; without a
+// terminal the answer is no, and the error says how to say yes.
+func confirm(cmd *cobra.Command, yes bool, what string) error {
+	if yes {
+		return nil
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return fmt.Errorf("%s; not on a terminal to ask: pass --yes to go ahead", what)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s.\nContinue? [y/N] ", what)
+	var answer string
+	fmt.Fscanln(cmd.InOrStdin(), &answer) //nolint:errcheck // no answer is no
+	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		return errors.New("not confirmed: nothing was signed or logged")
+	}
+	return nil
+}
+
+// identityToken is --identity-token (a JWT, or a file holding one), else
+// SIGSTORE_ID_TOKEN.
+func identityToken(flag string) (string, error) {
+	tok := flag
+	if tok == "" {
+		tok = os.Getenv("SIGSTORE_ID_TOKEN")
+	}
+	if tok == "" {
+		return "", errors.New("keyless signing needs an identity token: pass --identity-token (a JWT or a file holding one) or set SIGSTORE_ID_TOKEN; in CI, ask the provider for an OIDC token with audience sigstore; or sign with --key")
+	}
+	if strings.Count(tok, ".") != 2 {
+		data, err := os.ReadFile(tok)
+		if err != nil {
+			return "", fmt.Errorf("--identity-token is neither a JWT nor a readable file: %w", err)
+		}
+		tok = strings.TrimSpace(string(data))
+	}
+	return tok, nil
+}
+
+// trustFor is the trusted root to verify with: --trusted-root, else the
+// one signet init pinned for --server.
+func trustFor(cmd *cobra.Command, path string) (*root.TrustedRoot, error) {
+	if path != "" {
+		return root.NewTrustedRootFromPath(path)
+	}
+	tr, err := pinnedForCommand(cmd)
+	if errors.Is(err, errNothingPinned) {
+		server, _ := cmd.Flags().GetString("server")
+		return nil, fmt.Errorf("no trusted root for %s: pin the instance with signet init, or give --trusted-root", server)
+	}
+	return tr, err
+}
+
+// trustWithKey is tr plus pub as a trusted key, whatever hint a bundle
+// gives it: key-signed bundles are checked against the key the user names.
+func trustWithKey(tr *root.TrustedRoot, pub crypto.PublicKey) (root.TrustedMaterial, error) {
+	verifier, err := signature.LoadDefaultVerifier(pub)
+	if err != nil {
+		return nil, err
+	}
+	return root.TrustedMaterialCollection{tr, root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
+		return root.NewExpiringKey(verifier, time.Time{}, time.Time{}), nil
+	})}, nil
+}
+
+// signingConfigFor is --signing-config, else the one signet init pinned.
+func signingConfigFor(cmd *cobra.Command, path string) (*root.SigningConfig, error) {
+	if path != "" {
+		return root.NewSigningConfigFromPath(path)
+	}
+	server, _ := cmd.Flags().GetString("server")
+	dir, _ := cmd.Flags().GetString("config-dir")
+	in, err := loadInstance(dir)
+	if err != nil {
+		return nil, err
+	}
+	if in == nil || strings.TrimSuffix(server, "/") != in.Server {
+		return nil, fmt.Errorf("no signing config for %s: pin the instance with signet init, or give --signing-config", server)
+	}
+	return root.NewSigningConfigFromPath(filepath.Join(dir, signingConfigFile))
+}
+
+// bundleOptions picks the services of the signing config valid now: a CA
+// for keyless signing, every log and TSA its configuration asks for.
+func bundleOptions(ctx context.Context, sc *root.SigningConfig, tr root.TrustedMaterial, token string) (sign.BundleOptions, []string, error) {
+	now := time.Now()
+	// sigstore-go verifies the bundle against tr before returning it.
+	opts := sign.BundleOptions{Context: ctx, TrustedRoot: tr}
+	var used []string
+	if token != "" {
+		ca, err := root.SelectService(sc.FulcioCertificateAuthorityURLs(), sign.FulcioAPIVersions, now)
+		if err != nil {
+			return opts, nil, fmt.Errorf("the signing config names no CA usable now: %w", err)
+		}
+		opts.CertificateProvider = sign.NewFulcio(&sign.FulcioOptions{BaseURL: ca.URL})
+		opts.CertificateProviderOptions = &sign.CertificateProviderOptions{IDToken: token}
+		used = append(used, "certificate from "+ca.URL)
+	}
+	logs, err := root.SelectServices(sc.RekorLogURLs(), sc.RekorLogURLsConfig(), sign.RekorAPIVersions, now)
+	if err != nil {
+		return opts, nil, fmt.Errorf("the signing config names no transparency log usable now: %w", err)
+	}
+	for _, l := range logs {
+		opts.TransparencyLogs = append(opts.TransparencyLogs, sign.NewRekor(&sign.RekorOptions{BaseURL: l.URL, Version: l.MajorAPIVersion}))
+		used = append(used, "log "+l.URL)
+	}
+	if tsas, err := root.SelectServices(sc.TimestampAuthorityURLs(), sc.TimestampAuthorityURLsConfig(), sign.TimestampAuthorityAPIVersions, now); err == nil {
+		for _, t := range tsas {
+			opts.TimestampAuthorities = append(opts.TimestampAuthorities, sign.NewTimestampAuthority(&sign.TimestampAuthorityOptions{URL: t.URL}))
+			used = append(used, "timestamp from "+t.URL)
+		}
+	}
+	return opts, used, nil
+}
+
+func newSignBlobCommand() *cobra.Command {
+	var bundlePath, keyPath, tokenFlag, trustedRootPath, signingConfigPath string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "sign-blob FILE --bundle OUT [--key KEY | --identity-token TOKEN]",
+		Short: "Sign a file into a Sigstore bundle, keyless or with a key",
+		Long: `sign-blob signs FILE and writes a Sigstore bundle (v0.3, as cosign v3 writes
+it): keyless by default (a 10-minute certificate from the instance's CA for the
+identity in --identity-token or SIGSTORE_ID_TOKEN), or with --key. The signature
+is logged in the instance's transparency log and timestamped by its TSA, both
+taken from the signing config signet init pinned (or --signing-config).
+
+Logging makes the signature and the signer's identity visible to everyone who
+reads the log: on a terminal signet asks first, --yes skips the question.`,
+		Example: `  signet sign-blob app.tar.gz --bundle app.sigstore.json --identity-token "$TOKEN"
+  SIGNET_PASSWORD=... signet sign-blob app.tar.gz --bundle app.sigstore.json --key release.key --yes
+  cosign verify-blob app.tar.gz --bundle app.sigstore.json --trusted-root ~/.config/signet/trusted_root.json \
+    --certificate-identity alice@example.com --certificate-oidc-issuer https://issuer.example.com`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			tr, err := trustFor(cmd, trustedRootPath)
+			if err != nil {
+				return err
+			}
+			sc, err := signingConfigFor(cmd, signingConfigPath)
+			if err != nil {
+				return err
+			}
+			var keypair sign.Keypair
+			var material root.TrustedMaterial = tr
+			token := ""
+			if keyPath != "" {
+				key, err := loadSigner(cmd, keyPath)
+				if err != nil {
+					return err
+				}
+				if keypair, err = newSignerKeypair(key); err != nil {
+					return err
+				}
+				if material, err = trustWithKey(tr, key.Public()); err != nil {
+					return err
+				}
+			} else {
+				if token, err = identityToken(tokenFlag); err != nil {
+					return err
+				}
+				if keypair, err = sign.NewEphemeralKeypair(nil); err != nil {
+					return err
+				}
+			}
+			ctx, cancel := timeout(cmd)
+			defer cancel()
+			opts, used, err := bundleOptions(ctx, sc, material, token)
+			if err != nil {
+				return err
+			}
+			if err := confirm(cmd, yes, "signet will record this signature in the transparency log ("+strings.Join(used, ", ")+"), where it stays, visible to everyone who reads the log"); err != nil {
+				return err
+			}
+			if term.IsTerminal(int(os.Stderr.Fd())) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Signing %s: %s\n", args[0], strings.Join(used, ", "))
+			}
+			pb, err := sign.Bundle(&sign.PlainData{Data: data}, keypair, opts)
+			if err != nil {
+				return fmt.Errorf("signing %s: %w", args[0], err)
+			}
+			out, err := protojson.Marshal(pb)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(bundlePath, out, 0o644); err != nil {
+				return err
+			}
+			b, err := bundle.NewBundle(pb)
+			if err != nil {
+				return err
+			}
+			return reportSigned(cmd, b, args[0], bundlePath)
+		},
+	}
+	cmd.Flags().StringVar(&bundlePath, "bundle", "", "where to write the Sigstore bundle (required)")
+	cmd.Flags().StringVar(&keyPath, "key", "", "sign with this private key file instead of keyless")
+	cmd.Flags().StringVar(&tokenFlag, "identity-token", "", "OIDC identity token for keyless signing, or a file holding one (default $SIGSTORE_ID_TOKEN)")
+	cmd.Flags().StringVar(&trustedRootPath, "trusted-root", "", "trusted_root.json to check the result with (default: the pinned instance's)")
+	cmd.Flags().StringVar(&signingConfigPath, "signing-config", "", "signing_config.json naming the CA, log and TSA (default: the pinned instance's)")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask before logging the signature")
+	cmd.MarkFlagRequired("bundle") //nolint:errcheck
+	return cmd
+}
+
+// reportSigned says who signed and where it was logged.
+func reportSigned(cmd *cobra.Command, b *bundle.Bundle, file, bundlePath string) error {
+	who := "key"
+	v := map[string]any{"file": file, "bundle": bundlePath}
+	if vc, err := b.VerificationContent(); err == nil {
+		if c := vc.Certificate(); c != nil {
+			who = "certificate for " + strings.Join(append(c.EmailAddresses, uriStrings(c)...), ", ")
+			v["certificate"] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+		}
+	}
+	where := ""
+	if entries, err := b.TlogEntries(); err == nil && len(entries) > 0 {
+		where = fmt.Sprintf(", logged at index %d", entries[0].LogIndex())
+		v["logIndex"] = entries[0].LogIndex()
+	}
+	return report(cmd, v, fmt.Sprintf("Signed %s with a %s%s; bundle written to %s", file, who, where, bundlePath))
+}
+
+func uriStrings(c *x509.Certificate) []string {
+	var out []string
+	for _, u := range c.URIs {
+		out = append(out, u.String())
+	}
+	return out
+}
+
+func newVerifyBlobCommand() *cobra.Command {
+	var bundlePath, keyPath, trustedRootPath string
+	var identity, identityRegexp, issuer, issuerRegexp string
+	var offline bool
+	cmd := &cobra.Command{
+		Use:   "verify-blob FILE --bundle IN (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB)",
+		Short: "Verify a file's Sigstore bundle against the pinned trust",
+		Long: `verify-blob checks a Sigstore bundle for FILE with sigstore-go: the signature,
+the certificate's chain to the instance's CA and its SCT, the transparency log
+entry and its inclusion proof, and the time of signing (from the log or a
+timestamp authority) within the certificate's 10 minutes. A keyless bundle must
+name the expected signer (--certificate-identity or its -regexp, and
+--certificate-oidc-issuer or its -regexp); a key-signed one is checked with
+--key. Trust comes from signet init (or --trusted-root); verification uses no
+network (--offline states it).
+
+Exit status 0: verified; 3: does not verify, with the reason; 1: could not run.`,
+		Example: `  signet verify-blob app.tar.gz --bundle app.sigstore.json \
+    --certificate-identity alice@example.com --certificate-oidc-issuer https://issuer.example.com
+  signet verify-blob app.tar.gz --bundle app.sigstore.json --key release.pub
+  signet verify-blob app.tar.gz --bundle app.sigstore.json --trusted-root trusted_root.json --offline \
+    --certificate-identity-regexp '^https://github.com/acme/' --certificate-oidc-issuer https://token.actions.githubusercontent.com`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_ = offline // verification never uses the network
+			tr, err := trustFor(cmd, trustedRootPath)
+			if err != nil {
+				return err
+			}
+			b, err := readBundle(bundlePath)
+			if err != nil {
+				return err
+			}
+			var material root.TrustedMaterial = tr
+			var policy verify.PolicyOption
+			opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
+			if keyPath != "" {
+				pub, err := readPublicKey(keyPath)
+				if err != nil {
+					return err
+				}
+				if material, err = trustWithKey(tr, pub); err != nil {
+					return fmt.Errorf("%s: %w", keyPath, err)
+				}
+				policy = verify.WithKey()
+			} else {
+				if (identity == "" && identityRegexp == "") || (issuer == "" && issuerRegexp == "") {
+					return errors.New("say whose signature to expect: --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer (or --certificate-oidc-issuer-regexp), or --key for a key-signed bundle")
+				}
+				id, err := verify.NewShortCertificateIdentity(issuer, issuerRegexp, identity, identityRegexp)
+				if err != nil {
+					return err
+				}
+				policy = verify.WithCertificateIdentity(id)
+				opts = append(opts, verify.WithSignedCertificateTimestamps(1))
+			}
+			v, err := verify.NewVerifier(material, opts...)
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			res, err := v.Verify(b, verify.NewPolicy(verify.WithArtifact(f), policy))
+			if err != nil {
+				return &verifyError{fmt.Errorf("%s does not verify with %s: %w", args[0], bundlePath, err)}
+			}
+			return reportVerified(cmd, res, b, args[0])
+		},
+	}
+	cmd.Flags().StringVar(&bundlePath, "bundle", "", "the Sigstore bundle (required)")
+	cmd.Flags().StringVar(&keyPath, "key", "", "PEM public key the bundle must be signed with (key-signed bundles)")
+	cmd.Flags().StringVar(&trustedRootPath, "trusted-root", "", "trusted_root.json (default: the pinned instance's)")
+	cmd.Flags().StringVar(&identity, "certificate-identity", "", "expected signer: the certificate's email or URI")
+	cmd.Flags().StringVar(&identityRegexp, "certificate-identity-regexp", "", "expected signer, as a regular expression")
+	cmd.Flags().StringVar(&issuer, "certificate-oidc-issuer", "", "expected OIDC issuer of the signer's token")
+	cmd.Flags().StringVar(&issuerRegexp, "certificate-oidc-issuer-regexp", "", "expected OIDC issuer, as a regular expression")
+	cmd.Flags().BoolVar(&offline, "offline", false, "verify with no network access (verify-blob never uses the network)")
+	cmd.MarkFlagRequired("bundle") //nolint:errcheck
+	return cmd
+}
+
+func readBundle(path string) (*bundle.Bundle, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxBundleBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxBundleBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a Sigstore bundle", path, maxBundleBytes)
+	}
+	var b bundle.Bundle
+	if err := b.UnmarshalJSON(data); err != nil {
+		return nil, &verifyError{fmt.Errorf("%s is not a Sigstore bundle: %w", path, err)}
+	}
+	return &b, nil
+}
+
+// reportVerified says who signed, when, and where it is logged.
+func reportVerified(cmd *cobra.Command, res *verify.VerificationResult, b *bundle.Bundle, file string) error {
+	v := map[string]any{"verified": true, "file": file}
+	who := "the given key"
+	if res.Signature != nil && res.Signature.Certificate != nil {
+		c := res.Signature.Certificate
+		who = fmt.Sprintf("%s (issuer %s)", c.SubjectAlternativeName, c.Issuer)
+		v["identity"], v["issuer"] = c.SubjectAlternativeName, c.Issuer
+	}
+	when := ""
+	if len(res.VerifiedTimestamps) > 0 {
+		t := res.VerifiedTimestamps[0].Timestamp.UTC()
+		when = " at " + t.Format(time.RFC3339)
+		v["signedAt"] = t
+	}
+	where := ""
+	if entries, err := b.TlogEntries(); err == nil && len(entries) > 0 {
+		where = fmt.Sprintf(", log index %d", entries[0].LogIndex())
+		v["logIndex"] = entries[0].LogIndex()
+	}
+	return report(cmd, v, fmt.Sprintf("Verified OK: %s signed by %s%s%s", file, who, when, where))
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/signet-dev/signet/ca/devoidc"
+)
+
+// devToken asks a dev instance's OIDC issuer for a token for email.
+func devToken(t *testing.T, base, email string) string {
+	t.Helper()
+	resp, err := http.Get(base + devoidc.Path + "/token?email=" + email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		IDToken string `json:"id_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.IDToken == "" {
+		t.Fatalf("dev token: %v", err)
+	}
+	return out.IDToken
+}
+
+// Blob bundles go both ways between signet and unmodified cosign, keyless
+// and with key files, and signet refuses what does not verify with exit 3.
+func TestBlobBundlesInteroperateWithCosign(t *testing.T) {
+	cosign := cosignBinary(t)
+	withoutPasswordEnv(t)
+	base := devServer(t)
+	cfgDir := t.TempDir()
+	if out, err := runCLI(t, "--config-dir", cfgDir, "--server", base, "init", "--root-sha256", rootSHA(t, base)); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	t.Setenv("SIGNET_CONFIG_DIR", cfgDir)
+	trustedRoot, signingConfig := filepath.Join(cfgDir, trustedRootFile), filepath.Join(cfgDir, signingConfigFile)
+	issuer := base + devoidc.Path
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	blob := write("app.tar.gz", "release bits")
+	other := write("other.tar.gz", "other bits")
+	const password = "pw"
+	t.Setenv("COSIGN_PASSWORD", password)
+	runCosign := func(args ...string) {
+		t.Helper()
+		c := exec.Command(cosign, args...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf-cache"))
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("cosign %v: %v\n%s", args, err, out)
+		}
+	}
+	var ve *verifyError
+
+	// Keyless: signet signs, cosign and signet verify.
+	bySignet := filepath.Join(dir, "by-signet.sigstore.json")
+	if _, err := runCLI(t, "sign-blob", blob, "--bundle", bySignet, "--identity-token", devToken(t, base, "alice@example.com")); err == nil || !strings.Contains(err.Error(), "pass --yes") {
+		t.Fatalf("signing without --yes off a terminal: %v", err)
+	}
+	out, err := runCLI(t, "sign-blob", blob, "--bundle", bySignet, "--yes", "--identity-token", devToken(t, base, "alice@example.com"))
+	if err != nil || !strings.Contains(out, "with a certificate for alice@example.com, logged at index") {
+		t.Fatalf("signet sign-blob: %v\n%s", err, out)
+	}
+	runCosign("verify-blob", "--trusted-root", trustedRoot, "--bundle", bySignet,
+		"--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer, blob)
+	out, err = runCLI(t, "verify-blob", blob, "--bundle", bySignet, "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer)
+	if err != nil || !strings.Contains(out, "Verified OK: "+blob+" signed by alice@example.com (issuer "+issuer+") at ") {
+		t.Fatalf("signet verify-blob: %v\n%s", err, out)
+	}
+
+	// Keyless: cosign signs, signet verifies.
+	byCosign := filepath.Join(dir, "by-cosign.sigstore.json")
+	runCosign("sign-blob", "--yes", "--signing-config", signingConfig, "--trusted-root", trustedRoot,
+		"--identity-token", devToken(t, base, "bob@example.com"), "--bundle", byCosign, blob)
+	if out, err := runCLI(t, "verify-blob", blob, "--bundle", byCosign, "--certificate-identity", "bob@example.com", "--certificate-oidc-issuer", issuer, "--offline"); err != nil {
+		t.Fatalf("signet verify-blob of cosign's bundle: %v\n%s", err, out)
+	}
+
+	// Refusals: exit 3 with the reason.
+	for name, args := range map[string][]string{
+		"another file":      {"verify-blob", other, "--bundle", bySignet, "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer},
+		"another identity":  {"verify-blob", blob, "--bundle", bySignet, "--certificate-identity", "mallory@example.com", "--certificate-oidc-issuer", issuer},
+		"another issuer":    {"verify-blob", blob, "--bundle", bySignet, "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", "https://accounts.example.com"},
+		"not a bundle":      {"verify-blob", blob, "--bundle", other, "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer},
+		"keyless as keyed":  {"verify-blob", blob, "--bundle", bySignet, "--key", write("stray.pub", "")},
+		"identity required": {"verify-blob", blob, "--bundle", bySignet},
+	} {
+		_, err := runCLI(t, args...)
+		switch name {
+		case "keyless as keyed", "identity required":
+			if err == nil || errors.As(err, &ve) {
+				t.Errorf("%s: %v, want a usage error (exit 1)", name, err)
+			}
+		default:
+			if !errors.As(err, &ve) {
+				t.Errorf("%s: %v, want exit 3", name, err)
+			}
+		}
+	}
+
+	// With keys: each tool's key file signs, the other tool verifies.
+	if _, err := runCLI(t, "generate-key-pair", "--output-key-prefix", filepath.Join(dir, "signet")); err != nil {
+		t.Fatal(err)
+	}
+	keyed := filepath.Join(dir, "keyed-by-signet.sigstore.json")
+	if out, err := runCLI(t, "sign-blob", blob, "--bundle", keyed, "--key", filepath.Join(dir, "signet.key"), "--yes"); err != nil || !strings.Contains(out, "with a key, logged at index") {
+		t.Fatalf("signet sign-blob --key: %v\n%s", err, out)
+	}
+	runCosign("verify-blob", "--trusted-root", trustedRoot, "--bundle", keyed, "--key", "signet.pub", blob)
+	if out, err := runCLI(t, "verify-blob", blob, "--bundle", keyed, "--key", filepath.Join(dir, "signet.pub")); err != nil || !strings.Contains(out, "signed by the given key") {
+		t.Fatalf("signet verify-blob --key: %v\n%s", err, out)
+	}
+	runCosign("generate-key-pair", "--output-key-prefix", "cosign")
+	keyedByCosign := filepath.Join(dir, "keyed-by-cosign.sigstore.json")
+	runCosign("sign-blob", "--yes", "--signing-config", signingConfig, "--trusted-root", trustedRoot, "--key", "cosign.key", "--bundle", keyedByCosign, blob)
+	if out, err := runCLI(t, "verify-blob", blob, "--bundle", keyedByCosign, "--key", filepath.Join(dir, "cosign.pub")); err != nil {
+		t.Fatalf("signet verify-blob of cosign's key-signed bundle: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "verify-blob", blob, "--bundle", keyedByCosign, "--key", filepath.Join(dir, "signet.pub")); !errors.As(err, &ve) {
+		t.Fatalf("verifying with the wrong key: %v, want exit 3", err)
+	}
+}
