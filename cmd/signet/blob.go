@@ -210,9 +210,84 @@ func bundleOptions(ctx context.Context, sc *root.SigningConfig, tr root.TrustedM
 	return opts, used, nil
 }
 
+// signFlags are the flags of every command that signs.
+type signFlags struct {
+	bundlePath, keyPath, token, trustedRoot, signingConfig string
+	yes                                                    bool
+}
+
+func (f *signFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.bundlePath, "bundle", "", "where to write the Sigstore bundle (required)")
+	cmd.Flags().StringVar(&f.keyPath, "key", "", "sign with this private key file instead of keyless")
+	cmd.Flags().StringVar(&f.token, "identity-token", "", "OIDC identity token for keyless signing, or a file holding one (default $SIGSTORE_ID_TOKEN)")
+	cmd.Flags().StringVar(&f.trustedRoot, "trusted-root", "", "trusted_root.json to check the result with (default: the pinned instance's)")
+	cmd.Flags().StringVar(&f.signingConfig, "signing-config", "", "signing_config.json naming the CA, log and TSA (default: the pinned instance's)")
+	cmd.Flags().BoolVarP(&f.yes, "yes", "y", false, "do not ask before logging the signature")
+	cmd.MarkFlagRequired("bundle") //nolint:errcheck
+}
+
+// sign signs content (a file's bytes, or a DSSE statement about it) and
+// writes its bundle: keyless or with --key, logged and timestamped by the
+// services of the signing config, checked against the trusted root.
+func (f *signFlags) sign(cmd *cobra.Command, file string, content sign.Content) (*bundle.Bundle, error) {
+	tr, err := trustFor(cmd, f.trustedRoot)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := signingConfigFor(cmd, f.signingConfig)
+	if err != nil {
+		return nil, err
+	}
+	var keypair sign.Keypair
+	var material root.TrustedMaterial = tr
+	token := ""
+	if f.keyPath != "" {
+		key, err := loadSigner(cmd, f.keyPath)
+		if err != nil {
+			return nil, err
+		}
+		if keypair, err = newSignerKeypair(key); err != nil {
+			return nil, err
+		}
+		if material, err = trustWithKey(tr, key.Public()); err != nil {
+			return nil, err
+		}
+	} else {
+		if token, err = identityToken(f.token); err != nil {
+			return nil, err
+		}
+		if keypair, err = sign.NewEphemeralKeypair(nil); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := timeout(cmd)
+	defer cancel()
+	opts, used, err := bundleOptions(ctx, sc, material, token)
+	if err != nil {
+		return nil, err
+	}
+	if err := confirm(cmd, f.yes, "signet will record this signature in the transparency log ("+strings.Join(used, ", ")+"), where it stays, visible to everyone who reads the log"); err != nil {
+		return nil, err
+	}
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "Signing %s: %s\n", file, strings.Join(used, ", "))
+	}
+	pb, err := sign.Bundle(content, keypair, opts)
+	if err != nil {
+		return nil, fmt.Errorf("signing %s: %w", file, err)
+	}
+	out, err := protojson.Marshal(pb)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(f.bundlePath, out, 0o644); err != nil {
+		return nil, err
+	}
+	return bundle.NewBundle(pb)
+}
+
 func newSignBlobCommand() *cobra.Command {
-	var bundlePath, keyPath, tokenFlag, trustedRootPath, signingConfigPath string
-	var yes bool
+	var f signFlags
 	cmd := &cobra.Command{
 		Use:   "sign-blob FILE --bundle OUT [--key KEY | --identity-token TOKEN]",
 		Short: "Sign a file into a Sigstore bundle, keyless or with a key",
@@ -234,73 +309,14 @@ reads the log: on a terminal signet asks first, --yes skips the question.`,
 			if err != nil {
 				return err
 			}
-			tr, err := trustFor(cmd, trustedRootPath)
+			b, err := f.sign(cmd, args[0], &sign.PlainData{Data: data})
 			if err != nil {
 				return err
 			}
-			sc, err := signingConfigFor(cmd, signingConfigPath)
-			if err != nil {
-				return err
-			}
-			var keypair sign.Keypair
-			var material root.TrustedMaterial = tr
-			token := ""
-			if keyPath != "" {
-				key, err := loadSigner(cmd, keyPath)
-				if err != nil {
-					return err
-				}
-				if keypair, err = newSignerKeypair(key); err != nil {
-					return err
-				}
-				if material, err = trustWithKey(tr, key.Public()); err != nil {
-					return err
-				}
-			} else {
-				if token, err = identityToken(tokenFlag); err != nil {
-					return err
-				}
-				if keypair, err = sign.NewEphemeralKeypair(nil); err != nil {
-					return err
-				}
-			}
-			ctx, cancel := timeout(cmd)
-			defer cancel()
-			opts, used, err := bundleOptions(ctx, sc, material, token)
-			if err != nil {
-				return err
-			}
-			if err := confirm(cmd, yes, "signet will record this signature in the transparency log ("+strings.Join(used, ", ")+"), where it stays, visible to everyone who reads the log"); err != nil {
-				return err
-			}
-			if term.IsTerminal(int(os.Stderr.Fd())) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "Signing %s: %s\n", args[0], strings.Join(used, ", "))
-			}
-			pb, err := sign.Bundle(&sign.PlainData{Data: data}, keypair, opts)
-			if err != nil {
-				return fmt.Errorf("signing %s: %w", args[0], err)
-			}
-			out, err := protojson.Marshal(pb)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(bundlePath, out, 0o644); err != nil {
-				return err
-			}
-			b, err := bundle.NewBundle(pb)
-			if err != nil {
-				return err
-			}
-			return reportSigned(cmd, b, args[0], bundlePath)
+			return reportSigned(cmd, b, args[0], f.bundlePath)
 		},
 	}
-	cmd.Flags().StringVar(&bundlePath, "bundle", "", "where to write the Sigstore bundle (required)")
-	cmd.Flags().StringVar(&keyPath, "key", "", "sign with this private key file instead of keyless")
-	cmd.Flags().StringVar(&tokenFlag, "identity-token", "", "OIDC identity token for keyless signing, or a file holding one (default $SIGSTORE_ID_TOKEN)")
-	cmd.Flags().StringVar(&trustedRootPath, "trusted-root", "", "trusted_root.json to check the result with (default: the pinned instance's)")
-	cmd.Flags().StringVar(&signingConfigPath, "signing-config", "", "signing_config.json naming the CA, log and TSA (default: the pinned instance's)")
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask before logging the signature")
-	cmd.MarkFlagRequired("bundle") //nolint:errcheck
+	f.add(cmd)
 	return cmd
 }
 
@@ -330,10 +346,78 @@ func uriStrings(c *x509.Certificate) []string {
 	return out
 }
 
+// verifyFlags are the flags of every command that verifies a bundle.
+type verifyFlags struct {
+	bundlePath, keyPath, trustedRoot               string
+	identity, identityRegexp, issuer, issuerRegexp string
+	offline                                        bool
+}
+
+func (f *verifyFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.bundlePath, "bundle", "", "the Sigstore bundle (required)")
+	cmd.Flags().StringVar(&f.keyPath, "key", "", "PEM public key the bundle must be signed with (key-signed bundles)")
+	cmd.Flags().StringVar(&f.trustedRoot, "trusted-root", "", "trusted_root.json (default: the pinned instance's)")
+	cmd.Flags().StringVar(&f.identity, "certificate-identity", "", "expected signer: the certificate's email or URI")
+	cmd.Flags().StringVar(&f.identityRegexp, "certificate-identity-regexp", "", "expected signer, as a regular expression")
+	cmd.Flags().StringVar(&f.issuer, "certificate-oidc-issuer", "", "expected OIDC issuer of the signer's token")
+	cmd.Flags().StringVar(&f.issuerRegexp, "certificate-oidc-issuer-regexp", "", "expected OIDC issuer, as a regular expression")
+	cmd.Flags().BoolVar(&f.offline, "offline", false, "verify with no network access (verification never uses the network)")
+	cmd.MarkFlagRequired("bundle") //nolint:errcheck
+}
+
+// verify checks the bundle for file with sigstore-go: the log entry and a
+// time of signing always, then the signer (identity and issuer, with the
+// SCT) or the key. A failure to verify is a *verifyError (exit 3).
+func (f *verifyFlags) verify(cmd *cobra.Command, file string) (*verify.VerificationResult, *bundle.Bundle, error) {
+	tr, err := trustFor(cmd, f.trustedRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := readBundle(f.bundlePath)
+	if err != nil {
+		return nil, nil, err
+	}
+	var material root.TrustedMaterial = tr
+	var policy verify.PolicyOption
+	opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
+	if f.keyPath != "" {
+		pub, err := readPublicKey(f.keyPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		if material, err = trustWithKey(tr, pub); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", f.keyPath, err)
+		}
+		policy = verify.WithKey()
+	} else {
+		if (f.identity == "" && f.identityRegexp == "") || (f.issuer == "" && f.issuerRegexp == "") {
+			return nil, nil, errors.New("say whose signature to expect: --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer (or --certificate-oidc-issuer-regexp), or --key for a key-signed bundle")
+		}
+		id, err := verify.NewShortCertificateIdentity(f.issuer, f.issuerRegexp, f.identity, f.identityRegexp)
+		if err != nil {
+			return nil, nil, err
+		}
+		policy = verify.WithCertificateIdentity(id)
+		opts = append(opts, verify.WithSignedCertificateTimestamps(1))
+	}
+	v, err := verify.NewVerifier(material, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	in, err := os.Open(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer in.Close()
+	res, err := v.Verify(b, verify.NewPolicy(verify.WithArtifact(in), policy))
+	if err != nil {
+		return nil, nil, &verifyError{fmt.Errorf("%s does not verify with %s: %w", file, f.bundlePath, err)}
+	}
+	return res, b, nil
+}
+
 func newVerifyBlobCommand() *cobra.Command {
-	var bundlePath, keyPath, trustedRootPath string
-	var identity, identityRegexp, issuer, issuerRegexp string
-	var offline bool
+	var f verifyFlags
 	cmd := &cobra.Command{
 		Use:   "verify-blob FILE --bundle IN (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB)",
 		Short: "Verify a file's Sigstore bundle against the pinned trust",
@@ -354,63 +438,14 @@ Exit status 0: verified; 3: does not verify, with the reason; 1: could not run.`
     --certificate-identity-regexp '^https://github.com/acme/' --certificate-oidc-issuer https://token.actions.githubusercontent.com`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_ = offline // verification never uses the network
-			tr, err := trustFor(cmd, trustedRootPath)
+			res, b, err := f.verify(cmd, args[0])
 			if err != nil {
 				return err
-			}
-			b, err := readBundle(bundlePath)
-			if err != nil {
-				return err
-			}
-			var material root.TrustedMaterial = tr
-			var policy verify.PolicyOption
-			opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
-			if keyPath != "" {
-				pub, err := readPublicKey(keyPath)
-				if err != nil {
-					return err
-				}
-				if material, err = trustWithKey(tr, pub); err != nil {
-					return fmt.Errorf("%s: %w", keyPath, err)
-				}
-				policy = verify.WithKey()
-			} else {
-				if (identity == "" && identityRegexp == "") || (issuer == "" && issuerRegexp == "") {
-					return errors.New("say whose signature to expect: --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer (or --certificate-oidc-issuer-regexp), or --key for a key-signed bundle")
-				}
-				id, err := verify.NewShortCertificateIdentity(issuer, issuerRegexp, identity, identityRegexp)
-				if err != nil {
-					return err
-				}
-				policy = verify.WithCertificateIdentity(id)
-				opts = append(opts, verify.WithSignedCertificateTimestamps(1))
-			}
-			v, err := verify.NewVerifier(material, opts...)
-			if err != nil {
-				return err
-			}
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			res, err := v.Verify(b, verify.NewPolicy(verify.WithArtifact(f), policy))
-			if err != nil {
-				return &verifyError{fmt.Errorf("%s does not verify with %s: %w", args[0], bundlePath, err)}
 			}
 			return reportVerified(cmd, res, b, args[0])
 		},
 	}
-	cmd.Flags().StringVar(&bundlePath, "bundle", "", "the Sigstore bundle (required)")
-	cmd.Flags().StringVar(&keyPath, "key", "", "PEM public key the bundle must be signed with (key-signed bundles)")
-	cmd.Flags().StringVar(&trustedRootPath, "trusted-root", "", "trusted_root.json (default: the pinned instance's)")
-	cmd.Flags().StringVar(&identity, "certificate-identity", "", "expected signer: the certificate's email or URI")
-	cmd.Flags().StringVar(&identityRegexp, "certificate-identity-regexp", "", "expected signer, as a regular expression")
-	cmd.Flags().StringVar(&issuer, "certificate-oidc-issuer", "", "expected OIDC issuer of the signer's token")
-	cmd.Flags().StringVar(&issuerRegexp, "certificate-oidc-issuer-regexp", "", "expected OIDC issuer, as a regular expression")
-	cmd.Flags().BoolVar(&offline, "offline", false, "verify with no network access (verify-blob never uses the network)")
-	cmd.MarkFlagRequired("bundle") //nolint:errcheck
+	f.add(cmd)
 	return cmd
 }
 

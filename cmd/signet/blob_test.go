@@ -134,3 +134,78 @@ func TestBlobBundlesInteroperateWithCosign(t *testing.T) {
 		t.Fatalf("verifying with the wrong key: %v, want exit 3", err)
 	}
 }
+
+// Blob attestations go both ways with unmodified cosign, and a wrong
+// predicate type or file exits 3.
+func TestBlobAttestationsInteroperateWithCosign(t *testing.T) {
+	cosign := cosignBinary(t)
+	withoutPasswordEnv(t)
+	base := devServer(t)
+	cfgDir := t.TempDir()
+	if out, err := runCLI(t, "--config-dir", cfgDir, "--server", base, "init", "--root-sha256", rootSHA(t, base)); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	t.Setenv("SIGNET_CONFIG_DIR", cfgDir)
+	trustedRoot, signingConfig := filepath.Join(cfgDir, trustedRootFile), filepath.Join(cfgDir, signingConfigFile)
+	issuer := base + devoidc.Path
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	blob := write("app.tar.gz", "release bits")
+	other := write("other.tar.gz", "other bits")
+	predicate := write("provenance.json", `{"buildDefinition":{"buildType":"https://example.com/build/v1","externalParameters":{}},"runDetails":{"builder":{"id":"https://example.com/builder"}}}`)
+	runCosign := func(args ...string) {
+		t.Helper()
+		c := exec.Command(cosign, args...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf-cache"))
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("cosign %v: %v\n%s", args, err, out)
+		}
+	}
+	var ve *verifyError
+
+	bySignet := filepath.Join(dir, "by-signet.intoto.json")
+	out, err := runCLI(t, "attest-blob", blob, "--predicate", predicate, "--type", "slsaprovenance1", "--bundle", bySignet, "--yes", "--identity-token", devToken(t, base, "alice@example.com"))
+	if err != nil || !strings.Contains(out, "(attestation https://slsa.dev/provenance/v1) with a certificate for alice@example.com") {
+		t.Fatalf("signet attest-blob: %v\n%s", err, out)
+	}
+	runCosign("verify-blob-attestation", "--trusted-root", trustedRoot, "--bundle", bySignet, "--type", "slsaprovenance1",
+		"--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer, blob)
+	if out, err := runCLI(t, "verify-blob-attestation", blob, "--bundle", bySignet, "--type", "slsaprovenance1", "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer); err != nil || !strings.Contains(out, "Verified OK") {
+		t.Fatalf("signet verify-blob-attestation: %v\n%s", err, out)
+	}
+
+	byCosign := filepath.Join(dir, "by-cosign.intoto.json")
+	runCosign("attest-blob", "--yes", "--signing-config", signingConfig, "--trusted-root", trustedRoot, "--identity-token", devToken(t, base, "bob@example.com"),
+		"--predicate", predicate, "--type", "custom", "--bundle", byCosign, blob)
+	if out, err := runCLI(t, "verify-blob-attestation", blob, "--bundle", byCosign, "--certificate-identity", "bob@example.com", "--certificate-oidc-issuer", issuer); err != nil {
+		t.Fatalf("signet verify-blob-attestation of cosign's custom attestation: %v\n%s", err, out)
+	}
+
+	plain := filepath.Join(dir, "plain.sigstore.json")
+	if _, err := runCLI(t, "sign-blob", blob, "--bundle", plain, "--yes", "--identity-token", devToken(t, base, "alice@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runCLI(t, "verify-blob-attestation", blob, "--bundle", plain, "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer)
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "holds a signature, not an attestation") {
+		t.Fatalf("a plain signature as an attestation: %v", err)
+	}
+	for name, args := range map[string][]string{
+		"another type":   {"verify-blob-attestation", blob, "--bundle", bySignet, "--type", "spdxjson", "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer},
+		"another file":   {"verify-blob-attestation", other, "--bundle", bySignet, "--type", "slsaprovenance1", "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer},
+		"custom as slsa": {"verify-blob-attestation", blob, "--bundle", byCosign, "--type", "slsaprovenance1", "--certificate-identity", "bob@example.com", "--certificate-oidc-issuer", issuer},
+	} {
+		if _, err := runCLI(t, args...); !errors.As(err, &ve) {
+			t.Errorf("%s: %v, want exit 3", name, err)
+		}
+	}
+	if _, err := runCLI(t, "attest-blob", blob, "--predicate", predicate, "--type", "no such type", "--bundle", filepath.Join(dir, "x.json"), "--yes"); err == nil || !strings.Contains(err.Error(), "neither one of custom") {
+		t.Fatalf("unknown --type: %v", err)
+	}
+}
