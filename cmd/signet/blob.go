@@ -217,13 +217,19 @@ type signFlags struct {
 }
 
 func (f *signFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.bundlePath, "bundle", "", "where to write the Sigstore bundle (required)")
+	f.addOptionalBundle(cmd)
+	cmd.MarkFlagRequired("bundle") //nolint:errcheck
+}
+
+// addOptionalBundle adds the flags with --bundle optional (images keep the
+// bundle in the registry; a copy on disk is extra).
+func (f *signFlags) addOptionalBundle(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.bundlePath, "bundle", "", "where to write the Sigstore bundle")
 	cmd.Flags().StringVar(&f.keyPath, "key", "", "sign with this private key file instead of keyless")
 	cmd.Flags().StringVar(&f.token, "identity-token", "", "OIDC identity token for keyless signing, or a file holding one (default $SIGSTORE_ID_TOKEN)")
 	cmd.Flags().StringVar(&f.trustedRoot, "trusted-root", "", "trusted_root.json to check the result with (default: the pinned instance's)")
 	cmd.Flags().StringVar(&f.signingConfig, "signing-config", "", "signing_config.json naming the CA, log and TSA (default: the pinned instance's)")
 	cmd.Flags().BoolVarP(&f.yes, "yes", "y", false, "do not ask before logging the signature")
-	cmd.MarkFlagRequired("bundle") //nolint:errcheck
 }
 
 // sign signs content (a file's bytes, or a DSSE statement about it) and
@@ -280,8 +286,10 @@ func (f *signFlags) sign(cmd *cobra.Command, file string, content sign.Content) 
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(f.bundlePath, out, 0o644); err != nil {
-		return nil, err
+	if f.bundlePath != "" {
+		if err := os.WriteFile(f.bundlePath, out, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	return bundle.NewBundle(pb)
 }
@@ -355,6 +363,13 @@ type verifyFlags struct {
 
 func (f *verifyFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.bundlePath, "bundle", "", "the Sigstore bundle (required)")
+	cmd.MarkFlagRequired("bundle") //nolint:errcheck
+	f.addPolicy(cmd)
+}
+
+// addPolicy adds the flags saying whose signature to expect and what to
+// trust, without --bundle (images carry their bundles).
+func (f *verifyFlags) addPolicy(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.keyPath, "key", "", "PEM public key the bundle must be signed with (key-signed bundles)")
 	cmd.Flags().StringVar(&f.trustedRoot, "trusted-root", "", "trusted_root.json (default: the pinned instance's)")
 	cmd.Flags().StringVar(&f.identity, "certificate-identity", "", "expected signer: the certificate's email or URI")
@@ -362,45 +377,13 @@ func (f *verifyFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.issuer, "certificate-oidc-issuer", "", "expected OIDC issuer of the signer's token")
 	cmd.Flags().StringVar(&f.issuerRegexp, "certificate-oidc-issuer-regexp", "", "expected OIDC issuer, as a regular expression")
 	cmd.Flags().BoolVar(&f.offline, "offline", false, "verify with no network access (verification never uses the network)")
-	cmd.MarkFlagRequired("bundle") //nolint:errcheck
 }
 
 // verify checks the bundle for file with sigstore-go: the log entry and a
 // time of signing always, then the signer (identity and issuer, with the
 // SCT) or the key. A failure to verify is a *verifyError (exit 3).
 func (f *verifyFlags) verify(cmd *cobra.Command, file string) (*verify.VerificationResult, *bundle.Bundle, error) {
-	tr, err := trustFor(cmd, f.trustedRoot)
-	if err != nil {
-		return nil, nil, err
-	}
 	b, err := readBundle(f.bundlePath)
-	if err != nil {
-		return nil, nil, err
-	}
-	var material root.TrustedMaterial = tr
-	var policy verify.PolicyOption
-	opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
-	if f.keyPath != "" {
-		pub, err := readPublicKey(f.keyPath)
-		if err != nil {
-			return nil, nil, err
-		}
-		if material, err = trustWithKey(tr, pub); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", f.keyPath, err)
-		}
-		policy = verify.WithKey()
-	} else {
-		if (f.identity == "" && f.identityRegexp == "") || (f.issuer == "" && f.issuerRegexp == "") {
-			return nil, nil, errors.New("say whose signature to expect: --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer (or --certificate-oidc-issuer-regexp), or --key for a key-signed bundle")
-		}
-		id, err := verify.NewShortCertificateIdentity(f.issuer, f.issuerRegexp, f.identity, f.identityRegexp)
-		if err != nil {
-			return nil, nil, err
-		}
-		policy = verify.WithCertificateIdentity(id)
-		opts = append(opts, verify.WithSignedCertificateTimestamps(1))
-	}
-	v, err := verify.NewVerifier(material, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -409,11 +392,56 @@ func (f *verifyFlags) verify(cmd *cobra.Command, file string) (*verify.Verificat
 		return nil, nil, err
 	}
 	defer in.Close()
-	res, err := v.Verify(b, verify.NewPolicy(verify.WithArtifact(in), policy))
+	res, err := f.verifyBundle(cmd, b, verify.WithArtifact(in))
 	if err != nil {
-		return nil, nil, &verifyError{fmt.Errorf("%s does not verify with %s: %w", file, f.bundlePath, err)}
+		var ve *verifyError
+		if errors.As(err, &ve) {
+			err = &verifyError{fmt.Errorf("%s does not verify with %s: %w", file, f.bundlePath, ve.err)}
+		}
+		return nil, nil, err
 	}
 	return res, b, nil
+}
+
+// verifyBundle checks b for the artifact with sigstore-go under the
+// flags' policy. A failure to verify is a *verifyError.
+func (f *verifyFlags) verifyBundle(cmd *cobra.Command, b *bundle.Bundle, artifact verify.ArtifactPolicyOption) (*verify.VerificationResult, error) {
+	tr, err := trustFor(cmd, f.trustedRoot)
+	if err != nil {
+		return nil, err
+	}
+	var material root.TrustedMaterial = tr
+	var policy verify.PolicyOption
+	opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
+	if f.keyPath != "" {
+		pub, err := readPublicKey(f.keyPath)
+		if err != nil {
+			return nil, err
+		}
+		if material, err = trustWithKey(tr, pub); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.keyPath, err)
+		}
+		policy = verify.WithKey()
+	} else {
+		if (f.identity == "" && f.identityRegexp == "") || (f.issuer == "" && f.issuerRegexp == "") {
+			return nil, errors.New("say whose signature to expect: --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer (or --certificate-oidc-issuer-regexp), or --key for a key-signed bundle")
+		}
+		id, err := verify.NewShortCertificateIdentity(f.issuer, f.issuerRegexp, f.identity, f.identityRegexp)
+		if err != nil {
+			return nil, err
+		}
+		policy = verify.WithCertificateIdentity(id)
+		opts = append(opts, verify.WithSignedCertificateTimestamps(1))
+	}
+	v, err := verify.NewVerifier(material, opts...)
+	if err != nil {
+		return nil, err
+	}
+	res, err := v.Verify(b, verify.NewPolicy(artifact, policy))
+	if err != nil {
+		return nil, &verifyError{err}
+	}
+	return res, nil
 }
 
 func newVerifyBlobCommand() *cobra.Command {
@@ -471,7 +499,15 @@ func readBundle(path string) (*bundle.Bundle, error) {
 
 // reportVerified says who signed, when, and where it is logged.
 func reportVerified(cmd *cobra.Command, res *verify.VerificationResult, b *bundle.Bundle, file string) error {
-	v := map[string]any{"verified": true, "file": file}
+	v, line := describeVerified(res, b)
+	v["verified"], v["file"] = true, file
+	return report(cmd, v, fmt.Sprintf("Verified OK: %s %s", file, line))
+}
+
+// describeVerified is a verified signature's signer, time and log index,
+// for JSON and as the phrase "signed by ... at ..., log index N".
+func describeVerified(res *verify.VerificationResult, b *bundle.Bundle) (map[string]any, string) {
+	v := map[string]any{}
 	who := "the given key"
 	if res.Signature != nil && res.Signature.Certificate != nil {
 		c := res.Signature.Certificate
@@ -489,5 +525,5 @@ func reportVerified(cmd *cobra.Command, res *verify.VerificationResult, b *bundl
 		where = fmt.Sprintf(", log index %d", entries[0].LogIndex())
 		v["logIndex"] = entries[0].LogIndex()
 	}
-	return report(cmd, v, fmt.Sprintf("Verified OK: %s signed by %s%s%s", file, who, when, where))
+	return v, "signed by " + who + when + where
 }

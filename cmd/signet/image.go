@@ -1,0 +1,380 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/sign"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/spf13/cobra"
+)
+
+// What cosign v3 writes for an image signature (cosign:pkg/oci/remote/
+// write.go WriteAttestationNewBundleFormat, cmd/cosign/cli/sign/sign.go):
+// a DSSE in-toto statement whose subject is the image digest, with this
+// predicate type and an empty predicate, in a Sigstore bundle pushed as an
+// OCI 1.1 referrer of the image.
+const (
+	cosignSignPredicateType = "https://sigstore.dev/cosign/sign/v1"
+	inTotoStatementV1       = "https://in-toto.io/Statement/v1"
+	bundleMediaType         = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	emptyMediaType          = "application/vnd.oci.empty.v1+json"
+	// maxReferrers bounds the referrers of one image read by verify.
+	maxReferrers = 256
+)
+
+// registryFlags are how signet reaches registries: the Docker config and
+// credential helpers (authn.DefaultKeychain), plain HTTP or unverified TLS
+// only when asked.
+type registryFlags struct {
+	allowHTTP, allowInsecure bool
+}
+
+func (f *registryFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.allowHTTP, "allow-http-registry", false, "reach the registry over plain HTTP (local registries)")
+	cmd.Flags().BoolVar(&f.allowInsecure, "allow-insecure-registry", false, "reach the registry over HTTP or TLS without verifying its certificate")
+}
+
+func (f *registryFlags) parse(ref string) (name.Reference, error) {
+	var opts []name.Option
+	if f.allowHTTP || f.allowInsecure {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an image reference (registry/repository:tag or @sha256:...): %w", ref, err)
+	}
+	return r, nil
+}
+
+func (f *registryFlags) options(cmd *cobra.Command) []remote.Option {
+	opts := []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithContext(cmd.Context())}
+	if f.allowInsecure {
+		t := remote.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --allow-insecure-registry
+		opts = append(opts, remote.WithTransport(t))
+	}
+	return opts
+}
+
+// resolve finds the manifest a reference names now; a tag is reported on
+// stderr, since what gets signed or verified is the digest.
+func (f *registryFlags) resolve(cmd *cobra.Command, ref name.Reference) (name.Digest, *v1.Descriptor, error) {
+	desc, err := remote.Head(ref, f.options(cmd)...)
+	if err != nil {
+		return name.Digest{}, nil, fmt.Errorf("looking up %s: %w", ref, err)
+	}
+	d := ref.Context().Digest(desc.Digest.String())
+	if _, isTag := ref.(name.Tag); isTag {
+		fmt.Fprintf(cmd.ErrOrStderr(), "signet: %s is a tag; using the digest it points to now, %s\n", ref, d)
+	}
+	return d, desc, nil
+}
+
+// parseAnnotations reads -a key=value flags.
+func parseAnnotations(in []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range in {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("annotation %q is not key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// imageStatement is the statement cosign sign makes for an image digest:
+// the digest as the subject, the annotations on the subject.
+func imageStatement(d name.Digest, annotations map[string]string) ([]byte, error) {
+	alg, hexDigest, _ := strings.Cut(d.DigestStr(), ":")
+	subject := map[string]any{"digest": map[string]string{alg: hexDigest}}
+	if len(annotations) > 0 {
+		subject["annotations"] = annotations
+	}
+	return json.Marshal(map[string]any{
+		"_type": inTotoStatementV1, "subject": []any{subject},
+		"predicateType": cosignSignPredicateType, "predicate": map[string]any{},
+	})
+}
+
+// pushReferrer stores a bundle as an OCI 1.1 referrer of subject, as cosign
+// does; go-containerregistry keeps the referrers tag (sha256-<hex>) up to
+// date when the registry has no referrers API.
+func (f *registryFlags) pushReferrer(cmd *cobra.Command, subject name.Digest, desc *v1.Descriptor, bundleJSON []byte, predicateType string) (name.Digest, error) {
+	opts := f.options(cmd)
+	repo := subject.Context()
+	config := static.NewLayer([]byte("{}"), emptyMediaType)
+	layer := static.NewLayer(bundleJSON, bundleMediaType)
+	for _, l := range []v1.Layer{config, layer} {
+		if err := remote.WriteLayer(repo, l, opts...); err != nil {
+			return name.Digest{}, fmt.Errorf("uploading to %s: %w", repo, err)
+		}
+	}
+	cd, _ := config.Digest()
+	ld, _ := layer.Digest()
+	manifest := struct {
+		v1.Manifest
+		ArtifactType string `json:"artifactType"`
+	}{v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config:        v1.Descriptor{MediaType: emptyMediaType, ArtifactType: bundleMediaType, Digest: cd, Size: 2},
+		Layers:        []v1.Descriptor{{MediaType: bundleMediaType, Digest: ld, Size: int64(len(bundleJSON))}},
+		Subject:       &v1.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size},
+		Annotations: map[string]string{
+			"org.opencontainers.image.created":  time.Now().UTC().Format(time.RFC3339),
+			"dev.sigstore.bundle.content":       "dsse-envelope",
+			"dev.sigstore.bundle.predicateType": predicateType,
+		},
+	}, bundleMediaType}
+	raw, err := json.Marshal(manifest)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	h, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return name.Digest{}, err
+	}
+	target := repo.Digest(h.String())
+	if err := remote.Put(target, rawManifest{raw: raw, mediaType: types.OCIManifestSchema1}, opts...); err != nil {
+		return name.Digest{}, fmt.Errorf("pushing the signature to %s: %w", repo, err)
+	}
+	return target, nil
+}
+
+// rawManifest is a manifest's bytes as go-containerregistry's Taggable.
+type rawManifest struct {
+	raw       []byte
+	mediaType types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mediaType, nil }
+
+// bundlesOf reads the Sigstore bundles stored as referrers of d (through
+// the referrers API, else the referrers tag), skipping other referrers.
+func (f *registryFlags) bundlesOf(cmd *cobra.Command, d name.Digest) ([]*bundle.Bundle, error) {
+	opts := f.options(cmd)
+	idx, err := remote.Referrers(d, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("listing the referrers of %s: %w", d, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	if len(im.Manifests) > maxReferrers {
+		return nil, fmt.Errorf("%s has %d referrers, more than the %d signet reads", d, len(im.Manifests), maxReferrers)
+	}
+	var out []*bundle.Bundle
+	for _, m := range im.Manifests {
+		// Not filtered on artifactType: registries disagree on it (go-
+		// containerregistry's reports the config's media type); the one
+		// bundle layer is what counts, as for cosign.
+		img, err := remote.Image(d.Context().Digest(m.Digest.String()), opts...)
+		if err != nil {
+			continue
+		}
+		layers, err := img.Layers()
+		if err != nil || len(layers) != 1 {
+			continue
+		}
+		if mt, err := layers[0].MediaType(); err != nil || !strings.HasPrefix(string(mt), "application/vnd.dev.sigstore.bundle") {
+			continue
+		}
+		rc, err := layers[0].Compressed()
+		if err != nil {
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(rc, maxBundleBytes+1))
+		rc.Close()
+		if err != nil || len(data) > maxBundleBytes {
+			continue
+		}
+		var b bundle.Bundle
+		if err := b.UnmarshalJSON(data); err != nil {
+			continue
+		}
+		out = append(out, &b)
+	}
+	return out, nil
+}
+
+func newSignImageCommand() *cobra.Command {
+	var f signFlags
+	var reg registryFlags
+	var annotations []string
+	cmd := &cobra.Command{
+		Use:   "sign IMAGE",
+		Short: "Sign a container image into its registry, keyless or with a key",
+		Long: `sign signs the image's manifest digest (a tag is resolved, and the digest is
+what gets signed) as cosign v3 does: an in-toto statement about the digest
+(with the -a annotations), signed as DSSE keyless or with --key, logged and
+timestamped by the pinned instance, stored as a Sigstore bundle that is an
+OCI 1.1 referrer of the image (with the referrers tag sha256-<hex> where the
+registry has no referrers API). cosign verify reads it, and signet verify
+reads what cosign sign writes.
+
+Registry credentials come from the Docker config and its credential helpers.`,
+		Example: `  signet sign registry.example.com/app@sha256:3f1c... --identity-token "$TOKEN" --yes
+  SIGNET_PASSWORD=... signet sign registry.example.com/app:v1 --key release.key -a release=v1
+  signet verify registry.example.com/app:v1 --certificate-identity alice@example.com \
+    --certificate-oidc-issuer https://issuer.example.com`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ann, err := parseAnnotations(annotations)
+			if err != nil {
+				return err
+			}
+			ref, err := reg.parse(args[0])
+			if err != nil {
+				return err
+			}
+			d, desc, err := reg.resolve(cmd, ref)
+			if err != nil {
+				return err
+			}
+			st, err := imageStatement(d, ann)
+			if err != nil {
+				return err
+			}
+			b, err := f.sign(cmd, d.String(), &sign.DSSEData{Data: st, PayloadType: inTotoPayloadType})
+			if err != nil {
+				return err
+			}
+			bundleJSON, err := b.MarshalJSON()
+			if err != nil {
+				return err
+			}
+			if _, err := reg.pushReferrer(cmd, d, desc, bundleJSON, cosignSignPredicateType); err != nil {
+				return err
+			}
+			return reportSigned(cmd, b, d.String(), f.bundlePath)
+		},
+	}
+	f.addOptionalBundle(cmd)
+	reg.add(cmd)
+	cmd.Flags().StringArrayVarP(&annotations, "annotations", "a", nil, "key=value annotation to sign with the image (repeatable)")
+	return cmd
+}
+
+func newVerifyImageCommand() *cobra.Command {
+	var f verifyFlags
+	var reg registryFlags
+	var annotations []string
+	cmd := &cobra.Command{
+		Use:   "verify IMAGE (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB)",
+		Short: "Verify the signatures of a container image in its registry",
+		Long: `verify reads the Sigstore bundles stored as referrers of the image (as cosign v3
+and signet sign write them), and checks each with sigstore-go: the signer
+(identity and issuer, or --key), the log entry, the time of signing, and that
+it signs this image's digest with cosign's signature predicate and the -a
+annotations given. It succeeds when at least one signature verifies.
+
+Exit status 0: verified; 3: no signature verifies (each reason listed); 1:
+could not run (registry, network).`,
+		Example: `  signet verify registry.example.com/app:v1 --certificate-identity alice@example.com \
+    --certificate-oidc-issuer https://issuer.example.com
+  signet verify registry.example.com/app@sha256:3f1c... --key release.pub -a release=v1`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			want, err := parseAnnotations(annotations)
+			if err != nil {
+				return err
+			}
+			ref, err := reg.parse(args[0])
+			if err != nil {
+				return err
+			}
+			d, _, err := reg.resolve(cmd, ref)
+			if err != nil {
+				return err
+			}
+			bundles, err := reg.bundlesOf(cmd, d)
+			if err != nil {
+				return err
+			}
+			if len(bundles) == 0 {
+				return &verifyError{fmt.Errorf("%s has no Sigstore signature (no bundle among its referrers)", d)}
+			}
+			_, hexDigest, _ := strings.Cut(d.DigestStr(), ":")
+			digest, err := hex.DecodeString(hexDigest)
+			if err != nil {
+				return err
+			}
+			var reasons []string
+			var verified []map[string]any
+			var lines []string
+			for i, b := range bundles {
+				res, err := f.verifyBundle(cmd, b, verify.WithArtifactDigest("sha256", digest))
+				if err == nil {
+					err = checkImageStatement(res, want)
+				}
+				if err != nil {
+					reasons = append(reasons, fmt.Sprintf("signature %d: %v", i+1, err))
+					continue
+				}
+				v, line := describeVerified(res, b)
+				verified = append(verified, v)
+				lines = append(lines, line)
+			}
+			if len(verified) == 0 {
+				return &verifyError{fmt.Errorf("no signature of %s verifies:\n  %s", d, strings.Join(reasons, "\n  "))}
+			}
+			return report(cmd, map[string]any{"image": d.String(), "verified": verified},
+				fmt.Sprintf("Verified OK: %s\n  %s", d, strings.Join(lines, "\n  ")))
+		},
+	}
+	f.addPolicy(cmd)
+	reg.add(cmd)
+	cmd.Flags().StringArrayVarP(&annotations, "annotations", "a", nil, "key=value annotation the signature must carry (repeatable)")
+	return cmd
+}
+
+// checkImageStatement checks what the signature says besides the digest
+// (which sigstore-go checked): cosign's signature predicate, and every
+// wanted annotation on the subject.
+func checkImageStatement(res *verify.VerificationResult, want map[string]string) error {
+	if res.Statement == nil {
+		return errors.New("the bundle holds no in-toto statement")
+	}
+	if got := res.Statement.GetPredicateType(); got != cosignSignPredicateType {
+		return fmt.Errorf("it is an attestation of type %s, not a signature", got)
+	}
+	have := map[string]string{}
+	for _, s := range res.Statement.GetSubject() {
+		for k, v := range s.GetAnnotations().AsMap() {
+			if sv, ok := v.(string); ok {
+				have[k] = sv
+			}
+		}
+	}
+	var missing []string
+	for k, v := range want {
+		if have[k] != v {
+			missing = append(missing, fmt.Sprintf("%s=%s", k, v))
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("it does not carry the annotations %s", strings.Join(missing, ", "))
+	}
+	return nil
+}

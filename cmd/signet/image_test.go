@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/signet-dev/signet/ca/devoidc"
+)
+
+// pushRandomImage puts a random image at host/repo:tag and returns its
+// digest reference.
+func pushRandomImage(t *testing.T, host, repoTag string) string {
+	t.Helper()
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(host+"/"+repoTag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	return ref.Context().Digest(d.String()).String()
+}
+
+// Images signed by signet verify with unmodified cosign and signet, and
+// images cosign signs verify with signet, keyless and with keys, in a
+// registry with the OCI referrers API and in one without (the referrers
+// tag fallback); annotations, identities and keys are checked.
+func TestImageSignaturesInteroperateWithCosign(t *testing.T) {
+	cosign := cosignBinary(t)
+	withoutPasswordEnv(t)
+	base := devServer(t)
+	cfgDir := t.TempDir()
+	if out, err := runCLI(t, "--config-dir", cfgDir, "--server", base, "init", "--root-sha256", rootSHA(t, base)); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	t.Setenv("SIGNET_CONFIG_DIR", cfgDir)
+	trustedRoot, signingConfig := filepath.Join(cfgDir, trustedRootFile), filepath.Join(cfgDir, signingConfigFile)
+	issuer := base + devoidc.Path
+	dir := t.TempDir()
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	runCosign := func(args ...string) (string, error) {
+		c := exec.Command(cosign, args...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf-cache"))
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	mustCosign := func(args ...string) {
+		t.Helper()
+		if out, err := runCosign(args...); err != nil {
+			t.Fatalf("cosign %v: %v\n%s", args, err, out)
+		}
+	}
+	if _, err := runCLI(t, "generate-key-pair", "--output-key-prefix", filepath.Join(dir, "signet")); err != nil {
+		t.Fatal(err)
+	}
+	mustCosign("generate-key-pair", "--output-key-prefix", "cosign")
+	var ve *verifyError
+
+	for _, referrersAPI := range []bool{true, false} {
+		name := map[bool]string{true: "referrers API", false: "referrers tag fallback"}[referrersAPI]
+		t.Run(name, func(t *testing.T) {
+			reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(referrersAPI)))
+			t.Cleanup(reg.Close)
+			host := strings.TrimPrefix(reg.URL, "http://")
+			keyless := func(args ...string) []string {
+				return append(args, "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer)
+			}
+
+			// signet signs keyless, by tag, with an annotation.
+			image := pushRandomImage(t, host, "app:v1")
+			tagged := host + "/app:v1"
+			if _, err := runCLI(t, keyless("verify", image, "--allow-http-registry")...); !errors.As(err, &ve) || !strings.Contains(err.Error(), "no Sigstore signature") {
+				t.Fatalf("verify of an unsigned image: %v", err)
+			}
+			out, err := runCLI(t, "sign", tagged, "--allow-http-registry", "--yes", "-a", "release=v1", "--identity-token", devToken(t, base, "alice@example.com"))
+			if err != nil || !strings.Contains(out, "with a certificate for alice@example.com") {
+				t.Fatalf("signet sign: %v\n%s", err, out)
+			}
+			mustCosign(keyless("verify", "--allow-http-registry", "--trusted-root", trustedRoot, "-a", "release=v1", image)...)
+			out, err = runCLI(t, keyless("verify", tagged, "--allow-http-registry", "-a", "release=v1")...)
+			if err != nil || !strings.Contains(out, "Verified OK: "+image) || !strings.Contains(out, "signed by alice@example.com") {
+				t.Fatalf("signet verify: %v\n%s", err, out)
+			}
+			for what, args := range map[string][]string{
+				"another annotation value": keyless("verify", image, "--allow-http-registry", "-a", "release=v2"),
+				"another identity":         {"verify", image, "--allow-http-registry", "--certificate-identity", "mallory@example.com", "--certificate-oidc-issuer", issuer},
+				"a key":                    {"verify", image, "--allow-http-registry", "--key", filepath.Join(dir, "signet.pub")},
+			} {
+				if _, err := runCLI(t, args...); !errors.As(err, &ve) {
+					t.Errorf("%s: %v, want exit 3", what, err)
+				}
+			}
+
+			// cosign signs keyless, signet verifies.
+			other := pushRandomImage(t, host, "other:v1")
+			mustCosign("sign", "--yes", "--allow-http-registry", "--signing-config", signingConfig, "--trusted-root", trustedRoot,
+				"--identity-token", devToken(t, base, "alice@example.com"), other)
+			if out, err := runCLI(t, keyless("verify", other, "--allow-http-registry")...); err != nil {
+				t.Fatalf("signet verify of cosign's signature: %v\n%s", err, out)
+			}
+
+			// Keys: each tool's key signs, the other verifies.
+			keyed := pushRandomImage(t, host, "keyed:v1")
+			if out, err := runCLI(t, "sign", keyed, "--allow-http-registry", "--yes", "--key", filepath.Join(dir, "signet.key")); err != nil {
+				t.Fatalf("signet sign --key: %v\n%s", err, out)
+			}
+			mustCosign("verify", "--allow-http-registry", "--trusted-root", trustedRoot, "--key", "signet.pub", keyed)
+			mustCosign("sign", "--yes", "--allow-http-registry", "--signing-config", signingConfig, "--trusted-root", trustedRoot, "--key", "cosign.key", keyed)
+			if out, err := runCLI(t, "verify", keyed, "--allow-http-registry", "--key", filepath.Join(dir, "cosign.pub")); err != nil || !strings.Contains(out, "signed by the given key") {
+				t.Fatalf("signet verify --key of cosign's signature: %v\n%s", err, out)
+			}
+		})
+	}
+}
