@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/sign"
+	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/spf13/cobra"
 )
 
@@ -57,11 +58,12 @@ func predicateTypeURI(t string) (string, error) {
 	return "", fmt.Errorf("--type %q is neither one of %s nor a URI", t, strings.Join(names, ", "))
 }
 
-// statement is an in-toto v0.1 statement about one file, as cosign
-// attest-blob makes it: the subject named by the file's base name with its
-// SHA-256; a custom predicate wraps the predicate file's text with the
-// time, any other is the predicate file's JSON object.
-func statement(file string, fileDigest []byte, typeURI string, predicate []byte, now time.Time) ([]byte, error) {
+// statement is an in-toto v0.1 statement about one subject, as cosign
+// attest-blob and attest make it: the subject's name (a file's base name,
+// an image's repository) with its SHA-256; a custom predicate wraps the
+// predicate file's text with the time, any other is the predicate file's
+// JSON object.
+func statement(subjectName string, digest []byte, typeURI string, predicate []byte, now time.Time) ([]byte, error) {
 	var pred any
 	if typeURI == predicateTypes["custom"] {
 		pred = map[string]any{"Data": string(predicate), "Timestamp": now.UTC().Format(time.RFC3339)}
@@ -75,7 +77,7 @@ func statement(file string, fileDigest []byte, typeURI string, predicate []byte,
 	return json.Marshal(map[string]any{
 		"_type":         "https://in-toto.io/Statement/v0.1",
 		"predicateType": typeURI,
-		"subject":       []any{map[string]any{"name": filepath.Base(file), "digest": map[string]string{"sha256": hex.EncodeToString(fileDigest)}}},
+		"subject":       []any{map[string]any{"name": subjectName, "digest": map[string]string{"sha256": hex.EncodeToString(digest)}}},
 		"predicate":     pred,
 	})
 }
@@ -133,7 +135,7 @@ wrapped with the time, any other must be a JSON object.`,
 			if err != nil {
 				return err
 			}
-			st, err := statement(args[0], h.Sum(nil), typeURI, predicate, time.Now())
+			st, err := statement(filepath.Base(args[0]), h.Sum(nil), typeURI, predicate, time.Now())
 			if err != nil {
 				return err
 			}
@@ -175,16 +177,118 @@ as cosign). Exit status 0: verified; 3: does not verify; 1: could not run.`,
 			if err != nil {
 				return err
 			}
-			if res.Statement == nil {
-				return &verifyError{errors.New(f.bundlePath + " holds a signature, not an attestation: use verify-blob")}
-			}
-			if got := res.Statement.GetPredicateType(); got != typeURI {
-				return &verifyError{fmt.Errorf("the attestation's predicate type is %s, not %s", got, typeURI)}
+			if err := checkAttestation(res, typeURI); err != nil {
+				return &verifyError{fmt.Errorf("%s: %w", f.bundlePath, err)}
 			}
 			return reportVerified(cmd, res, b, args[0]+" (attestation "+typeURI+")")
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().StringVar(&typ, "type", "custom", "expected predicate type: a short name as cosign's, or a URI")
+	return cmd
+}
+
+// checkAttestation checks that a verified bundle is an attestation of the
+// wanted predicate type.
+func checkAttestation(res *verify.VerificationResult, typeURI string) error {
+	if res.Statement == nil {
+		return errors.New("it holds a signature, not an attestation")
+	}
+	if got := res.Statement.GetPredicateType(); got != typeURI {
+		return fmt.Errorf("its predicate type is %s, not %s", got, typeURI)
+	}
+	return nil
+}
+
+func newAttestImageCommand() *cobra.Command {
+	var f signFlags
+	var reg registryFlags
+	var predicatePath, typ string
+	cmd := &cobra.Command{
+		Use:   "attest IMAGE --predicate PREDICATE --type TYPE",
+		Short: "Attach a signed in-toto attestation to a container image",
+		Long: `attest makes an in-toto statement about the image's digest (its repository as
+the subject name; a tag is resolved), signs it as DSSE keyless or with --key,
+logs and timestamps it, and pushes the Sigstore bundle as an OCI 1.1 referrer
+of the image, as cosign v3 attest does. --type takes cosign's short names or
+a predicate type URI.`,
+		Example: `  signet attest registry.example.com/app:v1 --predicate sbom.spdx.json --type spdxjson --identity-token "$TOKEN"
+  signet verify-attestation registry.example.com/app:v1 --type spdxjson \
+    --certificate-identity alice@example.com --certificate-oidc-issuer https://issuer.example.com`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			typeURI, err := predicateTypeURI(typ)
+			if err != nil {
+				return err
+			}
+			predicate, err := readLimited(predicatePath, maxPredicateBytes)
+			if err != nil {
+				return err
+			}
+			ref, err := reg.parse(args[0])
+			if err != nil {
+				return err
+			}
+			d, desc, err := reg.resolve(cmd, ref)
+			if err != nil {
+				return err
+			}
+			digest, err := hex.DecodeString(desc.Digest.Hex)
+			if err != nil {
+				return err
+			}
+			st, err := statement(d.Context().String(), digest, typeURI, predicate, time.Now())
+			if err != nil {
+				return err
+			}
+			b, err := f.sign(cmd, d.String(), &sign.DSSEData{Data: st, PayloadType: inTotoPayloadType})
+			if err != nil {
+				return err
+			}
+			bundleJSON, err := b.MarshalJSON()
+			if err != nil {
+				return err
+			}
+			if _, err := reg.pushReferrer(cmd, d, desc, bundleJSON, typeURI); err != nil {
+				return err
+			}
+			return reportSigned(cmd, b, d.String()+" (attestation "+typeURI+")", f.bundlePath)
+		},
+	}
+	f.addOptionalBundle(cmd)
+	reg.add(cmd)
+	cmd.Flags().StringVar(&predicatePath, "predicate", "", "file holding the predicate (required)")
+	cmd.Flags().StringVar(&typ, "type", "custom", "predicate type: a short name as cosign's, or a URI")
+	cmd.MarkFlagRequired("predicate") //nolint:errcheck
+	return cmd
+}
+
+func newVerifyAttestationCommand() *cobra.Command {
+	var f verifyFlags
+	var reg registryFlags
+	var typ string
+	cmd := &cobra.Command{
+		Use:   "verify-attestation IMAGE --type TYPE (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB)",
+		Short: "Verify the in-toto attestations attached to a container image",
+		Long: `verify-attestation reads the Sigstore bundles among the image's referrers and
+checks each as verify does, then that it is an attestation about this digest
+of predicate type --type (default custom, as cosign). It succeeds when one
+does, printing its statement with --output json.`,
+		Example: `  signet verify-attestation registry.example.com/app:v1 --type slsaprovenance1 \
+    --certificate-identity-regexp '^https://github.com/acme/' --certificate-oidc-issuer https://token.actions.githubusercontent.com`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			typeURI, err := predicateTypeURI(typ)
+			if err != nil {
+				return err
+			}
+			return verifyImageBundles(cmd, &f, &reg, args[0], func(res *verify.VerificationResult) error {
+				return checkAttestation(res, typeURI)
+			})
+		},
+	}
+	f.addPolicy(cmd)
+	reg.add(cmd)
 	cmd.Flags().StringVar(&typ, "type", "custom", "expected predicate type: a short name as cosign's, or a URI")
 	return cmd
 }

@@ -299,53 +299,63 @@ could not run (registry, network).`,
 			if err != nil {
 				return err
 			}
-			ref, err := reg.parse(args[0])
-			if err != nil {
-				return err
-			}
-			d, _, err := reg.resolve(cmd, ref)
-			if err != nil {
-				return err
-			}
-			bundles, err := reg.bundlesOf(cmd, d)
-			if err != nil {
-				return err
-			}
-			if len(bundles) == 0 {
-				return &verifyError{fmt.Errorf("%s has no Sigstore signature (no bundle among its referrers)", d)}
-			}
-			_, hexDigest, _ := strings.Cut(d.DigestStr(), ":")
-			digest, err := hex.DecodeString(hexDigest)
-			if err != nil {
-				return err
-			}
-			var reasons []string
-			var verified []map[string]any
-			var lines []string
-			for i, b := range bundles {
-				res, err := f.verifyBundle(cmd, b, verify.WithArtifactDigest("sha256", digest))
-				if err == nil {
-					err = checkImageStatement(res, want)
-				}
-				if err != nil {
-					reasons = append(reasons, fmt.Sprintf("signature %d: %v", i+1, err))
-					continue
-				}
-				v, line := describeVerified(res, b)
-				verified = append(verified, v)
-				lines = append(lines, line)
-			}
-			if len(verified) == 0 {
-				return &verifyError{fmt.Errorf("no signature of %s verifies:\n  %s", d, strings.Join(reasons, "\n  "))}
-			}
-			return report(cmd, map[string]any{"image": d.String(), "verified": verified},
-				fmt.Sprintf("Verified OK: %s\n  %s", d, strings.Join(lines, "\n  ")))
+			return verifyImageBundles(cmd, &f, &reg, args[0], func(res *verify.VerificationResult) error {
+				return checkImageStatement(res, want)
+			})
 		},
 	}
 	f.addPolicy(cmd)
 	reg.add(cmd)
 	cmd.Flags().StringArrayVarP(&annotations, "annotations", "a", nil, "key=value annotation the signature must carry (repeatable)")
 	return cmd
+}
+
+// verifyImageBundles verifies the bundles among the referrers of image
+// against its digest, each then checked by check, and reports those that
+// pass; none passing is a *verifyError listing each one's reason.
+func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, image string, check func(*verify.VerificationResult) error) error {
+	ref, err := reg.parse(image)
+	if err != nil {
+		return err
+	}
+	d, _, err := reg.resolve(cmd, ref)
+	if err != nil {
+		return err
+	}
+	bundles, err := reg.bundlesOf(cmd, d)
+	if err != nil {
+		return err
+	}
+	if len(bundles) == 0 {
+		return &verifyError{fmt.Errorf("%s has no Sigstore signature (no bundle among its referrers)", d)}
+	}
+	digest, err := hex.DecodeString(strings.TrimPrefix(d.DigestStr(), "sha256:"))
+	if err != nil {
+		return err
+	}
+	var reasons, lines []string
+	var verified []map[string]any
+	for i, b := range bundles {
+		res, err := f.verifyBundle(cmd, b, verify.WithArtifactDigest("sha256", digest))
+		if err == nil {
+			err = check(res)
+		}
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("bundle %d: %v", i+1, err))
+			continue
+		}
+		v, line := describeVerified(res, b)
+		if res.Statement != nil {
+			v["statement"] = res.Statement
+		}
+		verified = append(verified, v)
+		lines = append(lines, line)
+	}
+	if len(verified) == 0 {
+		return &verifyError{fmt.Errorf("nothing attached to %s verifies:\n  %s", d, strings.Join(reasons, "\n  "))}
+	}
+	return report(cmd, map[string]any{"image": d.String(), "verified": verified},
+		fmt.Sprintf("Verified OK: %s\n  %s", d, strings.Join(lines, "\n  ")))
 }
 
 // checkImageStatement checks what the signature says besides the digest

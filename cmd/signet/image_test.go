@@ -117,6 +117,29 @@ func TestImageSignaturesInteroperateWithCosign(t *testing.T) {
 				t.Fatalf("signet verify of cosign's signature: %v\n%s", err, out)
 			}
 
+			// Attestations: signet attests and cosign verifies, cosign attests
+			// and signet verifies; the signature is not taken for one, nor
+			// an attestation for a signature.
+			predicate := filepath.Join(dir, "predicate.json")
+			os.WriteFile(predicate, []byte(`{"buildDefinition":{"buildType":"https://example.com/build/v1"},"runDetails":{"builder":{"id":"https://ci.example.com"}}}`), 0o644) //nolint:errcheck
+			if out, err := runCLI(t, "attest", image, "--allow-http-registry", "--yes", "--predicate", predicate, "--type", "slsaprovenance1", "--identity-token", devToken(t, base, "alice@example.com")); err != nil {
+				t.Fatalf("signet attest: %v\n%s", err, out)
+			}
+			mustCosign(keyless("verify-attestation", "--allow-http-registry", "--trusted-root", trustedRoot, "--type", "slsaprovenance1", image)...)
+			mustCosign("attest", "--yes", "--allow-http-registry", "--signing-config", signingConfig, "--trusted-root", trustedRoot,
+				"--identity-token", devToken(t, base, "alice@example.com"), "--predicate", predicate, "--type", "custom", other)
+			if out, err := runCLI(t, keyless("verify-attestation", other, "--allow-http-registry")...); err != nil || !strings.Contains(out, "Verified OK") {
+				t.Fatalf("signet verify-attestation of cosign's attestation: %v\n%s", err, out)
+			}
+			if _, err := runCLI(t, keyless("verify-attestation", image, "--allow-http-registry", "--type", "spdxjson")...); !errors.As(err, &ve) {
+				t.Fatalf("verify-attestation with another type: %v, want exit 3", err)
+			}
+			// The image now has a signature and an attestation: verify still
+			// finds its signature, and only it.
+			if out, err := runCLI(t, keyless("verify", image, "--allow-http-registry", "-a", "release=v1")...); err != nil || strings.Count(out, "signed by") != 1 {
+				t.Fatalf("verify beside an attestation: %v\n%s", err, out)
+			}
+
 			// Keys: each tool's key signs, the other verifies.
 			keyed := pushRandomImage(t, host, "keyed:v1")
 			if out, err := runCLI(t, "sign", keyed, "--allow-http-registry", "--yes", "--key", filepath.Join(dir, "signet.key")); err != nil {

@@ -106,7 +106,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
 	root.AddCommand(newInitCommand(), newTimestampCommand(), newLogCommand(),
-		newSignImageCommand(), newVerifyImageCommand(), newSignBlobCommand(), newVerifyBlobCommand(), newAttestBlobCommand(), newVerifyBlobAttestationCommand(),
+		newSignImageCommand(), newVerifyImageCommand(), newAttestImageCommand(), newVerifyAttestationCommand(), newSignBlobCommand(), newVerifyBlobCommand(), newAttestBlobCommand(), newVerifyBlobAttestationCommand(),
 		newGenerateKeyPairCommand(), newPublicKeyCommand(), newVersionCommand())
 	return root
 }
