@@ -225,7 +225,7 @@ func (f *signFlags) add(cmd *cobra.Command) {
 // bundle in the registry; a copy on disk is extra).
 func (f *signFlags) addOptionalBundle(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.bundlePath, "bundle", "", "where to write the Sigstore bundle")
-	cmd.Flags().StringVar(&f.keyPath, "key", "", "sign with this private key file instead of keyless")
+	cmd.Flags().StringVar(&f.keyPath, "key", "", "sign with this private key instead of keyless: a key file or a pkcs11: URI")
 	cmd.Flags().StringVar(&f.token, "identity-token", "", "OIDC identity token for keyless signing, or a file holding one (default $SIGSTORE_ID_TOKEN)")
 	cmd.Flags().StringVar(&f.trustedRoot, "trusted-root", "", "trusted_root.json to check the result with (default: the pinned instance's)")
 	cmd.Flags().StringVar(&f.signingConfig, "signing-config", "", "signing_config.json naming the CA, log and TSA (default: the pinned instance's)")

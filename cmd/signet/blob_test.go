@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/elliptic"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/signet-dev/signet/ca/devoidc"
+	"github.com/signet-dev/signet/internal/keys"
+	"github.com/signet-dev/signet/internal/keys/softhsmtest"
 )
 
 // devToken asks a dev instance's OIDC issuer for a token for email.
@@ -133,6 +136,23 @@ func TestBlobBundlesInteroperateWithCosign(t *testing.T) {
 	if _, err := runCLI(t, "verify-blob", blob, "--bundle", keyedByCosign, "--key", filepath.Join(dir, "signet.pub")); !errors.As(err, &ve) {
 		t.Fatalf("verifying with the wrong key: %v, want exit 3", err)
 	}
+
+	// A key that stays in a PKCS#11 token (SoftHSM2) signs; cosign verifies
+	// with the public key signet reads from the token.
+	tk := softhsmtest.Setup(t)
+	uri := tk.URI("signet-cli")
+	if _, err := keys.GeneratePKCS11Key(uri, elliptic.P256(), keys.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	hsmPub := filepath.Join(dir, "hsm.pub")
+	if _, err := runCLI(t, "public-key", "--key", uri, "--outfile", hsmPub); err != nil {
+		t.Fatalf("public-key of a PKCS#11 key: %v", err)
+	}
+	byToken := filepath.Join(dir, "by-token.sigstore.json")
+	if out, err := runCLI(t, "sign-blob", blob, "--bundle", byToken, "--key", uri, "--yes"); err != nil {
+		t.Fatalf("sign-blob with a PKCS#11 key: %v\n%s", err, out)
+	}
+	runCosign("verify-blob", "--trusted-root", trustedRoot, "--bundle", byToken, "--key", "hsm.pub", blob)
 }
 
 // Blob attestations go both ways with unmodified cosign, and a wrong

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/signet-dev/signet/client/keyfile"
+	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/version"
 )
 
@@ -113,9 +115,17 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 	return f.Close()
 }
 
-// loadSigner reads a key file, asking for its password only when it is
-// encrypted.
+// loadSigner opens --key: a pkcs11: URI (RFC 7512, the key stays in the
+// token; the same custody code as the server's), else a key file, asking
+// for its password only when it is encrypted.
 func loadSigner(cmd *cobra.Command, path string) (crypto.Signer, error) {
+	if strings.HasPrefix(path, "pkcs11:") {
+		key, err := keys.Open(path, keys.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("the PKCS#11 key: %w", err)
+		}
+		return key, nil
+	}
 	data, err := keyfile.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -157,7 +167,7 @@ func newPublicKeyCommand() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&keyPath, "key", "", "private key file: cosign's encrypted format or a plain PEM (required)")
+	cmd.Flags().StringVar(&keyPath, "key", "", "private key: a file (cosign's encrypted format or a plain PEM) or a pkcs11: URI (required)")
 	cmd.Flags().StringVar(&outPath, "outfile", "", "write the public key here (a new file) instead of stdout")
 	cmd.MarkFlagRequired("key") //nolint:errcheck
 	return cmd
