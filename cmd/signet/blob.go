@@ -275,6 +275,7 @@ func (f *signFlags) sign(cmd *cobra.Command, file string, content sign.Content) 
 	if err := confirm(cmd, f.yes, "signet will record this signature in the transparency log ("+strings.Join(used, ", ")+"), where it stays, visible to everyone who reads the log"); err != nil {
 		return nil, err
 	}
+	f.yes = true // asked once per command, however many things it signs
 	if term.IsTerminal(int(os.Stderr.Fd())) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "Signing %s: %s\n", file, strings.Join(used, ", "))
 	}

@@ -221,6 +221,7 @@ func newSignImageCommand() *cobra.Command {
 	var f signFlags
 	var reg registryFlags
 	var annotations []string
+	var recursive bool
 	cmd := &cobra.Command{
 		Use:   "sign IMAGE",
 		Short: "Sign a container image into its registry, keyless or with a key",
@@ -235,6 +236,7 @@ reads what cosign sign writes.
 Registry credentials come from the Docker config and its credential helpers.`,
 		Example: `  signet sign registry.example.com/app@sha256:3f1c... --identity-token "$TOKEN" --yes
   SIGNET_PASSWORD=... signet sign registry.example.com/app:v1 --key release.key -a release=v1
+  signet sign registry.example.com/app:v1 --recursive --identity-token "$TOKEN"   # the index and each platform
   signet verify registry.example.com/app:v1 --certificate-identity alice@example.com \
     --certificate-oidc-issuer https://issuer.example.com`,
 		Args: cobra.ExactArgs(1),
@@ -251,28 +253,61 @@ Registry credentials come from the Docker config and its credential helpers.`,
 			if err != nil {
 				return err
 			}
-			st, err := imageStatement(d, ann)
-			if err != nil {
-				return err
+			targets := []*v1.Descriptor{desc}
+			if recursive && desc.MediaType.IsIndex() {
+				children, err := reg.children(cmd, d)
+				if err != nil {
+					return err
+				}
+				targets = append(targets, children...)
 			}
-			b, err := f.sign(cmd, d.String(), &sign.DSSEData{Data: st, PayloadType: inTotoPayloadType})
-			if err != nil {
-				return err
+			for _, t := range targets {
+				td := d.Context().Digest(t.Digest.String())
+				st, err := imageStatement(td, ann)
+				if err != nil {
+					return err
+				}
+				b, err := f.sign(cmd, td.String(), &sign.DSSEData{Data: st, PayloadType: inTotoPayloadType})
+				if err != nil {
+					return err
+				}
+				bundleJSON, err := b.MarshalJSON()
+				if err != nil {
+					return err
+				}
+				if _, err := reg.pushReferrer(cmd, td, t, bundleJSON, cosignSignPredicateType); err != nil {
+					return err
+				}
+				if err := reportSigned(cmd, b, td.String(), f.bundlePath); err != nil {
+					return err
+				}
 			}
-			bundleJSON, err := b.MarshalJSON()
-			if err != nil {
-				return err
-			}
-			if _, err := reg.pushReferrer(cmd, d, desc, bundleJSON, cosignSignPredicateType); err != nil {
-				return err
-			}
-			return reportSigned(cmd, b, d.String(), f.bundlePath)
+			return nil
 		},
 	}
 	f.addOptionalBundle(cmd)
 	reg.add(cmd)
 	cmd.Flags().StringArrayVarP(&annotations, "annotations", "a", nil, "key=value annotation to sign with the image (repeatable)")
+	cmd.Flags().BoolVar(&recursive, "recursive", false, "for a multi-platform index, also sign each platform's manifest")
 	return cmd
+}
+
+// children are the manifests an image index lists (one level, as cosign
+// --recursive signs them).
+func (f *registryFlags) children(cmd *cobra.Command, d name.Digest) ([]*v1.Descriptor, error) {
+	idx, err := remote.Index(d, f.options(cmd)...)
+	if err != nil {
+		return nil, fmt.Errorf("reading the index %s: %w", d, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*v1.Descriptor, len(im.Manifests))
+	for i := range im.Manifests {
+		out[i] = &im.Manifests[i]
+	}
+	return out, nil
 }
 
 func newVerifyImageCommand() *cobra.Command {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	gname "github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -27,7 +27,7 @@ func pushRandomImage(t *testing.T, host, repoTag string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(host+"/"+repoTag, name.Insecure)
+	ref, err := gname.ParseReference(host+"/"+repoTag, gname.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +138,34 @@ func TestImageSignaturesInteroperateWithCosign(t *testing.T) {
 			// finds its signature, and only it.
 			if out, err := runCLI(t, keyless("verify", image, "--allow-http-registry", "-a", "release=v1")...); err != nil || strings.Count(out, "signed by") != 1 {
 				t.Fatalf("verify beside an attestation: %v\n%s", err, out)
+			}
+
+			// --recursive signs a multi-platform index and each platform's
+			// manifest; without it only the index is signed.
+			idx, err := random.Index(256, 1, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			idxRef, _ := gname.ParseReference(host+"/multi:v1", gname.Insecure)
+			if err := remote.WriteIndex(idxRef, idx); err != nil {
+				t.Fatal(err)
+			}
+			im, _ := idx.IndexManifest()
+			idxDigest, _ := idx.Digest()
+			child := host + "/multi@" + im.Manifests[0].Digest.String()
+			token := devToken(t, base, "alice@example.com")
+			if _, err := runCLI(t, "sign", host+"/multi:v1", "--allow-http-registry", "--yes", "--identity-token", token); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := runCLI(t, keyless("verify", child, "--allow-http-registry")...); !errors.As(err, &ve) {
+				t.Fatalf("a platform manifest verified after signing the index alone: %v", err)
+			}
+			out, err = runCLI(t, "sign", host+"/multi:v1", "--allow-http-registry", "--yes", "--recursive", "--identity-token", token)
+			if err != nil || strings.Count(out, "Signed ") != 3 {
+				t.Fatalf("sign --recursive: %v\n%s", err, out)
+			}
+			for _, ref := range []string{child, host + "/multi@" + im.Manifests[1].Digest.String(), host + "/multi@" + idxDigest.String()} {
+				mustCosign(keyless("verify", "--allow-http-registry", "--trusted-root", trustedRoot, ref)...)
 			}
 
 			// Keys: each tool's key signs, the other verifies.
