@@ -18,6 +18,7 @@ import (
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/sign"
 	"github.com/sigstore/sigstore-go/pkg/verify"
@@ -359,7 +360,10 @@ func uriStrings(c *x509.Certificate) []string {
 type verifyFlags struct {
 	bundlePath, keyPath, trustedRoot               string
 	identity, identityRegexp, issuer, issuerRegexp string
-	offline                                        bool
+	// github are the GitHub Actions claims Fulcio (and this CA's
+	// github-actions preset) puts in certificates, as cosign's flags.
+	github  certificate.Extensions
+	offline bool
 }
 
 func (f *verifyFlags) add(cmd *cobra.Command) {
@@ -378,6 +382,11 @@ func (f *verifyFlags) addPolicy(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.issuer, "certificate-oidc-issuer", "", "expected OIDC issuer of the signer's token")
 	cmd.Flags().StringVar(&f.issuerRegexp, "certificate-oidc-issuer-regexp", "", "expected OIDC issuer, as a regular expression")
 	cmd.Flags().BoolVar(&f.offline, "offline", false, "verify with no network access (verification never uses the network)")
+	cmd.Flags().StringVar(&f.github.GithubWorkflowTrigger, "certificate-github-workflow-trigger", "", "expected event that triggered the GitHub Actions workflow (e.g. push)")
+	cmd.Flags().StringVar(&f.github.GithubWorkflowSHA, "certificate-github-workflow-sha", "", "expected commit the GitHub Actions workflow ran on")
+	cmd.Flags().StringVar(&f.github.GithubWorkflowName, "certificate-github-workflow-name", "", "expected GitHub Actions workflow name")
+	cmd.Flags().StringVar(&f.github.GithubWorkflowRepository, "certificate-github-workflow-repository", "", "expected GitHub repository (owner/name) of the workflow")
+	cmd.Flags().StringVar(&f.github.GithubWorkflowRef, "certificate-github-workflow-ref", "", "expected git ref of the GitHub Actions run (e.g. refs/tags/v1)")
 }
 
 // verify checks the bundle for file with sigstore-go: the log entry and a
@@ -427,7 +436,16 @@ func (f *verifyFlags) verifyBundle(cmd *cobra.Command, b *bundle.Bundle, artifac
 		if (f.identity == "" && f.identityRegexp == "") || (f.issuer == "" && f.issuerRegexp == "") {
 			return nil, errors.New("say whose signature to expect: --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer (or --certificate-oidc-issuer-regexp), or --key for a key-signed bundle")
 		}
-		id, err := verify.NewShortCertificateIdentity(f.issuer, f.issuerRegexp, f.identity, f.identityRegexp)
+		san, err := verify.NewSANMatcher(f.identity, f.identityRegexp)
+		if err != nil {
+			return nil, err
+		}
+		iss, err := verify.NewIssuerMatcher(f.issuer, f.issuerRegexp)
+		if err != nil {
+			return nil, err
+		}
+		// Every extension given must match exactly; empty ones are not checked.
+		id, err := verify.NewCertificateIdentity(san, iss, f.github)
 		if err != nil {
 			return nil, err
 		}

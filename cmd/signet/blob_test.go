@@ -12,8 +12,12 @@ import (
 	"testing"
 
 	"github.com/signet-dev/signet/ca/devoidc"
+	"github.com/signet-dev/signet/ca/identity"
+	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/db/dbtest"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/keys/softhsmtest"
+	"github.com/signet-dev/signet/internal/oidctest"
 )
 
 // devToken asks a dev instance's OIDC issuer for a token for email.
@@ -227,5 +231,55 @@ func TestBlobAttestationsInteroperateWithCosign(t *testing.T) {
 	}
 	if _, err := runCLI(t, "attest-blob", blob, "--predicate", predicate, "--type", "no such type", "--bundle", filepath.Join(dir, "x.json"), "--yes"); err == nil || !strings.Contains(err.Error(), "neither one of custom") {
 		t.Fatalf("unknown --type: %v", err)
+	}
+}
+
+// The GitHub Actions claim flags check what the CA's github-actions preset
+// (Fulcio's profile) puts in the certificate, as cosign's do.
+func TestGitHubWorkflowClaims(t *testing.T) {
+	cosign := cosignBinary(t)
+	idp := oidctest.New(t)
+	base, _ := startDevAt(t, "127.0.0.1:0", dbtest.NewURL(t), t.TempDir(), func(c *config.Config) {
+		c.CA.Issuers = append(c.CA.Issuers, identity.IssuerConfig{URL: idp.URL, Type: identity.TypeCIProvider, CIProvider: "github-actions"})
+	})
+	cfgDir := t.TempDir()
+	if out, err := runCLI(t, "--config-dir", cfgDir, "--server", base, "init", "--root-sha256", rootSHA(t, base)); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	t.Setenv("SIGNET_CONFIG_DIR", cfgDir)
+	dir := t.TempDir()
+	blob := filepath.Join(dir, "app.tar.gz")
+	os.WriteFile(blob, []byte("built in CI"), 0o644) //nolint:errcheck
+	bundlePath := filepath.Join(dir, "app.sigstore.json")
+	token := idp.Token(t, map[string]any{
+		"sub": "repo:octo/app:ref:refs/tags/v1", "job_workflow_ref": "octo/app/.github/workflows/release.yml@refs/tags/v1",
+		"job_workflow_sha": "abc", "sha": "abc", "event_name": "push", "repository": "octo/app", "workflow": "release",
+		"ref": "refs/tags/v1", "runner_environment": "github-hosted", "repository_id": "123", "repository_owner": "octo",
+		"repository_owner_id": "9", "repository_visibility": "public", "workflow_ref": "octo/app/.github/workflows/release.yml@refs/tags/v1",
+		"workflow_sha": "abc", "run_id": "42", "run_attempt": "1",
+	})
+	if out, err := runCLI(t, "sign-blob", blob, "--bundle", bundlePath, "--yes", "--identity-token", token); err != nil {
+		t.Fatalf("sign-blob with a GitHub Actions token: %v\n%s", err, out)
+	}
+	policy := []string{"--bundle", bundlePath, "--certificate-identity-regexp", "^https://github.com/octo/app/", "--certificate-oidc-issuer", idp.URL,
+		"--certificate-github-workflow-repository", "octo/app", "--certificate-github-workflow-ref", "refs/tags/v1",
+		"--certificate-github-workflow-trigger", "push", "--certificate-github-workflow-sha", "abc", "--certificate-github-workflow-name", "release"}
+	if out, err := runCLI(t, append([]string{"verify-blob", blob}, policy...)...); err != nil {
+		t.Fatalf("verify-blob with the workflow's claims: %v\n%s", err, out)
+	}
+	c := exec.Command(cosign, append(append([]string{"verify-blob", "--trusted-root", filepath.Join(cfgDir, trustedRootFile)}, policy...), blob)...)
+	c.Env = append(os.Environ(), "HOME="+dir)
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("cosign verify-blob with the same flags: %v\n%s", err, out)
+	}
+	var ve *verifyError
+	for flag, wrong := range map[string]string{
+		"--certificate-github-workflow-repository": "octo/other", "--certificate-github-workflow-ref": "refs/heads/main",
+		"--certificate-github-workflow-trigger": "pull_request", "--certificate-github-workflow-sha": "def", "--certificate-github-workflow-name": "nightly",
+	} {
+		args := []string{"verify-blob", blob, "--bundle", bundlePath, "--certificate-identity-regexp", "^https://github.com/octo/app/", "--certificate-oidc-issuer", idp.URL, flag, wrong}
+		if _, err := runCLI(t, args...); !errors.As(err, &ve) {
+			t.Errorf("%s %s: %v, want exit 3", flag, wrong, err)
+		}
 	}
 }

@@ -27,8 +27,8 @@ import (
 )
 
 // startDevAt runs a dev server on addr over dataDir and dbURL, so a test can
-// restart "the same instance".
-func startDevAt(t *testing.T, addr, dbURL, dataDir string) (base string, stop func()) {
+// restart "the same instance"; mutate adjusts its configuration.
+func startDevAt(t *testing.T, addr, dbURL, dataDir string, mutate ...func(*config.Config)) (base string, stop func()) {
 	t.Helper()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -37,6 +37,9 @@ func startDevAt(t *testing.T, addr, dbURL, dataDir string) (base string, stop fu
 	cfg := config.Defaults()
 	cfg.Hostname, cfg.Database.URL, cfg.DataDir = "signet.test", dbURL, dataDir
 	cfg.PublicURL = "http://" + l.Addr().String()
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	srv, err := server.New(context.Background(), cfg, server.Options{Dev: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -5,80 +5,18 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/go-jose/go-jose/v4"
 
 	"github.com/signet-dev/signet/ca/identity"
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/oidctest"
 )
-
-// claimsIssuer is an OIDC provider, discovered and fetched over HTTP as the
-// CA does for any configured issuer, that signs whatever claims a test
-// gives it. The dev issuer refuses to mint a malformed email; an issuer an
-// operator trusts may well sign one (a directory that allows it, a
-// compromised tenant), and the CA must not certify it.
-type claimsIssuer struct {
-	url    string
-	signer jose.Signer
-}
-
-func newClaimsIssuer(t *testing.T) *claimsIssuer {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(nil)
-	iss := "http://" + hs.Listener.Addr().String()
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
-		json.NewEncoder(w).Encode(map[string]any{"issuer": iss, "jwks_uri": iss + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"}}) //nolint:errcheck
-	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}}) //nolint:errcheck
-	})
-	hs.Config.Handler = mux
-	hs.Start()
-	t.Cleanup(hs.Close)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1").WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &claimsIssuer{url: iss, signer: signer}
-}
-
-// token signs claims over a valid iss, aud and lifetime.
-func (c *claimsIssuer) token(t *testing.T, claims map[string]any) string {
-	t.Helper()
-	now := time.Now()
-	all := map[string]any{"iss": c.url, "aud": "sigstore", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
-	for k, v := range claims {
-		all[k] = v
-	}
-	payload, err := json.Marshal(all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := c.signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
 
 // rowCount counts the rows of a query on the instance's database.
 func (i *instance) rowCount(t *testing.T, query string, args ...any) int {
@@ -120,9 +58,9 @@ const ctLeavesQuery = "SELECT count(*) FROM LeafData d JOIN signet_logs l ON l.t
 // precertificate was logged. Each is now a 400 that names the claim, and
 // nothing is signed, logged or recorded for it.
 func TestCARefusesClaimsThatMakeMalformedCertificates(t *testing.T) {
-	idp := newClaimsIssuer(t)
+	idp := oidctest.New(t)
 	inst := newFixture(t).startDev(t, func(c *config.Config) {
-		c.CA.Issuers = append(c.CA.Issuers, identity.IssuerConfig{URL: idp.url, Type: identity.TypeEmailOrURI})
+		c.CA.Issuers = append(c.CA.Issuers, identity.IssuerConfig{URL: idp.URL, Type: identity.TypeEmailOrURI})
 	})
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	verified := func(email string) map[string]any {
@@ -148,7 +86,7 @@ func TestCARefusesClaimsThatMakeMalformedCertificates(t *testing.T) {
 	audited := inst.rowCount(t, "SELECT count(*) FROM ca_certificates")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, data := inst.doAuth("/api/v2/signingCert", idp.token(t, tt.claims), keyRequest(t, key, "unused"), http.StatusBadRequest)
+			_, data := inst.doAuth("/api/v2/signingCert", idp.Token(t, tt.claims), keyRequest(t, key, "unused"), http.StatusBadRequest)
 			var e struct {
 				Code    int    `json:"code"`
 				Message string `json:"message"`
@@ -170,7 +108,7 @@ func TestCARefusesClaimsThatMakeMalformedCertificates(t *testing.T) {
 
 	// The same issuer's well-formed identity is certified, logged and
 	// recorded: the refusals above are about the claims, not the issuer.
-	chain, err := client.NewCA(inst.http.URL).SigningCertificate(context.Background(), idp.token(t, verified("alice@example.com")), key)
+	chain, err := client.NewCA(inst.http.URL).SigningCertificate(context.Background(), idp.Token(t, verified("alice@example.com")), key)
 	if err != nil {
 		t.Fatal(err)
 	}
