@@ -7,6 +7,8 @@
 # Then a log is filled in-process (signet-bench --fill) to 100k and to
 # BENCH_BIG entries (fast: 20k, full: 1M) and appends, reads of random
 # entries and searches are measured at each size, with the database size.
+# The client scenario times signet's CLI against unmodified cosign doing the
+# same keyless image and blob sign+verify (BENCH_CLIENT_RUNS, default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${BENCH_MODE:-fast}
@@ -49,6 +51,11 @@ for run in $(seq 1 $runs); do
   bin/signet-bench --target "$noct" --scenarios ca --concurrency 64 --duration "$duration" | sed 's/"scenario":"ca"/"scenario":"ca-no-ct"/'
   bin/signet-bench --target "$base" --scenarios append --rate 1000 --duration "$duration"
 done
+# The client: signet's CLI against unmodified cosign, keyless image and blob
+# sign+verify against the main instance, interleaved, median of 20 each.
+cosign=$(command -v cosign || echo "$(go env GOPATH)/bin/cosign")
+[ -x "$cosign" ] || make cosign >&2
+bin/signet-bench --client "${BENCH_CLIENT_RUNS:-20}" --target "$base" --data-dir "$work/main" --signet bin/signet --cosign "$cosign"
 # The big log: grown with the server stopped, then measured.
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done

@@ -68,7 +68,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var fillSize uint64
 	var dataDir string
 	fs.Uint64Var(&fillSize, "fill", 0, "instead of the scenarios: grow the log of the stopped dev instance in --data-dir to this many entries, in-process")
-	fs.StringVar(&dataDir, "data-dir", "", "with --fill: the dev instance's data directory")
+	fs.StringVar(&dataDir, "data-dir", "", "with --fill: the dev instance's data directory; with --client: the running dev instance's (its trusted_root.json and signing_config.json)")
+	var co clientOptions
+	fs.IntVar(&co.runs, "client", 0, "instead of the scenarios: time signet's CLI against cosign's, keyless image and blob sign+verify against --target, this many runs each (median reported)")
+	fs.StringVar(&co.signet, "signet", "bin/signet", "with --client: the signet binary")
+	fs.StringVar(&co.cosign, "cosign", "cosign", "with --client: the cosign binary")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: signet-bench [flags]
 
@@ -79,6 +83,7 @@ given size (for the read and search scenarios on a big log).
 Example:
   signet-server dev --data-dir /tmp/bench &
   signet-bench --target http://127.0.0.1:8080 --scenarios ca,append --concurrency 64 --duration 30s
+  signet-bench --client 20 --target http://127.0.0.1:8080 --data-dir /tmp/bench --cosign $(go env GOPATH)/bin/cosign
   kill %%1; signet-bench --fill 1000000 --data-dir /tmp/bench
 
 Flags:
@@ -100,6 +105,13 @@ Flags:
 		line, _ := json.Marshal(res)
 		fmt.Fprintln(stdout, string(line))
 		return nil
+	}
+	if co.runs > 0 {
+		if dataDir == "" {
+			return errors.New("--client needs --data-dir of the running dev instance")
+		}
+		co.target, co.dataDir = o.target, dataDir
+		return clientScenarios(ctx, co, stdout, stderr)
 	}
 	o.scenarios = strings.Split(scenarios, ",")
 	httpClient := &http.Client{Timeout: requestTimeout}
