@@ -509,9 +509,22 @@ func readBundle(path string) (*bundle.Bundle, error) {
 	if len(data) > maxBundleBytes {
 		return nil, fmt.Errorf("%s is larger than %d bytes: not a Sigstore bundle", path, maxBundleBytes)
 	}
+	b, err := parseBundle(data)
+	if err != nil {
+		return nil, &verifyError{fmt.Errorf("%s is not a Sigstore bundle: %w", path, err)}
+	}
+	return b, nil
+}
+
+// parseBundle reads untrusted bytes (a file, a registry layer) as a
+// Sigstore bundle; sigstore-go checks its structure and version.
+func parseBundle(data []byte) (*bundle.Bundle, error) {
+	if len(data) > maxBundleBytes {
+		return nil, fmt.Errorf("larger than %d bytes", maxBundleBytes)
+	}
 	var b bundle.Bundle
 	if err := b.UnmarshalJSON(data); err != nil {
-		return nil, &verifyError{fmt.Errorf("%s is not a Sigstore bundle: %w", path, err)}
+		return nil, err
 	}
 	return &b, nil
 }

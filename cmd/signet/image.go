@@ -208,11 +208,11 @@ func (f *registryFlags) bundlesOf(cmd *cobra.Command, d name.Digest) ([]*bundle.
 		if err != nil || len(data) > maxBundleBytes {
 			continue
 		}
-		var b bundle.Bundle
-		if err := b.UnmarshalJSON(data); err != nil {
+		b, err := parseBundle(data)
+		if err != nil {
 			continue
 		}
-		out = append(out, &b)
+		out = append(out, b)
 	}
 	return out, nil
 }
