@@ -50,7 +50,7 @@ vet:
 ## Unmodified cosign is installed when missing, best effort: the
 ## interoperability test skips (and says so) if it could not be built.
 test: deps vet
-	@command -v cosign >/dev/null 2>&1 || test -x "$$($(GO) env GOPATH)/bin/cosign" || $(MAKE) cosign || echo "cosign could not be installed; its interoperability test will skip"
+	@command -v cosign >/dev/null 2>&1 || "$$($(GO) env GOPATH)/bin/cosign" version 2>/dev/null | grep -q "GitVersion: *$(COSIGN_VERSION)$$" || $(MAKE) cosign || echo "cosign could not be installed; its interoperability tests will skip"
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 ## fuzz: run each fuzz target briefly (FUZZTIME=1m for longer)
@@ -66,9 +66,9 @@ fuzz:
 bench: deps build
 	scripts/bench.sh
 
-## cosign: install unmodified cosign v3.0.6 for the interoperability test
+## cosign: install unmodified cosign v3.1.3 for the interoperability tests
 ## (it builds from the module proxy; the test skips when cosign is absent)
-COSIGN_VERSION ?= v3.0.6
+COSIGN_VERSION ?= v3.1.3
 cosign:
 	GOTOOLCHAIN=local $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
 

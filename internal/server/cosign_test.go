@@ -20,7 +20,7 @@ import (
 	"github.com/signet-dev/signet/log/rekorapi/model"
 )
 
-// cosignBinary finds an unmodified cosign (make cosign installs v3.0.6).
+// cosignBinary finds an unmodified cosign (make cosign installs the version the Makefile pins).
 func cosignBinary(t *testing.T) string {
 	t.Helper()
 	if p, err := exec.LookPath("cosign"); err == nil {
