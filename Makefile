@@ -15,8 +15,9 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## deps: make sure the PostgreSQL server binaries (initdb, pg_ctl), openssl and
-## SoftHSM2 (the PKCS#11 token the tests use) exist.
+## deps: make sure the PostgreSQL server binaries (initdb, pg_ctl), openssl,
+## SoftHSM2 (the PKCS#11 token the tests use) and Debian's docker-registry (a
+## registry without the OCI referrers API, for the image tests) exist.
 deps:
 	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -26,7 +27,7 @@ deps:
 			echo "PostgreSQL server binaries not found: run 'sudo apt-get install $(PG_PACKAGE)' (tests can use an existing server through DATABASE_URL)"; exit 1; \
 		fi; \
 	fi
-	@for pair in openssl:openssl softhsm2-util:softhsm2; do \
+	@for pair in openssl:openssl softhsm2-util:softhsm2 docker-registry:docker-registry; do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 		if ! command -v $$cmd >/dev/null 2>&1; then \
 			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

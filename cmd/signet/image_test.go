@@ -4,12 +4,15 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	gname "github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -18,6 +21,44 @@ import (
 
 	"github.com/signet-dev/signet/ca/devoidc"
 )
+
+// startDockerRegistry runs Debian's docker-registry (distribution 2.8: no
+// referrers API, so signatures go through the referrers tag) on a free
+// port with its storage in the test's directory, and returns host:port.
+func startDockerRegistry(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Fatal("docker-registry not installed: run make deps (apt-get install docker-registry)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yml")
+	os.WriteFile(cfg, []byte("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: "+dir+"/data\n  delete:\n    enabled: true\nhttp:\n  addr: "+addr+"\n"), 0o644) //nolint:errcheck
+	cmd := exec.Command(bin, "serve", cfg)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) //nolint:errcheck
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr
+			}
+		}
+		if i == 200 {
+			t.Fatalf("docker-registry did not come up on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // pushRandomImage puts a random image at host/repo:tag and returns its
 // digest reference.
@@ -74,12 +115,17 @@ func TestImageSignaturesInteroperateWithCosign(t *testing.T) {
 	mustCosign("generate-key-pair", "--output-key-prefix", "cosign")
 	var ve *verifyError
 
-	for _, referrersAPI := range []bool{true, false} {
-		name := map[bool]string{true: "referrers API", false: "referrers tag fallback"}[referrersAPI]
-		t.Run(name, func(t *testing.T) {
-			reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(referrersAPI)))
-			t.Cleanup(reg.Close)
-			host := strings.TrimPrefix(reg.URL, "http://")
+	for _, mode := range []string{"referrers API", "referrers tag fallback", "Debian docker-registry"} {
+		t.Run(mode, func(t *testing.T) {
+			var host string
+			switch mode {
+			case "Debian docker-registry":
+				host = startDockerRegistry(t)
+			default:
+				reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(mode == "referrers API")))
+				t.Cleanup(reg.Close)
+				host = strings.TrimPrefix(reg.URL, "http://")
+			}
 			keyless := func(args ...string) []string {
 				return append(args, "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer)
 			}
