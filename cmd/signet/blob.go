@@ -96,6 +96,13 @@ func (k *signerKeypair) SignData(_ context.Context, data []byte) ([]byte, []byte
 	return sig, signed, err
 }
 
+// progressOn reports whether progress lines are wanted: stderr is a
+// terminal (scripts and logs get only the result).
+func progressOn(cmd *cobra.Command) bool {
+	f, ok := cmd.ErrOrStderr().(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 // confirm asks before something is written where it stays (the
 // transparency log, a registry): yes skips the question; without a
 // terminal the answer is no, and the error says how to say yes.
@@ -277,7 +284,7 @@ func (f *signFlags) sign(cmd *cobra.Command, file string, content sign.Content) 
 		return nil, err
 	}
 	f.yes = true // asked once per command, however many things it signs
-	if term.IsTerminal(int(os.Stderr.Fd())) {
+	if progressOn(cmd) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "Signing %s: %s\n", file, strings.Join(used, ", "))
 	}
 	pb, err := sign.Bundle(content, keypair, opts)

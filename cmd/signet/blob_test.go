@@ -140,6 +140,17 @@ func TestBlobBundlesInteroperateWithCosign(t *testing.T) {
 	if _, err := runCLI(t, "verify-blob", blob, "--bundle", keyedByCosign, "--key", filepath.Join(dir, "signet.pub")); !errors.As(err, &ve) {
 		t.Fatalf("verifying with the wrong key: %v, want exit 3", err)
 	}
+	// Each tool signs with the key file the other made.
+	signetWithCosignKey := filepath.Join(dir, "signet-with-cosign-key.sigstore.json")
+	if out, err := runCLI(t, "sign-blob", blob, "--bundle", signetWithCosignKey, "--key", filepath.Join(dir, "cosign.key"), "--yes"); err != nil {
+		t.Fatalf("signet sign-blob with cosign's key file: %v\n%s", err, out)
+	}
+	runCosign("verify-blob", "--trusted-root", trustedRoot, "--bundle", signetWithCosignKey, "--key", "cosign.pub", blob)
+	cosignWithSignetKey := filepath.Join(dir, "cosign-with-signet-key.sigstore.json")
+	runCosign("sign-blob", "--yes", "--signing-config", signingConfig, "--trusted-root", trustedRoot, "--key", "signet.key", "--bundle", cosignWithSignetKey, blob)
+	if out, err := runCLI(t, "verify-blob", blob, "--bundle", cosignWithSignetKey, "--key", filepath.Join(dir, "signet.pub")); err != nil {
+		t.Fatalf("signet verify-blob of cosign signing with signet's key file: %v\n%s", err, out)
+	}
 
 	// A key that stays in a PKCS#11 token (SoftHSM2) signs; cosign verifies
 	// with the public key signet reads from the token.

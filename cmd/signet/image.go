@@ -275,6 +275,9 @@ Registry credentials come from the Docker config and its credential helpers.`,
 				if err != nil {
 					return err
 				}
+				if progressOn(cmd) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Pushing the signature to %s\n", td.Context())
+				}
 				if _, err := reg.pushReferrer(cmd, td, t, bundleJSON, cosignSignPredicateType); err != nil {
 					return err
 				}
