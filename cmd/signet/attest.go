@@ -284,7 +284,7 @@ does, printing its statement with --output json.`,
 			}
 			return verifyImageBundles(cmd, &f, &reg, args[0], func(res *verify.VerificationResult) error {
 				return checkAttestation(res, typeURI)
-			})
+			}, nil)
 		},
 	}
 	f.addPolicy(cmd)

@@ -221,7 +221,7 @@ func newSignImageCommand() *cobra.Command {
 	var f signFlags
 	var reg registryFlags
 	var annotations []string
-	var recursive bool
+	var recursive, legacyTags bool
 	cmd := &cobra.Command{
 		Use:   "sign IMAGE",
 		Short: "Sign a container image into its registry, keyless or with a key",
@@ -263,6 +263,12 @@ Registry credentials come from the Docker config and its credential helpers.`,
 			}
 			for _, t := range targets {
 				td := d.Context().Digest(t.Digest.String())
+				if legacyTags {
+					if err := signLegacy(cmd, &f, &reg, td, ann); err != nil {
+						return err
+					}
+					continue
+				}
 				st, err := imageStatement(td, ann)
 				if err != nil {
 					return err
@@ -292,6 +298,7 @@ Registry credentials come from the Docker config and its credential helpers.`,
 	reg.add(cmd)
 	cmd.Flags().StringArrayVarP(&annotations, "annotations", "a", nil, "key=value annotation to sign with the image (repeatable)")
 	cmd.Flags().BoolVar(&recursive, "recursive", false, "for a multi-platform index, also sign each platform's manifest")
+	cmd.Flags().BoolVar(&legacyTags, "legacy-tags", false, "write cosign's legacy signature (a simple-signing payload in the sha256-<hex>.sig tag, read by policy engines) instead of a bundle referrer")
 	return cmd
 }
 
@@ -339,6 +346,8 @@ could not run (registry, network).`,
 			}
 			return verifyImageBundles(cmd, &f, &reg, args[0], func(res *verify.VerificationResult) error {
 				return checkImageStatement(res, want)
+			}, func(payload []byte, d name.Digest) error {
+				return checkSimpleSigning(payload, d, want)
 			})
 		},
 	}
@@ -351,7 +360,10 @@ could not run (registry, network).`,
 // verifyImageBundles verifies the bundles among the referrers of image
 // against its digest, each then checked by check, and reports those that
 // pass; none passing is a *verifyError listing each one's reason.
-func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, image string, check func(*verify.VerificationResult) error) error {
+//
+// With checkLegacy, the signatures of cosign's legacy .sig tag are verified
+// too (each payload then checked by checkLegacy).
+func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, image string, check func(*verify.VerificationResult) error, checkLegacy func([]byte, name.Digest) error) error {
 	ref, err := reg.parse(image)
 	if err != nil {
 		return err
@@ -364,8 +376,14 @@ func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, 
 	if err != nil {
 		return err
 	}
-	if len(bundles) == 0 {
-		return &verifyError{fmt.Errorf("%s has no Sigstore signature (no bundle among its referrers)", d)}
+	var legacy []legacySignature
+	if checkLegacy != nil {
+		if legacy, err = reg.legacySignaturesOf(cmd, d); err != nil {
+			return err
+		}
+	}
+	if len(bundles)+len(legacy) == 0 {
+		return &verifyError{fmt.Errorf("%s has no Sigstore signature (no bundle among its referrers, no %s)", d, legacyTag(d).TagStr())}
 	}
 	digest, err := hex.DecodeString(strings.TrimPrefix(d.DigestStr(), "sha256:"))
 	if err != nil {
@@ -389,11 +407,53 @@ func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, 
 		verified = append(verified, v)
 		lines = append(lines, line)
 	}
+	for i, l := range legacy {
+		res, err := f.verifyBundle(cmd, l.bundle, verify.WithArtifact(bytes.NewReader(l.payload)))
+		if err == nil {
+			err = checkLegacy(l.payload, d)
+		}
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("legacy signature %d: %v", i+1, err))
+			continue
+		}
+		v, line := describeVerified(res, l.bundle)
+		v["legacy"] = true
+		verified = append(verified, v)
+		lines = append(lines, line+" (legacy .sig tag)")
+	}
 	if len(verified) == 0 {
 		return &verifyError{fmt.Errorf("nothing attached to %s verifies:\n  %s", d, strings.Join(reasons, "\n  "))}
 	}
 	return report(cmd, map[string]any{"image": d.String(), "verified": verified},
 		fmt.Sprintf("Verified OK: %s\n  %s", d, strings.Join(lines, "\n  ")))
+}
+
+// signLegacy signs d the way cosign's legacy scheme does and appends the
+// signature to its .sig tag.
+func signLegacy(cmd *cobra.Command, f *signFlags, reg *registryFlags, d name.Digest, ann map[string]string) error {
+	payload, err := simpleSigningPayload(d, ann)
+	if err != nil {
+		return err
+	}
+	b, err := f.sign(cmd, d.String(), &sign.PlainData{Data: payload})
+	if err != nil {
+		return err
+	}
+	tr, err := trustFor(cmd, f.trustedRoot)
+	if err != nil {
+		return err
+	}
+	layerAnn, err := legacyAnnotations(b.Bundle, tr)
+	if err != nil {
+		return err
+	}
+	if progressOn(cmd) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "Pushing the signature to %s\n", legacyTag(d))
+	}
+	if err := reg.pushLegacy(cmd, d, payload, layerAnn); err != nil {
+		return err
+	}
+	return reportSigned(cmd, b, d.String()+" (legacy "+legacyTag(d).TagStr()+")", f.bundlePath)
 }
 
 // checkImageStatement checks what the signature says besides the digest

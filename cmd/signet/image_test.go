@@ -224,6 +224,35 @@ func TestImageSignaturesInteroperateWithCosign(t *testing.T) {
 			if out, err := runCLI(t, "verify", keyed, "--allow-http-registry", "--key", filepath.Join(dir, "cosign.pub")); err != nil || !strings.Contains(out, "signed by the given key") {
 				t.Fatalf("signet verify --key of cosign's signature: %v\n%s", err, out)
 			}
+
+			// cosign's legacy .sig tags, both ways, keyless and with a key.
+			legacy := pushRandomImage(t, host, "legacy:v1")
+			if out, err := runCLI(t, "sign", legacy, "--legacy-tags", "--allow-http-registry", "--yes", "-a", "team=infra", "--identity-token", devToken(t, base, "alice@example.com")); err != nil {
+				t.Fatalf("signet sign --legacy-tags: %v\n%s", err, out)
+			}
+			mustCosign(keyless("verify", "--allow-http-registry", "--trusted-root", trustedRoot, "-a", "team=infra", legacy)...)
+			if out, err := runCLI(t, keyless("verify", legacy, "--allow-http-registry", "-a", "team=infra")...); err != nil || !strings.Contains(out, "(legacy .sig tag)") {
+				t.Fatalf("signet verify of its legacy signature: %v\n%s", err, out)
+			}
+			if _, err := runCLI(t, keyless("verify", legacy, "--allow-http-registry", "-a", "team=web")...); !errors.As(err, &ve) {
+				t.Fatalf("legacy signature with another annotation: %v, want exit 3", err)
+			}
+			legacyByCosign := pushRandomImage(t, host, "legacy-cosign:v1")
+			mustCosign("sign", "--yes", "--allow-http-registry", "--new-bundle-format=false", "--use-signing-config=false",
+				"--fulcio-url", base, "--rekor-url", base, "--timestamp-server-url", base+"/api/v1/timestamp", "--trusted-root", trustedRoot,
+				"--identity-token", devToken(t, base, "alice@example.com"), legacyByCosign)
+			if out, err := runCLI(t, keyless("verify", legacyByCosign, "--allow-http-registry")...); err != nil || !strings.Contains(out, "(legacy .sig tag)") {
+				t.Fatalf("signet verify of cosign's legacy signature: %v\n%s", err, out)
+			}
+			mustCosign("sign", "--yes", "--allow-http-registry", "--new-bundle-format=false", "--use-signing-config=false",
+				"--rekor-url", base, "--trusted-root", trustedRoot, "--key", "cosign.key", legacyByCosign)
+			if out, err := runCLI(t, "verify", legacyByCosign, "--allow-http-registry", "--key", filepath.Join(dir, "cosign.pub")); err != nil {
+				t.Fatalf("signet verify --key of cosign's legacy key signature: %v\n%s", err, out)
+			}
+			if out, err := runCLI(t, "sign", legacy, "--legacy-tags", "--allow-http-registry", "--yes", "--key", filepath.Join(dir, "signet.key")); err != nil {
+				t.Fatalf("signet sign --legacy-tags --key: %v\n%s", err, out)
+			}
+			mustCosign("verify", "--allow-http-registry", "--trusted-root", trustedRoot, "--key", "signet.pub", legacy)
 		})
 	}
 }
