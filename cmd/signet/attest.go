@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/sign"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/spf13/cobra"
@@ -204,6 +206,7 @@ func newAttestImageCommand() *cobra.Command {
 	var f signFlags
 	var reg registryFlags
 	var predicatePath, typ string
+	var legacyTags bool
 	cmd := &cobra.Command{
 		Use:   "attest IMAGE --predicate PREDICATE --type TYPE",
 		Short: "Attach a signed in-toto attestation to a container image",
@@ -245,6 +248,12 @@ a predicate type URI.`,
 			if err != nil {
 				return err
 			}
+			if legacyTags {
+				if err := pushLegacyAttestation(cmd, &f, &reg, d, b, typeURI); err != nil {
+					return err
+				}
+				return reportSigned(cmd, b, d.String()+" (attestation "+typeURI+", legacy "+legacyTag(d, ".att").TagStr()+")", f.bundlePath)
+			}
 			bundleJSON, err := b.MarshalJSON()
 			if err != nil {
 				return err
@@ -259,8 +268,28 @@ a predicate type URI.`,
 	reg.add(cmd)
 	cmd.Flags().StringVar(&predicatePath, "predicate", "", "file holding the predicate (required)")
 	cmd.Flags().StringVar(&typ, "type", "custom", "predicate type: a short name as cosign's, or a URI")
+	cmd.Flags().BoolVar(&legacyTags, "legacy-tags", false, "write cosign's legacy attestation (the DSSE envelope in the sha256-<hex>.att tag) instead of a bundle referrer")
 	cmd.MarkFlagRequired("predicate") //nolint:errcheck
 	return cmd
+}
+
+// pushLegacyAttestation appends the attestation's DSSE envelope to d's .att
+// tag, with the annotations cosign writes (predicateType among them).
+func pushLegacyAttestation(cmd *cobra.Command, f *signFlags, reg *registryFlags, d name.Digest, b *bundle.Bundle, typeURI string) error {
+	tr, err := trustFor(cmd, f.trustedRoot)
+	if err != nil {
+		return err
+	}
+	ann, err := legacyAnnotations(b.Bundle, tr)
+	if err != nil {
+		return err
+	}
+	ann["predicateType"] = typeURI
+	env, err := envelopeOf(b.Bundle)
+	if err != nil {
+		return err
+	}
+	return reg.pushLegacy(cmd, legacyTag(d, ".att"), env, dsseMediaType, ann)
 }
 
 func newVerifyAttestationCommand() *cobra.Command {
@@ -284,7 +313,10 @@ does, printing its statement with --output json.`,
 			}
 			return verifyImageBundles(cmd, &f, &reg, args[0], func(res *verify.VerificationResult) error {
 				return checkAttestation(res, typeURI)
-			}, nil)
+			}, &legacyScheme{suffix: ".att", read: reg.legacyAttestationsOf,
+				check: func(_ legacySignature, res *verify.VerificationResult, _ name.Digest) error {
+					return checkAttestation(res, typeURI)
+				}})
 		},
 	}
 	f.addPolicy(cmd)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -32,7 +33,15 @@ func FuzzLegacyBundle(f *testing.F) {
 	f.Add([]byte(`{"critical":{}}`), "c2ln", "", "", `{"SignedEntryTimestamp":"AAAA","Payload":{"body":"e30=","integratedTime":1,"logIndex":0,"logID":"00"}}`, "")
 	f.Add([]byte(`{}`), "", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "", "", `{"SignedRFC3161Timestamp":"AAAA"}`)
 	f.Fuzz(func(t *testing.T, payload []byte, sig, cert, chain, rekor, tsa string) {
-		b, err := legacyBundle(payload, map[string]string{annSignature: sig, annCertificate: cert, annChain: chain, annBundle: rekor, annRFC3161: tsa})
+		ann := map[string]string{annSignature: sig, annCertificate: cert, annChain: chain, annBundle: rekor, annRFC3161: tsa}
+		b, err := legacyBundle(payload, nil, ann)
+		if err == nil && b == nil {
+			t.Fatal("no bundle and no error")
+		}
+		var env envelopeJSON
+		if json.Unmarshal(payload, &env) == nil {
+			b, err = legacyBundle(nil, &env, ann)
+		}
 		if err == nil && b == nil {
 			t.Fatal("no bundle and no error")
 		}

@@ -346,9 +346,10 @@ could not run (registry, network).`,
 			}
 			return verifyImageBundles(cmd, &f, &reg, args[0], func(res *verify.VerificationResult) error {
 				return checkImageStatement(res, want)
-			}, func(payload []byte, d name.Digest) error {
-				return checkSimpleSigning(payload, d, want)
-			})
+			}, &legacyScheme{suffix: ".sig", read: reg.legacySignaturesOf, signsPayload: true,
+				check: func(l legacySignature, _ *verify.VerificationResult, d name.Digest) error {
+					return checkSimpleSigning(l.payload, d, want)
+				}})
 		},
 	}
 	f.addPolicy(cmd)
@@ -361,9 +362,8 @@ could not run (registry, network).`,
 // against its digest, each then checked by check, and reports those that
 // pass; none passing is a *verifyError listing each one's reason.
 //
-// With checkLegacy, the signatures of cosign's legacy .sig tag are verified
-// too (each payload then checked by checkLegacy).
-func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, image string, check func(*verify.VerificationResult) error, checkLegacy func([]byte, name.Digest) error) error {
+// With legacy, the layers of that legacy tag of cosign's are verified too.
+func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, image string, check func(*verify.VerificationResult) error, legacy *legacyScheme) error {
 	ref, err := reg.parse(image)
 	if err != nil {
 		return err
@@ -376,14 +376,16 @@ func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, 
 	if err != nil {
 		return err
 	}
-	var legacy []legacySignature
-	if checkLegacy != nil {
-		if legacy, err = reg.legacySignaturesOf(cmd, d); err != nil {
+	var legacySigs []legacySignature
+	none := fmt.Sprintf("%s has no Sigstore signature (no bundle among its referrers)", d)
+	if legacy != nil {
+		if legacySigs, err = legacy.read(cmd, d); err != nil {
 			return err
 		}
+		none = fmt.Sprintf("%s has no Sigstore signature (no bundle among its referrers, nothing in %s)", d, legacyTag(d, legacy.suffix).TagStr())
 	}
-	if len(bundles)+len(legacy) == 0 {
-		return &verifyError{fmt.Errorf("%s has no Sigstore signature (no bundle among its referrers, no %s)", d, legacyTag(d).TagStr())}
+	if len(bundles)+len(legacySigs) == 0 {
+		return &verifyError{errors.New(none)}
 	}
 	digest, err := hex.DecodeString(strings.TrimPrefix(d.DigestStr(), "sha256:"))
 	if err != nil {
@@ -407,10 +409,14 @@ func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, 
 		verified = append(verified, v)
 		lines = append(lines, line)
 	}
-	for i, l := range legacy {
-		res, err := f.verifyBundle(cmd, l.bundle, verify.WithArtifact(bytes.NewReader(l.payload)))
+	for i, l := range legacySigs {
+		artifact := verify.WithArtifactDigest("sha256", digest)
+		if legacy.signsPayload {
+			artifact = verify.WithArtifact(bytes.NewReader(l.payload))
+		}
+		res, err := f.verifyBundle(cmd, l.bundle, artifact)
 		if err == nil {
-			err = checkLegacy(l.payload, d)
+			err = legacy.check(l, res, d)
 		}
 		if err != nil {
 			reasons = append(reasons, fmt.Sprintf("legacy signature %d: %v", i+1, err))
@@ -419,13 +425,23 @@ func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, 
 		v, line := describeVerified(res, l.bundle)
 		v["legacy"] = true
 		verified = append(verified, v)
-		lines = append(lines, line+" (legacy .sig tag)")
+		lines = append(lines, line+" (legacy "+legacy.suffix+" tag)")
 	}
 	if len(verified) == 0 {
 		return &verifyError{fmt.Errorf("nothing attached to %s verifies:\n  %s", d, strings.Join(reasons, "\n  "))}
 	}
 	return report(cmd, map[string]any{"image": d.String(), "verified": verified},
 		fmt.Sprintf("Verified OK: %s\n  %s", d, strings.Join(lines, "\n  ")))
+}
+
+// legacyScheme is one of cosign's legacy tags as verify reads it.
+type legacyScheme struct {
+	suffix string // ".sig" or ".att"
+	read   func(*cobra.Command, name.Digest) ([]legacySignature, error)
+	// signsPayload: the signature is over the payload itself (.sig); else
+	// it is a DSSE statement about the image digest (.att).
+	signsPayload bool
+	check        func(legacySignature, *verify.VerificationResult, name.Digest) error
 }
 
 // signLegacy signs d the way cosign's legacy scheme does and appends the
@@ -448,12 +464,12 @@ func signLegacy(cmd *cobra.Command, f *signFlags, reg *registryFlags, d name.Dig
 		return err
 	}
 	if progressOn(cmd) {
-		fmt.Fprintf(cmd.ErrOrStderr(), "Pushing the signature to %s\n", legacyTag(d))
+		fmt.Fprintf(cmd.ErrOrStderr(), "Pushing the signature to %s\n", legacyTag(d, ".sig"))
 	}
-	if err := reg.pushLegacy(cmd, d, payload, layerAnn); err != nil {
+	if err := reg.pushLegacy(cmd, legacyTag(d, ".sig"), payload, simpleSigningMediaType, layerAnn); err != nil {
 		return err
 	}
-	return reportSigned(cmd, b, d.String()+" (legacy "+legacyTag(d).TagStr()+")", f.bundlePath)
+	return reportSigned(cmd, b, d.String()+" (legacy "+legacyTag(d, ".sig").TagStr()+")", f.bundlePath)
 }
 
 // checkImageStatement checks what the signature says besides the digest

@@ -253,6 +253,23 @@ func TestImageSignaturesInteroperateWithCosign(t *testing.T) {
 				t.Fatalf("signet sign --legacy-tags --key: %v\n%s", err, out)
 			}
 			mustCosign("verify", "--allow-http-registry", "--trusted-root", trustedRoot, "--key", "signet.pub", legacy)
+			// Legacy attestations (.att), both ways.
+			if out, err := runCLI(t, "attest", legacy, "--legacy-tags", "--allow-http-registry", "--yes", "--predicate", predicate, "--type", "slsaprovenance1", "--identity-token", devToken(t, base, "alice@example.com")); err != nil {
+				t.Fatalf("signet attest --legacy-tags: %v\n%s", err, out)
+			}
+			mustCosign(keyless("verify-attestation", "--allow-http-registry", "--trusted-root", trustedRoot, "--type", "slsaprovenance1", legacy)...)
+			if out, err := runCLI(t, keyless("verify-attestation", legacy, "--allow-http-registry", "--type", "slsaprovenance1")...); err != nil || !strings.Contains(out, "(legacy .att tag)") {
+				t.Fatalf("signet verify-attestation of its legacy attestation: %v\n%s", err, out)
+			}
+			mustCosign("attest", "--yes", "--allow-http-registry", "--new-bundle-format=false", "--use-signing-config=false",
+				"--fulcio-url", base, "--rekor-url", base, "--timestamp-server-url", base+"/api/v1/timestamp", "--trusted-root", trustedRoot,
+				"--identity-token", devToken(t, base, "alice@example.com"), "--predicate", predicate, "--type", "custom", legacyByCosign)
+			if out, err := runCLI(t, keyless("verify-attestation", legacyByCosign, "--allow-http-registry")...); err != nil || !strings.Contains(out, "(legacy .att tag)") {
+				t.Fatalf("signet verify-attestation of cosign's legacy attestation: %v\n%s", err, out)
+			}
+			if _, err := runCLI(t, keyless("verify-attestation", legacyByCosign, "--allow-http-registry", "--type", "spdxjson")...); !errors.As(err, &ve) {
+				t.Fatalf("legacy attestation of another type: %v, want exit 3", err)
+			}
 		})
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -75,9 +76,24 @@ func simpleSigningPayload(d name.Digest, annotations map[string]string) ([]byte,
 	return json.Marshal(p)
 }
 
-// legacyTag is where the legacy signatures of d live.
-func legacyTag(d name.Digest) name.Tag {
-	return d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")
+// legacyTag is where the legacy signatures (suffix .sig) or attestations
+// (.att) of d live.
+func legacyTag(d name.Digest, suffix string) name.Tag {
+	return d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + suffix)
+}
+
+// dsseMediaType is the layer media type of a legacy attestation, whose
+// blob is the DSSE envelope.
+const dsseMediaType = "application/vnd.dsse.envelope.v1+json"
+
+// envelopeJSON is a DSSE envelope as cosign stores it in a .att layer.
+type envelopeJSON struct {
+	PayloadType string `json:"payloadType"`
+	Payload     []byte `json:"payload"`
+	Signatures  []struct {
+		KeyID string `json:"keyid"`
+		Sig   []byte `json:"sig"`
+	} `json:"signatures"`
 }
 
 // rekorBundle is cosign's dev.sigstore.cosign/bundle annotation: the log
@@ -93,13 +109,17 @@ type rekorBundle struct {
 }
 
 // legacyAnnotations are the layer annotations cosign writes for a signed
-// payload, from the bundle sigstore-go made for it.
+// payload (a simple-signing payload, or a DSSE envelope whose signature is
+// inside it, so the signature annotation is empty), from the bundle
+// sigstore-go made for it.
 func legacyAnnotations(pb *protobundle.Bundle, tr *root.TrustedRoot) (map[string]string, error) {
-	ms := pb.GetMessageSignature()
-	if ms == nil {
-		return nil, errors.New("the bundle holds no message signature")
+	ann := map[string]string{annSignature: ""}
+	switch {
+	case pb.GetMessageSignature() != nil:
+		ann[annSignature] = base64.StdEncoding.EncodeToString(pb.GetMessageSignature().GetSignature())
+	case pb.GetDsseEnvelope() == nil:
+		return nil, errors.New("the bundle holds neither a message signature nor a DSSE envelope")
 	}
-	ann := map[string]string{annSignature: base64.StdEncoding.EncodeToString(ms.GetSignature())}
 	vm := pb.GetVerificationMaterial()
 	if c := vm.GetCertificate(); c != nil {
 		leaf, err := x509.ParseCertificate(c.GetRawBytes())
@@ -154,10 +174,10 @@ func caChainPEM(leaf *x509.Certificate, tr *root.TrustedRoot) []byte {
 	return out.Bytes()
 }
 
-// pushLegacy appends a signature layer to d's .sig image, as cosign does.
-func (f *registryFlags) pushLegacy(cmd *cobra.Command, d name.Digest, payload []byte, ann map[string]string) error {
+// pushLegacy appends a layer to the image at tag (d's .sig or .att), as
+// cosign does.
+func (f *registryFlags) pushLegacy(cmd *cobra.Command, tag name.Tag, blob []byte, mediaType types.MediaType, ann map[string]string) error {
 	opts := f.options(cmd)
-	tag := legacyTag(d)
 	var base v1.Image = mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	existing, err := remote.Image(tag, opts...)
 	var terr *transport.Error
@@ -168,7 +188,7 @@ func (f *registryFlags) pushLegacy(cmd *cobra.Command, d name.Digest, payload []
 	default:
 		return fmt.Errorf("reading %s: %w", tag, err)
 	}
-	img, err := mutate.Append(base, mutate.Addendum{Layer: static.NewLayer(payload, simpleSigningMediaType), Annotations: ann})
+	img, err := mutate.Append(base, mutate.Addendum{Layer: static.NewLayer(blob, mediaType), Annotations: ann})
 	if err != nil {
 		return err
 	}
@@ -178,34 +198,37 @@ func (f *registryFlags) pushLegacy(cmd *cobra.Command, d name.Digest, payload []
 	return nil
 }
 
-// legacySignature is one layer of a .sig image, as a bundle sigstore-go can
-// verify (v0.1: a certificate chain, the log entry with its SET) and the
-// payload it signs.
+// legacySignature is one layer of a .sig or .att image as a bundle
+// sigstore-go can verify (v0.1: a certificate chain, the log entry with its
+// SET) and the payload it signs (the simple-signing payload; for an
+// attestation, the in-toto statement inside the envelope).
 type legacySignature struct {
 	bundle  *bundle.Bundle
 	payload []byte
 }
 
-// legacySignaturesOf reads d's .sig image; none is no signatures.
-func (f *registryFlags) legacySignaturesOf(cmd *cobra.Command, d name.Digest) ([]legacySignature, error) {
-	img, err := remote.Image(legacyTag(d), f.options(cmd)...)
+// legacyLayers reads the layers of media type mediaType in the image at
+// tag, with their annotations; no image is no layers.
+func (f *registryFlags) legacyLayers(cmd *cobra.Command, tag name.Tag, mediaType types.MediaType) ([][]byte, []map[string]string, error) {
+	img, err := remote.Image(tag, f.options(cmd)...)
 	var terr *transport.Error
 	if errors.As(err, &terr) && terr.StatusCode == 404 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", legacyTag(d), err)
+		return nil, nil, fmt.Errorf("reading %s: %w", tag, err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(m.Layers) > maxLegacyLayers {
-		return nil, fmt.Errorf("%s has %d signatures, more than the %d signet reads", legacyTag(d), len(m.Layers), maxLegacyLayers)
+		return nil, nil, fmt.Errorf("%s has %d layers, more than the %d signet reads", tag, len(m.Layers), maxLegacyLayers)
 	}
-	var out []legacySignature
+	var blobs [][]byte
+	var anns []map[string]string
 	for _, desc := range m.Layers {
-		if desc.MediaType != simpleSigningMediaType || desc.Size > maxBundleBytes {
+		if desc.MediaType != mediaType || desc.Size > maxBundleBytes {
 			continue
 		}
 		l, err := img.LayerByDigest(desc.Digest)
@@ -216,28 +239,77 @@ func (f *registryFlags) legacySignaturesOf(cmd *cobra.Command, d name.Digest) ([
 		if err != nil {
 			continue
 		}
-		payload, err := io.ReadAll(io.LimitReader(rc, maxBundleBytes))
+		blob, err := io.ReadAll(io.LimitReader(rc, maxBundleBytes))
 		rc.Close()
 		if err != nil {
 			continue
 		}
-		b, err := legacyBundle(payload, desc.Annotations)
-		if err != nil {
-			continue
+		blobs = append(blobs, blob)
+		anns = append(anns, desc.Annotations)
+	}
+	return blobs, anns, nil
+}
+
+// legacySignaturesOf reads d's .sig image.
+func (f *registryFlags) legacySignaturesOf(cmd *cobra.Command, d name.Digest) ([]legacySignature, error) {
+	blobs, anns, err := f.legacyLayers(cmd, legacyTag(d, ".sig"), simpleSigningMediaType)
+	if err != nil {
+		return nil, err
+	}
+	var out []legacySignature
+	for i, payload := range blobs {
+		if b, err := legacyBundle(payload, nil, anns[i]); err == nil {
+			out = append(out, legacySignature{bundle: b, payload: payload})
 		}
-		out = append(out, legacySignature{bundle: b, payload: payload})
 	}
 	return out, nil
 }
 
-// legacyBundle turns a legacy signature's annotations into a v0.1 bundle.
-func legacyBundle(payload []byte, ann map[string]string) (*bundle.Bundle, error) {
-	sig, err := base64.StdEncoding.DecodeString(ann[annSignature])
-	if err != nil || len(sig) == 0 {
-		return nil, errors.New("no signature annotation")
+// legacyAttestationsOf reads d's .att image.
+func (f *registryFlags) legacyAttestationsOf(cmd *cobra.Command, d name.Digest) ([]legacySignature, error) {
+	blobs, anns, err := f.legacyLayers(cmd, legacyTag(d, ".att"), dsseMediaType)
+	if err != nil {
+		return nil, err
 	}
-	digest := sha256.Sum256(payload)
+	var out []legacySignature
+	for i, blob := range blobs {
+		var env envelopeJSON
+		if err := json.Unmarshal(blob, &env); err != nil {
+			continue
+		}
+		if b, err := legacyBundle(nil, &env, anns[i]); err == nil {
+			out = append(out, legacySignature{bundle: b, payload: env.Payload})
+		}
+	}
+	return out, nil
+}
+
+// legacyBundle turns a legacy layer into a v0.1 bundle: a signed payload
+// (signature in the annotations) or, for an attestation, a DSSE envelope.
+func legacyBundle(payload []byte, env *envelopeJSON, ann map[string]string) (*bundle.Bundle, error) {
+	pb := &protobundle.Bundle{MediaType: "application/vnd.dev.sigstore.bundle+json;version=0.1"}
+	if env != nil {
+		if len(env.Signatures) == 0 {
+			return nil, errors.New("the envelope has no signature")
+		}
+		e := &protodsse.Envelope{Payload: env.Payload, PayloadType: env.PayloadType}
+		for _, s := range env.Signatures {
+			e.Signatures = append(e.Signatures, &protodsse.Signature{Sig: s.Sig, Keyid: s.KeyID})
+		}
+		pb.Content = &protobundle.Bundle_DsseEnvelope{DsseEnvelope: e}
+	} else {
+		sig, err := base64.StdEncoding.DecodeString(ann[annSignature])
+		if err != nil || len(sig) == 0 {
+			return nil, errors.New("no signature annotation")
+		}
+		digest := sha256.Sum256(payload)
+		pb.Content = &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
+			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: digest[:]},
+			Signature:     sig,
+		}}
+	}
 	vm := &protobundle.VerificationMaterial{}
+	pb.VerificationMaterial = vm
 	if certPEM := ann[annCertificate]; certPEM != "" {
 		var chain protocommon.X509CertificateChain
 		for rest := []byte(certPEM + "\n" + ann[annChain]); ; {
@@ -289,14 +361,7 @@ func legacyBundle(payload []byte, ann map[string]string) (*bundle.Bundle, error)
 			vm.TimestampVerificationData = &protobundle.TimestampVerificationData{Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: ts.SignedRFC3161Timestamp}}}
 		}
 	}
-	return bundle.NewBundle(&protobundle.Bundle{
-		MediaType:            "application/vnd.dev.sigstore.bundle+json;version=0.1",
-		VerificationMaterial: vm,
-		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
-			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: digest[:]},
-			Signature:     sig,
-		}},
-	})
+	return bundle.NewBundle(pb)
 }
 
 // checkSimpleSigning checks that a verified legacy payload signs d with
@@ -315,4 +380,15 @@ func checkSimpleSigning(payload []byte, d name.Digest, want map[string]string) e
 		}
 	}
 	return nil
+}
+
+// envelopeOf is the DSSE envelope of a bundle as a .att layer: the very
+// bytes sigstore-go logged (encoding/json of the protobuf envelope), since
+// cosign matches the layer's SHA-256 against the log entry's envelopeHash.
+func envelopeOf(pb *protobundle.Bundle) ([]byte, error) {
+	e := pb.GetDsseEnvelope()
+	if e == nil {
+		return nil, errors.New("the bundle holds no DSSE envelope")
+	}
+	return json.Marshal(e)
 }
