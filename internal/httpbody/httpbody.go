@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
@@ -42,24 +43,29 @@ const chunk = 64 << 10
 // Read reads r's body, at most limit bytes. A body longer than limit is a
 // *http.MaxBytesError (before anything is read when Content-Length says so),
 // a broken body a *ClientError, a body over the server's budget ErrBusy.
-// The buffer is allocated once from Content-Length; a chunked body grows it
-// as it arrives, never past limit+1 bytes.
+// The buffer grows as the body arrives (doubling, from one chunk), never
+// past Content-Length+1 or limit+1 bytes: memory follows the bytes a client
+// sent, not the length it announced.
 func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
-	var buf []byte
+	// One byte more than the most expected, so a body longer than it said
+	// is noticed.
+	most := limit + 1
 	if r.ContentLength >= 0 {
-		// One more byte, so a body longer than it said is noticed
-		// without growing the buffer.
-		buf = make([]byte, 0, r.ContentLength+1)
-	} else {
-		buf = make([]byte, 0, min(limit+1, chunk))
+		most = r.ContentLength + 1
 	}
+	buf := make([]byte, 0, min(most, int64(chunk)))
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			grown := make([]byte, len(buf), min(max(2*int64(cap(buf)), chunk), most))
+			if cap(grown) == cap(buf) {
+				grown = make([]byte, len(buf), cap(buf)+chunk) // past most: MaxBytesReader ends it
+			}
+			copy(grown, buf)
+			buf = grown
 		}
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -77,10 +83,13 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 }
 
 // Budget bounds the bytes of request bodies held at once, server-wide. A
-// request's bytes count from the moment it is admitted until its handler
-// returns (the handler may keep the body that long).
+// body's bytes count from when they arrive (a chunk ahead) until its
+// handler returns (the handler may keep the body that long): a client that
+// announces a large body and sends nothing holds one chunk, not its
+// announced length, so idle connections cannot fill the budget.
 type Budget struct {
 	sem         *semaphore.Weighted
+	held        atomic.Int64 // bytes taken from sem, for admission checks
 	size        int64
 	perRequest  int64
 	inFlight    prometheus.Gauge
@@ -107,24 +116,23 @@ func NewBudget(size, perRequest int64, reg prometheus.Registerer, refuse func(w 
 	return b, nil
 }
 
-// Middleware admits a request whose Content-Length fits in what is left of
-// the budget, and answers 503 with Retry-After before reading it otherwise.
-// A body of unknown length takes budget as it arrives; when the budget runs
-// out its reads fail with ErrBusy.
+// Middleware answers 503 with Retry-After, before reading anything, a
+// request whose Content-Length does not fit in what is left of the budget.
+// Every body then takes budget as it arrives, a chunk ahead; when the
+// budget runs out mid-body its reads fail with ErrBusy (503).
 func (b *Budget) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
-		body := &budgetedBody{rc: r.Body, budget: b}
-		if r.ContentLength > 0 && r.ContentLength <= b.perRequest {
-			if !b.take(r.ContentLength) {
-				b.refuse(w)
-				return
-			}
-			body.reserved, body.known = r.ContentLength, true
+		// A length over every endpoint's limit is let through for its
+		// endpoint to refuse with 413, reading none of it.
+		if r.ContentLength > 0 && r.ContentLength <= b.perRequest && r.ContentLength > b.size-b.held.Load() {
+			b.refuse(w)
+			return
 		}
+		body := &budgetedBody{rc: r.Body, budget: b, length: r.ContentLength}
 		defer body.release()
 		r.Body = body
 		next.ServeHTTP(w, r)
@@ -135,11 +143,13 @@ func (b *Budget) take(n int64) bool {
 	if !b.sem.TryAcquire(n) {
 		return false
 	}
+	b.held.Add(n)
 	b.inFlight.Add(float64(n))
 	return true
 }
 
 func (b *Budget) give(n int64) {
+	b.held.Add(-n)
 	b.sem.Release(n)
 	b.inFlight.Sub(float64(n))
 }
@@ -150,14 +160,13 @@ func (b *Budget) refuse(w http.ResponseWriter) {
 	b.writeRefuse(w, ErrBusy.Error())
 }
 
-// budgetedBody counts a body of unknown length against the budget as it is
-// read, reserving a chunk ahead. A body with a Content-Length was reserved
-// whole at admission (net/http never reads past Content-Length), and its
-// reads pass through.
+// budgetedBody counts a body against the budget as it is read, reserving a
+// chunk ahead (never past its Content-Length, which net/http does not read
+// beyond).
 type budgetedBody struct {
 	rc     io.ReadCloser
 	budget *Budget
-	known  bool
+	length int64 // Content-Length, or -1
 
 	mu       sync.Mutex // a handler may return while another goroutine reads
 	reserved int64
@@ -166,21 +175,26 @@ type budgetedBody struct {
 }
 
 func (b *budgetedBody) Read(p []byte) (int, error) {
-	if b.known {
-		return b.rc.Read(p)
-	}
 	b.mu.Lock()
 	if b.released {
 		b.mu.Unlock()
 		return 0, errors.New("request body read after its handler returned")
 	}
+	if b.length >= 0 && b.read >= b.length {
+		b.mu.Unlock()
+		return b.rc.Read(p) // the end: io.EOF, nothing more to hold
+	}
 	if b.read == b.reserved {
-		if !b.budget.take(chunk) {
+		n := int64(chunk)
+		if b.length >= 0 {
+			n = min(n, b.length-b.reserved)
+		}
+		if !b.budget.take(n) {
 			b.budget.refused.Inc()
 			b.mu.Unlock()
 			return 0, ErrBusy
 		}
-		b.reserved += chunk
+		b.reserved += n
 	}
 	if left := b.reserved - b.read; int64(len(p)) > left {
 		p = p[:left]

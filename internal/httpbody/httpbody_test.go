@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -135,7 +136,8 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("in flight %v, want %d", v, 60<<10)
 	}
 
-	// A second of 60 KiB does not fit: 503 with Retry-After, handler not run.
+	// A second of 60 KiB does not fit in the 36 KiB left: 503 with
+	// Retry-After, handler not run.
 	resp := <-post(bytes.NewReader(make([]byte, 60<<10)), false)
 	if resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != RetryAfter || len(refusedWith) != 1 {
 		t.Fatalf("second request: %v, refusals %v", resp, refusedWith)
@@ -183,5 +185,47 @@ func TestBudget(t *testing.T) {
 func TestBudgetSmallerThanARequestIsRefused(t *testing.T) {
 	if _, err := NewBudget(1<<20, 2<<20, nil, nil); err == nil {
 		t.Fatal("a budget smaller than one request was accepted")
+	}
+}
+
+// A client that announces a large body and sends little holds what it sent
+// (a chunk ahead), not what it announced: idle connections cannot fill the
+// budget and shut out everyone else.
+func TestIdleAnnouncementsHoldLittle(t *testing.T) {
+	// Announced in full, three 200 KiB bodies would not fit in 512 KiB.
+	budget, err := NewBudget(512<<10, 200<<10, nil, func(w http.ResponseWriter, msg string) {
+		http.Error(w, msg, http.StatusServiceUnavailable)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, results := serve(t, 200<<10, budget.Middleware, nil)
+	addr := strings.TrimPrefix(url, "http://")
+	for i := 0; i < 3; i++ {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", 200<<10, strings.Repeat("x", 1<<10))
+	}
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(budget.inFlight) < 3*chunk; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle requests hold %v bytes, never the three chunks they read into", testutil.ToFloat64(budget.inFlight))
+		}
+	}
+	if v := testutil.ToFloat64(budget.inFlight); v != 3*chunk {
+		t.Fatalf("three idle clients hold %v bytes, want a chunk each (%d)", v, 3*chunk)
+	}
+	resp, err := http.Post(url, "application/octet-stream", bytes.NewReader(make([]byte, 150<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("a request beside three idle ones: %d, want it served", resp.StatusCode)
+	}
+	if got := <-results; got.err != nil || len(got.body) != 150<<10 {
+		t.Fatalf("served request read %d bytes, %v", len(got.body), got.err)
 	}
 }

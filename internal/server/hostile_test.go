@@ -135,14 +135,34 @@ func TestHostileClientsGetCheap4xx(t *testing.T) {
 	})
 
 	t.Run("bodies held at once are bounded; over the budget is 503 before reading", func(t *testing.T) {
-		// Two slow clients announce 900 KiB each and send 1 KiB: their
-		// handlers hold 1.8 of the 2 MiB while they wait for the rest.
+		// A client that announces 900 KiB and sends 1 KiB holds one 64 KiB
+		// chunk, not what it announced: idle connections cannot fill the
+		// budget.
+		idle := rawRequest(t, addr, "/api/v1/log/entries", 900<<10, bytes.Repeat([]byte(" "), 1<<10))
+		deadline := time.Now().Add(time.Minute)
+		for inst.metric("signet_http_body_bytes_in_flight") == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the idle request was never admitted")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := inst.metric("signet_http_body_bytes_in_flight"); got != 64<<10 {
+			t.Fatalf("an idle client announcing 900 KiB holds %v bytes, want one 64 KiB chunk", got)
+		}
+		idle.Close()
+		for inst.metric("signet_http_body_bytes_in_flight") != 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the idle client's chunk was not released")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// Two slow clients announce 900 KiB each and send 850: their
+		// handlers hold about 1.8 of the 2 MiB while they wait for the rest.
 		var held []*net.TCPConn
 		for i := 0; i < 2; i++ {
-			held = append(held, rawRequest(t, addr, "/api/v1/log/entries", 900<<10, bytes.Repeat([]byte(" "), 1<<10)))
+			held = append(held, rawRequest(t, addr, "/api/v1/log/entries", 900<<10, bytes.Repeat([]byte(" "), 850<<10)))
 		}
-		deadline := time.Now().Add(time.Minute)
-		for inst.metric("signet_http_body_bytes_in_flight") < 2*900<<10 {
+		for inst.metric("signet_http_body_bytes_in_flight") < 2*850<<10 {
 			if time.Now().After(deadline) {
 				t.Fatal("the slow requests were never admitted")
 			}
