@@ -276,11 +276,7 @@ a predicate type URI.`,
 // pushLegacyAttestation appends the attestation's DSSE envelope to d's .att
 // tag, with the annotations cosign writes (predicateType among them).
 func pushLegacyAttestation(cmd *cobra.Command, f *signFlags, reg *registryFlags, d name.Digest, b *bundle.Bundle, typeURI string) error {
-	tr, err := trustFor(cmd, f.trustedRoot)
-	if err != nil {
-		return err
-	}
-	ann, err := legacyAnnotations(b.Bundle, tr)
+	ann, err := legacyAnnotations(b.Bundle, f.loaded.tr)
 	if err != nil {
 		return err
 	}

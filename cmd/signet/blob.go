@@ -222,6 +222,50 @@ func bundleOptions(ctx context.Context, sc *root.SigningConfig, tr root.TrustedM
 type signFlags struct {
 	bundlePath, keyPath, token, trustedRoot, signingConfig string
 	yes                                                    bool
+
+	// loaded is what every signature of one command shares (trust, the
+	// signing config, the key and its password prompt, the token), read
+	// at the first.
+	loaded *signSetup
+}
+
+type signSetup struct {
+	tr       *root.TrustedRoot
+	sc       *root.SigningConfig
+	material root.TrustedMaterial
+	keypair  sign.Keypair // the user's key; nil for keyless
+	token    string
+}
+
+func (f *signFlags) setup(cmd *cobra.Command) (*signSetup, error) {
+	if f.loaded != nil {
+		return f.loaded, nil
+	}
+	tr, err := trustFor(cmd, f.trustedRoot)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := signingConfigFor(cmd, f.signingConfig)
+	if err != nil {
+		return nil, err
+	}
+	st := &signSetup{tr: tr, sc: sc, material: tr}
+	if f.keyPath != "" {
+		key, err := loadSigner(cmd, f.keyPath)
+		if err != nil {
+			return nil, err
+		}
+		if st.keypair, err = newSignerKeypair(key); err != nil {
+			return nil, err
+		}
+		if st.material, err = trustWithKey(tr, key.Public()); err != nil {
+			return nil, err
+		}
+	} else if st.token, err = identityToken(f.token); err != nil {
+		return nil, err
+	}
+	f.loaded = st
+	return st, nil
 }
 
 func (f *signFlags) add(cmd *cobra.Command) {
@@ -244,32 +288,13 @@ func (f *signFlags) addOptionalBundle(cmd *cobra.Command) {
 // writes its bundle: keyless or with --key, logged and timestamped by the
 // services of the signing config, checked against the trusted root.
 func (f *signFlags) sign(cmd *cobra.Command, file string, content sign.Content) (*bundle.Bundle, error) {
-	tr, err := trustFor(cmd, f.trustedRoot)
+	st, err := f.setup(cmd)
 	if err != nil {
 		return nil, err
 	}
-	sc, err := signingConfigFor(cmd, f.signingConfig)
-	if err != nil {
-		return nil, err
-	}
-	var keypair sign.Keypair
-	var material root.TrustedMaterial = tr
-	token := ""
-	if f.keyPath != "" {
-		key, err := loadSigner(cmd, f.keyPath)
-		if err != nil {
-			return nil, err
-		}
-		if keypair, err = newSignerKeypair(key); err != nil {
-			return nil, err
-		}
-		if material, err = trustWithKey(tr, key.Public()); err != nil {
-			return nil, err
-		}
-	} else {
-		if token, err = identityToken(f.token); err != nil {
-			return nil, err
-		}
+	keypair, material, token, sc := st.keypair, st.material, st.token, st.sc
+	if keypair == nil {
+		// Keyless: a fresh key, and certificate, for each signature.
 		if keypair, err = sign.NewEphemeralKeypair(nil); err != nil {
 			return nil, err
 		}
@@ -400,6 +425,10 @@ func (f *verifyFlags) addPolicy(cmd *cobra.Command) {
 // time of signing always, then the signer (identity and issuer, with the
 // SCT) or the key. A failure to verify is a *verifyError (exit 3).
 func (f *verifyFlags) verify(cmd *cobra.Command, file string) (*verify.VerificationResult, *bundle.Bundle, error) {
+	vr, err := f.prepare(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
 	b, err := readBundle(f.bundlePath)
 	if err != nil {
 		return nil, nil, err
@@ -409,7 +438,7 @@ func (f *verifyFlags) verify(cmd *cobra.Command, file string) (*verify.Verificat
 		return nil, nil, err
 	}
 	defer in.Close()
-	res, err := f.verifyBundle(cmd, b, verify.WithArtifact(in))
+	res, err := vr.check(b, verify.WithArtifact(in))
 	if err != nil {
 		var ve *verifyError
 		if errors.As(err, &ve) {
@@ -420,9 +449,15 @@ func (f *verifyFlags) verify(cmd *cobra.Command, file string) (*verify.Verificat
 	return res, b, nil
 }
 
-// verifyBundle checks b for the artifact with sigstore-go under the
-// flags' policy. A failure to verify is a *verifyError.
-func (f *verifyFlags) verifyBundle(cmd *cobra.Command, b *bundle.Bundle, artifact verify.ArtifactPolicyOption) (*verify.VerificationResult, error) {
+// verifier is the flags' policy made ready: trust loaded, key read,
+// identity compiled. Making it is where usage and trust problems show
+// (exit 1); checking a bundle with it is where "does not verify" does.
+type verifier struct {
+	v      *verify.Verifier
+	policy verify.PolicyOption
+}
+
+func (f *verifyFlags) prepare(cmd *cobra.Command) (*verifier, error) {
 	tr, err := trustFor(cmd, f.trustedRoot)
 	if err != nil {
 		return nil, err
@@ -463,7 +498,12 @@ func (f *verifyFlags) verifyBundle(cmd *cobra.Command, b *bundle.Bundle, artifac
 	if err != nil {
 		return nil, err
 	}
-	res, err := v.Verify(b, verify.NewPolicy(artifact, policy))
+	return &verifier{v: v, policy: policy}, nil
+}
+
+// check verifies b for the artifact; a failure is a *verifyError.
+func (vr *verifier) check(b *bundle.Bundle, artifact verify.ArtifactPolicyOption) (*verify.VerificationResult, error) {
+	res, err := vr.v.Verify(b, verify.NewPolicy(artifact, vr.policy))
 	if err != nil {
 		return nil, &verifyError{err}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -35,8 +37,10 @@ const (
 	inTotoStatementV1       = "https://in-toto.io/Statement/v1"
 	bundleMediaType         = "application/vnd.dev.sigstore.bundle.v0.3+json"
 	emptyMediaType          = "application/vnd.oci.empty.v1+json"
-	// maxReferrers bounds the referrers of one image read by verify.
-	maxReferrers = 256
+	// maxReferrers bounds the referrers of one image read by verify, and
+	// maxReferrerBytes the bytes of the bundles among them.
+	maxReferrers     = 256
+	maxReferrerBytes = 64 << 20
 )
 
 // registryFlags are how signet reaches registries: the Docker config and
@@ -159,6 +163,17 @@ func (f *registryFlags) pushReferrer(cmd *cobra.Command, subject name.Digest, de
 	return target, nil
 }
 
+// registryFailure tells a registry or network failure (exit 1) from an
+// answer about the content (a referrer that is not a signature).
+func registryFailure(err error) bool {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		return terr.StatusCode != http.StatusNotFound
+	}
+	var ue *url.Error
+	return errors.As(err, &ue)
+}
+
 // rawManifest is a manifest's bytes as go-containerregistry's Taggable.
 type rawManifest struct {
 	raw       []byte
@@ -184,29 +199,43 @@ func (f *registryFlags) bundlesOf(cmd *cobra.Command, d name.Digest) ([]*bundle.
 		return nil, fmt.Errorf("%s has %d referrers, more than the %d signet reads", d, len(im.Manifests), maxReferrers)
 	}
 	var out []*bundle.Bundle
+	var total int64
 	for _, m := range im.Manifests {
 		// Not filtered on artifactType: registries disagree on it (go-
 		// containerregistry's reports the config's media type); the one
-		// bundle layer is what counts, as for cosign.
+		// bundle layer is what counts, as for cosign. A referrer that is
+		// not a bundle is skipped; a registry that fails is an error
+		// (exit 1), not "no signature".
 		img, err := remote.Image(d.Context().Digest(m.Digest.String()), opts...)
 		if err != nil {
+			if registryFailure(err) {
+				return nil, fmt.Errorf("reading the referrer %s of %s: %w", m.Digest, d, err)
+			}
 			continue
 		}
-		layers, err := img.Layers()
-		if err != nil || len(layers) != 1 {
+		mf, err := img.Manifest()
+		if err != nil || len(mf.Layers) != 1 || !strings.HasPrefix(string(mf.Layers[0].MediaType), "application/vnd.dev.sigstore.bundle") {
 			continue
 		}
-		if mt, err := layers[0].MediaType(); err != nil || !strings.HasPrefix(string(mt), "application/vnd.dev.sigstore.bundle") {
+		layer := mf.Layers[0]
+		if layer.Size > maxBundleBytes {
 			continue
 		}
-		rc, err := layers[0].Compressed()
+		if total += layer.Size; total > maxReferrerBytes {
+			return nil, fmt.Errorf("the bundles attached to %s hold more than %d bytes in all; signet reads no more", d, maxReferrerBytes)
+		}
+		l, err := img.LayerByDigest(layer.Digest)
 		if err != nil {
 			continue
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return nil, fmt.Errorf("fetching the bundle %s of %s: %w", layer.Digest, d, err)
 		}
 		data, err := io.ReadAll(io.LimitReader(rc, maxBundleBytes+1))
 		rc.Close()
-		if err != nil || len(data) > maxBundleBytes {
-			continue
+		if err != nil {
+			return nil, fmt.Errorf("fetching the bundle %s of %s: %w", layer.Digest, d, err)
 		}
 		b, err := parseBundle(data)
 		if err != nil {
@@ -260,6 +289,9 @@ Registry credentials come from the Docker config and its credential helpers.`,
 					return err
 				}
 				targets = append(targets, children...)
+			}
+			if len(targets) > 1 && f.bundlePath != "" {
+				return fmt.Errorf("--bundle keeps one bundle, and --recursive makes %d: leave --bundle out (every bundle is stored in the registry)", len(targets))
 			}
 			for _, t := range targets {
 				td := d.Context().Digest(t.Digest.String())
@@ -364,6 +396,10 @@ could not run (registry, network).`,
 //
 // With legacy, the layers of that legacy tag of cosign's are verified too.
 func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, image string, check func(*verify.VerificationResult) error, legacy *legacyScheme) error {
+	vr, err := f.prepare(cmd)
+	if err != nil {
+		return err
+	}
 	ref, err := reg.parse(image)
 	if err != nil {
 		return err
@@ -394,7 +430,7 @@ func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, 
 	var reasons, lines []string
 	var verified []map[string]any
 	for i, b := range bundles {
-		res, err := f.verifyBundle(cmd, b, verify.WithArtifactDigest("sha256", digest))
+		res, err := vr.check(b, verify.WithArtifactDigest("sha256", digest))
 		if err == nil {
 			err = check(res)
 		}
@@ -414,7 +450,7 @@ func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, 
 		if legacy.signsPayload {
 			artifact = verify.WithArtifact(bytes.NewReader(l.payload))
 		}
-		res, err := f.verifyBundle(cmd, l.bundle, artifact)
+		res, err := vr.check(l.bundle, artifact)
 		if err == nil {
 			err = legacy.check(l, res, d)
 		}
@@ -455,11 +491,7 @@ func signLegacy(cmd *cobra.Command, f *signFlags, reg *registryFlags, d name.Dig
 	if err != nil {
 		return err
 	}
-	tr, err := trustFor(cmd, f.trustedRoot)
-	if err != nil {
-		return err
-	}
-	layerAnn, err := legacyAnnotations(b.Bundle, tr)
+	layerAnn, err := legacyAnnotations(b.Bundle, f.loaded.tr)
 	if err != nil {
 		return err
 	}

@@ -145,6 +145,11 @@ func TestImageSignaturesInteroperateWithCosign(t *testing.T) {
 			if err != nil || !strings.Contains(out, "Verified OK: "+image) || !strings.Contains(out, "signed by alice@example.com") {
 				t.Fatalf("signet verify: %v\n%s", err, out)
 			}
+			// A policy that cannot be applied is a usage error (exit 1),
+			// whatever the image holds.
+			if _, err := runCLI(t, "verify", image, "--allow-http-registry", "--certificate-identity", "alice@example.com"); err == nil || errors.As(err, &ve) || !strings.Contains(err.Error(), "say whose signature to expect") {
+				t.Fatalf("verify without an issuer: %v, want exit 1 naming what is missing", err)
+			}
 			for what, args := range map[string][]string{
 				"another annotation value": keyless("verify", image, "--allow-http-registry", "-a", "release=v2"),
 				"another identity":         {"verify", image, "--allow-http-registry", "--certificate-identity", "mallory@example.com", "--certificate-oidc-issuer", issuer},
@@ -205,6 +210,9 @@ func TestImageSignaturesInteroperateWithCosign(t *testing.T) {
 			}
 			if _, err := runCLI(t, keyless("verify", child, "--allow-http-registry")...); !errors.As(err, &ve) {
 				t.Fatalf("a platform manifest verified after signing the index alone: %v", err)
+			}
+			if _, err := runCLI(t, "sign", host+"/multi:v1", "--allow-http-registry", "--yes", "--recursive", "--bundle", filepath.Join(dir, "one.json"), "--identity-token", token); err == nil || !strings.Contains(err.Error(), "--bundle keeps one bundle") {
+				t.Fatalf("--recursive with --bundle: %v", err)
 			}
 			out, err = runCLI(t, "sign", host+"/multi:v1", "--allow-http-registry", "--yes", "--recursive", "--identity-token", token)
 			if err != nil || strings.Count(out, "Signed ") != 3 {

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-dev/signet/client"
 )
@@ -30,7 +31,8 @@ func (e *verifyError) Error() string { return e.err.Error() }
 func notVerified(err error) error {
 	var ue *url.Error
 	var api *client.APIError
-	if errors.As(err, &ue) || errors.As(err, &api) || errors.Is(err, client.ErrNotFound) ||
+	var tufHTTP *metadata.ErrDownloadHTTP
+	if errors.As(err, &ue) || errors.As(err, &api) || errors.As(err, &tufHTTP) || errors.Is(err, client.ErrNotFound) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return err
 	}
