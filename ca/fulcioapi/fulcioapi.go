@@ -4,6 +4,7 @@
 package fulcioapi
 
 import (
+	"context"
 	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
@@ -81,7 +82,9 @@ func (a *API) Routes(r chi.Router) {
 
 // gRPC status codes, which grpc-gateway puts in the error body's code.
 const (
+	codeCanceled          = 1
 	codeInvalidArgument   = 3
+	codeDeadlineExceeded  = 4
 	codeResourceExhausted = 8
 	codeInternal          = 13
 	codeUnavailable       = 14
@@ -201,12 +204,21 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, token string, pubFro
 			return nil
 		}
 		var ae *identity.AuthError
-		if errors.As(err, &ae) {
+		switch {
+		case errors.As(err, &ae):
 			a.issued.WithLabelValues("unauthenticated").Inc()
 			writeError(w, http.StatusUnauthorized, codeUnauthenticated, ae.Msg)
-			return nil
+		case errors.Is(err, context.Canceled):
+			// The client left while its issuer was being contacted: no
+			// one reads the answer, and it is not a server fault.
+			a.issued.WithLabelValues("canceled").Inc()
+			writeError(w, 499, codeCanceled, "the request was canceled while its identity token was being verified")
+		case errors.Is(err, context.DeadlineExceeded):
+			a.issued.WithLabelValues("timeout").Inc()
+			writeError(w, http.StatusGatewayTimeout, codeDeadlineExceeded, "the identity provider did not answer within the request's deadline; retry")
+		default:
+			a.fail(w, r, err)
 		}
-		a.fail(w, r, err)
 		return nil
 	}
 	pub, err := pubFrom(p)

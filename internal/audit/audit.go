@@ -270,6 +270,16 @@ func (w *Writer) Start(ctx context.Context, row []any) *Pending {
 	}
 }
 
+// Err is the error of a row that was never queued (the queue is full, the
+// writer closed, the caller gone), known at once: a caller checks it before
+// doing the work the row records. nil once the row is queued.
+func (p *Pending) Err() error {
+	if p.p == nil {
+		return p.err
+	}
+	return nil
+}
+
 // Wait returns once the row is committed, with Write's errors.
 func (p *Pending) Wait() error {
 	if p.p == nil {

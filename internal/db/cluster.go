@@ -227,6 +227,15 @@ func (c *Cluster) postmasterAlive() bool {
 	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
 		// The state follows the command name, which is in parentheses.
 		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+			// As PID 1 this process adopted the daemonised postmaster, and
+			// nobody else will reap it: while the zombie stands, its PID
+			// answers kill(pid, 0) and the new postmaster refuses the
+			// lock file, restart after restart. Reap it (only our own
+			// child can be reaped; elsewhere this does nothing).
+			if os.Getpid() == 1 {
+				var ws syscall.WaitStatus
+				syscall.Wait4(pid, &ws, syscall.WNOHANG, nil) //nolint:errcheck
+			}
 			return false
 		}
 	}

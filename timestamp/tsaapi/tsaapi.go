@@ -174,6 +174,12 @@ func (a *API) timestamp(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.Audit != nil {
 		recorded = a.cfg.Audit.Start(r.Context(), []any{issued.Serial.Text(16), issued.GenTime,
 			strings.ToLower(strings.ReplaceAll(issued.Hash.String(), "-", "")), hex.EncodeToString(issued.Digest), issued.Policy.String()})
+		if err := recorded.Err(); err != nil {
+			// Refused at once (a full queue, shutting down): nothing is
+			// signed, so an overloaded TSA spends no signature on it.
+			a.auditFailed(w, r, isJSON, err)
+			return
+		}
 	}
 	resp, err := a.cfg.Authority.Sign(req, issued)
 	if err != nil {
