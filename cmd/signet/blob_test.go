@@ -89,6 +89,23 @@ func TestBlobBundlesInteroperateWithCosign(t *testing.T) {
 		t.Fatalf("signet verify-blob: %v\n%s", err, out)
 	}
 
+	// A keyless signature with no trusted time (its log entry and
+	// timestamp removed) cannot show it was made within the certificate's
+	// 10 minutes: refused, as cosign does.
+	var doc map[string]any
+	raw, _ := os.ReadFile(bySignet)
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	vm := doc["verificationMaterial"].(map[string]any)
+	delete(vm, "tlogEntries")
+	delete(vm, "timestampVerificationData")
+	untimed, _ := json.Marshal(doc)
+	untimedPath := write("untimed.sigstore.json", string(untimed))
+	if _, err := runCLI(t, "verify-blob", blob, "--bundle", untimedPath, "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer); !errors.As(err, &ve) {
+		t.Fatalf("a signature with no trusted time: %v, want exit 3", err)
+	}
+
 	// Keyless: cosign signs, signet verifies.
 	byCosign := filepath.Join(dir, "by-cosign.sigstore.json")
 	runCosign("sign-blob", "--yes", "--signing-config", signingConfig, "--trusted-root", trustedRoot,
