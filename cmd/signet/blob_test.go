@@ -37,40 +37,61 @@ func devToken(t *testing.T, base, email string) string {
 	return out.IDToken
 }
 
-// Blob bundles go both ways between signet and unmodified cosign, keyless
-// and with key files, and signet refuses what does not verify with exit 3.
-func TestBlobBundlesInteroperateWithCosign(t *testing.T) {
-	cosign := cosignBinary(t)
+// interop is a dev instance pinned with signet init (SIGNET_CONFIG_DIR set
+// for the test), a scratch directory, and unmodified cosign run in it with
+// HOME and TUF_ROOT there, so no trust cached elsewhere is used.
+type interop struct {
+	t                                                     *testing.T
+	cosign, base, issuer, trustedRoot, signingConfig, dir string
+}
+
+func newInterop(t *testing.T, mutate ...func(*config.Config)) *interop {
+	t.Helper()
+	x := &interop{t: t, cosign: cosignBinary(t), dir: t.TempDir()}
 	withoutPasswordEnv(t)
-	base := devServer(t)
+	x.base, _ = startDevAt(t, "127.0.0.1:0", dbtest.NewURL(t), t.TempDir(), mutate...)
 	cfgDir := t.TempDir()
-	if out, err := runCLI(t, "--config-dir", cfgDir, "--server", base, "init", "--root-sha256", rootSHA(t, base)); err != nil {
+	if out, err := runCLI(t, "--config-dir", cfgDir, "--server", x.base, "init", "--root-sha256", rootSHA(t, x.base)); err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
 	t.Setenv("SIGNET_CONFIG_DIR", cfgDir)
-	trustedRoot, signingConfig := filepath.Join(cfgDir, trustedRootFile), filepath.Join(cfgDir, signingConfigFile)
-	issuer := base + devoidc.Path
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+	x.trustedRoot, x.signingConfig = filepath.Join(cfgDir, trustedRootFile), filepath.Join(cfgDir, signingConfigFile)
+	x.issuer = x.base + devoidc.Path
+	return x
+}
+
+// write puts body in the scratch directory and returns its path.
+func (x *interop) write(name, body string) string {
+	x.t.Helper()
+	p := filepath.Join(x.dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		x.t.Fatal(err)
 	}
+	return p
+}
+
+// mustCosign runs cosign in the scratch directory and fails the test if
+// cosign does.
+func (x *interop) mustCosign(args ...string) {
+	x.t.Helper()
+	c := exec.Command(x.cosign, args...)
+	c.Dir = x.dir
+	c.Env = append(os.Environ(), "HOME="+x.dir, "TUF_ROOT="+filepath.Join(x.dir, "tuf-cache"))
+	if out, err := c.CombinedOutput(); err != nil {
+		x.t.Fatalf("cosign %v: %v\n%s", args, err, out)
+	}
+}
+
+// Blob bundles go both ways between signet and unmodified cosign, keyless
+// and with key files, and signet refuses what does not verify with exit 3.
+func TestBlobBundlesInteroperateWithCosign(t *testing.T) {
+	x := newInterop(t)
+	base, issuer, trustedRoot, signingConfig, dir, write := x.base, x.issuer, x.trustedRoot, x.signingConfig, x.dir, x.write
 	blob := write("app.tar.gz", "release bits")
 	other := write("other.tar.gz", "other bits")
 	const password = "pw"
 	t.Setenv("COSIGN_PASSWORD", password)
-	runCosign := func(args ...string) {
-		t.Helper()
-		c := exec.Command(cosign, args...)
-		c.Dir = dir
-		c.Env = append(os.Environ(), "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf-cache"))
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("cosign %v: %v\n%s", args, err, out)
-		}
-	}
+	runCosign := x.mustCosign
 	var ve *verifyError
 
 	// Keyless: signet signs, cosign and signet verify.
@@ -190,36 +211,12 @@ func TestBlobBundlesInteroperateWithCosign(t *testing.T) {
 // Blob attestations go both ways with unmodified cosign, and a wrong
 // predicate type or file exits 3.
 func TestBlobAttestationsInteroperateWithCosign(t *testing.T) {
-	cosign := cosignBinary(t)
-	withoutPasswordEnv(t)
-	base := devServer(t)
-	cfgDir := t.TempDir()
-	if out, err := runCLI(t, "--config-dir", cfgDir, "--server", base, "init", "--root-sha256", rootSHA(t, base)); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	t.Setenv("SIGNET_CONFIG_DIR", cfgDir)
-	trustedRoot, signingConfig := filepath.Join(cfgDir, trustedRootFile), filepath.Join(cfgDir, signingConfigFile)
-	issuer := base + devoidc.Path
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	x := newInterop(t)
+	base, issuer, trustedRoot, signingConfig, dir, write := x.base, x.issuer, x.trustedRoot, x.signingConfig, x.dir, x.write
 	blob := write("app.tar.gz", "release bits")
 	other := write("other.tar.gz", "other bits")
 	predicate := write("provenance.json", `{"buildDefinition":{"buildType":"https://example.com/build/v1","externalParameters":{}},"runDetails":{"builder":{"id":"https://example.com/builder"}}}`)
-	runCosign := func(args ...string) {
-		t.Helper()
-		c := exec.Command(cosign, args...)
-		c.Dir = dir
-		c.Env = append(os.Environ(), "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf-cache"))
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("cosign %v: %v\n%s", args, err, out)
-		}
-	}
+	runCosign := x.mustCosign
 	var ve *verifyError
 
 	bySignet := filepath.Join(dir, "by-signet.intoto.json")
@@ -265,17 +262,11 @@ func TestBlobAttestationsInteroperateWithCosign(t *testing.T) {
 // The GitHub Actions claim flags check what the CA's github-actions preset
 // (Fulcio's profile) puts in the certificate, as cosign's do.
 func TestGitHubWorkflowClaims(t *testing.T) {
-	cosign := cosignBinary(t)
 	idp := oidctest.New(t)
-	base, _ := startDevAt(t, "127.0.0.1:0", dbtest.NewURL(t), t.TempDir(), func(c *config.Config) {
+	x := newInterop(t, func(c *config.Config) {
 		c.CA.Issuers = append(c.CA.Issuers, identity.IssuerConfig{URL: idp.URL, Type: identity.TypeCIProvider, CIProvider: "github-actions"})
 	})
-	cfgDir := t.TempDir()
-	if out, err := runCLI(t, "--config-dir", cfgDir, "--server", base, "init", "--root-sha256", rootSHA(t, base)); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	t.Setenv("SIGNET_CONFIG_DIR", cfgDir)
-	dir := t.TempDir()
+	dir := x.dir
 	blob := filepath.Join(dir, "app.tar.gz")
 	os.WriteFile(blob, []byte("built in CI"), 0o644) //nolint:errcheck
 	bundlePath := filepath.Join(dir, "app.sigstore.json")
@@ -295,11 +286,7 @@ func TestGitHubWorkflowClaims(t *testing.T) {
 	if out, err := runCLI(t, append([]string{"verify-blob", blob}, policy...)...); err != nil {
 		t.Fatalf("verify-blob with the workflow's claims: %v\n%s", err, out)
 	}
-	c := exec.Command(cosign, append(append([]string{"verify-blob", "--trusted-root", filepath.Join(cfgDir, trustedRootFile)}, policy...), blob)...)
-	c.Env = append(os.Environ(), "HOME="+dir)
-	if out, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("cosign verify-blob with the same flags: %v\n%s", err, out)
-	}
+	x.mustCosign(append(append([]string{"verify-blob", "--trusted-root", x.trustedRoot}, policy...), blob)...)
 	var ve *verifyError
 	for flag, wrong := range map[string]string{
 		"--certificate-github-workflow-repository": "octo/other", "--certificate-github-workflow-ref": "refs/heads/main",

@@ -18,8 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-
-	"github.com/signet-dev/signet/ca/devoidc"
 )
 
 // startDockerRegistry runs Debian's docker-registry (distribution 2.8: no
@@ -84,31 +82,9 @@ func pushRandomImage(t *testing.T, host, repoTag string) string {
 // registry with the OCI referrers API and in one without (the referrers
 // tag fallback); annotations, identities and keys are checked.
 func TestImageSignaturesInteroperateWithCosign(t *testing.T) {
-	cosign := cosignBinary(t)
-	withoutPasswordEnv(t)
-	base := devServer(t)
-	cfgDir := t.TempDir()
-	if out, err := runCLI(t, "--config-dir", cfgDir, "--server", base, "init", "--root-sha256", rootSHA(t, base)); err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	t.Setenv("SIGNET_CONFIG_DIR", cfgDir)
-	trustedRoot, signingConfig := filepath.Join(cfgDir, trustedRootFile), filepath.Join(cfgDir, signingConfigFile)
-	issuer := base + devoidc.Path
-	dir := t.TempDir()
+	x := newInterop(t)
+	base, issuer, trustedRoot, signingConfig, dir, mustCosign := x.base, x.issuer, x.trustedRoot, x.signingConfig, x.dir, x.mustCosign
 	t.Setenv("COSIGN_PASSWORD", "pw")
-	runCosign := func(args ...string) (string, error) {
-		c := exec.Command(cosign, args...)
-		c.Dir = dir
-		c.Env = append(os.Environ(), "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf-cache"))
-		out, err := c.CombinedOutput()
-		return string(out), err
-	}
-	mustCosign := func(args ...string) {
-		t.Helper()
-		if out, err := runCosign(args...); err != nil {
-			t.Fatalf("cosign %v: %v\n%s", args, err, out)
-		}
-	}
 	if _, err := runCLI(t, "generate-key-pair", "--output-key-prefix", filepath.Join(dir, "signet")); err != nil {
 		t.Fatal(err)
 	}
