@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
@@ -187,7 +188,10 @@ func signingConfigFor(cmd *cobra.Command, path string) (*root.SigningConfig, err
 
 // bundleOptions picks the services of the signing config valid now: a CA
 // for keyless signing, every log and TSA its configuration asks for.
-func bundleOptions(ctx context.Context, sc *root.SigningConfig, tr root.TrustedMaterial, token string) (sign.BundleOptions, []string, error) {
+//
+// With progress set, each step says what it does on it as it starts:
+// sigstore-go gets the certificate, signs, timestamps, then logs.
+func bundleOptions(ctx context.Context, sc *root.SigningConfig, tr root.TrustedMaterial, token string, progress io.Writer) (sign.BundleOptions, []string, error) {
 	now := time.Now()
 	// sigstore-go verifies the bundle against tr before returning it.
 	opts := sign.BundleOptions{Context: ctx, TrustedRoot: tr}
@@ -198,6 +202,9 @@ func bundleOptions(ctx context.Context, sc *root.SigningConfig, tr root.TrustedM
 			return opts, nil, fmt.Errorf("the signing config names no CA usable now: %w", err)
 		}
 		opts.CertificateProvider = sign.NewFulcio(&sign.FulcioOptions{BaseURL: ca.URL})
+		if progress != nil {
+			opts.CertificateProvider = progressCA{opts.CertificateProvider, progress, ca.URL}
+		}
 		opts.CertificateProviderOptions = &sign.CertificateProviderOptions{IDToken: token}
 		used = append(used, "certificate from "+ca.URL)
 	}
@@ -205,17 +212,51 @@ func bundleOptions(ctx context.Context, sc *root.SigningConfig, tr root.TrustedM
 	if err != nil {
 		return opts, nil, fmt.Errorf("the signing config names no transparency log usable now: %w", err)
 	}
-	for _, l := range logs {
-		opts.TransparencyLogs = append(opts.TransparencyLogs, sign.NewRekor(&sign.RekorOptions{BaseURL: l.URL, Version: l.MajorAPIVersion}))
-		used = append(used, "log "+l.URL)
-	}
+	var tsaURLs []string
 	if tsas, err := root.SelectServices(sc.TimestampAuthorityURLs(), sc.TimestampAuthorityURLsConfig(), sign.TimestampAuthorityAPIVersions, now); err == nil {
 		for _, t := range tsas {
 			opts.TimestampAuthorities = append(opts.TimestampAuthorities, sign.NewTimestampAuthority(&sign.TimestampAuthorityOptions{URL: t.URL}))
 			used = append(used, "timestamp from "+t.URL)
+			tsaURLs = append(tsaURLs, t.URL)
 		}
 	}
+	for _, l := range logs {
+		var tl sign.Transparency = sign.NewRekor(&sign.RekorOptions{BaseURL: l.URL, Version: l.MajorAPIVersion})
+		if progress != nil {
+			tl = progressLog{tl, progress, l.URL, tsaURLs}
+		}
+		opts.TransparencyLogs = append(opts.TransparencyLogs, tl)
+		used = append(used, "log "+l.URL)
+	}
 	return opts, used, nil
+}
+
+// progressCA and progressLog say on a terminal which step of a signature
+// is under way (sigstore-go's Bundle makes them all in one call).
+type progressCA struct {
+	sign.CertificateProvider
+	out io.Writer
+	url string
+}
+
+func (p progressCA) GetCertificate(ctx context.Context, k sign.Keypair, o *sign.CertificateProviderOptions) ([]byte, error) {
+	fmt.Fprintf(p.out, "Getting a certificate from %s\n", p.url)
+	return p.CertificateProvider.GetCertificate(ctx, k, o)
+}
+
+type progressLog struct {
+	sign.Transparency
+	out  io.Writer
+	url  string
+	tsas []string // timestamped by these just before logging
+}
+
+func (p progressLog) GetTransparencyLogEntry(ctx context.Context, keyOrCert []byte, b *protobundle.Bundle) error {
+	if len(p.tsas) > 0 {
+		fmt.Fprintf(p.out, "Timestamped by %s\n", strings.Join(p.tsas, ", "))
+	}
+	fmt.Fprintf(p.out, "Recording the signature in the transparency log %s\n", p.url)
+	return p.Transparency.GetTransparencyLogEntry(ctx, keyOrCert, b)
 }
 
 // signFlags are the flags of every command that signs.
@@ -301,7 +342,11 @@ func (f *signFlags) sign(cmd *cobra.Command, file string, content sign.Content) 
 	}
 	ctx, cancel := timeout(cmd)
 	defer cancel()
-	opts, used, err := bundleOptions(ctx, sc, material, token)
+	var progress io.Writer
+	if progressOn(cmd) {
+		progress = cmd.ErrOrStderr()
+	}
+	opts, used, err := bundleOptions(ctx, sc, material, token, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -309,8 +354,8 @@ func (f *signFlags) sign(cmd *cobra.Command, file string, content sign.Content) 
 		return nil, err
 	}
 	f.yes = true // asked once per command, however many things it signs
-	if progressOn(cmd) {
-		fmt.Fprintf(cmd.ErrOrStderr(), "Signing %s: %s\n", file, strings.Join(used, ", "))
+	if progress != nil {
+		fmt.Fprintf(progress, "Signing %s\n", file)
 	}
 	pb, err := sign.Bundle(content, keypair, opts)
 	if err != nil {
