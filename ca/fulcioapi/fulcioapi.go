@@ -204,7 +204,12 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, token string, pubFro
 			return nil
 		}
 		var ae *identity.AuthError
+		var busy *identity.BusyError
 		switch {
+		case errors.As(err, &busy):
+			a.issued.WithLabelValues("busy").Inc()
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, codeUnavailable, busy.Msg)
 		case errors.As(err, &ae):
 			a.issued.WithLabelValues("unauthenticated").Inc()
 			writeError(w, http.StatusUnauthorized, codeUnauthenticated, ae.Msg)

@@ -444,7 +444,7 @@ func (is *issuer) verifier(ctx context.Context, iss string, p *Pool) (*oidc.IDTo
 	if !ok {
 		if is.pattern != nil && len(is.discovering) >= p.limits.MaxWildcardIssuers {
 			is.mu.Unlock()
-			return nil, authErr("too many identity providers matching %s are being discovered at once; retry shortly", is.cfg.WildcardURL)
+			return nil, &BusyError{Msg: fmt.Sprintf("too many identity providers matching %s are being discovered at once; retry shortly", is.cfg.WildcardURL)}
 		}
 		f = newFlight[*oidc.IDTokenVerifier]()
 		is.discovering[iss] = f

@@ -45,6 +45,13 @@ func (e *AuthError) Error() string { return e.Msg }
 
 func authErr(format string, args ...any) error { return &AuthError{Msg: fmt.Sprintf(format, args...)} }
 
+// BusyError is a token that could not be checked now for lack of capacity
+// (too many of its wildcard's issuers being discovered at once): not a
+// verdict on the token. The CA answers 503 with Retry-After.
+type BusyError struct{ Msg string }
+
+func (e *BusyError) Error() string { return e.Msg }
+
 type claims map[string]any
 
 func decodeClaims(payload []byte) (claims, error) {
