@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/trillian/storage/storagepb"
 	"github.com/google/trillian/storage/tree"
@@ -263,34 +264,62 @@ func TestDuplicateBatchesLeaveTheTilesAlone(t *testing.T) {
 	for i := range 10 {
 		add(fmt.Sprint("leaf ", i))
 	}
-	// Batches of several duplicates: 16 at a time, until one took more
-	// than one (the batch size histogram says).
-	for round := 0; ; round++ {
-		var wg sync.WaitGroup
-		for i := range 16 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				res, err := l.Append(ctx, []byte(fmt.Sprint("leaf ", i%10)), nil)
-				if err != nil || !res.Duplicate {
-					t.Errorf("re-append: %+v, %v", res, err)
-				}
-			}()
+	// A batch of 16 duplicates, formed for certain: a new leaf's commit is
+	// held on a table lock while the 16 queue up behind it, so the
+	// pipeline takes them all as its next batch.
+	lock, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, "LOCK TABLE LeafData IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	blocker := make(chan Appended, 1)
+	go func() {
+		res, err := l.Append(ctx, []byte("blocker"), nil)
+		if err != nil || res.Duplicate {
+			t.Errorf("append blocker: %+v, %v", res, err)
 		}
-		wg.Wait()
-		if t.Failed() {
-			t.FailNow()
+		blocker <- res
+	}()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting for %s", what)
+			}
 		}
-		var m dto.Metric
-		if err := l.metrics.batchSize.WithLabelValues("test").(prometheus.Histogram).Write(&m); err != nil {
-			t.Fatal(err)
-		}
-		if m.GetHistogram().GetSampleSum() > float64(m.GetHistogram().GetSampleCount()) {
-			break
-		}
-		if round == 50 {
-			t.Skip("no batch of several duplicates formed")
-		}
+	}
+	waitFor("the blocker's commit to wait on the lock", func() bool {
+		var n int
+		pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").Scan(&n) //nolint:errcheck
+		return n > 0
+	})
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			res, err := l.Append(ctx, []byte(fmt.Sprint("leaf ", i%10)), nil)
+			if err != nil || !res.Duplicate {
+				t.Errorf("re-append: %+v, %v", res, err)
+			}
+		})
+	}
+	waitFor("the duplicates to queue", func() bool { return len(l.queue) == 16 })
+	if err := lock.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := <-blocker
+	hashes[b.Leaf.Index] = b.Leaf.Hash
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	var m dto.Metric
+	if err := l.metrics.batchSize.WithLabelValues("test").(prometheus.Histogram).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.GetHistogram().GetSampleSum() < 16 || m.GetHistogram().GetSampleSum() <= float64(m.GetHistogram().GetSampleCount()) {
+		t.Fatalf("batch sizes %v in %d batches: no batch of the 16 duplicates", m.GetHistogram().GetSampleSum(), m.GetHistogram().GetSampleCount())
 	}
 	add("new leaf")
 
@@ -303,12 +332,12 @@ func TestDuplicateBatchesLeaveTheTilesAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tile.Leaves) != 11 {
-		t.Fatalf("the stored tile holds %d leaves, the tree 11", len(tile.Leaves))
+	if len(tile.Leaves) != 12 {
+		t.Fatalf("the stored tile holds %d leaves, the tree 12", len(tile.Leaves))
 	}
 	root, err := l.storedRoot(ctx)
-	if err != nil || root.Size != 11 || !bytes.Equal(root.Hash, rootOf(t, hashes, 11)) {
-		t.Fatalf("root %d/%x (%v), want 11/%x", root.Size, root.Hash, err, rootOf(t, hashes, 11))
+	if err != nil || root.Size != 12 || !bytes.Equal(root.Hash, rootOf(t, hashes, 12)) {
+		t.Fatalf("root %d/%x (%v), want 12/%x", root.Size, root.Hash, err, rootOf(t, hashes, 12))
 	}
 	checkTrillianReads(t, l, hashes, root)
 }

@@ -407,9 +407,6 @@ func (l *Log) Offset() uint64 { return l.offset }
 // PublicKey is the key that signs (or signed) this tree's checkpoints.
 func (l *Log) PublicKey() crypto.PublicKey { return l.pub }
 
-// Frozen tells whether this tree was retired by a key rotation.
-func (l *Log) Frozen() bool { return l.frozen != nil }
-
 // RetiredKey is the key of a tree retired by a key rotation and when it signed.
 type RetiredKey struct {
 	TreeID     int64

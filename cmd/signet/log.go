@@ -386,7 +386,10 @@ func newLogInfoCommand() *cobra.Command {
 			if err != nil {
 				return notVerified(err)
 			}
-			pub, _ := lc.PublicKey(ctx)
+			pub, err := lc.PublicKey(ctx)
+			if err != nil {
+				return notVerified(fmt.Errorf("the log key: %w", err))
+			}
 			keyID := keyFingerprint(pub)
 			server, _ := cmd.Flags().GetString("server")
 			logName := server + " " + info.TreeID

@@ -191,11 +191,11 @@ func (r *Repository) publish(ctx context.Context, tx pgx.Tx, files map[string][]
 		return fmt.Errorf("parsing root.json: %w", err)
 	}
 	for role, k := range map[string]crypto.Signer{metadata.TARGETS: r.keys.Targets, metadata.SNAPSHOT: r.keys.Snapshot, metadata.TIMESTAMP: r.keys.Timestamp} {
-		key, err := metadata.KeyFromPublicKey(k.Public())
+		id, err := keyID(k.Public())
 		if err != nil {
-			return err
+			return fmt.Errorf("the configured %s key: %w", role, err)
 		}
-		if !contains(root.Signed.Roles[role].KeyIDs, mustID(key)) {
+		if !contains(root.Signed.Roles[role].KeyIDs, id) {
 			return fmt.Errorf("the configured %s key is not a %s key of root.json version %d", role, role, rootVersion)
 		}
 	}
@@ -387,11 +387,11 @@ func (r *Repository) RotateRoot(ctx context.Context, current, next crypto.Signer
 		if err != nil {
 			return fmt.Errorf("parsing root.json: %w", err)
 		}
-		curKey, err := metadata.KeyFromPublicKey(current.Public())
+		curID, err := keyID(current.Public())
 		if err != nil {
-			return err
+			return fmt.Errorf("the given root key: %w", err)
 		}
-		if !contains(old.Signed.Roles[metadata.ROOT].KeyIDs, mustID(curKey)) {
+		if !contains(old.Signed.Roles[metadata.ROOT].KeyIDs, curID) {
 			return fmt.Errorf("the given root key is not a root key of root.json version %d", v)
 		}
 		root, err := r.newRoot(v+1, next)
@@ -399,7 +399,11 @@ func (r *Repository) RotateRoot(ctx context.Context, current, next crypto.Signer
 			return err
 		}
 		signers := []crypto.Signer{current}
-		if nextKey, err := metadata.KeyFromPublicKey(next.Public()); err != nil || mustID(nextKey) != mustID(curKey) {
+		nextID, err := keyID(next.Public())
+		if err != nil {
+			return fmt.Errorf("the new root key: %w", err)
+		}
+		if nextID != curID {
 			signers = append(signers, next)
 		}
 		if body, err = sign(root, signers...); err != nil {
@@ -436,9 +440,13 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func mustID(k *metadata.Key) string {
-	id, _ := k.ID()
-	return id
+// keyID is the TUF key ID of pub.
+func keyID(pub crypto.PublicKey) (string, error) {
+	k, err := metadata.KeyFromPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	return k.ID()
 }
 
 var (
