@@ -17,6 +17,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-chi/chi/v5"
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/signet-dev/signet/internal/httpjson"
 )
 
 // Path is where the issuer lives under the instance's base URL.
@@ -115,8 +117,6 @@ func (i *Issuer) Routes(r chi.Router) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v) //nolint:errcheck
+	w.Header().Set("Cache-Control", "no-store") // tokens
+	httpjson.Write(w, status, v)
 }

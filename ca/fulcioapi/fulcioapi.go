@@ -25,6 +25,7 @@ import (
 	"github.com/signet-dev/signet/ca/identity"
 	"github.com/signet-dev/signet/internal/audit"
 	"github.com/signet-dev/signet/internal/httpbody"
+	"github.com/signet-dev/signet/internal/httpjson"
 	"github.com/signet-dev/signet/internal/sigalg"
 )
 
@@ -97,11 +98,7 @@ type errorBody struct {
 	Details []any  `json:"details"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v) //nolint:errcheck
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 func writeError(w http.ResponseWriter, status, code int, msg string) {
 	writeJSON(w, status, errorBody{Code: code, Message: msg, Details: []any{}})

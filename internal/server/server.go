@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,12 +38,12 @@ import (
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db"
 	"github.com/signet-dev/signet/internal/httpbody"
+	"github.com/signet-dev/signet/internal/httpjson"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/sigalg"
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/ctapi"
 	"github.com/signet-dev/signet/log/rekorapi"
-	"github.com/signet-dev/signet/log/rekorapi/model"
 	"github.com/signet-dev/signet/timestamp"
 	"github.com/signet-dev/signet/timestamp/tsaapi"
 	"github.com/signet-dev/signet/trust"
@@ -675,11 +674,7 @@ func (s *Server) Close(ctx context.Context) {
 	}
 }
 
-func writeError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(model.Error{Code: status, Message: msg}) //nolint:errcheck
-}
+func writeError(w http.ResponseWriter, status int, msg string) { httpjson.WriteError(w, status, msg) }
 
 func requestTimeout(d time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {

@@ -14,6 +14,7 @@ import (
 	"github.com/google/certificate-transparency-go/tls"
 
 	"github.com/signet-dev/signet/internal/httpbody"
+	"github.com/signet-dev/signet/internal/httpjson"
 	tlog "github.com/signet-dev/signet/log"
 )
 
@@ -29,11 +30,7 @@ func (c *CT) Routes(r chi.Router) {
 	r.Get("/ct/v1/get-entry-and-proof", c.getEntryAndProof)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v) //nolint:errcheck
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 // fail answers in the plain-text style of CT logs (CTFE writes the reason as
 // the body) with the right status.

@@ -1,11 +1,9 @@
 package rekorapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/signet-dev/signet/internal/httpbody"
+	"github.com/signet-dev/signet/internal/httpjson"
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/rekorapi/model"
 	"github.com/signet-dev/signet/types"
@@ -56,25 +55,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		}
 		body = append(body, ']', '\n')
 	default:
-		// encoding/json's Encoder ends the value with a newline, as above.
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
-			http.Error(w, "encoding the answer: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
-		body = buf.Bytes()
+		httpjson.Write(w, status, v)
+		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	w.Write(body) //nolint:errcheck // the client went away
+	httpjson.WriteBody(w, status, body)
 }
 
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, model.Error{Code: status, Message: msg})
-}
+func writeError(w http.ResponseWriter, status int, msg string) { httpjson.WriteError(w, status, msg) }
 
 func noCache(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")

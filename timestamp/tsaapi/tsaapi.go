@@ -23,6 +23,7 @@ import (
 
 	"github.com/signet-dev/signet/internal/audit"
 	"github.com/signet-dev/signet/internal/httpbody"
+	"github.com/signet-dev/signet/internal/httpjson"
 	"github.com/signet-dev/signet/timestamp"
 )
 
@@ -86,15 +87,8 @@ func (a *API) certChain(w http.ResponseWriter, _ *http.Request) {
 	w.Write(a.chain) //nolint:errcheck
 }
 
-type jsonError struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-}
-
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(jsonError{Code: status, Message: msg}) //nolint:errcheck
+	httpjson.WriteError(w, status, msg)
 }
 
 // jsonRequest is the reference TSA's JSON form.
