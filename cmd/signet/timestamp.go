@@ -21,6 +21,7 @@ import (
 
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/cligroup"
+	"github.com/signet-dev/signet/internal/sigalg"
 )
 
 func newTimestampCommand() *cobra.Command {
@@ -33,8 +34,6 @@ func newTimestampCommand() *cobra.Command {
 	cmd.AddCommand(newTimestampRequestCommand(), newTimestampVerifyCommand())
 	return cmd
 }
-
-var hashes = map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
 
 func digestFile(path string, h crypto.Hash) ([]byte, error) {
 	f, err := os.Open(path)
@@ -70,9 +69,9 @@ func newTimestampRequestCommand() *cobra.Command {
   signet timestamp request --artifact release.tar.gz --out release.tsr --hash sha512 --chain tsa-chain.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, ok := hashes[hashName]
+			h, ok := sigalg.HashByName(hashName)
 			if !ok {
-				return fmt.Errorf("--hash %q: use sha256, sha384 or sha512", hashName)
+				return fmt.Errorf("--hash %q: use %s", hashName, sigalg.HashNames)
 			}
 			digest, err := digestFile(artifact, h)
 			if err != nil {

@@ -124,3 +124,22 @@ func Describe(pub crypto.PublicKey) string {
 		return fmt.Sprintf("%T", pub)
 	}
 }
+
+// HashNames is how the APIs and the CLI name the digests they accept, in
+// messages ("sha256, sha384 or sha512").
+const HashNames = "sha256, sha384 or sha512"
+
+// HashByName is the digest a lower-case name ("sha256", "sha384",
+// "sha512") stands for, as hashedrekord entries, the TSA's JSON requests
+// and signet's --hash name them; SHA-1 and anything else is false.
+func HashByName(name string) (crypto.Hash, bool) {
+	switch name {
+	case "sha256":
+		return crypto.SHA256, true
+	case "sha384":
+		return crypto.SHA384, true
+	case "sha512":
+		return crypto.SHA512, true
+	}
+	return 0, false
+}

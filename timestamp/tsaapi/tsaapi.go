@@ -4,7 +4,6 @@
 package tsaapi
 
 import (
-	"crypto"
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
@@ -24,6 +23,7 @@ import (
 	"github.com/signet-dev/signet/internal/audit"
 	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/internal/httpjson"
+	"github.com/signet-dev/signet/internal/sigalg"
 	"github.com/signet-dev/signet/timestamp"
 )
 
@@ -99,8 +99,6 @@ type jsonRequest struct {
 	Certificates  bool     `json:"certificates"`
 	TSAPolicyOID  string   `json:"tsaPolicyOID"`
 }
-
-var jsonHashes = map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
 
 func (a *API) timestamp(w http.ResponseWriter, r *http.Request) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -239,7 +237,7 @@ func parseJSON(body []byte) (*timestamp.Request, error) {
 	if err := json.Unmarshal(body, &jr); err != nil {
 		return nil, &timestamp.Rejection{Failure: timestamp.BadDataFormat, Msg: "request body is not a JSON time-stamp request: " + err.Error()}
 	}
-	h, ok := jsonHashes[strings.ToLower(jr.HashAlgorithm)]
+	h, ok := sigalg.HashByName(strings.ToLower(jr.HashAlgorithm))
 	if !ok {
 		if strings.EqualFold(jr.HashAlgorithm, "sha1") {
 			return nil, &timestamp.Rejection{Failure: timestamp.BadAlg, Msg: "SHA-1 message imprints are refused: use sha256, sha384 or sha512"}

@@ -74,8 +74,6 @@ func (e *entry) Canonical() []byte   { return e.canonical }
 func (e *entry) IndexKeys() []string { return e.keys }
 func (e *entry) Insertable() bool    { return true }
 
-var hashes = map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
-
 func (p *parser) parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	var s specV001
 	if err := types.DecodeStrict(raw, &s); err != nil {
@@ -90,7 +88,7 @@ func (p *parser) parseV001(_ context.Context, raw json.RawMessage) (types.Entry,
 	if s.Data.Hash == nil {
 		return nil, types.Invalid("hashedrekord: data.hash is required")
 	}
-	alg, ok := hashes[s.Data.Hash.Algorithm]
+	alg, ok := sigalg.HashByName(s.Data.Hash.Algorithm)
 	if !ok {
 		return nil, types.Invalid("hashedrekord: data.hash.algorithm %q is not one of sha256, sha384, sha512", s.Data.Hash.Algorithm)
 	}
