@@ -84,6 +84,16 @@ func statement(subjectName string, digest []byte, typeURI string, predicate []by
 	})
 }
 
+// readPredicate is --type as a URI and the --predicate file's bytes.
+func readPredicate(typ, path string) (string, []byte, error) {
+	typeURI, err := predicateTypeURI(typ)
+	if err != nil {
+		return "", nil, err
+	}
+	predicate, err := readLimited(path, maxPredicateBytes)
+	return typeURI, predicate, err
+}
+
 func readLimited(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -119,11 +129,7 @@ wrapped with the time, any other must be a JSON object.`,
     --certificate-identity alice@example.com --certificate-oidc-issuer https://issuer.example.com`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			typeURI, err := predicateTypeURI(typ)
-			if err != nil {
-				return err
-			}
-			predicate, err := readLimited(predicatePath, maxPredicateBytes)
+			typeURI, predicate, err := readPredicate(typ, predicatePath)
 			if err != nil {
 				return err
 			}
@@ -220,19 +226,11 @@ a predicate type URI.`,
     --certificate-identity alice@example.com --certificate-oidc-issuer https://issuer.example.com`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			typeURI, err := predicateTypeURI(typ)
+			typeURI, predicate, err := readPredicate(typ, predicatePath)
 			if err != nil {
 				return err
 			}
-			predicate, err := readLimited(predicatePath, maxPredicateBytes)
-			if err != nil {
-				return err
-			}
-			ref, err := reg.parse(args[0])
-			if err != nil {
-				return err
-			}
-			d, desc, err := reg.resolve(cmd, ref)
+			d, desc, err := reg.lookup(cmd, args[0])
 			if err != nil {
 				return err
 			}

@@ -361,11 +361,11 @@ func (f *signFlags) sign(cmd *cobra.Command, file string, content sign.Content) 
 	if err != nil {
 		return nil, fmt.Errorf("signing %s: %w", file, err)
 	}
-	out, err := protojson.Marshal(pb)
-	if err != nil {
-		return nil, err
-	}
 	if f.bundlePath != "" {
+		out, err := protojson.Marshal(pb)
+		if err != nil {
+			return nil, err
+		}
 		if err := os.WriteFile(f.bundlePath, out, 0o644); err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/signet-dev/signet/ca/devoidc"
 	"github.com/signet-dev/signet/ca/identity"
 	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/cosigntest"
 	"github.com/signet-dev/signet/internal/db/dbtest"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/keys/softhsmtest"
@@ -47,7 +48,7 @@ type interop struct {
 
 func newInterop(t *testing.T, mutate ...func(*config.Config)) *interop {
 	t.Helper()
-	x := &interop{t: t, cosign: cosignBinary(t), dir: t.TempDir()}
+	x := &interop{t: t, cosign: cosigntest.Binary(t), dir: t.TempDir()}
 	withoutPasswordEnv(t)
 	x.base, _ = startDevAt(t, "127.0.0.1:0", dbtest.NewURL(t), t.TempDir(), mutate...)
 	cfgDir := t.TempDir()

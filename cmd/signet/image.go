@@ -77,9 +77,14 @@ func (f *registryFlags) options(cmd *cobra.Command) []remote.Option {
 	return opts
 }
 
-// resolve finds the manifest a reference names now; a tag is reported on
-// stderr, since what gets signed or verified is the digest.
-func (f *registryFlags) resolve(cmd *cobra.Command, ref name.Reference) (name.Digest, *v1.Descriptor, error) {
+// lookup parses an image reference and finds the manifest it names now; a
+// tag is reported on stderr, since what gets signed or verified is the
+// digest.
+func (f *registryFlags) lookup(cmd *cobra.Command, image string) (name.Digest, *v1.Descriptor, error) {
+	ref, err := f.parse(image)
+	if err != nil {
+		return name.Digest{}, nil, err
+	}
 	desc, err := remote.Head(ref, f.options(cmd)...)
 	if err != nil {
 		return name.Digest{}, nil, fmt.Errorf("looking up %s: %w", ref, err)
@@ -274,11 +279,7 @@ Registry credentials come from the Docker config and its credential helpers.`,
 			if err != nil {
 				return err
 			}
-			ref, err := reg.parse(args[0])
-			if err != nil {
-				return err
-			}
-			d, desc, err := reg.resolve(cmd, ref)
+			d, desc, err := reg.lookup(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -400,11 +401,7 @@ func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, 
 	if err != nil {
 		return err
 	}
-	ref, err := reg.parse(image)
-	if err != nil {
-		return err
-	}
-	d, _, err := reg.resolve(cmd, ref)
+	d, _, err := reg.lookup(cmd, image)
 	if err != nil {
 		return err
 	}

@@ -7,23 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// cosignBinary finds the unmodified cosign make test installs (make cosign).
-func cosignBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "cosign")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("cosign not installed (make cosign installs it)")
-	return ""
-}
+	"github.com/signet-dev/signet/internal/cosigntest"
+)
 
 // withoutPasswordEnv unsets both password variables for the test.
 func withoutPasswordEnv(t *testing.T) {
@@ -76,7 +62,7 @@ func TestGenerateKeyPair(t *testing.T) {
 
 // Key files go both ways between signet and unmodified cosign.
 func TestKeyFilesInteroperateWithCosign(t *testing.T) {
-	cosign := cosignBinary(t)
+	cosign := cosigntest.Binary(t)
 	withoutPasswordEnv(t)
 	dir := t.TempDir()
 	const password = "shared secret"

@@ -89,10 +89,10 @@ func Read(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 // announced length, so idle connections cannot fill the budget.
 type Budget struct {
 	sem         *semaphore.Weighted
-	held        atomic.Int64 // bytes taken from sem, for admission checks
+	held        atomic.Int64 // bytes taken from sem: admission checks and the gauge
 	size        int64
 	perRequest  int64
-	inFlight    prometheus.Gauge
+	inFlight    prometheus.GaugeFunc // reads held
 	refused     prometheus.Counter
 	writeRefuse func(http.ResponseWriter, string)
 }
@@ -107,9 +107,11 @@ func NewBudget(size, perRequest int64, reg prometheus.Registerer, refuse func(w 
 	}
 	b := &Budget{
 		sem: semaphore.NewWeighted(size), size: size, perRequest: perRequest, writeRefuse: refuse,
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_http_body_bytes_in_flight", Help: "Bytes of request bodies admitted and not yet released."}),
-		refused:  prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_http_body_budget_refusals_total", Help: "Requests answered 503 because request bodies held filled the server's budget."}),
+
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_http_body_budget_refusals_total", Help: "Requests answered 503 because request bodies held filled the server's budget."}),
 	}
+	b.inFlight = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "signet_http_body_bytes_in_flight", Help: "Bytes of request bodies admitted and not yet released."},
+		func() float64 { return float64(b.held.Load()) })
 	if reg != nil {
 		reg.MustRegister(b.inFlight, b.refused)
 	}
@@ -144,14 +146,12 @@ func (b *Budget) take(n int64) bool {
 		return false
 	}
 	b.held.Add(n)
-	b.inFlight.Add(float64(n))
 	return true
 }
 
 func (b *Budget) give(n int64) {
 	b.held.Add(-n)
 	b.sem.Release(n)
-	b.inFlight.Sub(float64(n))
 }
 
 func (b *Budget) refuse(w http.ResponseWriter) {

@@ -17,24 +17,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/signet-dev/signet/internal/cosigntest"
 	"github.com/signet-dev/signet/log/rekorapi/model"
 )
-
-// cosignBinary finds an unmodified cosign (make cosign installs the version the Makefile pins).
-func cosignBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "cosign")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("cosign not installed (make cosign installs it)")
-	return ""
-}
 
 // cosignIn runs cosign in dir with HOME and TUF_ROOT there, so no TUF root
 // cached elsewhere (such as the public instance's) is used.
@@ -52,7 +37,7 @@ func cosignIn(cosign, dir string) func(args ...string) (string, error) {
 // an embedded SCT, our log, our TSA, from the signing config we serve) and
 // verifies it with the trusted root we serve; a tampered blob fails.
 func TestCosignSignAndVerifyBlobKeyless(t *testing.T) {
-	cosign := cosignBinary(t)
+	cosign := cosigntest.Binary(t)
 	inst := newFixture(t).startDev(t)
 	dir := t.TempDir()
 	blob := filepath.Join(dir, "blob")
@@ -86,7 +71,7 @@ func TestCosignSignAndVerifyBlobKeyless(t *testing.T) {
 // --root`) needs no trust files: it finds the signing config and trusted
 // root through TUF, as it does against the public instance.
 func TestCosignUsesTheTUFRepository(t *testing.T) {
-	cosign := cosignBinary(t)
+	cosign := cosigntest.Binary(t)
 	inst := newFixture(t).startDev(t)
 	dir := t.TempDir()
 	blob := filepath.Join(dir, "blob")
@@ -131,7 +116,7 @@ func TestCosignUsesTheTUFRepository(t *testing.T) {
 // containerregistry's, in-process) keyless against this instance, and
 // verifies it with the trusted root we serve.
 func TestCosignSignAndVerifyImageKeyless(t *testing.T) {
-	cosign := cosignBinary(t)
+	cosign := cosigntest.Binary(t)
 	inst := newFixture(t).startDev(t)
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
