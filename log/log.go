@@ -122,9 +122,13 @@ type Config struct {
 	MaxBatch int
 	// QueueSize caps appends waiting for a batch before ErrOverloaded (default 8192).
 	QueueSize int
-	Hook      Integrated
-	Logger    *slog.Logger
-	Metrics   *Metrics
+	// IntegrateEvery is the longest leaves queued by EnqueueIdentified wait
+	// for integration when no append needs them integrated at once
+	// (default 200 ms).
+	IntegrateEvery time.Duration
+	Hook           Integrated
+	Logger         *slog.Logger
+	Metrics        *Metrics
 	// LeafSidecar is a scalar SQL expression over s (the leaf's
 	// SequencedLeafData row: s.TreeId, s.SequenceNumber, s.MerkleLeafHash)
 	// giving bytes the personality keeps beside each leaf, read into
@@ -212,6 +216,9 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 8192
 	}
+	if cfg.IntegrateEvery <= 0 {
+		cfg.IntegrateEvery = 200 * time.Millisecond
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -282,11 +289,21 @@ func (l *Log) findOrCreateTree(ctx context.Context, pool *pgxpool.Pool, admin st
 		if err := l.checkFreezable(ctx, treeID, storedKey); err != nil {
 			return nil, err
 		}
+		// Leaves acknowledged when queued (a CT log's SCTs) and left queued
+		// by a crash go into the tree their key promised, before it stops
+		// taking entries; nothing integrates a retired tree's queue later.
+		retiring, getErr := storage.GetTree(ctx, admin, treeID)
+		if getErr != nil {
+			return nil, fmt.Errorf("log %s: loading tree %d to retire it: %w", l.cfg.Name, treeID, getErr)
+		}
+		if err := l.integrateQueue(ctx, retiring); err != nil {
+			return nil, fmt.Errorf("log %s: integrating tree %d's queued leaves before retiring it: %w", l.cfg.Name, treeID, err)
+		}
 		if _, err := pool.Exec(ctx, "UPDATE signet_logs SET name = name || '@' || tree_id, retired_at = now() WHERE name = $1 AND tree_id = $2", l.cfg.Name, treeID); err != nil {
 			return nil, fmt.Errorf("log %s: retiring tree %d: %w", l.cfg.Name, treeID, err)
 		}
 		l.logger.Warn("KEY ROTATION: the configured signer is not the key of the current tree; it is retired (its key stays in the trusted root) and a new tree starts",
-			"log", l.cfg.Name, "retired_tree_id", treeID, "old_key_id", keyID(storedKey), "new_key_id", keyID(pubDER))
+			"retired_tree_id", treeID, "old_key_id", keyID(storedKey), "new_key_id", keyID(pubDER))
 		err = pgx.ErrNoRows
 	}
 	if err == nil {

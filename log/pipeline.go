@@ -65,9 +65,11 @@ func (l *Log) Append(ctx context.Context, value, extra []byte) (Appended, error)
 
 // EnqueueIdentified adds a leaf and returns once it is durably queued.
 // Queued leaves are integrated with the next append that waits for
-// integration, or at the latest IntegrateEvery later (also after a failed
-// integration): well within a CT log's maximum merge delay, and in batches
-// large enough to be cheap.
+// integration, or at the latest Config.IntegrateEvery later (also after a
+// failed integration): well within a CT log's maximum merge delay, and in
+// batches large enough to be cheap. A clean stop integrates them before it
+// ends, and Open (or a key rotation retiring the tree) integrates what a
+// crash left queued.
 //
 // identity (at most 255 bytes) names the entry, as a CT log's entry is the
 // same whatever timestamp its leaf carries. A leaf of the same identity
@@ -91,10 +93,6 @@ func (l *Log) EnqueueIdentified(ctx context.Context, identity, value, extra []by
 	}
 	return res.Leaf.Value, true, nil
 }
-
-// IntegrateEvery is the longest queued leaves wait for integration when no
-// append needs them integrated at once.
-const IntegrateEvery = 200 * time.Millisecond
 
 func (l *Log) submit(ctx context.Context, req *appendReq) (Appended, error) {
 	if l.frozen != nil {
@@ -123,7 +121,7 @@ func (l *Log) submit(ctx context.Context, req *appendReq) (Appended, error) {
 
 func (l *Log) run() {
 	defer close(l.stopped)
-	retry := time.NewTicker(IntegrateEvery)
+	retry := time.NewTicker(l.cfg.IntegrateEvery)
 	defer retry.Stop()
 	for {
 		var first *appendReq
@@ -140,6 +138,7 @@ func (l *Log) run() {
 			continue
 		case <-l.stop:
 			l.drain(ErrClosed)
+			l.integrateBeforeStop()
 			return
 		}
 		batch := []*appendReq{first}
@@ -156,6 +155,29 @@ func (l *Log) run() {
 		l.process(batch)
 	}
 }
+
+// integrateBeforeStop integrates leaves that were acknowledged when queued
+// (EnqueueIdentified: a CT log's SCT promises inclusion within the maximum
+// merge delay) before the pipeline stops, so a clean stop never leaves them
+// waiting for the next start, which may be a key rotation's or never come.
+// A failure is logged: the leaves stay durably queued, and the next Open
+// (or a rotation) integrates them.
+func (l *Log) integrateBeforeStop() {
+	if !l.behind {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stopIntegrationTimeout)
+	defer cancel()
+	if _, _, err := l.integrateAndIndex(ctx); err != nil {
+		l.logger.Error("integrating queued leaves before stopping failed; the next start integrates them", "err", err)
+		return
+	}
+	l.logger.Info("integrated the queued leaves before stopping")
+}
+
+// stopIntegrationTimeout bounds how long a clean stop spends integrating
+// queued leaves.
+const stopIntegrationTimeout = 30 * time.Second
 
 func (l *Log) drain(err error) {
 	for {
@@ -568,9 +590,15 @@ func (l *Log) leavesInRange(ctx context.Context, start, count uint64) ([]Leaf, e
 
 // integrateAll integrates everything queued, in batches.
 func (l *Log) integrateAll(ctx context.Context) error {
+	return l.integrateQueue(ctx, l.tree)
+}
+
+// integrateQueue integrates everything queued for tree (this log's or one
+// it is retiring) with Trillian's sequencer, in batches.
+func (l *Log) integrateQueue(ctx context.Context, tree *trillian.Tree) error {
 	limit := l.cfg.MaxBatch * 4
 	for {
-		n, err := tlog.IntegrateBatch(ctx, l.tree, limit, 0, 0, l.ts, l.storage, quota.Noop())
+		n, err := tlog.IntegrateBatch(ctx, tree, limit, 0, 0, l.ts, l.storage, quota.Noop())
 		if err != nil {
 			return fmt.Errorf("integrating: %w", err)
 		}
