@@ -1,7 +1,6 @@
 package log
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -20,10 +19,12 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/protobuf/proto"
+
+	tilespkg "github.com/signet-dev/signet/log/tiles"
 )
 
-// The one-transaction append path. With the tree in memory the pipeline
-// needs nothing from Trillian's sequencer: it numbers the batch's new leaves
+// The one-transaction append path. With the tree's right border in memory
+// the pipeline needs nothing from Trillian's sequencer: it numbers the batch's new leaves
 // after the tree's size and writes, in one transaction and one commit, the
 // leaves (LeafData, SequencedLeafData), the Merkle nodes in Trillian's tile
 // format, the new tree head, and the hook's records (index rows, SETs,
@@ -32,21 +33,20 @@ import (
 // twenty round trips, and each of those commits waits for an fsync.
 //
 // The tables stay exactly as Trillian's sequencer would leave them, so its
-// storage reads (frozen trees, the fallback when the memtree disagrees with
-// storage) and its sequencer (catching up on leaves queued by the slow path)
-// work on them unchanged. Nothing is ever left queued by this path, and a
-// failed transaction leaves nothing behind.
+// storage code reads them and its sequencer (catching up on leaves queued
+// by the slow path) works on them unchanged. Nothing is ever left queued by
+// this path, and a failed transaction leaves nothing behind.
 
 // canCommitDirectly tells whether the next batch may take the one-transaction
-// path: the memtree is trusted and holds exactly the stored tree, and the
-// hook has seen all of it.
+// path: the right border is the stored tree's, and the hook has seen all of
+// it.
 func (l *Log) canCommitDirectly() bool {
-	if !l.fromMemory() || l.behind {
+	if l.border == nil || l.behind {
 		return false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.cfg.Hook == nil || (l.hookLoaded && l.indexed == l.mem.Size() && l.storedCP && l.storedCPSize == l.indexed)
+	return l.cfg.Hook == nil || (l.hookLoaded && l.indexed == l.border.End() && l.storedCP && l.storedCPSize == l.indexed)
 }
 
 // commitDirectly integrates leaves (distinct hashes) in one transaction and
@@ -58,16 +58,18 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 	defer func() {
 		if err != nil {
 			l.behind = true
-			l.tiles = nil
+			l.written = nil
 			l.mu.Lock()
 			l.hookLoaded = false
 			l.mu.Unlock()
 		}
 	}()
-	size := l.mem.Size()
+	size := l.border.End()
 	now := l.ts.Now().UnixNano()
 	// Tree heads are keyed by timestamp and must increase.
-	now = max(now, l.memTime.Load()+1)
+	if r := l.published(); r != nil {
+		now = max(now, r.Timestamp.UnixNano()+1)
+	}
 	hashes := make([][]byte, len(leaves))
 	values := make([][]byte, len(leaves))
 	extras := make([][]byte, len(leaves))
@@ -129,7 +131,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 			return nil, Root{}, nil, err
 		}
 		// The attempt changed the cached tiles in place.
-		l.tiles = nil
+		l.written = nil
 	}
 
 	// Two round trips: the transaction's start with the leaves and the
@@ -230,8 +232,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
 			return nil, Root{}, nil, fmt.Errorf("ending a batch of duplicates: %w", err)
 		}
-		root, err := l.memRoot()
-		return dup, root, nil, err
+		return dup, *l.published(), nil, nil
 	}
 	root = guessRoot
 	hook := speculative
@@ -260,7 +261,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		// An error before COMMIT makes PostgreSQL skip the rest of the batch.
 		return nil, Root{}, nil, fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
 	}
-	if err := l.committed(root, addedHashes, now, updated); err != nil {
+	if err := l.committed(root, addedHashes, updated); err != nil {
 		return nil, Root{}, nil, err
 	}
 	l.metrics.commits.WithLabelValues(l.cfg.Name, "two_round_trips").Inc()
@@ -299,7 +300,7 @@ func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, v
 	if conn.Conn().PgConn().TxStatus() != 'I' {
 		return fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
 	}
-	return l.committed(root, hashes, now, tiles.updated)
+	return l.committed(root, hashes, tiles.updated)
 }
 
 // isLeafConflict tells whether err is a leaf of the batch found already in
@@ -324,31 +325,37 @@ func (l *Log) queueTree(b *pgx.Batch, ids, blobs [][]byte, now int64, root Root)
 		})
 }
 
-// committed brings the memtree, the hook's progress and the tile cache up
-// to a batch just committed.
-func (l *Log) committed(root Root, added [][]byte, now int64, tiles []*storagepb.SubtreeProto) error {
+// committed brings the right border, the hook's progress, the tile caches
+// and the published root up to a batch just committed.
+func (l *Log) committed(root Root, added [][]byte, tiles []*storagepb.SubtreeProto) error {
 	if l.cfg.Hook != nil {
 		l.mu.Lock()
 		l.indexed, l.storedCPSize = root.Size, root.Size
 		l.mu.Unlock()
 	}
-	if err := l.mem.Append(added...); err != nil {
-		return err
+	for _, h := range added {
+		if err := l.border.Append(h, nil); err != nil {
+			return err
+		}
 	}
-	if got, err := l.mem.RootAt(root.Size); err != nil || !bytes.Equal(got, root.Hash) {
-		l.memBroken.Store(true)
-		l.logger.Error("the in-memory tree does not match the root just stored; serving proofs from storage from now on",
-			"size", root.Size, "stored_root", fmt.Sprintf("%x", root.Hash), "memory_root", fmt.Sprintf("%x", got), "err", err)
+	if l.border.End() != root.Size {
+		return fmt.Errorf("the right border is at size %d after committing size %d", l.border.End(), root.Size)
 	}
-	l.memTime.Store(now)
 	// Tiles are rewritten only at the tree's right edge (one per stratum)
 	// and complete ones never again, so a handful are kept.
-	if l.tiles == nil || len(l.tiles) > maxCachedTiles {
-		l.tiles = map[string]*storagepb.SubtreeProto{}
+	if l.written == nil || len(l.written) > maxCachedTiles {
+		l.written = map[string]*storagepb.SubtreeProto{}
 	}
 	for _, t := range tiles {
-		l.tiles[string(t.Prefix)] = t
+		l.written[string(t.Prefix)] = t
+		// The new leaves' proofs, and everyone's, read these.
+		decoded, err := tilespkg.FromProto(t)
+		if err != nil {
+			return fmt.Errorf("the tile just written: %w", err)
+		}
+		l.cfg.Tiles.Put(l.tree.TreeId, decoded)
 	}
+	l.publish(root)
 	return nil
 }
 
@@ -365,7 +372,7 @@ const maxCachedTiles = 64
 func (l *Log) cachedTiles(ids [][]byte, unstored map[string]bool) (map[string]*storagepb.SubtreeProto, bool) {
 	out := make(map[string]*storagepb.SubtreeProto, len(ids))
 	for _, id := range ids {
-		t, ok := l.tiles[string(id)]
+		t, ok := l.written[string(id)]
 		if !ok {
 			if unstored[string(id)] {
 				continue
@@ -490,11 +497,11 @@ func (l *Log) hookStatements(ctx context.Context, leaves []Leaf, root Root) (*pg
 // hashes appended at size (every leaf and every complete subtree they
 // finish) and the new root.
 func (l *Log) newNodes(size uint64, hashes [][]byte) ([]tree.Node, []byte, error) {
-	border, err := l.mem.RangeHashes(size)
-	if err != nil {
-		return nil, nil, err
+	if l.border.End() != size {
+		return nil, nil, fmt.Errorf("the right border is at size %d, not %d", l.border.End(), size)
 	}
-	cr, err := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewRange(0, size, border)
+	// A copy: appending to a range reuses its slice, which is the border's.
+	cr, err := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewRange(0, size, slices.Clone(l.border.Hashes()))
 	if err != nil {
 		return nil, nil, fmt.Errorf("the tree's right border at size %d: %w", size, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -84,7 +85,8 @@ func rootOf(t *testing.T, hashes map[uint64][]byte, size uint64) []byte {
 // The one-transaction path writes Trillian's tables as Trillian's sequencer
 // would: Trillian's own storage reads prove every leaf at the same root,
 // Trillian's sequencer continues the tree from the stored tiles, and a
-// restart loads a memtree that matches the stored root.
+// restart reads the right border from the tiles and goes on in one
+// transaction per batch.
 func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
@@ -92,7 +94,7 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Name: "test", SignerName: "test", Signer: key, ProofsInMemory: true, MaxBatch: 64}
+	cfg := Config{Name: "test", SignerName: "test", Signer: key, MaxBatch: 64}
 	l, err := Open(ctx, pool, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -100,9 +102,6 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	// 700 leaves cross two full bottom tiles (256 leaves each) and start a
 	// second tile of the stratum above.
 	hashes := appendConcurrently(t, l, "direct", 700)
-	if !l.fromMemory() || l.behind {
-		t.Fatal("the direct path was left")
-	}
 	// Batches of new leaves take one round trip: the tiles they touch were
 	// written by the batch before, or are new (tilesNotStored).
 	commits := func(path string) float64 {
@@ -125,33 +124,53 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 
 	checkTrillianReads(t, l, hashes, root)
 
-	// Trillian's sequencer carries on from the stored tiles (the slow path
-	// is what runs while the memtree is distrusted).
-	l.memBroken.Store(true)
-	more := appendConcurrently(t, l, "sequenced by Trillian", 100)
-	for i, h := range more {
-		hashes[i] = h
+	// Trillian's sequencer carries on from the stored tiles: leaves named
+	// otherwise than by their hash (as the CT log's) take its path, and the
+	// append after them waits for their integration.
+	for i := range 99 {
+		v := fmt.Appendf(nil, "sequenced by Trillian %d", i)
+		if _, dup, err := l.EnqueueIdentified(ctx, LeafHash(append([]byte("identity "), v...)), v, nil); err != nil || dup {
+			t.Fatalf("enqueue %d: duplicate %v, %v", i, dup, err)
+		}
+	}
+	trillianBefore := commits("trillian")
+	res, err := l.Append(ctx, []byte("sequenced by Trillian 99"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The append waited for the queued leaves' integration: its answer
+	// proves it at a root that holds them all.
+	if after := commits("trillian"); after != trillianBefore+1 || res.Root.Size != 800 {
+		t.Fatalf("the append after queued leaves: %v batches through Trillian, root size %d; want 1 and 800", after-trillianBefore, res.Root.Size)
+	}
+	for i := range 100 {
+		h := LeafHash(fmt.Appendf(nil, "sequenced by Trillian %d", i))
+		p, err := l.ByHash(ctx, [][]byte{h})
+		if err != nil || len(p) != 1 {
+			t.Fatalf("leaf %d sequenced by Trillian: %v, %v", i, p, err)
+		}
+		hashes[p[0].Leaf.Index] = h
 	}
 	root, err = l.storedRoot(ctx)
 	if err != nil || root.Size != 800 || !bytes.Equal(root.Hash, rootOf(t, hashes, 800)) {
 		t.Fatalf("after Trillian's sequencer: root %d/%x (%v), want 800/%x", root.Size, root.Hash, err, rootOf(t, hashes, 800))
 	}
+	if latest, err := l.Latest(ctx); err != nil || latest.Size != 800 || !bytes.Equal(latest.Hash, root.Hash) {
+		t.Fatalf("published root %d/%x (%v) after Trillian's sequencer, want the stored 800/%x", latest.Size, latest.Hash, err, root.Hash)
+	}
 	l.Close()
 
-	// A restart loads the memtree, which must match, and goes on directly.
+	// A restart reads the right border from the tiles and goes on directly.
 	l, err = Open(ctx, pool, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if !l.fromMemory() {
-		t.Fatal("after a restart the memtree does not match the stored root")
-	}
 	for i, h := range appendConcurrently(t, l, "after restart", 300) {
 		hashes[i] = h
 	}
-	if !l.fromMemory() || l.behind {
-		t.Fatal("the direct path was left after the restart")
+	if one, trillian := commits("one_round_trip"), commits("trillian"); one == 0 || trillian != 0 {
+		t.Fatalf("after the restart: %v commits in one round trip, %v through Trillian; want only direct ones", one, trillian)
 	}
 	root, err = l.storedRoot(ctx)
 	if err != nil || root.Size != 1100 || !bytes.Equal(root.Hash, rootOf(t, hashes, 1100)) {
@@ -203,7 +222,7 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	}
 
 	// Appending leaves already in the log changes nothing.
-	res, err := l.Append(ctx, []byte("direct 5"), nil)
+	res, err = l.Append(ctx, []byte("direct 5"), nil)
 	if err != nil || !res.Duplicate {
 		t.Fatalf("re-append: %+v, %v", res, err)
 	}
@@ -212,36 +231,80 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	}
 }
 
-// checkTrillianReads proves every leaf, and consistency from earlier sizes,
-// through Trillian's storage reads of the tiles written, at root.
+// checkTrillianReads reads every leaf and proves it, and consistency from
+// earlier sizes, with Trillian's own storage code on the tables and tiles
+// written, at root; and checks that the log's own reads agree.
 func checkTrillianReads(t *testing.T, l *Log, hashes map[uint64][]byte, root Root) {
 	t.Helper()
 	ctx := context.Background()
-	l.memBroken.Store(true)
-	defer l.memBroken.Store(false)
-	for i := range root.Size {
-		p, err := l.ByIndex(ctx, i)
+	tx, err := l.storage.SnapshotForTree(ctx, l.tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	slr, err := tx.LatestSignedLogRoot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := toRoot(slr); err != nil || stored.Size != root.Size || !bytes.Equal(stored.Hash, root.Hash) {
+		t.Fatalf("Trillian reads the root %d/%x (%v), want %d/%x", stored.Size, stored.Hash, err, root.Size, root.Hash)
+	}
+	nodes := func(n proof.Nodes) [][]byte {
+		t.Helper()
+		got, err := tx.GetMerkleNodes(ctx, n.IDs)
+		if err != nil || len(got) != len(n.IDs) {
+			t.Fatalf("Trillian reads %d of %d proof nodes: %v", len(got), len(n.IDs), err)
+		}
+		h := make([][]byte, len(got))
+		for i, g := range got {
+			h[i] = g.Hash
+		}
+		out, err := n.Rehash(h, rfc6962.DefaultHasher.HashChildren)
 		if err != nil {
-			t.Fatalf("leaf %d read through Trillian: %v", i, err)
+			t.Fatal(err)
 		}
-		if !bytes.Equal(p.Leaf.Hash, hashes[i]) || p.Root.Size != root.Size {
-			t.Fatalf("leaf %d: hash %x at size %d, want %x at %d", i, p.Leaf.Hash, p.Root.Size, hashes[i], root.Size)
+		return out
+	}
+	leaves, err := tx.GetLeavesByRange(ctx, 0, int64(root.Size))
+	if err != nil || uint64(len(leaves)) != root.Size {
+		t.Fatalf("Trillian reads %d of %d leaves: %v", len(leaves), root.Size, err)
+	}
+	for i := range root.Size {
+		if !bytes.Equal(leaves[i].MerkleLeafHash, hashes[i]) || leaves[i].LeafIndex != int64(i) {
+			t.Fatalf("Trillian reads leaf %d as %d/%x, want %x", i, leaves[i].LeafIndex, leaves[i].MerkleLeafHash, hashes[i])
 		}
-		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, root.Size, hashes[i], p.Proof, root.Hash); err != nil {
+		n, err := proof.Inclusion(i, root.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trillian := nodes(n)
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, root.Size, hashes[i], trillian, root.Hash); err != nil {
 			t.Fatalf("leaf %d proven by Trillian's storage: %v", i, err)
+		}
+		p, err := l.ByIndex(ctx, i)
+		if err != nil || !bytes.Equal(p.Leaf.Hash, hashes[i]) || p.Root.Size != root.Size || !slices.EqualFunc(p.Proof, trillian, bytes.Equal) {
+			t.Fatalf("leaf %d read by the log: %x at size %d (%v), proof differs from Trillian's: %v", i, p.Leaf.Hash, p.Root.Size, err, !slices.EqualFunc(p.Proof, trillian, bytes.Equal))
 		}
 	}
 	for _, from := range []uint64{1, 255, 256, 257, 511, 512, root.Size - 1} {
 		if from == 0 || from >= root.Size {
 			continue
 		}
-		cons, to, err := l.ConsistencyProof(ctx, from, root.Size)
+		n, err := proof.Consistency(from, root.Size)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, from, root.Size, cons, rootOf(t, hashes, from), to.Hash); err != nil {
+		trillian := nodes(n)
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, from, root.Size, trillian, rootOf(t, hashes, from), root.Hash); err != nil {
 			t.Fatalf("consistency %d..%d from Trillian's storage: %v", from, root.Size, err)
 		}
+		cons, _, err := l.ConsistencyProof(ctx, from, root.Size)
+		if err != nil || !slices.EqualFunc(cons, trillian, bytes.Equal) {
+			t.Fatalf("consistency %d..%d from the log differs from Trillian's (%v)", from, root.Size, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,9 +1,10 @@
 // Package log is Signet's transparency log engine: Trillian's log storage and
 // sequencer running in this process on PostgreSQL, with an append pipeline
 // that gathers concurrent appends into batches, integrates each batch at once
-// (in one transaction of its own when the tree is held in memory, see
-// commit.go) and answers every waiter with its index, inclusion proof and the
-// new root.
+// (in one transaction of its own when it can, see commit.go) and answers
+// every waiter with its index, inclusion proof and the new root. Proofs come
+// from the stored tiles through a bounded cache (log/tiles, read.go), so
+// memory does not grow with the tree. docs/architecture.md describes it.
 // Personalities (log/rekorapi, the CT log) sit on top; the engine knows
 // nothing of HTTP or entry formats.
 package log
@@ -37,12 +38,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/signet-dev/signet/log/memtree"
 	"github.com/signet-dev/signet/log/note"
+	"github.com/signet-dev/signet/log/tiles"
 )
 
 var (
@@ -134,10 +135,9 @@ type Config struct {
 	// giving bytes the personality keeps beside each leaf, read into
 	// Leaf.Sidecar with the leaf in the same query.
 	LeafSidecar string
-	// ProofsInMemory keeps every node hash of the tree in memory (64 bytes
-	// per entry), loaded at start-up and extended by the pipeline, so reads
-	// and appends prove from memory and read a leaf with one query.
-	ProofsInMemory bool
+	// Tiles caches the decoded tiles every proof is made from; logs may
+	// share one. Nil: a private cache of DefaultTileCacheBytes.
+	Tiles *tiles.Cache
 	// RotateOnKeyChange makes a signer other than the tree's a key rotation:
 	// the tree is retired (see RetiredKeys) and a new one starts. Without it
 	// such a start is refused. With a Hook, the retired tree stays readable
@@ -145,6 +145,10 @@ type Config struct {
 	// indexes continue after it (Offset).
 	RotateOnKeyChange bool
 }
+
+// DefaultTileCacheBytes bounds a log's tile cache when the configuration
+// gives none: 8,000 full tiles, the bottom tiles of 2M entries.
+const DefaultTileCacheBytes = 128 << 20
 
 // Log is one Merkle tree and its append pipeline.
 type Log struct {
@@ -163,12 +167,16 @@ type Log struct {
 
 	pool *pgxpool.Pool
 	pub  crypto.PublicKey
-	// mem holds the tree's node hashes when ProofsInMemory; memBroken stops
-	// its use if it ever disagrees with storage; memTime is the timestamp of
-	// the stored root it matches.
-	mem       *memtree.Tree
-	memBroken atomic.Bool
-	memTime   atomic.Int64
+	// reader proves from the tree's tiles.
+	reader tiles.Reader
+	// border is the tree's right border at the last published root, from
+	// which the next batch's nodes and root are computed; only the pipeline
+	// goroutine (and Open before it) touches it. nil until read from the
+	// tiles.
+	border *compact.Range
+	// root is the root readers see (published once the hook has taken its
+	// leaves).
+	root atomic.Pointer[Root]
 	// offset is where this tree starts in the log's index space.
 	offset uint64
 	// frozen is set on a retired tree: its final root and checkpoint.
@@ -190,9 +198,9 @@ type Log struct {
 	// behind is set while queued leaves may be waiting for integration;
 	// only the pipeline goroutine touches it.
 	behind bool
-	// tiles are the tiles the pipeline last wrote, by ID, for the next
+	// written are the tiles the pipeline last wrote, by ID, for the next
 	// batch; only the pipeline goroutine touches it.
-	tiles map[string]*storagepb.SubtreeProto
+	written map[string]*storagepb.SubtreeProto
 }
 
 type frozenTree struct {
@@ -242,14 +250,16 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 		queue: make(chan *appendReq, cfg.QueueSize), stop: make(chan struct{}), stopped: make(chan struct{}),
 		pub: cfg.Signer.Public(), pool: pool,
 	}
-	if cfg.ProofsInMemory {
-		l.mem = memtree.New()
+	if cfg.Tiles == nil {
+		cfg.Tiles = tiles.NewCache(DefaultTileCacheBytes, nil)
+		l.cfg.Tiles = cfg.Tiles
 	}
 	tree, err := l.findOrCreateTree(ctx, pool, admin)
 	if err != nil {
 		return nil, err
 	}
 	l.tree = tree
+	l.reader = tiles.Reader{Tree: tree.TreeId, Cache: cfg.Tiles, Fetch: l.fetchTiles}
 	l.origin = strconv.FormatInt(tree.TreeId, 10)
 	if cfg.OriginFor != nil {
 		l.origin = cfg.OriginFor(tree.TreeId)
@@ -263,15 +273,13 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 		}
 	}
 	// Leaves queued by a process that died before integrating them are
-	// integrated, and the hook and the memtree catch up.
+	// integrated, the hook catches up and the root is published.
 	if _, _, err := l.integrateAndIndex(ctx); err != nil {
 		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
 	}
-	if l.mem != nil {
-		l.reads = make(chan *leafRead)
-		for range leafReaders {
-			go l.readLeaves()
-		}
+	l.reads = make(chan *leafRead)
+	for range leafReaders {
+		go l.readLeaves()
 	}
 	go l.run()
 	return l, nil
@@ -403,8 +411,10 @@ func (l *Log) openRetired(ctx context.Context, pool *pgxpool.Pool, admin storage
 		r := &Log{
 			cfg: l.cfg, tree: tree, storage: l.storage, rpc: l.rpc, ts: l.ts, logger: l.logger.With("tree_id", k.TreeID),
 			metrics: l.metrics, stop: make(chan struct{}), stopped: make(chan struct{}),
-			pub: k.PublicKey, offset: offset, frozen: frozen, origin: origin,
+			pub: k.PublicKey, offset: offset, frozen: frozen, origin: origin, pool: pool,
 		}
+		r.reader = tiles.Reader{Tree: tree.TreeId, Cache: l.cfg.Tiles, Fetch: r.fetchTiles}
+		r.publish(frozen.root)
 		r.cfg.Signer = nil
 		close(r.stopped)
 		offset += frozen.root.Size
@@ -480,12 +490,13 @@ func (l *Log) Close() {
 	<-l.stopped
 }
 
-// Latest returns the newest root.
+// Latest returns the newest root readers may see: the one the pipeline
+// last published, a frozen tree's final one.
 func (l *Log) Latest(ctx context.Context) (Root, error) {
-	if l.fromMemory() {
-		return l.memRoot()
+	if r := l.published(); r != nil {
+		return *r, nil
 	}
-	return l.storedRoot(ctx)
+	return Root{}, fmt.Errorf("log %s: no root published yet", l.cfg.Name)
 }
 
 // Checkpoint signs (or returns the cached signature of) a root; a frozen
@@ -529,80 +540,13 @@ type Proven struct {
 	Proof [][]byte
 }
 
-// ByIndex returns the leaf at index with its proof at the latest root.
-func (l *Log) ByIndex(ctx context.Context, index uint64) (Proven, error) {
-	if l.fromMemory() {
-		return l.memByIndex(ctx, index)
-	}
-	var out Proven
-	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
-		if index >= root.Size {
-			return ErrNotFound
-		}
-		leaves, err := tx.GetLeavesByRange(ctx, int64(index), 1)
-		if err != nil {
-			return err
-		}
-		if len(leaves) != 1 {
-			return ErrNotFound
-		}
-		p, err := inclusion(ctx, tx, index, root.Size)
-		if err != nil {
-			return err
-		}
-		out = Proven{Leaf: toLeaf(leaves[0]), Root: root, Proof: p}
-		return nil
-	})
-	return out, err
-}
-
-// ByHash returns the leaves with these RFC 6962 leaf hashes, with proofs at
-// the latest root; hashes not in the tree are skipped.
-func (l *Log) ByHash(ctx context.Context, hashes [][]byte) ([]Proven, error) {
-	if l.fromMemory() {
-		return l.memByHash(ctx, hashes)
-	}
-	var out []Proven
-	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
-		leaves, err := tx.GetLeavesByHash(ctx, hashes, false)
-		if err != nil {
-			return err
-		}
-		for _, lf := range leaves {
-			if uint64(lf.LeafIndex) >= root.Size {
-				continue
-			}
-			p, err := inclusion(ctx, tx, uint64(lf.LeafIndex), root.Size)
-			if err != nil {
-				return err
-			}
-			out = append(out, Proven{Leaf: toLeaf(lf), Root: root, Proof: p})
-		}
-		return nil
-	})
-	return out, err
-}
-
 // LeavesByRange returns up to count integrated leaves from start.
 func (l *Log) LeavesByRange(ctx context.Context, start, count uint64) ([]Leaf, error) {
-	var out []Leaf
-	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
-		if start >= root.Size {
-			return nil
-		}
-		if start+count > root.Size {
-			count = root.Size - start
-		}
-		leaves, err := tx.GetLeavesByRange(ctx, int64(start), int64(count))
-		if err != nil {
-			return err
-		}
-		for _, lf := range leaves {
-			out = append(out, toLeaf(lf))
-		}
-		return nil
-	})
-	return out, err
+	root, err := l.Latest(ctx)
+	if err != nil || start >= root.Size {
+		return nil, err
+	}
+	return l.leavesInRange(ctx, start, min(count, root.Size-start))
 }
 
 // ErrBadRange is a consistency proof request the tree cannot answer.
@@ -613,35 +557,18 @@ func (e *ErrBadRange) Error() string { return e.Msg }
 // ConsistencyProof proves that the tree at size from is a prefix of the
 // tree at size to; it returns the latest root too.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, Root, error) {
-	if l.fromMemory() {
-		root, err := l.memRoot()
-		if err == nil {
-			err = checkConsistencyRange(from, to, root.Size)
-		}
-		if err != nil || from == 0 || from == to {
-			return nil, root, err
-		}
-		hashes, err := l.mem.Consistency(from, to)
-		return hashes, root, err
+	root, err := l.Latest(ctx)
+	if err == nil {
+		err = checkConsistencyRange(from, to, root.Size)
 	}
-	var hashes [][]byte
-	var latest Root
-	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, root Root) error {
-		latest = root
-		if err := checkConsistencyRange(from, to, root.Size); err != nil {
-			return err
-		}
-		if from == 0 || from == to {
-			return nil
-		}
-		nodes, err := proof.Consistency(from, to)
-		if err != nil {
-			return err
-		}
-		hashes, err = fetch(ctx, tx, nodes)
-		return err
-	})
-	return hashes, latest, err
+	if err != nil || from == 0 || from == to {
+		return nil, root, err
+	}
+	hashes, err := l.reader.Consistency(ctx, from, to)
+	if err != nil {
+		return nil, root, fmt.Errorf("log %s: proving size %d consistent with %d: %w", l.cfg.Name, from, to, err)
+	}
+	return hashes, root, nil
 }
 
 func checkConsistencyRange(from, to, size uint64) error {
@@ -654,71 +581,12 @@ func checkConsistencyRange(from, to, size uint64) error {
 	return nil
 }
 
-func (l *Log) read(ctx context.Context, f func(storage.ReadOnlyLogTreeTX, Root) error) error {
-	tx, err := l.storage.SnapshotForTree(ctx, l.tree)
-	if err != nil {
-		return fmt.Errorf("log %s: opening a snapshot: %w", l.cfg.Name, err)
-	}
-	defer tx.Close()
-	var root Root
-	if l.frozen != nil {
-		// Leaves past the final checkpoint were never acknowledged.
-		root = l.frozen.root
-	} else {
-		slr, err := tx.LatestSignedLogRoot(ctx)
-		if err != nil {
-			return fmt.Errorf("log %s: reading the root: %w", l.cfg.Name, err)
-		}
-		if root, err = toRoot(slr); err != nil {
-			return err
-		}
-	}
-	if err := f(tx, root); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
-}
-
 func toRoot(slr *trillian.SignedLogRoot) (Root, error) {
 	var r types.LogRootV1
 	if err := r.UnmarshalBinary(slr.GetLogRoot()); err != nil {
 		return Root{}, fmt.Errorf("decoding the log root: %w", err)
 	}
 	return Root{Size: r.TreeSize, Hash: r.RootHash, Timestamp: time.Unix(0, int64(r.TimestampNanos))}, nil
-}
-
-func toLeaf(lf *trillian.LogLeaf) Leaf {
-	return Leaf{
-		Index: uint64(lf.LeafIndex), Hash: lf.MerkleLeafHash, Value: lf.LeafValue, Extra: lf.ExtraData,
-		IntegratedAt: lf.IntegrateTimestamp.AsTime(),
-	}
-}
-
-func inclusion(ctx context.Context, tx storage.ReadOnlyLogTreeTX, index, size uint64) ([][]byte, error) {
-	nodes, err := proof.Inclusion(index, size)
-	if err != nil {
-		return nil, err
-	}
-	return fetch(ctx, tx, nodes)
-}
-
-// fetch reads a proof's nodes from storage and folds the ephemeral ones.
-func fetch(ctx context.Context, tx storage.ReadOnlyLogTreeTX, nodes proof.Nodes) ([][]byte, error) {
-	got, err := tx.GetMerkleNodes(ctx, nodes.IDs)
-	if err != nil {
-		return nil, fmt.Errorf("reading proof nodes: %w", err)
-	}
-	if len(got) != len(nodes.IDs) {
-		return nil, fmt.Errorf("reading proof nodes: got %d of %d", len(got), len(nodes.IDs))
-	}
-	hashes := make([][]byte, len(got))
-	for i, n := range got {
-		if n.ID != nodes.IDs[i] {
-			return nil, fmt.Errorf("reading proof nodes: node %d is %v, want %v", i, n.ID, nodes.IDs[i])
-		}
-		hashes[i] = n.Hash
-	}
-	return nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
 }
 
 // LeafHash is the RFC 6962 hash of a leaf value.
@@ -766,53 +634,53 @@ func treeLabel(id int64) string { return strconv.FormatInt(id, 10) }
 // ProveInclusion finds a leaf by hash and proves it in the tree of the given
 // size (0: the latest).
 func (l *Log) ProveInclusion(ctx context.Context, leafHash []byte, size uint64) (uint64, [][]byte, Root, error) {
-	var index uint64
-	var hashes [][]byte
-	var root Root
-	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, latest Root) error {
-		root = latest
-		if size == 0 {
-			size = latest.Size
-		}
-		if size > latest.Size {
-			return &ErrBadRange{Msg: fmt.Sprintf("tree size %d is beyond the current size %d", size, latest.Size)}
-		}
-		leaves, err := tx.GetLeavesByHash(ctx, [][]byte{leafHash}, false)
-		if err != nil {
-			return err
-		}
-		for _, lf := range leaves {
-			if uint64(lf.LeafIndex) < size {
-				index = uint64(lf.LeafIndex)
-				hashes, err = inclusion(ctx, tx, index, size)
-				return err
+	root, err := l.Latest(ctx)
+	if err != nil {
+		return 0, nil, Root{}, err
+	}
+	if size == 0 {
+		size = root.Size
+	}
+	if size > root.Size {
+		return 0, nil, root, &ErrBadRange{Msg: fmt.Sprintf("tree size %d is beyond the current size %d", size, root.Size)}
+	}
+	leaves, err := l.leavesByHash(ctx, [][]byte{leafHash})
+	if err != nil {
+		return 0, nil, root, fmt.Errorf("log %s: reading leaves by hash: %w", l.cfg.Name, err)
+	}
+	for _, lf := range leaves {
+		if lf.Index < size {
+			hashes, err := l.reader.Inclusion(ctx, lf.Index, size)
+			if err != nil {
+				return 0, nil, root, fmt.Errorf("log %s: proving leaf %d at size %d: %w", l.cfg.Name, lf.Index, size, err)
 			}
+			return lf.Index, hashes, root, nil
 		}
-		return ErrNotFound
-	})
-	return index, hashes, root, err
+	}
+	return 0, nil, root, ErrNotFound
 }
 
 // ProveIndex proves the leaf at index in the tree of the given size.
 func (l *Log) ProveIndex(ctx context.Context, index, size uint64) (Leaf, [][]byte, error) {
-	var leaf Leaf
-	var hashes [][]byte
-	err := l.read(ctx, func(tx storage.ReadOnlyLogTreeTX, latest Root) error {
-		if size > latest.Size || index >= size {
-			return &ErrBadRange{Msg: fmt.Sprintf("leaf %d is not in a tree of size %d (current size %d)", index, size, latest.Size)}
-		}
-		leaves, err := tx.GetLeavesByRange(ctx, int64(index), 1)
-		if err != nil {
-			return err
-		}
-		if len(leaves) != 1 {
-			return ErrNotFound
-		}
-		leaf = toLeaf(leaves[0])
-		hashes, err = inclusion(ctx, tx, index, size)
-		return err
-	})
-	return leaf, hashes, err
+	root, err := l.Latest(ctx)
+	if err != nil {
+		return Leaf{}, nil, err
+	}
+	if size > root.Size || index >= size {
+		return Leaf{}, nil, &ErrBadRange{Msg: fmt.Sprintf("leaf %d is not in a tree of size %d (current size %d)", index, size, root.Size)}
+	}
+	leaves, err := l.leavesInRange(ctx, index, 1)
+	if err != nil {
+		return Leaf{}, nil, fmt.Errorf("log %s: reading leaf %d: %w", l.cfg.Name, index, err)
+	}
+	if len(leaves) != 1 {
+		return Leaf{}, nil, ErrNotFound
+	}
+	hashes, err := l.reader.Inclusion(ctx, index, size)
+	if err != nil {
+		return Leaf{}, nil, fmt.Errorf("log %s: proving leaf %d at size %d: %w", l.cfg.Name, index, size, err)
+	}
+	return leaves[0], hashes, nil
 }
 
 // CreatedAt is when the log's tree was created: the start of its key's

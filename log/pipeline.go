@@ -131,7 +131,7 @@ func (l *Log) run() {
 			if l.behind {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				if _, _, err := l.integrateAndIndex(ctx); err != nil {
-					l.logger.Warn("integrating queued leaves failed; will retry", "err", err)
+					l.logger.Error("integrating queued leaves failed; will retry", "err", err)
 				}
 				cancel()
 			}
@@ -271,7 +271,7 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 				results[string(lf.MerkleLeafHash)] = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: lf.MerkleLeafHash}}}
 			}
 		}
-		proven, err := l.memProve(added, root)
+		proven, err := l.prove(ctx, added, root)
 		if err != nil {
 			return nil, fmt.Errorf("proving the new leaves: %w", err)
 		}
@@ -280,8 +280,8 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 		}
 		return results, nil
 	}
-	// Trillian's sequencer rewrites tiles behind the tile cache's back.
-	l.tiles = nil
+	// Trillian's sequencer rewrites tiles behind the pipeline's back.
+	l.written = nil
 	l.metrics.commits.WithLabelValues(l.cfg.Name, "trillian").Inc()
 	dups, storedValues, err := l.queueLeaves(ctx, leaves)
 	if err != nil {
@@ -352,31 +352,28 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 	if len(fresh) == 0 {
 		return results, nil
 	}
-	// The leaves just handed to the hook are the ones to prove; the
-	// memtree proves them without another read.
+	// The leaves just handed to the hook are the ones to prove, without
+	// reading them again; others (a log without a hook, or a long catch-up)
+	// are read by hash.
+	integrated := make(map[string]Leaf, len(visible))
+	for _, lf := range visible {
+		integrated[string(lf.Hash)] = lf
+	}
+	var known []Leaf
 	var missing [][]byte
-	if l.fromMemory() {
-		integrated := make(map[string]Leaf, len(visible))
-		for _, lf := range visible {
-			integrated[string(lf.Hash)] = lf
+	for _, h := range fresh {
+		if lf, ok := integrated[string(h)]; ok {
+			known = append(known, lf)
+		} else {
+			missing = append(missing, h)
 		}
-		var leaves []Leaf
-		for _, h := range fresh {
-			if lf, ok := integrated[string(h)]; ok {
-				leaves = append(leaves, lf)
-			} else {
-				missing = append(missing, h)
-			}
-		}
-		proven, err := l.memProve(leaves, root)
-		if err != nil {
-			return results, fmt.Errorf("proving the new leaves: %w", err)
-		}
-		for _, p := range proven {
-			results[keyOf[string(p.Leaf.Hash)]] = Appended{Proven: p}
-		}
-	} else {
-		missing = fresh
+	}
+	proven, err := l.prove(ctx, known, root)
+	if err != nil {
+		return results, fmt.Errorf("proving the new leaves: %w", err)
+	}
+	for _, p := range proven {
+		results[keyOf[string(p.Leaf.Hash)]] = Appended{Proven: p}
 	}
 	if len(missing) > 0 {
 		proven, err := l.ByHash(ctx, missing)
@@ -484,8 +481,8 @@ func identifiedByHash(leaves []*trillian.LogLeaf) bool {
 	return true
 }
 
-// integrateAndIndex integrates everything queued, hands it to the hook and
-// extends the memtree. It returns the stored root and the leaves handed to
+// integrateAndIndex integrates everything queued, hands it to the hook,
+// brings the right border to the new root and publishes it. It returns the stored root and the leaves handed to
 // the hook (nil when there were many, as after a long outage).
 func (l *Log) integrateAndIndex(ctx context.Context) (Root, []Leaf, error) {
 	if err := l.integrateAll(ctx); err != nil {
@@ -499,7 +496,7 @@ func (l *Log) integrateAndIndex(ctx context.Context) (Root, []Leaf, error) {
 	if err != nil {
 		return Root{}, nil, err
 	}
-	if err := l.syncMem(ctx, root, leaves); err != nil {
+	if err := l.syncBorder(ctx, root, leaves); err != nil {
 		return Root{}, nil, err
 	}
 	l.behind = false

@@ -64,7 +64,7 @@ for size in $sizes; do
   bin/signet-bench --fill "$size" --data-dir "$work/big"
   t0=$(date +%s%N)
   start big; big=$url
-  echo "# started with $size entries in $(( ($(date +%s%N) - t0) / 1000000 )) ms (loads the tree into memory)" >&2
+  echo "# started with $size entries in $(( ($(date +%s%N) - t0) / 1000000 )) ms" >&2
   for run in $(seq 1 $runs); do
     bin/signet-bench --target "$big" --scenarios append,read,search --concurrency 64 --duration "$duration" --append-duration "$append_duration" |
       sed "s/\"scenario\":\"\([a-z]*\)\"/\"scenario\":\"\1@$size\"/"

@@ -146,7 +146,7 @@ func serve(parent context.Context, cfg config.Config, dev bool, warnings ...stri
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(2 << 30)
+		debug.SetMemoryLimit(cfg.MemoryLimitBytes)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	// Trillian logs every sequenced batch through klog; our own metrics and

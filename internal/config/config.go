@@ -42,6 +42,9 @@ type Config struct {
 	TUF        TUF        `yaml:"tuf"`
 	HTTP       HTTP       `yaml:"http"`
 	Metrics    Metrics    `yaml:"metrics"`
+	// MemoryLimitBytes is the Go runtime's soft memory limit; GOMEMLIMIT in
+	// the environment wins over it.
+	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
 }
 
 // Metrics places the Prometheus endpoint.
@@ -164,6 +167,9 @@ type Log struct {
 	MaxBatch int `yaml:"max_batch"`
 	// QueueSize bounds the appends waiting for a batch (503 above it).
 	QueueSize int `yaml:"queue_size"`
+	// TileCacheBytes bounds the decoded tiles kept for proofs, shared by
+	// every log tree of the instance.
+	TileCacheBytes int64 `yaml:"tile_cache_bytes"`
 }
 
 // HTTP bounds the listener.
@@ -186,9 +192,11 @@ func Defaults() Config {
 			MaxSearchResults: 1000,
 			MaxBatch:         1024,
 			QueueSize:        8192,
+			TileCacheBytes:   128 << 20,
 		},
-		CA: CA{Validity: "10m", MaxRequestBytes: 64 << 10},
-		CT: CT{MaxRequestBytes: 256 << 10, MaxGetEntries: 256},
+		MemoryLimitBytes: 2 << 30,
+		CA:               CA{Validity: "10m", MaxRequestBytes: 64 << 10},
+		CT:               CT{MaxRequestBytes: 256 << 10, MaxGetEntries: 256},
 		Timestamp: Timestamp{
 			DefaultPolicy: "1.3.6.1.4.1.57264.2", Accuracy: "1s", MaxRequestBytes: 16 << 10,
 		},
@@ -366,6 +374,15 @@ func (c Config) Validate(dev bool) error {
 	}
 	if c.Log.QueueSize < 1 || c.Log.QueueSize > 1000000 {
 		return fmt.Errorf("log.queue_size %d must be between 1 and 1000000", c.Log.QueueSize)
+	}
+	if n := c.Log.TileCacheBytes; n < 1<<20 || n > 64<<30 {
+		return fmt.Errorf("log.tile_cache_bytes %d must be between 1048576 and 68719476736", n)
+	}
+	if n := c.MemoryLimitBytes; n < 256<<20 || n > 1<<40 {
+		return fmt.Errorf("memory_limit_bytes %d must be between 268435456 (256 MiB) and 1099511627776 (1 TiB)", n)
+	}
+	if c.MemoryLimitBytes < c.Log.TileCacheBytes+c.HTTP.MaxBodyBytesInFlight {
+		return fmt.Errorf("memory_limit_bytes %d is less than log.tile_cache_bytes (%d) and http.max_body_bytes_in_flight (%d) together: the server would spend its time collecting garbage", c.MemoryLimitBytes, c.Log.TileCacheBytes, c.HTTP.MaxBodyBytesInFlight)
 	}
 	if c.HTTP.RequestTimeoutSeconds < 1 || c.HTTP.RequestTimeoutSeconds > 3600 {
 		return fmt.Errorf("http.request_timeout_seconds %d must be between 1 and 3600", c.HTTP.RequestTimeoutSeconds)

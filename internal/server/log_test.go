@@ -13,7 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/trillian/storage/storagepb"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/config"
@@ -549,45 +551,65 @@ func TestClientVerificationCatchesTampering(t *testing.T) {
 	}
 }
 
-// If the in-memory tree ever disagrees with the root in storage (here a
-// leaf hash altered in the database while the server was down), the log
-// keeps serving, from storage: roots, proofs and appends stay right.
-func TestInMemoryTreeMismatchFallsBackToStorage(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	first := f.start(t)
-	s := newSigner(t)
-	for i := 0; i < 4; i++ {
-		p, _, _ := s.hashedRekord(t, []byte(fmt.Sprint("entry ", i)), nil)
-		if _, err := first.client.Upload(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	info1, _, err := first.client.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree := first.srv.Log().TreeID()
-	first.stop()
-	conn := first.srvPool(t)
-	if tag, err := conn.Exec(ctx, "UPDATE SequencedLeafData SET MerkleLeafHash = $1 WHERE TreeId = $2 AND SequenceNumber = 1", make([]byte, 32), tree); err != nil || tag.RowsAffected() != 1 {
-		t.Fatalf("altering a leaf hash: %v", err)
-	}
-
-	second := f.start(t)
-	info2, _, err := second.client.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info2.RootHash != info1.RootHash || info2.TreeSize != info1.TreeSize {
-		t.Fatalf("root after the mismatch %s/%d, want the stored %s/%d", info2.RootHash, info2.TreeSize, info1.RootHash, info1.TreeSize)
-	}
-	if _, err := second.client.GetByIndex(ctx, 2); err != nil {
-		t.Fatalf("an entry read after the mismatch does not verify: %v", err)
-	}
-	p, _, _ := s.hashedRekord(t, []byte("after the mismatch"), nil)
-	e, err := second.client.Upload(ctx, p)
-	if err != nil || e.LogIndex != 4 {
-		t.Fatalf("append after the mismatch: %+v %v", e, err)
+// A tile altered while the server was down stops start-up with a message
+// naming what disagrees: nothing is served from a tree whose proofs would
+// not verify, and nothing is appended to it. Altered with its stored
+// internal nodes dropped, the tile is consistent in itself but does not
+// hash to the stored tree head; altered alone, it contradicts its own
+// internal nodes.
+func TestAlteredTilesStopStartUp(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		dropInternal bool
+		want         []string
+	}{
+		{"tile disagrees with the root", true, []string{"storage is inconsistent", "size 4"}},
+		{"tile disagrees with itself", false, []string{"tile 00000000000000", "is not the hash of the 2 bottom nodes below it"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			first := f.start(t)
+			s := newSigner(t)
+			for i := 0; i < 4; i++ {
+				p, _, _ := s.hashedRekord(t, []byte(fmt.Sprint("entry ", i)), nil)
+				if _, err := first.client.Upload(ctx, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tree := first.srv.Log().TreeID()
+			first.stop()
+			conn := first.srvPool(t)
+			var raw []byte
+			if err := conn.QueryRow(ctx, "SELECT Nodes FROM Subtree WHERE TreeId = $1 AND SubtreeId = $2", tree, make([]byte, 7)).Scan(&raw); err != nil {
+				t.Fatalf("reading the bottom tile: %v", err)
+			}
+			var tile storagepb.SubtreeProto
+			if err := proto.Unmarshal(raw, &tile); err != nil || len(tile.Leaves) != 4 || len(tile.InternalNodes) == 0 {
+				t.Fatalf("the bottom tile holds %d nodes and %d internal ones (%v), want 4 and some", len(tile.Leaves), len(tile.InternalNodes), err)
+			}
+			for k := range tile.Leaves {
+				tile.Leaves[k] = make([]byte, 32)
+				break
+			}
+			if tt.dropInternal {
+				tile.InternalNodes = nil
+			}
+			if raw, err := proto.Marshal(&tile); err != nil {
+				t.Fatal(err)
+			} else if tag, err := conn.Exec(ctx, "UPDATE Subtree SET Nodes = $1 WHERE TreeId = $2 AND SubtreeId = $3", raw, tree, make([]byte, 7)); err != nil || tag.RowsAffected() != 1 {
+				t.Fatalf("altering the bottom tile: %v", err)
+			}
+			srv, err := f.newServer()
+			if err == nil {
+				srv.Close(ctx)
+				t.Fatal("started on an altered tile")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("start-up error %q does not say %q", err, w)
+				}
+			}
+		})
 	}
 }

@@ -44,6 +44,7 @@ import (
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/ctapi"
 	"github.com/signet-dev/signet/log/rekorapi"
+	"github.com/signet-dev/signet/log/tiles"
 	"github.com/signet-dev/signet/timestamp"
 	"github.com/signet-dev/signet/timestamp/tsaapi"
 	"github.com/signet-dev/signet/trust"
@@ -76,6 +77,7 @@ type Server struct {
 	ctLog     *ctapi.CT
 	ctEngine  *tlog.Log
 	metrics   *tlog.Metrics
+	tileCache *tiles.Cache
 
 	metricsHandler http.Handler
 
@@ -230,12 +232,11 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	l, err := tlog.Open(ctx, s.pool, tlog.Config{
 		Name: "rekor", SignerName: s.cfg.Hostname, Signer: signer,
 		MaxBatch: s.cfg.Log.MaxBatch, QueueSize: s.cfg.Log.QueueSize,
-		Hook: index, Logger: s.logger, Metrics: s.logMetrics(reg),
+		Hook: index, Logger: s.logger, Metrics: s.logMetrics(reg), Tiles: s.logTiles(reg),
 		OriginFor: func(treeID int64) string { return s.cfg.Hostname + " - " + strconv.FormatInt(treeID, 10) },
 		// A new log key freezes the tree the old one signed; it stays
 		// readable as an inactive shard and indexes continue after it.
 		RotateOnKeyChange: true,
-		ProofsInMemory:    true,
 		LeafSidecar:       rekorapi.SETSidecar,
 	})
 	if err != nil {
@@ -338,7 +339,7 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 	}
 	engine, err := tlog.Open(ctx, s.pool, tlog.Config{
 		Name: "ct", SignerName: s.cfg.Hostname, Signer: signer,
-		Logger: s.logger, Metrics: s.logMetrics(reg),
+		Logger: s.logger, Metrics: s.logMetrics(reg), Tiles: s.logTiles(reg),
 		// A new CT key is a rotation: SCT verifiers need only the old key,
 		// which stays in the trusted root with its window closed.
 		RotateOnKeyChange: true,
@@ -503,6 +504,15 @@ func (s *Server) logMetrics(reg prometheus.Registerer) *tlog.Metrics {
 		s.metrics = tlog.NewMetrics(reg)
 	}
 	return s.metrics
+}
+
+// logTiles is the tile cache every log tree of the process proves from,
+// bounded by log.tile_cache_bytes.
+func (s *Server) logTiles(reg prometheus.Registerer) *tiles.Cache {
+	if s.tileCache == nil {
+		s.tileCache = tiles.NewCache(s.cfg.Log.TileCacheBytes, reg)
+	}
+	return s.tileCache
 }
 
 // CTLog is the CT log (nil when disabled).

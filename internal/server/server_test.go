@@ -73,18 +73,7 @@ func newFixture(t *testing.T) fixture {
 // an encrypted key file, an external database.
 func (f fixture) start(t *testing.T, mutate ...func(*config.Config)) *instance {
 	t.Helper()
-	cfg := config.Defaults()
-	cfg.Hostname = testHostname
-	cfg.Database.URL = f.dbURL
-	cfg.Log.Signer = keys.FileURI(f.keyPath, "LOG_KEY_PASSWORD")
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	env := map[string]string{"LOG_KEY_PASSWORD": "test-password"}
-	srv, err := server.New(context.Background(), cfg, server.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Getenv: func(k string) string { return env[k] },
-	})
+	srv, err := f.newServer(mutate...)
 	if err != nil {
 		t.Fatalf("starting server: %v", err)
 	}
@@ -99,6 +88,22 @@ func (f fixture) start(t *testing.T, mutate ...func(*config.Config)) *instance {
 	inst.pub = pub
 	inst.client = client.NewLog(hs.URL, client.WithLogPublicKey(pub))
 	return inst
+}
+
+// newServer is start without HTTP, for tests of start-up itself.
+func (f fixture) newServer(mutate ...func(*config.Config)) (*server.Server, error) {
+	cfg := config.Defaults()
+	cfg.Hostname = testHostname
+	cfg.Database.URL = f.dbURL
+	cfg.Log.Signer = keys.FileURI(f.keyPath, "LOG_KEY_PASSWORD")
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	env := map[string]string{"LOG_KEY_PASSWORD": "test-password"}
+	return server.New(context.Background(), cfg, server.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Getenv: func(k string) string { return env[k] },
+	})
 }
 
 // stop is idempotent: tests that restart stop explicitly, and the cleanup

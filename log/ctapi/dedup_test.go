@@ -50,8 +50,9 @@ func newTestCT(t *testing.T) *testCT {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As internal/server opens the CT log's engine: no tree in memory, so
-	// entries are queued and integrated by Trillian's sequencer.
+	// As internal/server opens the CT log's engine; its entries are named
+	// otherwise than by their leaf hash, so they are queued and integrated
+	// by Trillian's sequencer.
 	engine, err := tlog.Open(ctx, pool, tlog.Config{Name: "ct", SignerName: "ct.test", Signer: logKey})
 	if err != nil {
 		t.Fatal(err)

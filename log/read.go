@@ -6,89 +6,89 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/trillian/storage"
 	"github.com/jackc/pgx/v5"
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
-// The in-memory read path (Config.ProofsInMemory): proofs and roots come
-// from a memtree kept current by the pipeline, leaves from one query on the
-// leaf tables, with no storage transaction. The memtree only ever holds
-// leaves the hook has taken, so a reader never sees an entry before its
-// index rows exist.
+// The read path, one for every tree: the root is the one the pipeline last
+// published (a frozen tree's final one), leaves come from one query on the
+// leaf tables with the personality's sidecar, and proofs from the tree's
+// tiles through the shared tile cache (package tiles). The pipeline
+// publishes a root only once the hook has taken its leaves, so a reader
+// never sees an entry before its index rows exist.
 
-// memSyncChunk bounds the leaf hashes read per query when loading or
-// extending the memtree.
-const memSyncChunk = 50000
-
-// syncMem extends the memtree to the stored root, with the hashes of leaves
-// when they are exactly the ones missing, and checks that it hashes to the
-// root Trillian stored. On a mismatch it stops serving from memory: reads go
-// back to storage transactions.
-func (l *Log) syncMem(ctx context.Context, root Root, leaves []Leaf) error {
-	if l.mem == nil || l.memBroken.Load() {
-		return nil
-	}
-	if n := len(leaves); n > 0 && leaves[0].Index == l.mem.Size() && leaves[n-1].Index+1 == root.Size {
-		hashes := make([][]byte, n)
-		for i, lf := range leaves {
-			hashes[i] = lf.Hash
+// syncBorder brings the right border (and the published root) to the stored
+// root: by appending leaves when they are exactly the ones missing,
+// otherwise by reading it from the tiles. Either way the border must hash to
+// the root stored with the tiles; if it does not, storage contradicts itself
+// and nothing is published.
+func (l *Log) syncBorder(ctx context.Context, root Root, leaves []Leaf) error {
+	if l.border != nil && l.border.End() == root.Size && l.published() != nil {
+		if cur := l.published(); cur.Size == root.Size && bytes.Equal(cur.Hash, root.Hash) {
+			return nil
 		}
-		if err := l.mem.Append(hashes...); err != nil {
+	}
+	n := len(leaves)
+	if l.border != nil && n > 0 && leaves[0].Index == l.border.End() && leaves[n-1].Index+1 == root.Size {
+		for _, lf := range leaves {
+			if err := l.border.Append(lf.Hash, nil); err != nil {
+				return err
+			}
+		}
+	} else {
+		b, err := l.reader.Border(ctx, root.Size)
+		if err != nil {
 			return err
 		}
+		l.border = b
 	}
-	for from := l.mem.Size(); from < root.Size; {
-		n := min(root.Size-from, memSyncChunk)
-		rows, err := l.pool.Query(ctx, `SELECT MerkleLeafHash FROM SequencedLeafData
-			WHERE TreeId = $1 AND SequenceNumber >= $2 AND SequenceNumber < $3 ORDER BY SequenceNumber`,
-			l.tree.TreeId, int64(from), int64(from+n))
-		if err != nil {
-			return fmt.Errorf("reading leaf hashes %d..%d: %w", from, from+n, err)
-		}
-		hashes, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-		if err != nil {
-			return fmt.Errorf("reading leaf hashes %d..%d: %w", from, from+n, err)
-		}
-		if uint64(len(hashes)) != n {
-			return fmt.Errorf("reading leaf hashes %d..%d: got %d", from, from+n, len(hashes))
-		}
-		if err := l.mem.Append(hashes...); err != nil {
-			return err
-		}
-		from += n
+	got, err := l.border.GetRootHash(nil)
+	if root.Size == 0 {
+		got = rfc6962.DefaultHasher.EmptyRoot()
 	}
-	got, err := l.mem.RootAt(root.Size)
 	if err != nil || !bytes.Equal(got, root.Hash) {
-		l.memBroken.Store(true)
-		l.logger.Error("the in-memory tree does not match the stored root; serving proofs from storage from now on",
-			"size", root.Size, "stored_root", fmt.Sprintf("%x", root.Hash), "memory_root", fmt.Sprintf("%x", got), "err", err)
-		return nil
+		// Drop it: the next sync reads it again from the tiles.
+		l.border = nil
+		return fmt.Errorf("the tree's tiles at size %d hash to %x, but the stored root is %x (%v): storage is inconsistent", root.Size, got, root.Hash, err)
 	}
-	l.memTime.Store(root.Timestamp.UnixNano())
+	l.publish(root)
 	return nil
 }
 
+// publish makes root the one readers see.
+func (l *Log) publish(root Root) { l.root.Store(&root) }
+
+// published is the root readers see, nil before the first.
+func (l *Log) published() *Root { return l.root.Load() }
+
 // storedRoot is the latest root in storage (a frozen tree's final one).
 func (l *Log) storedRoot(ctx context.Context) (Root, error) {
-	var root Root
-	err := l.read(ctx, func(_ storage.ReadOnlyLogTreeTX, r Root) error {
-		root = r
-		return nil
-	})
-	return root, err
-}
-
-// fromMemory tells whether reads are served by the memtree.
-func (l *Log) fromMemory() bool { return l.mem != nil && !l.memBroken.Load() }
-
-// memRoot is the root of everything the memtree holds.
-func (l *Log) memRoot() (Root, error) {
-	size := l.mem.Size()
-	h, err := l.mem.RootAt(size)
+	if l.frozen != nil {
+		return l.frozen.root, nil
+	}
+	tx, err := l.storage.SnapshotForTree(ctx, l.tree)
+	if err != nil {
+		return Root{}, fmt.Errorf("log %s: opening a snapshot: %w", l.cfg.Name, err)
+	}
+	defer tx.Close()
+	slr, err := tx.LatestSignedLogRoot(ctx)
+	if err != nil {
+		return Root{}, fmt.Errorf("log %s: reading the root: %w", l.cfg.Name, err)
+	}
+	root, err := toRoot(slr)
 	if err != nil {
 		return Root{}, err
 	}
-	return Root{Size: size, Hash: h, Timestamp: time.Unix(0, l.memTime.Load())}, nil
+	return root, tx.Commit(ctx)
+}
+
+// fetchTiles reads stored tiles of the tree by ID.
+func (l *Log) fetchTiles(ctx context.Context, ids [][]byte) ([][]byte, error) {
+	rows, err := l.pool.Query(ctx, "SELECT Nodes FROM Subtree WHERE TreeId = $1 AND SubtreeId = ANY($2)", l.tree.TreeId, ids)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[[]byte])
 }
 
 // leafSelect is the query that reads leaves (the caller adds the rest of
@@ -113,24 +113,26 @@ func scanLeaves(rows pgx.Rows) ([]Leaf, error) {
 	})
 }
 
-// memProve proves leaves in the memtree's tree, dropping those beyond it.
-func (l *Log) memProve(leaves []Leaf, root Root) ([]Proven, error) {
+// prove proves leaves at root, dropping those beyond it.
+func (l *Log) prove(ctx context.Context, leaves []Leaf, root Root) ([]Proven, error) {
 	var out []Proven
 	for _, lf := range leaves {
 		if lf.Index >= root.Size {
 			continue
 		}
-		p, err := l.mem.Inclusion(lf.Index, root.Size)
+		p, err := l.reader.Inclusion(ctx, lf.Index, root.Size)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("log %s: proving leaf %d at size %d: %w", l.cfg.Name, lf.Index, root.Size, err)
 		}
 		out = append(out, Proven{Leaf: lf, Root: root, Proof: p})
 	}
 	return out, nil
 }
 
-func (l *Log) memByHash(ctx context.Context, hashes [][]byte) ([]Proven, error) {
-	root, err := l.memRoot()
+// ByHash returns the leaves with these RFC 6962 leaf hashes, with proofs at
+// the latest root; hashes not in the tree are skipped.
+func (l *Log) ByHash(ctx context.Context, hashes [][]byte) ([]Proven, error) {
+	root, err := l.Latest(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +145,7 @@ func (l *Log) memByHash(ctx context.Context, hashes [][]byte) ([]Proven, error) 
 	if err != nil {
 		return nil, fmt.Errorf("log %s: reading leaves by hash: %w", l.cfg.Name, err)
 	}
-	return l.memProve(leaves, root)
+	return l.prove(ctx, leaves, root)
 }
 
 func (l *Log) leavesByHash(ctx context.Context, hashes [][]byte) ([]Leaf, error) {
@@ -228,8 +230,9 @@ func (l *Log) readLeaves() {
 	}
 }
 
-func (l *Log) memByIndex(ctx context.Context, index uint64) (Proven, error) {
-	root, err := l.memRoot()
+// ByIndex returns the leaf at index with its proof at the latest root.
+func (l *Log) ByIndex(ctx context.Context, index uint64) (Proven, error) {
+	root, err := l.Latest(ctx)
 	if err != nil {
 		return Proven{}, err
 	}
@@ -244,7 +247,7 @@ func (l *Log) memByIndex(ctx context.Context, index uint64) (Proven, error) {
 	if err != nil {
 		return Proven{}, fmt.Errorf("log %s: reading leaf %d: %w", l.cfg.Name, index, err)
 	}
-	proven, err := l.memProve(leaves, root)
+	proven, err := l.prove(ctx, leaves, root)
 	if err != nil {
 		return Proven{}, err
 	}

@@ -22,7 +22,7 @@ func openTestLog(t *testing.T) *Log {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Open(context.Background(), dbtest.NewPool(t), Config{Name: "test", SignerName: "test", Signer: key, ProofsInMemory: true})
+	l, err := Open(context.Background(), dbtest.NewPool(t), Config{Name: "test", SignerName: "test", Signer: key})
 	if err != nil {
 		t.Fatal(err)
 	}

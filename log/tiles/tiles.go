@@ -1,0 +1,294 @@
+// Package tiles reads a Merkle tree's node hashes from Trillian's log
+// tiles, the unit in which Signet (as Trillian) stores a tree.
+//
+// A tile spans Height levels. It stores the hashes of up to 256 nodes on
+// its bottom level, left to right with none missing; the nodes above them
+// are recomputed when the tile is read, and the tile's own root is a bottom
+// node of the tile above. A node at level L and index i therefore lives in
+// the tile of stratum L/8, at level L%8 of it: tile index i >> (8 - L%8),
+// local index the low 8 - L%8 bits of i. A tile is named by its index's
+// big-endian bytes, 7 - L/8 of them (the length says the stratum), which is
+// Trillian's SubtreeId.
+//
+// Every node a proof needs is a complete subtree of the tree, and a complete
+// node's hash never changes; tiles only grow at the tree's right edge. So a
+// tile read at any time holds correct hashes for the nodes it has, and a
+// node missing from a cached tile only means the tile must be read again.
+//
+// Proofs come from tiles through a Cache bounded in bytes: memory does not
+// grow with the tree. A proof at size n touches about log2(n)/8 tiles, and
+// the ones near the root, which every proof touches, stay cached.
+package tiles
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/google/trillian/storage/storagepb"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	// Height is the number of levels a tile spans (Trillian's strata).
+	Height = 8
+	// Width is the most nodes a tile stores on its bottom level.
+	Width = 1 << Height
+	// hashSize is the size of a node hash (SHA-256, RFC 6962).
+	hashSize = 32
+)
+
+// ID names the tile that holds node n.
+func ID(n compact.NodeID) []byte {
+	stratum := n.Level / Height
+	tile := n.Index >> (Height - n.Level%Height)
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], tile)
+	return b[stratum+1:]
+}
+
+// local is where node n sits inside its tile: its level above the tile's
+// bottom and its index along that level.
+func local(n compact.NodeID) (level uint, index uint64) {
+	level = n.Level % Height
+	return level, n.Index & (1<<(Height-level) - 1)
+}
+
+// Tile is a stored tile decoded: the hashes of its complete nodes below its
+// root.
+type Tile struct {
+	id []byte
+	// bottom is how many nodes the tile stores on its bottom level.
+	bottom int
+	// hashes are the complete nodes level by level from the bottom, left
+	// to right: bottom nodes, then bottom/2 nodes of the level above, ...
+	hashes []byte
+	// start[k] is the position (in hashes) of level k's first node.
+	start [Height]int
+}
+
+// Decode decodes a tile as stored (Trillian's SubtreeProto) and recomputes
+// its nodes. The bytes come from the database, but a corrupt row must be an
+// error naming the tile, never a panic or a wrong hash.
+func Decode(raw []byte) (*Tile, error) {
+	var p storagepb.SubtreeProto
+	if err := proto.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("decoding a stored tile: %w", err)
+	}
+	return FromProto(&p)
+}
+
+// FromProto decodes a tile already unmarshalled (the appender's fresh
+// tiles), reading only its bottom nodes.
+func FromProto(p *storagepb.SubtreeProto) (*Tile, error) {
+	if p.Depth != Height {
+		return nil, fmt.Errorf("tile %x: depth %d, want %d", p.Prefix, p.Depth, Height)
+	}
+	if len(p.Prefix) > 7 {
+		return nil, fmt.Errorf("tile %x: a tile ID has at most 7 bytes", p.Prefix)
+	}
+	n := len(p.Leaves)
+	if n > Width {
+		return nil, fmt.Errorf("tile %x: %d bottom nodes, at most %d", p.Prefix, n, Width)
+	}
+	t := &Tile{id: append([]byte{}, p.Prefix...), bottom: n}
+	total := 0
+	for k := range Height {
+		t.start[k] = total
+		total += n >> k
+	}
+	t.hashes = make([]byte, total*hashSize)
+	for key, h := range p.Leaves {
+		i, err := bottomIndex(key)
+		if err != nil {
+			return nil, fmt.Errorf("tile %x: %w", p.Prefix, err)
+		}
+		if int(i) >= n {
+			// n keys, all distinct and below n: exactly 0..n-1.
+			return nil, fmt.Errorf("tile %x: bottom node %d of %d: the stored nodes must be the leftmost ones", p.Prefix, i, n)
+		}
+		if len(h) != hashSize {
+			return nil, fmt.Errorf("tile %x: bottom node %d has a %d-byte hash", p.Prefix, i, len(h))
+		}
+		copy(t.hashes[int(i)*hashSize:], h)
+	}
+	for k := 1; k < Height; k++ {
+		for j := range n >> k {
+			l := t.node(uint(k-1), uint64(2*j))
+			r := t.node(uint(k-1), uint64(2*j+1))
+			copy(t.hashes[(t.start[k]+j)*hashSize:], rfc6962.DefaultHasher.HashChildren(l, r))
+		}
+	}
+	// A partial tile also stores its internal nodes, which Trillian reads
+	// instead of recomputing them: they must be the ones recomputed, or
+	// Trillian and Signet would serve different proofs from one database.
+	for key, h := range p.InternalNodes {
+		level, index, err := internalPosition(key)
+		if err != nil {
+			return nil, fmt.Errorf("tile %x: %w", p.Prefix, err)
+		}
+		if got := t.node(level, index); got == nil || !bytes.Equal(got, h) {
+			return nil, fmt.Errorf("tile %x: stored internal node %d.%d is not the hash of the %d bottom nodes below it", p.Prefix, level, index, 1<<level)
+		}
+	}
+	return t, nil
+}
+
+// internalPosition reads the key of an internal node in a stored tile: the
+// base64 of the suffix's length in bits (Height - level) and the node's
+// local index shifted to the top of the byte.
+func internalPosition(key string) (level uint, index uint64, err error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(key)
+	if err != nil || len(b) != 2 || b[0] < 1 || b[0] >= Height {
+		return 0, 0, fmt.Errorf("internal node key %q is not a suffix of 1 to %d bits", key, Height-1)
+	}
+	level = Height - uint(b[0])
+	if b[1]&(1<<level-1) != 0 {
+		return 0, 0, fmt.Errorf("internal node key %q has bits beyond its length", key)
+	}
+	return level, uint64(b[1] >> level), nil
+}
+
+// bottomIndex reads the key of a bottom node in a stored tile: the base64
+// of a byte giving the suffix's length in bits (Height for a bottom node)
+// and the node's local index. Strict decoding makes the key canonical, so
+// distinct keys are distinct nodes.
+func bottomIndex(key string) (byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(key)
+	if err != nil || len(b) != 2 || b[0] != Height {
+		return 0, fmt.Errorf("bottom node key %q is not a %d-bit suffix", key, Height)
+	}
+	return b[1], nil
+}
+
+// node returns a node by its local position, nil if the tile lacks it.
+func (t *Tile) node(level uint, index uint64) []byte {
+	if level >= Height || index >= uint64(t.bottom>>level) {
+		return nil
+	}
+	at := (t.start[level] + int(index)) * hashSize
+	return t.hashes[at : at+hashSize : at+hashSize]
+}
+
+// bytes is what the tile costs the cache.
+func (t *Tile) bytes() int64 { return int64(len(t.hashes)+len(t.id)) + 96 }
+
+// Fetch reads stored tiles of one tree by ID, as stored; tiles not stored
+// are left out.
+type Fetch func(ctx context.Context, ids [][]byte) ([][]byte, error)
+
+// Reader serves node hashes and proofs of one tree from its tiles.
+type Reader struct {
+	Tree  int64
+	Cache *Cache
+	Fetch Fetch
+}
+
+// Nodes returns the hashes of nodes, which must be complete in the stored
+// tree, reading the tiles the cache lacks (or holds in a version older than
+// the node) in one Fetch.
+func (r Reader) Nodes(ctx context.Context, nodes []compact.NodeID) ([][]byte, error) {
+	out := make([][]byte, len(nodes))
+	var want [][]byte
+	// looked holds each tile looked up, nil if the cache lacks it (or
+	// lacks a node of it: then it is read again).
+	looked := map[string]*Tile{}
+	for i, n := range nodes {
+		id := ID(n)
+		t, seen := looked[string(id)]
+		if !seen {
+			t = r.Cache.get(r.Tree, id)
+			looked[string(id)] = t
+		}
+		if t != nil {
+			if out[i] = t.node(local(n)); out[i] != nil {
+				continue
+			}
+			looked[string(id)] = nil
+		}
+		if !slices.ContainsFunc(want, func(w []byte) bool { return bytes.Equal(w, id) }) {
+			want = append(want, id)
+		}
+	}
+	hits := 0
+	for _, t := range looked {
+		if t != nil {
+			hits++
+		}
+	}
+	r.Cache.hits.Add(float64(hits))
+	if len(want) == 0 {
+		return out, nil
+	}
+	r.Cache.misses.Add(float64(len(want)))
+	raws, err := r.Fetch(ctx, want)
+	if err != nil {
+		return nil, fmt.Errorf("reading %d tiles of tree %d: %w", len(want), r.Tree, err)
+	}
+	read := make(map[string]*Tile, len(raws))
+	for _, raw := range raws {
+		t, err := Decode(raw)
+		if err != nil {
+			return nil, fmt.Errorf("tree %d: %w", r.Tree, err)
+		}
+		read[string(t.id)] = t
+		r.Cache.Put(r.Tree, t)
+	}
+	for i, n := range nodes {
+		if out[i] != nil {
+			continue
+		}
+		id := ID(n)
+		t := read[string(id)]
+		if t == nil {
+			return nil, fmt.Errorf("tree %d: node %d.%d: tile %x is not stored", r.Tree, n.Level, n.Index, id)
+		}
+		if out[i] = t.node(local(n)); out[i] == nil {
+			return nil, fmt.Errorf("tree %d: node %d.%d: tile %x holds %d bottom nodes, not this one", r.Tree, n.Level, n.Index, id, t.bottom)
+		}
+	}
+	return out, nil
+}
+
+// Inclusion proves leaf index in the tree of the given size.
+func (r Reader) Inclusion(ctx context.Context, index, size uint64) ([][]byte, error) {
+	nodes, err := proof.Inclusion(index, size)
+	if err != nil {
+		return nil, err
+	}
+	return r.rehash(ctx, nodes)
+}
+
+// Consistency proves that the tree of size from is a prefix of the one of
+// size to (0 < from <= to).
+func (r Reader) Consistency(ctx context.Context, from, to uint64) ([][]byte, error) {
+	nodes, err := proof.Consistency(from, to)
+	if err != nil {
+		return nil, err
+	}
+	return r.rehash(ctx, nodes)
+}
+
+func (r Reader) rehash(ctx context.Context, nodes proof.Nodes) ([][]byte, error) {
+	hashes, err := r.Nodes(ctx, nodes.IDs)
+	if err != nil {
+		return nil, err
+	}
+	return nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+}
+
+// Border returns the tree's right border at size, the compact range from
+// which appending continues and the root is computed.
+func (r Reader) Border(ctx context.Context, size uint64) (*compact.Range, error) {
+	hashes, err := r.Nodes(ctx, compact.RangeNodes(0, size, nil))
+	if err != nil {
+		return nil, fmt.Errorf("reading the right border at size %d: %w", size, err)
+	}
+	return (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewRange(0, size, hashes)
+}
