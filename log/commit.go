@@ -487,7 +487,7 @@ func (l *Log) hookStatements(ctx context.Context, leaves []Leaf, root Root) (*pg
 		return nil, fmt.Errorf("signing the checkpoint at size %d: %w", root.Size, err)
 	}
 	b := Batch{TreeID: l.tree.TreeId, Offset: l.offset, Leaves: leaves, NewSize: root.Size, Checkpoint: cp, New: true}
-	if err := l.cfg.Hook.Integrated(ctx, b, q); err != nil {
+	if err := l.recordBatch(ctx, b, q); err != nil {
 		return nil, fmt.Errorf("indexing leaves %d..%d: %w", root.Size-uint64(len(leaves)), root.Size, err)
 	}
 	return q, nil

@@ -65,7 +65,8 @@ type Leaf struct {
 	Value        []byte
 	Extra        []byte // personality data stored beside the leaf, not hashed
 	IntegratedAt time.Time
-	// Sidecar is Config.LeafSidecar read with the leaf (reads from memory only).
+	// Sidecar is what the personality keeps beside the leaf
+	// (Records.Sidecars), read with it.
 	Sidecar []byte
 }
 
@@ -86,28 +87,14 @@ type Batch struct {
 	// NewSize is the tree size the hook has seen once it takes Leaves.
 	NewSize uint64
 	// Checkpoint is the signed checkpoint at NewSize, set when NewSize is
-	// the tree's size. The hook stores it with the leaves: if the key
+	// the tree's size. The engine stores it with the records: if the key
 	// rotates, the tree is frozen at the stored checkpoint, which is then
 	// the only signature of the old key left.
 	Checkpoint string
 	// New is set when the leaves were integrated by this very transaction
-	// (the one-transaction path), so no record of them can exist yet and
-	// the hook may insert without looking for earlier copies; catching up
-	// after a crash or through Trillian's path, it is not.
+	// (the one-transaction path), so no record of them can exist yet;
+	// catching up after a crash or through Trillian's path, it is not.
 	New bool
-}
-
-// Integrated is told of every leaf once it is in the tree, in index order,
-// before any append of it is acknowledged. It queues on q the statements
-// that record the batch, including how far it got; the engine runs them in
-// the transaction that integrates the leaves (or, catching up after a
-// crash, in one of their own), so they are durable exactly when the leaves
-// are. It may set b.Leaves[i].Sidecar to what Config.LeafSidecar will read
-// for the leaf, for the appends' answers. After a crash the engine resumes
-// from Watermark, which also returns the last checkpoint stored ("" if none).
-type Integrated interface {
-	Watermark(ctx context.Context, treeID int64) (size uint64, checkpoint string, err error)
-	Integrated(ctx context.Context, b Batch, q *pgx.Batch) error
 }
 
 // Config describes one log.
@@ -130,11 +117,6 @@ type Config struct {
 	Hook           Integrated
 	Logger         *slog.Logger
 	Metrics        *Metrics
-	// LeafSidecar is a scalar SQL expression over s (the leaf's
-	// SequencedLeafData row: s.TreeId, s.SequenceNumber, s.MerkleLeafHash)
-	// giving bytes the personality keeps beside each leaf, read into
-	// Leaf.Sidecar with the leaf in the same query.
-	LeafSidecar string
 	// Tiles caches the decoded tiles every proof is made from; logs may
 	// share one. Nil: a private cache of DefaultTileCacheBytes.
 	Tiles *tiles.Cache
@@ -161,6 +143,8 @@ type Log struct {
 	metrics *Metrics
 
 	queue   chan *appendReq
+	// exclusive runs work on the pipeline goroutine, between batches.
+	exclusive chan exclusiveWork
 	reads   chan *leafRead
 	stop    chan struct{}
 	stopped chan struct{}
@@ -247,7 +231,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	}, ts)
 	l := &Log{
 		cfg: cfg, storage: ls, rpc: rpc, ts: ts, logger: cfg.Logger.With("log", cfg.Name), metrics: cfg.Metrics,
-		queue: make(chan *appendReq, cfg.QueueSize), stop: make(chan struct{}), stopped: make(chan struct{}),
+		queue: make(chan *appendReq, cfg.QueueSize), exclusive: make(chan exclusiveWork), stop: make(chan struct{}), stopped: make(chan struct{}),
 		pub: cfg.Signer.Public(), pool: pool,
 	}
 	if cfg.Tiles == nil {
@@ -354,7 +338,7 @@ func (l *Log) checkFreezable(ctx context.Context, treeID int64, oldKey []byte) e
 	if l.cfg.Hook == nil {
 		return nil
 	}
-	size, cp, err := l.cfg.Hook.Watermark(ctx, treeID)
+	size, cp, err := l.watermark(ctx, treeID)
 	if err != nil {
 		return fmt.Errorf("log %s: reading tree %d's watermark before rotating its key: %w", l.cfg.Name, treeID, err)
 	}
@@ -394,7 +378,7 @@ func (l *Log) openRetired(ctx context.Context, pool *pgxpool.Pool, admin storage
 		if err != nil {
 			return nil, fmt.Errorf("log %s: loading retired tree %d: %w", l.cfg.Name, k.TreeID, err)
 		}
-		size, cp, err := l.cfg.Hook.Watermark(ctx, k.TreeID)
+		size, cp, err := l.watermark(ctx, k.TreeID)
 		if err != nil {
 			return nil, fmt.Errorf("log %s: reading retired tree %d's final checkpoint: %w", l.cfg.Name, k.TreeID, err)
 		}

@@ -136,6 +136,9 @@ func (l *Log) run() {
 				cancel()
 			}
 			continue
+		case x := <-l.exclusive:
+			x.done <- x.f()
+			continue
 		case <-l.stop:
 			l.drain(ErrClosed)
 			l.integrateBeforeStop()
@@ -516,7 +519,7 @@ func (l *Log) catchUpHook(ctx context.Context, root Root) ([]Leaf, error) {
 	l.mu.Unlock()
 	if !loaded {
 		var cp string
-		if from, cp, err = l.cfg.Hook.Watermark(ctx, l.tree.TreeId); err != nil {
+		if from, cp, err = l.watermark(ctx, l.tree.TreeId); err != nil {
 			return nil, fmt.Errorf("reading the index watermark: %w", err)
 		}
 		if hasCP = cp != ""; hasCP {
@@ -553,7 +556,7 @@ func (l *Log) catchUpHook(ctx context.Context, root Root) ([]Leaf, error) {
 			b.Checkpoint = cp
 		}
 		q := &pgx.Batch{}
-		if err := l.cfg.Hook.Integrated(ctx, b, q); err != nil {
+		if err := l.recordBatch(ctx, b, q); err != nil {
 			return nil, fmt.Errorf("indexing leaves %d..%d: %w", from, from+n, err)
 		}
 		if err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, q).Close() }); err != nil {

@@ -95,8 +95,8 @@ func (l *Log) fetchTiles(ctx context.Context, ids [][]byte) ([][]byte, error) {
 // the WHERE clause), with the personality's sidecar column when asked.
 func (l *Log) leafSelect(sidecar bool) string {
 	col := "NULL::bytea"
-	if sidecar && l.cfg.LeafSidecar != "" {
-		col = l.cfg.LeafSidecar
+	if sidecar && l.cfg.Hook != nil {
+		col = "(SELECT x.set FROM rekor_sets x WHERE x.tree_id = s.TreeId AND x.leaf_index = s.SequenceNumber)"
 	}
 	return `SELECT s.SequenceNumber, s.MerkleLeafHash, d.LeafValue, d.ExtraData, s.IntegrateTimestampNanos, ` + col + `
 	FROM SequencedLeafData s JOIN LeafData d ON d.TreeId = s.TreeId AND d.LeafIdentityHash = s.LeafIdentityHash

@@ -4,9 +4,10 @@
 #   BENCH_MODE=fast (default): 5 s per scenario, for smoke checks
 #   BENCH_MODE=full: 30 s per scenario (appends at 64 clients: 60 s, the
 #     sustained-throughput target's span), three runs each; quote the median
-# Then a log is filled in-process (signet-bench --fill) to 100k and to
-# BENCH_BIG entries (fast: 20k, full: 1M) and appends, reads of random
-# entries and searches are measured at each size, with the database size.
+# Then a log is filled in-process (signet-bench --fill, bulk imports) to 1M
+# and to BENCH_BIG entries (fast: 20k only, full: 10M) and appends, reads of
+# random entries and searches are measured at each size, with the database
+# size and the server's resident memory.
 # The client scenario times signet's CLI against unmodified cosign doing the
 # same keyless image and blob sign+verify (BENCH_CLIENT_RUNS, default 20).
 set -euo pipefail
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 mode=${BENCH_MODE:-fast}
 case $mode in
   fast) duration=5s; append_duration=5s; runs=1; big=${BENCH_BIG:-20000}; sizes="$big" ;;
-  full) duration=30s; append_duration=60s; runs=3; big=${BENCH_BIG:-1000000}; sizes="100000 $big" ;;
+  full) duration=30s; append_duration=60s; runs=3; big=${BENCH_BIG:-10000000}; sizes="1000000 $big" ;;
   *) echo "BENCH_MODE must be fast or full" >&2; exit 2 ;;
 esac
 work=$(mktemp -d /tmp/signet-bench-XXXXXX)

@@ -11,9 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/signet-dev/signet/client"
@@ -32,16 +30,22 @@ type fillResult struct {
 	BytesPerEntry float64 `json:"database_bytes_per_entry"`
 }
 
+// fillChunk is how many entries one bulk import writes: one transaction,
+// one COPY per leaf table.
+const fillChunk = 16384
+
 // fill grows the log of the dev instance in dataDir to size entries, in
 // this process and without HTTP (the instance must not be running): each
-// entry is a hashedrekord signed with its own P-256 key, validated and
-// appended through the same code as POST /api/v1/log/entries.
+// entry is a hashedrekord signed with its own P-256 key, validated as
+// POST /api/v1/log/entries validates it, and written by the log's bulk
+// import (COPY for the leaves; the same leaves, index rows, SETs, tiles and
+// checkpoint as the API writes). The next chunk is made while one is
+// written.
 func fill(ctx context.Context, dataDir string, size uint64, progress io.Writer) (*fillResult, error) {
 	off := false
 	cfg := config.Defaults()
 	cfg.DataDir = dataDir
 	cfg.Components.CA, cfg.Components.CT, cfg.Components.Timestamp, cfg.Components.TUF = &off, &off, &off, &off
-	cfg.Log.MaxBatch = 4096
 	srv, err := server.New(ctx, cfg, server.Options{Dev: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return nil, fmt.Errorf("starting the instance in %s: %w", dataDir, err)
@@ -54,54 +58,51 @@ func fill(ctx context.Context, dataDir string, size uint64, progress io.Writer) 
 	if root.Size >= size {
 		return fillReport(ctx, srv, 0, root.Size, 0)
 	}
-	want := int64(size - root.Size)
+	want := int(size - root.Size)
 	start := time.Now()
-	var next, done atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	stopProgress := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type chunk struct {
+		bodies [][]byte
+		err    error
+	}
+	chunks := make(chan chunk, 1)
+	nonce := time.Now().UnixNano()
 	go func() {
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
+		defer close(chunks)
+		for first := 0; first < want && ctx.Err() == nil; first += fillChunk {
+			c := chunk{bodies: make([][]byte, min(fillChunk, want-first))}
+			var errOnce sync.Once
+			parallel(len(c.bodies), func(i int) {
+				body, _, err := signedEntry(fmt.Sprintf("signet-bench fill %d %d", nonce, first+i))
+				if err != nil {
+					errOnce.Do(func() { c.err = err })
+				}
+				c.bodies[i] = body
+			})
 			select {
-			case <-t.C:
-				n := done.Load()
-				fmt.Fprintf(progress, "fill: %d/%d entries added, %.0f/s\n", n, want, float64(n)/time.Since(start).Seconds())
-			case <-stopProgress:
+			case chunks <- c:
+			case <-ctx.Done():
 				return
 			}
 		}
 	}()
-	nonce := time.Now().UnixNano()
-	var wg sync.WaitGroup
-	for range 64 * runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1); i <= want; i = next.Add(1) {
-				body, _, err := signedEntry(fmt.Sprintf("signet-bench fill %d %d", nonce, i))
-				if err == nil {
-					_, _, _, err = srv.Rekor().Add(ctx, body)
-				}
-				if err != nil {
-					errOnce.Do(func() { firstErr = err })
-					return
-				}
-				done.Add(1)
-			}
-		}()
+	done := 0
+	last := time.Now()
+	for c := range chunks {
+		if c.err != nil {
+			return nil, fmt.Errorf("after %d entries: making entries: %w", done, c.err)
+		}
+		if root, err = srv.Rekor().Import(ctx, c.bodies); err != nil {
+			return nil, fmt.Errorf("after %d entries: %w", done, err)
+		}
+		done += len(c.bodies)
+		if time.Since(last) >= 2*time.Second || done == want {
+			last = time.Now()
+			fmt.Fprintf(progress, "fill: %d/%d entries added, %.0f/s\n", done, want, float64(done)/time.Since(start).Seconds())
+		}
 	}
-	wg.Wait()
-	close(stopProgress)
-	if firstErr != nil {
-		return nil, fmt.Errorf("after %d entries: %w", done.Load(), firstErr)
-	}
-	root, err = srv.Log().Latest(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return fillReport(ctx, srv, done.Load(), root.Size, time.Since(start))
+	return fillReport(ctx, srv, int64(done), root.Size, time.Since(start))
 }
 
 func fillReport(ctx context.Context, srv *server.Server, added int64, size uint64, took time.Duration) (*fillResult, error) {

@@ -225,7 +225,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err := registry.Enable(s.cfg.Log.EntryTypes); err != nil {
 		return fmt.Errorf("log.entry_types: %w", err)
 	}
-	index, err := rekorapi.NewIndex(s.pool, s.cfg.Log.MaxSearchResults, signer)
+	index, err := rekorapi.NewIndex(signer)
 	if err != nil {
 		return fmt.Errorf("log signer: %w", err)
 	}
@@ -237,7 +237,6 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 		// A new log key freezes the tree the old one signed; it stays
 		// readable as an inactive shard and indexes continue after it.
 		RotateOnKeyChange: true,
-		LeafSidecar:       rekorapi.SETSidecar,
 	})
 	if err != nil {
 		return err

@@ -338,7 +338,7 @@ func (a *API) searchIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	var result map[string]bool
 	for i, keys := range criteria {
-		ids, err := a.index.Lookup(r.Context(), keys)
+		ids, err := lookup(r.Context(), a.active.log, keys, a.limits.MaxSearchResults)
 		if err != nil {
 			a.fail(w, r, err)
 			return

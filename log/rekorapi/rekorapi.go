@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
+	"sync"
 
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/rekorapi/model"
@@ -106,13 +108,9 @@ func (a *API) entry(ctx context.Context, sh *shard, p tlog.Proven) (model.LogEnt
 	body := base64.StdEncoding.EncodeToString(p.Leaf.Value)
 	integrated := p.Leaf.IntegratedAt.Unix()
 	index := int64(sh.log.Offset() + p.Leaf.Index)
+	// The engine reads the stored SET with the leaf.
 	set := p.Leaf.Sidecar
 	var err error
-	if set == nil {
-		if set, err = a.index.SET(ctx, sh.log.TreeID(), p.Leaf.Index); err != nil {
-			return nil, "", err
-		}
-	}
 	if set == nil && sh == a.active {
 		// Integrated before SETs were stored: the current key signed it.
 		if set, err = a.index.sets.sign(sh.log.Offset(), p.Leaf); err != nil {
@@ -162,6 +160,39 @@ func (a *API) Add(ctx context.Context, body []byte) (model.LogEntry, string, boo
 	}
 	le, id, err := a.entry(ctx, a.active, res.Proven)
 	return le, id, false, err
+}
+
+// Import validates proposed entries as Add does and appends them to the
+// active tree in one bulk import (log.Log.Import), in order, with the index
+// rows and SETs the API would write: for filling a log offline. An invalid
+// entry, or one already in the log, fails the whole import.
+func (a *API) Import(ctx context.Context, bodies [][]byte) (tlog.Root, error) {
+	values := make([][]byte, len(bodies))
+	extras := make([][]byte, len(bodies))
+	errs := make([]error, len(bodies))
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(bodies); i += workers {
+				e, err := a.types.ParseInsertable(ctx, bodies[i])
+				if err == nil {
+					values[i] = e.Canonical()
+					extras[i], err = IndexKeysFor(e)
+				}
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return tlog.Root{}, fmt.Errorf("entry %d of %d: %w", i, len(bodies), err)
+		}
+	}
+	return a.active.log.Import(ctx, values, extras)
 }
 
 // shardByTree finds the shard of a tree ID.
