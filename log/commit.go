@@ -24,18 +24,19 @@ import (
 )
 
 // The one-transaction append path. With the tree's right border in memory
-// the pipeline needs nothing from Trillian's sequencer: it numbers the batch's new leaves
-// after the tree's size and writes, in one transaction and one commit, the
-// leaves (LeafData, SequencedLeafData), the Merkle nodes in Trillian's tile
-// format, the new tree head, and the hook's records (index rows, SETs,
-// watermark, checkpoint). Trillian's path for the same batch takes three
-// commits (queue; dequeue, sequence and store nodes; the hook's) and about
-// twenty round trips, and each of those commits waits for an fsync.
+// the pipeline needs nothing from Trillian's sequencer: it numbers the
+// batch's new leaves after the tree's size and writes, in one transaction
+// and one commit, the leaves (LeafData, SequencedLeafData), the Merkle nodes
+// in Trillian's tile format, the new tree head, and the personality's
+// records (index rows, SETs, watermark, checkpoint). Trillian's queue and
+// sequencer take three commits for the same batch (queue; dequeue, sequence
+// and store nodes; the records) and about twenty round trips, and each of
+// those commits waits for an fsync.
 //
 // The tables stay exactly as Trillian's sequencer would leave them, so its
-// storage code reads them and its sequencer (catching up on leaves queued
-// by the slow path) works on them unchanged. Nothing is ever left queued by
-// this path, and a failed transaction leaves nothing behind.
+// storage code reads them and its sequencer (integrating the CT log's
+// queued leaves, queue.go) works on them unchanged. Nothing is ever left
+// queued by this path, and a failed transaction leaves nothing behind.
 
 // canCommitDirectly tells whether the next batch may take the one-transaction
 // path: the right border is the stored tree's, and the hook has seen all of

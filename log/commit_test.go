@@ -94,7 +94,8 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Name: "test", SignerName: "test", Signer: key, MaxBatch: 64}
+	// The ticker never integrates: only the append after queued leaves does.
+	cfg := Config{Name: "test", SignerName: "test", Signer: key, MaxBatch: 64, IntegrateEvery: time.Hour}
 	l, err := Open(ctx, pool, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -93,7 +93,7 @@ type Batch struct {
 	Checkpoint string
 	// New is set when the leaves were integrated by this very transaction
 	// (the one-transaction path), so no record of them can exist yet;
-	// catching up after a crash or through Trillian's path, it is not.
+	// catching up after a crash or after Trillian's sequencer, it is not.
 	New bool
 }
 
@@ -142,12 +142,17 @@ type Log struct {
 	logger  *slog.Logger
 	metrics *Metrics
 
-	queue   chan *appendReq
+	queue chan *appendReq
 	// exclusive runs work on the pipeline goroutine, between batches.
 	exclusive chan exclusiveWork
-	reads   chan *leafRead
-	stop    chan struct{}
-	stopped chan struct{}
+	// enqueue feeds the queue goroutine (queue.go), which signals queued
+	// when it queued leaves and closes queueStopped when it is done.
+	enqueue      chan *enqueueReq
+	queued       chan struct{}
+	queueStopped chan struct{}
+	reads        chan *leafRead
+	stop         chan struct{}
+	stopped      chan struct{}
 
 	pool *pgxpool.Pool
 	pub  crypto.PublicKey
@@ -232,6 +237,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	l := &Log{
 		cfg: cfg, storage: ls, rpc: rpc, ts: ts, logger: cfg.Logger.With("log", cfg.Name), metrics: cfg.Metrics,
 		queue: make(chan *appendReq, cfg.QueueSize), exclusive: make(chan exclusiveWork), stop: make(chan struct{}), stopped: make(chan struct{}),
+		enqueue: make(chan *enqueueReq, cfg.QueueSize), queued: make(chan struct{}, 1), queueStopped: make(chan struct{}),
 		pub: cfg.Signer.Public(), pool: pool,
 	}
 	if cfg.Tiles == nil {
@@ -265,6 +271,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	for range leafReaders {
 		go l.readLeaves()
 	}
+	go l.runQueue()
 	go l.run()
 	return l, nil
 }
@@ -288,7 +295,7 @@ func (l *Log) findOrCreateTree(ctx context.Context, pool *pgxpool.Pool, admin st
 		if getErr != nil {
 			return nil, fmt.Errorf("log %s: loading tree %d to retire it: %w", l.cfg.Name, treeID, getErr)
 		}
-		if err := l.integrateQueue(ctx, retiring); err != nil {
+		if _, err := l.integrateQueue(ctx, retiring); err != nil {
 			return nil, fmt.Errorf("log %s: integrating tree %d's queued leaves before retiring it: %w", l.cfg.Name, treeID, err)
 		}
 		if _, err := pool.Exec(ctx, "UPDATE signet_logs SET name = name || '@' || tree_id, retired_at = now() WHERE name = $1 AND tree_id = $2", l.cfg.Name, treeID); err != nil {
@@ -604,7 +611,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"log"}),
 		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_log_commits_total",
-			Help: "Batches committed, by path: one_round_trip (all leaves new, tiles known), two_round_trips (direct, tiles read or duplicates sorted out), trillian (queue and Trillian's sequencer).",
+			Help: "Batches committed, by path: one_round_trip (all leaves new, tiles known), two_round_trips (tiles read or duplicates sorted out), trillian (queued leaves integrated by Trillian's sequencer).",
 		}, []string{"log", "path"}),
 	}
 	if reg != nil {

@@ -1,10 +1,7 @@
 package log
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -19,9 +16,7 @@ import (
 // Appended is the outcome of one append.
 type Appended struct {
 	// Duplicate is true when an identical leaf was already in the log (or
-	// in the same batch); only Leaf.Hash is set then. For a leaf queued by
-	// EnqueueIdentified, "identical" means of the same identity, and
-	// Leaf.Hash and Leaf.Value are those of the copy the log keeps.
+	// in the same batch); only Leaf.Hash is set then.
 	Duplicate bool
 	Proven
 }
@@ -31,13 +26,6 @@ type appendReq struct {
 	value []byte
 	extra []byte
 	hash  []byte
-	// identity is the leaf's LeafIdentityHash, the key duplicates are
-	// found by: hash itself unless the personality names its entries
-	// otherwise (EnqueueIdentified).
-	identity []byte
-	// queued asks only for durability: answer once the leaf is queued and
-	// integrate it afterwards (the CT log's promise, an SCT, needs no more).
-	queued bool
 	// answered is set once done has been sent to (pipeline goroutine only).
 	answered bool
 	done     chan appendResult
@@ -59,39 +47,7 @@ type appendResult struct {
 // and provable at the new root (or is a duplicate). extra is stored with the
 // leaf, unhashed, for the hook's use after a crash.
 func (l *Log) Append(ctx context.Context, value, extra []byte) (Appended, error) {
-	h := LeafHash(value)
-	return l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: h, identity: h, done: make(chan appendResult, 1)})
-}
-
-// EnqueueIdentified adds a leaf and returns once it is durably queued.
-// Queued leaves are integrated with the next append that waits for
-// integration, or at the latest Config.IntegrateEvery later (also after a
-// failed integration): well within a CT log's maximum merge delay, and in
-// batches large enough to be cheap. A clean stop integrates them before it
-// ends, and Open (or a key rotation retiring the tree) integrates what a
-// crash left queued.
-//
-// identity (at most 255 bytes) names the entry, as a CT log's entry is the
-// same whatever timestamp its leaf carries. A leaf of the same identity
-// already stored (queued or integrated, or earlier in the same batch) is
-// not queued again, and stored is that leaf's value; for a new leaf stored
-// is value. Concurrent submissions of one identity all get the one stored
-// value. Such leaves always take the queue (Trillian's path), never the
-// one-transaction path, which writes identity = leaf hash.
-func (l *Log) EnqueueIdentified(ctx context.Context, identity, value, extra []byte) (stored []byte, duplicate bool, err error) {
-	res, err := l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), identity: identity, queued: true, done: make(chan appendResult, 1)})
-	if err != nil {
-		return nil, false, err
-	}
-	switch {
-	case !res.Duplicate:
-		return value, false, nil
-	case res.Leaf.Value == nil:
-		// Only the direct path answers so, for an identity that is the
-		// leaf hash: the stored copy is this very value.
-		return value, true, nil
-	}
-	return res.Leaf.Value, true, nil
+	return l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), done: make(chan appendResult, 1)})
 }
 
 func (l *Log) submit(ctx context.Context, req *appendReq) (Appended, error) {
@@ -139,10 +95,28 @@ func (l *Log) run() {
 		case x := <-l.exclusive:
 			x.done <- x.f()
 			continue
+		case <-l.queued:
+			l.behind = true
+			continue
 		case <-l.stop:
 			l.drain(ErrClosed)
+			// Every leaf the queue acknowledged is known before the last
+			// integration.
+			<-l.queueStopped
+			select {
+			case <-l.queued:
+				l.behind = true
+			default:
+			}
 			l.integrateBeforeStop()
 			return
+		}
+		// Leaves the queue acknowledged before these appends were made
+		// are integrated before them (the queue signals before it answers).
+		select {
+		case <-l.queued:
+			l.behind = true
+		default:
 		}
 		batch := []*appendReq{first}
 	gather:
@@ -208,16 +182,14 @@ func (l *Log) process(batch []*appendReq) {
 	if len(live) == 0 {
 		return
 	}
-	// A batch must not carry one leaf (one identity) twice: the queue's
-	// insert would see its own row. Later copies are duplicates of the
-	// first. byHash is keyed by identity, which is the leaf hash for all
-	// but EnqueueIdentified's leaves.
+	// A batch must not carry one leaf twice: its insert would see its own
+	// row. Later copies are duplicates of the first.
 	byHash := map[string][]*appendReq{}
 	var leaves []*trillian.LogLeaf
 	for _, r := range live {
-		k := string(r.identity)
+		k := string(r.hash)
 		if _, seen := byHash[k]; !seen {
-			leaves = append(leaves, &trillian.LogLeaf{LeafValue: r.value, ExtraData: r.extra, MerkleLeafHash: r.hash, LeafIdentityHash: r.identity})
+			leaves = append(leaves, &trillian.LogLeaf{LeafValue: r.value, ExtraData: r.extra, MerkleLeafHash: r.hash, LeafIdentityHash: r.hash})
 		}
 		byHash[k] = append(byHash[k], r)
 	}
@@ -256,240 +228,49 @@ func (l *Log) process(batch []*appendReq) {
 	}
 }
 
-// commitBatch integrates the leaves in one transaction when it can
-// (commitDirectly). Otherwise it queues them, answers the requests that only
-// wanted them queued, then integrates through Trillian's sequencer, indexes
-// and proves for the others; a non-nil map with an error then means the
-// queueing succeeded and integration did not.
+// commitBatch integrates the leaves (distinct hashes) in one transaction
+// (commitDirectly), having first caught up from storage if the pipeline is
+// behind it: leaves queued by EnqueueIdentified or left by a crash, records
+// the personality has not taken, or a commit that failed but may have been
+// applied.
 func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHash map[string][]*appendReq) (map[string]Appended, error) {
-	// The direct path keys its leaves by hash alone (identity = hash).
-	if l.canCommitDirectly() && identifiedByHash(leaves) {
-		dups, root, added, err := l.commitDirectly(ctx, leaves)
-		if err != nil {
-			return nil, err
+	if !l.canCommitDirectly() {
+		if _, _, err := l.integrateAndIndex(ctx); err != nil {
+			return nil, fmt.Errorf("catching up before the batch: %w", err)
 		}
-		results := make(map[string]Appended, len(leaves))
-		for i, lf := range leaves {
-			if dups[i] {
-				results[string(lf.MerkleLeafHash)] = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: lf.MerkleLeafHash}}}
-			}
-		}
-		proven, err := l.prove(ctx, added, root)
-		if err != nil {
-			return nil, fmt.Errorf("proving the new leaves: %w", err)
-		}
-		for _, p := range proven {
-			results[string(p.Leaf.Hash)] = Appended{Proven: p}
-		}
-		return results, nil
 	}
-	// Trillian's sequencer rewrites tiles behind the pipeline's back.
-	l.written = nil
-	l.metrics.commits.WithLabelValues(l.cfg.Name, "trillian").Inc()
-	dups, storedValues, err := l.queueLeaves(ctx, leaves)
+	dups, root, added, err := l.commitDirectly(ctx, leaves)
 	if err != nil {
-		return nil, fmt.Errorf("queueing %d leaves: %w", len(leaves), err)
+		return nil, err
 	}
-	l.behind = true
-	results := map[string]Appended{}
-	var fresh [][]byte
-	// keyOf maps a fresh leaf's hash to its identity, the key of byHash
-	// and results.
-	keyOf := map[string]string{}
+	results := make(map[string]Appended, len(leaves))
 	for i, lf := range leaves {
-		h, k := lf.MerkleLeafHash, string(lf.LeafIdentityHash)
-		// kept is the copy the log keeps under this identity: this leaf,
-		// or for a duplicate of another value, the stored one.
-		kept := Leaf{Hash: h, Value: lf.LeafValue}
-		if v, ok := storedValues[k]; ok {
-			kept = Leaf{Hash: LeafHash(v), Value: v}
-		}
-		for j, r := range byHash[k] {
-			if r.queued {
-				dup := dups[i] || j > 0
-				outcome := "queued"
-				if dup {
-					outcome = "duplicate"
-				}
-				l.metrics.appends.WithLabelValues(l.cfg.Name, outcome).Inc()
-				r.answer(appendResult{res: Appended{Duplicate: dup, Proven: Proven{Leaf: kept}}})
-			}
-		}
 		if dups[i] {
-			results[k] = Appended{Duplicate: true, Proven: Proven{Leaf: kept}}
-			continue
-		}
-		fresh = append(fresh, h)
-		keyOf[string(h)] = k
-	}
-	// Requests that only wanted their leaves queued are answered; their
-	// integration rides on the ticker unless someone here waits for it.
-	waitsForIntegration := false
-	for _, reqs := range byHash {
-		for _, r := range reqs {
-			waitsForIntegration = waitsForIntegration || !r.queued
+			results[string(lf.MerkleLeafHash)] = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: lf.MerkleLeafHash}}}
 		}
 	}
-	if !waitsForIntegration {
-		return results, nil
-	}
-	// Integrate even when everything was a duplicate: the existing copy may
-	// be queued but not yet integrated (left by a crash).
-	root, visible, err := l.integrateAndIndex(ctx)
+	proven, err := l.prove(ctx, added, root)
 	if err != nil {
-		return results, err
-	}
-	if len(fresh) == 0 {
-		return results, nil
-	}
-	waiting := fresh[:0:0]
-	for _, h := range fresh {
-		for _, r := range byHash[keyOf[string(h)]] {
-			if !r.queued {
-				waiting = append(waiting, h)
-				break
-			}
-		}
-	}
-	fresh = waiting
-	if len(fresh) == 0 {
-		return results, nil
-	}
-	// The leaves just handed to the hook are the ones to prove, without
-	// reading them again; others (a log without a hook, or a long catch-up)
-	// are read by hash.
-	integrated := make(map[string]Leaf, len(visible))
-	for _, lf := range visible {
-		integrated[string(lf.Hash)] = lf
-	}
-	var known []Leaf
-	var missing [][]byte
-	for _, h := range fresh {
-		if lf, ok := integrated[string(h)]; ok {
-			known = append(known, lf)
-		} else {
-			missing = append(missing, h)
-		}
-	}
-	proven, err := l.prove(ctx, known, root)
-	if err != nil {
-		return results, fmt.Errorf("proving the new leaves: %w", err)
+		return nil, fmt.Errorf("proving the new leaves: %w", err)
 	}
 	for _, p := range proven {
-		results[keyOf[string(p.Leaf.Hash)]] = Appended{Proven: p}
-	}
-	if len(missing) > 0 {
-		proven, err := l.ByHash(ctx, missing)
-		if err != nil {
-			return results, fmt.Errorf("proving the new leaves: %w", err)
-		}
-		for _, p := range proven {
-			results[keyOf[string(p.Leaf.Hash)]] = Appended{Proven: p}
-		}
-	}
-	for _, h := range fresh {
-		if _, ok := results[keyOf[string(h)]]; !ok {
-			return results, fmt.Errorf("leaf %x was queued but is not in the tree after integration", h)
-		}
+		results[string(p.Leaf.Hash)] = Appended{Proven: p}
 	}
 	return results, nil
-}
-
-// queueLeaves stores the leaves and queues them for integration in one
-// statement (one round trip, one commit) into the tables Trillian's
-// sequencer reads; Trillian's own QueueLeaves takes five round trips and a
-// table lock for the same. dup[i] reports a leaf whose identity is already
-// in the tree or queued. Leaves must have distinct identities. stored holds,
-// by identity, the value kept for each duplicate whose identity is not its
-// leaf hash (EnqueueIdentified's), read with a second query only when there
-// are such duplicates.
-func (l *Log) queueLeaves(ctx context.Context, leaves []*trillian.LogLeaf) (dup []bool, stored map[string][]byte, err error) {
-	now := l.ts.Now().UnixNano()
-	ids := make([][]byte, len(leaves))
-	hashes := make([][]byte, len(leaves))
-	values := make([][]byte, len(leaves))
-	extras := make([][]byte, len(leaves))
-	queueIDs := make([][]byte, len(leaves))
-	for i, lf := range leaves {
-		ids[i], hashes[i], values[i], extras[i] = lf.LeafIdentityHash, lf.MerkleLeafHash, lf.LeafValue, lf.ExtraData
-		// Unique per queueing of a leaf; the sequencer deletes by it.
-		id := sha256.New()
-		binary.Write(id, binary.BigEndian, [2]int64{l.tree.TreeId, now}) //nolint:errcheck // hash writes cannot fail
-		id.Write(lf.MerkleLeafHash)
-		queueIDs[i] = id.Sum(nil)
-	}
-	rows, err := l.pool.Query(ctx, `WITH batch AS (
-			SELECT * FROM unnest($2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $7::bytea[]) AS t(id, v, e, q, h)
-		), fresh AS (
-			INSERT INTO LeafData (TreeId, LeafIdentityHash, LeafValue, ExtraData, QueueTimestampNanos)
-			SELECT $1, id, v, e, $6 FROM batch
-			ON CONFLICT DO NOTHING
-			RETURNING LeafIdentityHash
-		), queued AS (
-			INSERT INTO Unsequenced (TreeId, Bucket, LeafIdentityHash, MerkleLeafHash, QueueTimestampNanos, QueueID)
-			SELECT $1, 0, b.id, b.h, $6, b.q FROM batch b JOIN fresh f ON f.LeafIdentityHash = b.id
-		)
-		SELECT LeafIdentityHash FROM fresh`, l.tree.TreeId, ids, values, extras, queueIDs, now, hashes)
-	if err != nil {
-		return nil, nil, err
-	}
-	inserted, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	if err != nil {
-		return nil, nil, err
-	}
-	isNew := make(map[string]bool, len(inserted))
-	for _, id := range inserted {
-		isNew[string(id)] = true
-	}
-	dup = make([]bool, len(leaves))
-	var lookup [][]byte
-	for i, lf := range leaves {
-		dup[i] = !isNew[string(lf.LeafIdentityHash)]
-		if dup[i] && !bytes.Equal(lf.LeafIdentityHash, lf.MerkleLeafHash) {
-			lookup = append(lookup, lf.LeafIdentityHash)
-		}
-	}
-	if len(lookup) == 0 {
-		return dup, nil, nil
-	}
-	// A statement of its own: the insert's snapshot does not show a row
-	// another transaction committed while the insert waited on it.
-	rows, err = l.pool.Query(ctx, "SELECT LeafIdentityHash, LeafValue FROM LeafData WHERE TreeId = $1 AND LeafIdentityHash = ANY($2)", l.tree.TreeId, lookup)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading the stored copies of %d duplicates: %w", len(lookup), err)
-	}
-	stored = make(map[string][]byte, len(lookup))
-	var id, value []byte
-	if _, err := pgx.ForEachRow(rows, []any{&id, &value}, func() error {
-		stored[string(id)] = value
-		return nil
-	}); err != nil {
-		return nil, nil, fmt.Errorf("reading the stored copies of %d duplicates: %w", len(lookup), err)
-	}
-	for _, id := range lookup {
-		if _, ok := stored[string(id)]; !ok {
-			return nil, nil, fmt.Errorf("leaf identity %x conflicted on insert but has no stored leaf", id)
-		}
-	}
-	return dup, stored, nil
-}
-
-// identifiedByHash tells whether every leaf's identity is its leaf hash.
-func identifiedByHash(leaves []*trillian.LogLeaf) bool {
-	for _, lf := range leaves {
-		if !bytes.Equal(lf.LeafIdentityHash, lf.MerkleLeafHash) {
-			return false
-		}
-	}
-	return true
 }
 
 // integrateAndIndex integrates everything queued, hands it to the hook,
 // brings the right border to the new root and publishes it. It returns the stored root and the leaves handed to
 // the hook (nil when there were many, as after a long outage).
 func (l *Log) integrateAndIndex(ctx context.Context) (Root, []Leaf, error) {
-	if err := l.integrateAll(ctx); err != nil {
+	n, err := l.integrateQueue(ctx, l.tree)
+	if err != nil {
 		return Root{}, nil, err
+	}
+	if n > 0 {
+		// Trillian's sequencer rewrote tiles behind the pipeline's back.
+		l.written = nil
+		l.metrics.commits.WithLabelValues(l.cfg.Name, "trillian").Inc()
 	}
 	root, err := l.storedRoot(ctx)
 	if err != nil {
@@ -588,22 +369,20 @@ func (l *Log) leavesInRange(ctx context.Context, start, count uint64) ([]Leaf, e
 	return scanLeaves(rows)
 }
 
-// integrateAll integrates everything queued, in batches.
-func (l *Log) integrateAll(ctx context.Context) error {
-	return l.integrateQueue(ctx, l.tree)
-}
-
 // integrateQueue integrates everything queued for tree (this log's or one
-// it is retiring) with Trillian's sequencer, in batches.
-func (l *Log) integrateQueue(ctx context.Context, tree *trillian.Tree) error {
+// it is retiring) with Trillian's sequencer, in batches, and returns how
+// many leaves it integrated.
+func (l *Log) integrateQueue(ctx context.Context, tree *trillian.Tree) (int, error) {
 	limit := l.cfg.MaxBatch * 4
+	total := 0
 	for {
 		n, err := tlog.IntegrateBatch(ctx, tree, limit, 0, 0, l.ts, l.storage, quota.Noop())
+		total += n
 		if err != nil {
-			return fmt.Errorf("integrating: %w", err)
+			return total, fmt.Errorf("integrating: %w", err)
 		}
 		if n < limit {
-			return nil
+			return total, nil
 		}
 	}
 }
