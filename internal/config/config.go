@@ -19,6 +19,7 @@ import (
 
 	"github.com/signet-dev/signet/ca/identity"
 	"github.com/signet-dev/signet/internal/sigalg"
+	"github.com/signet-dev/signet/timestamp"
 )
 
 // Config is the whole server configuration; docs/configuration.md describes
@@ -123,6 +124,30 @@ type CA struct {
 }
 
 // ValidityDuration parses CA.Validity.
+// Policies parses timestamp.default_policy and timestamp.accepted_policies.
+func (t Timestamp) Policies() (def asn1.ObjectIdentifier, accepted []asn1.ObjectIdentifier, err error) {
+	if def, err = ParseOID(t.DefaultPolicy); err != nil {
+		return nil, nil, fmt.Errorf("timestamp.default_policy: %w", err)
+	}
+	for _, p := range t.AcceptedPolicies {
+		oid, err := ParseOID(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("timestamp.accepted_policies: %w", err)
+		}
+		accepted = append(accepted, oid)
+	}
+	return def, accepted, nil
+}
+
+// AccuracyDuration parses timestamp.accuracy (0 to 1h).
+func (t Timestamp) AccuracyDuration() (time.Duration, error) {
+	d, err := time.ParseDuration(t.Accuracy)
+	if err != nil || d < 0 || d > time.Hour {
+		return 0, fmt.Errorf("timestamp.accuracy %q must be a duration between 0 and 1h", t.Accuracy)
+	}
+	return d, nil
+}
+
 func (c CA) ValidityDuration() (time.Duration, error) {
 	d, err := time.ParseDuration(c.Validity)
 	if err != nil {
@@ -198,7 +223,7 @@ func Defaults() Config {
 		CA:               CA{Validity: "10m", MaxRequestBytes: 64 << 10},
 		CT:               CT{MaxRequestBytes: 256 << 10, MaxGetEntries: 256},
 		Timestamp: Timestamp{
-			DefaultPolicy: "1.3.6.1.4.1.57264.2", Accuracy: "1s", MaxRequestBytes: 16 << 10,
+			DefaultPolicy: timestamp.SigstorePolicy.String(), Accuracy: "1s", MaxRequestBytes: 16 << 10,
 		},
 		HTTP: HTTP{RequestTimeoutSeconds: 30, MaxBodyBytesInFlight: 256 << 20},
 	}
@@ -431,16 +456,14 @@ func (c Config) Validate(dev bool) error {
 		if !dev && (c.Timestamp.Signer == "" || c.Timestamp.Chain == "") || dev && c.Timestamp.Signer != "" && c.Timestamp.Signer != "memory:" && c.Timestamp.Chain == "" {
 			return errors.New("the timestamp authority needs timestamp.signer (key URI) and timestamp.chain (PEM, signing certificate first); only a memory: signer in dev mode may go without a chain; set components.timestamp: false to run without the TSA")
 		}
-		if d, err := time.ParseDuration(c.Timestamp.Accuracy); err != nil || d < 0 || d > time.Hour {
-			return fmt.Errorf("timestamp.accuracy %q must be a duration between 0 and 1h", c.Timestamp.Accuracy)
+		if _, err := c.Timestamp.AccuracyDuration(); err != nil {
+			return err
 		}
 		if c.Timestamp.MaxRequestBytes < 256 || c.Timestamp.MaxRequestBytes > 1<<20 {
 			return fmt.Errorf("timestamp.max_request_bytes %d must be between 256 and 1048576", c.Timestamp.MaxRequestBytes)
 		}
-		for _, p := range append([]string{c.Timestamp.DefaultPolicy}, c.Timestamp.AcceptedPolicies...) {
-			if _, err := ParseOID(p); err != nil {
-				return fmt.Errorf("timestamp policy: %w", err)
-			}
+		if _, _, err := c.Timestamp.Policies(); err != nil {
+			return err
 		}
 	}
 	if c.CTEnabled(dev) {

@@ -9,7 +9,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -530,12 +529,13 @@ func (s *Server) startTSA(router chi.Router, reg prometheus.Registerer, opts Opt
 	if err != nil {
 		return fmt.Errorf("timestamp authority: %w", err)
 	}
-	accuracy, _ := time.ParseDuration(c.Accuracy)
-	def, _ := config.ParseOID(c.DefaultPolicy)
-	var accepted []asn1.ObjectIdentifier
-	for _, p := range c.AcceptedPolicies {
-		oid, _ := config.ParseOID(p)
-		accepted = append(accepted, oid)
+	accuracy, err := c.AccuracyDuration()
+	if err != nil {
+		return err
+	}
+	def, accepted, err := c.Policies()
+	if err != nil {
+		return err
 	}
 	authority, err := timestamp.New(timestamp.Config{
 		Signer: signer, Chain: chain, DefaultPolicy: def, AcceptedPolicies: accepted,
