@@ -61,7 +61,19 @@ func (l *Log) Import(ctx context.Context, values, extras [][]byte) (Root, error)
 	return root, nil
 }
 
-func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (Root, error) {
+func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (root Root, err error) {
+	defer func() {
+		if err != nil {
+			// As after a failed commit (commitDirectly): the tiles may
+			// have been changed in place, and the commit may have been
+			// applied; the next batch catches up from storage.
+			l.behind = true
+			l.written = nil
+			l.mu.Lock()
+			l.hookLoaded = false
+			l.mu.Unlock()
+		}
+	}()
 	if !l.canCommitDirectly() {
 		// Catch up first (a crash's queue, the hook); then the border is
 		// the stored tree's.
@@ -88,7 +100,11 @@ func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (Root, e
 	if err != nil {
 		return Root{}, err
 	}
-	root := Root{Size: size + uint64(len(values)), Hash: rootHash, Timestamp: time.Unix(0, now)}
+	root = Root{Size: size + uint64(len(values)), Hash: rootHash, Timestamp: time.Unix(0, now)}
+	hook, err := l.hookStatements(ctx, leaves, root)
+	if err != nil {
+		return Root{}, err
+	}
 	ids, err := tilesHolding(nodes)
 	if err != nil {
 		return Root{}, err
@@ -98,10 +114,6 @@ func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (Root, e
 		return Root{}, err
 	}
 	updated, tileIDs, blobs, err := updateTiles(nodes, stored)
-	if err != nil {
-		return Root{}, err
-	}
-	hook, err := l.hookStatements(ctx, leaves, root)
 	if err != nil {
 		return Root{}, err
 	}
@@ -126,8 +138,6 @@ func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (Root, e
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		// The tiles were updated in place; the next batch reads them again.
-		l.written = nil
 		return Root{}, err
 	}
 	if err := l.committed(root, hashes, updated); err != nil {

@@ -2,10 +2,16 @@ package log
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/signet-dev/signet/internal/db/dbtest"
 )
 
 // A bulk import writes the tree an append would: Trillian's storage code
@@ -14,8 +20,18 @@ import (
 // already in the log writes nothing.
 func TestImportWritesTheTreeAppendsWrite(t *testing.T) {
 	ctx := context.Background()
-	l := openTestLog(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := poisonHook{}
+	l, err := Open(ctx, dbtest.NewPool(t), Config{Name: "test", SignerName: "test", Signer: key, Hook: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
 	hashes := map[uint64][]byte{}
+	oneBefore := testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", "one_round_trip"))
 	// Uneven imports cross tiles and strata, between appends.
 	for chunk, n := range []int{3, 300, 1, 700} {
 		values, extras := make([][]byte, n), make([][]byte, n)
@@ -50,21 +66,52 @@ func TestImportWritesTheTreeAppendsWrite(t *testing.T) {
 	}
 	checkTrillianReads(t, l, hashes, root)
 	p, err := l.ByIndex(ctx, 25) // 3 imported, 20 appended, then "imported 1 0"
-	if err != nil || string(p.Leaf.Extra) != "extra 1 2" {
-		t.Fatalf("leaf 25's extra %q (%v), want the imported one", p.Leaf.Extra, err)
+	if err != nil || string(p.Leaf.Extra) != "extra 1 2" || string(p.Leaf.Sidecar) != "sidecar extra 1 2" {
+		t.Fatalf("leaf 25's extra %q and sidecar %q (%v), want the imported one and its record", p.Leaf.Extra, p.Leaf.Sidecar, err)
 	}
-	if one := testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", "one_round_trip")); one == 0 {
-		t.Fatal("appends after imports did not take one round trip")
+	if one := testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", "one_round_trip")); one < oneBefore+4 {
+		t.Fatalf("%v appends after imports took one round trip, want at least one after each of the 4", one-oneBefore)
 	}
 
-	if _, err := l.Import(ctx, [][]byte{[]byte("new"), []byte("imported 1 7")}, [][]byte{nil, nil}); err == nil {
-		t.Fatal("an import with a leaf already in the log succeeded")
+	// Imports that fail write nothing and leave nothing behind in the
+	// tiles the next append builds on (the pipeline keeps the tiles it last
+	// wrote, and an import updates them in memory before it commits): one
+	// the personality refuses, one with a leaf already in the log (it fails
+	// at the COPY), each followed by an append.
+	for i, bad := range [][][]byte{
+		{[]byte("refused 1"), []byte("poison")},
+		{[]byte("refused 2"), []byte("imported 1 7")},
+	} {
+		if _, err := l.Import(ctx, bad, make([][]byte, len(bad))); err == nil {
+			t.Fatalf("import of %q succeeded", bad)
+		}
+		if after, err := l.Latest(ctx); err != nil || after.Size != root.Size+uint64(i) {
+			t.Fatalf("size after a failed import %d (%v), want %d", after.Size, err, root.Size+uint64(i))
+		}
+		res, err := l.Append(ctx, fmt.Appendf(nil, "new %d", i), nil)
+		if err != nil || res.Duplicate || res.Leaf.Index != root.Size+uint64(i) {
+			t.Fatalf("append after a failed import: %+v, %v; want index %d", res, err, root.Size+uint64(i))
+		}
+		hashes[res.Leaf.Index] = res.Leaf.Hash
 	}
-	if after, err := l.Latest(ctx); err != nil || after.Size != root.Size {
-		t.Fatalf("size after a failed import %d (%v), want %d", after.Size, err, root.Size)
+	root, err = l.Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	res, err := l.Append(ctx, []byte("new"), nil)
-	if err != nil || res.Duplicate || res.Leaf.Index != root.Size {
-		t.Fatalf("append after a failed import: %+v, %v; want index %d", res, err, root.Size)
+	checkTrillianReads(t, l, hashes, root)
+}
+
+// poisonHook keeps "sidecar <extra>" beside each leaf and refuses a batch
+// holding the value "poison".
+type poisonHook struct{}
+
+func (poisonHook) Integrated(_ context.Context, b Batch) (Records, error) {
+	r := Records{Sidecars: make([][]byte, len(b.Leaves))}
+	for i, lf := range b.Leaves {
+		if string(lf.Value) == "poison" {
+			return Records{}, errors.New("poisoned")
+		}
+		r.Sidecars[i] = append([]byte("sidecar "), lf.Extra...)
 	}
+	return r, nil
 }

@@ -152,6 +152,7 @@ type Log struct {
 	queueStopped chan struct{}
 	reads        chan *leafRead
 	stop         chan struct{}
+	closeOnce    sync.Once
 	stopped      chan struct{}
 
 	pool *pgxpool.Pool
@@ -473,11 +474,7 @@ func (l *Log) TreeID() int64 { return l.tree.TreeId }
 
 // Close stops the pipeline; appends waiting in the queue get ErrClosed.
 func (l *Log) Close() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
+	l.closeOnce.Do(func() { close(l.stop) })
 	<-l.stopped
 }
 

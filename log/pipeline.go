@@ -69,6 +69,14 @@ func (l *Log) submit(ctx context.Context, req *appendReq) (Appended, error) {
 	select {
 	case r := <-req.done:
 		return r.res, r.err
+	case <-l.stopped:
+		// The pipeline answered everything it took before it stopped.
+		select {
+		case r := <-req.done:
+			return r.res, r.err
+		default:
+			return Appended{}, ErrClosed
+		}
 	case <-ctx.Done():
 		// The leaf may still be integrated; the client can find it by hash.
 		return Appended{}, ctx.Err()
@@ -93,6 +101,12 @@ func (l *Log) run() {
 			}
 			continue
 		case x := <-l.exclusive:
+			// As for a batch: what the queue acknowledged comes first.
+			select {
+			case <-l.queued:
+				l.behind = true
+			default:
+			}
 			x.done <- x.f()
 			continue
 		case <-l.queued:
@@ -260,16 +274,20 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 }
 
 // integrateAndIndex integrates everything queued, hands it to the hook,
-// brings the right border to the new root and publishes it. It returns the stored root and the leaves handed to
-// the hook (nil when there were many, as after a long outage).
+// brings the right border to the new root and publishes it. It returns the
+// stored root and the leaves handed to the hook (nil when there were many,
+// as after a long outage).
 func (l *Log) integrateAndIndex(ctx context.Context) (Root, []Leaf, error) {
 	n, err := l.integrateQueue(ctx, l.tree)
+	if n > 0 || err != nil {
+		// Trillian's sequencer rewrote tiles behind the pipeline's back
+		// (a failed pass may have committed too).
+		l.written = nil
+	}
 	if err != nil {
 		return Root{}, nil, err
 	}
 	if n > 0 {
-		// Trillian's sequencer rewrote tiles behind the pipeline's back.
-		l.written = nil
 		l.metrics.commits.WithLabelValues(l.cfg.Name, "trillian").Inc()
 	}
 	root, err := l.storedRoot(ctx)

@@ -59,6 +59,14 @@ func (l *Log) EnqueueIdentified(ctx context.Context, identity, value, extra []by
 	select {
 	case r := <-req.done:
 		return r.stored, r.duplicate, r.err
+	case <-l.queueStopped:
+		// The queue answered everything it took before it stopped.
+		select {
+		case r := <-req.done:
+			return r.stored, r.duplicate, r.err
+		default:
+			return nil, false, ErrClosed
+		}
 	case <-ctx.Done():
 		// The leaf may still be queued; a resubmission finds it.
 		return nil, false, ctx.Err()
