@@ -173,6 +173,9 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	if one, trillian := commits("one_round_trip"), commits("trillian"); one == 0 || trillian != 0 {
 		t.Fatalf("after the restart: %v commits in one round trip, %v through Trillian; want only direct ones", one, trillian)
 	}
+	if n := testutil.ToFloat64(l.metrics.catchUps.WithLabelValues("test")); n != 0 {
+		t.Fatalf("after the restart %v batches caught up from storage first, want none", n)
+	}
 	root, err = l.storedRoot(ctx)
 	if err != nil || root.Size != 1100 || !bytes.Equal(root.Hash, rootOf(t, hashes, 1100)) {
 		t.Fatalf("after the restart: root %d/%x (%v), want 1100/%x", root.Size, root.Hash, err, rootOf(t, hashes, 1100))
@@ -443,6 +446,30 @@ func TestTilesNotStoredAgreesWithStorage(t *testing.T) {
 		}
 		for _, tl := range updated {
 			stored[string(tl.Prefix)] = tl
+		}
+	}
+}
+
+// A restart of a log whose personality is up to date goes on in one
+// transaction per batch, without catching up from storage first.
+func TestRestartWithAHookGoesOnDirectly(t *testing.T) {
+	ctx := context.Background()
+	pool := dbtest.NewPool(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Name: "test", SignerName: "test", Signer: key, Hook: poisonHook{}}
+	for run := range 2 {
+		l, err := Open(ctx, pool, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendConcurrently(t, l, fmt.Sprintf("run %d", run), 50)
+		catchUps := testutil.ToFloat64(l.metrics.catchUps.WithLabelValues("test"))
+		l.Close()
+		if catchUps != 0 {
+			t.Fatalf("run %d: %v batches caught up from storage first, want none", run, catchUps)
 		}
 	}
 }

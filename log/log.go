@@ -587,6 +587,7 @@ type Metrics struct {
 	appends     *prometheus.CounterVec
 	queueLength *prometheus.GaugeVec
 	commits     *prometheus.CounterVec
+	catchUps    *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline metrics with reg (nil: unregistered).
@@ -610,9 +611,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "signet_log_commits_total",
 			Help: "Batches committed, by path: one_round_trip (all leaves new, tiles known), two_round_trips (tiles read or duplicates sorted out), trillian (queued leaves integrated by Trillian's sequencer).",
 		}, []string{"log", "path"}),
+		catchUps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_log_catch_ups_total",
+			Help: "Batches that first caught up from storage (queued leaves, records not taken, a failed commit); appends alone should not need it.",
+		}, []string{"log"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.batchSize, m.integrate, m.appends, m.queueLength, m.commits)
+		reg.MustRegister(m.batchSize, m.integrate, m.appends, m.queueLength, m.commits, m.catchUps)
 	}
 	return m
 }

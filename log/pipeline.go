@@ -249,6 +249,7 @@ func (l *Log) process(batch []*appendReq) {
 // applied.
 func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHash map[string][]*appendReq) (map[string]Appended, error) {
 	if !l.canCommitDirectly() {
+		l.metrics.catchUps.WithLabelValues(l.cfg.Name).Inc()
 		if _, _, err := l.integrateAndIndex(ctx); err != nil {
 			return nil, fmt.Errorf("catching up before the batch: %w", err)
 		}
@@ -328,6 +329,11 @@ func (l *Log) catchUpHook(ctx context.Context, root Root) ([]Leaf, error) {
 			}
 			cpSize = c.Size
 		}
+		// Known from now on, also when there is nothing to catch up: the
+		// one-transaction path needs it (canCommitDirectly).
+		l.mu.Lock()
+		l.hookLoaded, l.indexed, l.storedCP, l.storedCPSize = true, from, hasCP, cpSize
+		l.mu.Unlock()
 	}
 	if from == root.Size && hasCP && cpSize == root.Size {
 		return nil, nil
