@@ -219,7 +219,7 @@ func Defaults() Config {
 			QueueSize:        8192,
 			TileCacheBytes:   128 << 20,
 		},
-		MemoryLimitBytes: 2 << 30,
+		MemoryLimitBytes: 448 << 20,
 		CA:               CA{Validity: "10m", MaxRequestBytes: 64 << 10},
 		CT:               CT{MaxRequestBytes: 256 << 10, MaxGetEntries: 256},
 		Timestamp: Timestamp{

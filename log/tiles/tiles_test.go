@@ -275,7 +275,11 @@ func FuzzDecode(f *testing.F) {
 		}
 		var p storagepb.SubtreeProto
 		if err := proto.Unmarshal(raw, &p); err != nil {
-			t.Fatal(err)
+			t.Fatalf("decoded a tile proto.Unmarshal refuses: %v", err)
+		}
+		// The protowire reading agrees with the proto library's.
+		if viaProto, err := FromProto(&p); err != nil || !bytes.Equal(viaProto.hashes, tl.hashes) || !bytes.Equal(viaProto.id, tl.id) {
+			t.Fatalf("decoded differently through proto.Unmarshal (%v)", err)
 		}
 		if tl.bottom == Width {
 			if err := cache.PopulateLogTile(&p, rfc6962.DefaultHasher); err != nil {
@@ -332,6 +336,20 @@ func TestDecodeRefusesCorruptTiles(t *testing.T) {
 		spoil(p)
 		if _, err := FromProto(p); err == nil {
 			t.Errorf("%s: decoded", name)
+		}
+	}
+}
+
+// BenchmarkDecode decodes a full stored tile, as a read that misses the
+// cache does.
+func BenchmarkDecode(b *testing.B) {
+	s := newStore()
+	s.append(b, Width)
+	raw := s.tiles[string(ID(compact.NewNodeID(0, 0)))]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(raw); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
