@@ -128,6 +128,9 @@ type Config struct {
 	RotateOnKeyChange bool
 }
 
+// readers is how many goroutines gather each kind of read.
+const readers = 4
+
 // DefaultTileCacheBytes bounds a log's tile cache when the configuration
 // gives none: 8,000 full tiles, the bottom tiles of 2M entries.
 const DefaultTileCacheBytes = 128 << 20
@@ -150,10 +153,12 @@ type Log struct {
 	enqueue      chan *enqueueReq
 	queued       chan struct{}
 	queueStopped chan struct{}
-	reads        chan *leafRead
-	stop         chan struct{}
-	closeOnce    sync.Once
-	stopped      chan struct{}
+	// leafReads and tileReads gather concurrent reads into shared queries.
+	leafReads *gatherer[[]Leaf]
+	tileReads *gatherer[[]byte]
+	stop      chan struct{}
+	closeOnce sync.Once
+	stopped   chan struct{}
 
 	pool *pgxpool.Pool
 	pub  crypto.PublicKey
@@ -268,10 +273,8 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	if _, _, err := l.integrateAndIndex(ctx); err != nil {
 		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
 	}
-	l.reads = make(chan *leafRead)
-	for range leafReaders {
-		go l.readLeaves()
-	}
+	l.leafReads = newGatherer(readers, l.stop, l.leavesByHashes)
+	l.tileReads = newGatherer(readers, l.stop, l.tilesByID)
 	go l.runQueue()
 	go l.run()
 	return l, nil

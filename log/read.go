@@ -82,13 +82,42 @@ func (l *Log) storedRoot(ctx context.Context) (Root, error) {
 	return root, tx.Commit(ctx)
 }
 
-// fetchTiles reads stored tiles of the tree by ID.
+// fetchTiles reads stored tiles of the tree by ID; a proof's miss (one
+// tile, most often) is gathered with other readers'.
 func (l *Log) fetchTiles(ctx context.Context, ids [][]byte) ([][]byte, error) {
-	rows, err := l.pool.Query(ctx, "SELECT Nodes FROM Subtree WHERE TreeId = $1 AND SubtreeId = ANY($2)", l.tree.TreeId, ids)
+	if len(ids) == 1 && l.tileReads != nil {
+		raw, err := l.tileReads.get(ctx, l.stop, ids[0])
+		if err != nil || raw == nil {
+			return nil, err
+		}
+		return [][]byte{raw}, nil
+	}
+	byID, err := l.tilesByID(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	out := make([][]byte, 0, len(byID))
+	for _, raw := range byID {
+		out = append(out, raw)
+	}
+	return out, nil
+}
+
+// tilesByID reads stored tiles of the tree by ID in one query.
+func (l *Log) tilesByID(ctx context.Context, ids [][]byte) (map[string][]byte, error) {
+	rows, err := l.pool.Query(ctx, "SELECT SubtreeId, Nodes FROM Subtree WHERE TreeId = $1 AND SubtreeId = ANY($2)", l.tree.TreeId, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(ids))
+	var id, raw []byte
+	if _, err := pgx.ForEachRow(rows, []any{&id, &raw}, func() error {
+		out[string(id)] = append([]byte{}, raw...)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // leafSelect is the query that reads leaves (the caller adds the rest of
@@ -137,8 +166,8 @@ func (l *Log) ByHash(ctx context.Context, hashes [][]byte) ([]Proven, error) {
 		return nil, err
 	}
 	var leaves []Leaf
-	if len(hashes) == 1 && l.reads != nil {
-		leaves, err = l.leafByHash(ctx, hashes[0])
+	if len(hashes) == 1 && l.leafReads != nil {
+		leaves, err = l.leafReads.get(ctx, l.stop, hashes[0])
 	} else {
 		leaves, err = l.leavesByHash(ctx, hashes)
 	}
@@ -156,78 +185,17 @@ func (l *Log) leavesByHash(ctx context.Context, hashes [][]byte) ([]Leaf, error)
 	return scanLeaves(rows)
 }
 
-// Reads of single leaves by hash (an entry by UUID) are gathered: each
-// reader goroutine takes every read waiting and makes one query of them.
-// Under load PostgreSQL's cost per query, not per row, is most of a read's;
-// alone, a read is one query as before. No timer: a read waits only for the
-// query before it.
-const (
-	leafReaders       = 4
-	maxLeafReadsBatch = 128
-)
-
-type leafRead struct {
-	hash []byte
-	done chan leafReadResult
-}
-
-type leafReadResult struct {
-	leaves []Leaf
-	err    error
-}
-
-func (l *Log) leafByHash(ctx context.Context, hash []byte) ([]Leaf, error) {
-	r := &leafRead{hash: hash, done: make(chan leafReadResult, 1)}
-	select {
-	case l.reads <- r:
-	case <-l.stop:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// leavesByHashes is leavesByHash for the gatherer: the leaves by hash.
+func (l *Log) leavesByHashes(ctx context.Context, hashes [][]byte) (map[string][]Leaf, error) {
+	leaves, err := l.leavesByHash(ctx, hashes)
+	if err != nil {
+		return nil, err
 	}
-	select {
-	case res := <-r.done:
-		return res.leaves, res.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	out := make(map[string][]Leaf, len(leaves))
+	for _, lf := range leaves {
+		out[string(lf.Hash)] = append(out[string(lf.Hash)], lf)
 	}
-}
-
-func (l *Log) readLeaves() {
-	for {
-		var batch []*leafRead
-		select {
-		case r := <-l.reads:
-			batch = append(batch, r)
-		case <-l.stop:
-			return
-		}
-	gather:
-		for len(batch) < maxLeafReadsBatch {
-			select {
-			case r := <-l.reads:
-				batch = append(batch, r)
-			default:
-				break gather
-			}
-		}
-		hashes := make([][]byte, len(batch))
-		for i, r := range batch {
-			hashes[i] = r.hash
-		}
-		// The query runs on its own deadline: the readers' contexts only
-		// decide whether they still wait.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		leaves, err := l.leavesByHash(ctx, hashes)
-		cancel()
-		byHash := make(map[string][]Leaf, len(leaves))
-		for _, lf := range leaves {
-			byHash[string(lf.Hash)] = append(byHash[string(lf.Hash)], lf)
-		}
-		for _, r := range batch {
-			r.done <- leafReadResult{leaves: byHash[string(r.hash)], err: err}
-		}
-	}
+	return out, nil
 }
 
 // ByIndex returns the leaf at index with its proof at the latest root.
