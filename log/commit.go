@@ -5,22 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"slices"
 	"time"
 
 	"github.com/google/trillian"
-	"github.com/google/trillian/storage/cache"
 	"github.com/google/trillian/storage/storagepb"
-	"github.com/google/trillian/storage/tree"
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
-	"google.golang.org/protobuf/proto"
 
-	tilespkg "github.com/signet-dev/signet/log/tiles"
+	"github.com/signet-dev/signet/log/integrate"
+	"github.com/signet-dev/signet/log/tiles"
 )
 
 // The one-transaction append path. With the tree's right border in memory
@@ -80,30 +75,25 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 
 	// The tiles the batch may touch if every leaf is new (a superset of the
 	// ones it does touch).
-	nodes, rootHash, err := l.newNodes(size, hashes)
+	batch, err := integrate.Append(l.border, hashes)
 	if err != nil {
 		return nil, Root{}, nil, err
 	}
-	tileIDs, err := tilesHolding(nodes)
-	if err != nil {
-		return nil, Root{}, nil, err
-	}
+	nodes := batch.Nodes
+	tileIDs := integrate.TileIDs(nodes)
 	// Every leaf is guessed new, which almost always holds.
 	guess := make([]Leaf, len(leaves))
 	for i, lf := range leaves {
 		guess[i] = Leaf{Index: size + uint64(i), Hash: lf.MerkleLeafHash, Value: lf.LeafValue, Extra: lf.ExtraData, IntegratedAt: time.Unix(0, now)}
 	}
-	guessRoot := Root{Size: size + uint64(len(leaves)), Hash: rootHash, Timestamp: time.Unix(0, now)}
+	guessRoot := Root{Size: size + uint64(len(leaves)), Hash: batch.Root, Timestamp: time.Unix(0, now)}
 
 	// Every append waits for the commit, and on a busy machine each round
 	// trip to PostgreSQL costs about a millisecond of scheduling. With the
 	// tiles to update known from the batches before, the batch is written
 	// in one round trip, on the guess; a leaf already in the log makes it
 	// fail, having written nothing, and the batch is then written in two.
-	unstored, err := tilesNotStored(nodes, size)
-	if err != nil {
-		return nil, Root{}, nil, err
-	}
+	unstored := integrate.Unstored(nodes, size)
 	var guessed *pgx.Batch
 	if stored, ok := l.cachedTiles(tileIDs, unstored); ok {
 		// The tiles are computed while the hook signs: Trillian's cache
@@ -112,18 +102,18 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		tiled := make(chan tileWork, 1)
 		go func() {
 			var w tileWork
-			w.updated, w.ids, w.blobs, w.err = updateTiles(nodes, stored)
+			w.Written, w.err = integrate.UpdateTiles(nodes, stored)
 			tiled <- w
 		}()
 		guessed, err = l.hookStatements(ctx, guess, guessRoot)
-		tiles := <-tiled
+		tw := <-tiled
 		if err != nil {
 			return nil, Root{}, nil, err
 		}
-		if tiles.err != nil {
-			return nil, Root{}, nil, tiles.err
+		if tw.err != nil {
+			return nil, Root{}, nil, tw.err
 		}
-		err = l.commitFresh(ctx, size, now, hashes, values, extras, tiles, guessRoot, guessed)
+		err = l.commitFresh(ctx, size, now, hashes, values, extras, tw, guessRoot, guessed)
 		if err == nil {
 			l.metrics.commits.WithLabelValues(l.cfg.Name, "one_round_trip").Inc()
 			return make([]bool, len(leaves)), guessRoot, guess, nil
@@ -191,7 +181,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		Query(func(rows pgx.Rows) error {
 			var raw []byte
 			_, err := pgx.ForEachRow(rows, []any{&raw}, func() error {
-				t, err := unmarshalTile(raw)
+				t, err := integrate.Unmarshal(raw)
 				if err == nil {
 					stored[string(t.Prefix)] = t
 				}
@@ -238,21 +228,22 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 	root = guessRoot
 	hook := speculative
 	if len(added) < len(leaves) {
-		if nodes, rootHash, err = l.newNodes(size, addedHashes); err != nil {
+		if batch, err = integrate.Append(l.border, addedHashes); err != nil {
 			return nil, Root{}, nil, err
 		}
-		root = Root{Size: size + uint64(len(added)), Hash: rootHash, Timestamp: time.Unix(0, now)}
+		nodes = batch.Nodes
+		root = Root{Size: size + uint64(len(added)), Hash: batch.Root, Timestamp: time.Unix(0, now)}
 		hook.q, hook.err = l.hookStatements(ctx, added, root)
 	}
 	if hook.err != nil {
 		return nil, Root{}, nil, hook.err
 	}
-	updated, ids, blobs, err := updateTiles(nodes, stored)
+	written, err := integrate.UpdateTiles(nodes, stored)
 	if err != nil {
 		return nil, Root{}, nil, err
 	}
 	second := &pgx.Batch{}
-	l.queueTree(second, ids, blobs, now, root)
+	l.queueTree(second, written.IDs, written.Blobs, now, root)
 	second.QueuedQueries = append(second.QueuedQueries, hook.q.QueuedQueries...)
 	second.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, second).Close(); err != nil {
@@ -262,7 +253,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		// An error before COMMIT makes PostgreSQL skip the rest of the batch.
 		return nil, Root{}, nil, fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
 	}
-	if err := l.committed(root, addedHashes, updated); err != nil {
+	if err := l.committed(root, addedHashes, written.Tiles); err != nil {
 		return nil, Root{}, nil, err
 	}
 	l.metrics.commits.WithLabelValues(l.cfg.Name, "two_round_trips").Inc()
@@ -272,7 +263,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 // commitFresh writes a batch of leaves that are all new, and everything
 // else of it, in one round trip. A leaf already in the log fails it
 // (isLeafConflict) with nothing written.
-func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, values, extras [][]byte, tiles tileWork, root Root, hook *pgx.Batch) error {
+func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, values, extras [][]byte, tw tileWork, root Root, hook *pgx.Batch) error {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	// As in the two-round-trip path, a second writer on the tree collides
@@ -285,7 +276,7 @@ func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, v
 		)
 		INSERT INTO SequencedLeafData (TreeId, SequenceNumber, LeafIdentityHash, MerkleLeafHash, IntegrateTimestampNanos)
 		SELECT $1, $6::bigint + o - 1, h, h, $5 FROM batch`, l.tree.TreeId, hashes, values, extras, now, int64(size))
-	l.queueTree(b, tiles.ids, tiles.blobs, now, root)
+	l.queueTree(b, tw.IDs, tw.Blobs, now, root)
 	b.QueuedQueries = append(b.QueuedQueries, hook.QueuedQueries...)
 	b.Queue("COMMIT")
 	conn, err := l.pool.Acquire(ctx)
@@ -301,7 +292,7 @@ func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, v
 	if conn.Conn().PgConn().TxStatus() != 'I' {
 		return fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
 	}
-	return l.committed(root, hashes, tiles.updated)
+	return l.committed(root, hashes, tw.Tiles)
 }
 
 // isLeafConflict tells whether err is a leaf of the batch found already in
@@ -328,7 +319,7 @@ func (l *Log) queueTree(b *pgx.Batch, ids, blobs [][]byte, now int64, root Root)
 
 // committed brings the right border, the hook's progress, the tile caches
 // and the published root up to a batch just committed.
-func (l *Log) committed(root Root, added [][]byte, tiles []*storagepb.SubtreeProto) error {
+func (l *Log) committed(root Root, added [][]byte, written []*storagepb.SubtreeProto) error {
 	if l.cfg.Hook != nil {
 		l.mu.Lock()
 		l.indexed, l.storedCPSize = root.Size, root.Size
@@ -347,10 +338,10 @@ func (l *Log) committed(root Root, added [][]byte, tiles []*storagepb.SubtreePro
 	if l.written == nil || len(l.written) > maxCachedTiles {
 		l.written = map[string]*storagepb.SubtreeProto{}
 	}
-	for _, t := range tiles {
+	for _, t := range written {
 		l.written[string(t.Prefix)] = t
 		// The new leaves' proofs, and everyone's, read these.
-		decoded, err := tilespkg.FromProto(t)
+		decoded, err := tiles.FromProto(t)
 		if err != nil {
 			return fmt.Errorf("the tile just written: %w", err)
 		}
@@ -385,90 +376,10 @@ func (l *Log) cachedTiles(ids [][]byte, unstored map[string]bool) (map[string]*s
 	return out, true
 }
 
-// tilesNotStored returns the IDs of the tiles holding nodes that storage
-// cannot hold yet at tree size: tiles span 8 levels (strata) and 256
-// nodes of their bottom level, and the first node of a tile that gets
-// stored is its bottom-left one, once the tree covers it. Without this
-// every batch that starts a tile would read storage first.
-func tilesNotStored(nodes []tree.Node, size uint64) (map[string]bool, error) {
-	type tile struct{ stratum, index uint64 }
-	seen := map[tile]bool{}
-	var firsts []tree.Node
-	for _, n := range nodes {
-		level := uint64(n.ID.Level)
-		t := tile{stratum: level / 8}
-		t.index = n.ID.Index >> (8 - (level - 8*t.stratum))
-		if seen[t] {
-			continue
-		}
-		seen[t] = true
-		// Its bottom-left node covers leaves from (256 index) << (8 stratum),
-		// and is stored once the tree has one leaf more (an overflow counts
-		// as stored: the batch then reads the tile, as before).
-		shift := 8 * t.stratum
-		hi, first := bits.Mul64(256*t.index+1, 1<<shift)
-		if hi != 0 || size >= first {
-			continue
-		}
-		firsts = append(firsts, tree.Node{ID: compact.NewNodeID(uint(shift), 256*t.index)})
-	}
-	ids, err := tilesHolding(firsts)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		out[string(id)] = true
-	}
-	return out, nil
-}
-
-func unmarshalTile(raw []byte) (*storagepb.SubtreeProto, error) {
-	var t storagepb.SubtreeProto
-	if err := proto.Unmarshal(raw, &t); err != nil {
-		return nil, fmt.Errorf("decoding a stored tile: %w", err)
-	}
-	if t.Prefix == nil {
-		t.Prefix = []byte{}
-	}
-	return &t, nil
-}
-
-// updateTiles puts nodes into their tiles (stored: the versions in
-// storage, absent for new tiles, updated in place) with Trillian's own
-// cache, so the tiles are in its format, and returns the tiles to write,
-// their IDs and encodings.
-func updateTiles(nodes []tree.Node, stored map[string]*storagepb.SubtreeProto) (updated []*storagepb.SubtreeProto, ids, blobs [][]byte, err error) {
-	tiles := cache.NewLogSubtreeCache(rfc6962.DefaultHasher)
-	if err := tiles.SetNodes(nodes, func(ids [][]byte) ([]*storagepb.SubtreeProto, error) {
-		var out []*storagepb.SubtreeProto
-		for _, id := range ids {
-			if t, ok := stored[string(id)]; ok {
-				out = append(out, t)
-			}
-		}
-		return out, nil
-	}); err != nil {
-		return nil, nil, nil, fmt.Errorf("updating the tree's tiles: %w", err)
-	}
-	if updated, err = tiles.UpdatedTiles(); err != nil {
-		return nil, nil, nil, fmt.Errorf("updating the tree's tiles: %w", err)
-	}
-	ids, blobs = make([][]byte, len(updated)), make([][]byte, len(updated))
-	for i, t := range updated {
-		if blobs[i], err = proto.Marshal(t); err != nil {
-			return nil, nil, nil, fmt.Errorf("encoding tile %x: %w", t.Prefix, err)
-		}
-		ids[i] = t.Prefix
-	}
-	return updated, ids, blobs, nil
-}
-
-// tileWork is updateTiles' answer.
+// tileWork is integrate.UpdateTiles' answer, from a goroutine.
 type tileWork struct {
-	updated    []*storagepb.SubtreeProto
-	ids, blobs [][]byte
-	err        error
+	integrate.Written
+	err error
 }
 
 type hookWork struct {
@@ -492,41 +403,4 @@ func (l *Log) hookStatements(ctx context.Context, leaves []Leaf, root Root) (*pg
 		return nil, fmt.Errorf("indexing leaves %d..%d: %w", root.Size-uint64(len(leaves)), root.Size, err)
 	}
 	return q, nil
-}
-
-// newNodes returns the nodes Trillian's sequencer would store for leaf
-// hashes appended at size (every leaf and every complete subtree they
-// finish) and the new root.
-func (l *Log) newNodes(size uint64, hashes [][]byte) ([]tree.Node, []byte, error) {
-	if l.border.End() != size {
-		return nil, nil, fmt.Errorf("the right border is at size %d, not %d", l.border.End(), size)
-	}
-	// A copy: appending to a range reuses its slice, which is the border's.
-	cr, err := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewRange(0, size, slices.Clone(l.border.Hashes()))
-	if err != nil {
-		return nil, nil, fmt.Errorf("the tree's right border at size %d: %w", size, err)
-	}
-	var nodes []tree.Node
-	for _, h := range hashes {
-		if err := cr.Append(h, func(id compact.NodeID, hash []byte) {
-			nodes = append(nodes, tree.Node{ID: id, Hash: hash})
-		}); err != nil {
-			return nil, nil, err
-		}
-	}
-	root, err := cr.GetRootHash(nil)
-	return nodes, root, err
-}
-
-// tilesHolding returns the IDs of the tiles (Trillian's storage unit of
-// nodes) that hold nodes. Trillian's tile layout is internal to its cache,
-// so the cache itself is asked: it names the tiles it lacks when given
-// nodes to store.
-func tilesHolding(nodes []tree.Node) ([][]byte, error) {
-	var ids [][]byte
-	err := cache.NewLogSubtreeCache(rfc6962.DefaultHasher).SetNodes(nodes, func(want [][]byte) ([]*storagepb.SubtreeProto, error) {
-		ids = want
-		return nil, nil
-	})
-	return ids, err
 }

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/trillian/storage/storagepb"
-	"github.com/google/trillian/storage/tree"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -22,6 +20,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/signet-dev/signet/internal/db/dbtest"
+	"github.com/signet-dev/signet/log/integrate"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -104,7 +103,7 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	// second tile of the stratum above.
 	hashes := appendConcurrently(t, l, "direct", 700)
 	// Batches of new leaves take one round trip: the tiles they touch were
-	// written by the batch before, or are new (tilesNotStored).
+	// written by the batch before, or are new (integrate.Unstored).
 	commits := func(path string) float64 {
 		return testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", path))
 	}
@@ -395,7 +394,7 @@ func TestDuplicateBatchesLeaveTheTilesAlone(t *testing.T) {
 	if err := pool.QueryRow(ctx, "SELECT Nodes FROM Subtree WHERE TreeId = $1", l.TreeID()).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
-	tile, err := unmarshalTile(raw)
+	tile, err := integrate.Unmarshal(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,47 +406,6 @@ func TestDuplicateBatchesLeaveTheTilesAlone(t *testing.T) {
 		t.Fatalf("root %d/%x (%v), want 12/%x", root.Size, root.Hash, err, rootOf(t, hashes, 12))
 	}
 	checkTrillianReads(t, l, hashes, root)
-}
-
-// tilesNotStored agrees with storage: appending batches of many sizes up
-// past the second stratum's first tile (65,536 leaves), with Trillian's
-// own tile code writing into a map, every tile it calls not stored is
-// absent from the map and every other tile the batch touches is there.
-func TestTilesNotStoredAgreesWithStorage(t *testing.T) {
-	stored := map[string]*storagepb.SubtreeProto{}
-	cr := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
-	sizes := []int{1, 1, 3, 250, 1, 1, 300, 256, 511, 1024, 3000}
-	for i := 0; cr.End() < 70000; i++ {
-		n := sizes[i%len(sizes)]
-		var nodes []tree.Node
-		for j := range n {
-			h := rfc6962.DefaultHasher.HashLeaf(fmt.Appendf(nil, "%d", cr.End()+uint64(j)))
-			if err := cr.Append(h, func(id compact.NodeID, hash []byte) { nodes = append(nodes, tree.Node{ID: id, Hash: hash}) }); err != nil {
-				t.Fatal(err)
-			}
-		}
-		size := cr.End() - uint64(n)
-		unstored, err := tilesNotStored(nodes, size)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids, err := tilesHolding(nodes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range ids {
-			if _, ok := stored[string(id)]; ok == unstored[string(id)] {
-				t.Fatalf("appending %d at size %d: tile %x stored %v, tilesNotStored says not stored %v", n, size, id, ok, unstored[string(id)])
-			}
-		}
-		updated, _, _, err := updateTiles(nodes, stored)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, tl := range updated {
-			stored[string(tl.Prefix)] = tl
-		}
-	}
 }
 
 // A restart of a log whose personality is up to date goes on in one

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/trillian/storage/storagepb"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/signet-dev/signet/log/integrate"
 )
 
 // Bulk loading: a whole batch of leaves written as the one-transaction path
@@ -96,24 +98,20 @@ func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (root Ro
 		hashes[i] = LeafHash(v)
 		leaves[i] = Leaf{Index: size + uint64(i), Hash: hashes[i], Value: v, Extra: extras[i], IntegratedAt: time.Unix(0, now)}
 	}
-	nodes, rootHash, err := l.newNodes(size, hashes)
+	batch, err := integrate.Append(l.border, hashes)
 	if err != nil {
 		return Root{}, err
 	}
-	root = Root{Size: size + uint64(len(values)), Hash: rootHash, Timestamp: time.Unix(0, now)}
+	root = Root{Size: size + uint64(len(values)), Hash: batch.Root, Timestamp: time.Unix(0, now)}
 	hook, err := l.hookStatements(ctx, leaves, root)
 	if err != nil {
 		return Root{}, err
 	}
-	ids, err := tilesHolding(nodes)
+	stored, err := l.storedTiles(ctx, integrate.TileIDs(batch.Nodes))
 	if err != nil {
 		return Root{}, err
 	}
-	stored, err := l.storedTiles(ctx, ids)
-	if err != nil {
-		return Root{}, err
-	}
-	updated, tileIDs, blobs, err := updateTiles(nodes, stored)
+	written, err := integrate.UpdateTiles(batch.Nodes, stored)
 	if err != nil {
 		return Root{}, err
 	}
@@ -133,14 +131,14 @@ func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (root Ro
 			return fmt.Errorf("copying the sequence numbers: %w", err)
 		}
 		b := &pgx.Batch{}
-		l.queueTree(b, tileIDs, blobs, now, root)
+		l.queueTree(b, written.IDs, written.Blobs, now, root)
 		b.QueuedQueries = append(b.QueuedQueries, hook.QueuedQueries...)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return Root{}, err
 	}
-	if err := l.committed(root, hashes, updated); err != nil {
+	if err := l.committed(root, hashes, written.Tiles); err != nil {
 		return Root{}, err
 	}
 	return root, nil
@@ -166,7 +164,7 @@ func (l *Log) storedTiles(ctx context.Context, ids [][]byte) (map[string]*storag
 		return nil, fmt.Errorf("reading %d tiles: %w", len(missing), err)
 	}
 	for _, raw := range raws {
-		t, err := unmarshalTile(raw)
+		t, err := integrate.Unmarshal(raw)
 		if err != nil {
 			return nil, err
 		}
