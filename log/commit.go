@@ -53,11 +53,7 @@ func (l *Log) canCommitDirectly() bool {
 func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (dup []bool, root Root, added []Leaf, err error) {
 	defer func() {
 		if err != nil {
-			l.behind = true
-			l.written = nil
-			l.mu.Lock()
-			l.hookLoaded = false
-			l.mu.Unlock()
+			l.failedCommit()
 		}
 	}()
 	size := l.border.End()
@@ -315,6 +311,17 @@ func (l *Log) queueTree(b *pgx.Batch, ids, blobs [][]byte, now int64, root Root)
 			}
 			return nil
 		})
+}
+
+// failedCommit makes the next batch catch up from storage: a commit that
+// failed may still have been applied, and the tiles the pipeline keeps may
+// have been changed in place by Trillian's tile code.
+func (l *Log) failedCommit() {
+	l.behind = true
+	l.written = nil
+	l.mu.Lock()
+	l.hookLoaded = false
+	l.mu.Unlock()
 }
 
 // committed brings the right border, the hook's progress, the tile caches

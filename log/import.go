@@ -66,14 +66,7 @@ func (l *Log) Import(ctx context.Context, values, extras [][]byte) (Root, error)
 func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (root Root, err error) {
 	defer func() {
 		if err != nil {
-			// As after a failed commit (commitDirectly): the tiles may
-			// have been changed in place, and the commit may have been
-			// applied; the next batch catches up from storage.
-			l.behind = true
-			l.written = nil
-			l.mu.Lock()
-			l.hookLoaded = false
-			l.mu.Unlock()
+			l.failedCommit()
 		}
 	}()
 	if !l.canCommitDirectly() {
