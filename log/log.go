@@ -128,6 +128,14 @@ type Config struct {
 	RotateOnKeyChange bool
 }
 
+// Defaults of Config, also the configuration's (internal/config, where
+// docs/configuration.md documents them).
+const (
+	DefaultMaxBatch       = 1024
+	DefaultQueueSize      = 8192
+	DefaultIntegrateEvery = 200 * time.Millisecond
+)
+
 // readers is how many goroutines gather each kind of read.
 const readers = 4
 
@@ -214,13 +222,13 @@ type cachedCheckpoint struct {
 // starts the append pipeline.
 func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 1024
+		cfg.MaxBatch = DefaultMaxBatch
 	}
 	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = 8192
+		cfg.QueueSize = DefaultQueueSize
 	}
 	if cfg.IntegrateEvery <= 0 {
-		cfg.IntegrateEvery = 200 * time.Millisecond
+		cfg.IntegrateEvery = DefaultIntegrateEvery
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -17,9 +17,14 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/signet-dev/signet/ca/fulcioapi"
 	"github.com/signet-dev/signet/ca/identity"
 	"github.com/signet-dev/signet/internal/sigalg"
+	tlog "github.com/signet-dev/signet/log"
+	"github.com/signet-dev/signet/log/ctapi"
+	"github.com/signet-dev/signet/log/rekorapi"
 	"github.com/signet-dev/signet/timestamp"
+	"github.com/signet-dev/signet/timestamp/tsaapi"
 )
 
 // Config is the whole server configuration; docs/configuration.md describes
@@ -211,19 +216,20 @@ func Defaults() Config {
 	return Config{
 		Listen:  "127.0.0.1:8080",
 		DataDir: "./.signet",
+		// The components' own defaults, so each number is written once.
 		Log: Log{
 			EntryTypes:       []string{"hashedrekord", "dsse"},
-			MaxRequestBytes:  10 << 20,
-			MaxSearchResults: 1000,
-			MaxBatch:         1024,
-			QueueSize:        8192,
-			TileCacheBytes:   128 << 20,
+			MaxRequestBytes:  rekorapi.DefaultLimits.MaxBodyBytes,
+			MaxSearchResults: rekorapi.DefaultLimits.MaxSearchResults,
+			MaxBatch:         tlog.DefaultMaxBatch,
+			QueueSize:        tlog.DefaultQueueSize,
+			TileCacheBytes:   tlog.DefaultTileCacheBytes,
 		},
 		MemoryLimitBytes: 448 << 20,
-		CA:               CA{Validity: "10m", MaxRequestBytes: 64 << 10},
-		CT:               CT{MaxRequestBytes: 256 << 10, MaxGetEntries: 256},
+		CA:               CA{Validity: "10m", MaxRequestBytes: fulcioapi.DefaultMaxBodyBytes},
+		CT:               CT{MaxRequestBytes: ctapi.DefaultLimits.MaxBodyBytes, MaxGetEntries: ctapi.DefaultLimits.MaxGetEntries},
 		Timestamp: Timestamp{
-			DefaultPolicy: timestamp.SigstorePolicy.String(), Accuracy: "1s", MaxRequestBytes: 16 << 10,
+			DefaultPolicy: timestamp.SigstorePolicy.String(), Accuracy: "1s", MaxRequestBytes: tsaapi.DefaultLimits.MaxBodyBytes,
 		},
 		HTTP: HTTP{RequestTimeoutSeconds: 30, MaxBodyBytesInFlight: 256 << 20},
 	}
