@@ -7,6 +7,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
+	"io"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,10 +22,14 @@ import (
 // queuedLog opens a log as the CT log is opened (entries acknowledged once
 // queued), whose ticker never integrates within a test: only a stop, an
 // Open or a rotation can.
-func queuedLog(t *testing.T, pool *pgxpool.Pool, key *ecdsa.PrivateKey) *Log {
+func queuedLog(t *testing.T, pool *pgxpool.Pool, key *ecdsa.PrivateKey, logs ...io.Writer) *Log {
 	t.Helper()
+	logger := slog.Default()
+	for _, w := range logs {
+		logger = slog.New(slog.NewTextHandler(w, nil))
+	}
 	l, err := Open(context.Background(), pool, Config{
-		Name: "ct", SignerName: "ct.test", Signer: key, RotateOnKeyChange: true, IntegrateEvery: time.Hour,
+		Name: "ct", SignerName: "ct.test", Signer: key, RotateOnKeyChange: true, IntegrateEvery: time.Hour, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -101,10 +108,17 @@ func assertIntegrated(t *testing.T, pool *pgxpool.Pool, treeID int64, hashes [][
 // the ticker would not have come for a long time.
 func TestCleanStopIntegratesQueuedLeaves(t *testing.T) {
 	pool := dbtest.NewPool(t)
-	l := queuedLog(t, pool, newKey(t))
+	var logs bytes.Buffer
+	l := queuedLog(t, pool, newKey(t), &logs)
 	hashes := enqueue(t, l, "stop", 40)
 	l.Close()
 	assertIntegrated(t, pool, l.TreeID(), hashes)
+	// The stop finished its work too: the border read from the tiles
+	// after Trillian's sequencer (not through the readers' gatherer,
+	// which stops first).
+	if strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "integrated the queued leaves before stopping") {
+		t.Fatalf("the stop did not end cleanly:\n%s", logs.String())
+	}
 }
 
 // Leaves acknowledged as queued by a process that died before integrating

@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -12,6 +13,10 @@ import (
 // for the query before it.
 type gatherer[V any] struct {
 	reqs chan *gatherReq[V]
+	// base ends when the log stops, ending a query under way; running
+	// counts the goroutines, which Close waits for.
+	base    context.Context
+	running sync.WaitGroup
 	// query looks up keys in one query and returns what it found by key.
 	query func(ctx context.Context, keys [][]byte) (map[string]V, error)
 }
@@ -31,12 +36,24 @@ const maxGathered = 128
 
 // newGatherer starts workers goroutines that run until stop is closed.
 func newGatherer[V any](workers int, stop <-chan struct{}, query func(context.Context, [][]byte) (map[string]V, error)) *gatherer[V] {
-	g := &gatherer[V]{reqs: make(chan *gatherReq[V]), query: query}
+	base, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-stop
+		cancel()
+	}()
+	g := &gatherer[V]{reqs: make(chan *gatherReq[V]), query: query, base: base}
 	for range workers {
-		go g.run(stop)
+		g.running.Add(1)
+		go func() {
+			defer g.running.Done()
+			g.run(stop)
+		}()
 	}
 	return g
 }
+
+// wait returns once every goroutine has ended (after stop).
+func (g *gatherer[V]) wait() { g.running.Wait() }
 
 // get reads one key (the zero V when there is nothing under it).
 func (g *gatherer[V]) get(ctx context.Context, stop <-chan struct{}, key []byte) (V, error) {
@@ -81,7 +98,7 @@ func (g *gatherer[V]) run(stop <-chan struct{}) {
 		}
 		// The query runs on its own deadline: the readers' contexts only
 		// decide whether they still wait.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(g.base, 30*time.Second)
 		found, err := g.query(ctx, keys)
 		cancel()
 		for _, r := range batch {

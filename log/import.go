@@ -152,7 +152,7 @@ func (l *Log) storedTiles(ctx context.Context, ids [][]byte) (map[string]*storag
 	if len(missing) == 0 {
 		return out, nil
 	}
-	raws, err := l.fetchTiles(ctx, missing)
+	raws, err := l.fetchTilesDirect(ctx, missing)
 	if err != nil {
 		return nil, fmt.Errorf("reading %d tiles: %w", len(missing), err)
 	}

@@ -170,8 +170,10 @@ type Log struct {
 
 	pool *pgxpool.Pool
 	pub  crypto.PublicKey
-	// reader proves from the tree's tiles.
-	reader tiles.Reader
+	// reader proves from the tree's tiles for readers (misses gathered
+	// with other readers'); ownReader is the pipeline's, whose reads must
+	// work while it stops, after the gatherers have.
+	reader, ownReader tiles.Reader
 	// border is the tree's right border at the last published root, from
 	// which the next batch's nodes and root are computed; only the pipeline
 	// goroutine (and Open before it) touches it. nil until read from the
@@ -264,6 +266,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	}
 	l.tree = tree
 	l.reader = tiles.Reader{Tree: tree.TreeId, Cache: cfg.Tiles, Fetch: l.fetchTiles}
+	l.ownReader = tiles.Reader{Tree: tree.TreeId, Cache: cfg.Tiles, Fetch: l.fetchTilesDirect}
 	l.origin = strconv.FormatInt(tree.TreeId, 10)
 	if cfg.OriginFor != nil {
 		l.origin = cfg.OriginFor(tree.TreeId)
@@ -417,6 +420,7 @@ func (l *Log) openRetired(ctx context.Context, pool *pgxpool.Pool, admin storage
 			pub: k.PublicKey, offset: offset, frozen: frozen, origin: origin, pool: pool,
 		}
 		r.reader = tiles.Reader{Tree: tree.TreeId, Cache: l.cfg.Tiles, Fetch: r.fetchTiles}
+		r.ownReader = tiles.Reader{Tree: tree.TreeId, Cache: l.cfg.Tiles, Fetch: r.fetchTilesDirect}
 		r.publish(frozen.root)
 		r.cfg.Signer = nil
 		close(r.stopped)
@@ -487,6 +491,10 @@ func (l *Log) TreeID() int64 { return l.tree.TreeId }
 func (l *Log) Close() {
 	l.closeOnce.Do(func() { close(l.stop) })
 	<-l.stopped
+	if l.leafReads != nil {
+		l.leafReads.wait()
+		l.tileReads.wait()
+	}
 }
 
 // Latest returns the newest root readers may see: the one the pipeline

@@ -264,7 +264,7 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 			results[string(lf.MerkleLeafHash)] = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: lf.MerkleLeafHash}}}
 		}
 	}
-	proven, err := l.prove(ctx, added, root)
+	proven, err := l.prove(ctx, l.ownReader, added, root)
 	if err != nil {
 		return nil, fmt.Errorf("proving the new leaves: %w", err)
 	}

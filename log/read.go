@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/signet-dev/signet/log/tiles"
 )
 
 // The read path, one for every tree: the root is the one the pipeline last
@@ -36,7 +38,7 @@ func (l *Log) syncBorder(ctx context.Context, root Root, leaves []Leaf) error {
 			}
 		}
 	} else {
-		b, err := l.reader.Border(ctx, root.Size)
+		b, err := l.ownReader.Border(ctx, root.Size)
 		if err != nil {
 			return err
 		}
@@ -92,6 +94,12 @@ func (l *Log) fetchTiles(ctx context.Context, ids [][]byte) ([][]byte, error) {
 		}
 		return [][]byte{raw}, nil
 	}
+	return l.fetchTilesDirect(ctx, ids)
+}
+
+// fetchTilesDirect reads stored tiles of the tree by ID in a query of its
+// own.
+func (l *Log) fetchTilesDirect(ctx context.Context, ids [][]byte) ([][]byte, error) {
 	byID, err := l.tilesByID(ctx, ids)
 	if err != nil {
 		return nil, err
@@ -112,7 +120,7 @@ func (l *Log) tilesByID(ctx context.Context, ids [][]byte) (map[string][]byte, e
 	out := make(map[string][]byte, len(ids))
 	var id, raw []byte
 	if _, err := pgx.ForEachRow(rows, []any{&id, &raw}, func() error {
-		out[string(id)] = append([]byte{}, raw...)
+		out[string(id)] = raw // pgx scans bytea into a new slice
 		return nil
 	}); err != nil {
 		return nil, err
@@ -142,14 +150,14 @@ func scanLeaves(rows pgx.Rows) ([]Leaf, error) {
 	})
 }
 
-// prove proves leaves at root, dropping those beyond it.
-func (l *Log) prove(ctx context.Context, leaves []Leaf, root Root) ([]Proven, error) {
+// prove proves leaves at root with r, dropping those beyond it.
+func (l *Log) prove(ctx context.Context, r tiles.Reader, leaves []Leaf, root Root) ([]Proven, error) {
 	var out []Proven
 	for _, lf := range leaves {
 		if lf.Index >= root.Size {
 			continue
 		}
-		p, err := l.reader.Inclusion(ctx, lf.Index, root.Size)
+		p, err := r.Inclusion(ctx, lf.Index, root.Size)
 		if err != nil {
 			return nil, fmt.Errorf("log %s: proving leaf %d at size %d: %w", l.cfg.Name, lf.Index, root.Size, err)
 		}
@@ -174,7 +182,7 @@ func (l *Log) ByHash(ctx context.Context, hashes [][]byte) ([]Proven, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log %s: reading leaves by hash: %w", l.cfg.Name, err)
 	}
-	return l.prove(ctx, leaves, root)
+	return l.prove(ctx, l.reader, leaves, root)
 }
 
 func (l *Log) leavesByHash(ctx context.Context, hashes [][]byte) ([]Leaf, error) {
@@ -215,7 +223,7 @@ func (l *Log) ByIndex(ctx context.Context, index uint64) (Proven, error) {
 	if err != nil {
 		return Proven{}, fmt.Errorf("log %s: reading leaf %d: %w", l.cfg.Name, index, err)
 	}
-	proven, err := l.prove(ctx, leaves, root)
+	proven, err := l.prove(ctx, l.reader, leaves, root)
 	if err != nil {
 		return Proven{}, err
 	}

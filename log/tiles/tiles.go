@@ -95,6 +95,10 @@ func Decode(raw []byte) (*Tile, error) {
 		if l < 0 {
 			return nil, fmt.Errorf("decoding a stored tile: %w", protowire.ParseError(l))
 		}
+		if num > protowire.MaxValidNumber {
+			// proto.Unmarshal refuses these; so must we.
+			return nil, fmt.Errorf("decoding a stored tile: field number %d is out of range", num)
+		}
 		raw = raw[l:]
 		known := num == 1 || num == 2 || num == 4 || num == 5 || num == 6
 		wantType := protowire.BytesType
@@ -172,6 +176,9 @@ func mapEntry(b []byte) (key, value []byte, err error) {
 		num, typ, l := protowire.ConsumeTag(b)
 		if l < 0 {
 			return nil, nil, protowire.ParseError(l)
+		}
+		if num > protowire.MaxValidNumber {
+			return nil, nil, fmt.Errorf("field number %d is out of range", num)
 		}
 		b = b[l:]
 		if (num == 1 || num == 2) && typ != protowire.BytesType {

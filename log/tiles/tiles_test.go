@@ -14,6 +14,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -302,6 +303,25 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("compared %d internal nodes of a full tile with Trillian's, want %d", checked, Width-2)
 		}
 	})
+}
+
+// A stored tile proto.Unmarshal refuses is refused by Decode too, however
+// it is read: here an unknown field whose number is beyond protobuf's range.
+func TestDecodeRefusesWhatProtoRefuses(t *testing.T) {
+	s := newStore()
+	s.append(t, 3)
+	good := s.tiles[string(ID(compact.NewNodeID(0, 0)))]
+	bad := protowire.AppendTag(append([]byte{}, good...), protowire.MaxValidNumber+1, protowire.VarintType)
+	bad = protowire.AppendVarint(bad, 1)
+	if err := proto.Unmarshal(bad, &storagepb.SubtreeProto{}); err == nil {
+		t.Fatal("proto.Unmarshal accepts the tile; the test needs one it refuses")
+	}
+	if _, err := Decode(bad); err == nil {
+		t.Fatal("Decode accepts a tile proto.Unmarshal refuses")
+	}
+	if _, err := Decode(good); err != nil {
+		t.Fatalf("the good tile: %v", err)
+	}
 }
 
 func TestDecodeRefusesCorruptTiles(t *testing.T) {
