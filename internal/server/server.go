@@ -24,6 +24,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	ct "github.com/google/certificate-transparency-go"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -172,7 +173,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		case "none":
 			s.logger.Warn("CERTIFICATE TRANSPARENCY IS OFF (ca.ct: none): certificates carry no SCT; cosign will only verify them with --insecure-ignore-sct")
 		case "":
-			s.authority.UseSCTSource(s.ctLog)
+			s.authority.UseSCTSource(localCT{s.ctLog})
 		default:
 			pubPEM, err := os.ReadFile(s.cfg.CA.CTPublicKey)
 			if err != nil {
@@ -511,6 +512,14 @@ func (s *Server) logTiles(reg prometheus.Registerer) *tiles.Cache {
 		s.tileCache = tiles.NewCache(s.cfg.Log.TileCacheBytes, reg)
 	}
 	return s.tileCache
+}
+
+// localCT lets the CA log its precertificates to the CT log of this
+// process (the CT personality knows nothing of the CA).
+type localCT struct{ ct *ctapi.CT }
+
+func (l localCT) LogPrecertificate(ctx context.Context, p *ca.Precertificate) (*ct.SignedCertificateTimestamp, error) {
+	return l.ct.LogPrecertificate(ctx, ctapi.Precert{DER: p.DER, Chain: p.Chain, TBS: p.TBS, IssuerKeyHash: p.IssuerKeyHash})
 }
 
 // CTLog is the CT log (nil when disabled).

@@ -23,7 +23,6 @@ import (
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/google/certificate-transparency-go/x509util"
 
-	"github.com/signet-dev/signet/ca"
 	tlog "github.com/signet-dev/signet/log"
 )
 
@@ -267,9 +266,22 @@ func (c *CT) STH(ctx context.Context) (*ct.SignedTreeHead, error) {
 	return sth, nil
 }
 
-// LogPrecertificate implements ca.SCTSource for the CA in this process: its
+// Precert is a precertificate the CA of this process logs, with its entry
+// as the CA built it.
+type Precert struct {
+	// DER is the precertificate; Chain its issuer's chain up to the root.
+	DER   []byte
+	Chain [][]byte
+	// TBS is its TBSCertificate without the poison extension, and
+	// IssuerKeyHash SHA-256 of the issuer's SubjectPublicKeyInfo: the
+	// precertificate entry an SCT signs.
+	TBS           []byte
+	IssuerKeyHash [32]byte
+}
+
+// LogPrecertificate logs a precertificate of the CA in this process: its
 // chain is not validated (this process made and signed it) and its entry
 // is taken as the CA built it, parsing nothing.
-func (c *CT) LogPrecertificate(ctx context.Context, p *ca.Precertificate) (*ct.SignedCertificateTimestamp, error) {
+func (c *CT) LogPrecertificate(ctx context.Context, p Precert) (*ct.SignedCertificateTimestamp, error) {
 	return c.logPrecert(ctx, uint64(time.Now().UnixMilli()), p.IssuerKeyHash, p.TBS, p.DER, p.Chain)
 }

@@ -22,7 +22,6 @@ import (
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/signet-dev/signet/ca"
 	"github.com/signet-dev/signet/internal/db/dbtest"
 	tlog "github.com/signet-dev/signet/log"
 )
@@ -314,7 +313,7 @@ func TestLoggedPrecertificateIsTheSameEntryOnEveryPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &ca.Precertificate{DER: chain[0].Data, Chain: [][]byte{tc.root.Raw}, TBS: tbs, IssuerKeyHash: sha256.Sum256(tc.root.RawSubjectPublicKeyInfo)}
+	p := Precert{DER: chain[0].Data, Chain: [][]byte{tc.root.Raw}, TBS: tbs, IssuerKeyHash: sha256.Sum256(tc.root.RawSubjectPublicKeyInfo)}
 	first, err := tc.ct.LogPrecertificate(ctx, p)
 	if err != nil {
 		t.Fatal(err)
