@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/signet-dev/signet/log/integrate"
 	"github.com/signet-dev/signet/log/tiles"
@@ -109,7 +110,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		if tw.err != nil {
 			return nil, Root{}, nil, tw.err
 		}
-		err = l.commitFresh(ctx, size, now, hashes, values, extras, tw, guessRoot, guessed)
+		err = l.commitFresh(ctx, size, now, hashes, values, extras, tw, guessRoot, batch.Border, guessed)
 		if err == nil {
 			l.metrics.commits.WithLabelValues(l.cfg.Name, "one_round_trip").Inc()
 			return make([]bool, len(leaves)), guessRoot, guess, nil
@@ -249,7 +250,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 		// An error before COMMIT makes PostgreSQL skip the rest of the batch.
 		return nil, Root{}, nil, fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
 	}
-	if err := l.committed(root, addedHashes, written.Tiles); err != nil {
+	if err := l.committed(root, batch.Border, written.Tiles); err != nil {
 		return nil, Root{}, nil, err
 	}
 	l.metrics.commits.WithLabelValues(l.cfg.Name, "two_round_trips").Inc()
@@ -259,7 +260,7 @@ func (l *Log) commitDirectly(ctx context.Context, leaves []*trillian.LogLeaf) (d
 // commitFresh writes a batch of leaves that are all new, and everything
 // else of it, in one round trip. A leaf already in the log fails it
 // (isLeafConflict) with nothing written.
-func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, values, extras [][]byte, tw tileWork, root Root, hook *pgx.Batch) error {
+func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, values, extras [][]byte, tw tileWork, root Root, border *compact.Range, hook *pgx.Batch) error {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	// As in the two-round-trip path, a second writer on the tree collides
@@ -288,7 +289,7 @@ func (l *Log) commitFresh(ctx context.Context, size uint64, now int64, hashes, v
 	if conn.Conn().PgConn().TxStatus() != 'I' {
 		return fmt.Errorf("storing the tree at size %d: the transaction did not commit", root.Size)
 	}
-	return l.committed(root, hashes, tw.Tiles)
+	return l.committed(root, border, tw.Tiles)
 }
 
 // isLeafConflict tells whether err is a leaf of the batch found already in
@@ -326,20 +327,16 @@ func (l *Log) failedCommit() {
 
 // committed brings the right border, the hook's progress, the tile caches
 // and the published root up to a batch just committed.
-func (l *Log) committed(root Root, added [][]byte, written []*storagepb.SubtreeProto) error {
+func (l *Log) committed(root Root, border *compact.Range, written []*storagepb.SubtreeProto) error {
 	if l.cfg.Hook != nil {
 		l.mu.Lock()
 		l.indexed, l.storedCPSize = root.Size, root.Size
 		l.mu.Unlock()
 	}
-	for _, h := range added {
-		if err := l.border.Append(h, nil); err != nil {
-			return err
-		}
+	if border.End() != root.Size {
+		return fmt.Errorf("the right border is at size %d after committing size %d", border.End(), root.Size)
 	}
-	if l.border.End() != root.Size {
-		return fmt.Errorf("the right border is at size %d after committing size %d", l.border.End(), root.Size)
-	}
+	l.border = border
 	// Tiles are rewritten only at the tree's right edge (one per stratum)
 	// and complete ones never again, so a handful are kept.
 	if l.written == nil || len(l.written) > maxCachedTiles {

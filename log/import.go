@@ -131,7 +131,7 @@ func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (root Ro
 	if err != nil {
 		return Root{}, err
 	}
-	if err := l.committed(root, hashes, written.Tiles); err != nil {
+	if err := l.committed(root, batch.Border, written.Tiles); err != nil {
 		return Root{}, err
 	}
 	return root, nil

@@ -74,18 +74,7 @@ func clientScenarios(ctx context.Context, o clientOptions, stdout, stderr io.Wri
 		return err
 	}
 	token := func() (string, error) {
-		resp, err := http.Get(issuer + "/token?email=bench@example.com")
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		var out struct {
-			IDToken string `json:"id_token"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.IDToken == "" {
-			return "", fmt.Errorf("dev token from %s: %v", issuer, err)
-		}
-		return out.IDToken, nil
+		return devToken(ctx, http.DefaultClient, strings.TrimSuffix(o.target, "/"), "bench@example.com")
 	}
 	pushImage := func(n int) (string, error) {
 		img, err := random.Image(1024, 1)

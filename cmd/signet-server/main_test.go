@@ -130,15 +130,7 @@ func TestDevModeContract(t *testing.T) {
 	bin := buildServer(t)
 	dataDir := filepath.Join(t.TempDir(), "d")
 	cmd, base := startDev(t, bin, dataDir)
-	resp, err := http.Get(base + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ok" {
-		t.Fatalf("/healthz = %d %q", resp.StatusCode, body)
-	}
+	assertHealthy(t, base)
 	lc := client.NewLog(base)
 	info1, _, err := lc.Info(context.Background())
 	if err != nil {

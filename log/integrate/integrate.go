@@ -29,8 +29,10 @@ type Batch struct {
 	// Nodes are every new leaf and every complete subtree the leaves
 	// finish: what Trillian's sequencer would store.
 	Nodes []tree.Node
-	// Root is the root hash of the tree with the leaves appended.
-	Root []byte
+	// Root is the root hash of the tree with the leaves appended, and
+	// Border its right border.
+	Root   []byte
+	Border *compact.Range
 }
 
 // Append appends leaf hashes to the tree whose right border is border
@@ -52,6 +54,7 @@ func Append(border *compact.Range, leafHashes [][]byte) (Batch, error) {
 	if b.Root, err = cr.GetRootHash(nil); err != nil {
 		return Batch{}, err
 	}
+	b.Border = cr
 	return b, nil
 }
 
