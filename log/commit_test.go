@@ -12,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/trillian/monitoring"
+	"github.com/google/trillian/storage"
+	"github.com/google/trillian/storage/postgresql"
+	"github.com/google/trillian/types"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -21,6 +26,7 @@ import (
 
 	"github.com/signet-dev/signet/internal/db/dbtest"
 	"github.com/signet-dev/signet/log/integrate"
+	"github.com/signet-dev/signet/log/pgstore"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -95,7 +101,7 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	}
 	// The ticker never integrates: only the append after queued leaves does.
 	cfg := Config{Name: "test", SignerName: "test", Signer: key, MaxBatch: 64, IntegrateEvery: time.Hour}
-	l, err := Open(ctx, pool, cfg)
+	l, err := Open(ctx, pgstore.New(pool), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +111,7 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	// Batches of new leaves take one round trip: the tiles they touch were
 	// written by the batch before, or are new (integrate.Unstored).
 	commits := func(path string) float64 {
-		return testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", path))
+		return testutil.ToFloat64(l.app.metrics.commits.WithLabelValues("test", path))
 	}
 	if one, two := commits("one_round_trip"), commits("two_round_trips"); one == 0 || two != 0 || commits("trillian") != 0 {
 		t.Fatalf("commits: %v in one round trip, %v in two, %v through Trillian; want all in one", one, two, commits("trillian"))
@@ -117,12 +123,12 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	if root.Size != 700 || !bytes.Equal(root.Hash, rootOf(t, hashes, 700)) {
 		t.Fatalf("root %d/%x, want 700/%x", root.Size, root.Hash, rootOf(t, hashes, 700))
 	}
-	stored, err := l.storedRoot(ctx)
+	stored, err := storedRoot(ctx, l)
 	if err != nil || stored.Size != root.Size || !bytes.Equal(stored.Hash, root.Hash) {
 		t.Fatalf("Trillian's stored root %d/%x (%v), want %d/%x", stored.Size, stored.Hash, err, root.Size, root.Hash)
 	}
 
-	checkTrillianReads(t, l, hashes, root)
+	checkTrillianReads(t, pool, l, hashes, root)
 
 	// Trillian's sequencer carries on from the stored tiles: leaves named
 	// otherwise than by their hash (as the CT log's) take its path, and the
@@ -151,7 +157,7 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 		}
 		hashes[p[0].Leaf.Index] = h
 	}
-	root, err = l.storedRoot(ctx)
+	root, err = storedRoot(ctx, l)
 	if err != nil || root.Size != 800 || !bytes.Equal(root.Hash, rootOf(t, hashes, 800)) {
 		t.Fatalf("after Trillian's sequencer: root %d/%x (%v), want 800/%x", root.Size, root.Hash, err, rootOf(t, hashes, 800))
 	}
@@ -161,7 +167,7 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	l.Close()
 
 	// A restart reads the right border from the tiles and goes on directly.
-	l, err = Open(ctx, pool, cfg)
+	l, err = Open(ctx, pgstore.New(pool), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,17 +178,17 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	if one, trillian := commits("one_round_trip"), commits("trillian"); one == 0 || trillian != 0 {
 		t.Fatalf("after the restart: %v commits in one round trip, %v through Trillian; want only direct ones", one, trillian)
 	}
-	if n := testutil.ToFloat64(l.metrics.catchUps.WithLabelValues("test")); n != 0 {
+	if n := testutil.ToFloat64(l.app.metrics.catchUps.WithLabelValues("test")); n != 0 {
 		t.Fatalf("after the restart %v batches caught up from storage first, want none", n)
 	}
-	root, err = l.storedRoot(ctx)
+	root, err = storedRoot(ctx, l)
 	if err != nil || root.Size != 1100 || !bytes.Equal(root.Hash, rootOf(t, hashes, 1100)) {
 		t.Fatalf("after the restart: root %d/%x (%v), want 1100/%x", root.Size, root.Hash, err, rootOf(t, hashes, 1100))
 	}
 	// Batches mixing leaves already in the log with new ones: the one
 	// round trip fails on them, having written nothing, and the batch is
 	// written in two.
-	twoBefore := testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", "two_round_trips"))
+	twoBefore := testutil.ToFloat64(l.app.metrics.commits.WithLabelValues("test", "two_round_trips"))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -211,14 +217,14 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	root, err = l.storedRoot(ctx)
+	root, err = storedRoot(ctx, l)
 	if err != nil || root.Size != 1200 || !bytes.Equal(root.Hash, rootOf(t, hashes, 1200)) {
 		t.Fatalf("after mixed batches: root %d/%x (%v), want 1200/%x", root.Size, root.Hash, err, rootOf(t, hashes, 1200))
 	}
-	if two := testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", "two_round_trips")); two < twoBefore+10 {
+	if two := testutil.ToFloat64(l.app.metrics.commits.WithLabelValues("test", "two_round_trips")); two < twoBefore+10 {
 		t.Fatalf("%v batches with duplicates took two round trips, want at least 10 of the 100", two-twoBefore)
 	}
-	checkTrillianReads(t, l, hashes, root)
+	checkTrillianReads(t, pool, l, hashes, root)
 	var unsequenced int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM Unsequenced").Scan(&unsequenced); err != nil || unsequenced != 0 {
 		t.Fatalf("%d leaves left queued (%v)", unsequenced, err)
@@ -237,10 +243,14 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 // checkTrillianReads reads every leaf and proves it, and consistency from
 // earlier sizes, with Trillian's own storage code on the tables and tiles
 // written, at root; and checks that the log's own reads agree.
-func checkTrillianReads(t *testing.T, l *Log, hashes map[uint64][]byte, root Root) {
+func checkTrillianReads(t *testing.T, pool *pgxpool.Pool, l *Log, hashes map[uint64][]byte, root Root) {
 	t.Helper()
 	ctx := context.Background()
-	tx, err := l.storage.SnapshotForTree(ctx, l.tree)
+	tree, err := storage.GetTree(ctx, postgresql.NewAdminStorage(pool), l.TreeID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := postgresql.NewLogStorage(pool, monitoring.InertMetricFactory{}).SnapshotForTree(ctx, tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,8 +259,9 @@ func checkTrillianReads(t *testing.T, l *Log, hashes map[uint64][]byte, root Roo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stored, err := toRoot(slr); err != nil || stored.Size != root.Size || !bytes.Equal(stored.Hash, root.Hash) {
-		t.Fatalf("Trillian reads the root %d/%x (%v), want %d/%x", stored.Size, stored.Hash, err, root.Size, root.Hash)
+	var stored types.LogRootV1
+	if err := stored.UnmarshalBinary(slr.GetLogRoot()); err != nil || stored.TreeSize != root.Size || !bytes.Equal(stored.RootHash, root.Hash) {
+		t.Fatalf("Trillian reads the root %d/%x (%v), want %d/%x", stored.TreeSize, stored.RootHash, err, root.Size, root.Hash)
 	}
 	nodes := func(n proof.Nodes) [][]byte {
 		t.Helper()
@@ -316,8 +327,7 @@ func checkTrillianReads(t *testing.T, l *Log, hashes map[uint64][]byte, root Roo
 // put the guessed leaves into the cached tiles before it failed.
 func TestDuplicateBatchesLeaveTheTilesAlone(t *testing.T) {
 	ctx := context.Background()
-	l := openTestLog(t)
-	pool := l.pool
+	l, pool := openTestLogPool(t)
 	hashes := map[uint64][]byte{}
 	add := func(value string) {
 		t.Helper()
@@ -370,7 +380,7 @@ func TestDuplicateBatchesLeaveTheTilesAlone(t *testing.T) {
 			}
 		})
 	}
-	waitFor("the duplicates to queue", func() bool { return len(l.queue) == 16 })
+	waitFor("the duplicates to queue", func() bool { return len(l.app.queue) == 16 })
 	if err := lock.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +391,7 @@ func TestDuplicateBatchesLeaveTheTilesAlone(t *testing.T) {
 		t.FailNow()
 	}
 	var m dto.Metric
-	if err := l.metrics.batchSize.WithLabelValues("test").(prometheus.Histogram).Write(&m); err != nil {
+	if err := l.app.metrics.batchSize.WithLabelValues("test").(prometheus.Histogram).Write(&m); err != nil {
 		t.Fatal(err)
 	}
 	if m.GetHistogram().GetSampleSum() < 16 || m.GetHistogram().GetSampleSum() <= float64(m.GetHistogram().GetSampleCount()) {
@@ -401,11 +411,11 @@ func TestDuplicateBatchesLeaveTheTilesAlone(t *testing.T) {
 	if len(tile.Leaves) != 12 {
 		t.Fatalf("the stored tile holds %d leaves, the tree 12", len(tile.Leaves))
 	}
-	root, err := l.storedRoot(ctx)
+	root, err := storedRoot(ctx, l)
 	if err != nil || root.Size != 12 || !bytes.Equal(root.Hash, rootOf(t, hashes, 12)) {
 		t.Fatalf("root %d/%x (%v), want 12/%x", root.Size, root.Hash, err, rootOf(t, hashes, 12))
 	}
-	checkTrillianReads(t, l, hashes, root)
+	checkTrillianReads(t, pool, l, hashes, root)
 }
 
 // A restart of a log whose personality is up to date goes on in one
@@ -419,15 +429,21 @@ func TestRestartWithAHookGoesOnDirectly(t *testing.T) {
 	}
 	cfg := Config{Name: "test", SignerName: "test", Signer: key, Hook: poisonHook{}}
 	for run := range 2 {
-		l, err := Open(ctx, pool, cfg)
+		l, err := Open(ctx, pgstore.New(pool), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		appendConcurrently(t, l, fmt.Sprintf("run %d", run), 50)
-		catchUps := testutil.ToFloat64(l.metrics.catchUps.WithLabelValues("test"))
+		catchUps := testutil.ToFloat64(l.app.metrics.catchUps.WithLabelValues("test"))
 		l.Close()
 		if catchUps != 0 {
 			t.Fatalf("run %d: %v batches caught up from storage first, want none", run, catchUps)
 		}
 	}
+}
+
+// storedRoot is the tree's newest stored head.
+func storedRoot(ctx context.Context, l *Log) (Root, error) {
+	h, err := l.Tree.store.LatestHead(ctx)
+	return Root(h), err
 }

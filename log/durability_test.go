@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/signet-dev/signet/internal/db/dbtest"
+	"github.com/signet-dev/signet/log/pgstore"
 )
 
 // queuedLog opens a log as the CT log is opened (entries acknowledged once
@@ -28,7 +29,7 @@ func queuedLog(t *testing.T, pool *pgxpool.Pool, key *ecdsa.PrivateKey, logs ...
 	for _, w := range logs {
 		logger = slog.New(slog.NewTextHandler(w, nil))
 	}
-	l, err := Open(context.Background(), pool, Config{
+	l, err := Open(context.Background(), pgstore.New(pool), Config{
 		Name: "ct", SignerName: "ct.test", Signer: key, RotateOnKeyChange: true, IntegrateEvery: time.Hour, Logger: logger,
 	})
 	if err != nil {

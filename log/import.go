@@ -3,12 +3,11 @@ package log
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/google/trillian/storage/storagepb"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/signet-dev/signet/log/integrate"
+	"github.com/signet-dev/signet/log/pgstore"
 )
 
 // Bulk loading: a whole batch of leaves written as the one-transaction path
@@ -26,11 +25,11 @@ type exclusiveWork struct {
 
 // onPipeline runs f on the pipeline goroutine, between batches, so f may use
 // what only the pipeline touches (the right border, the tile state).
-func (l *Log) onPipeline(ctx context.Context, f func() error) error {
+func (a *appender) onPipeline(ctx context.Context, f func() error) error {
 	x := exclusiveWork{f: f, done: make(chan error, 1)}
 	select {
-	case l.exclusive <- x:
-	case <-l.stop:
+	case a.exclusive <- x:
+	case <-a.stop:
 		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
@@ -40,67 +39,41 @@ func (l *Log) onPipeline(ctx context.Context, f func() error) error {
 	return <-x.done
 }
 
-// Import appends leaves (values with their extras) in index order, all new,
-// in one transaction, and returns the new root. A leaf already in the log
-// fails the whole import with nothing written. Appends waiting meanwhile
-// are integrated after it.
-func (l *Log) Import(ctx context.Context, values, extras [][]byte) (Root, error) {
-	if l.frozen != nil {
-		return Root{}, ErrFrozen
-	}
-	if len(values) != len(extras) {
-		return Root{}, fmt.Errorf("log %s: importing %d values with %d extras", l.cfg.Name, len(values), len(extras))
-	}
-	var root Root
-	err := l.onPipeline(ctx, func() error {
-		var err error
-		root, err = l.importBatch(ctx, values, extras)
-		return err
-	})
-	if err != nil {
-		return Root{}, fmt.Errorf("log %s: importing %d leaves: %w", l.cfg.Name, len(values), err)
-	}
-	return root, nil
-}
-
-func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (root Root, err error) {
+func (a *appender) importBatch(ctx context.Context, values, extras [][]byte) (root Root, err error) {
 	defer func() {
 		if err != nil {
-			l.failedCommit()
+			a.failedCommit()
 		}
 	}()
-	if !l.canCommitDirectly() {
+	if !a.canCommitDirectly() {
 		// Catch up first (a crash's queue, the hook); then the border is
 		// the stored tree's.
-		if _, _, err := l.integrateAndIndex(ctx); err != nil {
+		if _, _, err := a.integrateAndIndex(ctx); err != nil {
 			return Root{}, err
 		}
-		l.behind = false
+		a.behind = false
 	}
 	if len(values) == 0 {
-		return *l.published(), nil
+		return *a.tree.published(), nil
 	}
-	size := l.border.End()
-	now := l.ts.Now().UnixNano()
-	if r := l.published(); r != nil {
-		now = max(now, r.Timestamp.UnixNano()+1)
-	}
-	hashes := make([][]byte, len(values))
-	leaves := make([]Leaf, len(values))
+	size := a.border.End()
+	at := a.nextTimestamp()
+	leaves := pgstore.Leaves{Hashes: make([][]byte, len(values)), Values: values, Extras: extras}
+	added := make([]Leaf, len(values))
 	for i, v := range values {
-		hashes[i] = LeafHash(v)
-		leaves[i] = Leaf{Index: size + uint64(i), Hash: hashes[i], Value: v, Extra: extras[i], IntegratedAt: time.Unix(0, now)}
+		leaves.Hashes[i] = LeafHash(v)
+		added[i] = Leaf{Index: size + uint64(i), Hash: leaves.Hashes[i], Value: v, Extra: extras[i], IntegratedAt: at}
 	}
-	batch, err := integrate.Append(l.border, hashes)
+	batch, err := integrate.Append(a.border, leaves.Hashes)
 	if err != nil {
 		return Root{}, err
 	}
-	root = Root{Size: size + uint64(len(values)), Hash: batch.Root, Timestamp: time.Unix(0, now)}
-	hook, err := l.hookStatements(ctx, leaves, root)
+	root = Root{Size: size + uint64(len(values)), Hash: batch.Root, Timestamp: at}
+	records, err := a.hookRecords(ctx, added, root)
 	if err != nil {
 		return Root{}, err
 	}
-	stored, err := l.storedTiles(ctx, integrate.TileIDs(batch.Nodes))
+	stored, err := a.storedTiles(ctx, integrate.TileIDs(batch.Nodes))
 	if err != nil {
 		return Root{}, err
 	}
@@ -108,30 +81,10 @@ func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (root Ro
 	if err != nil {
 		return Root{}, err
 	}
-	err = pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"leafdata"},
-			[]string{"treeid", "leafidentityhash", "leafvalue", "extradata", "queuetimestampnanos"},
-			pgx.CopyFromSlice(len(leaves), func(i int) ([]any, error) {
-				return []any{l.tree.TreeId, hashes[i], values[i], extras[i], now}, nil
-			})); err != nil {
-			return fmt.Errorf("copying the leaves: %w", err)
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sequencedleafdata"},
-			[]string{"treeid", "sequencenumber", "leafidentityhash", "merkleleafhash", "integratetimestampnanos"},
-			pgx.CopyFromSlice(len(leaves), func(i int) ([]any, error) {
-				return []any{l.tree.TreeId, int64(size) + int64(i), hashes[i], hashes[i], now}, nil
-			})); err != nil {
-			return fmt.Errorf("copying the sequence numbers: %w", err)
-		}
-		b := &pgx.Batch{}
-		l.queueTree(b, written.IDs, written.Blobs, now, root)
-		b.QueuedQueries = append(b.QueuedQueries, hook.QueuedQueries...)
-		return tx.SendBatch(ctx, b).Close()
-	})
-	if err != nil {
+	if err := a.store.Import(ctx, size, leaves, pgstore.Commit{Tiles: pgstore.Tiles{IDs: written.IDs, Blobs: written.Blobs}, Head: pgstore.Head(root), Records: records}); err != nil {
 		return Root{}, err
 	}
-	if err := l.committed(root, batch.Border, written.Tiles); err != nil {
+	if err := a.committed(root, batch.Border, written.Tiles); err != nil {
 		return Root{}, err
 	}
 	return root, nil
@@ -139,11 +92,11 @@ func (l *Log) importBatch(ctx context.Context, values, extras [][]byte) (root Ro
 
 // storedTiles reads the stored versions of tiles by ID (absent: not stored
 // yet), preferring the ones the pipeline last wrote.
-func (l *Log) storedTiles(ctx context.Context, ids [][]byte) (map[string]*storagepb.SubtreeProto, error) {
+func (a *appender) storedTiles(ctx context.Context, ids [][]byte) (map[string]*storagepb.SubtreeProto, error) {
 	out := make(map[string]*storagepb.SubtreeProto, len(ids))
 	var missing [][]byte
 	for _, id := range ids {
-		if t, ok := l.written[string(id)]; ok {
+		if t, ok := a.written[string(id)]; ok {
 			out[string(id)] = t
 		} else {
 			missing = append(missing, id)
@@ -152,7 +105,7 @@ func (l *Log) storedTiles(ctx context.Context, ids [][]byte) (map[string]*storag
 	if len(missing) == 0 {
 		return out, nil
 	}
-	raws, err := l.fetchTilesDirect(ctx, missing)
+	raws, err := fetchTilesDirect(ctx, a.store, missing)
 	if err != nil {
 		return nil, fmt.Errorf("reading %d tiles: %w", len(missing), err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/signet-dev/signet/internal/db/dbtest"
+	"github.com/signet-dev/signet/log/pgstore"
 )
 
 // A bulk import writes the tree an append would: Trillian's storage code
@@ -25,13 +26,14 @@ func TestImportWritesTheTreeAppendsWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	hook := poisonHook{}
-	l, err := Open(ctx, dbtest.NewPool(t), Config{Name: "test", SignerName: "test", Signer: key, Hook: hook})
+	pool := dbtest.NewPool(t)
+	l, err := Open(ctx, pgstore.New(pool), Config{Name: "test", SignerName: "test", Signer: key, Hook: hook})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.Close)
 	hashes := map[uint64][]byte{}
-	oneBefore := testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", "one_round_trip"))
+	oneBefore := testutil.ToFloat64(l.app.metrics.commits.WithLabelValues("test", "one_round_trip"))
 	// Uneven imports cross tiles and strata, between appends.
 	for chunk, n := range []int{3, 300, 1, 700} {
 		values, extras := make([][]byte, n), make([][]byte, n)
@@ -64,12 +66,12 @@ func TestImportWritesTheTreeAppendsWrite(t *testing.T) {
 	if want := rootOf(t, hashes, root.Size); root.Size != 1084 || string(root.Hash) != string(want) {
 		t.Fatalf("root %d/%x, want 1084/%x", root.Size, root.Hash, want)
 	}
-	checkTrillianReads(t, l, hashes, root)
+	checkTrillianReads(t, pool, l, hashes, root)
 	p, err := l.ByIndex(ctx, 25) // 3 imported, 20 appended, then "imported 1 0"
 	if err != nil || string(p.Leaf.Extra) != "extra 1 2" || string(p.Leaf.Sidecar) != "sidecar extra 1 2" {
 		t.Fatalf("leaf 25's extra %q and sidecar %q (%v), want the imported one and its record", p.Leaf.Extra, p.Leaf.Sidecar, err)
 	}
-	if one := testutil.ToFloat64(l.metrics.commits.WithLabelValues("test", "one_round_trip")); one < oneBefore+4 {
+	if one := testutil.ToFloat64(l.app.metrics.commits.WithLabelValues("test", "one_round_trip")); one < oneBefore+4 {
 		t.Fatalf("%v appends after imports took one round trip, want at least one after each of the 4", one-oneBefore)
 	}
 
@@ -98,7 +100,7 @@ func TestImportWritesTheTreeAppendsWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkTrillianReads(t, l, hashes, root)
+	checkTrillianReads(t, pool, l, hashes, root)
 }
 
 // poisonHook keeps "sidecar <extra>" beside each leaf and refuses a batch

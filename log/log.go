@@ -1,12 +1,16 @@
-// Package log is Signet's transparency log engine: Trillian's log storage and
-// sequencer running in this process on PostgreSQL, with an append pipeline
-// that gathers concurrent appends into batches, integrates each batch at once
-// (in one transaction of its own when it can, see commit.go) and answers
-// every waiter with its index, inclusion proof and the new root. Proofs come
-// from the stored tiles through a bounded cache (log/tiles, read.go), so
-// memory does not grow with the tree. docs/architecture.md describes it.
-// Personalities (log/rekorapi, the CT log) sit on top; the engine knows
-// nothing of HTTP or entry formats.
+// Package log is Signet's transparency log engine. A log is a run of trees
+// (Log): the current one, appended to by the append pipeline (appender),
+// and the ones earlier keys signed, retired by key rotations and read-only
+// (Tree), their indexes continuing one after the other. The pipeline gathers
+// concurrent appends into batches, computes each batch's tiles and root
+// from the tree's right border (log/integrate), has the storage driver
+// (log/pgstore, the only place with SQL) write everything in one
+// transaction, and answers every waiter with its index, inclusion proof and
+// the new root. Proofs come from the stored tiles through a bounded cache
+// (log/tiles), so memory does not grow with the tree.
+// docs/architecture.md describes it. Personalities (log/rekorapi, the CT
+// log) sit on top and hand the engine typed records of their leaves; the
+// engine knows nothing of HTTP or entry formats.
 package log
 
 import (
@@ -21,28 +25,13 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/google/trillian"
-	"github.com/google/trillian/extension"
-	tlog "github.com/google/trillian/log"
-	"github.com/google/trillian/monitoring"
-	"github.com/google/trillian/quota"
-	"github.com/google/trillian/server"
-	"github.com/google/trillian/storage"
-	"github.com/google/trillian/storage/postgresql"
-	"github.com/google/trillian/storage/storagepb"
-	"github.com/google/trillian/types"
-	"github.com/google/trillian/util/clock"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/signet-dev/signet/log/note"
+	"github.com/signet-dev/signet/log/pgstore"
 	"github.com/signet-dev/signet/log/tiles"
 )
 
@@ -53,22 +42,13 @@ var (
 	ErrOverloaded = errors.New("the log's append queue is full")
 	// ErrClosed means the log is shutting down.
 	ErrClosed = errors.New("the log is shutting down")
-	// ErrFrozen means the tree was retired by a key rotation and takes no
-	// more entries.
-	ErrFrozen = errors.New("the tree is frozen: the log's key was rotated")
 )
 
-// Leaf is an integrated entry.
-type Leaf struct {
-	Index        uint64
-	Hash         []byte // RFC 6962 leaf hash
-	Value        []byte
-	Extra        []byte // personality data stored beside the leaf, not hashed
-	IntegratedAt time.Time
-	// Sidecar is what the personality keeps beside the leaf
-	// (Records.Sidecars), read with it.
-	Sidecar []byte
-}
+// Leaf is an integrated entry, as stored: its index in its tree, RFC 6962
+// leaf hash, value, the extra bytes stored with it (unhashed), when it was
+// integrated, and the personality's sidecar (Records.Sidecars) when read
+// with it.
+type Leaf = pgstore.Leaf
 
 // Root is a tree head.
 type Root struct {
@@ -140,89 +120,28 @@ const (
 const readers = 4
 
 // DefaultTileCacheBytes bounds a log's tile cache when the configuration
-// gives none: 8,000 full tiles, the bottom tiles of 2M entries.
+// gives none: the compacted bottom tiles of some 60M entries (log/tiles).
 const DefaultTileCacheBytes = 128 << 20
 
-// Log is one Merkle tree and its append pipeline.
+// Log is a log's trees: the current one, which the append pipeline
+// extends, and the retired ones before it. Reads of the current tree are
+// Tree's.
 type Log struct {
-	cfg     Config
-	tree    *trillian.Tree
-	storage storage.LogStorage
-	rpc     *server.TrillianLogRPCServer
-	ts      clock.TimeSource
-	logger  *slog.Logger
-	metrics *Metrics
-
-	queue chan *appendReq
-	// exclusive runs work on the pipeline goroutine, between batches.
-	exclusive chan exclusiveWork
-	// enqueue feeds the queue goroutine (queue.go), which signals queued
-	// when it queued leaves and closes queueStopped when it is done.
-	enqueue      chan *enqueueReq
-	queued       chan struct{}
-	queueStopped chan struct{}
-	// leafReads and tileReads gather concurrent reads into shared queries.
-	leafReads *gatherer[[]Leaf]
-	tileReads *gatherer[[]byte]
+	*Tree
+	name    string
+	store   *pgstore.Store
+	app     *appender
+	retired []*Tree
+	// stop ends the pipeline and the readers' gatherers.
 	stop      chan struct{}
 	closeOnce sync.Once
-	stopped   chan struct{}
-
-	pool *pgxpool.Pool
-	pub  crypto.PublicKey
-	// reader proves from the tree's tiles for readers (misses gathered
-	// with other readers'); ownReader is the pipeline's, whose reads must
-	// work while it stops, after the gatherers have.
-	reader, ownReader tiles.Reader
-	// border is the tree's right border at the last published root, from
-	// which the next batch's nodes and root are computed; only the pipeline
-	// goroutine (and Open before it) touches it. nil until read from the
-	// tiles.
-	border *compact.Range
-	// root is the root readers see (published once the hook has taken its
-	// leaves).
-	root atomic.Pointer[Root]
-	// offset is where this tree starts in the log's index space.
-	offset uint64
-	// frozen is set on a retired tree: its final root and checkpoint.
-	frozen *frozenTree
-	// retired are the trees key rotations froze, oldest first.
-	retired []*Log
-
-	mu sync.Mutex
-	// checkpoints are the latest signed, newest last: answers to a batch
-	// still being written ask for theirs while the next batch signs its own.
-	checkpoints []cachedCheckpoint
-	// hook progress: leaves handed over so far and the size of the
-	// checkpoint stored with them (loaded from Watermark once).
-	hookLoaded   bool
-	indexed      uint64
-	storedCPSize uint64
-	storedCP     bool
-	origin       string
-	// behind is set while queued leaves may be waiting for integration;
-	// only the pipeline goroutine touches it.
-	behind bool
-	// written are the tiles the pipeline last wrote, by ID, for the next
-	// batch; only the pipeline goroutine touches it.
-	written map[string]*storagepb.SubtreeProto
 }
 
-type frozenTree struct {
-	root Root
-	note string
-}
-
-type cachedCheckpoint struct {
-	size uint64
-	hash string
-	note string
-}
-
-// Open finds the named log's tree (creating and initialising it on first
-// use), hands anything integrated but not yet seen by the hook to it, and
-// starts the append pipeline.
-func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
+// Open finds the named log's tree in store (creating and initialising it on
+// first use, retiring the current one first if the key rotated), hands
+// anything integrated but not yet seen by the hook to it, and starts the
+// append pipeline.
+func Open(ctx context.Context, store *pgstore.Store, cfg Config) (*Log, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
@@ -238,131 +157,101 @@ func Open(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Log, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	if cfg.Tiles == nil {
+		cfg.Tiles = tiles.NewCache(DefaultTileCacheBytes, nil)
+	}
 	if cfg.Signer == nil {
 		return nil, errors.New("log: a signer is required")
 	}
-	// Trillian's sequencer keeps its metrics in package variables that must
-	// exist before IntegrateBatch runs; ours are in Metrics.
-	tlog.InitMetrics(monitoring.InertMetricFactory{})
-	ls := postgresql.NewLogStorage(pool, monitoring.InertMetricFactory{})
-	admin := postgresql.NewAdminStorage(pool)
-	ts := clock.System
-	rpc := server.NewTrillianLogRPCServer(extension.Registry{
-		AdminStorage: admin, LogStorage: ls, QuotaManager: quota.Noop(),
-	}, ts)
-	l := &Log{
-		cfg: cfg, storage: ls, rpc: rpc, ts: ts, logger: cfg.Logger.With("log", cfg.Name), metrics: cfg.Metrics,
-		queue: make(chan *appendReq, cfg.QueueSize), exclusive: make(chan exclusiveWork), stop: make(chan struct{}), stopped: make(chan struct{}),
-		enqueue: make(chan *enqueueReq, cfg.QueueSize), queued: make(chan struct{}, 1), queueStopped: make(chan struct{}),
-		pub: cfg.Signer.Public(), pool: pool,
-	}
-	if cfg.Tiles == nil {
-		cfg.Tiles = tiles.NewCache(DefaultTileCacheBytes, nil)
-		l.cfg.Tiles = cfg.Tiles
-	}
-	tree, err := l.findOrCreateTree(ctx, pool, admin)
+	l := &Log{name: cfg.Name, store: store, stop: make(chan struct{})}
+	logger := cfg.Logger.With("log", cfg.Name)
+	st, err := l.currentTree(ctx, cfg, logger)
 	if err != nil {
-		return nil, err
-	}
-	l.tree = tree
-	l.reader = tiles.Reader{Tree: tree.TreeId, Cache: cfg.Tiles, Fetch: l.fetchTiles}
-	l.ownReader = tiles.Reader{Tree: tree.TreeId, Cache: cfg.Tiles, Fetch: l.fetchTilesDirect}
-	l.origin = strconv.FormatInt(tree.TreeId, 10)
-	if cfg.OriginFor != nil {
-		l.origin = cfg.OriginFor(tree.TreeId)
-	}
-	if cfg.Hook != nil {
-		if l.retired, err = l.openRetired(ctx, pool, admin); err != nil {
-			return nil, err
-		}
-		for _, r := range l.retired {
-			l.offset += r.frozen.root.Size
-		}
-	}
-	// Leaves queued by a process that died before integrating them are
-	// integrated, the hook catches up and the root is published.
-	if _, _, err := l.integrateAndIndex(ctx); err != nil {
 		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
 	}
-	l.leafReads = newGatherer(readers, l.stop, l.leavesByHashes)
-	l.tileReads = newGatherer(readers, l.stop, l.tilesByID)
-	go l.runQueue()
-	go l.run()
+	var offset uint64
+	if cfg.Hook != nil {
+		if l.retired, err = openRetired(ctx, store, cfg); err != nil {
+			return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
+		}
+		for _, r := range l.retired {
+			offset += r.frozen.root.Size
+		}
+	}
+	origin := strconv.FormatInt(st.ID(), 10)
+	if cfg.OriginFor != nil {
+		origin = cfg.OriginFor(st.ID())
+	}
+	l.Tree = newTree(cfg, st, cfg.Signer.Public(), offset, origin)
+	l.Tree.signer = cfg.Signer
+	l.app = newAppender(cfg, l.Tree, logger, l.stop)
+	// Leaves queued by a process that died before integrating them are
+	// integrated, the hook catches up and the root is published.
+	if _, _, err := l.app.integrateAndIndex(ctx); err != nil {
+		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
+	}
+	l.Tree.gatherReads(l.stop)
+	go l.app.runQueue()
+	go l.app.run()
 	return l, nil
 }
 
-func (l *Log) findOrCreateTree(ctx context.Context, pool *pgxpool.Pool, admin storage.AdminStorage) (*trillian.Tree, error) {
-	pubDER, err := x509.MarshalPKIXPublicKey(l.cfg.Signer.Public())
+// currentTree is the tree the log's key signs: the stored one, or a new one
+// when there is none or (RotateOnKeyChange) the key rotated, in which case
+// the old tree is retired.
+func (l *Log) currentTree(ctx context.Context, cfg Config, logger *slog.Logger) (*pgstore.Tree, error) {
+	pubDER, err := x509.MarshalPKIXPublicKey(cfg.Signer.Public())
 	if err != nil {
-		return nil, fmt.Errorf("log %s: encoding its public key: %w", l.cfg.Name, err)
+		return nil, fmt.Errorf("encoding its public key: %w", err)
 	}
-	var treeID int64
-	var storedKey []byte
-	err = pool.QueryRow(ctx, "SELECT tree_id, public_key FROM signet_logs WHERE name = $1", l.cfg.Name).Scan(&treeID, &storedKey)
-	if err == nil && !bytes.Equal(storedKey, pubDER) && l.cfg.RotateOnKeyChange {
-		if err := l.checkFreezable(ctx, treeID, storedKey); err != nil {
+	t, storedKey, err := l.store.CurrentTree(ctx, cfg.Name)
+	switch {
+	case errors.Is(err, pgstore.ErrNoTree):
+	case err != nil:
+		return nil, err
+	case bytes.Equal(storedKey, pubDER):
+		return t, nil
+	case !cfg.RotateOnKeyChange:
+		return nil, fmt.Errorf("the configured signer's key (ID %s) is not the key tree %d was created with (ID %s); "+
+			"starting would publish signatures clients cannot check against the old key. Configure the original key", keyID(pubDER), t.ID(), keyID(storedKey))
+	default:
+		if err := checkFreezable(ctx, cfg, t, storedKey); err != nil {
 			return nil, err
 		}
 		// Leaves acknowledged when queued (a CT log's SCTs) and left queued
 		// by a crash go into the tree their key promised, before it stops
 		// taking entries; nothing integrates a retired tree's queue later.
-		retiring, getErr := storage.GetTree(ctx, admin, treeID)
-		if getErr != nil {
-			return nil, fmt.Errorf("log %s: loading tree %d to retire it: %w", l.cfg.Name, treeID, getErr)
+		if _, err := t.IntegrateQueued(ctx, integrateLimit(cfg)); err != nil {
+			return nil, fmt.Errorf("integrating tree %d's queued leaves before retiring it: %w", t.ID(), err)
 		}
-		if _, err := l.integrateQueue(ctx, retiring); err != nil {
-			return nil, fmt.Errorf("log %s: integrating tree %d's queued leaves before retiring it: %w", l.cfg.Name, treeID, err)
+		if err := l.store.RetireTree(ctx, cfg.Name, t.ID()); err != nil {
+			return nil, err
 		}
-		if _, err := pool.Exec(ctx, "UPDATE signet_logs SET name = name || '@' || tree_id, retired_at = now() WHERE name = $1 AND tree_id = $2", l.cfg.Name, treeID); err != nil {
-			return nil, fmt.Errorf("log %s: retiring tree %d: %w", l.cfg.Name, treeID, err)
-		}
-		l.logger.Warn("KEY ROTATION: the configured signer is not the key of the current tree; it is retired (its key stays in the trusted root) and a new tree starts",
-			"retired_tree_id", treeID, "old_key_id", keyID(storedKey), "new_key_id", keyID(pubDER))
-		err = pgx.ErrNoRows
+		logger.Warn("KEY ROTATION: the configured signer is not the key of the current tree; it is retired (its key stays in the trusted root) and a new tree starts",
+			"retired_tree_id", t.ID(), "old_key_id", keyID(storedKey), "new_key_id", keyID(pubDER))
 	}
-	if err == nil {
-		if !bytes.Equal(storedKey, pubDER) {
-			return nil, fmt.Errorf("log %s: the configured signer's key (ID %s) is not the key tree %d was created with (ID %s); "+
-				"starting would publish signatures clients cannot check against the old key. Configure the original key", l.cfg.Name, keyID(pubDER), treeID, keyID(storedKey))
-		}
-		tree, err := storage.GetTree(ctx, admin, treeID)
-		if err != nil {
-			return nil, fmt.Errorf("log %s: loading tree %d: %w", l.cfg.Name, treeID, err)
-		}
-		return tree, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("log %s: looking up its tree: %w", l.cfg.Name, err)
-	}
-	tree, err := storage.CreateTree(ctx, admin, &trillian.Tree{
-		TreeState:       trillian.TreeState_ACTIVE,
-		TreeType:        trillian.TreeType_LOG,
-		DisplayName:     truncate(l.cfg.Name, 20),
-		MaxRootDuration: durationpb.New(0),
-	})
+	t, err = l.store.CreateTree(ctx, cfg.Name, pubDER)
 	if err != nil {
-		return nil, fmt.Errorf("log %s: creating tree: %w", l.cfg.Name, err)
+		return nil, err
 	}
-	if _, err := l.rpc.InitLog(ctx, &trillian.InitLogRequest{LogId: tree.TreeId}); err != nil {
-		return nil, fmt.Errorf("log %s: initialising tree %d: %w", l.cfg.Name, tree.TreeId, err)
-	}
-	if _, err := pool.Exec(ctx, "INSERT INTO signet_logs (name, tree_id, public_key) VALUES ($1, $2, $3)", l.cfg.Name, tree.TreeId, pubDER); err != nil {
-		return nil, fmt.Errorf("log %s: recording tree %d: %w", l.cfg.Name, tree.TreeId, err)
-	}
-	l.logger.Info("created log tree", "tree_id", tree.TreeId)
-	return tree, nil
+	logger.Info("created log tree", "tree_id", t.ID())
+	return t, nil
 }
+
+// integrateLimit is how many queued leaves one of Trillian's sequencer
+// transactions takes.
+func integrateLimit(cfg Config) int { return cfg.MaxBatch * 4 }
 
 // checkFreezable refuses a rotation that would lose acknowledged entries:
 // the retiring tree is frozen at the checkpoint the hook stored, which must
 // cover every leaf the hook took (those are the ones ever acknowledged).
-func (l *Log) checkFreezable(ctx context.Context, treeID int64, oldKey []byte) error {
-	if l.cfg.Hook == nil {
+func checkFreezable(ctx context.Context, cfg Config, t *pgstore.Tree, oldKey []byte) error {
+	if cfg.Hook == nil {
 		return nil
 	}
-	size, cp, err := l.watermark(ctx, treeID)
+	size, cp, err := t.Watermark(ctx)
 	if err != nil {
-		return fmt.Errorf("log %s: reading tree %d's watermark before rotating its key: %w", l.cfg.Name, treeID, err)
+		return fmt.Errorf("before rotating its key: %w", err)
 	}
 	if size == 0 {
 		return nil
@@ -371,59 +260,52 @@ func (l *Log) checkFreezable(ctx context.Context, treeID int64, oldKey []byte) e
 	if cp != "" {
 		pub, err := x509.ParsePKIXPublicKey(oldKey)
 		if err != nil {
-			return fmt.Errorf("log %s: tree %d's key: %w", l.cfg.Name, treeID, err)
+			return fmt.Errorf("tree %d's key: %w", t.ID(), err)
 		}
 		c, err := note.Verify(cp, "", pub)
 		if err != nil {
-			return fmt.Errorf("log %s: tree %d's stored checkpoint: %w", l.cfg.Name, treeID, err)
+			return fmt.Errorf("tree %d's stored checkpoint: %w", t.ID(), err)
 		}
 		got = c.Size
 	}
 	if got != size {
-		return fmt.Errorf("log %s: cannot rotate the key yet: tree %d has %d entries but its last stored checkpoint covers %d. "+
-			"Start once with the old key (that records the final checkpoint), stop cleanly, then start with the new key", l.cfg.Name, treeID, size, got)
+		return fmt.Errorf("cannot rotate the key yet: tree %d has %d entries but its last stored checkpoint covers %d. "+
+			"Start once with the old key (that records the final checkpoint), stop cleanly, then start with the new key", t.ID(), size, got)
 	}
 	return nil
 }
 
 // openRetired opens the trees earlier keys signed, frozen at their stored
 // checkpoints, oldest first, each starting where the one before ended.
-func (l *Log) openRetired(ctx context.Context, pool *pgxpool.Pool, admin storage.AdminStorage) ([]*Log, error) {
-	keys, err := RetiredKeys(ctx, pool, l.cfg.Name)
+func openRetired(ctx context.Context, store *pgstore.Store, cfg Config) ([]*Tree, error) {
+	keys, err := RetiredKeys(ctx, store, cfg.Name)
 	if err != nil {
 		return nil, err
 	}
-	var out []*Log
+	var out []*Tree
 	var offset uint64
 	for _, k := range keys {
-		tree, err := storage.GetTree(ctx, admin, k.TreeID)
+		st, err := store.OpenTree(ctx, k.TreeID)
 		if err != nil {
-			return nil, fmt.Errorf("log %s: loading retired tree %d: %w", l.cfg.Name, k.TreeID, err)
+			return nil, fmt.Errorf("retired tree: %w", err)
 		}
-		size, cp, err := l.watermark(ctx, k.TreeID)
+		size, cp, err := st.Watermark(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("log %s: reading retired tree %d's final checkpoint: %w", l.cfg.Name, k.TreeID, err)
+			return nil, fmt.Errorf("retired tree's final checkpoint: %w", err)
 		}
 		frozen := &frozenTree{root: Root{Hash: rfc6962.DefaultHasher.EmptyRoot()}, note: cp}
 		origin := strconv.FormatInt(k.TreeID, 10)
 		if size > 0 || cp != "" {
 			c, err := note.Verify(cp, "", k.PublicKey)
 			if err != nil {
-				return nil, fmt.Errorf("log %s: retired tree %d's final checkpoint: %w", l.cfg.Name, k.TreeID, err)
+				return nil, fmt.Errorf("retired tree %d's final checkpoint: %w", k.TreeID, err)
 			}
 			frozen.root = Root{Size: c.Size, Hash: c.RootHash, Timestamp: k.End}
 			origin = c.Origin
 		}
-		r := &Log{
-			cfg: l.cfg, tree: tree, storage: l.storage, rpc: l.rpc, ts: l.ts, logger: l.logger.With("tree_id", k.TreeID),
-			metrics: l.metrics, stop: make(chan struct{}), stopped: make(chan struct{}),
-			pub: k.PublicKey, offset: offset, frozen: frozen, origin: origin, pool: pool,
-		}
-		r.reader = tiles.Reader{Tree: tree.TreeId, Cache: l.cfg.Tiles, Fetch: r.fetchTiles}
-		r.ownReader = tiles.Reader{Tree: tree.TreeId, Cache: l.cfg.Tiles, Fetch: r.fetchTilesDirect}
+		r := newTree(cfg, st, k.PublicKey, offset, origin)
+		r.frozen = frozen
 		r.publish(frozen.root)
-		r.cfg.Signer = nil
-		close(r.stopped)
 		offset += frozen.root.Size
 		out = append(out, r)
 	}
@@ -432,14 +314,7 @@ func (l *Log) openRetired(ctx context.Context, pool *pgxpool.Pool, admin storage
 
 // Retired are the trees earlier keys of this log signed, frozen and
 // readable, oldest first.
-func (l *Log) Retired() []*Log { return l.retired }
-
-// Offset is where this tree starts in the log's index space: the entries of
-// the trees retired before it.
-func (l *Log) Offset() uint64 { return l.offset }
-
-// PublicKey is the key that signs (or signed) this tree's checkpoints.
-func (l *Log) PublicKey() crypto.PublicKey { return l.pub }
+func (l *Log) Retired() []*Tree { return l.retired }
 
 // RetiredKey is the key of a tree retired by a key rotation and when it signed.
 type RetiredKey struct {
@@ -449,27 +324,20 @@ type RetiredKey struct {
 }
 
 // RetiredKeys lists the keys log name used before, oldest first.
-func RetiredKeys(ctx context.Context, pool *pgxpool.Pool, name string) ([]RetiredKey, error) {
-	rows, err := pool.Query(ctx, "SELECT l.tree_id, l.public_key, t.CreateTimeMillis, l.retired_at FROM signet_logs l JOIN Trees t ON t.TreeId = l.tree_id WHERE l.name = $1 || '@' || l.tree_id AND l.retired_at IS NOT NULL ORDER BY l.retired_at", name)
+func RetiredKeys(ctx context.Context, store *pgstore.Store, name string) ([]RetiredKey, error) {
+	trees, err := store.RetiredTrees(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("log %s: listing retired keys: %w", name, err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []RetiredKey
-	for rows.Next() {
-		var k RetiredKey
-		var der []byte
-		var createdMillis int64
-		if err := rows.Scan(&k.TreeID, &der, &createdMillis, &k.End); err != nil {
-			return nil, err
+	out := make([]RetiredKey, len(trees))
+	for i, t := range trees {
+		pub, err := x509.ParsePKIXPublicKey(t.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("log %s: retired tree %d's key: %w", name, t.ID, err)
 		}
-		if k.PublicKey, err = x509.ParsePKIXPublicKey(der); err != nil {
-			return nil, fmt.Errorf("log %s: retired tree %d key: %w", name, k.TreeID, err)
-		}
-		k.Start = time.UnixMilli(createdMillis)
-		out = append(out, k)
+		out[i] = RetiredKey{TreeID: t.ID, PublicKey: pub, Start: t.Created, End: t.Retired}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func keyID(der []byte) string {
@@ -477,123 +345,63 @@ func keyID(der []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+// Append adds a leaf to the current tree and returns once it is integrated,
+// handed to the hook and provable at the new root (or is a duplicate).
+// extra is stored with the leaf, unhashed, for the hook's use after a
+// crash.
+func (l *Log) Append(ctx context.Context, value, extra []byte) (Appended, error) {
+	return l.app.append(ctx, value, extra)
 }
 
-// TreeID is the Trillian tree behind this log.
-func (l *Log) TreeID() int64 { return l.tree.TreeId }
+// EnqueueIdentified adds a leaf to the current tree and returns once it is
+// durably queued; see appender.enqueueIdentified.
+func (l *Log) EnqueueIdentified(ctx context.Context, identity, value, extra []byte) (stored []byte, duplicate bool, err error) {
+	return l.app.enqueueIdentified(ctx, identity, value, extra)
+}
+
+// Import appends leaves (values with their extras) to the current tree in
+// index order, all new, in one transaction, and returns the new root. A
+// leaf already in the log fails the whole import with nothing written.
+// Appends waiting meanwhile are integrated after it.
+func (l *Log) Import(ctx context.Context, values, extras [][]byte) (Root, error) {
+	if len(values) != len(extras) {
+		return Root{}, fmt.Errorf("log %s: importing %d values with %d extras", l.name, len(values), len(extras))
+	}
+	var root Root
+	err := l.app.onPipeline(ctx, func() error {
+		var err error
+		root, err = l.app.importBatch(ctx, values, extras)
+		return err
+	})
+	if err != nil {
+		return Root{}, fmt.Errorf("log %s: importing %d leaves: %w", l.name, len(values), err)
+	}
+	return root, nil
+}
+
+// IndexedLeaf is a leaf Lookup found: its tree and hash.
+type IndexedLeaf = pgstore.Found
+
+// Lookup finds the leaves filed under any of keys (Records.Keys) in this
+// log's trees (the current one and those retired by key rotations), at most
+// limit of them.
+func (l *Log) Lookup(ctx context.Context, keys [][]byte, limit int) ([]IndexedLeaf, error) {
+	trees := []int64{l.TreeID()}
+	for _, r := range l.retired {
+		trees = append(trees, r.TreeID())
+	}
+	found, err := l.store.Lookup(ctx, trees, keys, limit)
+	if err != nil {
+		return nil, fmt.Errorf("log %s: %w", l.name, err)
+	}
+	return found, nil
+}
 
 // Close stops the pipeline; appends waiting in the queue get ErrClosed.
 func (l *Log) Close() {
 	l.closeOnce.Do(func() { close(l.stop) })
-	<-l.stopped
-	if l.leafReads != nil {
-		l.leafReads.wait()
-		l.tileReads.wait()
-	}
-}
-
-// Latest returns the newest root readers may see: the one the pipeline
-// last published, a frozen tree's final one.
-func (l *Log) Latest(ctx context.Context) (Root, error) {
-	if r := l.published(); r != nil {
-		return *r, nil
-	}
-	return Root{}, fmt.Errorf("log %s: no root published yet", l.cfg.Name)
-}
-
-// Checkpoint signs (or returns the cached signature of) a root; a frozen
-// tree has only its final checkpoint.
-func (l *Log) Checkpoint(root Root) (string, error) {
-	if l.frozen != nil {
-		if root.Size != l.frozen.root.Size || !bytes.Equal(root.Hash, l.frozen.root.Hash) {
-			return "", fmt.Errorf("log %s: tree %d is frozen at size %d; no checkpoint for size %d", l.cfg.Name, l.tree.TreeId, l.frozen.root.Size, root.Size)
-		}
-		return l.frozen.note, nil
-	}
-	key := string(root.Hash)
-	l.mu.Lock()
-	for _, c := range l.checkpoints {
-		if c.size == root.Size && c.hash == key {
-			l.mu.Unlock()
-			return c.note, nil
-		}
-	}
-	l.mu.Unlock()
-	signed, err := note.Sign(note.Checkpoint{Origin: l.origin, Size: root.Size, RootHash: root.Hash}, l.cfg.SignerName, l.cfg.Signer)
-	if err != nil {
-		return "", err
-	}
-	l.mu.Lock()
-	if n := len(l.checkpoints); n == 0 || root.Size >= l.checkpoints[n-1].size {
-		const kept = 4
-		if n == kept {
-			l.checkpoints = append(l.checkpoints[:0], l.checkpoints[1:]...)
-		}
-		l.checkpoints = append(l.checkpoints, cachedCheckpoint{size: root.Size, hash: key, note: signed})
-	}
-	l.mu.Unlock()
-	return signed, nil
-}
-
-// Proven is a leaf with its inclusion proof at a root.
-type Proven struct {
-	Leaf  Leaf
-	Root  Root
-	Proof [][]byte
-}
-
-// LeavesByRange returns up to count integrated leaves from start.
-func (l *Log) LeavesByRange(ctx context.Context, start, count uint64) ([]Leaf, error) {
-	root, err := l.Latest(ctx)
-	if err != nil || start >= root.Size {
-		return nil, err
-	}
-	return l.leavesInRange(ctx, start, min(count, root.Size-start))
-}
-
-// ErrBadRange is a consistency proof request the tree cannot answer.
-type ErrBadRange struct{ Msg string }
-
-func (e *ErrBadRange) Error() string { return e.Msg }
-
-// ConsistencyProof proves that the tree at size from is a prefix of the
-// tree at size to; it returns the latest root too.
-func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, Root, error) {
-	root, err := l.Latest(ctx)
-	if err == nil {
-		err = checkConsistencyRange(from, to, root.Size)
-	}
-	if err != nil || from == 0 || from == to {
-		return nil, root, err
-	}
-	hashes, err := l.reader.Consistency(ctx, from, to)
-	if err != nil {
-		return nil, root, fmt.Errorf("log %s: proving size %d consistent with %d: %w", l.cfg.Name, from, to, err)
-	}
-	return hashes, root, nil
-}
-
-func checkConsistencyRange(from, to, size uint64) error {
-	if to > size {
-		return &ErrBadRange{Msg: fmt.Sprintf("the tree size requested(%d) was greater than what is currently observable(%d)", to, size)}
-	}
-	if from > to {
-		return &ErrBadRange{Msg: fmt.Sprintf("firstSize(%d) must be less than lastSize(%d)", from, to)}
-	}
-	return nil
-}
-
-func toRoot(slr *trillian.SignedLogRoot) (Root, error) {
-	var r types.LogRootV1
-	if err := r.UnmarshalBinary(slr.GetLogRoot()); err != nil {
-		return Root{}, fmt.Errorf("decoding the log root: %w", err)
-	}
-	return Root{Size: r.TreeSize, Hash: r.RootHash, Timestamp: time.Unix(0, int64(r.TimestampNanos))}, nil
+	<-l.app.stopped
+	l.Tree.waitReads()
 }
 
 // LeafHash is the RFC 6962 hash of a leaf value.
@@ -640,61 +448,3 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
-
-func treeLabel(id int64) string { return strconv.FormatInt(id, 10) }
-
-// ProveInclusion finds a leaf by hash and proves it in the tree of the given
-// size (0: the latest).
-func (l *Log) ProveInclusion(ctx context.Context, leafHash []byte, size uint64) (uint64, [][]byte, Root, error) {
-	root, err := l.Latest(ctx)
-	if err != nil {
-		return 0, nil, Root{}, err
-	}
-	if size == 0 {
-		size = root.Size
-	}
-	if size > root.Size {
-		return 0, nil, root, &ErrBadRange{Msg: fmt.Sprintf("tree size %d is beyond the current size %d", size, root.Size)}
-	}
-	leaves, err := l.leavesByHash(ctx, [][]byte{leafHash})
-	if err != nil {
-		return 0, nil, root, fmt.Errorf("log %s: reading leaves by hash: %w", l.cfg.Name, err)
-	}
-	for _, lf := range leaves {
-		if lf.Index < size {
-			hashes, err := l.reader.Inclusion(ctx, lf.Index, size)
-			if err != nil {
-				return 0, nil, root, fmt.Errorf("log %s: proving leaf %d at size %d: %w", l.cfg.Name, lf.Index, size, err)
-			}
-			return lf.Index, hashes, root, nil
-		}
-	}
-	return 0, nil, root, ErrNotFound
-}
-
-// ProveIndex proves the leaf at index in the tree of the given size.
-func (l *Log) ProveIndex(ctx context.Context, index, size uint64) (Leaf, [][]byte, error) {
-	root, err := l.Latest(ctx)
-	if err != nil {
-		return Leaf{}, nil, err
-	}
-	if size > root.Size || index >= size {
-		return Leaf{}, nil, &ErrBadRange{Msg: fmt.Sprintf("leaf %d is not in a tree of size %d (current size %d)", index, size, root.Size)}
-	}
-	leaves, err := l.leavesInRange(ctx, index, 1)
-	if err != nil {
-		return Leaf{}, nil, fmt.Errorf("log %s: reading leaf %d: %w", l.cfg.Name, index, err)
-	}
-	if len(leaves) != 1 {
-		return Leaf{}, nil, ErrNotFound
-	}
-	hashes, err := l.reader.Inclusion(ctx, index, size)
-	if err != nil {
-		return Leaf{}, nil, fmt.Errorf("log %s: proving leaf %d at size %d: %w", l.cfg.Name, index, size, err)
-	}
-	return leaves[0], hashes, nil
-}
-
-// CreatedAt is when the log's tree was created: the start of its key's
-// validity in the trust root.
-func (l *Log) CreatedAt() time.Time { return l.tree.GetCreateTime().AsTime() }

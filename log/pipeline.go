@@ -1,17 +1,82 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
-	"github.com/google/trillian"
-	tlog "github.com/google/trillian/log"
-	"github.com/google/trillian/quota"
-	"github.com/jackc/pgx/v5"
+	"github.com/google/trillian/storage/storagepb"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/signet-dev/signet/log/note"
+	"github.com/signet-dev/signet/log/pgstore"
+	"github.com/signet-dev/signet/log/tiles"
 )
+
+// appender is the append pipeline of a log's current tree: one goroutine
+// (run) takes appends in batches, integrates each (commit.go), hands its
+// leaves to the hook and publishes the new root on the tree; another
+// (runQueue, queue.go) queues leaves acknowledged before integration.
+type appender struct {
+	cfg     Config
+	tree    *Tree
+	store   *pgstore.Tree
+	logger  *slog.Logger
+	metrics *Metrics
+
+	queue chan *appendReq
+	// exclusive runs work on the pipeline goroutine, between batches.
+	exclusive chan exclusiveWork
+	// enqueue feeds the queue goroutine (queue.go), which signals queued
+	// when it queued leaves and closes queueStopped when it is done.
+	enqueue      chan *enqueueReq
+	queued       chan struct{}
+	queueStopped chan struct{}
+	stop         <-chan struct{}
+	stopped      chan struct{}
+
+	// ownReader proves from the tree's tiles with direct reads: the
+	// pipeline's reads must work while it stops, after the gatherers have.
+	ownReader tiles.Reader
+	// border is the tree's right border at the last published root, from
+	// which the next batch's nodes and root are computed; only the pipeline
+	// goroutine (and Open before it) touches it. nil until read from the
+	// tiles.
+	border *compact.Range
+	// behind is set while queued leaves may be waiting for integration;
+	// only the pipeline goroutine touches it.
+	behind bool
+	// written are the tiles the pipeline last wrote, by ID, for the next
+	// batch; only the pipeline goroutine touches it.
+	written map[string]*storagepb.SubtreeProto
+
+	mu sync.Mutex
+	// hook progress: leaves handed over so far and the size of the
+	// checkpoint stored with them (loaded from the watermark once).
+	hookLoaded   bool
+	indexed      uint64
+	storedCPSize uint64
+	storedCP     bool
+}
+
+func newAppender(cfg Config, t *Tree, logger *slog.Logger, stop <-chan struct{}) *appender {
+	a := &appender{
+		cfg: cfg, tree: t, store: t.store, logger: logger, metrics: cfg.Metrics,
+		queue: make(chan *appendReq, cfg.QueueSize), exclusive: make(chan exclusiveWork), stop: stop, stopped: make(chan struct{}),
+		enqueue: make(chan *enqueueReq, cfg.QueueSize), queued: make(chan struct{}, 1), queueStopped: make(chan struct{}),
+	}
+	a.ownReader = tiles.Reader{Tree: t.TreeID(), Cache: cfg.Tiles,
+		Fetch: func(ctx context.Context, ids [][]byte) ([][]byte, error) { return fetchTilesDirect(ctx, a.store, ids) },
+		Leaves: func(ctx context.Context, groups []uint64) (map[uint64][]byte, error) {
+			return a.store.LeafGroups(ctx, groups, tiles.GroupSize)
+		},
+	}
+	return a
+}
 
 // Appended is the outcome of one append.
 type Appended struct {
@@ -43,33 +108,28 @@ type appendResult struct {
 	err error
 }
 
-// Append adds a leaf and returns once it is integrated, handed to the hook
-// and provable at the new root (or is a duplicate). extra is stored with the
-// leaf, unhashed, for the hook's use after a crash.
-func (l *Log) Append(ctx context.Context, value, extra []byte) (Appended, error) {
-	return l.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), done: make(chan appendResult, 1)})
+// append is Log.Append.
+func (a *appender) append(ctx context.Context, value, extra []byte) (Appended, error) {
+	return a.submit(ctx, &appendReq{ctx: ctx, value: value, extra: extra, hash: LeafHash(value), done: make(chan appendResult, 1)})
 }
 
-func (l *Log) submit(ctx context.Context, req *appendReq) (Appended, error) {
-	if l.frozen != nil {
-		return Appended{}, ErrFrozen
-	}
+func (a *appender) submit(ctx context.Context, req *appendReq) (Appended, error) {
 	select {
-	case <-l.stop:
+	case <-a.stop:
 		return Appended{}, ErrClosed
 	default:
 	}
 	select {
-	case l.queue <- req:
+	case a.queue <- req:
 	default:
-		l.metrics.appends.WithLabelValues(l.cfg.Name, "overloaded").Inc()
+		a.metrics.appends.WithLabelValues(a.cfg.Name, "overloaded").Inc()
 		return Appended{}, ErrOverloaded
 	}
-	l.metrics.queueLength.WithLabelValues(l.cfg.Name).Set(float64(len(l.queue)))
+	a.metrics.queueLength.WithLabelValues(a.cfg.Name).Set(float64(len(a.queue)))
 	select {
 	case r := <-req.done:
 		return r.res, r.err
-	case <-l.stopped:
+	case <-a.stopped:
 		// The pipeline answered everything it took before it stopped.
 		select {
 		case r := <-req.done:
@@ -83,67 +143,67 @@ func (l *Log) submit(ctx context.Context, req *appendReq) (Appended, error) {
 	}
 }
 
-func (l *Log) run() {
-	defer close(l.stopped)
-	retry := time.NewTicker(l.cfg.IntegrateEvery)
+func (a *appender) run() {
+	defer close(a.stopped)
+	retry := time.NewTicker(a.cfg.IntegrateEvery)
 	defer retry.Stop()
 	for {
 		var first *appendReq
 		select {
-		case first = <-l.queue:
+		case first = <-a.queue:
 		case <-retry.C:
-			if l.behind {
+			if a.behind {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				if _, _, err := l.integrateAndIndex(ctx); err != nil {
-					l.logger.Error("integrating queued leaves failed; will retry", "err", err)
+				if _, _, err := a.integrateAndIndex(ctx); err != nil {
+					a.logger.Error("integrating queued leaves failed; will retry", "err", err)
 				}
 				cancel()
 			}
 			continue
-		case x := <-l.exclusive:
+		case x := <-a.exclusive:
 			// As for a batch: what the queue acknowledged comes first.
 			select {
-			case <-l.queued:
-				l.behind = true
+			case <-a.queued:
+				a.behind = true
 			default:
 			}
 			x.done <- x.f()
 			continue
-		case <-l.queued:
-			l.behind = true
+		case <-a.queued:
+			a.behind = true
 			continue
-		case <-l.stop:
-			l.drain(ErrClosed)
+		case <-a.stop:
+			a.drain(ErrClosed)
 			// Every leaf the queue acknowledged is known before the last
 			// integration.
-			<-l.queueStopped
+			<-a.queueStopped
 			select {
-			case <-l.queued:
-				l.behind = true
+			case <-a.queued:
+				a.behind = true
 			default:
 			}
-			l.integrateBeforeStop()
+			a.integrateBeforeStop()
 			return
 		}
 		// Leaves the queue acknowledged before these appends were made
 		// are integrated before them (the queue signals before it answers).
 		select {
-		case <-l.queued:
-			l.behind = true
+		case <-a.queued:
+			a.behind = true
 		default:
 		}
 		batch := []*appendReq{first}
 	gather:
-		for len(batch) < l.cfg.MaxBatch {
+		for len(batch) < a.cfg.MaxBatch {
 			select {
-			case r := <-l.queue:
+			case r := <-a.queue:
 				batch = append(batch, r)
 			default:
 				break gather
 			}
 		}
-		l.metrics.queueLength.WithLabelValues(l.cfg.Name).Set(float64(len(l.queue)))
-		l.process(batch)
+		a.metrics.queueLength.WithLabelValues(a.cfg.Name).Set(float64(len(a.queue)))
+		a.process(batch)
 	}
 }
 
@@ -153,27 +213,27 @@ func (l *Log) run() {
 // waiting for the next start, which may be a key rotation's or never come.
 // A failure is logged: the leaves stay durably queued, and the next Open
 // (or a rotation) integrates them.
-func (l *Log) integrateBeforeStop() {
-	if !l.behind {
+func (a *appender) integrateBeforeStop() {
+	if !a.behind {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stopIntegrationTimeout)
 	defer cancel()
-	if _, _, err := l.integrateAndIndex(ctx); err != nil {
-		l.logger.Error("integrating queued leaves before stopping failed; the next start integrates them", "err", err)
+	if _, _, err := a.integrateAndIndex(ctx); err != nil {
+		a.logger.Error("integrating queued leaves before stopping failed; the next start integrates them", "err", err)
 		return
 	}
-	l.logger.Info("integrated the queued leaves before stopping")
+	a.logger.Info("integrated the queued leaves before stopping")
 }
 
 // stopIntegrationTimeout bounds how long a clean stop spends integrating
 // queued leaves.
 const stopIntegrationTimeout = 30 * time.Second
 
-func (l *Log) drain(err error) {
+func (a *appender) drain(err error) {
 	for {
 		select {
-		case r := <-l.queue:
+		case r := <-a.queue:
 			r.answer(appendResult{err: err})
 		default:
 			return
@@ -182,7 +242,7 @@ func (l *Log) drain(err error) {
 }
 
 // process queues, integrates, hands to the hook and proves one batch.
-func (l *Log) process(batch []*appendReq) {
+func (a *appender) process(batch []*appendReq) {
 	start := time.Now()
 	// Drop requests whose caller already gave up, so they cost nothing.
 	live := batch[:0]
@@ -199,11 +259,13 @@ func (l *Log) process(batch []*appendReq) {
 	// A batch must not carry one leaf twice: its insert would see its own
 	// row. Later copies are duplicates of the first.
 	byHash := map[string][]*appendReq{}
-	var leaves []*trillian.LogLeaf
+	var leaves pgstore.Leaves
 	for _, r := range live {
 		k := string(r.hash)
 		if _, seen := byHash[k]; !seen {
-			leaves = append(leaves, &trillian.LogLeaf{LeafValue: r.value, ExtraData: r.extra, MerkleLeafHash: r.hash, LeafIdentityHash: r.hash})
+			leaves.Hashes = append(leaves.Hashes, r.hash)
+			leaves.Values = append(leaves.Values, r.value)
+			leaves.Extras = append(leaves.Extras, r.extra)
 		}
 		byHash[k] = append(byHash[k], r)
 	}
@@ -211,15 +273,15 @@ func (l *Log) process(batch []*appendReq) {
 	// whether they still wait for the answer.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	results, err := l.commitBatch(ctx, leaves, byHash)
-	l.metrics.integrate.WithLabelValues(l.cfg.Name).Observe(time.Since(start).Seconds())
-	l.metrics.batchSize.WithLabelValues(l.cfg.Name).Observe(float64(len(live)))
+	results, err := a.commitBatch(ctx, leaves)
+	a.metrics.integrate.WithLabelValues(a.cfg.Name).Observe(time.Since(start).Seconds())
+	a.metrics.batchSize.WithLabelValues(a.cfg.Name).Observe(float64(len(live)))
 	if err != nil {
-		l.logger.Error("append batch failed", "leaves", len(leaves), "err", err)
+		a.logger.Error("append batch failed", "leaves", len(leaves.Hashes), "err", err)
 		for _, r := range live {
 			r.answer(appendResult{err: err})
 		}
-		l.metrics.appends.WithLabelValues(l.cfg.Name, "error").Add(float64(len(live)))
+		a.metrics.appends.WithLabelValues(a.cfg.Name, "error").Add(float64(len(live)))
 		return
 	}
 	for k, reqs := range byHash {
@@ -236,7 +298,7 @@ func (l *Log) process(batch []*appendReq) {
 			if out.Duplicate {
 				outcome = "duplicate"
 			}
-			l.metrics.appends.WithLabelValues(l.cfg.Name, outcome).Inc()
+			a.metrics.appends.WithLabelValues(a.cfg.Name, outcome).Inc()
 			r.answer(appendResult{res: out})
 		}
 	}
@@ -247,24 +309,24 @@ func (l *Log) process(batch []*appendReq) {
 // behind it: leaves queued by EnqueueIdentified or left by a crash, records
 // the personality has not taken, or a commit that failed but may have been
 // applied.
-func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHash map[string][]*appendReq) (map[string]Appended, error) {
-	if !l.canCommitDirectly() {
-		l.metrics.catchUps.WithLabelValues(l.cfg.Name).Inc()
-		if _, _, err := l.integrateAndIndex(ctx); err != nil {
+func (a *appender) commitBatch(ctx context.Context, leaves pgstore.Leaves) (map[string]Appended, error) {
+	if !a.canCommitDirectly() {
+		a.metrics.catchUps.WithLabelValues(a.cfg.Name).Inc()
+		if _, _, err := a.integrateAndIndex(ctx); err != nil {
 			return nil, fmt.Errorf("catching up before the batch: %w", err)
 		}
 	}
-	dups, root, added, err := l.commitDirectly(ctx, leaves)
+	dups, root, added, err := a.commitDirectly(ctx, leaves)
 	if err != nil {
 		return nil, err
 	}
-	results := make(map[string]Appended, len(leaves))
-	for i, lf := range leaves {
+	results := make(map[string]Appended, len(leaves.Hashes))
+	for i, h := range leaves.Hashes {
 		if dups[i] {
-			results[string(lf.MerkleLeafHash)] = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: lf.MerkleLeafHash}}}
+			results[string(h)] = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: h}}}
 		}
 	}
-	proven, err := l.prove(ctx, l.ownReader, added, root)
+	proven, err := a.tree.prove(ctx, a.ownReader, added, root)
 	if err != nil {
 		return nil, fmt.Errorf("proving the new leaves: %w", err)
 	}
@@ -278,52 +340,53 @@ func (l *Log) commitBatch(ctx context.Context, leaves []*trillian.LogLeaf, byHas
 // brings the right border to the new root and publishes it. It returns the
 // stored root and the leaves handed to the hook (nil when there were many,
 // as after a long outage).
-func (l *Log) integrateAndIndex(ctx context.Context) (Root, []Leaf, error) {
-	n, err := l.integrateQueue(ctx, l.tree)
+func (a *appender) integrateAndIndex(ctx context.Context) (Root, []Leaf, error) {
+	n, err := a.store.IntegrateQueued(ctx, integrateLimit(a.cfg))
 	if n > 0 || err != nil {
 		// Trillian's sequencer rewrote tiles behind the pipeline's back
 		// (a failed pass may have committed too).
-		l.written = nil
+		a.written = nil
 	}
 	if err != nil {
 		return Root{}, nil, err
 	}
 	if n > 0 {
-		l.metrics.commits.WithLabelValues(l.cfg.Name, "trillian").Inc()
+		a.metrics.commits.WithLabelValues(a.cfg.Name, "trillian").Inc()
 	}
-	root, err := l.storedRoot(ctx)
+	head, err := a.store.LatestHead(ctx)
 	if err != nil {
 		return Root{}, nil, err
 	}
-	leaves, err := l.catchUpHook(ctx, root)
+	root := Root(head)
+	leaves, err := a.catchUpHook(ctx, root)
 	if err != nil {
 		return Root{}, nil, err
 	}
-	if err := l.syncBorder(ctx, root, leaves); err != nil {
+	if err := a.syncBorder(ctx, root, leaves); err != nil {
 		return Root{}, nil, err
 	}
-	l.behind = false
+	a.behind = false
 	return root, leaves, nil
 }
 
 // catchUpHook hands the hook every integrated leaf of the stored root it has
 // not seen, and the signed checkpoint of the tree to store with them. It
 // returns those leaves unless there were more than a few batches' worth.
-func (l *Log) catchUpHook(ctx context.Context, root Root) ([]Leaf, error) {
-	if l.cfg.Hook == nil {
+func (a *appender) catchUpHook(ctx context.Context, root Root) ([]Leaf, error) {
+	if a.cfg.Hook == nil {
 		return nil, nil
 	}
 	var err error
-	l.mu.Lock()
-	loaded, from, cpSize, hasCP := l.hookLoaded, l.indexed, l.storedCPSize, l.storedCP
-	l.mu.Unlock()
+	a.mu.Lock()
+	loaded, from, cpSize, hasCP := a.hookLoaded, a.indexed, a.storedCPSize, a.storedCP
+	a.mu.Unlock()
 	if !loaded {
 		var cp string
-		if from, cp, err = l.watermark(ctx, l.tree.TreeId); err != nil {
-			return nil, fmt.Errorf("reading the index watermark: %w", err)
+		if from, cp, err = a.store.Watermark(ctx); err != nil {
+			return nil, err
 		}
 		if hasCP = cp != ""; hasCP {
-			c, err := note.Verify(cp, "", l.pub)
+			c, err := note.Verify(cp, "", a.tree.pub)
 			if err != nil {
 				return nil, fmt.Errorf("the stored checkpoint: %w", err)
 			}
@@ -331,16 +394,16 @@ func (l *Log) catchUpHook(ctx context.Context, root Root) ([]Leaf, error) {
 		}
 		// Known from now on, also when there is nothing to catch up: the
 		// one-transaction path needs it (canCommitDirectly).
-		l.mu.Lock()
-		l.hookLoaded, l.indexed, l.storedCP, l.storedCPSize = true, from, hasCP, cpSize
-		l.mu.Unlock()
+		a.mu.Lock()
+		a.hookLoaded, a.indexed, a.storedCP, a.storedCPSize = true, from, hasCP, cpSize
+		a.mu.Unlock()
 	}
 	if from == root.Size && hasCP && cpSize == root.Size {
 		return nil, nil
 	}
 	var handed []Leaf
-	keep := from+uint64(4*l.cfg.MaxBatch) >= root.Size
-	cp, err := l.Checkpoint(root)
+	keep := from+uint64(4*a.cfg.MaxBatch) >= root.Size
+	cp, err := a.tree.Checkpoint(root)
 	if err != nil {
 		return nil, fmt.Errorf("signing the checkpoint at size %d: %w", root.Size, err)
 	}
@@ -349,31 +412,31 @@ func (l *Log) catchUpHook(ctx context.Context, root Root) ([]Leaf, error) {
 		n := min(uint64(chunk), root.Size-from)
 		var leaves []Leaf
 		if n > 0 {
-			if leaves, err = l.leavesInRange(ctx, from, n); err != nil {
-				return nil, fmt.Errorf("reading leaves %d..%d for indexing: %w", from, from+n, err)
+			if leaves, err = a.store.LeavesInRange(ctx, from, n, pgstore.With{}); err != nil {
+				return nil, fmt.Errorf("indexing: %w", err)
 			}
 			if uint64(len(leaves)) != n {
 				return nil, fmt.Errorf("reading leaves %d..%d for indexing: got %d", from, from+n, len(leaves))
 			}
 		}
-		b := Batch{TreeID: l.tree.TreeId, Offset: l.offset, Leaves: leaves, NewSize: from + n}
+		b := Batch{TreeID: a.store.ID(), Offset: a.tree.offset, Leaves: leaves, NewSize: from + n}
 		if b.NewSize == root.Size {
 			b.Checkpoint = cp
 		}
-		q := &pgx.Batch{}
-		if err := l.recordBatch(ctx, b, q); err != nil {
+		records, err := a.records(ctx, b)
+		if err != nil {
 			return nil, fmt.Errorf("indexing leaves %d..%d: %w", from, from+n, err)
 		}
-		if err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, q).Close() }); err != nil {
-			return nil, fmt.Errorf("indexing leaves %d..%d: %w", from, from+n, err)
+		if err := a.store.WriteRecords(ctx, records); err != nil {
+			return nil, err
 		}
 		from += n
-		l.mu.Lock()
-		l.hookLoaded, l.indexed = true, from
+		a.mu.Lock()
+		a.hookLoaded, a.indexed = true, from
 		if b.Checkpoint != "" {
-			l.storedCPSize, l.storedCP = from, true
+			a.storedCPSize, a.storedCP = from, true
 		}
-		l.mu.Unlock()
+		a.mu.Unlock()
 		if keep {
 			handed = append(handed, leaves...)
 		}
@@ -383,30 +446,39 @@ func (l *Log) catchUpHook(ctx context.Context, root Root) ([]Leaf, error) {
 	}
 }
 
-// leavesInRange reads integrated leaves in index order.
-func (l *Log) leavesInRange(ctx context.Context, start, count uint64) ([]Leaf, error) {
-	rows, err := l.pool.Query(ctx, l.leafSelect(false)+"s.SequenceNumber >= $2 AND s.SequenceNumber < $3 ORDER BY s.SequenceNumber",
-		l.tree.TreeId, int64(start), int64(start+count))
-	if err != nil {
-		return nil, err
+// syncBorder brings the right border (and the published root) to the stored
+// root: by appending leaves when they are exactly the ones missing,
+// otherwise by reading it from the tiles. Either way the border must hash to
+// the root stored with the tiles; if it does not, storage contradicts itself
+// and nothing is published.
+func (a *appender) syncBorder(ctx context.Context, root Root, leaves []Leaf) error {
+	if cur := a.tree.published(); a.border != nil && a.border.End() == root.Size && cur != nil &&
+		cur.Size == root.Size && bytes.Equal(cur.Hash, root.Hash) {
+		return nil
 	}
-	return scanLeaves(rows)
-}
-
-// integrateQueue integrates everything queued for tree (this log's or one
-// it is retiring) with Trillian's sequencer, in batches, and returns how
-// many leaves it integrated.
-func (l *Log) integrateQueue(ctx context.Context, tree *trillian.Tree) (int, error) {
-	limit := l.cfg.MaxBatch * 4
-	total := 0
-	for {
-		n, err := tlog.IntegrateBatch(ctx, tree, limit, 0, 0, l.ts, l.storage, quota.Noop())
-		total += n
+	n := len(leaves)
+	if a.border != nil && n > 0 && leaves[0].Index == a.border.End() && leaves[n-1].Index+1 == root.Size {
+		for _, lf := range leaves {
+			if err := a.border.Append(lf.Hash, nil); err != nil {
+				return err
+			}
+		}
+	} else {
+		b, err := a.ownReader.Border(ctx, root.Size)
 		if err != nil {
-			return total, fmt.Errorf("integrating: %w", err)
+			return err
 		}
-		if n < limit {
-			return total, nil
-		}
+		a.border = b
 	}
+	got, err := a.border.GetRootHash(nil)
+	if root.Size == 0 {
+		got = rfc6962.DefaultHasher.EmptyRoot()
+	}
+	if err != nil || !bytes.Equal(got, root.Hash) {
+		// Drop it: the next sync reads it again from the tiles.
+		a.border = nil
+		return fmt.Errorf("the tree's tiles at size %d hash to %x, but the stored root is %x (%v): storage is inconsistent", root.Size, got, root.Hash, err)
+	}
+	a.tree.publish(root)
+	return nil
 }

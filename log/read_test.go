@@ -10,24 +10,35 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/signet-dev/signet/internal/db/dbtest"
+	"github.com/signet-dev/signet/log/pgstore"
 )
 
 func openTestLog(t *testing.T) *Log {
+	t.Helper()
+	l, _ := openTestLogPool(t)
+	return l
+}
+
+// openTestLogPool opens a log without a hook in a database of its own,
+// which the test may read and lock through the pool.
+func openTestLogPool(t *testing.T) (*Log, *pgxpool.Pool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Open(context.Background(), dbtest.NewPool(t), Config{Name: "test", SignerName: "test", Signer: key})
+	pool := dbtest.NewPool(t)
+	l, err := Open(context.Background(), pgstore.New(pool), Config{Name: "test", SignerName: "test", Signer: key})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.Close)
-	return l
+	return l, pool
 }
 
 // Concurrent reads by hash are answered by shared queries; each reader gets

@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -23,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-dev/signet/ca"
+	"github.com/signet-dev/signet/internal/bootstrap"
 	"github.com/signet-dev/signet/internal/cligroup"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/keys"
@@ -44,15 +42,6 @@ func newAdminCommand() *cobra.Command {
 
 // passwordEnv names the variable holding the password of file keys.
 const passwordEnv = "SIGNET_KEY_PASSWORD"
-
-type keyPlan struct {
-	name string // file name or token object label
-	uri  string
-}
-
-// initKeys are the keys admin init creates, each named <key>.pem or
-// object=signet-<key>.
-var initKeys = []string{"log", "ct", "ca-root", "ca", "tsa-root", "tsa", "tuf-root", "tuf-targets", "tuf-snapshot", "tuf-timestamp"}
 
 func newAdminInitCommand() *cobra.Command {
 	var dir, org, hostname, publicURL, pkcs11Base string
@@ -89,39 +78,23 @@ timeStamping EKU) for your existing PKI to sign; install the results with
 				return err
 			}
 			out := cmd.OutOrStdout()
-			names := initKeys
-			chainFiles := []string{"ca-chain.pem", "tsa-chain.pem"}
-			if externalCA {
-				names = slices.DeleteFunc(slices.Clone(initKeys), func(k string) bool { return k == "ca-root" || k == "tsa-root" })
-				chainFiles = []string{"ca.csr", "tsa.csr"}
-			}
-			plan := map[string]*keyPlan{}
-			for _, k := range names {
-				p := &keyPlan{name: k}
-				if pkcs11Base != "" {
-					p.uri, err = pkcs11Object(pkcs11Base, "signet-"+k)
-					if err != nil {
-						return err
-					}
-				} else {
-					p.uri = keys.FileURI(filepath.Join(abs, k+".pem"), passwordEnv)
-				}
-				plan[k] = p
-			}
-			files := append(chainFiles, "signet.yaml")
+			plan := bootstrap.Plan{Dir: abs, Token: pkcs11Base, ExternalCA: externalCA, Names: pkigen.Names{Organization: org, Prefix: org}}
 			if pkcs11Base == "" {
+				plan.PasswordEnv = passwordEnv
 				if os.Getenv(passwordEnv) == "" {
 					return fmt.Errorf("set %s to the password that will encrypt the key files", passwordEnv)
 				}
-				for k := range plan {
-					files = append(files, k+".pem")
-				}
+			} else if _, err := plan.URI("log"); err != nil {
+				return fmt.Errorf("--pkcs11: %w", err)
 			}
+			files := append(plan.Files(), "signet.yaml")
 			for _, f := range files {
 				if _, err := os.Stat(filepath.Join(abs, f)); err == nil {
 					return fmt.Errorf("%s already exists: init never overwrites; choose another --dir", filepath.Join(abs, f))
 				}
 			}
+			names := plan.Keys()
+			chainFiles := slices.DeleteFunc(plan.Files(), func(f string) bool { return strings.HasSuffix(f, ".pem") && !strings.HasSuffix(f, "-chain.pem") })
 			where := "encrypted PEM files in " + abs
 			if pkcs11Base != "" {
 				where = "the PKCS#11 token of " + redactQuery(pkcs11Base)
@@ -130,25 +103,11 @@ timeStamping EKU) for your existing PKI to sign; install the results with
 			if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was created"); err != nil {
 				return err
 			}
-			if err := os.MkdirAll(abs, 0o700); err != nil {
+			inst, err := bootstrap.Make(plan)
+			if err != nil {
 				return err
 			}
-			signers := map[string]crypto.Signer{}
-			for _, k := range names {
-				s, err := createKey(plan[k].uri, pkcs11Base != "", filepath.Join(abs, k+".pem"))
-				if err != nil {
-					return fmt.Errorf("creating the %s key: %w", k, err)
-				}
-				signers[k] = s
-			}
-			pkiNames := pkigen.Names{Organization: org, Prefix: org}
-			if externalCA {
-				if err := writeCSRs(abs, pkiNames, signers); err != nil {
-					return err
-				}
-			} else if err := makeChains(abs, pkiNames, signers, plan, pkcs11Base != ""); err != nil {
-				return err
-			}
+			uris := inst.URIs
 			if publicURL == "" {
 				publicURL = "https://" + hostname
 			}
@@ -181,9 +140,9 @@ tuf:
   targets_signer: %q
   snapshot_signer: %q
   timestamp_signer: %q
-`, time.Now().UTC().Format(time.RFC3339), hostname, publicURL, plan["log"].uri, plan["ct"].uri, plan["ca"].uri,
-				filepath.Join(abs, "ca-chain.pem"), plan["tsa"].uri, filepath.Join(abs, "tsa-chain.pem"),
-				plan["tuf-root"].uri, plan["tuf-targets"].uri, plan["tuf-snapshot"].uri, plan["tuf-timestamp"].uri)
+`, time.Now().UTC().Format(time.RFC3339), hostname, publicURL, uris["log"], uris["ct"], uris["ca"],
+				filepath.Join(abs, bootstrap.CAChainFile), uris["tsa"], filepath.Join(abs, bootstrap.TSAChainFile),
+				uris["tuf-root"], uris["tuf-targets"], uris["tuf-snapshot"], uris["tuf-timestamp"])
 			if err := os.WriteFile(filepath.Join(abs, "signet.yaml"), []byte(yaml), 0o600); err != nil {
 				return err
 			}
@@ -216,49 +175,6 @@ then remove tuf.root_signer from the config and move tuf-root offline too.
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&externalCA, "external-ca", false, "make no roots: write CSRs for the CA intermediate and the TSA certificate instead")
 	return cmd
-}
-
-// makeChains creates the CA and TSA chains under new roots, writes them and,
-// for keys in a token, stores each issued certificate next to its key.
-func makeChains(dir string, names pkigen.Names, signers map[string]crypto.Signer, plan map[string]*keyPlan, inToken bool) error {
-	caChain, err := pkigen.CAChain(names, signers["ca-root"], signers["ca"].Public())
-	if err != nil {
-		return fmt.Errorf("making the CA chain: %w", err)
-	}
-	tsaChain, err := pkigen.TSAChain(names, signers["tsa-root"], signers["tsa"].Public())
-	if err != nil {
-		return fmt.Errorf("making the TSA chain: %w", err)
-	}
-	for _, c := range []struct {
-		key, file string
-		chain     []*x509.Certificate
-	}{{"ca", "ca-chain.pem", caChain}, {"tsa", "tsa-chain.pem", tsaChain}} {
-		if inToken {
-			if err := keys.ImportCertificate(plan[c.key].uri, c.chain[0], keys.Options{}); err != nil {
-				return err
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, c.file), pkigen.PEM(c.chain), 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// writeCSRs writes the requests an external PKI signs for --external-ca.
-func writeCSRs(dir string, names pkigen.Names, signers map[string]crypto.Signer) error {
-	caCSR, err := pkigen.CACSR(names, signers["ca"])
-	if err != nil {
-		return fmt.Errorf("making the CA request: %w", err)
-	}
-	tsaCSR, err := pkigen.TSACSR(names, signers["tsa"])
-	if err != nil {
-		return fmt.Errorf("making the TSA request: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "ca.csr"), caCSR, 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "tsa.csr"), tsaCSR, 0o644)
 }
 
 func newAdminImportChainCommand() *cobra.Command {
@@ -361,34 +277,11 @@ func checkChain(component string, signer crypto.Signer, chain []*x509.Certificat
 	return err
 }
 
-// pkcs11Object adds object=label to a token URI.
-func pkcs11Object(base, label string) (string, error) {
-	path, query, _ := strings.Cut(base, "?")
-	if !strings.HasPrefix(path, "pkcs11:") || strings.Contains(path, "object=") {
-		return "", errors.New("--pkcs11 must be a pkcs11: URI naming the token, without object=")
-	}
-	return path + ";object=" + label + "?" + query, nil
-}
-
 func redactQuery(uri string) string {
 	if i := strings.Index(uri, "?"); i >= 0 {
 		return uri[:i]
 	}
 	return uri
-}
-
-func createKey(uri string, inToken bool, path string) (crypto.Signer, error) {
-	if inToken {
-		return keys.GeneratePKCS11Key(uri, elliptic.P256(), keys.Options{})
-	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	if err := keys.WriteFile(path, k, []byte(os.Getenv(passwordEnv))); err != nil {
-		return nil, err
-	}
-	return k, nil
 }
 
 // proceed asks prompt unless yes, and turns a "no" into an error saying

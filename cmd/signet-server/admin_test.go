@@ -31,6 +31,7 @@ import (
 	"github.com/signet-dev/signet/ca/devoidc"
 	"github.com/signet-dev/signet/ca/identity"
 	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/internal/bootstrap"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db/dbtest"
 	"github.com/signet-dev/signet/internal/keys"
@@ -153,7 +154,7 @@ func TestAdminInitInPKCS11Token(t *testing.T) {
 	}
 	startFromInit(t, dir)
 	// Rotating makes the new key and certificate in the same token.
-	rootURI, _ := pkcs11Object(base, "signet-ca-root")
+	rootURI, _ := bootstrap.TokenObject(base, "signet-ca-root")
 	if out, err := runAdmin(t, "", "rotate", "--config", filepath.Join(dir, "signet.yaml"), "--yes", "--root-key", rootURI, "ca"); err != nil {
 		t.Fatalf("rotate ca in the token: %v\n%s", err, out)
 	}

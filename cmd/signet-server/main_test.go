@@ -586,6 +586,21 @@ func TestDevListenAnywhere(t *testing.T) {
 	assertHealthy(t, "http://"+net.JoinHostPort("127.0.0.1", u.Port()))
 }
 
+// The default data directory, ./.signet, is relative: dev mode starts on
+// it, and starts again on what it made.
+func TestDevRelativeDataDir(t *testing.T) {
+	bin := buildServer(t)
+	t.Chdir(t.TempDir())
+	for range 2 {
+		cmd, base, _ := startDevWith(t, bin, "./.signet")
+		assertHealthy(t, base)
+		stopDev(t, cmd, "./.signet")
+	}
+	if _, err := os.Stat(filepath.Join(".signet", "keys", "ca-chain.pem")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func assertHealthy(t *testing.T, base string) {
 	t.Helper()
 	resp, err := http.Get(base + "/healthz")

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/signet-dev/signet/internal/bootstrap"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db"
 	"github.com/signet-dev/signet/internal/keys"
@@ -111,7 +112,7 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 			if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
 				return err
 			}
-			signer, err := createKey(newURI, inToken, keyFilePath(dir, component, suffix))
+			signer, err := bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, component, suffix), []byte(os.Getenv(passwordEnv)))
 			if err != nil {
 				return fmt.Errorf("creating the new key: %w", err)
 			}
@@ -203,7 +204,7 @@ func rotateTUFRoot(cmd *cobra.Command, cfg config.Config, rootKey, newRootKey st
 // current one, or an encrypted file next to the config.
 func nextKeyURI(current, dir, component, suffix string) (uri string, inToken bool, err error) {
 	if strings.HasPrefix(current, "pkcs11:") {
-		uri, err = pkcs11Object(withoutObject(current), "signet-"+component+"-"+suffix)
+		uri, err = bootstrap.TokenObject(withoutObject(current), "signet-"+component+"-"+suffix)
 		return uri, true, err
 	}
 	if os.Getenv(passwordEnv) == "" {
@@ -235,7 +236,7 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool
 	if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
 		return err
 	}
-	if _, err := createKey(newURI, inToken, keyFilePath(dir, section, suffix)); err != nil {
+	if _, err := bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, section, suffix), []byte(os.Getenv(passwordEnv))); err != nil {
 		return fmt.Errorf("creating the new %s key: %w", what, err)
 	}
 	if err := setConfigValues(cfgPath, section, map[string]string{"signer": newURI}); err != nil {

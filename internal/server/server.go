@@ -5,14 +5,10 @@ package server
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -35,6 +31,7 @@ import (
 	"github.com/signet-dev/signet/ca/fulcioapi"
 	"github.com/signet-dev/signet/ca/identity"
 	"github.com/signet-dev/signet/internal/audit"
+	"github.com/signet-dev/signet/internal/bootstrap"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db"
 	"github.com/signet-dev/signet/internal/httpbody"
@@ -43,6 +40,7 @@ import (
 	"github.com/signet-dev/signet/internal/sigalg"
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/ctapi"
+	"github.com/signet-dev/signet/log/pgstore"
 	"github.com/signet-dev/signet/log/rekorapi"
 	"github.com/signet-dev/signet/log/tiles"
 	"github.com/signet-dev/signet/timestamp"
@@ -61,6 +59,10 @@ type Server struct {
 	logger  *slog.Logger
 	cluster *db.Cluster
 	pool    *pgxpool.Pool
+	// devKeys are dev mode's keys and chains (bootstrap.Make).
+	devKeys bootstrap.Instance
+	// trees is the logs' storage in the same database.
+	trees   *pgstore.Store
 	log     *tlog.Log
 	rekor   *rekorapi.API
 	handler http.Handler
@@ -124,6 +126,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if s.pool, err = db.Open(ctx, dbURL); err != nil {
 		return nil, err
 	}
+	s.trees = pgstore.New(s.pool)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "signet_database_bytes", Help: "Size of the database on disk."}, func() float64 {
@@ -148,6 +151,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		s.cfg.PublicURL = "http://" + cfg.Listen
 	}
 	s.cfg.PublicURL = strings.TrimSuffix(s.cfg.PublicURL, "/")
+	if opts.Dev {
+		if err := s.devKeyMaterial(); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.LogEnabled() {
 		if err := s.startLog(ctx, router, reg, opts); err != nil {
 			return nil, err
@@ -205,13 +213,50 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	return s, nil
 }
 
+// devKeyMaterial makes, in the data directory, the keys and chains admin
+// init would make (unencrypted) for the components that run without a key
+// of their own in the configuration: on the first start; later starts take
+// them as they are.
+func (s *Server) devKeyMaterial() error {
+	c := s.cfg
+	var only []string
+	for _, k := range []struct {
+		name string
+		on   bool
+		uri  string
+	}{
+		{"log", c.LogEnabled(), c.Log.Signer},
+		{"ca", c.CAEnabled(true), c.CA.Signer},
+		{"tsa", c.TimestampEnabled(true), c.Timestamp.Signer},
+		{"ct", c.CTEnabled(true), c.CT.Signer},
+		{"tuf-root", c.TUFEnabled(true), c.TUF.RootSigner},
+		{"tuf-targets", c.TUFEnabled(true), c.TUF.TargetsSigner},
+		{"tuf-snapshot", c.TUFEnabled(true), c.TUF.SnapshotSigner},
+		{"tuf-timestamp", c.TUFEnabled(true), c.TUF.TimestampSigner},
+	} {
+		if k.on && k.uri == "" {
+			only = append(only, k.name)
+		}
+	}
+	if len(only) == 0 {
+		return nil
+	}
+	dir := filepath.Join(c.DataDir, "keys")
+	made, err := bootstrap.Make(bootstrap.Plan{Dir: dir, Names: devNames, Only: only, Keep: true, Getenv: s.getenv})
+	if err != nil {
+		return fmt.Errorf("dev keys: %w", err)
+	}
+	for _, f := range made.Made {
+		s.logger.Info("generated dev key material", "file", filepath.Join(dir, f))
+	}
+	s.devKeys = made
+	return nil
+}
+
 func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus.Registerer, opts Options) error {
 	signerURI := s.cfg.Log.Signer
 	if signerURI == "" && s.dev {
-		var err error
-		if signerURI, err = devKey(filepath.Join(s.cfg.DataDir, "keys", "log.pem"), s.logger); err != nil {
-			return err
-		}
+		signerURI = s.devKeys.URIs["log"]
 	}
 	signer, err := keys.Open(signerURI, keys.Options{Dev: s.dev, Getenv: opts.Getenv})
 	if err != nil {
@@ -229,7 +274,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err != nil {
 		return fmt.Errorf("log signer: %w", err)
 	}
-	l, err := tlog.Open(ctx, s.pool, tlog.Config{
+	l, err := tlog.Open(ctx, s.trees, tlog.Config{
 		Name: "rekor", SignerName: s.cfg.Hostname, Signer: signer,
 		MaxBatch: s.cfg.Log.MaxBatch, QueueSize: s.cfg.Log.QueueSize,
 		Hook: index, Logger: s.logger, Metrics: s.logMetrics(reg), Tiles: s.logTiles(reg),
@@ -259,10 +304,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 func (s *Server) startCA(router chi.Router, reg prometheus.Registerer, opts Options) error {
 	signerURI, chainPath := s.cfg.CA.Signer, s.cfg.CA.Chain
 	if s.dev && signerURI == "" {
-		var err error
-		if signerURI, chainPath, err = devCAChain(filepath.Join(s.cfg.DataDir, "keys"), s.logger); err != nil {
-			return fmt.Errorf("dev CA: %w", err)
-		}
+		signerURI, chainPath = s.devKeys.URIs["ca"], s.devKeys.CAChain
 	}
 	signer, chain, err := s.signerAndChain(signerURI, chainPath, opts, caChainFor)
 	if err != nil {
@@ -316,10 +358,7 @@ func (s *Server) startCA(router chi.Router, reg prometheus.Registerer, opts Opti
 func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.Registerer, opts Options) error {
 	signerURI := s.cfg.CT.Signer
 	if signerURI == "" && s.dev {
-		var err error
-		if signerURI, err = devKey(filepath.Join(s.cfg.DataDir, "keys", "ct.pem"), s.logger); err != nil {
-			return err
-		}
+		signerURI = s.devKeys.URIs["ct"]
 	}
 	signer, err := keys.Open(signerURI, keys.Options{Dev: s.dev, Getenv: opts.Getenv})
 	if err != nil {
@@ -336,7 +375,7 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 	if len(roots) == 0 && len(s.caChain) > 0 {
 		roots = s.caChain[len(s.caChain)-1:]
 	}
-	engine, err := tlog.Open(ctx, s.pool, tlog.Config{
+	engine, err := tlog.Open(ctx, s.trees, tlog.Config{
 		Name: "ct", SignerName: s.cfg.Hostname, Signer: signer,
 		Logger: s.logger, Metrics: s.logMetrics(reg), Tiles: s.logTiles(reg),
 		// A new CT key is a rotation: SCT verifiers need only the old key,
@@ -361,8 +400,8 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 }
 
 // pastKeys are a log's keys retired by rotations, with their windows.
-func pastKeys(ctx context.Context, pool *pgxpool.Pool, name string) ([]*trust.Key, error) {
-	retired, err := tlog.RetiredKeys(ctx, pool, name)
+func pastKeys(ctx context.Context, trees *pgstore.Store, name string) ([]*trust.Key, error) {
+	retired, err := tlog.RetiredKeys(ctx, trees, name)
 	if err != nil {
 		return nil, err
 	}
@@ -384,13 +423,13 @@ func (s *Server) publishTrust(ctx context.Context, router chi.Router) error {
 		// tree's first second must fall inside the window.
 		in.Log = &trust.Key{PublicKey: s.rekorSigner.Public(), Start: s.log.CreatedAt().Truncate(time.Second)}
 		start = minTime(start, in.Log.Start)
-		if in.PastLogs, err = pastKeys(ctx, s.pool, "rekor"); err != nil {
+		if in.PastLogs, err = pastKeys(ctx, s.trees, "rekor"); err != nil {
 			return err
 		}
 	}
 	if s.ctLog != nil {
 		in.CT = &trust.Key{PublicKey: s.ctLog.PublicKey(), Start: s.ctEngine.CreatedAt().Truncate(time.Second)}
-		if in.PastCT, err = pastKeys(ctx, s.pool, "ct"); err != nil {
+		if in.PastCT, err = pastKeys(ctx, s.trees, "ct"); err != nil {
 			return err
 		}
 	}
@@ -456,10 +495,7 @@ func (s *Server) startTUF(ctx context.Context, router chi.Router, files map[stri
 	signers := map[string]crypto.Signer{}
 	for role, uri := range uris {
 		if *uri == "" && s.dev {
-			var err error
-			if *uri, err = devKey(filepath.Join(s.cfg.DataDir, "keys", "tuf-"+role+".pem"), s.logger); err != nil {
-				return err
-			}
+			*uri = s.devKeys.URIs["tuf-"+role]
 		}
 		if *uri == "" {
 			continue // only the root key may be absent (kept offline)
@@ -529,10 +565,7 @@ func (s *Server) startTSA(router chi.Router, reg prometheus.Registerer, opts Opt
 	c := s.cfg.Timestamp
 	signerURI, chainPath := c.Signer, c.Chain
 	if s.dev && signerURI == "" {
-		var err error
-		if signerURI, chainPath, err = devTSAChain(filepath.Join(s.cfg.DataDir, "keys"), s.logger); err != nil {
-			return fmt.Errorf("dev TSA: %w", err)
-		}
+		signerURI, chainPath = s.devKeys.URIs["tsa"], s.devKeys.TSAChain
 	}
 	signer, chain, err := s.signerAndChain(signerURI, chainPath, opts, tsaChainFor)
 	if err != nil {
@@ -593,28 +626,6 @@ func (s *Server) signerAndChain(signerURI, chainPath string, opts Options, makeC
 		chain = append([]*x509.Certificate{tokenCert}, chain...)
 	}
 	return signer, chain, nil
-}
-
-// devKey returns the URI of the dev-mode key at path, generating it on first start.
-func devKey(path string, logger *slog.Logger) (string, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return "", fmt.Errorf("creating key directory: %w", err)
-		}
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return "", err
-		}
-		if err := keys.WriteFile(path, crypto.Signer(k), nil); err != nil {
-			return "", err
-		}
-		logger.Info("generated dev key", "path", path)
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	return keys.FileURI(abs, ""), nil
 }
 
 // Handler serves every component.

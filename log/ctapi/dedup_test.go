@@ -24,6 +24,7 @@ import (
 
 	"github.com/signet-dev/signet/internal/db/dbtest"
 	tlog "github.com/signet-dev/signet/log"
+	"github.com/signet-dev/signet/log/pgstore"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -52,7 +53,7 @@ func newTestCT(t *testing.T) *testCT {
 	// As internal/server opens the CT log's engine; its entries are named
 	// otherwise than by their leaf hash, so they are queued and integrated
 	// by Trillian's sequencer.
-	engine, err := tlog.Open(ctx, pool, tlog.Config{Name: "ct", SignerName: "ct.test", Signer: logKey})
+	engine, err := tlog.Open(ctx, pgstore.New(pool), tlog.Config{Name: "ct", SignerName: "ct.test", Signer: logKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,7 @@ func (a *API) shardFor(r *http.Request) (*shard, error) {
 	}
 	sh := a.shardByTree(id)
 	if sh == nil {
-		return nil, &badRequest{fmt.Sprintf("tree %d is not served by this log (active tree: %d)", id, a.active.log.TreeID())}
+		return nil, &badRequest{fmt.Sprintf("tree %d is not served by this log (active tree: %d)", id, a.active.tree.TreeID())}
 	}
 	return sh, nil
 }
@@ -187,7 +187,7 @@ func (a *API) getLogProof(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			var hashes [][]byte
 			var latest tlog.Root
-			hashes, latest, err = sh.log.ConsistencyProof(r.Context(), uint64(first), uint64(last))
+			hashes, latest, err = sh.tree.ConsistencyProof(r.Context(), uint64(first), uint64(last))
 			if err == nil {
 				out := model.ConsistencyProof{Hashes: make([]string, len(hashes)), RootHash: hex.EncodeToString(latest.Hash)}
 				for i, h := range hashes {
@@ -338,7 +338,7 @@ func (a *API) searchIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	var result map[string]bool
 	for i, keys := range criteria {
-		ids, err := lookup(r.Context(), a.active.log, keys, a.limits.MaxSearchResults)
+		ids, err := lookup(r.Context(), a.log, keys, a.limits.MaxSearchResults)
 		if err != nil {
 			a.fail(w, r, err)
 			return

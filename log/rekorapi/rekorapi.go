@@ -50,13 +50,15 @@ type Config struct {
 
 // shard is one tree of the log and the key that signed it.
 type shard struct {
-	log    *tlog.Log
+	tree   *tlog.Tree
 	logID  string
 	pubPEM []byte
 }
 
 // API serves /api/v1/log and /api/v1/index.
 type API struct {
+	// log takes the appends and answers searches across its trees.
+	log *tlog.Log
 	// shards are the retired trees, oldest first, then the active one.
 	shards []*shard
 	active *shard
@@ -77,8 +79,8 @@ func New(cfg Config) (*API, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &API{index: cfg.Index, types: cfg.Types, limits: cfg.Limits, logger: cfg.Logger}
-	for _, l := range append(cfg.Log.Retired(), cfg.Log) {
+	a := &API{log: cfg.Log, index: cfg.Index, types: cfg.Types, limits: cfg.Limits, logger: cfg.Logger}
+	for _, l := range append(cfg.Log.Retired(), cfg.Log.Tree) {
 		id, err := model.LogID(l.PublicKey())
 		if err != nil {
 			return nil, err
@@ -87,7 +89,7 @@ func New(cfg Config) (*API, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.shards = append(a.shards, &shard{log: l, logID: id, pubPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})})
+		a.shards = append(a.shards, &shard{tree: l, logID: id, pubPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})})
 	}
 	a.active = a.shards[len(a.shards)-1]
 	if a.active.logID != cfg.Index.sets.logID {
@@ -107,17 +109,17 @@ func IndexKeysFor(e types.Entry) ([]byte, error) { return encodeKeys(e.IndexKeys
 func (a *API) entry(ctx context.Context, sh *shard, p tlog.Proven) (model.LogEntry, string, error) {
 	body := base64.StdEncoding.EncodeToString(p.Leaf.Value)
 	integrated := p.Leaf.IntegratedAt.Unix()
-	index := int64(sh.log.Offset() + p.Leaf.Index)
+	index := int64(sh.tree.Offset() + p.Leaf.Index)
 	// The engine reads the stored SET with the leaf.
 	set := p.Leaf.Sidecar
 	var err error
 	if set == nil && sh == a.active {
 		// Integrated before SETs were stored: the current key signed it.
-		if set, err = a.index.sets.sign(sh.log.Offset(), p.Leaf); err != nil {
+		if set, err = a.index.sets.sign(sh.tree.Offset(), p.Leaf); err != nil {
 			return nil, "", err
 		}
 	}
-	checkpoint, err := sh.log.Checkpoint(p.Root)
+	checkpoint, err := sh.tree.Checkpoint(p.Root)
 	if err != nil {
 		return nil, "", err
 	}
@@ -125,7 +127,7 @@ func (a *API) entry(ctx context.Context, sh *shard, p tlog.Proven) (model.LogEnt
 	for i, h := range p.Proof {
 		hashes[i] = hex.EncodeToString(h)
 	}
-	id := model.EntryID(sh.log.TreeID(), p.Leaf.Hash)
+	id := model.EntryID(sh.tree.TreeID(), p.Leaf.Hash)
 	return model.LogEntry{id: model.LogEntryAnon{
 		Body: body, IntegratedTime: integrated, LogID: sh.logID, LogIndex: index,
 		Verification: &model.Verification{
@@ -150,7 +152,7 @@ func (a *API) Add(ctx context.Context, body []byte) (model.LogEntry, string, boo
 	if err != nil {
 		return nil, "", false, err
 	}
-	l := a.active.log
+	l := a.log
 	res, err := l.Append(ctx, e.Canonical(), extra)
 	if err != nil {
 		return nil, "", false, err
@@ -192,13 +194,13 @@ func (a *API) Import(ctx context.Context, bodies [][]byte) (tlog.Root, error) {
 			return tlog.Root{}, fmt.Errorf("entry %d of %d: %w", i, len(bodies), err)
 		}
 	}
-	return a.active.log.Import(ctx, values, extras)
+	return a.log.Import(ctx, values, extras)
 }
 
 // shardByTree finds the shard of a tree ID.
 func (a *API) shardByTree(treeID int64) *shard {
 	for _, sh := range a.shards {
-		if sh.log.TreeID() == treeID {
+		if sh.tree.TreeID() == treeID {
 			return sh
 		}
 	}
@@ -226,7 +228,7 @@ func (a *API) byID(ctx context.Context, id string) (model.LogEntry, bool, error)
 		}
 	}
 	for _, sh := range candidates {
-		found, err := sh.log.ByHash(ctx, [][]byte{leafHash})
+		found, err := sh.tree.ByHash(ctx, [][]byte{leafHash})
 		if err != nil {
 			return nil, false, err
 		}
@@ -241,10 +243,10 @@ func (a *API) byID(ctx context.Context, id string) (model.LogEntry, bool, error)
 // byIndex finds an entry by its index across every tree of the log.
 func (a *API) byIndex(ctx context.Context, index int64) (model.LogEntry, bool, error) {
 	for i, sh := range a.shards {
-		if i+1 < len(a.shards) && uint64(index) >= a.shards[i+1].log.Offset() {
+		if i+1 < len(a.shards) && uint64(index) >= a.shards[i+1].tree.Offset() {
 			continue
 		}
-		p, err := sh.log.ByIndex(ctx, uint64(index)-sh.log.Offset())
+		p, err := sh.tree.ByIndex(ctx, uint64(index)-sh.tree.Offset())
 		if errors.Is(err, tlog.ErrNotFound) {
 			return nil, false, nil
 		}
@@ -260,17 +262,17 @@ func (a *API) byIndex(ctx context.Context, index int64) (model.LogEntry, bool, e
 func (a *API) info(ctx context.Context) (model.LogInfo, error) {
 	var out model.LogInfo
 	for _, sh := range a.shards {
-		root, err := sh.log.Latest(ctx)
+		root, err := sh.tree.Latest(ctx)
 		if err != nil {
 			return model.LogInfo{}, err
 		}
-		cp, err := sh.log.Checkpoint(root)
+		cp, err := sh.tree.Checkpoint(root)
 		if err != nil {
 			return model.LogInfo{}, err
 		}
 		info := model.InactiveShardLogInfo{
 			RootHash: hex.EncodeToString(root.Hash), SignedTreeHead: cp,
-			TreeID: strconv.FormatInt(sh.log.TreeID(), 10), TreeSize: int64(root.Size),
+			TreeID: strconv.FormatInt(sh.tree.TreeID(), 10), TreeSize: int64(root.Size),
 		}
 		if sh != a.active {
 			out.InactiveShards = append(out.InactiveShards, info)

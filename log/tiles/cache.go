@@ -17,8 +17,8 @@ type Cache struct {
 	order *list.List // of *entry, most recently used at the front
 	byKey map[key]*list.Element
 
-	hits, misses prometheus.Counter
-	size         prometheus.Gauge
+	hits, misses, groups prometheus.Counter
+	size                 prometheus.Gauge
 }
 
 type key struct {
@@ -31,8 +31,9 @@ type entry struct {
 	tile *Tile
 }
 
-// NewCache returns a cache of at most maxBytes of tiles (a decoded full
-// tile is about 16 KiB), its metrics registered with reg (nil: not).
+// NewCache returns a cache of at most maxBytes of tiles (a complete bottom
+// tile costs about 2 KiB, compacted; any other full tile about 16 KiB), its
+// metrics registered with reg (nil: not).
 func NewCache(maxBytes int64, reg prometheus.Registerer) *Cache {
 	c := &Cache{
 		max: maxBytes, order: list.New(), byKey: map[key]*list.Element{},
@@ -42,12 +43,15 @@ func NewCache(maxBytes int64, reg prometheus.Registerer) *Cache {
 		misses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "signet_log_tile_cache_misses_total", Help: "Tiles read from the database because the tile cache lacked them (or an older version lacked a node).",
 		}),
+		groups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "signet_log_tile_cache_leaf_groups_total", Help: "Groups of 8 leaf hashes read on their own for the lowest nodes of a compacted tile (a complete bottom tile, cached without its three lowest levels); a leaf read to be proven brings its group along.",
+		}),
 		size: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "signet_log_tile_cache_bytes", Help: "Bytes of decoded tiles held by the tile cache (log.tile_cache_bytes bounds it).",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(c.hits, c.misses, c.size)
+		reg.MustRegister(c.hits, c.misses, c.groups, c.size)
 	}
 	return c
 }
@@ -63,9 +67,11 @@ func (c *Cache) get(tree int64, id []byte) *Tile {
 	return el.Value.(*entry).tile
 }
 
-// Put caches t for tree. A tile only grows, so of two versions the one with
-// more bottom nodes is kept.
+// Put caches t for tree (a complete tile of the bottom stratum compacted).
+// A tile only grows, so of two versions the one with more bottom nodes is
+// kept.
 func (c *Cache) Put(tree int64, t *Tile) {
+	t = t.compacted()
 	k := key{tree, string(t.id)}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -29,6 +31,10 @@ type store struct {
 	leaves [][]byte
 	border *compact.Range
 	reads  int
+	// groupReads counts calls of groups, which serves the leaves with
+	// wrong[i] in place of leaf i's hash.
+	groupReads int
+	wrong      map[uint64][]byte
 }
 
 func newStore() *store {
@@ -97,6 +103,29 @@ func (s *store) fetch(_ context.Context, ids [][]byte) ([][]byte, error) {
 	return out, nil
 }
 
+// groups is the store's Leaves: the hashes of whole groups of leaves.
+func (s *store) groups(_ context.Context, groups []uint64) (map[uint64][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.groupReads++
+	out := map[uint64][]byte{}
+	for _, g := range groups {
+		if (g+1)*GroupSize > uint64(len(s.leaves)) {
+			continue
+		}
+		var b []byte
+		for i := g * GroupSize; i < (g+1)*GroupSize; i++ {
+			h := s.leaves[i]
+			if w, ok := s.wrong[i]; ok {
+				h = w
+			}
+			b = append(b, h...)
+		}
+		out[g] = b
+	}
+	return out, nil
+}
+
 func (s *store) root(t *testing.T, size uint64) []byte {
 	t.Helper()
 	cr := factory.NewEmptyRange(0)
@@ -135,9 +164,18 @@ func TestIDIsTrilliansLayout(t *testing.T) {
 // (partial tiles rewritten, tiles completed, a second stratum started), and
 // the border at each size has the right root.
 func TestProofsFromTilesVerify(t *testing.T) {
+	for _, withLeaves := range []bool{true, false} {
+		t.Run(fmt.Sprint("leaves=", withLeaves), func(t *testing.T) { testProofsFromTiles(t, withLeaves) })
+	}
+}
+
+func testProofsFromTiles(t *testing.T, withLeaves bool) {
 	ctx := context.Background()
 	s := newStore()
 	r := Reader{Tree: 1, Cache: NewCache(64<<20, nil), Fetch: s.fetch}
+	if withLeaves {
+		r.Leaves = s.groups
+	}
 	var sizes []uint64
 	// The last batch takes the tree past 65,536 leaves: a third stratum.
 	for _, n := range []int{1, 2, 5, 248, 1, 255, 256, 300, 1000, 64000, 800} {
@@ -181,6 +219,63 @@ func TestProofsFromTilesVerify(t *testing.T) {
 				t.Fatalf("consistency %d..%d: %v", from, size, err)
 			}
 		}
+	}
+}
+
+// A complete bottom tile is cached compacted: proofs of its leaves read
+// groups of 8 leaf hashes, not the tile, and still verify; leaves that do
+// not hash to the tile's nodes are an error, not a wrong proof.
+func TestCompactedTilesProveFromLeaves(t *testing.T) {
+	ctx := context.Background()
+	s := newStore()
+	r := Reader{Tree: 1, Cache: NewCache(64<<20, nil), Fetch: s.fetch, Leaves: s.groups}
+	s.append(t, 3*Width+10)
+	size := uint64(len(s.leaves))
+	root := s.root(t, size)
+	prove := func(i uint64) error {
+		p, err := r.Inclusion(ctx, i, size)
+		if err != nil {
+			return err
+		}
+		return proof.VerifyInclusion(rfc6962.DefaultHasher, i, size, s.leaves[i], p, root)
+	}
+	for _, i := range []uint64{5, Width + 5, 2*Width + 5} { // reads and caches the tiles
+		if err := prove(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tl := r.Cache.get(1, ID(compact.NewNodeID(0, 5))); tl == nil || tl.low != GroupLevel {
+		t.Fatalf("a complete bottom tile is cached as %+v, want compacted", tl)
+	}
+	if tl := r.Cache.get(1, ID(compact.NewNodeID(0, 3*Width))); tl == nil || tl.low != 0 {
+		t.Fatalf("the partial tile at the right edge is cached as %+v, want whole", tl)
+	}
+	reads, groups := s.reads, s.groupReads
+	for i := range size {
+		if err := prove(i); err != nil {
+			t.Fatalf("leaf %d: %v", i, err)
+		}
+	}
+	// One group read per proof of a leaf in a complete tile, none for the
+	// partial tile's leaves, and no tile read at all.
+	if s.reads != reads || s.groupReads-groups != 3*Width {
+		t.Fatalf("proving every leaf read %d tiles and %d groups, want 0 and %d", s.reads-reads, s.groupReads-groups, 3*Width)
+	}
+	for _, from := range []uint64{1, 7, 8, 9, 300, Width, 2*Width + 3} {
+		p, err := r.Consistency(ctx, from, size)
+		if err == nil {
+			err = proof.VerifyConsistency(rfc6962.DefaultHasher, from, size, p, s.root(t, from), root)
+		}
+		if err != nil {
+			t.Fatalf("consistency %d..%d: %v", from, size, err)
+		}
+	}
+	s.wrong = map[uint64][]byte{300: leafHash(1 << 40)}
+	if _, err := r.Inclusion(ctx, 301, size); err == nil || !strings.Contains(err.Error(), "inconsistent") {
+		t.Fatalf("a wrong leaf hash in the group: %v, want an error", err)
+	}
+	if err := prove(310); err != nil {
+		t.Fatalf("a proof from another group: %v", err)
 	}
 }
 
@@ -230,7 +325,10 @@ func TestCacheBudget(t *testing.T) {
 		}
 		return tl
 	}
-	one := full(0, Width).bytes()
+	one := full(0, Width).compacted().bytes()
+	if whole := full(0, Width).bytes(); one*7 > whole {
+		t.Fatalf("a compacted bottom tile costs %d bytes, the whole one %d", one, whole)
+	}
 	c := NewCache(3*one, nil)
 	for i := range uint64(3) {
 		c.Put(7, full(i, Width))
@@ -371,5 +469,41 @@ func BenchmarkDecode(b *testing.B) {
 		if _, err := Decode(raw); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A proof given its leaf's group reads nothing for a compacted tile; a
+// wrong group is an error, and an incomplete one is not used.
+func TestInclusionWithGroup(t *testing.T) {
+	ctx := context.Background()
+	s := newStore()
+	r := Reader{Tree: 1, Cache: NewCache(64<<20, nil), Fetch: s.fetch, Leaves: s.groups}
+	s.append(t, 2*Width+3)
+	size := uint64(len(s.leaves))
+	root := s.root(t, size)
+	if _, err := r.Inclusion(ctx, 0, size); err != nil { // caches the tiles
+		t.Fatal(err)
+	}
+	group := func(i uint64) []byte {
+		return bytes.Join(s.leaves[i/GroupSize*GroupSize:i/GroupSize*GroupSize+GroupSize], nil)
+	}
+	reads, groups := s.reads, s.groupReads
+	for _, i := range []uint64{1, 100, 255} {
+		p, err := r.InclusionWith(ctx, i, size, group(i))
+		if err == nil {
+			err = proof.VerifyInclusion(rfc6962.DefaultHasher, i, size, s.leaves[i], p, root)
+		}
+		if err != nil {
+			t.Fatalf("leaf %d: %v", i, err)
+		}
+	}
+	if s.reads != reads || s.groupReads != groups {
+		t.Fatalf("proofs given their groups read %d tiles and %d groups, want none", s.reads-reads, s.groupReads-groups)
+	}
+	if _, err := r.InclusionWith(ctx, 1, size, group(9)); err == nil {
+		t.Fatal("a proof from another group's hashes was served")
+	}
+	if p, err := r.InclusionWith(ctx, 2, size, group(2)[:3*hashSize]); err != nil || proof.VerifyInclusion(rfc6962.DefaultHasher, 2, size, s.leaves[2], p, root) != nil {
+		t.Fatalf("with an incomplete group: %v", err)
 	}
 }
