@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -41,11 +42,13 @@ func openTestLogPool(t *testing.T) (*Log, *pgxpool.Pool) {
 	return l, pool
 }
 
-// Concurrent reads by hash are answered by shared queries; each reader gets
-// its own leaf (or nothing for a hash not in the log), proven.
+// Concurrent reads by hash and by index are answered by shared queries;
+// each reader gets its own leaf (or nothing for one not in the log), proven.
 func TestGatheredReadsByHashGetTheirOwnLeaf(t *testing.T) {
 	l := openTestLog(t)
-	hashes := appendConcurrently(t, l, "read", 200)
+	// Two complete tiles, which the cache keeps compacted: their leaves'
+	// proofs take their lowest nodes from the groups read with the leaves.
+	hashes := appendConcurrently(t, l, "read", 600)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64*50)
 	for w := range 64 {
@@ -53,7 +56,7 @@ func TestGatheredReadsByHashGetTheirOwnLeaf(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 50 {
-				index := uint64((w*50 + i) % 220)
+				index := uint64((w*50 + i*13) % 620)
 				want, inLog := hashes[index]
 				if !inLog {
 					want = rfc6962.DefaultHasher.HashLeaf(fmt.Appendf(nil, "not in the log %d", index))
@@ -70,6 +73,18 @@ func TestGatheredReadsByHashGetTheirOwnLeaf(t *testing.T) {
 					p := got[0]
 					if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, p.Root.Size, want, p.Proof, p.Root.Hash); err != nil {
 						errs <- fmt.Errorf("leaf %d: %w", index, err)
+					}
+				}
+				// The same leaf by index, gathered with other readers'.
+				p, err := l.ByIndex(context.Background(), index)
+				switch {
+				case !inLog && !errors.Is(err, ErrNotFound):
+					errs <- fmt.Errorf("index %d beyond the log: %+v, %v", index, p, err)
+				case inLog && (err != nil || p.Leaf.Index != index || !bytes.Equal(p.Leaf.Hash, want) || p.Leaf.Group != nil):
+					errs <- fmt.Errorf("leaf %d by index: %+v, %v", index, p, err)
+				case inLog:
+					if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, p.Root.Size, want, p.Proof, p.Root.Hash); err != nil {
+						errs <- fmt.Errorf("leaf %d by index: %w", index, err)
 					}
 				}
 			}

@@ -51,6 +51,7 @@ type Tree struct {
 	// leafReads and tileReads gather concurrent reads into shared queries
 	// until stop; nil, each read is a query of its own.
 	leafReads  *gatherer[[]Leaf]
+	indexReads *gatherer[[]Leaf]
 	tileReads  *gatherer[[]byte]
 	groupReads *gatherer[[]byte]
 	stop       <-chan struct{}
@@ -79,6 +80,7 @@ func newTree(cfg Config, st *pgstore.Tree, pub crypto.PublicKey, offset uint64, 
 func (t *Tree) gatherReads(stop <-chan struct{}) {
 	t.stop = stop
 	t.leafReads = newGatherer(readers, stop, t.leavesByHashes)
+	t.indexReads = newGatherer(readers, stop, t.leavesAt)
 	t.tileReads = newGatherer(readers, stop, t.store.Tiles)
 	t.groupReads = newGatherer(readers, stop, func(ctx context.Context, keys [][]byte) (map[string][]byte, error) {
 		groups := make([]uint64, len(keys))
@@ -98,6 +100,7 @@ func (t *Tree) gatherReads(stop <-chan struct{}) {
 func (t *Tree) waitReads() {
 	if t.leafReads != nil {
 		t.leafReads.wait()
+		t.indexReads.wait()
 		t.tileReads.wait()
 		t.groupReads.wait()
 	}
@@ -355,6 +358,23 @@ func (t *Tree) leavesByHashes(ctx context.Context, hashes [][]byte) (map[string]
 	return out, nil
 }
 
+// leavesAt reads leaves by index (8 bytes, big-endian) for the gatherer.
+func (t *Tree) leavesAt(ctx context.Context, keys [][]byte) (map[string][]Leaf, error) {
+	indexes := make([]int64, len(keys))
+	for i, k := range keys {
+		indexes[i] = int64(binary.BigEndian.Uint64(k))
+	}
+	leaves, err := t.store.LeavesAt(ctx, indexes, t.proven)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]Leaf, len(leaves))
+	for _, lf := range leaves {
+		out[string(binary.BigEndian.AppendUint64(nil, lf.Index))] = []Leaf{lf}
+	}
+	return out, nil
+}
+
 // ByIndex returns the leaf at index with its proof at the latest root.
 func (t *Tree) ByIndex(ctx context.Context, index uint64) (Proven, error) {
 	root, err := t.Latest(ctx)
@@ -364,7 +384,12 @@ func (t *Tree) ByIndex(ctx context.Context, index uint64) (Proven, error) {
 	if index >= root.Size {
 		return Proven{}, ErrNotFound
 	}
-	leaves, err := t.store.LeavesInRange(ctx, index, 1, t.proven)
+	var leaves []Leaf
+	if t.indexReads != nil {
+		leaves, err = t.indexReads.get(ctx, t.stop, binary.BigEndian.AppendUint64(nil, index))
+	} else {
+		leaves, err = t.store.LeavesInRange(ctx, index, 1, t.proven)
+	}
 	if err != nil {
 		return Proven{}, fmt.Errorf("log %s: %w", t.name, err)
 	}

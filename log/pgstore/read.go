@@ -83,6 +83,20 @@ func (t *Tree) LeavesInRange(ctx context.Context, start, count uint64, with With
 	return leaves, nil
 }
 
+// LeavesAt reads the integrated leaves at these indexes, with what else is
+// asked for; indexes beyond the tree have no row.
+func (t *Tree) LeavesAt(ctx context.Context, indexes []int64, with With) ([]Leaf, error) {
+	rows, err := t.s.pool.Query(ctx, leafSelect(with)+"s.SequenceNumber = ANY($2)", t.ID(), indexes)
+	if err != nil {
+		return nil, fmt.Errorf("reading %d leaves of tree %d by index: %w", len(indexes), t.ID(), err)
+	}
+	leaves, err := scanLeaves(rows)
+	if err != nil {
+		return nil, fmt.Errorf("reading %d leaves of tree %d by index: %w", len(indexes), t.ID(), err)
+	}
+	return leaves, nil
+}
+
 // LeavesByHash reads the integrated leaves with these RFC 6962 leaf hashes,
 // with what else is asked for; hashes not in the tree have no row.
 func (t *Tree) LeavesByHash(ctx context.Context, hashes [][]byte, with With) ([]Leaf, error) {
