@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -107,7 +108,7 @@ func (a *appender) commitDirectly(ctx context.Context, leaves pgstore.Leaves) (d
 		}
 		err = a.store.AppendNew(ctx, size, leaves, pgstore.Commit{Tiles: pgstore.Tiles{IDs: tw.IDs, Blobs: tw.Blobs}, Head: pgstore.Head(guessRoot), Records: records})
 		if err == nil {
-			if err := a.committed(guessRoot, batch.Border, tw.Tiles); err != nil {
+			if err := a.committed(guessRoot, batch.Border, tw.Tiles, leaves.Hashes); err != nil {
 				return nil, Root{}, nil, err
 			}
 			a.metrics.commits.WithLabelValues(a.cfg.Name, "one_round_trip").Inc()
@@ -199,7 +200,7 @@ func (a *appender) commitDirectly(ctx context.Context, leaves pgstore.Leaves) (d
 	if err := app.Commit(ctx, pgstore.Commit{Tiles: pgstore.Tiles{IDs: written.IDs, Blobs: written.Blobs}, Head: pgstore.Head(root), Records: hook.records}); err != nil {
 		return nil, Root{}, nil, err
 	}
-	if err := a.committed(root, batch.Border, written.Tiles); err != nil {
+	if err := a.committed(root, batch.Border, written.Tiles, addedHashes); err != nil {
 		return nil, Root{}, nil, err
 	}
 	a.metrics.commits.WithLabelValues(a.cfg.Name, "two_round_trips").Inc()
@@ -212,6 +213,7 @@ func (a *appender) commitDirectly(ctx context.Context, leaves pgstore.Leaves) (d
 func (a *appender) failedCommit() {
 	a.behind = true
 	a.written = nil
+	a.recent = nil
 	a.mu.Lock()
 	a.hookLoaded = false
 	a.mu.Unlock()
@@ -219,7 +221,7 @@ func (a *appender) failedCommit() {
 
 // committed brings the right border, the hook's progress, the tile caches
 // and the published root up to a batch just committed.
-func (a *appender) committed(root Root, border *compact.Range, written []*storagepb.SubtreeProto) error {
+func (a *appender) committed(root Root, border *compact.Range, written []*storagepb.SubtreeProto, hashes [][]byte) error {
 	if a.cfg.Hook != nil {
 		a.mu.Lock()
 		a.indexed, a.storedCPSize = root.Size, root.Size
@@ -229,6 +231,14 @@ func (a *appender) committed(root Root, border *compact.Range, written []*storag
 		return fmt.Errorf("the right border is at size %d after committing size %d", border.End(), root.Size)
 	}
 	a.border = border
+	// The tree's last leaf hashes: with them, every new leaf's group is
+	// known (recentGroups) and a tile the batch completes, which the cache
+	// keeps compacted, costs its proofs no read.
+	if a.recentEnd != root.Size-uint64(len(hashes)) {
+		a.recent = nil
+	}
+	a.recent = append(a.recent[max(0, len(a.recent)-(tiles.GroupSize-1)):len(a.recent):len(a.recent)], hashes...)
+	a.recentEnd = root.Size
 	// Tiles are rewritten only at the tree's right edge (one per stratum)
 	// and complete ones never again, so a handful are kept.
 	if a.written == nil || len(a.written) > maxCachedTiles {
@@ -245,6 +255,20 @@ func (a *appender) committed(root Root, border *compact.Range, written []*storag
 	}
 	a.tree.publish(root)
 	return nil
+}
+
+// recentGroups gives each of leaves (the batch just committed, in index
+// order) the hashes of its group, when the tree's last hashes (a.recent)
+// hold the whole group.
+func (a *appender) recentGroups(leaves []Leaf) {
+	first := a.recentEnd - uint64(len(a.recent))
+	for i := range leaves {
+		start := leaves[i].Index / tiles.GroupSize * tiles.GroupSize
+		if start < first || start+tiles.GroupSize > a.recentEnd {
+			continue
+		}
+		leaves[i].Group = bytes.Join(a.recent[start-first:start-first+tiles.GroupSize], nil)
+	}
 }
 
 // maxCachedTiles bounds the tile cache; a tree of 2^64 leaves has 8 strata.

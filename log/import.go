@@ -84,7 +84,7 @@ func (a *appender) importBatch(ctx context.Context, values, extras [][]byte) (ro
 	if err := a.store.Import(ctx, size, leaves, pgstore.Commit{Tiles: pgstore.Tiles{IDs: written.IDs, Blobs: written.Blobs}, Head: pgstore.Head(root), Records: records}); err != nil {
 		return Root{}, err
 	}
-	if err := a.committed(root, batch.Border, written.Tiles); err != nil {
+	if err := a.committed(root, batch.Border, written.Tiles, leaves.Hashes); err != nil {
 		return Root{}, err
 	}
 	return root, nil

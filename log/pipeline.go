@@ -53,6 +53,11 @@ type appender struct {
 	// written are the tiles the pipeline last wrote, by ID, for the next
 	// batch; only the pipeline goroutine touches it.
 	written map[string]*storagepb.SubtreeProto
+	// recent are the hashes of the leaves before recentEnd, the tree's
+	// size at the last commit (the last batch's and up to GroupSize-1
+	// before them); only the pipeline goroutine touches them.
+	recent    [][]byte
+	recentEnd uint64
 
 	mu sync.Mutex
 	// hook progress: leaves handed over so far and the size of the
@@ -326,6 +331,7 @@ func (a *appender) commitBatch(ctx context.Context, leaves pgstore.Leaves) (map[
 			results[string(h)] = Appended{Duplicate: true, Proven: Proven{Leaf: Leaf{Hash: h}}}
 		}
 	}
+	a.recentGroups(added)
 	proven, err := a.tree.prove(ctx, a.ownReader, added, root)
 	if err != nil {
 		return nil, fmt.Errorf("proving the new leaves: %w", err)

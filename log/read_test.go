@@ -12,11 +12,13 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/signet-dev/signet/internal/db/dbtest"
 	"github.com/signet-dev/signet/log/pgstore"
+	"github.com/signet-dev/signet/log/tiles"
 )
 
 func openTestLog(t *testing.T) *Log {
@@ -94,5 +96,35 @@ func TestGatheredReadsByHashGetTheirOwnLeaf(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// Batches that complete tiles, which the cache keeps compacted, prove their
+// new leaves from the hashes just written: the pipeline reads no group of
+// leaves for them, whatever the batches' bounds.
+func TestAppendsReadNoLeafGroups(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	l, err := Open(context.Background(), pgstore.New(dbtest.NewPool(t)), Config{Name: "test", SignerName: "test", Signer: key, Tiles: tiles.NewCache(64<<20, reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	appendConcurrently(t, l, "groups", 4*tiles.Width+50) // proofs checked as answered
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := -1.0
+	for _, f := range families {
+		if f.GetName() == "signet_log_tile_cache_leaf_groups_total" {
+			read = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if read != 0 {
+		t.Fatalf("appends read %v groups of leaves, want 0", read)
 	}
 }

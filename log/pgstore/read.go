@@ -71,44 +71,33 @@ func scanLeaves(rows pgx.Rows) ([]Leaf, error) {
 // LeavesInRange reads the integrated leaves from start (at most count), in
 // index order, with what else is asked for.
 func (t *Tree) LeavesInRange(ctx context.Context, start, count uint64, with With) ([]Leaf, error) {
-	rows, err := t.s.pool.Query(ctx, leafSelect(with)+"s.SequenceNumber >= $2 AND s.SequenceNumber < $3 ORDER BY s.SequenceNumber",
-		t.ID(), int64(start), int64(start+count))
-	if err != nil {
-		return nil, fmt.Errorf("reading leaves %d..%d of tree %d: %w", start, start+count, t.ID(), err)
-	}
-	leaves, err := scanLeaves(rows)
-	if err != nil {
-		return nil, fmt.Errorf("reading leaves %d..%d of tree %d: %w", start, start+count, t.ID(), err)
-	}
-	return leaves, nil
+	return t.leaves(ctx, with, fmt.Sprintf("leaves %d..%d", start, start+count),
+		"s.SequenceNumber >= $2 AND s.SequenceNumber < $3 ORDER BY s.SequenceNumber", int64(start), int64(start+count))
 }
 
 // LeavesAt reads the integrated leaves at these indexes, with what else is
 // asked for; indexes beyond the tree have no row.
 func (t *Tree) LeavesAt(ctx context.Context, indexes []int64, with With) ([]Leaf, error) {
-	rows, err := t.s.pool.Query(ctx, leafSelect(with)+"s.SequenceNumber = ANY($2)", t.ID(), indexes)
-	if err != nil {
-		return nil, fmt.Errorf("reading %d leaves of tree %d by index: %w", len(indexes), t.ID(), err)
-	}
-	leaves, err := scanLeaves(rows)
-	if err != nil {
-		return nil, fmt.Errorf("reading %d leaves of tree %d by index: %w", len(indexes), t.ID(), err)
-	}
-	return leaves, nil
+	return t.leaves(ctx, with, fmt.Sprintf("%d leaves by index", len(indexes)), "s.SequenceNumber = ANY($2)", indexes)
 }
 
 // LeavesByHash reads the integrated leaves with these RFC 6962 leaf hashes,
 // with what else is asked for; hashes not in the tree have no row.
 func (t *Tree) LeavesByHash(ctx context.Context, hashes [][]byte, with With) ([]Leaf, error) {
-	rows, err := t.s.pool.Query(ctx, leafSelect(with)+"s.MerkleLeafHash = ANY($2)", t.ID(), hashes)
-	if err != nil {
-		return nil, fmt.Errorf("reading %d leaves of tree %d by hash: %w", len(hashes), t.ID(), err)
+	return t.leaves(ctx, with, fmt.Sprintf("%d leaves by hash", len(hashes)), "s.MerkleLeafHash = ANY($2)", hashes)
+}
+
+// leaves reads leaves where the condition holds ($1 is the tree; args are
+// $2, ...); what names them in errors.
+func (t *Tree) leaves(ctx context.Context, with With, what, where string, args ...any) ([]Leaf, error) {
+	rows, err := t.s.pool.Query(ctx, leafSelect(with)+where, append([]any{t.ID()}, args...)...)
+	if err == nil {
+		var leaves []Leaf
+		if leaves, err = scanLeaves(rows); err == nil {
+			return leaves, nil
+		}
 	}
-	leaves, err := scanLeaves(rows)
-	if err != nil {
-		return nil, fmt.Errorf("reading %d leaves of tree %d by hash: %w", len(hashes), t.ID(), err)
-	}
-	return leaves, nil
+	return nil, fmt.Errorf("reading %s of tree %d: %w", what, t.ID(), err)
 }
 
 // Tiles reads stored tiles (Trillian's encoded SubtreeProto) by ID, in one

@@ -248,8 +248,18 @@ func TestEnqueueOncePerIdentity(t *testing.T) {
 // out a group the tree does not hold yet.
 func TestLeafGroups(t *testing.T) {
 	ctx := context.Background()
-	tree, err := newStore(t).CreateTree(ctx, "test", []byte("key"))
+	s := newStore(t)
+	tree, err := s.CreateTree(ctx, "test", []byte("key"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Another tree with other leaves at the same indexes, added first.
+	other, err := s.CreateTree(ctx, "other", []byte("key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherLeaves := leavesOf("o0", "o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8", "o9")
+	if err := other.AppendNew(ctx, 0, otherLeaves, Commit{Head: Head{Size: 10, Hash: []byte("root"), Timestamp: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
 	var values []string

@@ -379,7 +379,8 @@ type Reader struct {
 	Cache *Cache
 	Fetch Fetch
 	// Leaves serves the nodes of compacted tiles below GroupLevel; nil,
-	// such a node reads its whole tile again.
+	// such a node (outside a group given to InclusionWith) reads its whole
+	// tile again.
 	Leaves Leaves
 	// known is a group already read (InclusionWith).
 	known *knownGroup
@@ -414,7 +415,7 @@ func (r Reader) Nodes(ctx context.Context, nodes []compact.NodeID) ([][]byte, er
 			if out[i] = t.node(level, index); out[i] != nil {
 				continue
 			}
-			if level < t.low && (r.Leaves != nil || r.known != nil) {
+			if level < t.low && (r.Leaves != nil || r.known != nil && r.known.group == n.Index<<n.Level>>GroupLevel) {
 				fromLeaves = append(fromLeaves, i)
 				continue
 			}
@@ -436,7 +437,7 @@ func (r Reader) Nodes(ctx context.Context, nodes []compact.NodeID) ([][]byte, er
 			return nil, err
 		}
 	}
-	if len(fromLeaves) > 0 && (r.Leaves != nil || r.known != nil) {
+	if len(fromLeaves) > 0 {
 		if err := r.nodesFromLeaves(ctx, nodes, fromLeaves, looked, out); err != nil {
 			return nil, err
 		}
@@ -496,21 +497,19 @@ func (r Reader) nodesFromLeaves(ctx context.Context, nodes []compact.NodeID, whi
 		}
 	}
 	leaves := map[uint64][]byte{}
+	if r.known != nil {
+		leaves[r.known.group] = r.known.hashes
+	}
 	if len(missing) > 0 {
-		if r.Leaves == nil {
-			return fmt.Errorf("tree %d: no way to read the leaves under a compacted tile", r.Tree)
-		}
+		// Nodes sends a node here without Leaves only from the known group.
 		r.Cache.groups.Add(float64(len(missing)))
-		var err error
-		if leaves, err = r.Leaves(ctx, missing); err != nil {
+		read, err := r.Leaves(ctx, missing)
+		if err != nil {
 			return fmt.Errorf("reading %d groups of leaves of tree %d: %w", len(missing), r.Tree, err)
 		}
-	}
-	if r.known != nil {
-		if leaves == nil {
-			leaves = map[uint64][]byte{}
+		for g, hashes := range read {
+			leaves[g] = hashes
 		}
-		leaves[r.known.group] = r.known.hashes
 	}
 	subtrees := make(map[uint64]*Tile, len(groups))
 	for _, g := range groups {

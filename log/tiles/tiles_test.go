@@ -506,4 +506,21 @@ func TestInclusionWithGroup(t *testing.T) {
 	if p, err := r.InclusionWith(ctx, 2, size, group(2)[:3*hashSize]); err != nil || proof.VerifyInclusion(rfc6962.DefaultHasher, 2, size, s.leaves[2], p, root) != nil {
 		t.Fatalf("with an incomplete group: %v", err)
 	}
+	// Without a Leaves source, a group given serves its own leaf's proof,
+	// and any other node of a compacted tile reads the tile again; at an
+	// older size too.
+	bare := Reader{Tree: 1, Cache: r.Cache, Fetch: s.fetch}
+	for _, at := range []uint64{size, 300, 13} {
+		i := uint64(9)
+		p, err := bare.InclusionWith(ctx, i, at, group(i))
+		if err == nil {
+			err = proof.VerifyInclusion(rfc6962.DefaultHasher, i, at, s.leaves[i], p, s.root(t, at))
+		}
+		if err != nil {
+			t.Fatalf("leaf %d at size %d without Leaves: %v", i, at, err)
+		}
+	}
+	if p, err := bare.Consistency(ctx, 13, size); err != nil || proof.VerifyConsistency(rfc6962.DefaultHasher, 13, size, p, s.root(t, 13), root) != nil {
+		t.Fatalf("consistency from 13 without Leaves: %v", err)
+	}
 }
