@@ -123,3 +123,55 @@ func mustRange(t *testing.T, begin uint64, hashes [][]byte) *compact.Range {
 	}
 	return r
 }
+
+// BenchmarkBatch is the pipeline's pure work for a batch of 32 appends to a
+// tree of 10M leaves: nodes and root from the border, then the tiles to
+// write from the stored ones (the bottom tile 5/8 full, upper tiles partial).
+func BenchmarkBatch(b *testing.B) {
+	const base, filled, n = 10_000_000 / tiles.Width * tiles.Width, 160, 32
+	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	ids := compact.RangeNodes(0, base, nil)
+	dummy := make([][]byte, len(ids))
+	for i := range dummy {
+		dummy[i] = leafHash(uint64(i) + 1<<40)
+	}
+	border, err := rf.NewRange(0, base, dummy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The batch before leaves the stored tiles.
+	first := make([][]byte, filled)
+	for i := range first {
+		first[i] = leafHash(base + uint64(i))
+	}
+	before, err := Append(border, first)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := UpdateTiles(before.Nodes, map[string]*storagepb.SubtreeProto{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hashes := make([][]byte, n)
+	for i := range hashes {
+		hashes[i] = leafHash(base + filled + uint64(i))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		start, err := rf.NewRange(0, before.Border.End(), before.Border.Hashes())
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch, err := Append(start, hashes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stored := map[string]*storagepb.SubtreeProto{}
+		for _, t := range w.Tiles {
+			stored[string(t.Prefix)] = proto.Clone(t).(*storagepb.SubtreeProto)
+		}
+		if _, err := UpdateTiles(batch.Nodes, stored); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
