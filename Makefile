@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 15m
 # Debian package that provides initdb and pg_ctl.
 PG_PACKAGE := postgresql
 
-.PHONY: all build run test vet fuzz deps clean bench cosign
+.PHONY: all build run test vet fuzz deps clean bench cosign image-check
 
 all: build
 
@@ -16,8 +16,9 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 ## deps: make sure the PostgreSQL server binaries (initdb, pg_ctl), openssl,
-## SoftHSM2 (the PKCS#11 token the tests use) and Debian's docker-registry (a
-## registry without the OCI referrers API, for the image tests) exist.
+## SoftHSM2 (the PKCS#11 token the tests use), Debian's docker-registry (a
+## registry without the OCI referrers API, for the image tests) and gcc (cgo:
+## the PKCS#11 binding; with binutils' readelf for image-check) exist.
 deps:
 	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -27,7 +28,7 @@ deps:
 			echo "PostgreSQL server binaries not found: run 'sudo apt-get install $(PG_PACKAGE)' (tests can use an existing server through DATABASE_URL)"; exit 1; \
 		fi; \
 	fi
-	@for pair in openssl:openssl softhsm2-util:softhsm2 docker-registry:docker-registry; do \
+	@for pair in openssl:openssl softhsm2-util:softhsm2 docker-registry:docker-registry gcc:gcc readelf:binutils; do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 		if ! command -v $$cmd >/dev/null 2>&1; then \
 			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -50,9 +51,14 @@ vet:
 ## test: vet, then every test (PostgreSQL is started per test binary under /tmp).
 ## Unmodified cosign is installed when missing, best effort: the
 ## interoperability test skips (and says so) if it could not be built.
-test: deps vet
+test: deps vet image-check
 	@command -v cosign >/dev/null 2>&1 || "$$($(GO) env GOPATH)/bin/cosign" version 2>/dev/null | grep -q "GitVersion: *$(COSIGN_VERSION)$$" || $(MAKE) cosign || echo "cosign could not be installed; its interoperability tests will skip"
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+## image-check: run deploy/Dockerfile's build command outside Docker (no engine
+## here) and check the binary suits the image: cgo, glibc only, runs.
+image-check:
+	scripts/image-check.sh
 
 ## fuzz: run each fuzz target briefly (FUZZTIME=1m for longer)
 FUZZTIME ?= 15s
