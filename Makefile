@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 15m
 # Debian package that provides initdb and pg_ctl.
 PG_PACKAGE := postgresql
 
-.PHONY: all build run test vet fuzz deps clean bench cosign image-check
+.PHONY: all build run test vet fuzz deps clean bench cosign image-check rules-check
 
 all: build
 
@@ -17,8 +17,9 @@ build:
 
 ## deps: make sure the PostgreSQL server binaries (initdb, pg_ctl), openssl,
 ## SoftHSM2 (the PKCS#11 token the tests use), Debian's docker-registry (a
-## registry without the OCI referrers API, for the image tests) and gcc (cgo:
-## the PKCS#11 binding; with binutils' readelf for image-check) exist.
+## registry without the OCI referrers API, for the image tests), gcc (cgo:
+## the PKCS#11 binding; with binutils' readelf for image-check) and promtool
+## (Debian's prometheus package: the alert rules' checks) exist.
 deps:
 	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -28,7 +29,7 @@ deps:
 			echo "PostgreSQL server binaries not found: run 'sudo apt-get install $(PG_PACKAGE)' (tests can use an existing server through DATABASE_URL)"; exit 1; \
 		fi; \
 	fi
-	@for pair in openssl:openssl softhsm2-util:softhsm2 docker-registry:docker-registry gcc:gcc readelf:binutils; do \
+	@for pair in openssl:openssl softhsm2-util:softhsm2 docker-registry:docker-registry gcc:gcc readelf:binutils promtool:prometheus; do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 		if ! command -v $$cmd >/dev/null 2>&1; then \
 			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -51,7 +52,7 @@ vet:
 ## test: vet, then every test (PostgreSQL is started per test binary under /tmp).
 ## Unmodified cosign is installed when missing, best effort: the
 ## interoperability test skips (and says so) if it could not be built.
-test: deps vet image-check
+test: deps vet image-check rules-check
 	@command -v cosign >/dev/null 2>&1 || "$$($(GO) env GOPATH)/bin/cosign" version 2>/dev/null | grep -q "GitVersion: *$(COSIGN_VERSION)$$" || $(MAKE) cosign || echo "cosign could not be installed; its interoperability tests will skip"
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
@@ -59,6 +60,12 @@ test: deps vet image-check
 ## here) and check the binary suits the image: cgo, glibc only, runs.
 image-check:
 	scripts/image-check.sh
+
+## rules-check: the Prometheus alert rules are valid and fire as their unit
+## tests say (deploy/prometheus/alerts_test.yaml).
+rules-check:
+	promtool check rules deploy/prometheus/alerts.yaml
+	cd deploy/prometheus && promtool test rules alerts_test.yaml
 
 ## fuzz: run each fuzz target briefly (FUZZTIME=1m for longer)
 FUZZTIME ?= 15s

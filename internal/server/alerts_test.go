@@ -1,0 +1,93 @@
+package server_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/signet-dev/signet/client"
+)
+
+// The alert rules shipped for Prometheus (deploy/prometheus/alerts.yaml;
+// promtool checks and unit-tests them in make test) name only metrics this
+// server exports: a renamed metric would otherwise leave an alert that
+// never fires.
+func TestAlertRulesNameExportedMetrics(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/prometheus/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(raw, &rules); err != nil {
+		t.Fatal(err)
+	}
+
+	// One of each thing that makes the labelled metrics appear: an append,
+	// a certificate, a time-stamp.
+	inst := newFixture(t).startDev(t)
+	ctx := context.Background()
+	body, _, _ := newSigner(t).hashedRekord(t, []byte("alerted"), nil)
+	if _, err := inst.client.Upload(ctx, body); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if _, err := client.NewCA(inst.http.URL).SigningCertificate(ctx, inst.devToken("email=alerts@example.com"), key); err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("alerted"))
+	if _, err := client.NewTSA(inst.http.URL+"/api/v1/timestamp").Timestamp(ctx, client.TimestampRequest{Hash: crypto.SHA256, Digest: d[:]}); err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, line := range strings.Split(string(inst.get("/metrics", http.StatusOK)), "\n") {
+		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			exported[strings.Fields(name)[0]] = true
+		}
+	}
+
+	names := regexp.MustCompile(`\bsignet_[a-z_]+`)
+	checked := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			for _, name := range names.FindAllString(r.Expr, -1) {
+				family := name
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					if base, ok := strings.CutSuffix(name, suffix); ok && exported[base] {
+						family = base
+					}
+				}
+				if !exported[family] {
+					t.Errorf("alert %s names %s, which the server does not export (it exports %v)", r.Alert, name, slices.Sorted(func(yield func(string) bool) {
+						for n := range exported {
+							if strings.HasPrefix(n, "signet_") && !yield(n) {
+								return
+							}
+						}
+					}))
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 8 {
+		t.Fatalf("only %d metric names found in the rules", checked)
+	}
+}
