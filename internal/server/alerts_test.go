@@ -11,12 +11,15 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/trust/tuf"
 )
 
 // The alert rules shipped for Prometheus (deploy/prometheus/alerts.yaml;
@@ -57,9 +60,24 @@ func TestAlertRulesNameExportedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	exported := map[string]bool{}
+	expiry := map[string]time.Time{}
 	for _, line := range strings.Split(string(inst.get("/metrics", http.StatusOK)), "\n") {
 		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
 			exported[strings.Fields(name)[0]] = true
+		}
+		if m := regexp.MustCompile(`^signet_tuf_expiry_timestamp_seconds\{role="([a-z]+)"\} (\S+)$`).FindStringSubmatch(line); m != nil {
+			v, err := strconv.ParseFloat(m[2], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			expiry[m[1]] = time.Unix(int64(v), 0)
+		}
+	}
+	// The TUF expiry the alerts watch: each role's latest metadata, just
+	// signed, a lifetime from now.
+	for role, lifetime := range map[string]time.Duration{"root": tuf.RootLifetime, "targets": tuf.TargetsLifetime, "snapshot": tuf.SnapshotLifetime, "timestamp": tuf.TimestampLifetime} {
+		if left := time.Until(expiry[role]); left > lifetime || left < lifetime-time.Hour {
+			t.Errorf("TUF %s.json expires in %v by the metric, want about %v", role, left, lifetime)
 		}
 	}
 

@@ -195,7 +195,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			s.logger.Info("the CA logs precertificates to a remote CT log", "url", s.cfg.CA.CT)
 		}
 	}
-	if err := s.publishTrust(ctx, router); err != nil {
+	if err := s.publishTrust(ctx, router, reg); err != nil {
 		return nil, err
 	}
 	router.Get("/healthz", s.healthz)
@@ -414,7 +414,7 @@ func pastKeys(ctx context.Context, trees *pgstore.Store, name string) ([]*trust.
 
 // publishTrust serves trusted_root.json and signing_config.json for what
 // runs here, and in dev mode writes copies to the data directory.
-func (s *Server) publishTrust(ctx context.Context, router chi.Router) error {
+func (s *Server) publishTrust(ctx context.Context, router chi.Router, reg prometheus.Registerer) error {
 	in := trust.Instance{BaseURL: s.cfg.PublicURL, Operator: s.cfg.Hostname}
 	start := time.Now()
 	var err error
@@ -468,7 +468,7 @@ func (s *Server) publishTrust(ctx context.Context, router chi.Router) error {
 	router.Get("/api/v1/trust/trusted_root.json", serve(root))
 	router.Get("/api/v1/trust/signing_config.json", serve(signing))
 	if s.cfg.TUFEnabled(s.dev) {
-		if err := s.startTUF(ctx, router, map[string][]byte{"trusted_root.json": root, "signing_config.v0.2.json": signing}); err != nil {
+		if err := s.startTUF(ctx, router, reg, map[string][]byte{"trusted_root.json": root, "signing_config.v0.2.json": signing}); err != nil {
 			return fmt.Errorf("TUF repository: %w", err)
 		}
 	}
@@ -489,7 +489,7 @@ func (s *Server) publishTrust(ctx context.Context, router chi.Router) error {
 // /tuf/ and keeps its timestamp fresh. In dev mode the role keys are
 // generated in the data directory and root.json is written next to them,
 // for `cosign initialize --root`.
-func (s *Server) startTUF(ctx context.Context, router chi.Router, files map[string][]byte) error {
+func (s *Server) startTUF(ctx context.Context, router chi.Router, reg prometheus.Registerer, files map[string][]byte) error {
 	c := s.cfg.TUF
 	uris := map[string]*string{"root": &c.RootSigner, "targets": &c.TargetsSigner, "snapshot": &c.SnapshotSigner, "timestamp": &c.TimestampSigner}
 	signers := map[string]crypto.Signer{}
@@ -511,6 +511,7 @@ func (s *Server) startTUF(ctx context.Context, router chi.Router, files map[stri
 		return err
 	}
 	repo.Routes(router)
+	reg.MustRegister(newTUFExpiries(repo))
 	if s.dev {
 		root, err := repo.Root(ctx)
 		if err != nil {
@@ -524,6 +525,36 @@ func (s *Server) startTUF(ctx context.Context, router chi.Router, files map[stri
 	s.stopTUF = cancel
 	go repo.KeepFresh(freshCtx, time.Hour)
 	return nil
+}
+
+// tufExpiries exports when each role's TUF metadata expires, read from the
+// database at every scrape: clients refuse a repository whose metadata has
+// expired, and the server re-signs the online roles at half their lifetime
+// (deploy/prometheus/alerts.yaml watches both).
+type tufExpiries struct {
+	repo *tuf.Repository
+	desc *prometheus.Desc
+}
+
+func newTUFExpiries(repo *tuf.Repository) tufExpiries {
+	return tufExpiries{repo: repo, desc: prometheus.NewDesc("signet_tuf_expiry_timestamp_seconds",
+		"When the latest TUF metadata of each role expires (Unix time). Online roles are re-signed at half their lifetime; root.json needs the offline key.",
+		[]string{"role"}, nil)}
+}
+
+func (e tufExpiries) Describe(ch chan<- *prometheus.Desc) { ch <- e.desc }
+
+func (e tufExpiries) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	expiries, err := e.repo.Expiries(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(e.desc, err)
+		return
+	}
+	for role, at := range expiries {
+		ch <- prometheus.MustNewConstMetric(e.desc, prometheus.GaugeValue, float64(at.Unix()), role)
+	}
 }
 
 func minTime(a, b time.Time) time.Time {

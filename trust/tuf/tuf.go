@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -300,6 +301,34 @@ func (r *Repository) refreshOnline(ctx context.Context, tx pgx.Tx, targetsVersio
 		}
 	}
 	return nil
+}
+
+// Expiries are when the latest metadata of each role (root, targets,
+// snapshot, timestamp) expires, as stored (another replica may have
+// re-signed it).
+func (r *Repository) Expiries(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := r.pool.Query(ctx, "SELECT DISTINCT ON (role) role, body FROM tuf_metadata ORDER BY role, version DESC")
+	if err != nil {
+		return nil, fmt.Errorf("reading the TUF metadata: %w", err)
+	}
+	out := map[string]time.Time{}
+	var role string
+	var body []byte
+	if _, err := pgx.ForEachRow(rows, []any{&role, &body}, func() error {
+		var md struct {
+			Signed struct {
+				Expires time.Time `json:"expires"`
+			} `json:"signed"`
+		}
+		if err := json.Unmarshal(body, &md); err != nil {
+			return fmt.Errorf("TUF %s.json: %w", role, err)
+		}
+		out[role] = md.Signed.Expires
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reading the TUF metadata: %w", err)
+	}
+	return out, nil
 }
 
 func expiresSoon(body []byte, now time.Time, lifetime time.Duration, expiry func([]byte) (time.Time, error)) bool {
