@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -192,9 +193,9 @@ func serve(parent context.Context, cfg config.Config, dev bool, warnings ...stri
 	go func() { errc <- httpServer.Serve(ln) }()
 	var metricsServer *http.Server
 	if metricsLn != nil {
-		metricsServer = newMetricsServer(srv.MetricsHandler())
+		metricsServer = newMetricsServer(srv.MetricsHandler(), cfg.Metrics.Pprof)
 		go func() { errc <- metricsServer.Serve(metricsLn) }()
-		logger.Info("metrics listening", "addr", metricsLn.Addr().String())
+		logger.Info("metrics listening", "addr", metricsLn.Addr().String(), "pprof", cfg.Metrics.Pprof)
 	}
 	for _, w := range warnings {
 		logger.Warn(w)
@@ -225,10 +226,19 @@ func serve(parent context.Context, cfg config.Config, dev bool, warnings ...stri
 	return nil
 }
 
-// newMetricsServer serves GET /metrics alone, for metrics.listen.
-func newMetricsServer(metrics http.Handler) *http.Server {
+// newMetricsServer serves GET /metrics, for metrics.listen, and with
+// withPprof (metrics.pprof) Go's profiles under /debug/pprof/.
+func newMetricsServer(metrics http.Handler, withPprof bool) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics)
+	if withPprof {
+		// Profiles up to the write timeout below (a CPU profile of 50 s).
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -625,4 +626,35 @@ func signedEntry(label string) ([]byte, string) {
 	sig, _ := ecdsa.SignASN1(rand.Reader, key, digest[:])
 	p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	return p, hex.EncodeToString(digest[:])
+}
+
+// The metrics listener serves Go's profiles only when metrics.pprof asks.
+func TestMetricsListenerServesProfilesOnlyWhenAsked(t *testing.T) {
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "metrics here\n") }) //nolint:errcheck
+	for _, withPprof := range []bool{false, true} {
+		srv := httptest.NewServer(newMetricsServer(metrics, withPprof).Handler)
+		get := func(path string) (int, string) {
+			t.Helper()
+			resp, err := http.Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body)
+		}
+		if code, body := get("/metrics"); code != 200 || body != "metrics here\n" {
+			t.Errorf("pprof %v: /metrics = %d %q", withPprof, code, body)
+		}
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline"} {
+			code, body := get(path)
+			if withPprof && (code != 200 || body == "") || !withPprof && code != 404 {
+				t.Errorf("pprof %v: %s = %d (%d bytes)", withPprof, path, code, len(body))
+			}
+		}
+		if code, body := get("/debug/pprof/goroutine?debug=1"); withPprof && !strings.Contains(body, "goroutine profile") {
+			t.Errorf("the goroutine profile reads %d %.80q", code, body)
+		}
+		srv.Close()
+	}
 }

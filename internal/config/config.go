@@ -58,6 +58,9 @@ type Metrics struct {
 	// Listen, when set, serves /metrics on this address only, off the
 	// public listener.
 	Listen string `yaml:"listen"`
+	// Pprof also serves Go's profiles (/debug/pprof/) on Listen, which it
+	// requires: never on the public listener. Off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // TUF configures the TUF repository that distributes trusted_root.json and
@@ -423,6 +426,9 @@ func (c Config) Validate(dev bool) error {
 	}
 	if largest := c.LargestRequestBody(dev); c.HTTP.MaxBodyBytesInFlight < largest {
 		return fmt.Errorf("http.max_body_bytes_in_flight %d is less than the largest request body an endpoint accepts (%d): such a request could never be admitted", c.HTTP.MaxBodyBytesInFlight, largest)
+	}
+	if c.Metrics.Pprof && c.Metrics.Listen == "" {
+		return errors.New("metrics.pprof needs metrics.listen: profiles are served only off the public listener")
 	}
 	if c.Metrics.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {

@@ -73,6 +73,8 @@ func TestValidate(t *testing.T) {
 		{"tile cache too small", func(c *Config) { c.Log.TileCacheBytes = 4096 }, false, "log.tile_cache_bytes 4096 must be between"},
 		{"memory limit too small", func(c *Config) { c.MemoryLimitBytes = 1 << 20 }, false, "memory_limit_bytes 1048576 must be between"},
 		{"memory limit below the caches", func(c *Config) { c.Log.TileCacheBytes = 1 << 30; c.MemoryLimitBytes = 1 << 30 }, false, "less than log.tile_cache_bytes"},
+		{"pprof on the public listener", func(c *Config) { c.Metrics.Pprof = true }, false, "metrics.pprof needs metrics.listen"},
+		{"pprof off it", func(c *Config) { c.Metrics.Pprof, c.Metrics.Listen = true, "127.0.0.1:9090" }, false, ""},
 		{"timeout zero", func(c *Config) { c.HTTP.RequestTimeoutSeconds = 0 }, false, "request_timeout_seconds"},
 		{"no entry types", func(c *Config) { c.Log.EntryTypes = nil }, false, "entry_types"},
 		{"tuf without snapshot key", func(c *Config) { c.TUF.TargetsSigner = "file:///t.pem"; c.TUF.TimestampSigner = "file:///ts.pem" }, false, "tuf.snapshot_signer"},
