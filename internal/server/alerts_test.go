@@ -22,11 +22,12 @@ import (
 	"github.com/signet-dev/signet/trust/tuf"
 )
 
-// The alert rules shipped for Prometheus (deploy/prometheus/alerts.yaml;
+// Every signet_* metric the server exports is documented (docs/metrics.md),
+// and the alert rules shipped for Prometheus (deploy/prometheus/alerts.yaml;
 // promtool checks and unit-tests them in make test) name only metrics this
 // server exports: a renamed metric would otherwise leave an alert that
 // never fires.
-func TestAlertRulesNameExportedMetrics(t *testing.T) {
+func TestMetricsAreDocumentedAndAlertsNameThem(t *testing.T) {
 	raw, err := os.ReadFile("../../deploy/prometheus/alerts.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +72,15 @@ func TestAlertRulesNameExportedMetrics(t *testing.T) {
 				t.Fatal(err)
 			}
 			expiry[m[1]] = time.Unix(int64(v), 0)
+		}
+	}
+	docs, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range exported {
+		if strings.HasPrefix(name, "signet_") && !strings.Contains(string(docs), "| `"+name+"` |") {
+			t.Errorf("docs/metrics.md does not document %s", name)
 		}
 	}
 	// The TUF expiry the alerts watch: each role's latest metadata, just
