@@ -12,10 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/trillian/monitoring"
-	"github.com/google/trillian/storage"
-	"github.com/google/trillian/storage/postgresql"
-	"github.com/google/trillian/types"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -25,6 +21,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/signet-dev/signet/internal/db/dbtest"
+	"github.com/signet-dev/signet/internal/trilliantest"
 	"github.com/signet-dev/signet/log/integrate"
 	"github.com/signet-dev/signet/log/pgstore"
 )
@@ -246,43 +243,12 @@ func TestDirectCommitsAreTrilliansTree(t *testing.T) {
 func checkTrillianReads(t *testing.T, pool *pgxpool.Pool, l *Log, hashes map[uint64][]byte, root Root) {
 	t.Helper()
 	ctx := context.Background()
-	tree, err := storage.GetTree(ctx, postgresql.NewAdminStorage(pool), l.TreeID())
-	if err != nil {
-		t.Fatal(err)
+	trill := trilliantest.Open(t, pool, l.TreeID())
+	if stored := trill.Root(); stored.TreeSize != root.Size || !bytes.Equal(stored.RootHash, root.Hash) {
+		t.Fatalf("Trillian reads the root %d/%x, want %d/%x", stored.TreeSize, stored.RootHash, root.Size, root.Hash)
 	}
-	tx, err := postgresql.NewLogStorage(pool, monitoring.InertMetricFactory{}).SnapshotForTree(ctx, tree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	slr, err := tx.LatestSignedLogRoot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stored types.LogRootV1
-	if err := stored.UnmarshalBinary(slr.GetLogRoot()); err != nil || stored.TreeSize != root.Size || !bytes.Equal(stored.RootHash, root.Hash) {
-		t.Fatalf("Trillian reads the root %d/%x (%v), want %d/%x", stored.TreeSize, stored.RootHash, err, root.Size, root.Hash)
-	}
-	nodes := func(n proof.Nodes) [][]byte {
-		t.Helper()
-		got, err := tx.GetMerkleNodes(ctx, n.IDs)
-		if err != nil || len(got) != len(n.IDs) {
-			t.Fatalf("Trillian reads %d of %d proof nodes: %v", len(got), len(n.IDs), err)
-		}
-		h := make([][]byte, len(got))
-		for i, g := range got {
-			h[i] = g.Hash
-		}
-		out, err := n.Rehash(h, rfc6962.DefaultHasher.HashChildren)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	leaves, err := tx.GetLeavesByRange(ctx, 0, int64(root.Size))
-	if err != nil || uint64(len(leaves)) != root.Size {
-		t.Fatalf("Trillian reads %d of %d leaves: %v", len(leaves), root.Size, err)
-	}
+	nodes := trill.Proof
+	leaves := trill.Leaves(0, root.Size)
 	for i := range root.Size {
 		if !bytes.Equal(leaves[i].MerkleLeafHash, hashes[i]) || leaves[i].LeafIndex != int64(i) {
 			t.Fatalf("Trillian reads leaf %d as %d/%x, want %x", i, leaves[i].LeafIndex, leaves[i].MerkleLeafHash, hashes[i])
@@ -316,9 +282,6 @@ func checkTrillianReads(t *testing.T, pool *pgxpool.Pool, l *Log, hashes map[uin
 		if err != nil || !slices.EqualFunc(cons, trillian, bytes.Equal) {
 			t.Fatalf("consistency %d..%d from the log differs from Trillian's (%v)", from, root.Size, err)
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
 	}
 }
 

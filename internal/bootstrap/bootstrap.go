@@ -109,6 +109,17 @@ func (p Plan) wants(key string) bool {
 	return len(p.Only) == 0 || slices.Contains(p.Only, key)
 }
 
+// chainNeeds tells whether key signs or is certified by a chain Make is
+// still to make.
+func (p Plan) chainNeeds(key string) bool {
+	for _, c := range chains() {
+		if (key == c.key || key == c.root) && p.wants(c.key) && !(p.Keep && p.exists(c.file)) {
+			return true
+		}
+	}
+	return false
+}
+
 // Keys are the names of the keys Make makes or takes. A root is needed only
 // to make its chain: not with ExternalCA, nor when Keep finds the chain
 // made.
@@ -204,8 +215,11 @@ func Make(p Plan) (Instance, error) {
 		inst.URIs[k] = uri
 		path := filepath.Join(p.Dir, k+".pem")
 		if p.Keep && p.exists(k+".pem") {
-			if signers[k], err = keys.Open(uri, keys.Options{Dev: true, Getenv: p.Getenv}); err != nil {
-				return Instance{}, fmt.Errorf("the %s key: %w", k, err)
+			// Opened only to make a chain; the server opens its keys itself.
+			if p.chainNeeds(k) {
+				if signers[k], err = keys.Open(uri, keys.Options{Dev: true, Getenv: p.Getenv}); err != nil {
+					return Instance{}, fmt.Errorf("the %s key: %w", k, err)
+				}
 			}
 			continue
 		}

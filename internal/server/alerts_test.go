@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,13 +102,7 @@ func TestMetricsAreDocumentedAndAlertsNameThem(t *testing.T) {
 					}
 				}
 				if !exported[family] {
-					t.Errorf("alert %s names %s, which the server does not export (it exports %v)", r.Alert, name, slices.Sorted(func(yield func(string) bool) {
-						for n := range exported {
-							if strings.HasPrefix(n, "signet_") && !yield(n) {
-								return
-							}
-						}
-					}))
+					t.Errorf("alert %s names %s, which the server does not export (docs/metrics.md lists what it does)", r.Alert, name)
 				}
 				checked++
 			}
