@@ -171,7 +171,11 @@ func serve(parent context.Context, cfg config.Config, dev bool, warnings ...stri
 		}
 	}
 	if cfg.PublicURL == "" {
-		cfg.PublicURL = "http://" + ln.Addr().String()
+		scheme := "http://"
+		if cfg.TLS.Enabled() {
+			scheme = "https://"
+		}
+		cfg.PublicURL = scheme + ln.Addr().String()
 	}
 	srv, err := server.New(ctx, cfg, server.Options{Dev: dev, Logger: logger, Getenv: os.Getenv})
 	if err != nil {
@@ -188,9 +192,18 @@ func serve(parent context.Context, cfg config.Config, dev bool, warnings ...stri
 		WriteTimeout:      120 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		// net/http's own complaints (failed TLS handshakes, panics) in
+		// the same structured log as everything else.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- httpServer.Serve(ln) }()
+	if httpServer.TLSConfig = srv.TLSConfig(); httpServer.TLSConfig != nil {
+		// The certificate comes from TLSConfig (reloaded as its files
+		// change); ServeTLS adds HTTP/2.
+		go func() { errc <- httpServer.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- httpServer.Serve(ln) }()
+	}
 	var metricsServer *http.Server
 	if metricsLn != nil {
 		metricsServer = newMetricsServer(srv.MetricsHandler(), cfg.Metrics.Pprof)
@@ -203,7 +216,7 @@ func serve(parent context.Context, cfg config.Config, dev bool, warnings ...stri
 	if dev {
 		printBanner(os.Stdout, srv.PublicURL(), srv, warnings)
 	}
-	logger.Info("signet-server listening", "addr", ln.Addr().String(), "dev", dev)
+	logger.Info("signet-server listening", "addr", ln.Addr().String(), "tls", cfg.TLS.Enabled(), "dev", dev)
 
 	select {
 	case <-ctx.Done():

@@ -78,7 +78,7 @@ func startDevWith(t *testing.T, bin, dataDir string, extra ...string) (*exec.Cmd
 	found := make(chan banner, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		re := regexp.MustCompile(`running \(dev mode\) at (http://\S+)`)
+		re := regexp.MustCompile(`running \(dev mode\) at (https?://\S+)`)
 		var b banner
 		var text strings.Builder
 		for sc.Scan() {

@@ -47,11 +47,25 @@ type Config struct {
 	CT         CT         `yaml:"ct"`
 	TUF        TUF        `yaml:"tuf"`
 	HTTP       HTTP       `yaml:"http"`
+	TLS        TLS        `yaml:"tls"`
 	Metrics    Metrics    `yaml:"metrics"`
 	// MemoryLimitBytes is the Go runtime's soft memory limit; GOMEMLIMIT in
 	// the environment wins over it.
 	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
 }
+
+// TLS serves the public listener over HTTPS (HTTP/2 and HTTP/1.1) instead
+// of plain HTTP; leave it empty behind a reverse proxy that terminates TLS.
+type TLS struct {
+	// CertFile is PEM: the server's certificate first, then intermediates.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of CertFile's first certificate. Both
+	// files are reloaded when they change.
+	KeyFile string `yaml:"key_file"`
+}
+
+// Enabled says whether the public listener speaks TLS.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
 
 // Metrics places the Prometheus endpoint.
 type Metrics struct {
@@ -364,6 +378,8 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		"SIGNET_CT_SIGNER":      &cfg.CT.Signer,
 		"SIGNET_TSA_CHAIN":      &cfg.Timestamp.Chain,
 		"SIGNET_METRICS_LISTEN": &cfg.Metrics.Listen,
+		"SIGNET_TLS_CERT_FILE":  &cfg.TLS.CertFile,
+		"SIGNET_TLS_KEY_FILE":   &cfg.TLS.KeyFile,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -426,6 +442,12 @@ func (c Config) Validate(dev bool) error {
 	}
 	if largest := c.LargestRequestBody(dev); c.HTTP.MaxBodyBytesInFlight < largest {
 		return fmt.Errorf("http.max_body_bytes_in_flight %d is less than the largest request body an endpoint accepts (%d): such a request could never be admitted", c.HTTP.MaxBodyBytesInFlight, largest)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return errors.New("tls.cert_file and tls.key_file go together: set both to serve HTTPS, or neither")
+	}
+	if c.TLS.Enabled() && strings.HasPrefix(c.PublicURL, "http://") {
+		return fmt.Errorf("public_url %q is http:// but tls.cert_file makes the listener speak HTTPS only", c.PublicURL)
 	}
 	if c.Metrics.Pprof && c.Metrics.Listen == "" {
 		return errors.New("metrics.pprof needs metrics.listen: profiles are served only off the public listener")

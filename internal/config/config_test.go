@@ -74,6 +74,14 @@ func TestValidate(t *testing.T) {
 		{"memory limit too small", func(c *Config) { c.MemoryLimitBytes = 1 << 20 }, false, "memory_limit_bytes 1048576 must be between"},
 		{"memory limit below the caches", func(c *Config) { c.Log.TileCacheBytes = 1 << 30; c.MemoryLimitBytes = 1 << 30 }, false, "less than log.tile_cache_bytes"},
 		{"pprof on the public listener", func(c *Config) { c.Metrics.Pprof = true }, false, "metrics.pprof needs metrics.listen"},
+		{"tls certificate without key", func(c *Config) { c.TLS.CertFile = "/etc/signet/tls.pem" }, false, "tls.cert_file and tls.key_file go together"},
+		{"tls key without certificate", func(c *Config) { c.TLS.KeyFile = "/etc/signet/tls.key" }, false, "tls.cert_file and tls.key_file go together"},
+		{"tls with an http public URL", func(c *Config) {
+			c.TLS.CertFile, c.TLS.KeyFile, c.PublicURL = "/etc/signet/tls.pem", "/etc/signet/tls.key", "http://signet.example"
+		}, false, `public_url "http://signet.example" is http://`},
+		{"tls", func(c *Config) {
+			c.TLS.CertFile, c.TLS.KeyFile, c.PublicURL = "/etc/signet/tls.pem", "/etc/signet/tls.key", "https://signet.example"
+		}, false, ""},
 		{"pprof off it", func(c *Config) { c.Metrics.Pprof, c.Metrics.Listen = true, "127.0.0.1:9090" }, false, ""},
 		{"timeout zero", func(c *Config) { c.HTTP.RequestTimeoutSeconds = 0 }, false, "request_timeout_seconds"},
 		{"no entry types", func(c *Config) { c.Log.EntryTypes = nil }, false, "entry_types"},

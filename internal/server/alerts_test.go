@@ -18,6 +18,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/tlstest"
 	"github.com/signet-dev/signet/trust/tuf"
 )
 
@@ -44,8 +46,13 @@ func TestMetricsAreDocumentedAndAlertsNameThem(t *testing.T) {
 	}
 
 	// One of each thing that makes the labelled metrics appear: an append,
-	// a certificate, a time-stamp.
-	inst := newFixture(t).startDev(t)
+	// a certificate, a time-stamp; and TLS configured, for its expiry (the
+	// test server still speaks plain HTTP: only the metrics are looked at).
+	certFile, keyFile, _ := tlstest.ServerCert(t, t.TempDir(), "alerts")
+	inst := newFixture(t).startDev(t, func(c *config.Config) {
+		c.TLS.CertFile, c.TLS.KeyFile = certFile, keyFile
+		c.PublicURL = strings.Replace(c.PublicURL, "http://", "https://", 1)
+	})
 	ctx := context.Background()
 	body, _, _ := newSigner(t).hashedRekord(t, []byte("alerted"), nil)
 	if _, err := inst.client.Upload(ctx, body); err != nil {

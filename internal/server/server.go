@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -32,6 +33,7 @@ import (
 	"github.com/signet-dev/signet/ca/identity"
 	"github.com/signet-dev/signet/internal/audit"
 	"github.com/signet-dev/signet/internal/bootstrap"
+	"github.com/signet-dev/signet/internal/certfiles"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db"
 	"github.com/signet-dev/signet/internal/httpbody"
@@ -82,6 +84,8 @@ type Server struct {
 	tileCache *tiles.Cache
 
 	metricsHandler http.Handler
+	// tlsCert is the public listener's certificate (nil without tls.*).
+	tlsCert *certfiles.Pair
 
 	rekorSigner crypto.Signer
 	getenv      func(string) string
@@ -116,6 +120,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			return nil, fmt.Errorf("hostname is not configured and the system's is unknown: %w", err)
 		}
 	}
+	// Before the database: a pair that does not load is a configuration
+	// error, reported without waiting for PostgreSQL.
+	if cfg.TLS.Enabled() {
+		if s.tlsCert, err = certfiles.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, s.logger); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
 	dbURL := cfg.Database.URL
 	if dbURL == "" {
 		if s.cluster, err = db.StartCluster(ctx, filepath.Join(cfg.DataDir, "postgres"), s.logger, db.ClusterOptions{}); err != nil {
@@ -147,8 +158,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	}
 	router.Use(middleware.Recoverer, requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware, budget.Middleware)
 
+	scheme := "http://"
+	if s.tlsCert != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "signet_tls_certificate_expiry_timestamp_seconds",
+			Help: "When the public listener's TLS certificate (tls.cert_file, as last loaded) expires, in Unix seconds.",
+		}, func() float64 { return float64(s.tlsCert.Leaf().NotAfter.Unix()) }))
+		router.Use(strictTransportSecurity)
+		scheme = "https://"
+	}
 	if s.cfg.PublicURL == "" {
-		s.cfg.PublicURL = "http://" + cfg.Listen
+		s.cfg.PublicURL = scheme + cfg.Listen
 	}
 	s.cfg.PublicURL = strings.TrimSuffix(s.cfg.PublicURL, "/")
 	if opts.Dev {
@@ -661,6 +681,26 @@ func (s *Server) signerAndChain(signerURI, chainPath string, opts Options, makeC
 
 // Handler serves every component.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// TLSConfig is the public listener's TLS configuration, or nil when tls.*
+// is not set and the listener speaks plain HTTP.
+func (s *Server) TLSConfig() *tls.Config {
+	if s.tlsCert == nil {
+		return nil
+	}
+	return &tls.Config{GetCertificate: s.tlsCert.GetCertificate, MinVersion: tls.VersionTLS12}
+}
+
+// strictTransportSecurity tells browsers (the log explorer's users) to
+// reach this host only over HTTPS for a year. Only set when this server
+// terminates TLS: behind a proxy, the proxy owns the header. No
+// includeSubDomains: other hosts under the name are not ours to bind.
+func strictTransportSecurity(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		next.ServeHTTP(w, r)
+	})
+}
 
 // MetricsHandler serves the Prometheus metrics; it is also on Handler at
 // GET /metrics unless metrics.listen puts it on a listener of its own.
