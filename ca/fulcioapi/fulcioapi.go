@@ -26,6 +26,7 @@ import (
 	"github.com/signet-dev/signet/internal/audit"
 	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/internal/httpjson"
+	"github.com/signet-dev/signet/internal/requestid"
 	"github.com/signet-dev/signet/internal/sigalg"
 )
 
@@ -263,7 +264,7 @@ func (a *API) auditFailed(w http.ResponseWriter, r *http.Request, err error) {
 	if !temporary {
 		a.issued.WithLabelValues("audit_failed").Inc()
 		a.cfg.Logger.ErrorContext(r.Context(), "recording a certificate in the audit table failed", "err", err)
-		writeError(w, http.StatusInternalServerError, codeInternal, "the CA could not record the certificate; the server log has details")
+		writeError(w, http.StatusInternalServerError, codeInternal, "the CA could not record the certificate; "+requestid.SeeLog(r.Context()))
 		return
 	}
 	a.issued.WithLabelValues("audit_unavailable").Inc()
@@ -290,7 +291,7 @@ func (a *API) badClaims(w http.ResponseWriter, err error) bool {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	a.issued.WithLabelValues("error").Inc()
 	a.cfg.Logger.ErrorContext(r.Context(), "certificate request failed", "err", err)
-	writeError(w, http.StatusInternalServerError, codeInternal, "error communicating with CA backend; the server log has details")
+	writeError(w, http.StatusInternalServerError, codeInternal, "error communicating with CA backend; "+requestid.SeeLog(r.Context()))
 }
 
 func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {

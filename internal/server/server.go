@@ -39,6 +39,7 @@ import (
 	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/internal/httpjson"
 	"github.com/signet-dev/signet/internal/keys"
+	"github.com/signet-dev/signet/internal/requestid"
 	"github.com/signet-dev/signet/internal/sigalg"
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/ctapi"
@@ -109,7 +110,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err := cfg.Validate(opts.Dev); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	s := &Server{cfg: cfg, dev: opts.Dev, logger: opts.Logger, getenv: opts.Getenv}
+	// Lines logged with a request's context carry its X-Request-ID.
+	s := &Server{cfg: cfg, dev: opts.Dev, logger: slog.New(requestid.LogHandler(opts.Logger.Handler())), getenv: opts.Getenv}
 	defer func() {
 		if err != nil {
 			s.Close(context.WithoutCancel(ctx))
@@ -156,7 +158,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err != nil {
 		return nil, fmt.Errorf("http.max_body_bytes_in_flight: %w", err)
 	}
-	router.Use(middleware.Recoverer, requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware, budget.Middleware)
+	router.Use(requestid.Middleware, middleware.Recoverer, requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware, budget.Middleware)
 
 	scheme := "http://"
 	if s.tlsCert != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/internal/httpjson"
+	"github.com/signet-dev/signet/internal/requestid"
 	tlog "github.com/signet-dev/signet/log"
 )
 
@@ -41,7 +42,7 @@ func (c *CT) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var tooBig *http.MaxBytesError
 	var broken *httpbody.ClientError
 	status := http.StatusInternalServerError
-	msg := "internal error; the server log has details"
+	msg := "internal error; " + requestid.SeeLog(r.Context())
 	switch {
 	case errors.As(err, &tooBig):
 		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit)

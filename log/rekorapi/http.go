@@ -15,6 +15,7 @@ import (
 
 	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/internal/httpjson"
+	"github.com/signet-dev/signet/internal/requestid"
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/rekorapi/model"
 	"github.com/signet-dev/signet/types"
@@ -107,7 +108,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, 499, "the client closed the request")
 	default:
 		a.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error while serving the request; the server log has details")
+		writeError(w, http.StatusInternalServerError, "internal error while serving the request; "+requestid.SeeLog(r.Context()))
 	}
 }
 

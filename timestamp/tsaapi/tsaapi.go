@@ -23,6 +23,7 @@ import (
 	"github.com/signet-dev/signet/internal/audit"
 	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/internal/httpjson"
+	"github.com/signet-dev/signet/internal/requestid"
 	"github.com/signet-dev/signet/internal/sigalg"
 	"github.com/signet-dev/signet/timestamp"
 )
@@ -210,7 +211,7 @@ func (a *API) signFailed(w http.ResponseWriter, r *http.Request, isJSON bool, er
 // with Retry-After when the database is busy or away (the client may retry),
 // 500 otherwise. The token is not sent.
 func (a *API) auditFailed(w http.ResponseWriter, r *http.Request, isJSON bool, err error) {
-	status, msg := http.StatusInternalServerError, "the TSA could not record the timestamp; the server log has details"
+	status, msg := http.StatusInternalServerError, "the TSA could not record the timestamp; "+requestid.SeeLog(r.Context())
 	if secs, temporary := audit.RetryAfter(err); temporary {
 		a.issued.WithLabelValues("audit_unavailable").Inc()
 		status = http.StatusServiceUnavailable
