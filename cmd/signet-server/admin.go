@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,8 +47,8 @@ func newAdminCommand() *cobra.Command {
 const passwordEnv = "SIGNET_KEY_PASSWORD"
 
 func newAdminInitCommand() *cobra.Command {
-	var dir, org, hostname, publicURL, pkcs11Base string
-	var yes, externalCA bool
+	var dir, org, hostname, publicURL, pkcs11Base, passwordFile string
+	var yes, externalCA, once bool
 	cmd := &cobra.Command{
 		Use:   "init --dir DIR",
 		Short: "Create the keys, chains and configuration of a new instance",
@@ -53,8 +56,11 @@ func newAdminInitCommand() *cobra.Command {
 and intermediate (EKU codeSigning), a TSA root and signing certificate (one
 critical timeStamping EKU), the four TUF role keys, and a signet.yaml that
 uses them. Keys are
-encrypted PEM files (password from $SIGNET_KEY_PASSWORD) or, with --pkcs11,
-non-extractable keys in a PKCS#11 token. Nothing existing is overwritten.
+encrypted PEM files (password from $SIGNET_KEY_PASSWORD, or from the file
+--password-file names, made with a random password if it does not exist) or,
+with --pkcs11, non-extractable keys in a PKCS#11 token. Nothing existing is
+overwritten; with --once, a directory that already holds everything init
+makes is left as it is (for an init container that runs at every start).
 Move the CA and TSA root keys offline afterwards: the server never needs
 them. The TUF root key signs root.json on the first start; then remove
 tuf.root_signer from signet.yaml and move that key offline too.
@@ -67,7 +73,9 @@ timeStamping EKU) for your existing PKI to sign; install the results with
     --public-url https://signet.example.com --organization "Example Corp"
   signet-server admin init --dir /etc/signet --yes \
     --pkcs11 'pkcs11:token=signet?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/signet/pin'
-  signet-server admin init --dir /etc/signet --external-ca --organization "Example Corp"`,
+  signet-server admin init --dir /etc/signet --external-ca --organization "Example Corp"
+  # an init container: keys in a volume, the password in a secret's file
+  signet-server admin init --dir /var/lib/signet --once --yes --password-file /run/secrets/key-password`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -79,19 +87,40 @@ timeStamping EKU) for your existing PKI to sign; install the results with
 			}
 			out := cmd.OutOrStdout()
 			plan := bootstrap.Plan{Dir: abs, Token: pkcs11Base, ExternalCA: externalCA, Names: pkigen.Names{Organization: org, Prefix: org}}
-			if pkcs11Base == "" {
-				plan.PasswordEnv = passwordEnv
-				if os.Getenv(passwordEnv) == "" {
-					return fmt.Errorf("set %s to the password that will encrypt the key files", passwordEnv)
+			makePassword := false
+			switch {
+			case pkcs11Base != "":
+				if passwordFile != "" {
+					return errors.New("--password-file is for key files; a PKCS#11 token's PIN goes in its URI (pin-source=file:...)")
 				}
-			} else if _, err := plan.URI("log"); err != nil {
-				return fmt.Errorf("--pkcs11: %w", err)
+				if _, err := plan.URI("log"); err != nil {
+					return fmt.Errorf("--pkcs11: %w", err)
+				}
+			case passwordFile != "":
+				if plan.Password.File, err = filepath.Abs(passwordFile); err != nil {
+					return err
+				}
+				_, err := os.Stat(plan.Password.File)
+				makePassword = errors.Is(err, fs.ErrNotExist)
+			default:
+				plan.Password.Env = passwordEnv
+				if os.Getenv(passwordEnv) == "" {
+					return fmt.Errorf("set %s to the password that will encrypt the key files, or name a file with --password-file", passwordEnv)
+				}
 			}
 			files := append(plan.Files(), "signet.yaml")
+			var existing []string
 			for _, f := range files {
 				if _, err := os.Stat(filepath.Join(abs, f)); err == nil {
-					return fmt.Errorf("%s already exists: init never overwrites; choose another --dir", filepath.Join(abs, f))
+					existing = append(existing, filepath.Join(abs, f))
 				}
+			}
+			if once && len(existing) == len(files) && !makePassword {
+				fmt.Fprintf(out, "%s already holds the keys, chains and signet.yaml init makes; nothing to do.\n", abs)
+				return nil
+			}
+			if len(existing) > 0 {
+				return fmt.Errorf("%s already exists: init never overwrites; choose another --dir", strings.Join(existing, ", "))
 			}
 			names := plan.Keys()
 			chainFiles := slices.DeleteFunc(plan.Files(), func(f string) bool { return strings.HasSuffix(f, ".pem") && !strings.HasSuffix(f, "-chain.pem") })
@@ -100,8 +129,16 @@ timeStamping EKU) for your existing PKI to sign; install the results with
 				where = "the PKCS#11 token of " + redactQuery(pkcs11Base)
 			}
 			fmt.Fprintf(out, "This creates %d P-256 keys (%s) in %s,\n%s and %s.\n", len(names), strings.Join(names, ", "), where, strings.Join(chainFiles, ", "), filepath.Join(abs, "signet.yaml"))
+			if makePassword {
+				fmt.Fprintf(out, "The key files' password is made at random and written to %s.\n", plan.Password.File)
+			}
 			if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was created"); err != nil {
 				return err
+			}
+			if makePassword {
+				if err := writeNewPassword(plan.Password.File); err != nil {
+					return err
+				}
 			}
 			inst, err := bootstrap.Make(plan)
 			if err != nil {
@@ -158,12 +195,16 @@ then install the chains, issued certificate first and root last:
 				fmt.Fprintf(out, "Created the keys, %s, %s and %s.\nMove the root keys (ca-root, tsa-root) offline: only a new chain needs them.\n",
 					filepath.Join(abs, "ca-chain.pem"), filepath.Join(abs, "tsa-chain.pem"), cfgPath)
 			}
-			fmt.Fprintf(out, `Then add ca.issuers, set DATABASE_URL and %[1]s (for file keys), and
+			then := "Then add ca.issuers, set DATABASE_URL"
+			if plan.Password.Env != "" {
+				then += " and " + passwordEnv + " (the key files' password)"
+			}
+			fmt.Fprintf(out, `%[1]s, and
   signet-server run --config %[2]s
 After the first start, GET /tuf/1.root.json is the TUF root of trust for
 clients (cosign initialize --mirror <public-url>/tuf --root 1.root.json);
 then remove tuf.root_signer from the config and move tuf-root offline too.
-`, passwordEnv, cfgPath)
+`, then, cfgPath)
 			return nil
 		},
 	}
@@ -173,6 +214,8 @@ then remove tuf.root_signer from the config and move tuf-root offline too.
 	cmd.Flags().StringVar(&publicURL, "public-url", "", "URL clients use (default https://<hostname>)")
 	cmd.Flags().StringVar(&pkcs11Base, "pkcs11", "", "create the keys in this PKCS#11 token (URI with token= and module-path/pin query)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "encrypt the key files with the password in this file (one line), instead of $"+passwordEnv+"; made with a random password if it does not exist")
+	cmd.Flags().BoolVar(&once, "once", false, "exit successfully without change when --dir already holds everything init makes")
 	cmd.Flags().BoolVar(&externalCA, "external-ca", false, "make no roots: write CSRs for the CA intermediate and the TSA certificate instead")
 	return cmd
 }
@@ -390,4 +433,25 @@ type trustedCA struct {
 	ValidFor struct {
 		Start string `json:"start"`
 	} `json:"validFor"`
+}
+
+// writeNewPassword writes a random password (32 bytes, base64url) to a new
+// file only its owner reads.
+func writeNewPassword(path string) error {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("writing the key password: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing the key password: %w", err)
+	}
+	if _, err := fmt.Fprintln(f, base64.RawURLEncoding.EncodeToString(b[:])); err != nil {
+		f.Close()
+		return fmt.Errorf("writing the key password %s: %w", path, err)
+	}
+	return f.Close()
 }

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +143,73 @@ func TestAdminInitWithFiles(t *testing.T) {
 	startFromInit(t, dir)
 }
 
+// An init container's run: the password made into a file, keys encrypted
+// with it and named with password-file=, later runs with --once doing
+// nothing, a partial directory still refused, and a rotated key encrypted
+// from the same file.
+func TestAdminInitWithPasswordFileOnce(t *testing.T) {
+	t.Setenv(passwordEnv, "")
+	dir := filepath.Join(t.TempDir(), "signet")
+	pwFile := filepath.Join(dir, "secrets", "key-password")
+	args := []string{"init", "--dir", dir, "--yes", "--once", "--password-file", pwFile, "--hostname", "signet.example.com"}
+	out, err := runAdmin(t, "", args...)
+	if err != nil || !strings.Contains(out, "made at random and written to "+pwFile) {
+		t.Fatalf("init --password-file: %v\n%s", err, out)
+	}
+	fi, err := os.Stat(pwFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("password file: %v %v", fi, err)
+	}
+	pw, _ := os.ReadFile(pwFile)
+	if len(pw) != 44 || pw[43] != '\n' {
+		t.Fatalf("password file holds %q, want 43 base64url characters and a newline", pw)
+	}
+	cfgPath := filepath.Join(dir, "signet.yaml")
+	cfg, err := config.Load(cfgPath, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "file://" + filepath.Join(dir, "log.pem") + "?password-file=" + pwFile; cfg.Log.Signer != want {
+		t.Fatalf("log.signer = %q, want %q", cfg.Log.Signer, want)
+	}
+	if _, err := keys.Open(cfg.TUF.SnapshotSigner, keys.Options{Getenv: func(string) string { return "" }}); err != nil {
+		t.Fatalf("opening a key with its password file: %v", err)
+	}
+	logKey, _ := os.ReadFile(filepath.Join(dir, "log.pem"))
+
+	out, err = runAdmin(t, "", args...)
+	if err != nil || !strings.Contains(out, "nothing to do") {
+		t.Fatalf("second init --once: %v\n%s", err, out)
+	}
+	if again, _ := os.ReadFile(pwFile); string(again) != string(pw) {
+		t.Fatal("the second run changed the password file")
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, "log.pem")); string(again) != string(logKey) {
+		t.Fatal("the second run changed log.pem")
+	}
+	without := slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--once" })
+	if _, err := runAdmin(t, "", without...); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second init without --once: %v", err)
+	}
+	if err := os.Remove(filepath.Join(dir, "tsa.pem")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runAdmin(t, "", args...); err == nil || !strings.Contains(err.Error(), "ca.pem, ") {
+		t.Fatalf("--once over a partial directory: %v", err)
+	}
+
+	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err != nil {
+		t.Fatalf("rotate log: %v\n%s", err, out)
+	}
+	cfg, _ = config.Load(cfgPath, func(string) string { return "" })
+	if !strings.HasSuffix(cfg.Log.Signer, "?password-file="+pwFile) || strings.Contains(cfg.Log.Signer, "/log.pem") {
+		t.Fatalf("rotated log.signer %q is not a new file encrypted from the password file", cfg.Log.Signer)
+	}
+	if _, err := keys.Open(cfg.Log.Signer, keys.Options{Getenv: func(string) string { return "" }}); err != nil {
+		t.Fatalf("opening the rotated key: %v", err)
+	}
+}
+
 func TestAdminInitInPKCS11Token(t *testing.T) {
 	tk := softhsmtest.Setup(t)
 	dir := filepath.Join(t.TempDir(), "etc")
@@ -250,7 +318,9 @@ func TestAdminRotateCAAndTSA(t *testing.T) {
 	}
 	cfgPath := filepath.Join(dir, "signet.yaml")
 	before, _ := config.Load(cfgPath, os.Getenv)
-	rootKey := func(name string) string { return keys.FileURI(filepath.Join(dir, name), passwordEnv) }
+	rootKey := func(name string) string {
+		return keys.FileURI(filepath.Join(dir, name), keys.PasswordSource{Env: passwordEnv})
+	}
 
 	if _, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--root-key", rootKey("tsa-root.pem"), "ca"); err == nil || !strings.Contains(err.Error(), "not the key of the chain's root") {
 		t.Fatalf("rotating the CA with the TSA root: %v", err)
@@ -303,7 +373,7 @@ func TestAdminRotateCAAndTSA(t *testing.T) {
 	if err := keys.WriteFile(newRoot, k, []byte("ceremony-password")); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "--root-key", rootKey("tuf-root.pem"), "--new-root-key", keys.FileURI(newRoot, passwordEnv), "tuf-root")
+	out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "--root-key", rootKey("tuf-root.pem"), "--new-root-key", keys.FileURI(newRoot, keys.PasswordSource{Env: passwordEnv}), "tuf-root")
 	if err != nil || !strings.Contains(out, "root.json version 2") {
 		t.Fatalf("rotate tuf-root: %v\n%s", err, out)
 	}

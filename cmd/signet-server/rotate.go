@@ -101,7 +101,7 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 
 			suffix := time.Now().UTC().Format("20060102T150405")
 			dir := filepath.Dir(cfgPath)
-			newURI, inToken, err := nextKeyURI(signerURI, dir, component, suffix)
+			newURI, inToken, password, err := nextKeyURI(signerURI, dir, component, suffix)
 			if err != nil {
 				return err
 			}
@@ -112,7 +112,7 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 			if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
 				return err
 			}
-			signer, err := bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, component, suffix), []byte(os.Getenv(passwordEnv)))
+			signer, err := bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, component, suffix), password)
 			if err != nil {
 				return fmt.Errorf("creating the new key: %w", err)
 			}
@@ -201,16 +201,24 @@ func rotateTUFRoot(cmd *cobra.Command, cfg config.Config, rootKey, newRootKey st
 }
 
 // nextKeyURI names a rotated key: an object in the same token as the
-// current one, or an encrypted file next to the config.
-func nextKeyURI(current, dir, component, suffix string) (uri string, inToken bool, err error) {
+// current one, or a file next to the config encrypted like the current one
+// (the same password variable or file), and returns that password.
+func nextKeyURI(current, dir, component, suffix string) (uri string, inToken bool, password []byte, err error) {
 	if strings.HasPrefix(current, "pkcs11:") {
 		uri, err = bootstrap.TokenObject(withoutObject(current), "signet-"+component+"-"+suffix)
-		return uri, true, err
+		return uri, true, nil, err
 	}
-	if os.Getenv(passwordEnv) == "" {
-		return "", false, fmt.Errorf("set %s to the password that will encrypt the new key file", passwordEnv)
+	pw, err := keys.PasswordSourceOf(current)
+	if err != nil {
+		return "", false, nil, err
 	}
-	return keys.FileURI(keyFilePath(dir, component, suffix), passwordEnv), false, nil
+	if pw == (keys.PasswordSource{}) {
+		pw.Env = passwordEnv
+	}
+	if password, err = pw.Read(os.Getenv); err != nil {
+		return "", false, nil, fmt.Errorf("the new key file is encrypted with the current one's password source: %w", err)
+	}
+	return keys.FileURI(keyFilePath(dir, component, suffix), pw), false, password, nil
 }
 
 func keyFilePath(dir, component, suffix string) string {
@@ -227,7 +235,7 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool
 	what := map[string]string{"ct": "CT log", "log": "transparency log"}[section]
 	suffix := time.Now().UTC().Format("20060102T150405")
 	dir := filepath.Dir(cfgPath)
-	newURI, inToken, err := nextKeyURI(current, dir, section, suffix)
+	newURI, inToken, password, err := nextKeyURI(current, dir, section, suffix)
 	if err != nil {
 		return err
 	}
@@ -236,7 +244,7 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool
 	if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
 		return err
 	}
-	if _, err := bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, section, suffix), []byte(os.Getenv(passwordEnv))); err != nil {
+	if _, err := bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, section, suffix), password); err != nil {
 		return fmt.Errorf("creating the new %s key: %w", what, err)
 	}
 	if err := setConfigValues(cfgPath, section, map[string]string{"signer": newURI}); err != nil {

@@ -44,10 +44,10 @@ type Plan struct {
 	// Token, a pkcs11: URI naming a token (without object=), makes the keys
 	// non-extractable objects in it instead of files.
 	Token string
-	// PasswordEnv names the variable whose value encrypts the key files;
-	// empty, they are not encrypted (dev mode).
-	PasswordEnv string
-	Getenv      func(string) string
+	// Password encrypts the key files and goes into their URIs; empty,
+	// they are not encrypted (dev mode).
+	Password keys.PasswordSource
+	Getenv   func(string) string
 	// Names go into the certificates.
 	Names pkigen.Names
 	// ExternalCA makes no roots: the CA intermediate and the TSA signing
@@ -81,7 +81,7 @@ func (p Plan) URI(name string) (string, error) {
 	if p.Token != "" {
 		return TokenObject(p.Token, "signet-"+name)
 	}
-	return keys.FileURI(filepath.Join(p.Dir, name+".pem"), p.PasswordEnv), nil
+	return keys.FileURI(filepath.Join(p.Dir, name+".pem"), p.Password), nil
 }
 
 // chainSpec is a certificate chain Make makes: for a key, under a root key
@@ -205,6 +205,12 @@ func Make(p Plan) (Instance, error) {
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return Instance{}, fmt.Errorf("creating %s: %w", p.Dir, err)
 	}
+	var password []byte
+	if p.Token == "" && p.Password != (keys.PasswordSource{}) {
+		if password, err = p.Password.Read(p.Getenv); err != nil {
+			return Instance{}, fmt.Errorf("encrypting the key files: %w", err)
+		}
+	}
 	inst := Instance{URIs: map[string]string{}}
 	signers := map[string]crypto.Signer{}
 	for _, k := range p.Keys() {
@@ -223,7 +229,7 @@ func Make(p Plan) (Instance, error) {
 			}
 			continue
 		}
-		if signers[k], err = CreateKey(uri, p.Token != "", path, []byte(p.password())); err != nil {
+		if signers[k], err = CreateKey(uri, p.Token != "", path, password); err != nil {
 			return Instance{}, fmt.Errorf("creating the %s key: %w", k, err)
 		}
 		made := k + ".pem"
@@ -310,11 +316,4 @@ func TokenObject(token, label string) (string, error) {
 		return "", errors.New("the token must be a pkcs11: URI naming it, without object=")
 	}
 	return path + ";object=" + label + "?" + query, nil
-}
-
-func (p Plan) password() string {
-	if p.PasswordEnv == "" {
-		return ""
-	}
-	return p.Getenv(p.PasswordEnv)
 }

@@ -135,7 +135,7 @@ func TestKeepMakesWhatIsMissingOnce(t *testing.T) {
 // fails Make before it makes anything.
 func TestMakeOverwritesNothing(t *testing.T) {
 	dir := t.TempDir()
-	plan := Plan{Dir: dir, Names: testNames, PasswordEnv: "P", Getenv: func(string) string { return "secret" }}
+	plan := Plan{Dir: dir, Names: testNames, Password: keys.PasswordSource{Env: "P"}, Getenv: func(string) string { return "secret" }}
 	if err := os.WriteFile(filepath.Join(dir, "ct.pem"), []byte("mine"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestEncryptedKeysAndRequests(t *testing.T) {
 		}
 		return ""
 	}
-	inst, err := Make(Plan{Dir: dir, Names: testNames, PasswordEnv: "P", Getenv: getenv, ExternalCA: true})
+	inst, err := Make(Plan{Dir: dir, Names: testNames, Password: keys.PasswordSource{Env: "P"}, Getenv: getenv, ExternalCA: true})
 	if err != nil {
 		t.Fatal(err)
 	}

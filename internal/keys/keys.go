@@ -1,6 +1,7 @@
 // Package keys opens private keys named by URI as crypto.Signers:
 //
 //	file:///path/key.pem?password-env=VAR  PKCS#8 PEM, encrypted with the password in $VAR
+//	file:///path/key.pem?password-file=/path/password   ... with the password in a file
 //	memory:                                  a P-256 key generated now (dev mode only)
 //
 //	pkcs11:token=T;object=L?module-path=M&pin-source=file:P   a key in an HSM (RFC 7512)
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/youmark/pkcs8"
@@ -70,17 +72,20 @@ func openFile(uri string, opts Options) (crypto.Signer, error) {
 	var key any
 	switch block.Type {
 	case "ENCRYPTED PRIVATE KEY":
-		env := u.Query().Get("password-env")
-		if env == "" {
-			return nil, fmt.Errorf("key %s is encrypted: name the variable holding its password with ?password-env=VAR in the key URI", u.Path)
-		}
-		password := opts.Getenv(env)
-		if password == "" {
-			return nil, fmt.Errorf("key %s: environment variable %s (its password) is empty or unset", u.Path, env)
-		}
-		key, err = pkcs8.ParsePKCS8PrivateKey(block.Bytes, []byte(password))
+		pw, err := passwordSourceOf(u)
 		if err != nil {
-			return nil, fmt.Errorf("key %s: decrypting with the password in %s: %w", u.Path, env, err)
+			return nil, fmt.Errorf("key %s: %w", u.Path, err)
+		}
+		if pw == (PasswordSource{}) {
+			return nil, fmt.Errorf("key %s is encrypted: name its password with ?password-env=VAR or ?password-file=/path in the key URI", u.Path)
+		}
+		password, err := pw.Read(opts.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", u.Path, err)
+		}
+		key, err = pkcs8.ParsePKCS8PrivateKey(block.Bytes, password)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: decrypting with the password in %s: %w", u.Path, pw, err)
 		}
 	case "PRIVATE KEY", "EC PRIVATE KEY":
 		if !opts.Dev {
@@ -130,11 +135,77 @@ func WriteFile(path string, key crypto.Signer, password []byte) error {
 	return f.Close()
 }
 
-// FileURI is the key URI for a PEM file at an absolute path.
-func FileURI(path, passwordEnv string) string {
+// PasswordSource is where an encrypted key file's password comes from: an
+// environment variable, or a file (how Docker and Kubernetes mount
+// secrets). At most one is set; neither means the file is not encrypted.
+type PasswordSource struct {
+	Env  string
+	File string
+}
+
+func (p PasswordSource) String() string {
+	if p.File != "" {
+		return "password file " + p.File
+	}
+	return "environment variable " + p.Env
+}
+
+// Read returns the password; an empty one is an error. A file's trailing
+// line break is not part of it.
+func (p PasswordSource) Read(getenv func(string) string) ([]byte, error) {
+	var pw string
+	switch {
+	case p.File != "":
+		data, err := os.ReadFile(p.File)
+		if err != nil {
+			return nil, fmt.Errorf("reading the key password: %w", err)
+		}
+		pw = strings.TrimRight(string(data), "\r\n")
+	case p.Env != "":
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		pw = getenv(p.Env)
+	default:
+		return nil, errors.New("no password source")
+	}
+	if pw == "" {
+		return nil, fmt.Errorf("%s (its password) is empty or unset", p)
+	}
+	return []byte(pw), nil
+}
+
+// PasswordSourceOf is the password source a file key URI names.
+func PasswordSourceOf(uri string) (PasswordSource, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return PasswordSource{}, fmt.Errorf("key URI %q: %w", redact(uri), err)
+	}
+	return passwordSourceOf(u)
+}
+
+func passwordSourceOf(u *url.URL) (PasswordSource, error) {
+	q := u.Query()
+	p := PasswordSource{Env: q.Get("password-env"), File: q.Get("password-file")}
+	if p.Env != "" && p.File != "" {
+		return PasswordSource{}, errors.New("the key URI names both password-env and password-file; keep one")
+	}
+	if p.File != "" && !filepath.IsAbs(p.File) {
+		return PasswordSource{}, fmt.Errorf("password-file %q must be an absolute path", p.File)
+	}
+	return p, nil
+}
+
+// FileURI is the key URI for a PEM file at an absolute path, encrypted with
+// the password from pw (none: not encrypted).
+func FileURI(path string, pw PasswordSource) string {
 	u := url.URL{Scheme: "file", Path: path}
-	if passwordEnv != "" {
-		u.RawQuery = url.Values{"password-env": {passwordEnv}}.Encode()
+	switch {
+	case pw.File != "":
+		// Slashes unescaped: the URI stays readable in signet.yaml.
+		u.RawQuery = "password-file=" + strings.ReplaceAll(url.QueryEscape(pw.File), "%2F", "/")
+	case pw.Env != "":
+		u.RawQuery = "password-env=" + url.QueryEscape(pw.Env)
 	}
 	return u.String()
 }

@@ -27,6 +27,13 @@ func TestOpen(t *testing.T) {
 	if err := WriteFile(plain, key, nil); err != nil {
 		t.Fatal(err)
 	}
+	pwFile, emptyFile := filepath.Join(dir, "pw"), filepath.Join(dir, "empty")
+	if err := os.WriteFile(pwFile, []byte("s3cret\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(emptyFile, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{"PW": "s3cret", "BAD": "nope"}
 	getenv := func(k string) string { return env[k] }
 
@@ -36,15 +43,20 @@ func TestOpen(t *testing.T) {
 		dev     bool
 		wantErr string
 	}{
-		{"encrypted", FileURI(enc, "PW"), false, ""},
-		{"wrong password", FileURI(enc, "BAD"), false, "decrypting"},
-		{"unset password", FileURI(enc, "NONE"), false, "empty or unset"},
-		{"no password env", FileURI(enc, ""), false, "password-env"},
-		{"plain refused in production", FileURI(plain, ""), false, "not encrypted"},
-		{"plain allowed in dev", FileURI(plain, ""), true, ""},
+		{"encrypted", FileURI(enc, PasswordSource{Env: "PW"}), false, ""},
+		{"wrong password", FileURI(enc, PasswordSource{Env: "BAD"}), false, "decrypting"},
+		{"unset password", FileURI(enc, PasswordSource{Env: "NONE"}), false, "empty or unset"},
+		{"no password env", FileURI(enc, PasswordSource{}), false, "password-env"},
+		{"password file, line break dropped", FileURI(enc, PasswordSource{File: pwFile}), false, ""},
+		{"empty password file", FileURI(enc, PasswordSource{File: emptyFile}), false, "password file " + emptyFile + " (its password) is empty"},
+		{"missing password file", FileURI(enc, PasswordSource{File: filepath.Join(dir, "nope")}), false, "reading the key password"},
+		{"relative password file", "file://" + enc + "?password-file=pw", false, `password-file "pw" must be an absolute path`},
+		{"both password sources", "file://" + enc + "?password-env=PW&password-file=" + pwFile, false, "both password-env and password-file"},
+		{"plain refused in production", FileURI(plain, PasswordSource{}), false, "not encrypted"},
+		{"plain allowed in dev", FileURI(plain, PasswordSource{}), true, ""},
 		{"memory refused in production", "memory:", false, "only allowed in dev"},
 		{"memory in dev", "memory:", true, ""},
-		{"missing file", FileURI(filepath.Join(dir, "nope.pem"), ""), true, "no such file"},
+		{"missing file", FileURI(filepath.Join(dir, "nope.pem"), PasswordSource{}), true, "no such file"},
 		{"relative", "file://key.pem", true, "absolute path"},
 		{"unknown scheme", "vault://x", true, "unknown scheme"},
 	}
@@ -92,11 +104,25 @@ func TestOpenOpenSSLEncryptedKey(t *testing.T) {
 	if !strings.Contains(string(data), "ENCRYPTED PRIVATE KEY") {
 		t.Fatalf("openssl wrote %q, want an encrypted PKCS#8 key", data[:40])
 	}
-	s, err := Open(FileURI(path, "PW"), Options{Getenv: func(string) string { return "pw123" }})
+	s, err := Open(FileURI(path, PasswordSource{Env: "PW"}), Options{Getenv: func(string) string { return "pw123" }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := s.Public().(*ecdsa.PublicKey); !ok {
 		t.Fatalf("public key is %T", s.Public())
+	}
+}
+
+// Key URIs name the password's source readably and round-trip.
+func TestFileURIPasswordSource(t *testing.T) {
+	for _, pw := range []PasswordSource{{}, {Env: "SIGNET_KEY_PASSWORD"}, {File: "/run/secrets/key password+1"}} {
+		uri := FileURI("/var/lib/signet/log.pem", pw)
+		got, err := PasswordSourceOf(uri)
+		if err != nil || got != pw {
+			t.Errorf("FileURI(%+v) = %q, read back as %+v, %v", pw, uri, got, err)
+		}
+	}
+	if uri := FileURI("/k.pem", PasswordSource{File: "/run/secrets/pw"}); uri != "file:///k.pem?password-file=/run/secrets/pw" {
+		t.Errorf("URI %q, want the path's slashes unescaped", uri)
 	}
 }

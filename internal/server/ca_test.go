@@ -462,7 +462,7 @@ func (s *idpServer) token(t *testing.T, email string) string {
 // caIntermediateKey reads the dev CA's issuing key from the data directory.
 func (i *instance) caIntermediateKey(t *testing.T) *ecdsa.PrivateKey {
 	t.Helper()
-	s, err := keys.Open(keys.FileURI(filepath.Join(i.srv.DataDir(), "keys", "ca.pem"), ""), keys.Options{Dev: true})
+	s, err := keys.Open(keys.FileURI(filepath.Join(i.srv.DataDir(), "keys", "ca.pem"), keys.PasswordSource{}), keys.Options{Dev: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -337,14 +337,14 @@ func TestCAWithRemoteCTLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	remote := newFixture(t).start(t, func(c *config.Config) {
-		c.CT.Signer = keys.FileURI(ctKeyPath, "LOG_KEY_PASSWORD")
+		c.CT.Signer = keys.FileURI(ctKeyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
 		c.CT.Roots = []string{rootPath}
 	})
 	ctPubDER, _ := x509.MarshalPKIXPublicKey(ctKey.Public())
 	ctPubPath := write("ct.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: ctPubDER}))
 	idp := newDevIssuerServer(t)
 	inst := newFixture(t).start(t, func(c *config.Config) {
-		c.CA.Signer = keys.FileURI(caKeyPath, "LOG_KEY_PASSWORD")
+		c.CA.Signer = keys.FileURI(caKeyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
 		c.CA.Chain = chainPath
 		c.CA.Issuers = []identity.IssuerConfig{{URL: idp.url, Type: identity.TypeEmail}}
 		c.CA.CT = remote.http.URL

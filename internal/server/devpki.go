@@ -57,7 +57,7 @@ func devOIDCKey(path string, logger *slog.Logger) (*rsa.PrivateKey, error) {
 		logger.Info("generated dev OIDC issuer key", "path", path)
 	}
 	abs, _ := filepath.Abs(path)
-	s, err := keys.Open(keys.FileURI(abs, ""), keys.Options{Dev: true})
+	s, err := keys.Open(keys.FileURI(abs, keys.PasswordSource{}), keys.Options{Dev: true})
 	if err != nil {
 		return nil, err
 	}

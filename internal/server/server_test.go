@@ -95,7 +95,7 @@ func (f fixture) newServer(mutate ...func(*config.Config)) (*server.Server, erro
 	cfg := config.Defaults()
 	cfg.Hostname = testHostname
 	cfg.Database.URL = f.dbURL
-	cfg.Log.Signer = keys.FileURI(f.keyPath, "LOG_KEY_PASSWORD")
+	cfg.Log.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
 	for _, m := range mutate {
 		m(&cfg)
 	}
