@@ -39,7 +39,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCommand(), newDevCommand(), newAdminCommand(), &cobra.Command{
+	root.AddCommand(newRunCommand(), newDevCommand(), newAdminCommand(), newHealthcheckCommand(), &cobra.Command{
 		Use:     "version",
 		Short:   "Print the version of signet-server",
 		Example: "  signet-server version",

@@ -456,7 +456,8 @@ func (c Config) Validate(dev bool) error {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			return fmt.Errorf("metrics.listen %q: want host:port: %w", c.Metrics.Listen, err)
 		}
-		if c.Metrics.Listen == c.Listen {
+		// Port 0 picks a free port for each: never the same listener.
+		if _, port, _ := net.SplitHostPort(c.Listen); c.Metrics.Listen == c.Listen && port != "0" {
 			return fmt.Errorf("metrics.listen %q is the public listener; leave metrics.listen empty to serve /metrics there", c.Metrics.Listen)
 		}
 	}
