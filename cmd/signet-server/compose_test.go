@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,11 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -22,6 +19,7 @@ import (
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db/dbtest"
 	"github.com/signet-dev/signet/internal/keys"
+	"github.com/signet-dev/signet/internal/servertest"
 )
 
 // volumePath is where the compose file mounts the keys volume; the test
@@ -156,14 +154,13 @@ func TestComposeStartsACompleteInstance(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(string(raw), volumePath, vol)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	bin := buildServer(t)
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd := exec.Command(servertest.Build(t), "run", "--config", cfgPath)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"),
 		"DATABASE_URL=" + dbtest.NewURL(t),
 		"SIGNET_PUBLIC_URL=" + env(srv, "SIGNET_PUBLIC_URL"), "SIGNET_HOSTNAME=" + env(srv, "SIGNET_HOSTNAME"),
 		// Free ports instead of the container's 8080 and 9090.
 		"SIGNET_LISTEN=127.0.0.1:0", "SIGNET_METRICS_LISTEN=127.0.0.1:0"}
-	base := startLogged(t, cmd)
+	base := servertest.Start(t, cmd, "")
 
 	// The compose healthcheck's command, at this server's address.
 	check := slices.Clone(srv.HealthCheck.Test[2:])
@@ -193,40 +190,4 @@ func TestComposeStartsACompleteInstance(t *testing.T) {
 	} else {
 		r.Body.Close()
 	}
-}
-
-// startLogged starts cmd (signet-server run), waits for its "listening" log
-// line and returns its base URL; the process is stopped when the test ends.
-func startLogged(t *testing.T, cmd *exec.Cmd) string {
-	t.Helper()
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt) //nolint:errcheck
-		cmd.Wait()                       //nolint:errcheck
-	})
-	addr := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`msg="signet-server listening" addr=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			os.Stderr.WriteString(sc.Text() + "\n")
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		close(addr)
-	}()
-	select {
-	case a, ok := <-addr:
-		if !ok {
-			t.Fatal("signet-server exited before listening")
-		}
-		return "http://" + a
-	case <-time.After(60 * time.Second):
-		t.Fatal("signet-server did not listen within 60 s")
-	}
-	return ""
 }

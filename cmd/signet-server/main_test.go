@@ -34,6 +34,7 @@ import (
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/db"
 	"github.com/signet-dev/signet/internal/db/dbtest"
+	"github.com/signet-dev/signet/internal/servertest"
 	"github.com/signet-dev/signet/log/note"
 	"github.com/signet-dev/signet/log/rekorapi/model"
 )
@@ -43,11 +44,7 @@ func buildServer(t *testing.T) string {
 	if _, err := db.FindBinDir(); err != nil {
 		t.Skip(err)
 	}
-	bin := filepath.Join(t.TempDir(), "signet-server")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return servertest.Build(t)
 }
 
 // startDev runs `signet-server dev` and returns it with its base URL.
