@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 15m
 # Debian package that provides initdb and pg_ctl.
 PG_PACKAGE := postgresql
 
-.PHONY: all build run test vet fuzz deps clean bench cosign image-check rules-check chart-check
+.PHONY: all build run test vet fuzz deps clean bench cosign image-check rules-check deploy-check
 
 all: build
 
@@ -52,7 +52,7 @@ vet:
 ## test: vet, then every test (PostgreSQL is started per test binary under /tmp).
 ## Unmodified cosign is installed when missing, best effort: the
 ## interoperability test skips (and says so) if it could not be built.
-test: deps vet image-check rules-check chart-check
+test: deps vet image-check rules-check deploy-check
 	@command -v cosign >/dev/null 2>&1 || "$$($(GO) env GOPATH)/bin/cosign" version 2>/dev/null | grep -q "GitVersion: *$(COSIGN_VERSION)$$" || $(MAKE) cosign || echo "cosign could not be installed; its interoperability tests will skip"
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
@@ -61,12 +61,14 @@ test: deps vet image-check rules-check chart-check
 image-check:
 	scripts/image-check.sh
 
-## chart-check: the Helm chart (deploy/helm/signet) renders for each kind of
-## values into manifests the Kubernetes API types accept, passes Helm's
-## linter, and its containers' commands start a server. A module of its own:
-## Helm's and Kubernetes' libraries stay out of the server's dependencies.
-chart-check:
-	cd deploy/helm && $(GO) vet ./... && $(GO) test -timeout $(TEST_TIMEOUT) ./...
+## deploy-check: the deployment artefacts' tests (deploy/*_test.go): the
+## compose file loaded by the Compose specification's loader and its services'
+## commands run; the Helm chart rendered for each kind of values into
+## manifests the Kubernetes API types accept, linted, and its containers'
+## commands run. A module of its own: compose-go, Helm and the Kubernetes
+## libraries stay out of the server's dependencies.
+deploy-check:
+	cd deploy && $(GO) vet ./... && $(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 ## rules-check: the Prometheus alert rules are valid and fire as their unit
 ## tests say (deploy/prometheus/alerts_test.yaml).

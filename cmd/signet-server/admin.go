@@ -43,6 +43,9 @@ func newAdminCommand() *cobra.Command {
 	return cmd
 }
 
+// initDoneFile is written into --dir when admin init has made everything.
+const initDoneFile = ".init-done"
+
 // passwordEnv names the variable holding the password of file keys.
 const passwordEnv = "SIGNET_KEY_PASSWORD"
 
@@ -59,8 +62,9 @@ uses them. Keys are
 encrypted PEM files (password from $SIGNET_KEY_PASSWORD, or from the file
 --password-file names, made with a random password if it does not exist) or,
 with --pkcs11, non-extractable keys in a PKCS#11 token. Nothing existing is
-overwritten; with --once, a directory that already holds everything init
-makes is left as it is (for an init container that runs at every start).
+overwritten; with --once, a directory where an init already finished (it
+leaves .init-done) is left as it is, root keys moved offline or not (for an
+init container that runs at every start).
 Move the CA and TSA root keys offline afterwards: the server never needs
 them. The TUF root key signs root.json on the first start; then remove
 tuf.root_signer from signet.yaml and move that key offline too.
@@ -108,18 +112,23 @@ timeStamping EKU) for your existing PKI to sign; install the results with
 					return fmt.Errorf("set %s to the password that will encrypt the key files, or name a file with --password-file", passwordEnv)
 				}
 			}
-			files := append(plan.Files(), "signet.yaml")
-			var existing []string
-			for _, f := range files {
+			// --once trusts the marker a finished init leaves, not the key
+			// files: the root keys are meant to be moved offline.
+			marker := filepath.Join(abs, initDoneFile)
+			if _, err := os.Stat(marker); err == nil && once {
+				fmt.Fprintf(out, "%s was initialised already (%s); nothing to do.\n", abs, initDoneFile)
+				return nil
+			}
+			existing := plan.Existing()
+			for _, f := range []string{"signet.yaml", initDoneFile} {
 				if _, err := os.Stat(filepath.Join(abs, f)); err == nil {
 					existing = append(existing, filepath.Join(abs, f))
 				}
 			}
-			if once && len(existing) == len(files) && !makePassword {
-				fmt.Fprintf(out, "%s already holds the keys, chains and signet.yaml init makes; nothing to do.\n", abs)
-				return nil
-			}
 			if len(existing) > 0 {
+				if _, err := os.Stat(marker); once && err != nil {
+					return fmt.Errorf("%s already exists but no init finished there (no %s): init never overwrites; if an earlier init was interrupted, move those files away and run it again", strings.Join(existing, ", "), initDoneFile)
+				}
 				return fmt.Errorf("%s already exists: init never overwrites; choose another --dir", strings.Join(existing, ", "))
 			}
 			names := plan.Keys()
@@ -183,6 +192,10 @@ tuf:
 			if err := os.WriteFile(filepath.Join(abs, "signet.yaml"), []byte(yaml), 0o600); err != nil {
 				return err
 			}
+			// Last: only a finished init leaves it (--once looks for it).
+			if err := os.WriteFile(marker, []byte("signet-server admin init finished "+time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+				return err
+			}
 			cfgPath := filepath.Join(abs, "signet.yaml")
 			if externalCA {
 				fmt.Fprintf(out, `Created the keys, %[1]s and %[2]s, and %[3]s.
@@ -215,7 +228,7 @@ then remove tuf.root_signer from the config and move tuf-root offline too.
 	cmd.Flags().StringVar(&pkcs11Base, "pkcs11", "", "create the keys in this PKCS#11 token (URI with token= and module-path/pin query)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "encrypt the key files with the password in this file (one line), instead of $"+passwordEnv+"; made with a random password if it does not exist")
-	cmd.Flags().BoolVar(&once, "once", false, "exit successfully without change when --dir already holds everything init makes")
+	cmd.Flags().BoolVar(&once, "once", false, "exit successfully without change when an init already finished in --dir (even with the root keys moved offline since)")
 	cmd.Flags().BoolVar(&externalCA, "external-ca", false, "make no roots: write CSRs for the CA intermediate and the TSA certificate instead")
 	return cmd
 }

@@ -191,11 +191,26 @@ func TestAdminInitWithPasswordFileOnce(t *testing.T) {
 	if _, err := runAdmin(t, "", without...); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("second init without --once: %v", err)
 	}
-	if err := os.Remove(filepath.Join(dir, "tsa.pem")); err != nil {
+	// The root keys moved offline, as the ceremony says: still nothing to do.
+	for _, f := range []string{"ca-root.pem", "tsa-root.pem", "tuf-root.pem"} {
+		if err := os.Rename(filepath.Join(dir, f), filepath.Join(t.TempDir(), f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := runAdmin(t, "", args...); err != nil || !strings.Contains(out, "nothing to do") {
+		t.Fatalf("--once with the root keys offline: %v\n%s", err, out)
+	}
+	// An init that did not finish (no marker) is refused, naming what is there.
+	partial := filepath.Join(t.TempDir(), "partial")
+	if err := os.MkdirAll(partial, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runAdmin(t, "", args...); err == nil || !strings.Contains(err.Error(), "ca.pem, ") {
-		t.Fatalf("--once over a partial directory: %v", err)
+	if err := os.WriteFile(filepath.Join(partial, "log.pem"), logKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	partialArgs := []string{"init", "--dir", partial, "--yes", "--once", "--password-file", pwFile}
+	if _, err := runAdmin(t, "", partialArgs...); err == nil || !strings.Contains(err.Error(), filepath.Join(partial, "log.pem")+" already exists but no init finished there") {
+		t.Fatalf("--once over an unfinished init: %v", err)
 	}
 
 	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err != nil {

@@ -42,6 +42,7 @@ type Pair struct {
 
 	mu      sync.Mutex // guards the fields below; held while checking
 	stamps  [2]stamp   // of the files current was loaded from
+	failed  [2]stamp   // of the last files that did not load: not retried, not logged again
 	checked time.Time
 }
 
@@ -71,8 +72,13 @@ func (p *Pair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return p.current.Load(), nil
 }
 
-// Leaf is the certificate being served now.
-func (p *Pair) Leaf() *x509.Certificate { return p.current.Load().Leaf }
+// Leaf is the certificate being served now, the files checked first (as a
+// handshake would) so the expiry metric follows a renewal even while no
+// client connects.
+func (p *Pair) Leaf() *x509.Certificate {
+	p.refresh()
+	return p.current.Load().Leaf
+}
 
 // refresh reloads the pair if CheckInterval has passed since the last check
 // and either file changed since the served pair was loaded.
@@ -88,16 +94,21 @@ func (p *Pair) refresh() {
 	p.checked = now
 	stamps, err := p.stat()
 	if err != nil {
-		p.logger.Warn("TLS certificate files unreadable; still serving the loaded certificate", "err", err)
+		if gone := [2]stamp{{size: -1}}; p.failed != gone { // reported once until they are back
+			p.failed = gone
+			p.logger.Warn("TLS certificate files unreadable; still serving the loaded certificate", "err", err)
+		}
 		return
 	}
-	if stamps == p.stamps {
+	if stamps == p.stamps || stamps == p.failed {
 		return
 	}
 	cert, err := p.load()
 	if err != nil {
-		// Often a renewal caught between its two writes: the next check
-		// sees the finished pair.
+		// Often a renewal caught between its two writes: the next change
+		// is the finished pair. Until the files change, neither retried
+		// nor logged again.
+		p.failed = stamps
 		p.logger.Warn("TLS certificate files changed but do not load; still serving the loaded certificate", "err", err)
 		return
 	}

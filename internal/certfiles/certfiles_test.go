@@ -1,21 +1,16 @@
 package certfiles
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signet-dev/signet/internal/tlstest"
 )
 
 // keyPair is a self-signed server certificate and its key, PEM-encoded.
@@ -26,29 +21,20 @@ type keyPair struct {
 
 func newPair(t *testing.T, cn string, sans bool) keyPair {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
+	san := ""
 	if sans {
-		tmpl.DNSNames, tmpl.IPAddresses = []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}
+		san = "IP:127.0.0.1,DNS:localhost"
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	certFile, keyFile, cert := tlstest.Cert(t, t.TempDir(), cn, san)
+	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	return keyPair{
-		cert:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		key:    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		serial: serial,
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return keyPair{cert: certPEM, key: keyPEM, serial: cert.SerialNumber}
 }
 
 // write puts data in name with a modification time of its own, so the
@@ -105,7 +91,8 @@ func TestReload(t *testing.T) {
 	first, second := newPair(t, "first", true), newPair(t, "second", true)
 	write(t, certFile, first.cert, 1)
 	write(t, keyFile, first.key, 1)
-	p, err := Load(certFile, keyFile, quiet())
+	var logs strings.Builder
+	p, err := Load(certFile, keyFile, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +117,12 @@ func TestReload(t *testing.T) {
 	if got := served(); got.Cmp(first.serial) != 0 {
 		t.Fatalf("half-written renewal: serving %v, want the first certificate still", got)
 	}
+	// Until the files change again, the broken pair is neither retried nor
+	// logged again.
+	clock = clock.Add(CheckInterval)
+	if got := served(); got.Cmp(first.serial) != 0 || strings.Count(logs.String(), "do not load") != 1 {
+		t.Fatalf("serving %v; log:\n%s", got, logs.String())
+	}
 	// The key arrives; within the check interval nothing is looked at.
 	write(t, keyFile, second.key, 2)
 	clock = clock.Add(CheckInterval / 2)
@@ -144,10 +137,16 @@ func TestReload(t *testing.T) {
 		t.Errorf("Leaf is %v, want CN=second", p.Leaf().Subject)
 	}
 
-	// Files that vanish (a volume unmounted) leave the loaded pair serving.
+	// Files that vanish (a volume unmounted) leave the loaded pair serving,
+	// reported once.
 	os.Remove(certFile)
-	clock = clock.Add(CheckInterval)
-	if got := served(); got.Cmp(second.serial) != 0 {
-		t.Fatalf("files gone: serving %v, want the second certificate still", got)
+	for i := 0; i < 3; i++ {
+		clock = clock.Add(CheckInterval)
+		if got := served(); got.Cmp(second.serial) != 0 {
+			t.Fatalf("files gone: serving %v, want the second certificate still", got)
+		}
+	}
+	if n := strings.Count(logs.String(), "unreadable"); n != 1 {
+		t.Errorf("vanished files reported %d times:\n%s", n, logs.String())
 	}
 }

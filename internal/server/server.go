@@ -14,13 +14,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -158,7 +158,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err != nil {
 		return nil, fmt.Errorf("http.max_body_bytes_in_flight: %w", err)
 	}
-	router.Use(requestid.Middleware, middleware.Recoverer, requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware, budget.Middleware)
+	router.Use(requestid.Middleware)
+	if s.tlsCert != nil {
+		// Before anything that may answer early (the body budget's 503).
+		router.Use(strictTransportSecurity)
+	}
+	router.Use(s.recoverPanics, requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware, budget.Middleware)
 
 	scheme := "http://"
 	if s.tlsCert != nil {
@@ -166,7 +171,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			Name: "signet_tls_certificate_expiry_timestamp_seconds",
 			Help: "When the public listener's TLS certificate (tls.cert_file, as last loaded) expires, in Unix seconds.",
 		}, func() float64 { return float64(s.tlsCert.Leaf().NotAfter.Unix()) }))
-		router.Use(strictTransportSecurity)
 		scheme = "https://"
 	}
 	if s.cfg.PublicURL == "" {
@@ -777,6 +781,27 @@ func (s *Server) Close(ctx context.Context) {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) { httpjson.WriteError(w, status, msg) }
+
+// recoverPanics answers a handler's panic with a 500 naming the request ID,
+// logged with its stack under that ID (chi's Recoverer prints to stderr,
+// outside the structured log). http.ErrAbortHandler is net/http's way to
+// drop a connection and passes through.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.logger.ErrorContext(r.Context(), "handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			writeError(w, http.StatusInternalServerError, "internal error while serving the request; "+requestid.SeeLog(r.Context()))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
 
 func requestTimeout(d time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {

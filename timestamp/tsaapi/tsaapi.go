@@ -199,12 +199,12 @@ func (a *API) signFailed(w http.ResponseWriter, r *http.Request, isJSON bool, er
 	a.issued.WithLabelValues("error").Inc()
 	a.cfg.Logger.ErrorContext(r.Context(), "time-stamping failed", "err", err)
 	if isJSON {
-		writeJSONError(w, http.StatusInternalServerError, "error generating timestamp response")
+		writeJSONError(w, http.StatusInternalServerError, "error generating timestamp response; "+requestid.SeeLog(r.Context()))
 		return
 	}
 	w.Header().Set("Content-Type", "application/timestamp-reply")
 	w.WriteHeader(http.StatusInternalServerError)
-	w.Write(timestamp.RejectionResponse(&timestamp.Rejection{Failure: timestamp.SystemFailure, Msg: "the TSA could not sign"})) //nolint:errcheck
+	w.Write(timestamp.RejectionResponse(&timestamp.Rejection{Failure: timestamp.SystemFailure, Msg: "the TSA could not sign; " + requestid.SeeLog(r.Context())})) //nolint:errcheck
 }
 
 // auditFailed answers a timestamp whose audit row was not committed: 503

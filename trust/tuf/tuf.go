@@ -31,6 +31,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-dev/signet/internal/requestid"
 )
 
 // Lifetimes of each role's metadata.
@@ -513,7 +515,7 @@ func (r *Repository) serveMetadata(w http.ResponseWriter, req *http.Request) {
 	}
 	if err != nil {
 		r.logger.ErrorContext(ctx, "serving TUF metadata", "file", file, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		http.Error(w, "internal error; "+requestid.SeeLog(ctx), http.StatusInternalServerError)
 		return
 	}
 	if body == nil {
@@ -538,7 +540,7 @@ func (r *Repository) serveTarget(w http.ResponseWriter, req *http.Request) {
 	}
 	if err != nil {
 		r.logger.ErrorContext(req.Context(), "serving TUF target", "file", m[0], "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		http.Error(w, "internal error; "+requestid.SeeLog(req.Context()), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

@@ -49,6 +49,9 @@ The values that cannot work, refused at render time with the reason
 {{- if not .Values.database.existingSecret -}}
 {{- fail "database.existingSecret is required: a Secret whose database.secretKey holds the PostgreSQL URL" -}}
 {{- end -}}
+{{- if and .Values.tls.secretName (hasPrefix "http://" .Values.publicURL) -}}
+{{- fail "tls.secretName makes the server speak HTTPS only: publicURL must start with https://" -}}
+{{- end -}}
 {{- $k := .Values.keys -}}
 {{- if not (has $k.source (list "volume" "secret" "pkcs11")) -}}
 {{- fail (printf "keys.source %q: want volume, secret or pkcs11" $k.source) -}}

@@ -1,9 +1,8 @@
-package main
+package deploy
 
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,7 +30,7 @@ const volumePath = "/var/lib/signet"
 // `docker compose up` alone would see it.
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	opts, err := cli.NewProjectOptions([]string{"../../docker-compose.yml"}, cli.WithWorkingDirectory("../.."), cli.WithEnv(nil))
+	opts, err := cli.NewProjectOptions([]string{"../docker-compose.yml"}, cli.WithWorkingDirectory(".."), cli.WithEnv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +72,11 @@ func TestComposeStartsACompleteInstance(t *testing.T) {
 	}
 	if pg.HealthCheck == nil || srv.HealthCheck == nil {
 		t.Fatal("postgres and signet need healthchecks")
+	}
+	// The image has no shell: the check runs the binary where the
+	// Dockerfile puts it.
+	if test := srv.HealthCheck.Test; len(test) < 3 || test[0] != "CMD" || test[1] != "/usr/local/bin/signet-server" || test[2] != "healthcheck" {
+		t.Errorf("signet's healthcheck %q", test)
 	}
 	if initSvc.Image != srv.Image || srv.Build == nil || srv.Build.Dockerfile != "deploy/Dockerfile" {
 		t.Errorf("init and signet must run the image deploy/Dockerfile builds: %q %q %+v", initSvc.Image, srv.Image, srv.Build)
@@ -139,22 +143,28 @@ func TestComposeStartsACompleteInstance(t *testing.T) {
 	}
 
 	// init's command, then the server's, with the volume in a directory.
+	bin := servertest.Build(t)
 	vol := t.TempDir()
-	initArgs := make([]string, len(initSvc.Command))
-	for i, a := range initSvc.Command {
-		initArgs[i] = strings.ReplaceAll(a, volumePath, vol)
+	local := func(args []string) []string {
+		out := make([]string, len(args))
+		for i, a := range args {
+			out[i] = strings.ReplaceAll(a, volumePath, vol)
+		}
+		return out
 	}
-	if out, err := runAdmin(t, "", initArgs[1:]...); err != nil {
-		t.Fatalf("init service %q: %v\n%s", initSvc.Command, err, out)
-	}
-	if out, err := runAdmin(t, "", initArgs[1:]...); err != nil || !strings.Contains(out, "nothing to do") {
-		t.Fatalf("init service at the second start: %v\n%s", err, out)
+	for i, want := range []string{"Created the keys", "nothing to do"} {
+		out, err := exec.Command(bin, local(initSvc.Command)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("init service %q, start %d: %v\n%s", initSvc.Command, i+1, err, out)
+		}
 	}
 	cfgPath := filepath.Join(t.TempDir(), "signet.yaml")
 	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(string(raw), volumePath, vol)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(servertest.Build(t), "run", "--config", cfgPath)
+	srvArgs := local(srv.Command)
+	srvArgs[len(srvArgs)-1] = cfgPath
+	cmd := exec.Command(bin, srvArgs...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"),
 		"DATABASE_URL=" + dbtest.NewURL(t),
 		"SIGNET_PUBLIC_URL=" + env(srv, "SIGNET_PUBLIC_URL"), "SIGNET_HOSTNAME=" + env(srv, "SIGNET_HOSTNAME"),
@@ -163,13 +173,11 @@ func TestComposeStartsACompleteInstance(t *testing.T) {
 	base := servertest.Start(t, cmd, "")
 
 	// The compose healthcheck's command, at this server's address.
-	check := slices.Clone(srv.HealthCheck.Test[2:])
+	check := slices.Clone(srv.HealthCheck.Test[1:])
+	check[0] = bin
 	check[len(check)-1] = strings.Replace(check[len(check)-1], "http://127.0.0.1:8080", base, 1)
-	root := newRootCommand()
-	root.SetOut(io.Discard)
-	root.SetArgs(check)
-	if err := root.Execute(); err != nil {
-		t.Fatalf("healthcheck %q: %v", check, err)
+	if out, err := exec.Command(check[0], check[1:]...).CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "healthy: ") {
+		t.Fatalf("healthcheck %q: %v\n%s", srv.HealthCheck.Test, err, out)
 	}
 	resp, err := http.Get(base + "/api/v1/trust/trusted_root.json")
 	if err != nil {

@@ -1,4 +1,4 @@
-package helm
+package deploy
 
 import (
 	"fmt"
@@ -27,7 +27,7 @@ import (
 	"github.com/signet-dev/signet/internal/keys"
 )
 
-const chartDir = "signet"
+const chartDir = "helm/signet"
 
 // required is the least a user gives: where clients reach the instance and
 // the Secret with the database URL.
@@ -62,7 +62,8 @@ func with(kv ...any) map[string]any {
 type manifests struct {
 	configMap      *corev1.ConfigMap
 	deployment     *appsv1.Deployment
-	service        *corev1.Service
+	service        *corev1.Service // the API's
+	metricsService *corev1.Service
 	serviceAccount *corev1.ServiceAccount
 	pvc            *corev1.PersistentVolumeClaim
 	ingress        *networkingv1.Ingress
@@ -105,6 +106,9 @@ func render(values map[string]any) (*manifests, error) {
 				"networking.k8s.io/v1/Ingress": &out.ingress, "networking.k8s.io/v1/NetworkPolicy": &out.networkPolicy,
 				"policy/v1/PodDisruptionBudget": &out.pdb, "monitoring.coreos.com/v1/ServiceMonitor": &out.serviceMonitor,
 			}
+			if head.Kind == "Service" && strings.Contains(doc, "app.kubernetes.io/component: metrics") {
+				targets["v1/Service"] = &out.metricsService
+			}
 			target, ok := targets[head.APIVersion+"/"+head.Kind]
 			if !ok {
 				return nil, fmt.Errorf("%s: unexpected %s %s", name, head.APIVersion, head.Kind)
@@ -123,8 +127,8 @@ func mustRender(t *testing.T, values map[string]any) *manifests {
 	if err != nil {
 		t.Fatalf("rendering %v: %v", values, err)
 	}
-	if m.configMap == nil || m.deployment == nil || m.service == nil || m.serviceAccount == nil {
-		t.Fatalf("rendering %v lacks the ConfigMap, Deployment, Service or ServiceAccount", values)
+	if m.configMap == nil || m.deployment == nil || m.service == nil || m.metricsService == nil || m.serviceAccount == nil {
+		t.Fatalf("rendering %v lacks the ConfigMap, Deployment, Services or ServiceAccount", values)
 	}
 	return m
 }
@@ -213,13 +217,17 @@ func TestChartRenders(t *testing.T) {
 		values map[string]any
 		check  func(t *testing.T, m *manifests, cfg config.Config)
 	}{
-		{"keys made in a volume", required(), func(t *testing.T, m *manifests, cfg config.Config) {
+		{"keys made in a volume", with("keys.organization", "Acme #1: Signing"), func(t *testing.T, m *manifests, cfg config.Config) {
 			if m.pvc == nil || m.pvc.Annotations["helm.sh/resource-policy"] != "keep" {
 				t.Errorf("the keys' claim must be kept on uninstall: %+v", m.pvc)
 			}
 			initC := container(t, m.deployment, "init")
-			if !slices.Contains(initC.Args, "--once") || !slices.Contains(initC.Args, "--password-file=/var/lib/signet/secrets/key-password") {
+			if !slices.Contains(initC.Args, "--once") || !slices.Contains(initC.Args, "--password-file=/var/lib/signet/secrets/key-password") ||
+				!slices.Contains(initC.Args, "--organization=Acme #1: Signing") {
 				t.Errorf("init container runs %q", initC.Args)
+			}
+			if initC.Resources.Limits.Memory().IsZero() {
+				t.Error("the init container has no resources (a ResourceQuota would refuse the pod)")
 			}
 			if cfg.TUF.RootSigner == "" || cfg.Hostname != "signet.example.com" || cfg.PublicURL != "https://signet.example.com" {
 				t.Errorf("config: root signer %q, hostname %q, public_url %q", cfg.TUF.RootSigner, cfg.Hostname, cfg.PublicURL)
@@ -272,6 +280,14 @@ func TestChartRenders(t *testing.T) {
 				if m.serviceMonitor == nil || m.serviceMonitor.Spec.Endpoints[0].Port != "metrics" {
 					t.Errorf("service monitor %+v", m.serviceMonitor)
 				}
+				for k, v := range m.serviceMonitor.Spec.Selector.MatchLabels {
+					if m.metricsService.Labels[k] != v || (k == "app.kubernetes.io/component" && m.service.Labels[k] == v) {
+						t.Errorf("the service monitor's selector %v must pick the metrics Service only", m.serviceMonitor.Spec.Selector.MatchLabels)
+					}
+				}
+				if p := m.service.Spec.Ports[0].AppProtocol; p == nil || *p != "https" {
+					t.Error("with TLS in the server, the API Service must say appProtocol https")
+				}
 			}},
 	}
 	for _, c := range cases {
@@ -289,10 +305,15 @@ func TestChartRenders(t *testing.T) {
 			if env := srv.Env[0]; env.Name != "DATABASE_URL" || env.ValueFrom.SecretKeyRef.Name != "signet-db" || env.ValueFrom.SecretKeyRef.Key != "url" {
 				t.Errorf("DATABASE_URL from %+v", env)
 			}
-			for _, p := range []*corev1.Probe{srv.StartupProbe, srv.ReadinessProbe, srv.LivenessProbe} {
-				if p == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Port.StrVal != "http" {
+			for _, p := range []*corev1.Probe{srv.StartupProbe, srv.ReadinessProbe} {
+				if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Port.StrVal != "http" {
 					t.Errorf("probe %+v: want GET /healthz on http", p)
 				}
+			}
+			// /healthz asks the database; liveness must not restart the
+			// pod for a database outage.
+			if p := srv.LivenessProbe; p == nil || p.HTTPGet != nil || p.TCPSocket == nil || p.TCPSocket.Port.StrVal != "http" {
+				t.Errorf("liveness probe %+v: want a TCP check of the http port", p)
 			}
 			sc := d.Spec.Template.Spec.SecurityContext
 			if !*sc.RunAsNonRoot || *sc.RunAsUser != 65532 || *sc.FSGroup != 65532 || !*srv.SecurityContext.ReadOnlyRootFilesystem {
@@ -308,8 +329,12 @@ func TestChartRenders(t *testing.T) {
 					t.Errorf("%s is read by the server but not mounted (mount %q)", f, v)
 				}
 			}
-			if m.service.Spec.Ports[0].TargetPort.StrVal != "http" || m.service.Spec.Ports[1].TargetPort.StrVal != "metrics" {
-				t.Errorf("service ports %+v", m.service.Spec.Ports)
+			// Metrics never on the API's Service (which may be a LoadBalancer).
+			if len(m.service.Spec.Ports) != 1 || m.service.Spec.Ports[0].TargetPort.StrVal != "http" {
+				t.Errorf("API service ports %+v", m.service.Spec.Ports)
+			}
+			if ms := m.metricsService; ms.Spec.Type != corev1.ServiceTypeClusterIP || len(ms.Spec.Ports) != 1 || ms.Spec.Ports[0].TargetPort.StrVal != "metrics" {
+				t.Errorf("metrics service %+v", ms.Spec)
 			}
 			if !strings.Contains(m.notes, "cosign initialize --mirror https://signet.example.com/tuf") {
 				t.Errorf("NOTES.txt:\n%s", m.notes)
@@ -329,6 +354,7 @@ func TestChartRefuses(t *testing.T) {
 		{"no public URL", map[string]any{"database": map[string]any{"existingSecret": "db"}}, "publicURL is required"},
 		{"no database", map[string]any{"publicURL": "https://s.example.com"}, "database.existingSecret is required"},
 		{"two replicas", with("replicaCount", 2), "replicaCount must be 1"},
+		{"TLS in the server behind an http URL", with("publicURL", "http://signet.example.com", "tls.secretName", "tls"), "publicURL must start with https://"},
 		{"unknown key source", with("keys.source", "vault"), `keys.source "vault": want volume, secret or pkcs11`},
 		{"secret without password", with("keys.source", "secret", "keys.existingSecret", "k"), "keys.passwordSecret.name"},
 		{"HSM without PIN", with("keys.source", "pkcs11", "keys.pkcs11.token", "pkcs11:token=t?module-path=/m.so", "keys.pkcs11.chainsSecret", "c"), "pinSecret.name"},
