@@ -46,6 +46,7 @@ import (
 	"github.com/signet-dev/signet/log/pgstore"
 	"github.com/signet-dev/signet/log/rekorapi"
 	"github.com/signet-dev/signet/log/tiles"
+	"github.com/signet-dev/signet/log/tilesapi"
 	"github.com/signet-dev/signet/timestamp"
 	"github.com/signet-dev/signet/timestamp/tsaapi"
 	"github.com/signet-dev/signet/trust"
@@ -322,6 +323,8 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 		return err
 	}
 	s.rekor.Routes(router)
+	// The active tree as C2SP tlog-tiles, for caches and CDNs.
+	router.Mount("/tiles/rekor", tilesapi.Handler(s.log.Tree, s.logger))
 	s.logger.Info("transparency log ready", "tree_id", s.log.TreeID(), "log_id", s.rekor.LogID(), "entry_types", registry.Insertable(),
 		"inactive_shards", len(s.log.Retired()), "first_index", s.log.Offset())
 	return nil
@@ -420,6 +423,7 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 		return fmt.Errorf("CT log: %w", err)
 	}
 	s.ctLog.Routes(router)
+	router.Mount("/tiles/ct", tilesapi.Handler(engine.Tree, s.logger))
 	id := s.ctLog.LogID()
 	s.logger.Info("CT log ready", "tree_id", engine.TreeID(), "log_id", base64.StdEncoding.EncodeToString(id[:]), "roots", len(roots))
 	return nil

@@ -1,0 +1,169 @@
+package tilesapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/signet-dev/signet/internal/db/dbtest"
+	tlogs "github.com/signet-dev/signet/log"
+	"github.com/signet-dev/signet/log/note"
+	"github.com/signet-dev/signet/log/pgstore"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// tileClient reads a tlog-tiles server for x/mod's tlog, an independent
+// implementation of the same tiles (Go's checksum database client): its
+// TileHashReader checks every tile it loads against the tree's root.
+type tileClient struct {
+	t    *testing.T
+	base string
+}
+
+func (c tileClient) get(path string) (int, http.Header, []byte) {
+	c.t.Helper()
+	resp, err := http.Get(c.base + "/" + path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, body
+}
+
+// path is a sumdb tile path in tlog-tiles' spelling (no height).
+func path(t tlog.Tile) string {
+	p := strings.Replace(t.Path(), "tile/8/", "tile/", 1)
+	return strings.Replace(p, "tile/data/", "tile/entries/", 1)
+}
+
+func (c tileClient) Height() int { return 8 }
+
+func (c tileClient) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	out := make([][]byte, len(tiles))
+	for i, t := range tiles {
+		code, hdr, body := c.get(path(t))
+		if code != http.StatusOK {
+			return nil, fmt.Errorf("%s: %d %s", path(t), code, body)
+		}
+		want := cachePartial
+		if t.W == 256 {
+			want = cacheFull
+		}
+		if got := hdr.Get("Cache-Control"); got != want {
+			c.t.Errorf("%s: Cache-Control %q, want %q", path(t), got, want)
+		}
+		out[i] = body
+	}
+	return out, nil
+}
+
+func (c tileClient) SaveTiles([]tlog.Tile, [][]byte) {}
+
+func TestTilesAgreeWithTheCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	l, err := tlogs.Open(ctx, pgstore.New(dbtest.NewPool(t)), tlogs.Config{Name: "tiles", SignerName: "tiles.test", Signer: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	srv := httptest.NewServer(Handler(l.Tree, slog.New(slog.DiscardHandler)))
+	t.Cleanup(srv.Close)
+	c := tileClient{t: t, base: srv.URL}
+
+	// Sizes around the boundaries of level-0 and level-1 tiles.
+	size := 0
+	var all [][]byte
+	for _, want := range []int{255, 256, 257, 65536 + 1} {
+		values := make([][]byte, want-size)
+		for i := range values {
+			// Lengths vary and the first entry is empty: the bundle's
+			// framing is what is tested.
+			values[i] = []byte{}
+			if size+i > 0 {
+				values[i] = fmt.Appendf(bytes.Repeat([]byte{byte(i)}, (size+i)%300), " %d", size+i)
+			}
+		}
+		if _, err := l.Import(ctx, values, make([][]byte, len(values))); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, values...)
+		size = want
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			c.t = t
+			code, hdr, body := c.get("checkpoint")
+			if code != http.StatusOK || hdr.Get("Cache-Control") != cacheCheckpt {
+				t.Fatalf("checkpoint: %d %v", code, hdr)
+			}
+			cp, err := note.Verify(string(body), "tiles.test", key.Public())
+			if err != nil || cp.Size != uint64(size) {
+				t.Fatalf("checkpoint %q: %v", body, err)
+			}
+			var root tlog.Hash
+			copy(root[:], cp.RootHash)
+			tree := tlog.Tree{N: int64(size), Hash: root}
+			hr := tlog.TileHashReader(tree, c)
+			got, err := tlog.TreeHash(int64(size), hr)
+			if err != nil || got != root {
+				t.Fatalf("the root from the tiles: %v, %v; checkpoint %v", got, err, root)
+			}
+			// Every entry bundle: its entries hash to the level-0 tiles.
+			for n := int64(0); n*256 < int64(size); n++ {
+				w := min(256, size-int(n)*256)
+				data := tlog.Tile{H: 8, L: -1, N: n, W: w}
+				hashes, err := c.ReadTiles([]tlog.Tile{data, {H: 8, L: 0, N: n, W: w}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				entries, rest := hashes[0], hashes[1]
+				for i := 0; i < w; i++ {
+					if len(entries) < 2 {
+						t.Fatalf("bundle %d ends at entry %d of %d", n, i, w)
+					}
+					k := int(binary.BigEndian.Uint16(entries))
+					entry := entries[2 : 2+k]
+					entries = entries[2+k:]
+					if !bytes.Equal(entry, all[int(n)*256+i]) {
+						t.Fatalf("entry %d of bundle %d is %x, want %x", i, n, entry, all[int(n)*256+i])
+					}
+					if h := tlog.RecordHash(entry); !bytes.Equal(h[:], rest[i*32:i*32+32]) {
+						t.Fatalf("entry %d of bundle %d does not hash to its level-0 tile", i, n)
+					}
+				}
+				if len(entries) != 0 {
+					t.Fatalf("bundle %d has %d bytes after its %d entries", n, len(entries), w)
+				}
+			}
+			// What the tree does not have yet is a 404, whatever its
+			// spelling; so is a tile path spelt in any other way.
+			lastFull := size / 256
+			for _, p := range []string{
+				path(tlog.Tile{H: 8, L: 0, N: int64(lastFull), W: 256}),
+				path(tlog.Tile{H: 8, L: -1, N: int64(lastFull) + 1, W: 1}),
+				path(tlog.Tile{H: 8, L: 3, N: 0, W: 1}),
+				"tile/0/0001", "tile/00/000", "tile/0/000.p/0", "tile/0/000.p/256", "tile/8/0/000", "tile/entries/x000/000", "tile/9/000",
+			} {
+				if code, _, _ := c.get(p); code != http.StatusNotFound {
+					t.Errorf("%s: %d, want 404", p, code)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,83 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/signet-dev/signet/log/pgstore"
+	"github.com/signet-dev/signet/log/tiles"
+)
+
+// TileWidth is the number of hashes in a full C2SP tlog-tiles tile and of
+// entries in a full entry bundle. The stored tiles have the same height
+// (tiles.Height = 8), so tlog tile (level L, index N) is the bottom row of
+// stored tile N of stratum L: it is read, never recomputed.
+const TileWidth = 1 << tiles.Height
+
+// ErrNoTile is a tile or entry bundle the published tree does not have
+// (yet): beyond its size, or a width it cannot fill.
+var ErrNoTile = errors.New("no such tile in the published tree")
+
+// TileHashes returns tlog-tiles hash tile (level, index) of width hashes,
+// concatenated: the nodes at tree level 8*level with indexes index*256 to
+// index*256+width-1, each of which must be complete in the published tree.
+// A full tile has width TileWidth; a partial one exists only at the tree's
+// right edge, and any narrower prefix of a tile is the same bytes.
+func (t *Tree) TileHashes(ctx context.Context, level, index uint64, width int) ([]byte, error) {
+	root, err := t.Latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if width < 1 || width > TileWidth || level*tiles.Height >= 64 {
+		return nil, ErrNoTile
+	}
+	// Nodes complete at this level: size / 2^(8*level).
+	complete := root.Size >> (level * tiles.Height)
+	// index*TileWidth cannot overflow once index <= complete/TileWidth.
+	if index > complete/TileWidth || index*TileWidth+uint64(width) > complete {
+		return nil, ErrNoTile
+	}
+	ids := make([]compact.NodeID, width)
+	for i := range ids {
+		ids[i] = compact.NewNodeID(uint(level*tiles.Height), index*TileWidth+uint64(i))
+	}
+	hashes, err := t.reader.Nodes(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("log %s: reading tile %d/%d: %w", t.name, level, index, err)
+	}
+	out := make([]byte, 0, width*32)
+	for _, h := range hashes {
+		out = append(out, h...)
+	}
+	return out, nil
+}
+
+// EntryBundle returns the values of leaves index*256 to index*256+width-1,
+// all integrated in the published tree.
+func (t *Tree) EntryBundle(ctx context.Context, index uint64, width int) ([][]byte, error) {
+	root, err := t.Latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if width < 1 || width > TileWidth || index > root.Size/TileWidth || index*TileWidth+uint64(width) > root.Size {
+		return nil, ErrNoTile
+	}
+	leaves, err := t.store.LeavesInRange(ctx, index*TileWidth, uint64(width), pgstore.With{})
+	if err != nil {
+		return nil, fmt.Errorf("log %s: reading entry bundle %d: %w", t.name, index, err)
+	}
+	if len(leaves) != width {
+		return nil, fmt.Errorf("log %s: entry bundle %d: %d of %d leaves stored", t.name, index, len(leaves), width)
+	}
+	out := make([][]byte, width)
+	for i, lf := range leaves {
+		if lf.Index != index*TileWidth+uint64(i) {
+			return nil, fmt.Errorf("log %s: entry bundle %d: leaf %d where %d belongs", t.name, index, lf.Index, index*TileWidth+uint64(i))
+		}
+		out[i] = lf.Value
+	}
+	return out, nil
+}
