@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,19 +41,24 @@ func (t *Tree) TileHashes(ctx context.Context, level, index uint64, width int) (
 	if index > complete/TileWidth || index*TileWidth+uint64(width) > complete {
 		return nil, ErrNoTile
 	}
-	ids := make([]compact.NodeID, width)
-	for i := range ids {
-		ids[i] = compact.NewNodeID(uint(level*tiles.Height), index*TileWidth+uint64(i))
-	}
-	hashes, err := t.reader.Nodes(ctx, ids)
+	// The stored tile N of stratum L holds these nodes as its bottom row:
+	// one row read (gathered with other readers'), one decode. Not cached:
+	// a tile is read once per cache in front of the server.
+	id := tiles.ID(compact.NewNodeID(uint(level*tiles.Height), index*TileWidth))
+	raw, err := t.fetchTiles(ctx, [][]byte{id})
 	if err != nil {
 		return nil, fmt.Errorf("log %s: reading tile %d/%d: %w", t.name, level, index, err)
 	}
-	out := make([]byte, 0, width*32)
-	for _, h := range hashes {
-		out = append(out, h...)
+	if len(raw) == 1 {
+		tile, err := tiles.Decode(raw[0])
+		if err != nil {
+			return nil, fmt.Errorf("log %s: tile %d/%d: %w", t.name, level, index, err)
+		}
+		if row := tile.Bottom(width); row != nil {
+			return bytes.Clone(row), nil
+		}
 	}
-	return out, nil
+	return nil, fmt.Errorf("log %s: the stored tile %d/%d lacks %d complete nodes at size %d", t.name, level, index, width, root.Size)
 }
 
 // EntryBundle returns the values of leaves index*256 to index*256+width-1,

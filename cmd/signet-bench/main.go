@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"sort"
@@ -30,8 +31,11 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/log/note"
+	"github.com/signet-dev/signet/log/tilesapi"
 	"github.com/signet-dev/signet/timestamp"
 )
 
@@ -59,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var o options
 	var scenarios string
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "base URL of the instance")
-	fs.StringVar(&scenarios, "scenarios", "ca,append,read,search", "comma-separated: ca, append, read, search, timestamp")
+	fs.StringVar(&scenarios, "scenarios", "ca,append,read,search", "comma-separated: ca, append, read, search, timestamp, tiles (level-0 hash tiles), bundles (entry bundles)")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients (closed loop)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "timed phase of each scenario")
 	fs.DurationVar(&o.appendDuration, "append-duration", 0, "timed phase of the append scenario (default: --duration)")
@@ -134,8 +138,12 @@ Flags:
 			res, err = st.searchScenario(ctx, stderr)
 		case "timestamp":
 			res, err = st.timestampScenario()
+		case "tiles":
+			res, err = st.tilesScenario(ctx, 0)
+		case "bundles":
+			res, err = st.tilesScenario(ctx, -1)
 		default:
-			return fmt.Errorf("unknown scenario %q (ca, append, read, search, timestamp)", sc)
+			return fmt.Errorf("unknown scenario %q (ca, append, read, search, timestamp, tiles, bundles)", sc)
 		}
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", sc, err)
@@ -498,6 +506,38 @@ func (s *state) searchScenario(ctx context.Context, log io.Writer) (*result, err
 	hdr := map[string]string{"Content-Type": "application/json"}
 	return s.drive(ctx, "search", func(i int) request {
 		return request{http.MethodPost, "/api/v1/index/retrieve", []byte(`{"hash":"` + hashes[i%len(hashes)] + `"}`), hdr}
+	}, func(st int) bool { return st == 200 }, nil), nil
+}
+
+// tilesScenario reads the Rekor log as tlog-tiles, as a cache in front of
+// it would on misses: full tiles of level (0: leaf hashes, -1: entry
+// bundles) at random over the whole log (at least 256 entries).
+func (s *state) tilesScenario(ctx context.Context, level int) (*result, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.opts.target+"/tiles/rekor/checkpoint", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cp, err := note.Parse(string(body))
+	if err != nil {
+		return nil, fmt.Errorf("the tiles checkpoint: %w", err)
+	}
+	full := int64(cp.Size / 256)
+	if full == 0 {
+		return nil, fmt.Errorf("the log has %d entries: fewer than one full tile", cp.Size)
+	}
+	paths := make([]string, 4096)
+	for i := range paths {
+		paths[i] = "/tiles/rekor/" + tilesapi.Path(tlog.Tile{H: 8, L: level, N: mrand.Int64N(full), W: 256})
+	}
+	name := map[int]string{0: "tiles", -1: "bundles"}[level]
+	return s.drive(ctx, name, func(i int) request {
+		return request{http.MethodGet, paths[i%len(paths)], nil, nil}
 	}, func(st int) bool { return st == 200 }, nil), nil
 }
 

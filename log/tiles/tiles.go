@@ -346,6 +346,16 @@ func (t *Tile) node(level uint, index uint64) []byte {
 	return t.hashes[at : at+hashSize : at+hashSize]
 }
 
+// Bottom returns the hashes of the tile's first n bottom nodes,
+// concatenated (a tlog-tiles tile), or nil when it holds fewer of them or
+// was compacted.
+func (t *Tile) Bottom(n int) []byte {
+	if t.low != 0 || n > t.bottom {
+		return nil
+	}
+	return t.hashes[t.start[0]*hashSize : (t.start[0]+n)*hashSize]
+}
+
 // compacted is t as the cache keeps it: a complete tile of the bottom
 // stratum without its levels below GroupLevel; any other tile as it is.
 func (t *Tile) compacted() *Tile {

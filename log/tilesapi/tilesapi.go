@@ -84,6 +84,13 @@ func parse(rest string) (tlog.Tile, bool) {
 	return t, true
 }
 
+// Path is the tlog-tiles path of t (height 8; level -1 for an entry
+// bundle), relative to where the handler is mounted: the inverse of parse.
+func Path(t tlog.Tile) string {
+	p := strings.Replace(t.Path(), "tile/8/", "tile/", 1)
+	return strings.Replace(p, "tile/data/", "tile/entries/", 1)
+}
+
 func (h handler) tile(w http.ResponseWriter, r *http.Request) {
 	t, ok := parse(chi.URLParam(r, "*"))
 	if !ok {

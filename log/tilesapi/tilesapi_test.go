@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -47,27 +46,21 @@ func (c tileClient) get(path string) (int, http.Header, []byte) {
 	return resp.StatusCode, resp.Header, body
 }
 
-// path is a sumdb tile path in tlog-tiles' spelling (no height).
-func path(t tlog.Tile) string {
-	p := strings.Replace(t.Path(), "tile/8/", "tile/", 1)
-	return strings.Replace(p, "tile/data/", "tile/entries/", 1)
-}
-
 func (c tileClient) Height() int { return 8 }
 
 func (c tileClient) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 	out := make([][]byte, len(tiles))
 	for i, t := range tiles {
-		code, hdr, body := c.get(path(t))
+		code, hdr, body := c.get(Path(t))
 		if code != http.StatusOK {
-			return nil, fmt.Errorf("%s: %d %s", path(t), code, body)
+			return nil, fmt.Errorf("%s: %d %s", Path(t), code, body)
 		}
 		want := cachePartial
 		if t.W == 256 {
 			want = cacheFull
 		}
 		if got := hdr.Get("Cache-Control"); got != want {
-			c.t.Errorf("%s: Cache-Control %q, want %q", path(t), got, want)
+			c.t.Errorf("%s: Cache-Control %q, want %q", Path(t), got, want)
 		}
 		out[i] = body
 	}
@@ -155,9 +148,9 @@ func TestTilesAgreeWithTheCheckpoint(t *testing.T) {
 			// spelling; so is a tile path spelt in any other way.
 			lastFull := size / 256
 			for _, p := range []string{
-				path(tlog.Tile{H: 8, L: 0, N: int64(lastFull), W: 256}),
-				path(tlog.Tile{H: 8, L: -1, N: int64(lastFull) + 1, W: 1}),
-				path(tlog.Tile{H: 8, L: 3, N: 0, W: 1}),
+				Path(tlog.Tile{H: 8, L: 0, N: int64(lastFull), W: 256}),
+				Path(tlog.Tile{H: 8, L: -1, N: int64(lastFull) + 1, W: 1}),
+				Path(tlog.Tile{H: 8, L: 3, N: 0, W: 1}),
 				"tile/0/0001", "tile/00/000", "tile/0/000.p/0", "tile/0/000.p/256", "tile/8/0/000", "tile/entries/x000/000", "tile/9/000",
 			} {
 				if code, _, _ := c.get(p); code != http.StatusNotFound {
