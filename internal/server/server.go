@@ -140,6 +140,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if s.pool, err = db.Open(ctx, dbURL); err != nil {
 		return nil, err
 	}
+	if err := claimDatabase(ctx, s.pool, opts.Dev, s.cluster != nil); err != nil {
+		return nil, err
+	}
 	s.trees = pgstore.New(s.pool)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
