@@ -158,7 +158,11 @@ func serve(parent context.Context, cfg config.Config, dev bool, warnings ...stri
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Listen first: a taken port should fail before the database starts.
+	// The configuration first, so the first error is the real one; then
+	// the port, so a taken one fails before the database starts.
+	if err := cfg.Validate(dev); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)

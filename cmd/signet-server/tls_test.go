@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -118,5 +119,21 @@ func TestTLSRefusesMismatchedKey(t *testing.T) {
 	err := runDev(t, append(args, "--listen", "127.0.0.1:0")...)
 	if err == nil || !strings.Contains(err.Error(), "tls: loading TLS certificate "+aCert) || !strings.Contains(err.Error(), "private key does not match") {
 		t.Fatalf("start-up with a mismatched key: %v", err)
+	}
+}
+
+// A configuration error is reported before the port is bound: with both
+// wrong, the error names the configuration, not the taken port.
+func TestConfigErrorsComeBeforeTheListener(t *testing.T) {
+	clearConfigEnv(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	args := writeConfig(t, "tls:\n  cert_file: /nonexistent.crt\n")
+	err = runDev(t, append(args, "--listen", taken.Addr().String())...)
+	if err == nil || !strings.Contains(err.Error(), "tls.cert_file and tls.key_file go together") {
+		t.Fatalf("a bad configuration on a taken port: %v", err)
 	}
 }
