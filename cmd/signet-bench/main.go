@@ -35,7 +35,7 @@ import (
 
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/log/note"
-	"github.com/signet-dev/signet/log/tilesapi"
+	"github.com/signet-dev/signet/log/tlogpath"
 	"github.com/signet-dev/signet/timestamp"
 )
 
@@ -533,7 +533,7 @@ func (s *state) tilesScenario(ctx context.Context, level int) (*result, error) {
 	}
 	paths := make([]string, 4096)
 	for i := range paths {
-		paths[i] = "/tiles/rekor/" + tilesapi.Path(tlog.Tile{H: 8, L: level, N: mrand.Int64N(full), W: 256})
+		paths[i] = "/tiles/rekor/" + tlogpath.Path(tlog.Tile{H: 8, L: level, N: mrand.Int64N(full), W: 256})
 	}
 	name := map[int]string{0: "tiles", -1: "bundles"}[level]
 	return s.drive(ctx, name, func(i int) request {

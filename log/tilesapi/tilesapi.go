@@ -16,13 +16,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/signet-dev/signet/internal/requestid"
 	tlogs "github.com/signet-dev/signet/log"
+	"github.com/signet-dev/signet/log/tlogpath"
 )
 
 // Cache lifetimes: a full tile never changes; a partial tile and the
@@ -68,31 +67,8 @@ func (h handler) checkpoint(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(signed)) //nolint:errcheck // the client went away
 }
 
-// parse reads a tile path after "tile/" in its one canonical spelling
-// (a tile has exactly one URL, so caches hold one copy): x/mod's sumdb
-// tiles use the same index encoding with the height as first element,
-// which tlog-tiles leaves out (it is always 8).
-func parse(rest string) (tlog.Tile, bool) {
-	sumdbPath := "tile/8/" + rest
-	if entries, ok := strings.CutPrefix(rest, "entries/"); ok {
-		sumdbPath = "tile/8/data/" + entries
-	}
-	t, err := tlog.ParseTilePath(sumdbPath)
-	if err != nil || t.Path() != sumdbPath || t.H != 8 {
-		return tlog.Tile{}, false
-	}
-	return t, true
-}
-
-// Path is the tlog-tiles path of t (height 8; level -1 for an entry
-// bundle), relative to where the handler is mounted: the inverse of parse.
-func Path(t tlog.Tile) string {
-	p := strings.Replace(t.Path(), "tile/8/", "tile/", 1)
-	return strings.Replace(p, "tile/data/", "tile/entries/", 1)
-}
-
 func (h handler) tile(w http.ResponseWriter, r *http.Request) {
-	t, ok := parse(chi.URLParam(r, "*"))
+	t, ok := tlogpath.Parse(chi.URLParam(r, "*"))
 	if !ok {
 		http.Error(w, "not a tile path: want tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>], N in x-prefixed three-digit groups", http.StatusNotFound)
 		return

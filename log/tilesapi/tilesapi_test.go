@@ -20,6 +20,7 @@ import (
 	tlogs "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/note"
 	"github.com/signet-dev/signet/log/pgstore"
+	"github.com/signet-dev/signet/log/tlogpath"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -51,16 +52,16 @@ func (c tileClient) Height() int { return 8 }
 func (c tileClient) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 	out := make([][]byte, len(tiles))
 	for i, t := range tiles {
-		code, hdr, body := c.get(Path(t))
+		code, hdr, body := c.get(tlogpath.Path(t))
 		if code != http.StatusOK {
-			return nil, fmt.Errorf("%s: %d %s", Path(t), code, body)
+			return nil, fmt.Errorf("%s: %d %s", tlogpath.Path(t), code, body)
 		}
 		want := cachePartial
 		if t.W == 256 {
 			want = cacheFull
 		}
 		if got := hdr.Get("Cache-Control"); got != want {
-			c.t.Errorf("%s: Cache-Control %q, want %q", Path(t), got, want)
+			c.t.Errorf("%s: Cache-Control %q, want %q", tlogpath.Path(t), got, want)
 		}
 		out[i] = body
 	}
@@ -148,9 +149,9 @@ func TestTilesAgreeWithTheCheckpoint(t *testing.T) {
 			// spelling; so is a tile path spelt in any other way.
 			lastFull := size / 256
 			for _, p := range []string{
-				Path(tlog.Tile{H: 8, L: 0, N: int64(lastFull), W: 256}),
-				Path(tlog.Tile{H: 8, L: -1, N: int64(lastFull) + 1, W: 1}),
-				Path(tlog.Tile{H: 8, L: 3, N: 0, W: 1}),
+				tlogpath.Path(tlog.Tile{H: 8, L: 0, N: int64(lastFull), W: 256}),
+				tlogpath.Path(tlog.Tile{H: 8, L: -1, N: int64(lastFull) + 1, W: 1}),
+				tlogpath.Path(tlog.Tile{H: 8, L: 3, N: 0, W: 1}),
 				"tile/0/0001", "tile/00/000", "tile/0/000.p/0", "tile/0/000.p/256", "tile/8/0/000", "tile/entries/x000/000", "tile/9/000",
 			} {
 				if code, _, _ := c.get(p); code != http.StatusNotFound {
