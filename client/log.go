@@ -241,11 +241,20 @@ type Entry struct {
 	model.LogEntryAnon
 }
 
-// LeafHash is the RFC 6962 hash of the entry's body.
-func (e *Entry) LeafHash() ([]byte, error) {
+// RawBody is the entry's canonical body, the log's leaf.
+func (e *Entry) RawBody() ([]byte, error) {
 	body, err := base64.StdEncoding.DecodeString(e.Body)
 	if err != nil {
 		return nil, fmt.Errorf("entry body is not base64: %w", err)
+	}
+	return body, nil
+}
+
+// LeafHash is the RFC 6962 hash of the entry's body.
+func (e *Entry) LeafHash() ([]byte, error) {
+	body, err := e.RawBody()
+	if err != nil {
+		return nil, err
 	}
 	return rfc6962.DefaultHasher.HashLeaf(body), nil
 }

@@ -70,6 +70,17 @@ for size in $sizes; do
     bin/signet-bench --target "$big" --scenarios append,read,search --concurrency 64 --duration "$duration" --append-duration "$append_duration" |
       sed "s/\"scenario\":\"\([a-z]*\)\"/\"scenario\":\"\1@$size\"/"
   done
+  # Tiles read at random, then an auditor catching up on the whole log:
+  # signet monitor from an empty state, every entry checked and matched.
+  bin/signet-bench --target "$big" --scenarios tiles,bundles --concurrency 64 --duration "$duration" |
+    sed "s/\"scenario\":\"\([a-z]*\)\"/\"scenario\":\"\1@$size\"/"
+  curl -sf "$big/api/v1/log/publicKey" >"$work/log.pub"
+  printf 'emails: [nobody@example.com]\n' >"$work/watch.yaml"
+  n=$(curl -sf "$big/api/v1/log" | grep -o '"treeSize":[0-9]*' | cut -d: -f2)
+  t0=$(date +%s%N)
+  bin/signet --server "$big" monitor --once --watch "$work/watch.yaml" --log-key "$work/log.pub" --state "$work/monitor-$size.json" >/dev/null
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  echo "{\"scenario\":\"monitor-catch-up@$size\",\"entries\":$n,\"duration_s\":$(awk "BEGIN{print $ms/1000}"),\"entries_per_s\":$(awk "BEGIN{printf \"%.0f\", $n*1000/$ms}")}"
   curl -s "$big/metrics" | grep -E '^(signet_database_bytes|process_resident_memory_bytes) ' >&2
   kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
   pids=()

@@ -429,11 +429,7 @@ func newLogInfoCommand() *cobra.Command {
 			if len(frozen) > 0 {
 				consistency += "\n" + strings.Join(frozen, "\n")
 			}
-			if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
-				return err
-			}
-			data, _ := json.MarshalIndent(state, "", "  ")
-			if err := os.WriteFile(statePath, data, 0o600); err != nil {
+			if err := writeState(statePath, state); err != nil {
 				return err
 			}
 			return report(cmd, map[string]any{"treeID": info.TreeID, "treeSize": info.TreeSize, "rootHash": info.RootHash, "origin": cp.Origin, "consistency": consistency},

@@ -1,0 +1,197 @@
+// Package monitor follows a transparency log as an auditor does: each new
+// checkpoint must extend the last one seen, each new entry must be in the
+// tree the checkpoint commits to, and each entry's signer is matched
+// against the identities being watched.
+//
+// Logs are read as C2SP tlog-tiles. x/mod's sumdb/tlog checks every tile it
+// loads against the checkpoint's root, so an entry or a hash the server
+// made up fails the read; the root of the last size seen, recomputed from
+// the same tiles, proves the log consistent with it.
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/signet-dev/signet/log/tlogpath"
+)
+
+// MaxTileBytes bounds a tile read from the server: a full entry bundle of
+// 256 entries of at most 65,535 bytes each, with their length prefixes.
+const MaxTileBytes = 256 * (2 + 65535)
+
+// Tiles reads a log's tiles under Base (e.g. https://signet.example.com/tiles/rekor).
+type Tiles struct {
+	Base string
+	HTTP *http.Client
+	// Parallel is how many tiles are read at once (default 8).
+	Parallel int
+	ctx      context.Context
+}
+
+// WithContext returns t with requests made under ctx.
+func (t Tiles) WithContext(ctx context.Context) Tiles {
+	t.ctx = ctx
+	return t
+}
+
+// Height is tlog.TileReader's: 8 for tlog-tiles.
+func (t Tiles) Height() int { return tlogpath.Height }
+
+// ReadTiles is tlog.TileReader's: each tile by HTTP GET, several at once.
+func (t Tiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	out := make([][]byte, len(tiles))
+	errs := make([]error, len(tiles))
+	parallel := t.Parallel
+	if parallel <= 0 {
+		parallel = 8
+	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, tile := range tiles {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = t.get(tlogpath.Path(tile))
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// SaveTiles is tlog.TileReader's; nothing is kept between runs (the state
+// is the last checkpoint).
+func (Tiles) SaveTiles([]tlog.Tile, [][]byte) {}
+
+// ErrNoTiles is a server that does not serve the log as tiles.
+var ErrNoTiles = errors.New("the server does not serve this log as tiles")
+
+func (t Tiles) get(path string) ([]byte, error) {
+	ctx := t.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.Base+"/"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	client := t.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxTileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound && path == "checkpoint":
+		return nil, ErrNoTiles
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, bytes.TrimSpace(body[:min(len(body), 200)]))
+	case len(body) > MaxTileBytes:
+		return nil, fmt.Errorf("%s: more than %d bytes", path, MaxTileBytes)
+	}
+	return body, nil
+}
+
+// Checkpoint is the log's checkpoint as served with its tiles, unverified:
+// the caller checks its signature with the log's key.
+func (t Tiles) Checkpoint() ([]byte, error) { return t.get("checkpoint") }
+
+// Tree is a checkpoint's size and root.
+type Tree struct {
+	Size uint64
+	Root [32]byte
+}
+
+// Consistent proves that prev is a prefix of cur: prev's root recomputed
+// from cur's tiles (each checked against cur's root) must be prev's.
+func Consistent(t Tiles, prev, cur Tree) error {
+	switch {
+	case cur.Size < prev.Size:
+		return fmt.Errorf("the log shrank from %d to %d entries", prev.Size, cur.Size)
+	case prev.Size == 0:
+		return nil
+	}
+	hr := tlog.TileHashReader(tlog.Tree{N: int64(cur.Size), Hash: cur.Root}, t)
+	root, err := tlog.TreeHash(int64(prev.Size), hr)
+	if err != nil {
+		return fmt.Errorf("the tree at %d from the tiles of the tree at %d: %w", prev.Size, cur.Size, err)
+	}
+	if root != prev.Root {
+		return fmt.Errorf("the log at size %d has root %x, not the %x seen before: its history was rewritten", prev.Size, root[:], prev.Root[:])
+	}
+	return nil
+}
+
+// Entries calls fn with each entry from..cur.Size-1 in order, each checked
+// to be the leaf of cur's tree at its index. fn's error stops the walk.
+func Entries(t Tiles, from uint64, cur Tree, fn func(index uint64, entry []byte) error) error {
+	if from >= cur.Size {
+		return nil
+	}
+	hr := tlog.TileHashReader(tlog.Tree{N: int64(cur.Size), Hash: cur.Root}, t)
+	const width = 1 << tlogpath.Height
+	// A batch of bundles read at once, then checked and handed out in order.
+	const batch = 16
+	for first := from / width; first*width < cur.Size; first += batch {
+		var bundles []tlog.Tile
+		var indexes []int64
+		for n := first; n < first+batch && n*width < cur.Size; n++ {
+			w := min(width, cur.Size-n*width)
+			bundles = append(bundles, tlog.Tile{H: tlogpath.Height, L: -1, N: int64(n), W: int(w)})
+			for i := n * width; i < n*width+w; i++ {
+				indexes = append(indexes, tlog.StoredHashIndex(0, int64(i)))
+			}
+		}
+		data, err := t.ReadTiles(bundles)
+		if err != nil {
+			return err
+		}
+		hashes, err := hr.ReadHashes(indexes)
+		if err != nil {
+			return fmt.Errorf("leaf hashes of entries %d..%d: %w", first*width, first*width+uint64(len(indexes))-1, err)
+		}
+		k := 0
+		for b, bundle := range bundles {
+			rest := data[b]
+			for i := 0; i < bundle.W; i++ {
+				index := uint64(bundle.N)*width + uint64(i)
+				if len(rest) < 2 || len(rest) < 2+int(binary.BigEndian.Uint16(rest)) {
+					return fmt.Errorf("entry bundle %d ends inside entry %d", bundle.N, index)
+				}
+				n := int(binary.BigEndian.Uint16(rest))
+				entry := rest[2 : 2+n]
+				rest = rest[2+n:]
+				if tlog.RecordHash(entry) != hashes[k] {
+					return fmt.Errorf("entry %d is not the leaf the log's tree has at that index", index)
+				}
+				k++
+				if index < from {
+					continue
+				}
+				if err := fn(index, entry); err != nil {
+					return err
+				}
+			}
+			if len(rest) != 0 {
+				return fmt.Errorf("entry bundle %d has %d bytes after its %d entries", bundle.N, len(rest), bundle.W)
+			}
+		}
+	}
+	return nil
+}

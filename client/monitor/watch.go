@@ -1,0 +1,203 @@
+package monitor
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+)
+
+// Signer is who signed a log entry, as far as the entry says: a key, and
+// for a certificate the identity Fulcio (or Signet's CA) put in it.
+type Signer struct {
+	KeySHA256 string   `json:"key_sha256"` // of the PKIX public key
+	Emails    []string `json:"emails,omitempty"`
+	URIs      []string `json:"uris,omitempty"`
+	Issuer    string   `json:"oidc_issuer,omitempty"`
+	// Repository is the source repository (GitHub/GitLab workflows).
+	Repository string `json:"source_repository,omitempty"`
+	Subject    string `json:"certificate_subject,omitempty"`
+}
+
+// Entry is what the monitor reads from one log entry.
+type Entry struct {
+	Kind    string   `json:"kind"`
+	Signers []Signer `json:"signers"`
+}
+
+// Parse reads a log entry's canonical body (hashedrekord or dsse v0.0.1)
+// for its signers. Other kinds have none the monitor can read.
+func Parse(body []byte) (Entry, error) {
+	var head struct {
+		Kind string `json:"kind"`
+		Spec struct {
+			Signature struct {
+				PublicKey struct {
+					Content string `json:"content"`
+				} `json:"publicKey"`
+			} `json:"signature"`
+			Signatures []struct {
+				Verifier string `json:"verifier"`
+			} `json:"signatures"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(body, &head); err != nil {
+		return Entry{}, fmt.Errorf("entry body: %w", err)
+	}
+	e := Entry{Kind: head.Kind}
+	var verifiers []string
+	switch head.Kind {
+	case "hashedrekord":
+		verifiers = []string{head.Spec.Signature.PublicKey.Content}
+	case "dsse":
+		for _, s := range head.Spec.Signatures {
+			verifiers = append(verifiers, s.Verifier)
+		}
+	default:
+		return e, nil
+	}
+	for _, v := range verifiers {
+		s, err := signer(v)
+		if err != nil {
+			return e, fmt.Errorf("%s entry: %w", head.Kind, err)
+		}
+		e.Signers = append(e.Signers, s)
+	}
+	return e, nil
+}
+
+// signer reads a verifier: base64 of a PEM certificate or public key.
+func signer(b64 string) (Signer, error) {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return Signer{}, fmt.Errorf("verifier is not base64: %w", err)
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return Signer{}, errors.New("verifier is not PEM")
+	}
+	var s Signer
+	switch block.Type {
+	case "CERTIFICATE":
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return Signer{}, fmt.Errorf("verifier certificate: %w", err)
+		}
+		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+		s.KeySHA256 = hex.EncodeToString(sum[:])
+		s.Emails = cert.EmailAddresses
+		for _, u := range cert.URIs {
+			s.URIs = append(s.URIs, u.String())
+		}
+		s.Subject = cert.Subject.String()
+		if summary, err := certificate.SummarizeCertificate(cert); err == nil {
+			s.Issuer = summary.Issuer
+			s.Repository = summary.SourceRepositoryURI
+		}
+	case "PUBLIC KEY":
+		if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil {
+			return Signer{}, fmt.Errorf("verifier key: %w", err)
+		}
+		sum := sha256.Sum256(block.Bytes)
+		s.KeySHA256 = hex.EncodeToString(sum[:])
+	default:
+		return Signer{}, fmt.Errorf("verifier PEM block %q is neither a certificate nor a public key", block.Type)
+	}
+	return s, nil
+}
+
+// Watch lists the identities and keys to report; an entry matches when any
+// of its signers matches any item.
+type Watch struct {
+	// Emails are certificate email SANs, compared without case.
+	Emails []string `yaml:"emails"`
+	// SANRegexps match any email or URI SAN (Go syntax, unanchored).
+	SANRegexps []string `yaml:"san_regexps"`
+	// Issuers are OIDC issuer URLs, exactly.
+	Issuers []string `yaml:"oidc_issuers"`
+	// Repositories are source repository URLs
+	// (https://github.com/owner/repo), exactly.
+	Repositories []string `yaml:"source_repositories"`
+	// KeySHA256 are SHA-256 fingerprints (hex) of PKIX public keys.
+	KeySHA256 []string `yaml:"key_sha256"`
+}
+
+// Match is one watched item an entry's signer matched.
+type Match struct {
+	Rule  string `json:"rule"` // email, san_regexp, oidc_issuer, source_repository, key_sha256
+	Value string `json:"value"`
+}
+
+// Matcher is a compiled Watch.
+type Matcher struct {
+	w   Watch
+	res []*regexp.Regexp
+}
+
+// Compile checks w and prepares it for matching.
+func (w Watch) Compile() (Matcher, error) {
+	m := Matcher{w: w}
+	m.w.Emails = make([]string, len(w.Emails))
+	for i, e := range w.Emails {
+		m.w.Emails[i] = strings.ToLower(e)
+	}
+	for _, k := range w.KeySHA256 {
+		if b, err := hex.DecodeString(k); err != nil || len(b) != sha256.Size {
+			return Matcher{}, fmt.Errorf("key_sha256 %q is not 64 hex digits", k)
+		}
+	}
+	for _, r := range w.SANRegexps {
+		re, err := regexp.Compile(r)
+		if err != nil {
+			return Matcher{}, fmt.Errorf("san_regexps: %w", err)
+		}
+		m.res = append(m.res, re)
+	}
+	if len(w.Emails)+len(w.SANRegexps)+len(w.Issuers)+len(w.Repositories)+len(w.KeySHA256) == 0 {
+		return Matcher{}, errors.New("the watch list is empty: name emails, san_regexps, oidc_issuers, source_repositories or key_sha256")
+	}
+	return m, nil
+}
+
+// Match returns what of the watch list e's signers match.
+func (m Matcher) Match(e Entry) []Match {
+	var out []Match
+	add := func(rule, value string) {
+		if !slices.Contains(out, Match{rule, value}) {
+			out = append(out, Match{rule, value})
+		}
+	}
+	for _, s := range e.Signers {
+		for _, email := range s.Emails {
+			if slices.Contains(m.w.Emails, strings.ToLower(email)) {
+				add("email", email)
+			}
+		}
+		for _, re := range m.res {
+			for _, san := range append(slices.Clone(s.Emails), s.URIs...) {
+				if re.MatchString(san) {
+					add("san_regexp", san)
+				}
+			}
+		}
+		if s.Issuer != "" && slices.Contains(m.w.Issuers, s.Issuer) {
+			add("oidc_issuer", s.Issuer)
+		}
+		if s.Repository != "" && slices.Contains(m.w.Repositories, s.Repository) {
+			add("source_repository", s.Repository)
+		}
+		if slices.Contains(m.w.KeySHA256, s.KeySHA256) {
+			add("key_sha256", s.KeySHA256)
+		}
+	}
+	return out
+}

@@ -1,0 +1,138 @@
+package monitor
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// workflowCert is a certificate as Fulcio issues one for a GitHub workflow:
+// a URI SAN, the issuer and the source repository in extensions.
+func workflowCert(t *testing.T) (pemBytes []byte, keySHA256 string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	utf8 := func(s string) []byte { b, _ := asn1.MarshalWithParams(s, "utf8"); return b }
+	san, _ := url.Parse("https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main")
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{}, URIs: []*url.URL{san},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(10 * time.Minute),
+		ExtraExtensions: []pkix.Extension{
+			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}, Value: utf8("https://token.actions.githubusercontent.com")},
+			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 12}, Value: utf8("https://github.com/acme/app")},
+		},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, _ := x509.MarshalPKIXPublicKey(key.Public())
+	sum := sha256.Sum256(spki)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), hex.EncodeToString(sum[:])
+}
+
+func body(t *testing.T, kind string, verifiers ...[]byte) []byte {
+	t.Helper()
+	var spec map[string]any
+	switch kind {
+	case "hashedrekord":
+		spec = map[string]any{"signature": map[string]any{"content": "c2ln", "publicKey": map[string]any{"content": base64.StdEncoding.EncodeToString(verifiers[0])}}}
+	case "dsse":
+		var sigs []any
+		for _, v := range verifiers {
+			sigs = append(sigs, map[string]any{"signature": "c2ln", "verifier": base64.StdEncoding.EncodeToString(v)})
+		}
+		spec = map[string]any{"signatures": sigs}
+	}
+	b, _ := json.Marshal(map[string]any{"apiVersion": "0.0.1", "kind": kind, "spec": spec})
+	return b
+}
+
+func TestParseAndMatch(t *testing.T) {
+	certPEM, certKey := workflowCert(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(key.Public())
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki})
+	sum := sha256.Sum256(spki)
+	keySHA := hex.EncodeToString(sum[:])
+
+	e, err := Parse(body(t, "dsse", keyPEM, certPEM))
+	if err != nil || len(e.Signers) != 2 {
+		t.Fatalf("Parse dsse: %+v %v", e, err)
+	}
+	if s := e.Signers[1]; s.KeySHA256 != certKey || s.Issuer != "https://token.actions.githubusercontent.com" || s.Repository != "https://github.com/acme/app" || !strings.HasPrefix(s.URIs[0], "https://github.com/acme/app/") {
+		t.Errorf("certificate signer %+v", s)
+	}
+	if e.Signers[0].KeySHA256 != keySHA {
+		t.Errorf("key signer %+v, want fingerprint %s", e.Signers[0], keySHA)
+	}
+	cases := []struct {
+		name  string
+		watch Watch
+		want  []Match
+	}{
+		{"key", Watch{KeySHA256: []string{keySHA}}, []Match{{"key_sha256", keySHA}}},
+		{"issuer", Watch{Issuers: []string{"https://token.actions.githubusercontent.com"}}, []Match{{"oidc_issuer", "https://token.actions.githubusercontent.com"}}},
+		{"repository", Watch{Repositories: []string{"https://github.com/acme/app"}}, []Match{{"source_repository", "https://github.com/acme/app"}}},
+		{"SAN regexp", Watch{SANRegexps: []string{`^https://github\.com/acme/`}}, []Match{{"san_regexp", e.Signers[1].URIs[0]}}},
+		{"nothing", Watch{Emails: []string{"alice@example.com"}, Repositories: []string{"https://github.com/acme/other"}}, nil},
+	}
+	for _, c := range cases {
+		m, err := c.watch.Compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.Match(e)
+		if len(got) != len(c.want) || len(got) > 0 && got[0] != c.want[0] {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	if e, err := Parse(body(t, "hashedrekord", certPEM)); err != nil || len(e.Signers) != 1 || e.Signers[0].KeySHA256 != certKey {
+		t.Errorf("Parse hashedrekord: %+v %v", e, err)
+	}
+	if e, err := Parse([]byte(`{"kind":"rekord","apiVersion":"0.0.1","spec":{}}`)); err != nil || len(e.Signers) != 0 || e.Kind != "rekord" {
+		t.Errorf("another kind: %+v %v", e, err)
+	}
+	for _, bad := range [][]byte{[]byte("not json"), body(t, "hashedrekord", []byte("not PEM")), body(t, "hashedrekord", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}}))} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestWatchRefuses(t *testing.T) {
+	for _, c := range []struct {
+		w    Watch
+		want string
+	}{
+		{Watch{}, "the watch list is empty"},
+		{Watch{SANRegexps: []string{"("}}, "san_regexps"},
+		{Watch{KeySHA256: []string{"abc"}}, "not 64 hex digits"},
+	} {
+		if _, err := c.w.Compile(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Compile(%+v) = %v, want %q", c.w, err, c.want)
+		}
+	}
+}
+
+// Parse reads entry bodies a server sends: any bytes give an entry or an
+// error, never a panic.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"kind":"hashedrekord","spec":{"signature":{"publicKey":{"content":"AAAA"}}}}`))
+	f.Add([]byte(`{"kind":"dsse","spec":{"signatures":[{"verifier":"LS0tLS1CRUdJTg=="}]}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		Parse(b) //nolint:errcheck
+	})
+}

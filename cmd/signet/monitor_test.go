@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/signet-dev/signet/ca/devoidc"
+	"github.com/signet-dev/signet/internal/db/dbtest"
+)
+
+// monitorLines runs signet monitor once and returns its JSON lines.
+func monitorLines(t *testing.T, server string, args ...string) ([]map[string]any, error) {
+	t.Helper()
+	out, err := runCLI(t, append([]string{"--server", server, "monitor", "--once"}, args...)...)
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if jerr := json.Unmarshal([]byte(l), &m); jerr != nil {
+			t.Fatalf("monitor printed %q: %v", l, jerr)
+		}
+		lines = append(lines, m)
+	}
+	return lines, err
+}
+
+// signet monitor follows the log from its state: entries signed by a
+// watched identity are reported once, others never; the same matches come
+// through tiles and, where a server has none, through the API; a log whose
+// history differs from what was seen, or a tampered entry, is an alert and
+// exit 3.
+func TestMonitor(t *testing.T) {
+	withoutPasswordEnv(t)
+	base, _ := startDevAt(t, "127.0.0.1:0", dbtest.NewURL(t), t.TempDir())
+	cfgDir := t.TempDir()
+	if out, err := runCLI(t, "--config-dir", cfgDir, "--server", base, "init", "--root-sha256", rootSHA(t, base)); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	t.Setenv("SIGNET_CONFIG_DIR", cfgDir)
+	dir := t.TempDir()
+	sign := func(email, content string) {
+		t.Helper()
+		blob := filepath.Join(dir, content)
+		os.WriteFile(blob, []byte(content), 0o644) //nolint:errcheck
+		if out, err := runCLI(t, "sign-blob", blob, "--bundle", blob+".sigstore.json", "--yes", "--identity-token", devToken(t, base, email)); err != nil {
+			t.Fatalf("sign-blob as %s: %v\n%s", email, err, out)
+		}
+	}
+	sign("alice@example.com", "one")
+	sign("bob@example.com", "two")
+	sign("Alice@Example.com", "three")
+
+	watch := filepath.Join(dir, "watch.yaml")
+	os.WriteFile(watch, []byte("emails: [alice@example.com]\noidc_issuers: [https://nobody.example.com]\n"), 0o600) //nolint:errcheck
+	state := filepath.Join(dir, "state.json")
+	lines, err := monitorLines(t, base, "--watch", watch, "--state", state)
+	if err != nil || len(lines) != 2 {
+		t.Fatalf("first pass: %v, %d lines: %v", err, len(lines), lines)
+	}
+	for i, want := range []float64{0, 2} {
+		signers := lines[i]["signers"].([]any)
+		emails := signers[0].(map[string]any)["emails"].([]any)
+		if lines[i]["log_index"] != want || lines[i]["kind"] != "hashedrekord" || !strings.EqualFold(emails[0].(string), "alice@example.com") ||
+			signers[0].(map[string]any)["oidc_issuer"] != base+devoidc.Path {
+			t.Errorf("match %d: %v", i, lines[i])
+		}
+	}
+	// Resumed from the state: nothing new, nothing printed; a new entry once.
+	if lines, err := monitorLines(t, base, "--watch", watch, "--state", state); err != nil || len(lines) != 0 {
+		t.Fatalf("second pass: %v %v", err, lines)
+	}
+	sign("alice@example.com", "four")
+	sign("carol@example.com", "five")
+	if lines, err := monitorLines(t, base, "--watch", watch, "--state", state); err != nil || len(lines) != 1 || lines[0]["log_index"] != float64(3) {
+		t.Fatalf("after two more entries: %v %v", err, lines)
+	}
+
+	// A server without tiles: the same matches, entry by entry through the API.
+	target, _ := url.Parse(base)
+	noTiles := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/tiles/") {
+			http.NotFound(w, r)
+			return
+		}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	}))
+	defer noTiles.Close()
+	apiState := filepath.Join(dir, "api-state.json")
+	if lines, err := monitorLines(t, noTiles.URL, "--watch", watch, "--state", apiState); err != nil || len(lines) != 3 {
+		t.Fatalf("through the API: %v %v", err, lines)
+	}
+
+	// A tampered entry bundle: the entry is not the tree's leaf.
+	tampering := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/tiles/rekor/tile/entries/") {
+			httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+			return
+		}
+		resp, err := http.Get(base + r.URL.Path)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		w.Write(bytes.Replace(body, []byte(`"hashedrekord"`), []byte(`"hashedrekorD"`), 1)) //nolint:errcheck
+	}))
+	defer tampering.Close()
+	var ve *verifyError
+	lines, err = monitorLines(t, tampering.URL, "--watch", watch, "--state", filepath.Join(dir, "tampered.json"))
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "entry 0 is not the leaf") || len(lines) != 1 || lines[0]["alert"] != "log_not_consistent" {
+		t.Fatalf("tampered bundle: %v %v", err, lines)
+	}
+
+	// A history other than the one seen: the state's root no longer fits.
+	raw, _ := os.ReadFile(state)
+	var st logState
+	json.Unmarshal(raw, &st) //nolint:errcheck
+	for k, v := range st.Logs {
+		v.Size, v.RootHash = 2, strings.Repeat("ab", 32)
+		st.Logs[k] = v
+	}
+	forged, _ := json.Marshal(st)
+	os.WriteFile(state, forged, 0o600) //nolint:errcheck
+	lines, err = monitorLines(t, base, "--watch", watch, "--state", state)
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "its history was rewritten") || len(lines) != 1 || lines[0]["alert"] != "log_not_consistent" {
+		t.Fatalf("rewritten history: %v %v", err, lines)
+	}
+
+	// A watch list that names nothing, or misspells a key, is refused.
+	os.WriteFile(watch, []byte("email: [alice@example.com]\n"), 0o600) //nolint:errcheck
+	if _, err := monitorLines(t, base, "--watch", watch, "--state", state); err == nil || !strings.Contains(err.Error(), "field email not found") {
+		t.Fatalf("misspelt watch list: %v", err)
+	}
+}
