@@ -32,7 +32,9 @@ func (t *Tree) TileHashes(ctx context.Context, level, index uint64, width int) (
 	if err != nil {
 		return nil, err
 	}
-	if width < 1 || width > TileWidth || level*tiles.Height >= 64 {
+	// level is compared before it is multiplied: a level from a request
+	// path could wrap 8*level around to a small one.
+	if width < 1 || width > TileWidth || level >= 64/tiles.Height {
 		return nil, ErrNoTile
 	}
 	// Nodes complete at this level: size / 2^(8*level).
@@ -61,8 +63,24 @@ func (t *Tree) TileHashes(ctx context.Context, level, index uint64, width int) (
 	return nil, fmt.Errorf("log %s: the stored tile %d/%d lacks %d complete nodes at size %d", t.name, level, index, width, root.Size)
 }
 
+// MaxBundleEntry is the longest entry an entry bundle can carry: each is
+// prefixed with its length as a big-endian uint16.
+const MaxBundleEntry = 1<<16 - 1
+
+// TooLongError is an entry bundle holding an entry longer than
+// MaxBundleEntry: it cannot be written as tlog-tiles, whose framing is
+// fixed; the entry is read through the personality's API instead.
+type TooLongError struct {
+	Index, Bytes uint64
+}
+
+func (e *TooLongError) Error() string {
+	return fmt.Sprintf("entry %d is %d bytes, more than an entry bundle can carry (%d)", e.Index, e.Bytes, MaxBundleEntry)
+}
+
 // EntryBundle returns the values of leaves index*256 to index*256+width-1,
-// all integrated in the published tree.
+// all integrated in the published tree; a *TooLongError if one of them is
+// longer than MaxBundleEntry (no value is read then).
 func (t *Tree) EntryBundle(ctx context.Context, index uint64, width int) ([][]byte, error) {
 	root, err := t.Latest(ctx)
 	if err != nil {
@@ -71,19 +89,16 @@ func (t *Tree) EntryBundle(ctx context.Context, index uint64, width int) ([][]by
 	if width < 1 || width > TileWidth || index > root.Size/TileWidth || index*TileWidth+uint64(width) > root.Size {
 		return nil, ErrNoTile
 	}
-	leaves, err := t.store.LeavesInRange(ctx, index*TileWidth, uint64(width), pgstore.With{})
+	values, err := t.store.ValuesInRange(ctx, index*TileWidth, uint64(width), MaxBundleEntry)
+	var long *pgstore.TooLong
+	if errors.As(err, &long) {
+		return nil, &TooLongError{Index: long.Index, Bytes: long.Bytes}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("log %s: reading entry bundle %d: %w", t.name, index, err)
 	}
-	if len(leaves) != width {
-		return nil, fmt.Errorf("log %s: entry bundle %d: %d of %d leaves stored", t.name, index, len(leaves), width)
+	if len(values) != width {
+		return nil, fmt.Errorf("log %s: entry bundle %d: %d of %d leaves stored", t.name, index, len(values), width)
 	}
-	out := make([][]byte, width)
-	for i, lf := range leaves {
-		if lf.Index != index*TileWidth+uint64(i) {
-			return nil, fmt.Errorf("log %s: entry bundle %d: leaf %d where %d belongs", t.name, index, lf.Index, index*TileWidth+uint64(i))
-		}
-		out[i] = lf.Value
-	}
-	return out, nil
+	return values, nil
 }

@@ -48,6 +48,12 @@ func (t Tiles) Height() int { return tlogpath.Height }
 
 // ReadTiles is tlog.TileReader's: each tile by HTTP GET, several at once.
 func (t Tiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	out, errs := t.read(tiles)
+	return out, errors.Join(errs...)
+}
+
+// read reads tiles, several at once, with each one's error.
+func (t Tiles) read(tiles []tlog.Tile) ([][]byte, []error) {
 	out := make([][]byte, len(tiles))
 	errs := make([]error, len(tiles))
 	parallel := t.Parallel
@@ -65,7 +71,7 @@ func (t Tiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 		}()
 	}
 	wg.Wait()
-	return out, errors.Join(errs...)
+	return out, errs
 }
 
 // SaveTiles is tlog.TileReader's; nothing is kept between runs (the state
@@ -74,6 +80,23 @@ func (Tiles) SaveTiles([]tlog.Tile, [][]byte) {}
 
 // ErrNoTiles is a server that does not serve the log as tiles.
 var ErrNoTiles = errors.New("the server does not serve this log as tiles")
+
+// Errors that prove the log misbehaved (as opposed to failing to answer).
+var (
+	ErrShrank    = errors.New("the log shrank")
+	ErrRewritten = errors.New("the log's history was rewritten")
+	ErrNotLeaf   = errors.New("an entry is not the leaf the log's tree has at its index")
+)
+
+// HTTPError is a tile the server did not serve: it says nothing against
+// the log, unlike a tile that does not verify.
+type HTTPError struct {
+	Path   string
+	Status int
+	Body   string
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("%s: HTTP %d: %s", e.Path, e.Status, e.Body) }
 
 func (t Tiles) get(path string) ([]byte, error) {
 	ctx := t.ctx
@@ -101,9 +124,9 @@ func (t Tiles) get(path string) ([]byte, error) {
 	case resp.StatusCode == http.StatusNotFound && path == "checkpoint":
 		return nil, ErrNoTiles
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, bytes.TrimSpace(body[:min(len(body), 200)]))
+		return nil, &HTTPError{Path: path, Status: resp.StatusCode, Body: string(bytes.TrimSpace(body[:min(len(body), 200)]))}
 	case len(body) > MaxTileBytes:
-		return nil, fmt.Errorf("%s: more than %d bytes", path, MaxTileBytes)
+		return nil, &HTTPError{Path: path, Status: resp.StatusCode, Body: fmt.Sprintf("more than %d bytes", MaxTileBytes)}
 	}
 	return body, nil
 }
@@ -123,7 +146,7 @@ type Tree struct {
 func Consistent(t Tiles, prev, cur Tree) error {
 	switch {
 	case cur.Size < prev.Size:
-		return fmt.Errorf("the log shrank from %d to %d entries", prev.Size, cur.Size)
+		return fmt.Errorf("%w from %d to %d entries", ErrShrank, prev.Size, cur.Size)
 	case prev.Size == 0:
 		return nil
 	}
@@ -133,14 +156,18 @@ func Consistent(t Tiles, prev, cur Tree) error {
 		return fmt.Errorf("the tree at %d from the tiles of the tree at %d: %w", prev.Size, cur.Size, err)
 	}
 	if root != prev.Root {
-		return fmt.Errorf("the log at size %d has root %x, not the %x seen before: its history was rewritten", prev.Size, root[:], prev.Root[:])
+		return fmt.Errorf("%w: at size %d its root is %x, not the %x seen before", ErrRewritten, prev.Size, root[:], prev.Root[:])
 	}
 	return nil
 }
 
 // Entries calls fn with each entry from..cur.Size-1 in order, each checked
 // to be the leaf of cur's tree at its index. fn's error stops the walk.
-func Entries(t Tiles, from uint64, cur Tree, fn func(index uint64, entry []byte) error) error {
+//
+// A bundle the server cannot frame (TooLongError) is read entry by entry
+// through fetch, when given, each entry checked against the same
+// authenticated leaf hashes: what the API returns cannot be made up.
+func Entries(t Tiles, from uint64, cur Tree, fetch func(index uint64) ([]byte, error), fn func(index uint64, entry []byte) error) error {
 	if from >= cur.Size {
 		return nil
 	}
@@ -158,9 +185,30 @@ func Entries(t Tiles, from uint64, cur Tree, fn func(index uint64, entry []byte)
 				indexes = append(indexes, tlog.StoredHashIndex(0, int64(i)))
 			}
 		}
-		data, err := t.ReadTiles(bundles)
-		if err != nil {
-			return err
+		data, errs := t.read(bundles)
+		// prefix is each bundle's length prefix: 2 bytes as served, 4 for
+		// a bundle framed here from entries fetched one by one.
+		prefix := make([]int, len(bundles))
+		for b, bundle := range bundles {
+			prefix[b] = 2
+			var he *HTTPError
+			if errs[b] == nil {
+				continue
+			}
+			if fetch == nil || !errors.As(errs[b], &he) || he.Status != http.StatusNotImplemented {
+				return errs[b]
+			}
+			// Framed here, so the checks below are the same for both.
+			var framed []byte
+			for i := int64(0); i < int64(bundle.W); i++ {
+				entry, err := fetch(uint64(bundle.N*width + i))
+				if err != nil {
+					return fmt.Errorf("entry %d of a bundle the server cannot frame: %w", bundle.N*width+i, err)
+				}
+				framed = binary.BigEndian.AppendUint32(framed, uint32(len(entry)))
+				framed = append(framed, entry...)
+			}
+			data[b], prefix[b] = framed, 4
 		}
 		hashes, err := hr.ReadHashes(indexes)
 		if err != nil {
@@ -168,17 +216,23 @@ func Entries(t Tiles, from uint64, cur Tree, fn func(index uint64, entry []byte)
 		}
 		k := 0
 		for b, bundle := range bundles {
-			rest := data[b]
+			rest, prefix := data[b], prefix[b]
 			for i := 0; i < bundle.W; i++ {
 				index := uint64(bundle.N)*width + uint64(i)
-				if len(rest) < 2 || len(rest) < 2+int(binary.BigEndian.Uint16(rest)) {
-					return fmt.Errorf("entry bundle %d ends inside entry %d", bundle.N, index)
+				var n int
+				if len(rest) >= prefix {
+					n = int(binary.BigEndian.Uint16(rest))
+					if prefix == 4 {
+						n = int(binary.BigEndian.Uint32(rest))
+					}
 				}
-				n := int(binary.BigEndian.Uint16(rest))
-				entry := rest[2 : 2+n]
-				rest = rest[2+n:]
+				if len(rest) < prefix || len(rest)-prefix < n {
+					return fmt.Errorf("%w: entry bundle %d ends inside entry %d", ErrNotLeaf, bundle.N, index)
+				}
+				entry := rest[prefix : prefix+n]
+				rest = rest[prefix+n:]
 				if tlog.RecordHash(entry) != hashes[k] {
-					return fmt.Errorf("entry %d is not the leaf the log's tree has at that index", index)
+					return fmt.Errorf("%w: entry %d", ErrNotLeaf, index)
 				}
 				k++
 				if index < from {
@@ -189,7 +243,7 @@ func Entries(t Tiles, from uint64, cur Tree, fn func(index uint64, entry []byte)
 				}
 			}
 			if len(rest) != 0 {
-				return fmt.Errorf("entry bundle %d has %d bytes after its %d entries", bundle.N, len(rest), bundle.W)
+				return fmt.Errorf("%w: entry bundle %d has %d bytes after its %d entries", ErrNotLeaf, bundle.N, len(rest), bundle.W)
 			}
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
@@ -14,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+
+	"github.com/signet-dev/signet/types/pki"
 )
 
 // Signer is who signed a log entry, as far as the entry says: a key, and
@@ -22,6 +23,9 @@ type Signer struct {
 	KeySHA256 string   `json:"key_sha256"` // of the PKIX public key
 	Emails    []string `json:"emails,omitempty"`
 	URIs      []string `json:"uris,omitempty"`
+	// OtherSANs are the certificate's other SANs (DNS, IP, otherName
+	// usernames), matched by san_regexps.
+	OtherSANs []string `json:"other_sans,omitempty"`
 	Issuer    string   `json:"oidc_issuer,omitempty"`
 	// Repository is the source repository (GitHub/GitLab workflows).
 	Repository string `json:"source_repository,omitempty"`
@@ -75,43 +79,43 @@ func Parse(body []byte) (Entry, error) {
 	return e, nil
 }
 
-// signer reads a verifier: base64 of a PEM certificate or public key.
+// signer reads a verifier (base64 of a PEM key, certificate or chain) as
+// the log's entry types read it (types/pki).
 func signer(b64 string) (Signer, error) {
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		return Signer{}, fmt.Errorf("verifier is not base64: %w", err)
 	}
-	block, _ := pem.Decode(raw)
-	if block == nil {
-		return Signer{}, errors.New("verifier is not PEM")
+	v, err := pki.ParseVerifier(raw)
+	if err != nil {
+		return Signer{}, err
 	}
-	var s Signer
-	switch block.Type {
-	case "CERTIFICATE":
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return Signer{}, fmt.Errorf("verifier certificate: %w", err)
-		}
-		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-		s.KeySHA256 = hex.EncodeToString(sum[:])
-		s.Emails = cert.EmailAddresses
-		for _, u := range cert.URIs {
-			s.URIs = append(s.URIs, u.String())
-		}
-		s.Subject = cert.Subject.String()
-		if summary, err := certificate.SummarizeCertificate(cert); err == nil {
-			s.Issuer = summary.Issuer
-			s.Repository = summary.SourceRepositoryURI
-		}
-	case "PUBLIC KEY":
-		if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil {
-			return Signer{}, fmt.Errorf("verifier key: %w", err)
-		}
-		sum := sha256.Sum256(block.Bytes)
-		s.KeySHA256 = hex.EncodeToString(sum[:])
-	default:
-		return Signer{}, fmt.Errorf("verifier PEM block %q is neither a certificate nor a public key", block.Type)
+	spki, err := x509.MarshalPKIXPublicKey(v.Key)
+	if err != nil {
+		return Signer{}, fmt.Errorf("verifier key: %w", err)
 	}
+	sum := sha256.Sum256(spki)
+	s := Signer{KeySHA256: hex.EncodeToString(sum[:])}
+	if len(v.Certs) == 0 {
+		return s, nil
+	}
+	cert := v.Certs[0]
+	s.Emails = cert.EmailAddresses
+	for _, u := range cert.URIs {
+		s.URIs = append(s.URIs, u.String())
+	}
+	s.OtherSANs = slices.DeleteFunc(v.Subjects(), func(san string) bool {
+		return slices.Contains(s.Emails, san) || slices.Contains(s.URIs, san)
+	})
+	s.Subject = cert.Subject.String()
+	// An extension that does not parse is the entry's problem, reported
+	// with it rather than passed over: a watched issuer could hide there.
+	summary, err := certificate.SummarizeCertificate(cert)
+	if err != nil {
+		return Signer{}, fmt.Errorf("verifier certificate extensions: %w", err)
+	}
+	s.Issuer = summary.Issuer
+	s.Repository = summary.SourceRepositoryURI
 	return s, nil
 }
 
@@ -150,10 +154,12 @@ func (w Watch) Compile() (Matcher, error) {
 	for i, e := range w.Emails {
 		m.w.Emails[i] = strings.ToLower(e)
 	}
-	for _, k := range w.KeySHA256 {
+	m.w.KeySHA256 = make([]string, len(w.KeySHA256))
+	for i, k := range w.KeySHA256 {
 		if b, err := hex.DecodeString(k); err != nil || len(b) != sha256.Size {
 			return Matcher{}, fmt.Errorf("key_sha256 %q is not 64 hex digits", k)
 		}
+		m.w.KeySHA256[i] = strings.ToLower(k)
 	}
 	for _, r := range w.SANRegexps {
 		re, err := regexp.Compile(r)
@@ -183,7 +189,7 @@ func (m Matcher) Match(e Entry) []Match {
 			}
 		}
 		for _, re := range m.res {
-			for _, san := range append(slices.Clone(s.Emails), s.URIs...) {
+			for _, san := range slices.Concat(s.Emails, s.URIs, s.OtherSANs) {
 				if re.MatchString(san) {
 					add("san_regexp", san)
 				}

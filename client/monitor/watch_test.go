@@ -84,6 +84,7 @@ func TestParseAndMatch(t *testing.T) {
 		want  []Match
 	}{
 		{"key", Watch{KeySHA256: []string{keySHA}}, []Match{{"key_sha256", keySHA}}},
+		{"key in upper case", Watch{KeySHA256: []string{strings.ToUpper(keySHA)}}, []Match{{"key_sha256", keySHA}}},
 		{"issuer", Watch{Issuers: []string{"https://token.actions.githubusercontent.com"}}, []Match{{"oidc_issuer", "https://token.actions.githubusercontent.com"}}},
 		{"repository", Watch{Repositories: []string{"https://github.com/acme/app"}}, []Match{{"source_repository", "https://github.com/acme/app"}}},
 		{"SAN regexp", Watch{SANRegexps: []string{`^https://github\.com/acme/`}}, []Match{{"san_regexp", e.Signers[1].URIs[0]}}},

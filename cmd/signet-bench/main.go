@@ -513,16 +513,32 @@ func (s *state) searchScenario(ctx context.Context, log io.Writer) (*result, err
 // it would on misses: full tiles of level (0: leaf hashes, -1: entry
 // bundles) at random over the whole log (at least 256 entries).
 func (s *state) tilesScenario(ctx context.Context, level int) (*result, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.opts.target+"/tiles/rekor/checkpoint", nil)
+	get := func(path string) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.opts.target+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := s.http.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		return io.ReadAll(resp.Body)
+	}
+	body, err := get("/api/v1/log")
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.http.Do(req)
-	if err != nil {
+	var info struct {
+		TreeID string `json:"treeID"`
+	}
+	if err := json.Unmarshal(body, &info); err != nil {
+		return nil, fmt.Errorf("the log's info: %w", err)
+	}
+	prefix := "/tiles/rekor/" + info.TreeID + "/"
+	if body, err = get(prefix + "checkpoint"); err != nil {
 		return nil, err
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	cp, err := note.Parse(string(body))
 	if err != nil {
 		return nil, fmt.Errorf("the tiles checkpoint: %w", err)
@@ -533,7 +549,7 @@ func (s *state) tilesScenario(ctx context.Context, level int) (*result, error) {
 	}
 	paths := make([]string, 4096)
 	for i := range paths {
-		paths[i] = "/tiles/rekor/" + tlogpath.Path(tlog.Tile{H: 8, L: level, N: mrand.Int64N(full), W: 256})
+		paths[i] = prefix + tlogpath.Path(tlog.Tile{H: 8, L: level, N: mrand.Int64N(full), W: 256})
 	}
 	name := map[int]string{0: "tiles", -1: "bundles"}[level]
 	return s.drive(ctx, name, func(i int) request {

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -42,9 +45,15 @@ entry whose signer matches the watch list:
   source_repositories: [https://github.com/acme/app]
   key_sha256: [<64 hex digits>]           # PKIX public key fingerprints
 
-A log that shrank, changed key or rewrote its history prints an alert line
-and exits 3; other failures exit 1. Without --interval it makes one pass
-(--once, for cron or CI); with it, it keeps following until interrupted.`,
+A log that shrank, changed key, rewrote its history or served an entry that
+is not its tree's leaf prints an alert line and exits 3; a server that cannot
+be reached or answers an error exits 1 (with --interval: tried again at the
+next pass). An entry the monitor cannot read is reported as "unreadable".
+Without --interval it makes one pass (--once, for cron or CI); with it, it
+keeps following until interrupted. After a key rotation the frozen tree's
+remaining entries are reported before the new tree's. The server must serve
+its log as tlog-tiles (Signet does); an entry too long for a bundle is read
+through the API and checked against the tiles' leaf hash.`,
 		Example: `  signet monitor --watch watch.yaml --once
   signet monitor --watch watch.yaml --interval 1m --report matches.jsonl
   signet monitor --watch watch.yaml --from-now   # start at the current size`,
@@ -81,18 +90,24 @@ and exits 3; other failures exit 1. Without --interval it makes one pass
 				out = io.MultiWriter(out, f)
 			}
 			server, _ := cmd.Flags().GetString("server")
-			m := &logMonitor{lc: lc, server: server, statePath: statePath, matcher: matcher, out: json.NewEncoder(out), fromNow: fromNow, cmd: cmd}
+			server = strings.TrimRight(server, "/")
+			// Every request bounded: a stalled server must not hang a cron run.
+			m := &logMonitor{lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher, out: json.NewEncoder(out), fromNow: fromNow, cmd: cmd}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			for {
-				if err := m.pass(ctx); err != nil {
-					var ve *verifyError
-					if errors.As(err, &ve) {
-						m.out.Encode(map[string]string{"alert": "log_not_consistent", "server": server, "error": err.Error()}) //nolint:errcheck
-					}
+				err := m.pass(ctx)
+				var ve *verifyError
+				switch {
+				case errors.As(err, &ve):
+					m.out.Encode(map[string]string{"alert": "log_not_consistent", "server": server, "error": err.Error()}) //nolint:errcheck
 					return err
-				}
-				if interval <= 0 {
+				case err != nil && interval <= 0:
+					return err
+				case err != nil:
+					// Following: the server may be back at the next pass.
+					fmt.Fprintf(cmd.ErrOrStderr(), "monitor: %v (trying again in %s)\n", err, interval)
+				case interval <= 0:
 					return nil
 				}
 				select {
@@ -121,6 +136,7 @@ func defaultMonitorStatePath() string {
 // logMonitor is one instance's log followed from a state file.
 type logMonitor struct {
 	lc        *client.Log
+	http      *http.Client
 	server    string
 	statePath string
 	matcher   monitor.Matcher
@@ -130,109 +146,130 @@ type logMonitor struct {
 }
 
 // pass verifies the log's current checkpoint against the state, reports
-// the entries since, and records the checkpoint.
+// the entries since, and records the checkpoint. Trees a key rotation froze
+// since the last pass are finished first: their final checkpoint must
+// extend what was seen of them, and their remaining entries are reported.
 func (m *logMonitor) pass(ctx context.Context) error {
 	info, cp, err := m.lc.Info(ctx)
 	if err != nil {
 		return notVerified(err)
 	}
+	// The tree ID names the state's entry; only the signed origin vouches
+	// for it ("<hostname> - <treeID>").
+	if !strings.HasSuffix(cp.Origin, " - "+info.TreeID) {
+		return &verifyError{fmt.Errorf("the log says its tree is %s but its signed checkpoint's origin is %q", info.TreeID, cp.Origin)}
+	}
 	pub, err := m.lc.PublicKey(ctx)
 	if err != nil {
 		return notVerified(fmt.Errorf("the log key: %w", err))
 	}
-	keyID := keyFingerprint(pub)
-	name := m.server + " " + info.TreeID
 	state := logState{Logs: map[string]stateEntry{}}
-	if data, err := os.ReadFile(m.statePath); err == nil {
+	data, err := os.ReadFile(m.statePath)
+	switch {
+	case err == nil:
 		if err := json.Unmarshal(data, &state); err != nil {
 			return fmt.Errorf("state file %s: %w", m.statePath, err)
 		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("state file: %w", err)
 	}
-	prev, seen := state.Logs[name]
-	if !seen && m.fromNow {
-		prev = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyID}
+	known := false
+	for name := range state.Logs {
+		known = known || strings.HasPrefix(name, m.server+" ")
 	}
-	tiles := monitor.Tiles{Base: m.server + "/tiles/rekor"}.WithContext(ctx)
-	_, tilesErr := tiles.Checkpoint()
-	if tilesErr != nil && !errors.Is(tilesErr, monitor.ErrNoTiles) {
-		return fmt.Errorf("reading the log's tiles: %w", tilesErr)
-	}
-	if seen {
-		if err := m.consistent(ctx, tiles, tilesErr == nil, prev, cp, keyID); err != nil {
-			return err
-		}
-	}
-	report := func(index uint64, body []byte) error {
-		e, err := monitor.Parse(body)
-		if err != nil {
-			return &verifyError{fmt.Errorf("entry %d: %w", index, err)}
-		}
-		if matches := m.matcher.Match(e); len(matches) > 0 {
-			return m.out.Encode(map[string]any{"log_index": index, "tree_id": info.TreeID, "kind": e.Kind, "matches": matches, "signers": e.Signers})
-		}
-		return nil
-	}
-	start, checked := prev.Size, time.Now()
-	if tilesErr == nil {
-		cur := monitor.Tree{Size: cp.Size}
-		copy(cur.Root[:], cp.RootHash)
-		err = monitor.Entries(tiles, prev.Size, cur, func(index uint64, body []byte) error {
-			m.progress(index, start, cp.Size, checked)
-			return report(index, body)
-		})
-	} else {
-		// No tiles: each entry through the API, its inclusion proof and
-		// SET checked by the client.
-		for index := prev.Size; index < cp.Size && err == nil; index++ {
-			var e *client.Entry
-			if e, err = m.lc.GetByIndex(ctx, int64(index)); err == nil {
-				m.progress(index, start, cp.Size, checked)
-				var body []byte
-				if body, err = e.RawBody(); err == nil {
-					err = report(index, body)
-				}
+	var offset uint64 // of each tree's first entry in the log's index space
+	for _, sh := range info.InactiveShards {
+		name := m.server + " " + sh.TreeID
+		if prev, ok := state.Logs[name]; ok && !prev.Frozen {
+			scp, spub, err := m.lc.VerifyShard(ctx, sh)
+			if err != nil {
+				return notVerified(fmt.Errorf("tree %s, seen before and now frozen by a key rotation: %w", sh.TreeID, err))
 			}
+			if err := m.follow(ctx, sh.TreeID, offset, prev, scp, keyFingerprint(spub), true); err != nil {
+				return err
+			}
+			state.Logs[name] = stateEntry{Size: scp.Size, RootHash: hex.EncodeToString(scp.RootHash), KeySHA256: prev.KeySHA256, Seen: time.Now().UTC(), Frozen: true}
 		}
+		offset += uint64(sh.TreeSize)
 	}
-	if err != nil {
-		var ve *verifyError
-		if errors.As(err, &ve) {
-			return err
-		}
-		return notVerified(err)
+	name := m.server + " " + info.TreeID
+	prev, seen := state.Logs[name]
+	if !seen && m.fromNow && !known {
+		prev = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyFingerprint(pub)}
 	}
-	state.Logs[name] = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyID, Seen: time.Now().UTC()}
+	if err := m.follow(ctx, info.TreeID, offset, prev, cp, keyFingerprint(pub), seen); err != nil {
+		return err
+	}
+	state.Logs[name] = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyFingerprint(pub), Seen: time.Now().UTC()}
 	return writeState(m.statePath, state)
 }
 
-// consistent proves cp extends prev: through the tiles when served, else
-// with the API's consistency proof.
-func (m *logMonitor) consistent(ctx context.Context, tiles monitor.Tiles, haveTiles bool, prev stateEntry, cp note.Checkpoint, keyID string) error {
-	if prev.KeySHA256 != keyID {
-		return &verifyError{fmt.Errorf("the log key changed since %s (was %s, now %s)", prev.Seen.Format(time.RFC3339), prev.KeySHA256, keyID)}
+// follow proves tree (read as tiles) went from prev to cp, when prev was
+// seen, and reports the entries in between; offset is the tree's first
+// index in the log.
+func (m *logMonitor) follow(ctx context.Context, treeID string, offset uint64, prev stateEntry, cp note.Checkpoint, keyID string, seen bool) error {
+	tiles := monitor.Tiles{Base: m.server + "/tiles/rekor/" + treeID, HTTP: m.http}.WithContext(ctx)
+	if _, err := tiles.Checkpoint(); err != nil {
+		if errors.Is(err, monitor.ErrNoTiles) {
+			return fmt.Errorf("%s serves no tiles for tree %s: signet monitor reads a log as tlog-tiles", m.server, treeID)
+		}
+		return err
 	}
-	if !haveTiles {
-		_, err := proveSince(ctx, m.lc, "", prev, cp, keyID)
+	var cur monitor.Tree
+	cur.Size = cp.Size
+	copy(cur.Root[:], cp.RootHash)
+	if seen {
+		if prev.KeySHA256 != keyID {
+			return &verifyError{fmt.Errorf("the key of tree %s changed since %s (was %s, now %s)", treeID, prev.Seen.Format(time.RFC3339), prev.KeySHA256, keyID)}
+		}
+		old := monitor.Tree{Size: prev.Size}
+		root, err := hex.DecodeString(prev.RootHash)
+		if err != nil || len(root) != len(old.Root) {
+			return fmt.Errorf("state file %s: root hash %q", m.statePath, prev.RootHash)
+		}
+		copy(old.Root[:], root)
+		if err := monitor.Consistent(tiles, old, cur); err != nil {
+			return classify(err)
+		}
+	}
+	// Entries a bundle cannot carry come from the API, checked against the
+	// same authenticated leaf hashes.
+	fetch := func(index uint64) ([]byte, error) {
+		e, err := m.lc.GetByIndex(ctx, int64(offset+index))
 		if err != nil {
-			return &verifyError{err}
+			return nil, err
+		}
+		return e.RawBody()
+	}
+	start, began := prev.Size, time.Now()
+	err := monitor.Entries(tiles, prev.Size, cur, fetch, func(index uint64, body []byte) error {
+		m.progress(index, start, cp.Size, began)
+		e, err := monitor.Parse(body)
+		if err != nil {
+			// The log accepted it; the monitor cannot read it: said, not fatal.
+			return m.out.Encode(map[string]any{"log_index": offset + index, "tree_id": treeID, "unreadable": err.Error()})
+		}
+		if matches := m.matcher.Match(e); len(matches) > 0 {
+			return m.out.Encode(map[string]any{"log_index": offset + index, "tree_id": treeID, "tree_index": index, "kind": e.Kind, "matches": matches, "signers": e.Signers})
 		}
 		return nil
-	}
-	var old, cur monitor.Tree
-	old.Size, cur.Size = prev.Size, cp.Size
-	root, err := hex.DecodeString(prev.RootHash)
-	if err != nil || len(root) != 32 {
-		return fmt.Errorf("state file %s: root hash %q", m.statePath, prev.RootHash)
-	}
-	copy(old.Root[:], root)
-	copy(cur.Root[:], cp.RootHash)
-	if err := monitor.Consistent(tiles, old, cur); err != nil {
-		if strings.Contains(err.Error(), "shrank") || strings.Contains(err.Error(), "rewritten") {
-			return &verifyError{err}
-		}
-		return notVerified(err)
+	})
+	if err != nil {
+		return classify(err)
 	}
 	return nil
+}
+
+// classify makes a failure that proves the log misbehaved a verifyError
+// (alert, exit 3); one to reach it (HTTP, the network) stays exit 1.
+func classify(err error) error {
+	var he *monitor.HTTPError
+	var ue *url.Error
+	var api *client.APIError
+	if errors.As(err, &he) || errors.As(err, &ue) || errors.As(err, &api) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &verifyError{err}
 }
 
 // progress prints how far a long catch-up got, on a terminal only.
@@ -249,10 +286,23 @@ func writeState(path string, state logState) error {
 		return err
 	}
 	data, _ := json.MarshalIndent(state, "", "  ")
-	// Write then rename: a monitor killed mid-write keeps its last state.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	// A new file synced, then renamed over the old: a process killed at
+	// any point leaves the last state or the new one, never a torn file.
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	defer os.Remove(f.Name()) //nolint:errcheck // gone after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

@@ -2,7 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
@@ -15,7 +23,9 @@ import (
 	"testing"
 
 	"github.com/signet-dev/signet/ca/devoidc"
+	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/db/dbtest"
+	"github.com/signet-dev/signet/internal/keys"
 )
 
 // monitorLines runs signet monitor once and returns its JSON lines.
@@ -87,7 +97,8 @@ func TestMonitor(t *testing.T) {
 		t.Fatalf("after two more entries: %v %v", err, lines)
 	}
 
-	// A server without tiles: the same matches, entry by entry through the API.
+	// A server without tiles: not followed (exit 1, no alert); the API alone
+	// cannot prove an entry is in the checked tree.
 	target, _ := url.Parse(base)
 	noTiles := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/tiles/") {
@@ -97,14 +108,14 @@ func TestMonitor(t *testing.T) {
 		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
 	}))
 	defer noTiles.Close()
-	apiState := filepath.Join(dir, "api-state.json")
-	if lines, err := monitorLines(t, noTiles.URL, "--watch", watch, "--state", apiState); err != nil || len(lines) != 3 {
-		t.Fatalf("through the API: %v %v", err, lines)
+	var ve *verifyError
+	if _, err := monitorLines(t, noTiles.URL, "--watch", watch, "--state", filepath.Join(dir, "api-state.json")); err == nil || errors.As(err, &ve) || !strings.Contains(err.Error(), "serves no tiles") {
+		t.Fatalf("a server without tiles: %v", err)
 	}
 
 	// A tampered entry bundle: the entry is not the tree's leaf.
 	tampering := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/tiles/rekor/tile/entries/") {
+		if !strings.Contains(r.URL.Path, "/tile/entries/") {
 			httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
 			return
 		}
@@ -118,9 +129,8 @@ func TestMonitor(t *testing.T) {
 		w.Write(bytes.Replace(body, []byte(`"hashedrekord"`), []byte(`"hashedrekorD"`), 1)) //nolint:errcheck
 	}))
 	defer tampering.Close()
-	var ve *verifyError
 	lines, err = monitorLines(t, tampering.URL, "--watch", watch, "--state", filepath.Join(dir, "tampered.json"))
-	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "entry 0 is not the leaf") || len(lines) != 1 || lines[0]["alert"] != "log_not_consistent" {
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "entry 0") || len(lines) != 1 || lines[0]["alert"] != "log_not_consistent" {
 		t.Fatalf("tampered bundle: %v %v", err, lines)
 	}
 
@@ -135,7 +145,7 @@ func TestMonitor(t *testing.T) {
 	forged, _ := json.Marshal(st)
 	os.WriteFile(state, forged, 0o600) //nolint:errcheck
 	lines, err = monitorLines(t, base, "--watch", watch, "--state", state)
-	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "its history was rewritten") || len(lines) != 1 || lines[0]["alert"] != "log_not_consistent" {
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "history was rewritten") || len(lines) != 1 || lines[0]["alert"] != "log_not_consistent" {
 		t.Fatalf("rewritten history: %v %v", err, lines)
 	}
 
@@ -143,5 +153,65 @@ func TestMonitor(t *testing.T) {
 	os.WriteFile(watch, []byte("email: [alice@example.com]\n"), 0o600) //nolint:errcheck
 	if _, err := monitorLines(t, base, "--watch", watch, "--state", state); err == nil || !strings.Contains(err.Error(), "field email not found") {
 		t.Fatalf("misspelt watch list: %v", err)
+	}
+}
+
+// After a key rotation, the monitor finishes the frozen tree (its entries
+// after the last pass) and goes on with the new one, log indexes
+// continuing across both.
+func TestMonitorFollowsAKeyRotation(t *testing.T) {
+	dbURL, dataDir := dbtest.NewURL(t), t.TempDir()
+	base, stop := startDevAt(t, "127.0.0.1:0", dbURL, dataDir)
+	addr := strings.TrimPrefix(base, "http://")
+	watched, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(watched.Public())
+	sum := sha256.Sum256(spki)
+	upload := func(k *ecdsa.PrivateKey, artifact string) {
+		t.Helper()
+		digest := sha256.Sum256([]byte(artifact))
+		sig, _ := ecdsa.SignASN1(rand.Reader, k, digest[:])
+		der, _ := x509.MarshalPKIXPublicKey(k.Public())
+		p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		if _, err := client.NewLog(base).Upload(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	dir := t.TempDir()
+	watch, state := filepath.Join(dir, "watch.yaml"), filepath.Join(dir, "state.json")
+	os.WriteFile(watch, []byte("key_sha256: ["+hex.EncodeToString(sum[:])+"]\n"), 0o600) //nolint:errcheck
+	indexes := func() []float64 {
+		t.Helper()
+		lines, err := monitorLines(t, base, "--watch", watch, "--state", state)
+		if err != nil {
+			t.Fatalf("monitor: %v %v", err, lines)
+		}
+		var out []float64
+		for _, l := range lines {
+			out = append(out, l["log_index"].(float64))
+		}
+		return out
+	}
+	upload(watched, "one")
+	upload(other, "two")
+	if got := indexes(); len(got) != 1 || got[0] != 0 {
+		t.Fatalf("first pass: %v", got)
+	}
+	upload(watched, "three") // index 2, in the tree about to be frozen
+	stop()
+	keyPath := filepath.Join(dataDir, "keys", "log.pem")
+	os.Remove(keyPath) //nolint:errcheck
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := keys.WriteFile(keyPath, k, nil); err != nil {
+		t.Fatal(err)
+	}
+	startDevAt(t, addr, dbURL, dataDir)
+	upload(other, "four")   // index 3, the new tree's first
+	upload(watched, "five") // index 4
+	if got := indexes(); len(got) != 2 || got[0] != 2 || got[1] != 4 {
+		t.Fatalf("after the rotation: %v, want 2 (frozen tree) and 4 (new tree)", got)
+	}
+	if got := indexes(); len(got) != 0 {
+		t.Fatalf("a pass with nothing new: %v", got)
 	}
 }

@@ -21,6 +21,20 @@ const migrationLock = 0x7369676e6574
 
 // Open connects to url and brings the schema up to date.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pool, err := Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// Connect connects to url, leaving the schema as it is (Migrate brings it
+// up to date): for checks that must come before any write.
+func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parsing database URL: %w", err)
@@ -35,10 +49,6 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
-	}
-	if err := Migrate(ctx, pool); err != nil {
-		pool.Close()
-		return nil, err
 	}
 	return pool, nil
 }

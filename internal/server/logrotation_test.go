@@ -100,6 +100,10 @@ func TestLogKeyRotation(t *testing.T) {
 		t.Fatal("the log kept its key or tree after the key changed")
 	}
 	newTree := inst2.srv.Log().TreeID()
+	// The frozen tree stays readable as tiles, at its final checkpoint.
+	if cp := string(inst2.get(fmt.Sprintf("/tiles/rekor/%d/checkpoint", oldTree), http.StatusOK)); !strings.Contains(cp, fmt.Sprintf("\n%d\n", oldInfo.TreeSize)) {
+		t.Errorf("the frozen tree's tiles checkpoint:\n%s", cp)
+	}
 
 	// Log info: the new tree is active, the old one an inactive shard frozen
 	// at its final checkpoint, signed by the old key.

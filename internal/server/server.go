@@ -137,7 +137,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		}
 		dbURL = s.cluster.URL("postgres")
 	}
-	if s.pool, err = db.Open(ctx, dbURL); err != nil {
+	// The instance's kind is checked before the migrations: a start that
+	// is refused changes nothing, its schema included.
+	if s.pool, err = db.Connect(ctx, dbURL); err != nil {
+		return nil, err
+	}
+	if err := refuseOtherKind(ctx, s.pool, opts.Dev); err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, s.pool); err != nil {
 		return nil, err
 	}
 	if err := claimDatabase(ctx, s.pool, opts.Dev, s.cluster != nil); err != nil {
@@ -326,8 +334,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 		return err
 	}
 	s.rekor.Routes(router)
-	// The active tree as C2SP tlog-tiles, for caches and CDNs.
-	router.Mount("/tiles/rekor", tilesapi.Handler(s.log.Tree, s.logger))
+	mountTiles(router, "rekor", s.log, s.logger)
 	s.logger.Info("transparency log ready", "tree_id", s.log.TreeID(), "log_id", s.rekor.LogID(), "entry_types", registry.Insertable(),
 		"inactive_shards", len(s.log.Retired()), "first_index", s.log.Offset())
 	return nil
@@ -426,10 +433,20 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 		return fmt.Errorf("CT log: %w", err)
 	}
 	s.ctLog.Routes(router)
-	router.Mount("/tiles/ct", tilesapi.Handler(engine.Tree, s.logger))
+	mountTiles(router, "ct", engine, s.logger)
 	id := s.ctLog.LogID()
 	s.logger.Info("CT log ready", "tree_id", engine.TreeID(), "log_id", base64.StdEncoding.EncodeToString(id[:]), "roots", len(roots))
 	return nil
+}
+
+// mountTiles serves every tree of a log as C2SP tlog-tiles at
+// /tiles/<name>/<treeID>/, the active one and those key rotations froze:
+// the tree ID is in the path because a full tile is cached for a year, so
+// its URL must never come to name another tree's tile.
+func mountTiles(router chi.Router, name string, l *tlog.Log, logger *slog.Logger) {
+	for _, t := range append([]*tlog.Tree{l.Tree}, l.Retired()...) {
+		router.Mount(fmt.Sprintf("/tiles/%s/%d", name, t.TreeID()), tilesapi.Handler(t, logger))
+	}
 }
 
 // pastKeys are a log's keys retired by rotations, with their windows.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -33,12 +34,12 @@ func TestTilesOfTheInstanceLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed := string(inst.get("/tiles/rekor/checkpoint", http.StatusOK))
+	signed := string(inst.get("/tiles/rekor/"+info.TreeID+"/checkpoint", http.StatusOK))
 	got, err := note.Verify(signed, testHostname, inst.pub)
 	if err != nil || got.Size != cp.Size || !bytes.Equal(got.RootHash, cp.RootHash) || got.Origin != testHostname+" - "+info.TreeID {
 		t.Fatalf("tiles checkpoint %q: %v; /api/v1/log says %+v", signed, err, cp)
 	}
-	bundle := inst.get("/tiles/rekor/tile/entries/000.p/3", http.StatusOK)
+	bundle := inst.get("/tiles/rekor/"+info.TreeID+"/tile/entries/000.p/3", http.StatusOK)
 	for i, want := range bodies {
 		n := int(binary.BigEndian.Uint16(bundle))
 		if !bytes.Equal(bundle[2:2+n], want) {
@@ -49,11 +50,17 @@ func TestTilesOfTheInstanceLogs(t *testing.T) {
 	if len(bundle) != 0 {
 		t.Fatalf("%d bytes after the bundle's entries", len(bundle))
 	}
-	if h := inst.get("/tiles/rekor/tile/0/000.p/3", http.StatusOK); len(h) != 3*32 {
+	if h := inst.get("/tiles/rekor/"+info.TreeID+"/tile/0/000.p/3", http.StatusOK); len(h) != 3*32 {
 		t.Fatalf("level-0 tile of 3 hashes is %d bytes", len(h))
 	}
-	inst.get("/tiles/rekor/tile/0/000.p/4", http.StatusNotFound)
-	if ct := string(inst.get("/tiles/ct/checkpoint", http.StatusOK)); !strings.Contains(ct, "\n0\n") {
+	inst.get("/tiles/rekor/"+info.TreeID+"/tile/0/000.p/4", http.StatusNotFound)
+	inst.get("/tiles/rekor/tile/0/000.p/3", http.StatusNotFound) // no tree named: no tiles
+	var ctID int64
+	if err := inst.srvPool(t).QueryRow(ctx, "SELECT tree_id FROM signet_logs WHERE name = 'ct' AND retired_at IS NULL").Scan(&ctID); err != nil {
+		t.Fatal(err)
+	}
+	ctTree := strconv.FormatInt(ctID, 10)
+	if ct := string(inst.get("/tiles/ct/"+ctTree+"/checkpoint", http.StatusOK)); !strings.Contains(ct, "\n0\n") {
 		t.Errorf("the empty CT log's checkpoint:\n%s", ct)
 	}
 }

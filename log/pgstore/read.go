@@ -75,6 +75,40 @@ func (t *Tree) LeavesInRange(ctx context.Context, start, count uint64, with With
 		"s.SequenceNumber >= $2 AND s.SequenceNumber < $3 ORDER BY s.SequenceNumber", int64(start), int64(start+count))
 }
 
+// TooLong is a leaf value longer than ValuesInRange's limit.
+type TooLong struct{ Index, Bytes uint64 }
+
+func (e *TooLong) Error() string {
+	return fmt.Sprintf("leaf %d is %d bytes long", e.Index, e.Bytes)
+}
+
+// ValuesInRange reads the values of count integrated leaves from start, in
+// index order. A value longer than maxLen is not read: the first one is a
+// *TooLong, so a range of large values never reaches memory.
+func (t *Tree) ValuesInRange(ctx context.Context, start, count uint64, maxLen int) ([][]byte, error) {
+	rows, err := t.s.pool.Query(ctx, `SELECT s.SequenceNumber, octet_length(d.LeafValue),
+		CASE WHEN octet_length(d.LeafValue) <= $4 THEN d.LeafValue END
+	FROM SequencedLeafData s JOIN LeafData d ON d.TreeId = s.TreeId AND d.LeafIdentityHash = s.LeafIdentityHash
+	WHERE s.TreeId = $1 AND s.SequenceNumber >= $2 AND s.SequenceNumber < $3 ORDER BY s.SequenceNumber`,
+		t.ID(), int64(start), int64(start+count), maxLen)
+	if err != nil {
+		return nil, fmt.Errorf("reading the values of leaves %d..%d of tree %d: %w", start, start+count, t.ID(), err)
+	}
+	var out [][]byte
+	var index, n int64
+	var value []byte
+	if _, err := pgx.ForEachRow(rows, []any{&index, &n, &value}, func() error {
+		if value == nil && n > int64(maxLen) {
+			return &TooLong{Index: uint64(index), Bytes: uint64(n)}
+		}
+		out = append(out, value)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reading the values of leaves %d..%d of tree %d: %w", start, start+count, t.ID(), err)
+	}
+	return out, nil
+}
+
 // LeavesAt reads the integrated leaves at these indexes, with what else is
 // asked for; indexes beyond the tree have no row.
 func (t *Tree) LeavesAt(ctx context.Context, indexes []int64, with With) ([]Leaf, error) {

@@ -1,19 +1,20 @@
 // Package tilesapi serves a log tree as C2SP tlog-tiles
 // (https://c2sp.org/tlog-tiles): its checkpoint, its hash tiles and its
-// entry bundles, under a prefix of the caller's choosing. Tiles are static
-// files in all but name: an HTTP cache or CDN in front of the server can
-// serve every full tile forever, which is how reads scale past one machine.
+// entry bundles, under a prefix of the caller's choosing, which must name
+// the tree (a full tile is cached for a year, so its URL must never come
+// to mean another tree's). Tiles are static files in all but name: an HTTP
+// cache or CDN in front of the server can serve every full tile forever,
+// which is how reads scale past one machine.
 //
-// Hash tiles come from the engine's stored tiles (log.Tree.TileHashes)
-// through the bounded tile cache; nothing is recomputed per request and
-// memory does not grow with the log.
+// A hash tile is the bottom row of one stored tile (log.Tree.TileHashes),
+// read and decoded per request and not cached: a cache in front reads each
+// tile once. Memory does not grow with the log.
 package tilesapi
 
 import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -31,10 +32,6 @@ const (
 	cachePartial = "public, max-age=60"
 	cacheCheckpt = "public, max-age=5"
 )
-
-// MaxEntryBytes is the longest entry an entry bundle can carry: each is
-// prefixed with its length as a big-endian uint16.
-const MaxEntryBytes = 1<<16 - 1
 
 // Handler serves tree's tiles: GET checkpoint, tile/<L>/<N>[.p/<W>] and
 // tile/entries/<N>[.p/<W>], relative to where it is mounted.
@@ -80,8 +77,19 @@ func (h handler) tile(w http.ResponseWriter, r *http.Request) {
 	} else {
 		body, err = h.tree.TileHashes(r.Context(), uint64(t.L), uint64(t.N), t.W)
 	}
-	if errors.Is(err, tlogs.ErrNoTile) {
+	var long *tlogs.TooLongError
+	switch {
+	case errors.Is(err, tlogs.ErrNoTile):
+		// Not cached: the tile may exist once the tree grows.
+		w.Header().Set("Cache-Control", "no-store")
 		http.Error(w, "no such tile in the published tree", http.StatusNotFound)
+		return
+	case errors.As(err, &long):
+		// The log accepts entries tlog-tiles cannot frame; they are read
+		// through the log's API (a monitor checks each against the
+		// level-0 tile's hash).
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, long.Error()+": read this bundle's entries through the log's API", http.StatusNotImplemented)
 		return
 	}
 	if err != nil {
@@ -105,11 +113,8 @@ func (h handler) bundle(ctx context.Context, index uint64, width int) ([]byte, e
 		return nil, err
 	}
 	n := 0
-	for i, v := range values {
-		if len(v) > MaxEntryBytes {
-			return nil, fmt.Errorf("entry %d is %d bytes, more than an entry bundle can carry (%d)", index*tlogs.TileWidth+uint64(i), len(v), MaxEntryBytes)
-		}
-		n += 2 + len(v)
+	for _, v := range values {
+		n += 2 + len(v) // each at most MaxBundleEntry long (EntryBundle)
 	}
 	out := make([]byte, 0, n)
 	for _, v := range values {
@@ -124,5 +129,6 @@ func (h handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	h.logger.ErrorContext(r.Context(), "serving tiles", "path", r.URL.Path, "err", err)
+	w.Header().Set("Cache-Control", "no-store")
 	http.Error(w, "internal error; "+requestid.SeeLog(r.Context()), http.StatusInternalServerError)
 }

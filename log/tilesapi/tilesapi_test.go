@@ -152,6 +152,7 @@ func TestTilesAgreeWithTheCheckpoint(t *testing.T) {
 				tlogpath.Path(tlog.Tile{H: 8, L: 0, N: int64(lastFull), W: 256}),
 				tlogpath.Path(tlog.Tile{H: 8, L: -1, N: int64(lastFull) + 1, W: 1}),
 				tlogpath.Path(tlog.Tile{H: 8, L: 3, N: 0, W: 1}),
+				"tile/2305843009213693952/000", "tile/2305843009213693953/000.p/1", // 8*L wraps to 0 and 8
 				"tile/0/0001", "tile/00/000", "tile/0/000.p/0", "tile/0/000.p/256", "tile/8/0/000", "tile/entries/x000/000", "tile/9/000",
 			} {
 				if code, _, _ := c.get(p); code != http.StatusNotFound {
@@ -159,5 +160,34 @@ func TestTilesAgreeWithTheCheckpoint(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An entry too long for an entry bundle's framing is 501 for its bundle,
+// without its value being read; the hash tiles are unaffected.
+func TestBundleWithAnEntryTooLong(t *testing.T) {
+	ctx := context.Background()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	l, err := tlogs.Open(ctx, pgstore.New(dbtest.NewPool(t)), tlogs.Config{Name: "long", SignerName: "long.test", Signer: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	values := [][]byte{[]byte("short"), bytes.Repeat([]byte("x"), 70000), []byte("short too")}
+	if _, err := l.Import(ctx, values, make([][]byte, len(values))); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(l.Tree, slog.New(slog.DiscardHandler)))
+	t.Cleanup(srv.Close)
+	c := tileClient{t: t, base: srv.URL}
+	code, hdr, body := c.get("tile/entries/000.p/3")
+	if code != http.StatusNotImplemented || hdr.Get("Cache-Control") != "no-store" || !bytes.Contains(body, []byte("entry 1 is 70000 bytes")) {
+		t.Fatalf("bundle with a 70000-byte entry: %d %v %s", code, hdr, body)
+	}
+	if code, _, body := c.get("tile/0/000.p/3"); code != http.StatusOK || len(body) != 96 {
+		t.Fatalf("its hash tile: %d, %d bytes", code, len(body))
+	}
+	if code, _, body := c.get("tile/entries/000.p/1"); code != http.StatusOK || !bytes.Equal(body, append([]byte{0, 5}, "short"...)) {
+		t.Fatalf("the bundle before the long entry: %d %q", code, body)
 	}
 }
