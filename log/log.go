@@ -212,8 +212,7 @@ func (l *Log) currentTree(ctx context.Context, cfg Config, logger *slog.Logger) 
 	case bytes.Equal(storedKey, pubDER):
 		return t, nil
 	case !cfg.RotateOnKeyChange:
-		return nil, fmt.Errorf("the configured signer's key (ID %s) is not the key tree %d was created with (ID %s); "+
-			"starting would publish signatures clients cannot check against the old key. Configure the original key", keyID(pubDER), t.ID(), keyID(storedKey))
+		return nil, &KeyChangedError{Log: cfg.Name, Tree: t.ID(), OldKeyID: keyID(storedKey), NewKeyID: keyID(pubDER)}
 	default:
 		if err := checkFreezable(ctx, cfg, t, storedKey); err != nil {
 			return nil, err
@@ -236,6 +235,20 @@ func (l *Log) currentTree(ctx context.Context, cfg Config, logger *slog.Logger) 
 	}
 	logger.Info("created log tree", "tree_id", t.ID())
 	return t, nil
+}
+
+// KeyChangedError is a start with a signer other than the current tree's
+// key, when rotating was not allowed (Config.RotateOnKeyChange).
+type KeyChangedError struct {
+	Log      string
+	Tree     int64
+	OldKeyID string // SHA-256 of the PKIX key, hex
+	NewKeyID string
+}
+
+func (e *KeyChangedError) Error() string {
+	return fmt.Sprintf("the configured signer's key (ID %s) is not the key tree %d of log %s was created with (ID %s); "+
+		"starting would publish signatures clients cannot check against the old key", e.NewKeyID, e.Tree, e.Log, e.OldKeyID)
 }
 
 // integrateLimit is how many queued leaves one of Trillian's sequencer

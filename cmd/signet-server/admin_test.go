@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -213,6 +214,10 @@ func TestAdminInitWithPasswordFileOnce(t *testing.T) {
 		t.Fatalf("--once over an unfinished init: %v", err)
 	}
 
+	if _, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err == nil || !strings.Contains(err.Error(), "set DATABASE_URL") {
+		t.Fatalf("rotate log without a database to record it in: %v", err)
+	}
+	t.Setenv("DATABASE_URL", dbtest.NewURL(t))
 	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err != nil {
 		t.Fatalf("rotate log: %v\n%s", err, out)
 	}
@@ -348,6 +353,7 @@ func TestAdminRotateCAAndTSA(t *testing.T) {
 			t.Fatalf("rotate %s: %v\n%s", comp, err, out)
 		}
 	}
+	t.Setenv("DATABASE_URL", dbtest.NewURL(t)) // where log and ct rotations are recorded
 	for _, comp := range []string{"ct", "log"} {
 		if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", comp); err != nil {
 			t.Fatalf("rotate %s: %v\n%s", comp, err, out)
@@ -395,4 +401,68 @@ func TestAdminRotateCAAndTSA(t *testing.T) {
 	if _, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "--root-key", rootKey("tuf-root.pem"), "tuf-root"); err == nil || !strings.Contains(err.Error(), "not a root key") {
 		t.Fatalf("the retired TUF root key rotated again: %v", err)
 	}
+}
+
+// A production server that starts with a log key other than its tree's
+// refuses, saying how to rotate on purpose; admin rotate records the
+// rotation, and the next start carries it out (the old tree frozen and
+// still served, a new tree for the new key).
+func TestLogKeyChangeNeedsAdminRotate(t *testing.T) {
+	t.Setenv(passwordEnv, "ceremony-password")
+	dir := filepath.Join(t.TempDir(), "etc")
+	if out, err := runAdmin(t, "", "init", "--dir", dir, "--yes"); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(dir, "signet.yaml")
+	t.Setenv("DATABASE_URL", dbtest.NewURL(t))
+	start := func() (*server.Server, error) {
+		cfg, err := config.Load(cfgPath, os.Getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.CA.Issuers = []identity.IssuerConfig{{URL: "https://issuer.example.com", Type: identity.TypeEmail}}
+		cfg.PublicURL = "http://127.0.0.1:1"
+		return server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.DiscardHandler), Getenv: os.Getenv})
+	}
+	srv, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstTree := srv.Log().TreeID()
+	srv.Close(context.Background())
+
+	// Another key in log.pem's place: refused, with the command to use.
+	logPEM := filepath.Join(dir, "log.pem")
+	orig, _ := os.ReadFile(logPEM)
+	os.Remove(logPEM) //nolint:errcheck
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := keys.WriteFile(logPEM, other, []byte("ceremony-password")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := start(); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("is not the key tree %d of log rekor was created with", firstTree)) ||
+		!strings.Contains(err.Error(), "signet-server admin rotate --config FILE log") {
+		t.Fatalf("a changed key without admin rotate: %v", err)
+	}
+	os.WriteFile(logPEM, orig, 0o600) //nolint:errcheck
+	if srv, err = start(); err != nil || srv.Log().TreeID() != firstTree {
+		t.Fatalf("the original key again: %v", err)
+	}
+	srv.Close(context.Background())
+
+	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err != nil || !strings.Contains(out, "records the rotation") {
+		t.Fatalf("rotate log: %v\n%s", err, out)
+	}
+	srv, err = start()
+	if err != nil {
+		t.Fatalf("the start after admin rotate: %v", err)
+	}
+	if srv.Log().TreeID() == firstTree || len(srv.Log().Retired()) != 1 || srv.Log().Retired()[0].TreeID() != firstTree {
+		t.Fatalf("after the rotation: tree %d, retired %d trees", srv.Log().TreeID(), len(srv.Log().Retired()))
+	}
+	srv.Close(context.Background())
+	// Done: the request is closed and the same key starts as usual.
+	if srv, err = start(); err != nil {
+		t.Fatalf("a later start: %v", err)
+	}
+	srv.Close(context.Background())
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/signet-dev/signet/internal/db"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/pkigen"
+	"github.com/signet-dev/signet/internal/rotation"
 	"github.com/signet-dev/signet/trust/tuf"
 )
 
@@ -239,16 +240,35 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool
 	if err != nil {
 		return err
 	}
+	// The rotation is recorded in the instance's database: a server starts
+	// a new tree only for a key asked for this way.
+	cfg, err := config.Load(cfgPath, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.Database.URL == "" {
+		return fmt.Errorf("the rotation is recorded in the instance's database: set DATABASE_URL (or database.url in %s)", cfgPath)
+	}
+	pool, err := db.Open(cmd.Context(), cfg.Database.URL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "This creates a new %s key (%s) and points %s.signer in %s at it.\n", what, redactQuery(newURI), section, cfgPath)
+	fmt.Fprintf(out, "This creates a new %s key (%s), records the rotation in the database and points %s.signer in %s at it.\n", what, redactQuery(newURI), section, cfgPath)
 	if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
 		return err
 	}
-	if _, err := bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, section, suffix), password); err != nil {
+	signer, err := bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, section, suffix), password)
+	if err != nil {
 		return fmt.Errorf("creating the new %s key: %w", what, err)
 	}
+	logName := map[string]string{"ct": "ct", "log": "rekor"}[section]
+	if err := rotation.Request(cmd.Context(), pool, logName, signer.Public()); err != nil {
+		return fmt.Errorf("%w (the new key %s exists; %s is unchanged)", err, redactQuery(newURI), cfgPath)
+	}
 	if err := setConfigValues(cfgPath, section, map[string]string{"signer": newURI}); err != nil {
-		return fmt.Errorf("updating %s (the new key exists; set %s.signer by hand): %w", cfgPath, section, err)
+		return fmt.Errorf("updating %s (the new key exists and its rotation is recorded; set %s.signer by hand): %w", cfgPath, section, err)
 	}
 	fmt.Fprintf(out, "Restart signet-server to rotate: the %s starts a new tree with the new key, and the old key stays in the trusted root for what it signed.\n", what)
 	return nil

@@ -40,6 +40,7 @@ import (
 	"github.com/signet-dev/signet/internal/httpjson"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/requestid"
+	"github.com/signet-dev/signet/internal/rotation"
 	"github.com/signet-dev/signet/internal/sigalg"
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/ctapi"
@@ -312,6 +313,10 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err != nil {
 		return fmt.Errorf("log signer: %w", err)
 	}
+	rotate, err := s.mayRotate(ctx, "rekor", signer)
+	if err != nil {
+		return err
+	}
 	l, err := tlog.Open(ctx, s.trees, tlog.Config{
 		Name: "rekor", SignerName: s.cfg.Hostname, Signer: signer,
 		MaxBatch: s.cfg.Log.MaxBatch, QueueSize: s.cfg.Log.QueueSize,
@@ -319,9 +324,12 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 		OriginFor: func(treeID int64) string { return s.cfg.Hostname + " - " + strconv.FormatInt(treeID, 10) },
 		// A new log key freezes the tree the old one signed; it stays
 		// readable as an inactive shard and indexes continue after it.
-		RotateOnKeyChange: true,
+		RotateOnKeyChange: rotate,
 	})
 	if err != nil {
+		return keyChangeHint(err, "log")
+	}
+	if err := s.rotated(ctx, "rekor", signer); err != nil {
 		return err
 	}
 	s.log = l
@@ -414,14 +422,21 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 	if len(roots) == 0 && len(s.caChain) > 0 {
 		roots = s.caChain[len(s.caChain)-1:]
 	}
+	rotate, err := s.mayRotate(ctx, "ct", signer)
+	if err != nil {
+		return err
+	}
 	engine, err := tlog.Open(ctx, s.trees, tlog.Config{
 		Name: "ct", SignerName: s.cfg.Hostname, Signer: signer,
 		Logger: s.logger, Metrics: s.logMetrics(reg), Tiles: s.logTiles(reg),
 		// A new CT key is a rotation: SCT verifiers need only the old key,
 		// which stays in the trusted root with its window closed.
-		RotateOnKeyChange: true,
+		RotateOnKeyChange: rotate,
 	})
 	if err != nil {
+		return keyChangeHint(err, "ct")
+	}
+	if err := s.rotated(ctx, "ct", signer); err != nil {
 		return err
 	}
 	s.ctEngine = engine
@@ -437,6 +452,35 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 	id := s.ctLog.LogID()
 	s.logger.Info("CT log ready", "tree_id", engine.TreeID(), "log_id", base64.StdEncoding.EncodeToString(id[:]), "roots", len(roots))
 	return nil
+}
+
+// mayRotate says whether the log may retire its tree if signer is not the
+// tree's key: in dev mode always (its keys are made and remade there); in
+// production only when signet-server admin rotate asked for this key, so a
+// wrong key file stops start-up instead of freezing the log.
+func (s *Server) mayRotate(ctx context.Context, log string, signer crypto.Signer) (bool, error) {
+	if s.dev {
+		return true, nil
+	}
+	return rotation.Requested(ctx, s.pool, log, signer.Public())
+}
+
+// rotated closes a rotation request once the log's tree is the new key's.
+func (s *Server) rotated(ctx context.Context, log string, signer crypto.Signer) error {
+	if s.dev {
+		return nil
+	}
+	return rotation.Done(ctx, s.pool, log, signer.Public())
+}
+
+// keyChangeHint adds to a refused key change how to make it on purpose.
+func keyChangeHint(err error, section string) error {
+	var kc *tlog.KeyChangedError
+	if !errors.As(err, &kc) {
+		return err
+	}
+	return fmt.Errorf("%w. Configure the tree's key again, or rotate on purpose: signet-server admin rotate --config FILE %s "+
+		"(it makes the new key, points %s.signer at it and records the rotation, which the next start carries out)", err, section, section)
 }
 
 // mountTiles serves every tree of a log as C2SP tlog-tiles at
