@@ -18,13 +18,26 @@ import (
 // historyLock serialises rotations across replicas sharing the database.
 const historyLock = 0x74727374
 
+// ChainChangedError is a chain other than the one in use, when replacing it
+// was not allowed.
+type ChainChangedError struct {
+	Component string
+	InUse     string // subject of the chain in use's first certificate
+	New       string
+}
+
+func (e *ChainChangedError) Error() string {
+	return fmt.Sprintf("the configured %s chain (certificate %s) is not the one in use (certificate %s)", e.Component, e.New, e.InUse)
+}
+
 // RecordChain makes current the component's ("ca", "tsa") chain in the
 // database and returns the chains it has used before, each with its
 // window closed. A chain seen for the first time closes the open window of
-// the one it replaces at now and starts its own there; the very first chain
-// of a component keeps its Start (its first certificate's notBefore).
-// current.Start is set from the database.
-func RecordChain(ctx context.Context, pool *pgxpool.Pool, component string, current *Chain, now time.Time) ([]*Chain, error) {
+// the one it replaces at now and starts its own there, if replace allows
+// it (a *ChainChangedError otherwise, and nothing is written); the very
+// first chain of a component keeps its Start (its first certificate's
+// notBefore). current.Start is set from the database.
+func RecordChain(ctx context.Context, pool *pgxpool.Pool, component string, current *Chain, now time.Time, replace bool) ([]*Chain, error) {
 	sum := sha256.Sum256(current.Certificates[0].Raw)
 	fp := hex.EncodeToString(sum[:])
 	var past []*Chain
@@ -37,6 +50,21 @@ func RecordChain(ctx context.Context, pool *pgxpool.Pool, component string, curr
 		err := tx.QueryRow(ctx, "SELECT valid_to IS NULL, valid_from FROM trust_chains WHERE component = $1 AND fingerprint = $2", component, fp).Scan(&open, &from)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
+			if !replace {
+				var inUse string
+				err := tx.QueryRow(ctx, "SELECT chain_pem FROM trust_chains WHERE component = $1 AND valid_to IS NULL", component).Scan(&inUse)
+				if err == nil {
+					certs, _ := cryptoutils.UnmarshalCertificatesFromPEM([]byte(inUse))
+					subject := "unreadable"
+					if len(certs) > 0 {
+						subject = certs[0].Subject.String()
+					}
+					return &ChainChangedError{Component: component, InUse: subject, New: current.Certificates[0].Subject.String()}
+				}
+				if !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+			}
 			// Whole seconds, overlapping by up to one: log times have no
 			// fraction and TSA times are truncated to milliseconds, so an
 			// entry right after the rotation must not fall before the new

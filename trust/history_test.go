@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -33,21 +34,29 @@ func TestRecordChainRotation(t *testing.T) {
 	notBefore := a.Start
 	t0 := time.Now()
 
-	past, err := RecordChain(ctx, pool, "tsa", a, t0)
+	past, err := RecordChain(ctx, pool, "tsa", a, t0, true)
 	if err != nil || len(past) != 0 || !a.Start.Equal(notBefore.Truncate(time.Microsecond)) {
 		t.Fatalf("first chain: past %d, start %v (want notBefore %v), %v", len(past), a.Start, notBefore, err)
 	}
 	// The same chain again (a restart) changes nothing.
-	if past, err := RecordChain(ctx, pool, "tsa", &Chain{Certificates: a.Certificates, Start: time.Now()}, t0.Add(time.Hour)); err != nil || len(past) != 0 {
+	if past, err := RecordChain(ctx, pool, "tsa", &Chain{Certificates: a.Certificates, Start: time.Now()}, t0.Add(time.Hour), true); err != nil || len(past) != 0 {
 		t.Fatalf("restart: %d past chains, %v", len(past), err)
 	}
 	// Another component is independent.
-	if past, err := RecordChain(ctx, pool, "ca", newChain(t), t0); err != nil || len(past) != 0 {
+	if past, err := RecordChain(ctx, pool, "ca", newChain(t), t0, true); err != nil || len(past) != 0 {
 		t.Fatalf("ca: %d past chains, %v", len(past), err)
 	}
 
 	rot := t0.Add(2 * time.Hour)
-	past, err = RecordChain(ctx, pool, "tsa", b, rot)
+	// Not allowed to replace the chain in use: refused, nothing written.
+	var changed *ChainChangedError
+	if _, err := RecordChain(ctx, pool, "tsa", b, rot, false); !errors.As(err, &changed) || changed.Component != "tsa" {
+		t.Fatalf("replacing without leave: %v", err)
+	}
+	if past, err := RecordChain(ctx, pool, "tsa", &Chain{Certificates: a.Certificates}, rot, false); err != nil || len(past) != 0 {
+		t.Fatalf("the chain in use, after a refused replacement: %v %d", err, len(past))
+	}
+	past, err = RecordChain(ctx, pool, "tsa", b, rot, true)
 	if err != nil || len(past) != 1 {
 		t.Fatalf("rotation: %d past chains, %v", len(past), err)
 	}
@@ -59,7 +68,7 @@ func TestRecordChainRotation(t *testing.T) {
 	}
 
 	// Going back to a retired chain is refused.
-	if _, err := RecordChain(ctx, pool, "tsa", &Chain{Certificates: a.Certificates}, rot.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), "retired") {
+	if _, err := RecordChain(ctx, pool, "tsa", &Chain{Certificates: a.Certificates}, rot.Add(time.Hour), true); err == nil || !strings.Contains(err.Error(), "retired") {
 		t.Fatalf("returning to a retired chain: %v", err)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/pkigen"
+	"github.com/signet-dev/signet/internal/rotation"
 	"github.com/signet-dev/signet/timestamp"
 )
 
@@ -279,6 +280,20 @@ It asks before replacing an existing chain file (--yes for scripts).`,
 					return err
 				}
 			}
+			// A running instance changes its chain only for one recorded as
+			// asked for; before the first start there is none to change.
+			recorded := false
+			if cfg.Database.URL != "" {
+				pool, err := rotationDB(cmd, cfg, cfgPath)
+				if err != nil {
+					return err
+				}
+				defer pool.Close()
+				if err := rotation.Request(cmd.Context(), pool, component+"-chain", rotation.CertID(chain[0])); err != nil {
+					return err
+				}
+				recorded = true
+			}
 			if strings.HasPrefix(signerURI, "pkcs11:") {
 				if err := keys.ImportCertificate(signerURI, chain[0], keys.Options{}); err != nil {
 					return err
@@ -288,6 +303,9 @@ It asks before replacing an existing chain file (--yes for scripts).`,
 				return err
 			}
 			fmt.Fprintf(out, "Wrote %s.\n", dest)
+			if !recorded {
+				fmt.Fprintf(out, "No database is configured, so the change is not recorded: a first chain needs no record, but an instance running with another %s chain refuses this one until it is (run again with DATABASE_URL set).\n", component)
+			}
 			return nil
 		},
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
 	sgroot "github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/tuf"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -240,7 +241,7 @@ func TestAdminInitInPKCS11Token(t *testing.T) {
 	if matches, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(matches) != 2 {
 		t.Fatalf("with --pkcs11 only the two chains should be files, found %v", matches)
 	}
-	startFromInit(t, dir)
+	t.Setenv("DATABASE_URL", startFromInit(t, dir)) // the rotation is recorded there
 	// Rotating makes the new key and certificate in the same token.
 	rootURI, _ := bootstrap.TokenObject(base, "signet-ca-root")
 	if out, err := runAdmin(t, "", "rotate", "--config", filepath.Join(dir, "signet.yaml"), "--yes", "--root-key", rootURI, "ca"); err != nil {
@@ -342,6 +343,7 @@ func TestAdminRotateCAAndTSA(t *testing.T) {
 		return keys.FileURI(filepath.Join(dir, name), keys.PasswordSource{Env: passwordEnv})
 	}
 
+	t.Setenv("DATABASE_URL", dbtest.NewURL(t)) // where rotations are recorded
 	if _, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--root-key", rootKey("tsa-root.pem"), "ca"); err == nil || !strings.Contains(err.Error(), "not the key of the chain's root") {
 		t.Fatalf("rotating the CA with the TSA root: %v", err)
 	}
@@ -353,7 +355,6 @@ func TestAdminRotateCAAndTSA(t *testing.T) {
 			t.Fatalf("rotate %s: %v\n%s", comp, err, out)
 		}
 	}
-	t.Setenv("DATABASE_URL", dbtest.NewURL(t)) // where log and ct rotations are recorded
 	for _, comp := range []string{"ct", "log"} {
 		if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", comp); err != nil {
 			t.Fatalf("rotate %s: %v\n%s", comp, err, out)
@@ -407,7 +408,7 @@ func TestAdminRotateCAAndTSA(t *testing.T) {
 // refuses, saying how to rotate on purpose; admin rotate records the
 // rotation, and the next start carries it out (the old tree frozen and
 // still served, a new tree for the new key).
-func TestLogKeyChangeNeedsAdminRotate(t *testing.T) {
+func TestKeyAndChainChangesNeedAdminRotate(t *testing.T) {
 	t.Setenv(passwordEnv, "ceremony-password")
 	dir := filepath.Join(t.TempDir(), "etc")
 	if out, err := runAdmin(t, "", "init", "--dir", dir, "--yes"); err != nil {
@@ -465,4 +466,32 @@ func TestLogKeyChangeNeedsAdminRotate(t *testing.T) {
 		t.Fatalf("a later start: %v", err)
 	}
 	srv.Close(context.Background())
+
+	// Chains: admin rotate records the new one, which the next start takes
+	// (the old one kept in the trusted root); a chain nobody asked for is
+	// refused, naming the commands.
+	rootKey := func(name string) string {
+		return keys.FileURI(filepath.Join(dir, name), keys.PasswordSource{Env: passwordEnv})
+	}
+	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "--root-key", rootKey("ca-root.pem"), "ca"); err != nil {
+		t.Fatalf("rotate ca: %v\n%s", err, out)
+	}
+	if srv, err = start(); err != nil {
+		t.Fatalf("the start after admin rotate ca: %v", err)
+	}
+	srv.Close(context.Background())
+	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "--root-key", rootKey("tsa-root.pem"), "tsa"); err != nil {
+		t.Fatalf("rotate tsa: %v\n%s", err, out)
+	}
+	conn, err := pgx.Connect(context.Background(), os.Getenv("DATABASE_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "DELETE FROM signet_rotation_requests WHERE log_name = 'tsa-chain'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := start(); err == nil || !strings.Contains(err.Error(), "the configured tsa chain") || !strings.Contains(err.Error(), "admin rotate --config FILE --root-key URI tsa") {
+		t.Fatalf("a TSA chain not asked for: %v", err)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
@@ -100,6 +101,11 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 				return fmt.Errorf("--root-key is not the key of the chain's root %q", root.Subject)
 			}
 
+			pool, err := rotationDB(cmd, cfg, cfgPath)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
 			suffix := time.Now().UTC().Format("20060102T150405")
 			dir := filepath.Dir(cfgPath)
 			newURI, inToken, password, err := nextKeyURI(signerURI, dir, component, suffix)
@@ -108,7 +114,7 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 			}
 			newChainPath := filepath.Join(dir, component+"-chain-"+suffix+".pem")
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "This creates a new %s key (%s) and chain %s under root %q,\nand points %s.signer and %s.chain in %s at them.\n",
+			fmt.Fprintf(out, "This creates a new %s key (%s) and chain %s under root %q,\nrecords the rotation in the database, and points %s.signer and %s.chain in %s at them.\n",
 				component, redactQuery(newURI), newChainPath, root.Subject.String(), yamlSection, yamlSection, cfgPath)
 			if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
 				return err
@@ -137,6 +143,9 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 			}
 			if err := os.WriteFile(newChainPath, pkigen.PEM(chain), 0o644); err != nil {
 				return err
+			}
+			if err := rotation.Request(cmd.Context(), pool, component+"-chain", rotation.CertID(chain[0])); err != nil {
+				return fmt.Errorf("%w (the new key and %s exist; %s is unchanged)", err, newChainPath, cfgPath)
 			}
 			if err := setConfigValues(cfgPath, yamlSection, map[string]string{"signer": newURI, "chain": newChainPath}); err != nil {
 				return fmt.Errorf("updating %s (the new key and %s exist; set %s.signer and %s.chain by hand): %w", cfgPath, newChainPath, yamlSection, yamlSection, err)
@@ -246,10 +255,7 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool
 	if err != nil {
 		return err
 	}
-	if cfg.Database.URL == "" {
-		return fmt.Errorf("the rotation is recorded in the instance's database: set DATABASE_URL (or database.url in %s)", cfgPath)
-	}
-	pool, err := db.Open(cmd.Context(), cfg.Database.URL)
+	pool, err := rotationDB(cmd, cfg, cfgPath)
 	if err != nil {
 		return err
 	}
@@ -264,7 +270,11 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool
 		return fmt.Errorf("creating the new %s key: %w", what, err)
 	}
 	logName := map[string]string{"ct": "ct", "log": "rekor"}[section]
-	if err := rotation.Request(cmd.Context(), pool, logName, signer.Public()); err != nil {
+	id, err := rotation.KeyID(signer.Public())
+	if err != nil {
+		return err
+	}
+	if err := rotation.Request(cmd.Context(), pool, logName, id); err != nil {
 		return fmt.Errorf("%w (the new key %s exists; %s is unchanged)", err, redactQuery(newURI), cfgPath)
 	}
 	if err := setConfigValues(cfgPath, section, map[string]string{"signer": newURI}); err != nil {
@@ -272,6 +282,16 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool
 	}
 	fmt.Fprintf(out, "Restart signet-server to rotate: the %s starts a new tree with the new key, and the old key stays in the trusted root for what it signed.\n", what)
 	return nil
+}
+
+// rotationDB opens the instance's database, where a rotation is recorded
+// before the configuration points at the new key or chain: a production
+// server changes a log key or a chain only for one asked for this way.
+func rotationDB(cmd *cobra.Command, cfg config.Config, cfgPath string) (*pgxpool.Pool, error) {
+	if cfg.Database.URL == "" {
+		return nil, fmt.Errorf("the rotation is recorded in the instance's database: set DATABASE_URL (or database.url in %s)", cfgPath)
+	}
+	return db.Open(cmd.Context(), cfg.Database.URL)
 }
 
 // withoutObject drops the object= attribute of a PKCS#11 key URI, leaving

@@ -462,7 +462,11 @@ func (s *Server) mayRotate(ctx context.Context, log string, signer crypto.Signer
 	if s.dev {
 		return true, nil
 	}
-	return rotation.Requested(ctx, s.pool, log, signer.Public())
+	id, err := rotation.KeyID(signer.Public())
+	if err != nil {
+		return false, err
+	}
+	return rotation.Requested(ctx, s.pool, log, id)
 }
 
 // rotated closes a rotation request once the log's tree is the new key's.
@@ -470,7 +474,35 @@ func (s *Server) rotated(ctx context.Context, log string, signer crypto.Signer) 
 	if s.dev {
 		return nil
 	}
-	return rotation.Done(ctx, s.pool, log, signer.Public())
+	id, err := rotation.KeyID(signer.Public())
+	if err != nil {
+		return err
+	}
+	return rotation.Done(ctx, s.pool, log, id)
+}
+
+// recordChain makes chain the component's current one in the trust
+// history. Replacing the chain in use needs a request for this one in
+// production (admin rotate, admin import-chain); dev mode may always.
+func (s *Server) recordChain(ctx context.Context, component string, chain *trust.Chain) ([]*trust.Chain, error) {
+	what, id := component+"-chain", rotation.CertID(chain.Certificates[0])
+	replace := s.dev
+	if !replace {
+		var err error
+		if replace, err = rotation.Requested(ctx, s.pool, what, id); err != nil {
+			return nil, err
+		}
+	}
+	past, err := trust.RecordChain(ctx, s.pool, component, chain, time.Now(), replace)
+	var changed *trust.ChainChangedError
+	if errors.As(err, &changed) {
+		return nil, fmt.Errorf("%w. Configure the chain in use again, or change it on purpose: signet-server admin rotate --config FILE --root-key URI %s "+
+			"(a new certificate under the same root), or admin import-chain --config FILE %s CHAIN.pem; either records the change for the next start", err, component, component)
+	}
+	if err != nil || s.dev {
+		return past, err
+	}
+	return past, rotation.Done(ctx, s.pool, what, id)
 }
 
 // keyChangeHint adds to a refused key change how to make it on purpose.
@@ -527,18 +559,19 @@ func (s *Server) publishTrust(ctx context.Context, router chi.Router, reg promet
 			return err
 		}
 	}
-	// A chain not seen before is a rotation: the old chain's window closes
-	// now and it stays in the trusted root for what it signed.
+	// A chain not seen before is a rotation (asked for, in production):
+	// the old chain's window closes now and it stays in the trusted root
+	// for what it signed.
 	if s.caChain != nil {
 		in.CA = &trust.Chain{Certificates: s.caChain, Start: s.caChain[0].NotBefore}
-		if in.PastCAs, err = trust.RecordChain(ctx, s.pool, "ca", in.CA, time.Now()); err != nil {
+		if in.PastCAs, err = s.recordChain(ctx, "ca", in.CA); err != nil {
 			return err
 		}
 		start = minTime(start, in.CA.Start)
 	}
 	if s.tsaChain != nil {
 		in.TSA = &trust.Chain{Certificates: s.tsaChain, Start: s.tsaChain[0].NotBefore}
-		if in.PastTSAs, err = trust.RecordChain(ctx, s.pool, "tsa", in.TSA, time.Now()); err != nil {
+		if in.PastTSAs, err = s.recordChain(ctx, "tsa", in.TSA); err != nil {
 			return err
 		}
 	}
