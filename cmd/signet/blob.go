@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/signet-dev/signet/client/ambient"
 )
 
 // maxBundleBytes bounds a bundle read: a bundle holds a certificate chain,
@@ -124,15 +127,24 @@ func confirm(cmd *cobra.Command, yes bool, what string) error {
 }
 
 // identityToken is --identity-token (a JWT, or a file holding one), else
-// SIGSTORE_ID_TOKEN.
-func identityToken(flag string) (string, error) {
+// the ambient token of the CI job or workload (client/ambient), and says
+// on stderr where an ambient one came from.
+func identityToken(cmd *cobra.Command, flag string) (string, error) {
+	if flag == "" {
+		ctx, cancel := timeout(cmd)
+		defer cancel()
+		tok, err := ambient.Find(ctx, ambient.Env{HTTP: &http.Client{Timeout: 30 * time.Second}}, "sigstore")
+		if errors.Is(err, ambient.ErrNone) {
+			return "", errors.New("keyless signing needs an identity token: pass --identity-token (a JWT or a file holding one) or set SIGSTORE_ID_TOKEN; " +
+				"in GitHub Actions (permissions: id-token: write) and Buildkite it is found by itself, as is a token mounted at " + ambient.DefaultTokenFile + "; or sign with --key")
+		}
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "Using the identity token from %s.\n", tok.Source)
+		return tok.Value, nil
+	}
 	tok := flag
-	if tok == "" {
-		tok = os.Getenv("SIGSTORE_ID_TOKEN")
-	}
-	if tok == "" {
-		return "", errors.New("keyless signing needs an identity token: pass --identity-token (a JWT or a file holding one) or set SIGSTORE_ID_TOKEN; in CI, ask the provider for an OIDC token with audience sigstore; or sign with --key")
-	}
 	if strings.Count(tok, ".") != 2 {
 		data, err := os.ReadFile(tok)
 		if err != nil {
@@ -302,7 +314,7 @@ func (f *signFlags) setup(cmd *cobra.Command) (*signSetup, error) {
 		if st.material, err = trustWithKey(tr, key.Public()); err != nil {
 			return nil, err
 		}
-	} else if st.token, err = identityToken(f.token); err != nil {
+	} else if st.token, err = identityToken(cmd, f.token); err != nil {
 		return nil, err
 	}
 	f.loaded = st
@@ -319,7 +331,7 @@ func (f *signFlags) add(cmd *cobra.Command) {
 func (f *signFlags) addOptionalBundle(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.bundlePath, "bundle", "", "where to write the Sigstore bundle")
 	cmd.Flags().StringVar(&f.keyPath, "key", "", "sign with this private key instead of keyless: a key file or a pkcs11: URI")
-	cmd.Flags().StringVar(&f.token, "identity-token", "", "OIDC identity token for keyless signing, or a file holding one (default $SIGSTORE_ID_TOKEN)")
+	cmd.Flags().StringVar(&f.token, "identity-token", "", "OIDC identity token for keyless signing, or a file holding one (default: $SIGSTORE_ID_TOKEN, GitHub Actions', Buildkite's, or a token file mounted at "+ambient.DefaultTokenFile+")")
 	cmd.Flags().StringVar(&f.trustedRoot, "trusted-root", "", "trusted_root.json to check the result with (default: the pinned instance's)")
 	cmd.Flags().StringVar(&f.signingConfig, "signing-config", "", "signing_config.json naming the CA, log and TSA (default: the pinned instance's)")
 	cmd.Flags().BoolVarP(&f.yes, "yes", "y", false, "do not ask before logging the signature")
