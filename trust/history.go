@@ -3,6 +3,7 @@ package trust
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,12 +23,19 @@ const historyLock = 0x74727374
 // was not allowed.
 type ChainChangedError struct {
 	Component string
-	InUse     string // subject of the chain in use's first certificate
+	InUse     string // the chain in use's first certificate, described
 	New       string
 }
 
 func (e *ChainChangedError) Error() string {
-	return fmt.Sprintf("the configured %s chain (certificate %s) is not the one in use (certificate %s)", e.Component, e.New, e.InUse)
+	return fmt.Sprintf("the configured %s chain (%s) is not the one in use (%s)", e.Component, e.New, e.InUse)
+}
+
+// describe names a certificate so two with the same subject (every
+// rotated intermediate has one) still differ: serial, start, fingerprint.
+func describe(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return fmt.Sprintf("certificate %s, serial %x, from %s, SHA-256 %x", c.Subject, c.SerialNumber, c.NotBefore.UTC().Format(time.RFC3339), sum[:])
 }
 
 // RecordChain makes current the component's ("ca", "tsa") chain in the
@@ -55,11 +63,11 @@ func RecordChain(ctx context.Context, pool *pgxpool.Pool, component string, curr
 				err := tx.QueryRow(ctx, "SELECT chain_pem FROM trust_chains WHERE component = $1 AND valid_to IS NULL", component).Scan(&inUse)
 				if err == nil {
 					certs, _ := cryptoutils.UnmarshalCertificatesFromPEM([]byte(inUse))
-					subject := "unreadable"
+					inUseDesc := "unreadable"
 					if len(certs) > 0 {
-						subject = certs[0].Subject.String()
+						inUseDesc = describe(certs[0])
 					}
-					return &ChainChangedError{Component: component, InUse: subject, New: current.Certificates[0].Subject.String()}
+					return &ChainChangedError{Component: component, InUse: inUseDesc, New: describe(current.Certificates[0])}
 				}
 				if !errors.Is(err, pgx.ErrNoRows) {
 					return err
@@ -107,6 +115,10 @@ func RecordChain(ctx context.Context, pool *pgxpool.Pool, component string, curr
 		return rows.Err()
 	})
 	if err != nil {
+		var changed *ChainChangedError
+		if errors.As(err, &changed) {
+			return nil, changed // says what it is about
+		}
 		return nil, fmt.Errorf("recording the %s chain: %w", component, err)
 	}
 	return past, nil

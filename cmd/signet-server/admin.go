@@ -285,14 +285,18 @@ It asks before replacing an existing chain file (--yes for scripts).`,
 			recorded := false
 			if cfg.Database.URL != "" {
 				pool, err := rotationDB(cmd, cfg, cfgPath)
-				if err != nil {
-					return err
+				switch {
+				case errors.Is(err, errNoInstanceYet):
+					// The first chain of a new instance: nothing to record.
+				case err != nil:
+					return fmt.Errorf("%w (for a first chain, before the instance ever started, unset DATABASE_URL)", err)
+				default:
+					defer pool.Close()
+					if err := rotation.Request(cmd.Context(), pool, component+"-chain", rotation.CertID(chain[0])); err != nil {
+						return err
+					}
+					recorded = true
 				}
-				defer pool.Close()
-				if err := rotation.Request(cmd.Context(), pool, component+"-chain", rotation.CertID(chain[0])); err != nil {
-					return err
-				}
-				recorded = true
 			}
 			if strings.HasPrefix(signerURI, "pkcs11:") {
 				if err := keys.ImportCertificate(signerURI, chain[0], keys.Options{}); err != nil {
@@ -304,7 +308,7 @@ It asks before replacing an existing chain file (--yes for scripts).`,
 			}
 			fmt.Fprintf(out, "Wrote %s.\n", dest)
 			if !recorded {
-				fmt.Fprintf(out, "No database is configured, so the change is not recorded: a first chain needs no record, but an instance running with another %s chain refuses this one until it is (run again with DATABASE_URL set).\n", component)
+				fmt.Fprintf(out, "Not recorded in a database (none configured, or no instance started on it yet): a first chain needs no record, but an instance running with another %s chain refuses this one until it is (run again with DATABASE_URL set).\n", component)
 			}
 			return nil
 		},

@@ -215,6 +215,8 @@ func TestAdminInitWithPasswordFileOnce(t *testing.T) {
 		t.Fatalf("--once over an unfinished init: %v", err)
 	}
 
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("SIGNET_DATABASE_URL", "")
 	if _, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err == nil || !strings.Contains(err.Error(), "set DATABASE_URL") {
 		t.Fatalf("rotate log without a database to record it in: %v", err)
 	}
@@ -450,8 +452,30 @@ func TestKeyAndChainChangesNeedAdminRotate(t *testing.T) {
 	}
 	srv.Close(context.Background())
 
+	conn, err := pgx.Connect(context.Background(), os.Getenv("DATABASE_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	openRequests := func() int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM signet_rotation_requests WHERE done_at IS NULL").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Asked twice: only the second key may rotate the log.
 	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err != nil || !strings.Contains(out, "records the rotation") {
 		t.Fatalf("rotate log: %v\n%s", err, out)
+	}
+	given, _ := config.Load(cfgPath, func(string) string { return "" })
+	givenUp := given.Log.Signer
+	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err != nil {
+		t.Fatalf("rotate log again: %v\n%s", err, out)
+	}
+	if n := openRequests(); n != 1 {
+		t.Fatalf("%d rotation requests open after asking twice, want 1", n)
 	}
 	srv, err = start()
 	if err != nil {
@@ -461,9 +485,30 @@ func TestKeyAndChainChangesNeedAdminRotate(t *testing.T) {
 		t.Fatalf("after the rotation: tree %d, retired %d trees", srv.Log().TreeID(), len(srv.Log().Retired()))
 	}
 	srv.Close(context.Background())
-	// Done: the request is closed and the same key starts as usual.
-	if srv, err = start(); err != nil {
-		t.Fatalf("a later start: %v", err)
+	if n := openRequests(); n != 0 {
+		t.Fatalf("%d rotation requests still open after the rotation", n)
+	}
+	// The key given up, brought back by a stray variable: refused.
+	t.Setenv("SIGNET_LOG_SIGNER", givenUp)
+	if _, err := start(); err == nil || !strings.Contains(err.Error(), "admin rotate --config FILE log") {
+		t.Fatalf("a start with the key asked for and given up: %v", err)
+	}
+	// ... and rotate refuses to rewrite a setting the environment overrides.
+	if _, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err == nil || !strings.Contains(err.Error(), "the environment overrides log's settings") {
+		t.Fatalf("rotate log under SIGNET_LOG_SIGNER: %v", err)
+	}
+	t.Setenv("SIGNET_LOG_SIGNER", "")
+	// A key made elsewhere (openssl, an HSM's tools): --key records it.
+	mine := filepath.Join(t.TempDir(), "mine.pem")
+	if out, err := exec.Command("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes-256-cbc", "-pass", "pass:ceremony-password", "-out", mine).CombinedOutput(); err != nil {
+		t.Fatalf("openssl genpkey: %v\n%s", err, out)
+	}
+	mineURI := keys.FileURI(mine, keys.PasswordSource{Env: passwordEnv})
+	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "--key", mineURI, "log"); err != nil || !strings.Contains(out, "takes the transparency log key") {
+		t.Fatalf("rotate --key: %v\n%s", err, out)
+	}
+	if srv, err = start(); err != nil || len(srv.Log().Retired()) != 2 {
+		t.Fatalf("the start with the key given by --key: %v", err)
 	}
 	srv.Close(context.Background())
 
@@ -483,12 +528,7 @@ func TestKeyAndChainChangesNeedAdminRotate(t *testing.T) {
 	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "--root-key", rootKey("tsa-root.pem"), "tsa"); err != nil {
 		t.Fatalf("rotate tsa: %v\n%s", err, out)
 	}
-	conn, err := pgx.Connect(context.Background(), os.Getenv("DATABASE_URL"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), "DELETE FROM signet_rotation_requests WHERE log_name = 'tsa-chain'"); err != nil {
+	if _, err := conn.Exec(context.Background(), "DELETE FROM signet_rotation_requests WHERE what = 'tsa-chain'"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := start(); err == nil || !strings.Contains(err.Error(), "the configured tsa chain") || !strings.Contains(err.Error(), "admin rotate --config FILE --root-key URI tsa") {

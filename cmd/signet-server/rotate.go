@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,23 +27,29 @@ import (
 )
 
 func newAdminRotateCommand() *cobra.Command {
-	var cfgPath, rootKey, newRootKey string
+	var cfgPath, rootKey, newRootKey, existingKey string
 	var yes bool
 	cmd := &cobra.Command{
 		Use:   "rotate --config FILE [--root-key URI] ca|tsa|ct|log|tuf-root",
 		Short: "Rotate the CA, TSA, CT or transparency log key, or sign a new TUF root",
-		Long: `rotate creates a new key for the CA intermediate or the TSA signing
-certificate (next to the old one: a file in the config's directory, or an
-object in the same PKCS#11 token), has the existing root (--root-key, brought
-back online for this) issue its certificate, checks the chain as start-up
-would, and points signet.yaml at the new key and chain. Restart the server to
-rotate: the trusted root then keeps the old chain, its window closed at the
-restart, so everything it signed keeps verifying.
+		Long: `rotate changes a key or chain on purpose. For ca, tsa, ct and log it records
+the change in the instance's database (database.url or DATABASE_URL) before
+pointing signet.yaml at the new key or chain; a production server changes a
+log key or a chain only for one recorded this way (asking again for another
+replaces the request), and refuses any other change at start-up.
 
-Chains from an external PKI: make a key and CSR yourself, then use
-ct makes a new CT log key (no root key needed) and points ct.signer at it;
-at the restart the CT log retires its tree and starts a new one, and the old
-key stays in the trusted root with its window closed.
+ca and tsa create a new key for the CA intermediate or the TSA signing
+certificate (next to the old one: a file in the config's directory, or an
+object in the same PKCS#11 token), have the existing root (--root-key,
+brought back online for this) issue its certificate, check the chain as
+start-up would, record it, and point signet.yaml at them. Restart the server
+to rotate: the trusted root then keeps the old chain, its window closed at
+the restart, so everything it signed keeps verifying. A chain from an
+external PKI is installed with admin import-chain instead.
+
+ct makes a new CT log key (or takes --key URI, one you made) and points
+ct.signer at it; at the restart the CT log retires its tree and starts a new
+one, and the old key stays in the trusted root with its window closed.
 
 log does the same for the transparency log: at the restart the tree the old
 key signed is frozen at its last checkpoint and stays readable as an
@@ -52,12 +59,18 @@ indexes continue after it, and the old key stays in the trusted root with
 its window closed. Stop the server cleanly before the restart.
 
 tuf-root signs the next root.json version in the instance's database
-(database.url or DATABASE_URL) with the current TUF root key (--root-key) and
-the next one (--new-root-key, default the same: a renewal before the yearly
-expiry). It lists the tuf.*_signer keys of the config, so change those first
-to rotate an online TUF key. Clients that pinned an earlier root follow.`,
-		Example: `  SIGNET_KEY_PASSWORD=... signet-server admin rotate --config /etc/signet/signet.yaml \
+with the current TUF root key (--root-key) and the next one (--new-root-key,
+default the same: a renewal before the yearly expiry). It lists the
+tuf.*_signer keys of the config, so change those first to rotate an online
+TUF key. Clients that pinned an earlier root follow.
+
+The setting rotate rewrites must not be overridden from the environment
+(SIGNET_LOG_SIGNER and the like): the server would go on with the old one.`,
+		Example: `  DATABASE_URL=postgres://... SIGNET_KEY_PASSWORD=... signet-server admin rotate --config /etc/signet/signet.yaml \
     --root-key 'file:///offline/ca-root.pem?password-env=SIGNET_KEY_PASSWORD' ca
+  DATABASE_URL=postgres://... signet-server admin rotate --config /etc/signet/signet.yaml log
+  DATABASE_URL=postgres://... signet-server admin rotate --config /etc/signet/signet.yaml \
+    --key 'pkcs11:token=signet;object=log-2027?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/signet/pin' log
   DATABASE_URL=postgres://... signet-server admin rotate --config /etc/signet/signet.yaml \
     --root-key 'file:///offline/tuf-root.pem?password-env=SIGNET_KEY_PASSWORD' tuf-root`,
 		Args: cobra.ExactArgs(1),
@@ -69,17 +82,23 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 			component := args[0]
 			switch component {
 			case "ct":
-				return rotateLogKey(cmd, cfgPath, "ct", cfg.CT.Signer, yes)
+				return rotateLogKey(cmd, cfgPath, "ct", cfg.CT.Signer, existingKey, yes)
 			case "log":
-				return rotateLogKey(cmd, cfgPath, "log", cfg.Log.Signer, yes)
+				return rotateLogKey(cmd, cfgPath, "log", cfg.Log.Signer, existingKey, yes)
 			case "tuf-root":
 				if rootKey == "" {
 					return errors.New("--root-key is required")
 				}
 				return rotateTUFRoot(cmd, cfg, rootKey, newRootKey, yes)
 			}
+			if existingKey != "" {
+				return errors.New("--key is for log and ct; a CA or TSA chain from your own PKI is installed with admin import-chain")
+			}
 			signerURI, chainPath, yamlSection, err := componentKey(cfg, component)
 			if err != nil {
+				return err
+			}
+			if err := notFromEnv(cfgPath, yamlSection); err != nil {
 				return err
 			}
 			if rootKey == "" {
@@ -102,12 +121,14 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 			}
 
 			pool, err := rotationDB(cmd, cfg, cfgPath)
-			if err != nil {
+			if err != nil && !errors.Is(err, errNoInstanceYet) {
 				return err
 			}
-			defer pool.Close()
-			suffix := time.Now().UTC().Format("20060102T150405")
+			if pool != nil {
+				defer pool.Close()
+			}
 			dir := filepath.Dir(cfgPath)
+			suffix := freshSuffix(dir, component)
 			newURI, inToken, password, err := nextKeyURI(signerURI, dir, component, suffix)
 			if err != nil {
 				return err
@@ -144,7 +165,7 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 			if err := os.WriteFile(newChainPath, pkigen.PEM(chain), 0o644); err != nil {
 				return err
 			}
-			if err := rotation.Request(cmd.Context(), pool, component+"-chain", rotation.CertID(chain[0])); err != nil {
+			if err := recordRotation(cmd, pool, component+"-chain", rotation.CertID(chain[0])); err != nil {
 				return fmt.Errorf("%w (the new key and %s exist; %s is unchanged)", err, newChainPath, cfgPath)
 			}
 			if err := setConfigValues(cfgPath, yamlSection, map[string]string{"signer": newURI, "chain": newChainPath}); err != nil {
@@ -160,7 +181,37 @@ to rotate an online TUF key. Clients that pinned an earlier root follow.`,
 	cmd.Flags().StringVar(&rootKey, "root-key", "", "ca, tsa: key URI of the chain's root; tuf-root: the current TUF root key")
 	cmd.Flags().StringVar(&newRootKey, "new-root-key", "", "tuf-root only: key URI of the next TUF root key (default: --root-key)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().StringVar(&existingKey, "key", "", "log, ct: rotate to this existing key (URI) instead of making one")
 	return cmd
+}
+
+// notFromEnv refuses a rotation of section's settings while the environment
+// overrides them (config.Load applies SIGNET_* over the file): rotate
+// rewrites the file, and the server would go on with the environment's.
+func notFromEnv(cfgPath, section string) error {
+	withEnv, err := config.Load(cfgPath, os.Getenv)
+	if err != nil {
+		return err
+	}
+	fileOnly, err := config.Load(cfgPath, func(k string) string {
+		if k == "DATABASE_URL" || strings.HasPrefix(k, "SIGNET_DATABASE") {
+			return os.Getenv(k)
+		}
+		return ""
+	})
+	if err != nil {
+		return err
+	}
+	pairs := map[string][2]string{
+		"log":       {withEnv.Log.Signer, fileOnly.Log.Signer},
+		"ct":        {withEnv.CT.Signer, fileOnly.CT.Signer},
+		"ca":        {withEnv.CA.Signer + "\x00" + withEnv.CA.Chain, fileOnly.CA.Signer + "\x00" + fileOnly.CA.Chain},
+		"timestamp": {withEnv.Timestamp.Signer + "\x00" + withEnv.Timestamp.Chain, fileOnly.Timestamp.Signer + "\x00" + fileOnly.Timestamp.Chain},
+	}
+	if p := pairs[section]; p[0] != p[1] {
+		return fmt.Errorf("the environment overrides %s's settings in %s (SIGNET_* variables): rotate rewrites the file, and the server would go on with the environment's; unset them first", section, cfgPath)
+	}
+	return nil
 }
 
 func rotateTUFRoot(cmd *cobra.Command, cfg config.Config, rootKey, newRootKey string, yes bool) error {
@@ -231,23 +282,43 @@ func nextKeyURI(current, dir, component, suffix string) (uri string, inToken boo
 	return keys.FileURI(keyFilePath(dir, component, suffix), pw), false, password, nil
 }
 
+// freshSuffix names a rotation's files by the time, with a counter when a
+// rotation in the same second already took that name.
+func freshSuffix(dir, component string) string {
+	base := time.Now().UTC().Format("20060102T150405")
+	suffix := base
+	for i := 2; ; i++ {
+		if _, err := os.Stat(keyFilePath(dir, component, suffix)); errors.Is(err, fs.ErrNotExist) {
+			return suffix
+		}
+		suffix = fmt.Sprintf("%s-%d", base, i)
+	}
+}
+
 func keyFilePath(dir, component, suffix string) string {
 	return filepath.Join(dir, component+"-"+suffix+".pem")
 }
 
 // rotateLogKey makes a new key for the CT log (section "ct") or the
-// transparency log ("log") and points section.signer at it; the server
+// transparency log ("log"), or takes existing (a key URI), records the
+// rotation in the database and points section.signer at it; the server
 // retires the old tree when it starts with the new key.
-func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool) error {
+func rotateLogKey(cmd *cobra.Command, cfgPath, section, current, existing string, yes bool) error {
 	if current == "" {
 		return fmt.Errorf("%s has no %s.signer to rotate", cfgPath, section)
 	}
-	what := map[string]string{"ct": "CT log", "log": "transparency log"}[section]
-	suffix := time.Now().UTC().Format("20060102T150405")
-	dir := filepath.Dir(cfgPath)
-	newURI, inToken, password, err := nextKeyURI(current, dir, section, suffix)
-	if err != nil {
+	if err := notFromEnv(cfgPath, section); err != nil {
 		return err
+	}
+	what := map[string]string{"ct": "CT log", "log": "transparency log"}[section]
+	dir := filepath.Dir(cfgPath)
+	suffix := freshSuffix(dir, section)
+	newURI, inToken, password := existing, false, []byte(nil)
+	if existing == "" {
+		var err error
+		if newURI, inToken, password, err = nextKeyURI(current, dir, section, suffix); err != nil {
+			return err
+		}
 	}
 	// The rotation is recorded in the instance's database: a server starts
 	// a new tree only for a key asked for this way.
@@ -256,17 +327,27 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool
 		return err
 	}
 	pool, err := rotationDB(cmd, cfg, cfgPath)
-	if err != nil {
+	if err != nil && !errors.Is(err, errNoInstanceYet) {
 		return err
 	}
-	defer pool.Close()
+	if pool != nil {
+		defer pool.Close()
+	}
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "This creates a new %s key (%s), records the rotation in the database and points %s.signer in %s at it.\n", what, redactQuery(newURI), section, cfgPath)
+	verb := "creates a new"
+	if existing != "" {
+		verb = "takes the"
+	}
+	fmt.Fprintf(out, "This %s %s key (%s), records the rotation in the database and points %s.signer in %s at it.\n", verb, what, redactQuery(newURI), section, cfgPath)
 	if err := proceed(cmd, yes, "Proceed? [y/N] ", "nothing was changed"); err != nil {
 		return err
 	}
-	signer, err := bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, section, suffix), password)
-	if err != nil {
+	var signer crypto.Signer
+	if existing != "" {
+		if signer, err = keys.Open(existing, keys.Options{}); err != nil {
+			return fmt.Errorf("--key: %w", err)
+		}
+	} else if signer, err = bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, section, suffix), password); err != nil {
 		return fmt.Errorf("creating the new %s key: %w", what, err)
 	}
 	logName := map[string]string{"ct": "ct", "log": "rekor"}[section]
@@ -274,8 +355,8 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool
 	if err != nil {
 		return err
 	}
-	if err := rotation.Request(cmd.Context(), pool, logName, id); err != nil {
-		return fmt.Errorf("%w (the new key %s exists; %s is unchanged)", err, redactQuery(newURI), cfgPath)
+	if err := recordRotation(cmd, pool, logName, id); err != nil {
+		return fmt.Errorf("%w (the key %s exists; %s is unchanged)", err, redactQuery(newURI), cfgPath)
 	}
 	if err := setConfigValues(cfgPath, section, map[string]string{"signer": newURI}); err != nil {
 		return fmt.Errorf("updating %s (the new key exists and its rotation is recorded; set %s.signer by hand): %w", cfgPath, section, err)
@@ -284,14 +365,57 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current string, yes bool
 	return nil
 }
 
+// recordRotation records the request in pool, the instance's database; nil
+// means no instance started on it yet, and there is nothing to record: the
+// first start simply takes what is configured.
+func recordRotation(cmd *cobra.Command, pool *pgxpool.Pool, what, id string) error {
+	if pool == nil {
+		fmt.Fprintln(cmd.OutOrStdout(), "No instance has started on the database yet: nothing to record, its first start takes the new key.")
+		return nil
+	}
+	return rotation.Request(cmd.Context(), pool, what, id)
+}
+
+// errNoInstanceYet is a database no Signet server has started on.
+var errNoInstanceYet = errors.New("no Signet instance has started on the database yet: there is nothing to rotate")
+
 // rotationDB opens the instance's database, where a rotation is recorded
 // before the configuration points at the new key or chain: a production
-// server changes a log key or a chain only for one asked for this way.
+// server changes a log key or a chain only for one asked for this way. It
+// neither migrates the database nor writes to one that is not a current
+// Signet production database, and says which it is.
 func rotationDB(cmd *cobra.Command, cfg config.Config, cfgPath string) (*pgxpool.Pool, error) {
 	if cfg.Database.URL == "" {
 		return nil, fmt.Errorf("the rotation is recorded in the instance's database: set DATABASE_URL (or database.url in %s)", cfgPath)
 	}
-	return db.Open(cmd.Context(), cfg.Database.URL)
+	pool, err := db.Connect(cmd.Context(), cfg.Database.URL)
+	if err != nil {
+		return nil, fmt.Errorf("the rotation is recorded in the instance's database: %w", err)
+	}
+	var requests, instance bool
+	var kind string
+	err = pool.QueryRow(cmd.Context(), `SELECT to_regclass('signet_rotation_requests') IS NOT NULL, to_regclass('signet_instance') IS NOT NULL`).Scan(&requests, &instance)
+	if err == nil && instance {
+		err = pool.QueryRow(cmd.Context(), `SELECT COALESCE((SELECT kind FROM signet_instance), '')`).Scan(&kind)
+	}
+	switch {
+	case err != nil:
+		pool.Close()
+		return nil, fmt.Errorf("reading the instance's database: %w", err)
+	case !requests && !instance:
+		pool.Close()
+		return nil, errNoInstanceYet
+	case !requests:
+		pool.Close()
+		return nil, errors.New("the database's schema is older than this signet-server: start the new server once (it migrates the database), then rotate")
+	case kind == "dev":
+		pool.Close()
+		return nil, errors.New("the database belongs to a dev instance: dev mode rotates by itself when a key changes")
+	}
+	if pc := pool.Config().ConnConfig; pc != nil {
+		fmt.Fprintf(cmd.OutOrStdout(), "Database: %s on %s.\n", pc.Database, pc.Host)
+	}
+	return pool, nil
 }
 
 // withoutObject drops the object= attribute of a PKCS#11 key URI, leaving

@@ -14,8 +14,10 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -36,33 +38,49 @@ func KeyID(pub crypto.PublicKey) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// Request records that what may rotate to id at its next start. Asking
-// again for the same id renews the request.
+// Request records that what may rotate to id at its next start, and only
+// to id: an earlier request still open for what is closed (so a key asked
+// for once and then given up cannot rotate the log later). Asking again for
+// the same id renews the request.
 func Request(ctx context.Context, pool *pgxpool.Pool, what, id string) error {
-	_, err := pool.Exec(ctx, `INSERT INTO signet_rotation_requests (log_name, key_sha256) VALUES ($1, $2)
-		ON CONFLICT (log_name, key_sha256) DO UPDATE SET requested_at = now(), done_at = NULL`, what, id)
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE signet_rotation_requests SET done_at = now() WHERE what = $1 AND id <> $2 AND done_at IS NULL`, what, id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO signet_rotation_requests (what, id) VALUES ($1, $2)
+			ON CONFLICT (what, id) DO UPDATE SET requested_at = now(), done_at = NULL`, what, id)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("recording the %s rotation: %w", what, err)
 	}
 	return nil
 }
 
+// Open is the id of the open request for what, "" if none.
+func Open(ctx context.Context, pool *pgxpool.Pool, what string) (string, error) {
+	var id string
+	err := pool.QueryRow(ctx, `SELECT id FROM signet_rotation_requests WHERE what = $1 AND done_at IS NULL`, what).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the %s rotations asked for: %w", what, err)
+	}
+	return id, nil
+}
+
 // Requested says whether a rotation of what to id was asked for and has
 // not happened yet.
 func Requested(ctx context.Context, pool *pgxpool.Pool, what, id string) (bool, error) {
-	var ok bool
-	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM signet_rotation_requests
-		WHERE log_name = $1 AND key_sha256 = $2 AND done_at IS NULL)`, what, id).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("reading the %s rotations asked for: %w", what, err)
-	}
-	return ok, nil
+	open, err := Open(ctx, pool, what)
+	return open == id && id != "", err
 }
 
 // Done closes the request for id, once what is id.
 func Done(ctx context.Context, pool *pgxpool.Pool, what, id string) error {
 	if _, err := pool.Exec(ctx, `UPDATE signet_rotation_requests SET done_at = now()
-		WHERE log_name = $1 AND key_sha256 = $2 AND done_at IS NULL`, what, id); err != nil {
+		WHERE what = $1 AND id = $2 AND done_at IS NULL`, what, id); err != nil {
 		return fmt.Errorf("closing the %s rotation: %w", what, err)
 	}
 	return nil

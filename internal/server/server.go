@@ -329,10 +329,10 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err != nil {
 		return keyChangeHint(err, "log")
 	}
+	s.log = l // before anything can fail: Close stops it
 	if err := s.rotated(ctx, "rekor", signer); err != nil {
 		return err
 	}
-	s.log = l
 	s.rekorSigner = signer
 	s.rekor, err = rekorapi.New(rekorapi.Config{
 		Log: s.log, Index: index, Types: registry, Logger: s.logger,
@@ -436,10 +436,10 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 	if err != nil {
 		return keyChangeHint(err, "ct")
 	}
+	s.ctEngine = engine // before anything can fail: Close stops it
 	if err := s.rotated(ctx, "ct", signer); err != nil {
 		return err
 	}
-	s.ctEngine = engine
 	s.ctLog, err = ctapi.New(ctapi.Config{
 		Log: engine, Signer: signer, Roots: roots, Logger: s.logger,
 		Limits: ctapi.Limits{MaxBodyBytes: s.cfg.CT.MaxRequestBytes, MaxChain: ctapi.DefaultLimits.MaxChain, MaxGetEntries: s.cfg.CT.MaxGetEntries},
@@ -469,7 +469,9 @@ func (s *Server) mayRotate(ctx context.Context, log string, signer crypto.Signer
 	return rotation.Requested(ctx, s.pool, log, id)
 }
 
-// rotated closes a rotation request once the log's tree is the new key's.
+// rotated closes a rotation request once the log's tree is the new key's,
+// and warns of one still open for another key (asked for, not carried out:
+// the configuration was not changed, or was changed back).
 func (s *Server) rotated(ctx context.Context, log string, signer crypto.Signer) error {
 	if s.dev {
 		return nil
@@ -478,7 +480,16 @@ func (s *Server) rotated(ctx context.Context, log string, signer crypto.Signer) 
 	if err != nil {
 		return err
 	}
-	return rotation.Done(ctx, s.pool, log, id)
+	if err := rotation.Done(ctx, s.pool, log, id); err != nil {
+		return err
+	}
+	if open, err := rotation.Open(ctx, s.pool, log); err != nil {
+		return err
+	} else if open != "" {
+		s.logger.Warn("a key rotation was asked for and not carried out: the log started with its tree's key; a start with the requested key will rotate, until admin rotate asks for another",
+			"log", log, "requested_key_sha256", open, "configured_key_sha256", id)
+	}
+	return nil
 }
 
 // recordChain makes chain the component's current one in the trust
@@ -512,7 +523,7 @@ func keyChangeHint(err error, section string) error {
 		return err
 	}
 	return fmt.Errorf("%w. Configure the tree's key again, or rotate on purpose: signet-server admin rotate --config FILE %s "+
-		"(it makes the new key, points %s.signer at it and records the rotation, which the next start carries out)", err, section, section)
+		"(it makes a new key, or takes yours with --key URI, points %s.signer at it and records the rotation in the database; the next start carries it out)", err, section, section)
 }
 
 // mountTiles serves every tree of a log as C2SP tlog-tiles at
