@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
@@ -26,7 +30,7 @@ import (
 )
 
 func newMonitorCommand() *cobra.Command {
-	var watchPath, statePath, reportPath string
+	var watchPath, statePath, reportPath, webhook, metricsListen string
 	var interval time.Duration
 	var once, fromNow bool
 	cmd := &cobra.Command{
@@ -92,15 +96,32 @@ through the API and checked against the tiles' leaf hash.`,
 			server, _ := cmd.Flags().GetString("server")
 			server = strings.TrimRight(server, "/")
 			// Every request bounded: a stalled server must not hang a cron run.
-			m := &logMonitor{lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher, out: json.NewEncoder(out), fromNow: fromNow, cmd: cmd}
+			if metricsListen != "" && interval <= 0 {
+				return errors.New("--metrics-listen needs --interval: a single pass has nothing to scrape")
+			}
+			m := &logMonitor{lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher,
+				out: json.NewEncoder(out), webhook: webhook, fromNow: fromNow, cmd: cmd}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if metricsListen != "" {
+				reg := prometheus.NewRegistry()
+				m.metrics = newMonitorMetrics(reg)
+				ln, err := net.Listen("tcp", metricsListen)
+				if err != nil {
+					return fmt.Errorf("--metrics-listen: %w", err)
+				}
+				srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+				go srv.Serve(ln) //nolint:errcheck // closed below
+				defer srv.Close()
+				fmt.Fprintf(cmd.ErrOrStderr(), "monitor: metrics at http://%s/metrics\n", ln.Addr())
+			}
 			for {
 				err := m.pass(ctx)
+				m.metrics.passed(err)
 				var ve *verifyError
 				switch {
 				case errors.As(err, &ve):
-					m.out.Encode(map[string]string{"alert": "log_not_consistent", "server": server, "error": err.Error()}) //nolint:errcheck
+					m.report(ctx, "alert", map[string]string{"alert": "log_not_consistent", "server": server, "error": err.Error()}) //nolint:errcheck // the error is returned
 					return err
 				case err != nil && interval <= 0:
 					return err
@@ -123,6 +144,8 @@ through the API and checked against the tiles' leaf hash.`,
 	cmd.Flags().StringVar(&reportPath, "report", "", "also append the JSON lines to this file")
 	cmd.Flags().DurationVar(&interval, "interval", 0, "keep following, one pass per interval (default: one pass)")
 	cmd.Flags().BoolVar(&once, "once", false, "one pass, then exit (the default without --interval)")
+	cmd.Flags().StringVar(&webhook, "webhook", "", "also POST each JSON line (matches, unreadable entries, alerts) to this URL; a pass whose POSTs fail is not recorded and is made again")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "with --interval: serve Prometheus metrics (signet_monitor_*) on this host:port")
 	cmd.Flags().BoolVar(&fromNow, "from-now", false, "on the first run, start at the log's current size instead of its first entry")
 	cmd.Flags().String("log-key", "", "PEM public key of the log to pin (default: the key signet init pinned for this server, else fetched from the server and recorded in the state)")
 	cmd.MarkFlagRequired("watch") //nolint:errcheck
@@ -141,6 +164,8 @@ type logMonitor struct {
 	statePath string
 	matcher   monitor.Matcher
 	out       *json.Encoder
+	webhook   string
+	metrics   *monitorMetrics // nil: none
 	fromNow   bool
 	cmd       *cobra.Command
 }
@@ -201,6 +226,7 @@ func (m *logMonitor) pass(ctx context.Context) error {
 		return err
 	}
 	state.Logs[name] = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyFingerprint(pub), Seen: time.Now().UTC()}
+	m.metrics.treeSize(cp.Size)
 	return writeState(m.statePath, state)
 }
 
@@ -244,13 +270,14 @@ func (m *logMonitor) follow(ctx context.Context, treeID string, offset uint64, p
 	start, began := prev.Size, time.Now()
 	err := monitor.Entries(tiles, prev.Size, cur, fetch, func(index uint64, body []byte) error {
 		m.progress(index, start, cp.Size, began)
+		m.metrics.checked()
 		e, err := monitor.Parse(body)
 		if err != nil {
 			// The log accepted it; the monitor cannot read it: said, not fatal.
-			return m.out.Encode(map[string]any{"log_index": offset + index, "tree_id": treeID, "unreadable": err.Error()})
+			return m.report(ctx, "unreadable", map[string]any{"log_index": offset + index, "tree_id": treeID, "unreadable": err.Error()})
 		}
 		if matches := m.matcher.Match(e); len(matches) > 0 {
-			return m.out.Encode(map[string]any{"log_index": offset + index, "tree_id": treeID, "tree_index": index, "kind": e.Kind, "matches": matches, "signers": e.Signers})
+			return m.report(ctx, "match", map[string]any{"log_index": offset + index, "tree_id": treeID, "tree_index": index, "kind": e.Kind, "matches": matches, "signers": e.Signers})
 		}
 		return nil
 	})
@@ -266,10 +293,100 @@ func classify(err error) error {
 	var he *monitor.HTTPError
 	var ue *url.Error
 	var api *client.APIError
-	if errors.As(err, &he) || errors.As(err, &ue) || errors.As(err, &api) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var wh *webhookError
+	if errors.As(err, &he) || errors.As(err, &ue) || errors.As(err, &api) || errors.As(err, &wh) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return &verifyError{err}
+}
+
+// report prints one JSON line and, with --webhook, POSTs it; a POST that
+// fails fails the pass, which is then made again (its state not recorded):
+// the webhook gets every line at least once.
+func (m *logMonitor) report(ctx context.Context, kind string, v any) error {
+	if err := m.out.Encode(v); err != nil {
+		return err
+	}
+	m.metrics.reported(kind)
+	if m.webhook == "" {
+		return nil
+	}
+	body, _ := json.Marshal(v)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.webhook, bytes.NewReader(body))
+	if err != nil {
+		return &webhookError{err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return &webhookError{err}
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) //nolint:errcheck
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return &webhookError{fmt.Errorf("%s answered %s", m.webhook, resp.Status)}
+	}
+	return nil
+}
+
+// webhookError is a line the webhook did not take: a failure to deliver,
+// nothing against the log (exit 1, the pass made again).
+type webhookError struct{ err error }
+
+func (e *webhookError) Error() string { return "--webhook: " + e.err.Error() }
+func (e *webhookError) Unwrap() error { return e.err }
+
+// monitorMetrics are what --metrics-listen serves; its methods do nothing
+// on a nil receiver (no --metrics-listen).
+type monitorMetrics struct {
+	size     prometheus.Gauge
+	lastPass prometheus.Gauge
+	entries  prometheus.Counter
+	reports  *prometheus.CounterVec
+	errors   prometheus.Counter
+}
+
+func newMonitorMetrics(reg prometheus.Registerer) *monitorMetrics {
+	m := &monitorMetrics{
+		size:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_monitor_tree_size", Help: "Size of the active tree at the last checkpoint verified."}),
+		lastPass: prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_monitor_last_pass_timestamp_seconds", Help: "When the last pass that verified everything ended (Unix time)."}),
+		entries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_monitor_entries_checked_total", Help: "Entries checked against their tree and matched against the watch list."}),
+		reports:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "signet_monitor_reports_total", Help: "JSON lines reported, by kind: match, unreadable, alert."}, []string{"kind"}),
+		errors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_monitor_pass_errors_total", Help: "Passes that failed to reach the server or the webhook (tried again at the next interval)."}),
+	}
+	reg.MustRegister(m.size, m.lastPass, m.entries, m.reports, m.errors)
+	return m
+}
+
+func (m *monitorMetrics) treeSize(n uint64) {
+	if m != nil {
+		m.size.Set(float64(n))
+	}
+}
+
+func (m *monitorMetrics) checked() {
+	if m != nil {
+		m.entries.Inc()
+	}
+}
+
+func (m *monitorMetrics) reported(kind string) {
+	if m != nil {
+		m.reports.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *monitorMetrics) passed(err error) {
+	switch {
+	case m == nil:
+	case err == nil:
+		m.lastPass.SetToCurrentTime()
+	default:
+		var ve *verifyError
+		if !errors.As(err, &ve) {
+			m.errors.Inc()
+		}
+	}
 }
 
 // progress prints how far a long catch-up got, on a terminal only.

@@ -12,7 +12,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -20,7 +22,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/signet-dev/signet/ca/devoidc"
 	"github.com/signet-dev/signet/client"
@@ -213,5 +217,90 @@ func TestMonitorFollowsAKeyRotation(t *testing.T) {
 	}
 	if got := indexes(); len(got) != 0 {
 		t.Fatalf("a pass with nothing new: %v", got)
+	}
+}
+
+// --webhook gets every JSON line (a pass whose POST fails is made again,
+// matches and all); --metrics-listen serves the monitor's progress while
+// it follows with --interval.
+func TestMonitorWebhookAndMetrics(t *testing.T) {
+	withoutPasswordEnv(t)
+	base, _ := startDevAt(t, "127.0.0.1:0", dbtest.NewURL(t), t.TempDir())
+	watched, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(watched.Public())
+	sum := sha256.Sum256(spki)
+	for i, k := range []*ecdsa.PrivateKey{watched, watched} {
+		digest := sha256.Sum256([]byte(fmt.Sprintf("hook %d", i)))
+		sig, _ := ecdsa.SignASN1(rand.Reader, k, digest[:])
+		p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))
+		if _, err := client.NewLog(base).Upload(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	watch, state := filepath.Join(dir, "watch.yaml"), filepath.Join(dir, "state.json")
+	os.WriteFile(watch, []byte("key_sha256: ["+hex.EncodeToString(sum[:])+"]\n"), 0o600) //nolint:errcheck
+
+	var mu sync.Mutex
+	var posted []map[string]any
+	failing := true
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		var v map[string]any
+		json.NewDecoder(r.Body).Decode(&v) //nolint:errcheck
+		posted = append(posted, v)
+	}))
+	defer hook.Close()
+	var ve *verifyError
+	if _, err := monitorLines(t, base, "--watch", watch, "--state", state, "--webhook", hook.URL); err == nil || errors.As(err, &ve) || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("a webhook that is down: %v", err)
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	lines, err := monitorLines(t, base, "--watch", watch, "--state", state, "--webhook", hook.URL)
+	if err != nil || len(lines) != 2 || len(posted) != 2 || posted[0]["log_index"] != float64(0) || posted[1]["log_index"] != float64(1) {
+		t.Fatalf("the pass made again: %v, %d lines, posted %v", err, len(lines), posted)
+	}
+
+	// Following with metrics.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCommand(io.Discard, io.Discard)
+		cmd.SetArgs([]string{"--server", base, "monitor", "--watch", watch, "--state", filepath.Join(dir, "follow.json"), "--interval", "100ms", "--metrics-listen", addr})
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			text := string(body)
+			if strings.Contains(text, "signet_monitor_entries_checked_total 2") && strings.Contains(text, "signet_monitor_tree_size 2") &&
+				strings.Contains(text, `signet_monitor_reports_total{kind="match"} 2`) && !strings.Contains(text, "signet_monitor_last_pass_timestamp_seconds 0\n") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics did not show the pass within 20 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("following ended with %v", err)
 	}
 }
