@@ -161,6 +161,14 @@ func Consistent(t Tiles, prev, cur Tree) error {
 	return nil
 }
 
+// Root is the root of cur's tree at an earlier size, from cur's tiles
+// (each checked against cur's root): a checkpoint of progress part way
+// through, as good as one the log signed.
+func Root(t Tiles, size uint64, cur Tree) ([32]byte, error) {
+	hr := tlog.TileHashReader(tlog.Tree{N: int64(cur.Size), Hash: cur.Root}, t)
+	return tlog.TreeHash(int64(size), hr)
+}
+
 // Entries calls fn with each entry from..cur.Size-1 in order, each checked
 // to be the leaf of cur's tree at its index. fn's error stops the walk.
 //

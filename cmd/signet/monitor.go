@@ -32,6 +32,7 @@ import (
 func newMonitorCommand() *cobra.Command {
 	var watchPath, statePath, reportPath, webhook, metricsListen string
 	var interval time.Duration
+	var saveEvery uint64
 	var once, fromNow bool
 	cmd := &cobra.Command{
 		Use:   "monitor --watch watch.yaml",
@@ -100,7 +101,7 @@ through the API and checked against the tiles' leaf hash.`,
 				return errors.New("--metrics-listen needs --interval: a single pass has nothing to scrape")
 			}
 			m := &logMonitor{lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher,
-				out: json.NewEncoder(out), webhook: webhook, fromNow: fromNow, cmd: cmd}
+				out: json.NewEncoder(out), webhook: webhook, fromNow: fromNow, cmd: cmd, saveEvery: max(saveEvery, 1)}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if metricsListen != "" {
@@ -148,6 +149,7 @@ through the API and checked against the tiles' leaf hash.`,
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "with --interval: serve Prometheus metrics (signet_monitor_*) on this host:port")
 	cmd.Flags().BoolVar(&fromNow, "from-now", false, "on the first run, start at the log's current size instead of its first entry")
 	cmd.Flags().String("log-key", "", "PEM public key of the log to pin (default: the key signet init pinned for this server, else fetched from the server and recorded in the state)")
+	cmd.Flags().Uint64Var(&saveEvery, "save-every", 65536, "during a catch-up, record progress in the state file every this many entries")
 	cmd.MarkFlagRequired("watch") //nolint:errcheck
 	return cmd
 }
@@ -166,6 +168,9 @@ type logMonitor struct {
 	out       *json.Encoder
 	webhook   string
 	metrics   *monitorMetrics // nil: none
+	// saveEvery is how many entries a catch-up checks between saves of its
+	// progress.
+	saveEvery uint64
 	fromNow   bool
 	cmd       *cobra.Command
 }
@@ -210,7 +215,11 @@ func (m *logMonitor) pass(ctx context.Context) error {
 			if err != nil {
 				return notVerified(fmt.Errorf("tree %s, seen before and now frozen by a key rotation: %w", sh.TreeID, err))
 			}
-			if err := m.follow(ctx, sh.TreeID, offset, prev, scp, keyFingerprint(spub), true); err != nil {
+			progress := func(size uint64, root [32]byte) error {
+				state.Logs[name] = stateEntry{Size: size, RootHash: hex.EncodeToString(root[:]), KeySHA256: prev.KeySHA256, Seen: time.Now().UTC()}
+				return writeState(m.statePath, state)
+			}
+			if err := m.follow(ctx, sh.TreeID, offset, prev, scp, keyFingerprint(spub), true, progress); err != nil {
 				return err
 			}
 			state.Logs[name] = stateEntry{Size: scp.Size, RootHash: hex.EncodeToString(scp.RootHash), KeySHA256: prev.KeySHA256, Seen: time.Now().UTC(), Frozen: true}
@@ -222,7 +231,11 @@ func (m *logMonitor) pass(ctx context.Context) error {
 	if !seen && m.fromNow && !known {
 		prev = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyFingerprint(pub)}
 	}
-	if err := m.follow(ctx, info.TreeID, offset, prev, cp, keyFingerprint(pub), seen); err != nil {
+	progress := func(size uint64, root [32]byte) error {
+		state.Logs[name] = stateEntry{Size: size, RootHash: hex.EncodeToString(root[:]), KeySHA256: keyFingerprint(pub), Seen: time.Now().UTC()}
+		return writeState(m.statePath, state)
+	}
+	if err := m.follow(ctx, info.TreeID, offset, prev, cp, keyFingerprint(pub), seen, progress); err != nil {
 		return err
 	}
 	state.Logs[name] = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyFingerprint(pub), Seen: time.Now().UTC()}
@@ -233,7 +246,11 @@ func (m *logMonitor) pass(ctx context.Context) error {
 // follow proves tree (read as tiles) went from prev to cp, when prev was
 // seen, and reports the entries in between; offset is the tree's first
 // index in the log.
-func (m *logMonitor) follow(ctx context.Context, treeID string, offset uint64, prev stateEntry, cp note.Checkpoint, keyID string, seen bool) error {
+//
+// Every SaveEvery entries of a long catch-up, save records the progress (a
+// size and its root from the checked tiles), so an interrupted monitor
+// resumes there instead of reading the tree again.
+func (m *logMonitor) follow(ctx context.Context, treeID string, offset uint64, prev stateEntry, cp note.Checkpoint, keyID string, seen bool, save func(uint64, [32]byte) error) error {
 	tiles := monitor.Tiles{Base: m.server + "/tiles/rekor/" + treeID, HTTP: m.http}.WithContext(ctx)
 	if _, err := tiles.Checkpoint(); err != nil {
 		if errors.Is(err, monitor.ErrNoTiles) {
@@ -277,7 +294,16 @@ func (m *logMonitor) follow(ctx context.Context, treeID string, offset uint64, p
 			return m.report(ctx, "unreadable", map[string]any{"log_index": offset + index, "tree_id": treeID, "unreadable": err.Error()})
 		}
 		if matches := m.matcher.Match(e); len(matches) > 0 {
-			return m.report(ctx, "match", map[string]any{"log_index": offset + index, "tree_id": treeID, "tree_index": index, "kind": e.Kind, "matches": matches, "signers": e.Signers})
+			if err := m.report(ctx, "match", map[string]any{"log_index": offset + index, "tree_id": treeID, "tree_index": index, "kind": e.Kind, "matches": matches, "signers": e.Signers}); err != nil {
+				return err
+			}
+		}
+		if done := index + 1; done%m.saveEvery == 0 && done < cur.Size {
+			root, err := monitor.Root(tiles, done, cur)
+			if err != nil {
+				return err
+			}
+			return save(done, root)
 		}
 		return nil
 	})

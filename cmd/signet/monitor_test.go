@@ -304,3 +304,60 @@ func TestMonitorWebhookAndMetrics(t *testing.T) {
 		t.Fatalf("following ended with %v", err)
 	}
 }
+
+// A catch-up records its progress as it goes (--save-every): interrupted
+// at entry 3 (a webhook that stops taking lines), the next run starts
+// after the last save, not from the first entry, and the saved root is
+// the log's (the rest of the pass proves consistency from it).
+func TestMonitorSavesProgress(t *testing.T) {
+	withoutPasswordEnv(t)
+	base, _ := startDevAt(t, "127.0.0.1:0", dbtest.NewURL(t), t.TempDir())
+	watched, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, _ := x509.MarshalPKIXPublicKey(watched.Public())
+	sum := sha256.Sum256(spki)
+	for i := 0; i < 5; i++ {
+		digest := sha256.Sum256([]byte(fmt.Sprintf("progress %d", i)))
+		sig, _ := ecdsa.SignASN1(rand.Reader, watched, digest[:])
+		p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))
+		if _, err := client.NewLog(base).Upload(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	watch, state := filepath.Join(dir, "watch.yaml"), filepath.Join(dir, "state.json")
+	os.WriteFile(watch, []byte("key_sha256: ["+hex.EncodeToString(sum[:])+"]\n"), 0o600) //nolint:errcheck
+	var mu sync.Mutex
+	var took []float64
+	limit := 3 // lines the webhook takes before failing
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(took) >= limit {
+			http.Error(w, "full", http.StatusServiceUnavailable)
+			return
+		}
+		var v map[string]any
+		json.NewDecoder(r.Body).Decode(&v) //nolint:errcheck
+		took = append(took, v["log_index"].(float64))
+	}))
+	defer hook.Close()
+	if _, err := monitorLines(t, base, "--watch", watch, "--state", state, "--webhook", hook.URL, "--save-every", "2"); err == nil {
+		t.Fatal("the pass did not fail on the webhook")
+	}
+	mu.Lock()
+	limit, took = 100, nil
+	mu.Unlock()
+	lines, err := monitorLines(t, base, "--watch", watch, "--state", state, "--webhook", hook.URL, "--save-every", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indexes []float64
+	for _, l := range lines {
+		indexes = append(indexes, l["log_index"].(float64))
+	}
+	// Saved after entries 0-1 and 2-3: index 3's line failed, so the last
+	// save is at size 2 and the run resumes at entry 2.
+	if fmt.Sprint(indexes) != "[2 3 4]" {
+		t.Fatalf("resumed with %v, want [2 3 4]", indexes)
+	}
+}
