@@ -14,3 +14,6 @@ CREATE TABLE signet_rotation_requests (
     done_at      timestamptz,
     PRIMARY KEY (what, id)
 );
+
+-- The one open request per what.
+CREATE UNIQUE INDEX signet_rotation_requests_open ON signet_rotation_requests (what) WHERE done_at IS NULL;

@@ -1,8 +1,10 @@
 // Package ambient finds the OIDC identity token a CI job or a workload
 // already has, so keyless signing there needs no token passed by hand. The
-// sources are tried in cosign's order, and a token says where it came from:
+// sources are cosign's (its providers), tried in this fixed order, and a
+// token says where it came from:
 //
-//  1. SIGSTORE_ID_TOKEN (GitLab CI's id_tokens, or set by hand)
+//  1. SIGSTORE_ID_TOKEN (GitLab CI's id_tokens, or set by hand): a JWT, or
+//     the path of a file holding one
 //  2. GitHub Actions: the job's token endpoint (ACTIONS_ID_TOKEN_REQUEST_URL
 //     and _TOKEN, with `permissions: id-token: write`)
 //  3. Buildkite: the agent's API (BUILDKITE_AGENT_ACCESS_TOKEN, BUILDKITE_JOB_ID,
@@ -19,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -62,9 +65,22 @@ func Find(ctx context.Context, e Env, audience string) (Token, error) {
 		e.TokenFile = DefaultTokenFile
 	}
 	if v := strings.TrimSpace(e.Getenv("SIGSTORE_ID_TOKEN")); v != "" {
-		return Token{Source: "SIGSTORE_ID_TOKEN", Value: v}, nil
+		if strings.Count(v, ".") == 2 {
+			return Token{Source: "SIGSTORE_ID_TOKEN", Value: v}, nil
+		}
+		tok, err := readTokenFile(v)
+		if err != nil {
+			return Token{}, fmt.Errorf("SIGSTORE_ID_TOKEN is neither a JWT nor a readable token file: %w", err)
+		}
+		return Token{Source: "SIGSTORE_ID_TOKEN (file " + v + ")", Value: tok}, nil
 	}
-	if u, t := e.Getenv("ACTIONS_ID_TOKEN_REQUEST_URL"), e.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN"); u != "" && t != "" {
+	u, t := e.Getenv("ACTIONS_ID_TOKEN_REQUEST_URL"), e.Getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+	if e.Getenv("GITHUB_ACTIONS") == "true" && (u == "" || t == "") {
+		// Not a reason to try the next source: the job would sign as
+		// whatever else the runner has (a pod's service account).
+		return Token{}, errors.New("running in GitHub Actions without an OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN): give the job permissions: id-token: write, or pass --identity-token")
+	}
+	if u != "" && t != "" {
 		v, err := gitHub(ctx, e.HTTP, u, t, audience)
 		if err != nil {
 			return Token{}, fmt.Errorf("GitHub Actions identity token: %w (does the job have permissions: id-token: write?)", err)
@@ -82,22 +98,56 @@ func Find(ctx context.Context, e Env, audience string) (Token, error) {
 		}
 		return Token{Source: "Buildkite", Value: v}, nil
 	}
-	data, err := os.ReadFile(e.TokenFile)
+	v, err := readTokenFile(e.TokenFile)
 	switch {
 	case err == nil:
-		if v := strings.TrimSpace(string(data)); v != "" {
-			return Token{Source: "token file " + e.TokenFile, Value: v}, nil
-		}
-		return Token{}, fmt.Errorf("token file %s is empty", e.TokenFile)
+		return Token{Source: "token file " + e.TokenFile, Value: v}, nil
 	case !errors.Is(err, os.ErrNotExist):
 		return Token{}, fmt.Errorf("token file: %w", err)
 	}
 	return Token{}, ErrNone
 }
 
+// readTokenFile reads a token file: bounded, trimmed, not empty.
+func readTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxResponse+1))
+	switch {
+	case err != nil:
+		return "", err
+	case len(data) > maxResponse:
+		return "", fmt.Errorf("%s is larger than %d bytes: not a token", path, maxResponse)
+	}
+	v := strings.TrimSpace(string(data))
+	if v == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return v, nil
+}
+
+// secure refuses to send a CI credential over plain HTTP, except to this
+// machine (a local agent; the tests' fakes).
+func secure(rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return err
+	}
+	if u.Scheme == "https" || u.Scheme == "http" && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("%s://%s is not https: the request would carry a credential in clear", u.Scheme, u.Host)
+}
+
 // gitHub asks the job's token endpoint: GET <url>&audience=A with the
 // request token as bearer; the answer is {"value": JWT}.
 func gitHub(ctx context.Context, client *http.Client, requestURL, requestToken, audience string) (string, error) {
+	if err := secure(requestURL); err != nil {
+		return "", fmt.Errorf("ACTIONS_ID_TOKEN_REQUEST_URL: %w", err)
+	}
 	u, err := url.Parse(requestURL)
 	if err != nil {
 		return "", fmt.Errorf("ACTIONS_ID_TOKEN_REQUEST_URL: %w", err)
@@ -127,6 +177,9 @@ func gitHub(ctx context.Context, client *http.Client, requestURL, requestToken, 
 func buildkite(ctx context.Context, client *http.Client, endpoint, agentToken, job, audience string) (string, error) {
 	if job == "" {
 		return "", errors.New("BUILDKITE_JOB_ID is not set")
+	}
+	if err := secure(endpoint); err != nil {
+		return "", fmt.Errorf("BUILDKITE_AGENT_ENDPOINT: %w", err)
 	}
 	body, _ := json.Marshal(map[string]string{"audience": audience})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(endpoint, "/")+"/jobs/"+url.PathEscape(job)+"/oidc/tokens", bytes.NewReader(body))

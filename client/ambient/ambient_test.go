@@ -68,6 +68,9 @@ func TestFind(t *testing.T) {
 		{"token file", nil, tokenFile, "token file " + tokenFile, "file.jwt.token", ""},
 		{"nothing", nil, filepath.Join(dir, "absent"), "", "", "no ambient identity token"},
 		{"GitHub refusing", merge(github, map[string]string{"ACTIONS_ID_TOKEN_REQUEST_TOKEN": "wrong"}), tokenFile, "", "", "GitHub Actions identity token: the token endpoint answered 403 Forbidden: bad GitHub request (does the job have permissions: id-token: write?)"},
+		{"SIGSTORE_ID_TOKEN naming a file", map[string]string{"SIGSTORE_ID_TOKEN": tokenFile}, "", "SIGSTORE_ID_TOKEN (file " + tokenFile + ")", "file.jwt.token", ""},
+		{"GitHub Actions without id-token permission", map[string]string{"GITHUB_ACTIONS": "true"}, tokenFile, "", "", "running in GitHub Actions without an OIDC token"},
+		{"GitHub endpoint over plain HTTP", map[string]string{"ACTIONS_ID_TOKEN_REQUEST_URL": "http://token.example.com/x?a=1", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t"}, tokenFile, "", "", "is not https"},
 		{"Buildkite without a job", map[string]string{"BUILDKITE_AGENT_ACCESS_TOKEN": "bk-agent-token", "BUILDKITE_AGENT_ENDPOINT": ci.URL + "/v3"}, tokenFile, "", "", "BUILDKITE_JOB_ID is not set"},
 	}
 	for _, c := range cases {

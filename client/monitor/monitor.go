@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -86,7 +87,22 @@ var (
 	ErrShrank    = errors.New("the log shrank")
 	ErrRewritten = errors.New("the log's history was rewritten")
 	ErrNotLeaf   = errors.New("an entry is not the leaf the log's tree has at its index")
+	// ErrTileNotVerified is a tile that does not hash to the checkpoint's
+	// root (x/mod's tlog refused it).
+	ErrTileNotVerified = errors.New("a tile does not fit the log's signed checkpoint")
 )
+
+// verified marks an error from x/mod's tile reader: a transport failure
+// (from Tiles) stays what it is, anything else is a tile that did not
+// verify.
+func verified(err error) error {
+	var he *HTTPError
+	var ue *url.Error
+	if err == nil || errors.As(err, &he) || errors.As(err, &ue) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrTileNotVerified, err)
+}
 
 // HTTPError is a tile the server did not serve: it says nothing against
 // the log, unlike a tile that does not verify.
@@ -153,7 +169,7 @@ func Consistent(t Tiles, prev, cur Tree) error {
 	hr := tlog.TileHashReader(tlog.Tree{N: int64(cur.Size), Hash: cur.Root}, t)
 	root, err := tlog.TreeHash(int64(prev.Size), hr)
 	if err != nil {
-		return fmt.Errorf("the tree at %d from the tiles of the tree at %d: %w", prev.Size, cur.Size, err)
+		return fmt.Errorf("the tree at %d from the tiles of the tree at %d: %w", prev.Size, cur.Size, verified(err))
 	}
 	if root != prev.Root {
 		return fmt.Errorf("%w: at size %d its root is %x, not the %x seen before", ErrRewritten, prev.Size, root[:], prev.Root[:])
@@ -166,7 +182,8 @@ func Consistent(t Tiles, prev, cur Tree) error {
 // through, as good as one the log signed.
 func Root(t Tiles, size uint64, cur Tree) ([32]byte, error) {
 	hr := tlog.TileHashReader(tlog.Tree{N: int64(cur.Size), Hash: cur.Root}, t)
-	return tlog.TreeHash(int64(size), hr)
+	root, err := tlog.TreeHash(int64(size), hr)
+	return root, verified(err)
 }
 
 // Entries calls fn with each entry from..cur.Size-1 in order, each checked
@@ -220,7 +237,7 @@ func Entries(t Tiles, from uint64, cur Tree, fetch func(index uint64) ([]byte, e
 		}
 		hashes, err := hr.ReadHashes(indexes)
 		if err != nil {
-			return fmt.Errorf("leaf hashes of entries %d..%d: %w", first*width, first*width+uint64(len(indexes))-1, err)
+			return fmt.Errorf("leaf hashes of entries %d..%d: %w", first*width, first*width+uint64(len(indexes))-1, verified(err))
 		}
 		k := 0
 		for b, bundle := range bundles {

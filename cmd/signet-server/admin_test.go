@@ -494,7 +494,7 @@ func TestKeyAndChainChangesNeedAdminRotate(t *testing.T) {
 		t.Fatalf("a start with the key asked for and given up: %v", err)
 	}
 	// ... and rotate refuses to rewrite a setting the environment overrides.
-	if _, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err == nil || !strings.Contains(err.Error(), "the environment overrides log's settings") {
+	if _, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err == nil || !strings.Contains(err.Error(), "SIGNET_LOG_SIGNER set in the environment overrides the file") {
 		t.Fatalf("rotate log under SIGNET_LOG_SIGNER: %v", err)
 	}
 	t.Setenv("SIGNET_LOG_SIGNER", "")

@@ -98,7 +98,7 @@ The setting rotate rewrites must not be overridden from the environment
 			if err != nil {
 				return err
 			}
-			if err := notFromEnv(cfgPath, yamlSection); err != nil {
+			if err := notFromEnv(yamlSection); err != nil {
 				return err
 			}
 			if rootKey == "" {
@@ -186,30 +186,26 @@ The setting rotate rewrites must not be overridden from the environment
 }
 
 // notFromEnv refuses a rotation of section's settings while the environment
-// overrides them (config.Load applies SIGNET_* over the file): rotate
-// rewrites the file, and the server would go on with the environment's.
-func notFromEnv(cfgPath, section string) error {
-	withEnv, err := config.Load(cfgPath, os.Getenv)
-	if err != nil {
-		return err
-	}
-	fileOnly, err := config.Load(cfgPath, func(k string) string {
-		if k == "DATABASE_URL" || strings.HasPrefix(k, "SIGNET_DATABASE") {
-			return os.Getenv(k)
+// sets them (config.Load applies SIGNET_* over the file): rotate rewrites
+// the file, and a server with the variable set would go on with the old
+// key. Set, not merely different: a unit file setting the same value today
+// still overrides tomorrow's file.
+func notFromEnv(section string) error {
+	vars := map[string][]string{
+		"log":       {"SIGNET_LOG_SIGNER"},
+		"ct":        {"SIGNET_CT_SIGNER"},
+		"ca":        {"SIGNET_CA_SIGNER", "SIGNET_CA_CHAIN"},
+		"timestamp": {"SIGNET_TSA_SIGNER", "SIGNET_TSA_CHAIN"},
+	}[section]
+	var set []string
+	for _, v := range vars {
+		if os.Getenv(v) != "" {
+			set = append(set, v)
 		}
-		return ""
-	})
-	if err != nil {
-		return err
 	}
-	pairs := map[string][2]string{
-		"log":       {withEnv.Log.Signer, fileOnly.Log.Signer},
-		"ct":        {withEnv.CT.Signer, fileOnly.CT.Signer},
-		"ca":        {withEnv.CA.Signer + "\x00" + withEnv.CA.Chain, fileOnly.CA.Signer + "\x00" + fileOnly.CA.Chain},
-		"timestamp": {withEnv.Timestamp.Signer + "\x00" + withEnv.Timestamp.Chain, fileOnly.Timestamp.Signer + "\x00" + fileOnly.Timestamp.Chain},
-	}
-	if p := pairs[section]; p[0] != p[1] {
-		return fmt.Errorf("the environment overrides %s's settings in %s (SIGNET_* variables): rotate rewrites the file, and the server would go on with the environment's; unset them first", section, cfgPath)
+	if len(set) > 0 {
+		return fmt.Errorf("%s set in the environment overrides the file that rotate rewrites: the server would go on with the old setting. "+
+			"Unset it (here and in the server's environment: unit file, manifest) and rotate again", strings.Join(set, " and "))
 	}
 	return nil
 }
@@ -283,9 +279,11 @@ func nextKeyURI(current, dir, component, suffix string) (uri string, inToken boo
 }
 
 // freshSuffix names a rotation's files by the time, with a counter when a
-// rotation in the same second already took that name.
+// rotation in the same millisecond already took that name.
+// Milliseconds: a PKCS#11 object's label takes the suffix too, and a token
+// is not looked in for a label already taken.
 func freshSuffix(dir, component string) string {
-	base := time.Now().UTC().Format("20060102T150405")
+	base := strings.Replace(time.Now().UTC().Format("20060102T150405.000"), ".", "-", 1)
 	suffix := base
 	for i := 2; ; i++ {
 		if _, err := os.Stat(keyFilePath(dir, component, suffix)); errors.Is(err, fs.ErrNotExist) {
@@ -307,7 +305,7 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current, existing string
 	if current == "" {
 		return fmt.Errorf("%s has no %s.signer to rotate", cfgPath, section)
 	}
-	if err := notFromEnv(cfgPath, section); err != nil {
+	if err := notFromEnv(section); err != nil {
 		return err
 	}
 	what := map[string]string{"ct": "CT log", "log": "transparency log"}[section]
@@ -392,9 +390,10 @@ func rotationDB(cmd *cobra.Command, cfg config.Config, cfgPath string) (*pgxpool
 	if err != nil {
 		return nil, fmt.Errorf("the rotation is recorded in the instance's database: %w", err)
 	}
-	var requests, instance bool
+	var requests, instance, signet bool
 	var kind string
-	err = pool.QueryRow(cmd.Context(), `SELECT to_regclass('signet_rotation_requests') IS NOT NULL, to_regclass('signet_instance') IS NOT NULL`).Scan(&requests, &instance)
+	err = pool.QueryRow(cmd.Context(), `SELECT to_regclass('signet_rotation_requests') IS NOT NULL, to_regclass('signet_instance') IS NOT NULL,
+		to_regclass('signet_schema_migrations') IS NOT NULL`).Scan(&requests, &instance, &signet)
 	if err == nil && instance {
 		err = pool.QueryRow(cmd.Context(), `SELECT COALESCE((SELECT kind FROM signet_instance), '')`).Scan(&kind)
 	}
@@ -402,7 +401,7 @@ func rotationDB(cmd *cobra.Command, cfg config.Config, cfgPath string) (*pgxpool
 	case err != nil:
 		pool.Close()
 		return nil, fmt.Errorf("reading the instance's database: %w", err)
-	case !requests && !instance:
+	case !signet:
 		pool.Close()
 		return nil, errNoInstanceYet
 	case !requests:

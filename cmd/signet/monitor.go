@@ -97,11 +97,14 @@ through the API and checked against the tiles' leaf hash.`,
 			server, _ := cmd.Flags().GetString("server")
 			server = strings.TrimRight(server, "/")
 			// Every request bounded: a stalled server must not hang a cron run.
+			if saveEvery == 0 {
+				return errors.New("--save-every must be at least 1")
+			}
 			if metricsListen != "" && interval <= 0 {
 				return errors.New("--metrics-listen needs --interval: a single pass has nothing to scrape")
 			}
 			m := &logMonitor{lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher,
-				out: json.NewEncoder(out), webhook: webhook, fromNow: fromNow, cmd: cmd, saveEvery: max(saveEvery, 1)}
+				out: json.NewEncoder(out), webhook: webhook, fromNow: fromNow, cmd: cmd, saveEvery: saveEvery}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if metricsListen != "" {
@@ -122,7 +125,9 @@ through the API and checked against the tiles' leaf hash.`,
 				var ve *verifyError
 				switch {
 				case errors.As(err, &ve):
-					m.report(ctx, "alert", map[string]string{"alert": "log_not_consistent", "server": server, "error": err.Error()}) //nolint:errcheck // the error is returned
+					if rerr := m.report(ctx, "alert", map[string]string{"alert": "log_not_consistent", "server": server, "error": err.Error()}); rerr != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "monitor: reporting the alert: %v\n", rerr)
+					}
 					return err
 				case err != nil && interval <= 0:
 					return err
@@ -291,9 +296,10 @@ func (m *logMonitor) follow(ctx context.Context, treeID string, offset uint64, p
 		e, err := monitor.Parse(body)
 		if err != nil {
 			// The log accepted it; the monitor cannot read it: said, not fatal.
-			return m.report(ctx, "unreadable", map[string]any{"log_index": offset + index, "tree_id": treeID, "unreadable": err.Error()})
-		}
-		if matches := m.matcher.Match(e); len(matches) > 0 {
+			if err := m.report(ctx, "unreadable", map[string]any{"log_index": offset + index, "tree_id": treeID, "unreadable": err.Error()}); err != nil {
+				return err
+			}
+		} else if matches := m.matcher.Match(e); len(matches) > 0 {
 			if err := m.report(ctx, "match", map[string]any{"log_index": offset + index, "tree_id": treeID, "tree_index": index, "kind": e.Kind, "matches": matches, "signers": e.Signers}); err != nil {
 				return err
 			}
@@ -314,16 +320,17 @@ func (m *logMonitor) follow(ctx context.Context, treeID string, offset uint64, p
 }
 
 // classify makes a failure that proves the log misbehaved a verifyError
-// (alert, exit 3); one to reach it (HTTP, the network) stays exit 1.
+// (alert, exit 3): a shrunk or rewritten history, an entry that is not its
+// tree's leaf, a tile that does not fit the signed checkpoint. Anything
+// else (the network, HTTP, the webhook, the state file, stdout) is exit 1:
+// a false alert pages someone for nothing.
 func classify(err error) error {
-	var he *monitor.HTTPError
-	var ue *url.Error
-	var api *client.APIError
-	var wh *webhookError
-	if errors.As(err, &he) || errors.As(err, &ue) || errors.As(err, &api) || errors.As(err, &wh) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
+	for _, proof := range []error{monitor.ErrShrank, monitor.ErrRewritten, monitor.ErrNotLeaf, monitor.ErrTileNotVerified} {
+		if errors.Is(err, proof) {
+			return &verifyError{err}
+		}
 	}
-	return &verifyError{err}
+	return err
 }
 
 // report prints one JSON line and, with --webhook, POSTs it; a POST that
@@ -343,14 +350,24 @@ func (m *logMonitor) report(ctx context.Context, kind string, v any) error {
 		return &webhookError{err}
 	}
 	req.Header.Set("Content-Type", "application/json")
+	// Errors name the webhook by scheme and host only: chat webhooks carry
+	// their secret in the path.
+	where := m.webhook
+	if u, err := url.Parse(m.webhook); err == nil {
+		where = u.Scheme + "://" + u.Host
+	}
 	resp, err := m.http.Do(req)
 	if err != nil {
-		return &webhookError{err}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return &webhookError{fmt.Errorf("%s: %w", where, err)}
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) //nolint:errcheck
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return &webhookError{fmt.Errorf("%s answered %s", m.webhook, resp.Status)}
+		return &webhookError{fmt.Errorf("%s answered %s", where, resp.Status)}
 	}
 	return nil
 }
@@ -378,7 +395,7 @@ func newMonitorMetrics(reg prometheus.Registerer) *monitorMetrics {
 		lastPass: prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_monitor_last_pass_timestamp_seconds", Help: "When the last pass that verified everything ended (Unix time)."}),
 		entries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_monitor_entries_checked_total", Help: "Entries checked against their tree and matched against the watch list."}),
 		reports:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "signet_monitor_reports_total", Help: "JSON lines reported, by kind: match, unreadable, alert."}, []string{"kind"}),
-		errors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_monitor_pass_errors_total", Help: "Passes that failed to reach the server or the webhook (tried again at the next interval)."}),
+		errors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_monitor_pass_errors_total", Help: "Passes that failed for a reason other than a proof: the server, the webhook, the state file (tried again at the next interval)."}),
 	}
 	reg.MustRegister(m.size, m.lastPass, m.entries, m.reports, m.errors)
 	return m
@@ -409,7 +426,7 @@ func (m *monitorMetrics) passed(err error) {
 		m.lastPass.SetToCurrentTime()
 	default:
 		var ve *verifyError
-		if !errors.As(err, &ve) {
+		if !errors.As(err, &ve) && !errors.Is(err, context.Canceled) {
 			m.errors.Inc()
 		}
 	}

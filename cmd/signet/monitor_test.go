@@ -14,13 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -268,20 +268,30 @@ func TestMonitorWebhookAndMetrics(t *testing.T) {
 		t.Fatalf("the pass made again: %v, %d lines, posted %v", err, len(lines), posted)
 	}
 
-	// Following with metrics.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	// Following with metrics, on a port the monitor picks and prints.
+	var errOut lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		cmd := newRootCommand(io.Discard, io.Discard)
-		cmd.SetArgs([]string{"--server", base, "monitor", "--watch", watch, "--state", filepath.Join(dir, "follow.json"), "--interval", "100ms", "--metrics-listen", addr})
+		cmd := newRootCommand(io.Discard, &errOut)
+		cmd.SetArgs([]string{"--server", base, "monitor", "--watch", watch, "--state", filepath.Join(dir, "follow.json"), "--interval", "100ms", "--metrics-listen", "127.0.0.1:0"})
 		done <- cmd.ExecuteContext(ctx)
 	}()
+	var addr string
+	for wait := time.Now().Add(20 * time.Second); addr == ""; time.Sleep(20 * time.Millisecond) {
+		if m := regexp.MustCompile(`metrics at http://(\S+)/metrics`).FindStringSubmatch(errOut.String()); m != nil {
+			addr = m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the monitor ended before serving metrics: %v\n%s", err, errOut.String())
+		default:
+		}
+		if time.Now().After(wait) {
+			t.Fatalf("no metrics address printed within 20 s:\n%s", errOut.String())
+		}
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/metrics")
@@ -303,6 +313,24 @@ func TestMonitorWebhookAndMetrics(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("following ended with %v", err)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer a command writes while the test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // A catch-up records its progress as it goes (--save-every): interrupted
@@ -355,8 +383,8 @@ func TestMonitorSavesProgress(t *testing.T) {
 	for _, l := range lines {
 		indexes = append(indexes, l["log_index"].(float64))
 	}
-	// Saved after entries 0-1 and 2-3: index 3's line failed, so the last
-	// save is at size 2 and the run resumes at entry 2.
+	// A save after entries 0-1 (size 2); the line of entry 3 failed before
+	// the next save, so the run resumes at entry 2.
 	if fmt.Sprint(indexes) != "[2 3 4]" {
 		t.Fatalf("resumed with %v, want [2 3 4]", indexes)
 	}

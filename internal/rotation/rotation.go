@@ -44,6 +44,11 @@ func KeyID(pub crypto.PublicKey) (string, error) {
 // the same id renews the request.
 func Request(ctx context.Context, pool *pgxpool.Pool, what, id string) error {
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// One request at a time per what: two admins at once would each
+		// close the other's before either inserted.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('signet_rotation_requests:' || $1))", what); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `UPDATE signet_rotation_requests SET done_at = now() WHERE what = $1 AND id <> $2 AND done_at IS NULL`, what, id); err != nil {
 			return err
 		}
