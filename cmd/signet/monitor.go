@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,7 +31,7 @@ import (
 )
 
 func newMonitorCommand() *cobra.Command {
-	var watchPath, statePath, reportPath, webhook, metricsListen string
+	var watchPath, statePath, reportPath, webhook, metricsListen, logName string
 	var interval time.Duration
 	var saveEvery uint64
 	var once, fromNow bool
@@ -103,7 +104,17 @@ through the API and checked against the tiles' leaf hash.`,
 			if metricsListen != "" && interval <= 0 {
 				return errors.New("--metrics-listen needs --interval: a single pass has nothing to scrape")
 			}
-			m := &logMonitor{lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher,
+			var ctKeys []crypto.PublicKey
+			switch logName {
+			case "rekor":
+			case "ct":
+				if ctKeys, err = ctLogKeys(cmd); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("--log %q: want rekor or ct", logName)
+			}
+			m := &logMonitor{log: logName, ctKeys: ctKeys, lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher,
 				out: json.NewEncoder(out), webhook: webhook, fromNow: fromNow, cmd: cmd, saveEvery: saveEvery}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -153,10 +164,32 @@ through the API and checked against the tiles' leaf hash.`,
 	cmd.Flags().StringVar(&webhook, "webhook", "", "also POST each JSON line (matches, unreadable entries, alerts) to this URL; a pass whose POSTs fail is not recorded and is made again")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "with --interval: serve Prometheus metrics (signet_monitor_*) on this host:port")
 	cmd.Flags().BoolVar(&fromNow, "from-now", false, "on the first run, start at the log's current size instead of its first entry")
+	cmd.Flags().StringVar(&logName, "log", "rekor", "the log to follow: rekor (the transparency log) or ct (the CT log of the CA's certificates)")
 	cmd.Flags().String("log-key", "", "PEM public key of the log to pin (default: the key signet init pinned for this server, else fetched from the server and recorded in the state)")
 	cmd.Flags().Uint64Var(&saveEvery, "save-every", 65536, "during a catch-up, record progress in the state file every this many entries")
 	cmd.MarkFlagRequired("watch") //nolint:errcheck
 	return cmd
+}
+
+// ctLogKeys are the CT log's keys: --log-key, else those of the trusted
+// root signet init pinned.
+func ctLogKeys(cmd *cobra.Command) ([]crypto.PublicKey, error) {
+	if path, _ := cmd.Flags().GetString("log-key"); path != "" {
+		pub, err := readPublicKey(path)
+		return []crypto.PublicKey{pub}, err
+	}
+	tr, err := pinnedForCommand(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("following the CT log needs its key: pin the instance with signet init, or give --log-key: %w", err)
+	}
+	var keys []crypto.PublicKey
+	for _, l := range tr.CTLogs() {
+		keys = append(keys, l.PublicKey)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("the pinned trusted root lists no CT log")
+	}
+	return keys, nil
 }
 
 func defaultMonitorStatePath() string {
@@ -165,6 +198,9 @@ func defaultMonitorStatePath() string {
 
 // logMonitor is one instance's log followed from a state file.
 type logMonitor struct {
+	// log is the log followed: "rekor" or "ct".
+	log       string
+	ctKeys    []crypto.PublicKey // the CT log's keys, for log "ct"
 	lc        *client.Log
 	http      *http.Client
 	server    string
@@ -185,6 +221,9 @@ type logMonitor struct {
 // since the last pass are finished first: their final checkpoint must
 // extend what was seen of them, and their remaining entries are reported.
 func (m *logMonitor) pass(ctx context.Context) error {
+	if m.log == "ct" {
+		return m.passCT(ctx)
+	}
 	info, cp, err := m.lc.Info(ctx)
 	if err != nil {
 		return notVerified(err)
@@ -198,15 +237,9 @@ func (m *logMonitor) pass(ctx context.Context) error {
 	if err != nil {
 		return notVerified(fmt.Errorf("the log key: %w", err))
 	}
-	state := logState{Logs: map[string]stateEntry{}}
-	data, err := os.ReadFile(m.statePath)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(data, &state); err != nil {
-			return fmt.Errorf("state file %s: %w", m.statePath, err)
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("state file: %w", err)
+	state, err := readState(m.statePath)
+	if err != nil {
+		return err
 	}
 	known := false
 	for name := range state.Logs {
@@ -220,11 +253,7 @@ func (m *logMonitor) pass(ctx context.Context) error {
 			if err != nil {
 				return notVerified(fmt.Errorf("tree %s, seen before and now frozen by a key rotation: %w", sh.TreeID, err))
 			}
-			progress := func(size uint64, root [32]byte) error {
-				state.Logs[name] = stateEntry{Size: size, RootHash: hex.EncodeToString(root[:]), KeySHA256: prev.KeySHA256, Seen: time.Now().UTC()}
-				return writeState(m.statePath, state)
-			}
-			if err := m.follow(ctx, sh.TreeID, offset, prev, scp, keyFingerprint(spub), true, progress); err != nil {
+			if err := m.follow(ctx, sh.TreeID, offset, prev, scp, keyFingerprint(spub), true, m.saver(state, name, prev.KeySHA256)); err != nil {
 				return err
 			}
 			state.Logs[name] = stateEntry{Size: scp.Size, RootHash: hex.EncodeToString(scp.RootHash), KeySHA256: prev.KeySHA256, Seen: time.Now().UTC(), Frozen: true}
@@ -236,16 +265,104 @@ func (m *logMonitor) pass(ctx context.Context) error {
 	if !seen && m.fromNow && !known {
 		prev = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyFingerprint(pub)}
 	}
-	progress := func(size uint64, root [32]byte) error {
-		state.Logs[name] = stateEntry{Size: size, RootHash: hex.EncodeToString(root[:]), KeySHA256: keyFingerprint(pub), Seen: time.Now().UTC()}
-		return writeState(m.statePath, state)
-	}
+	progress := m.saver(state, name, keyFingerprint(pub))
 	if err := m.follow(ctx, info.TreeID, offset, prev, cp, keyFingerprint(pub), seen, progress); err != nil {
 		return err
 	}
-	state.Logs[name] = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyFingerprint(pub), Seen: time.Now().UTC()}
 	m.metrics.treeSize(cp.Size)
-	return writeState(m.statePath, state)
+	return progress(cp.Size, [32]byte(cp.RootHash))
+}
+
+// readState reads the state file; none yet is an empty state.
+func readState(path string) (logState, error) {
+	state := logState{Logs: map[string]stateEntry{}}
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(data, &state); err != nil {
+			return state, fmt.Errorf("state file %s: %w", path, err)
+		}
+		if state.Logs == nil {
+			state.Logs = map[string]stateEntry{}
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return state, fmt.Errorf("state file: %w", err)
+	}
+	return state, nil
+}
+
+// saver records in the state file that the tree name has been checked up
+// to a size with its root.
+func (m *logMonitor) saver(state logState, name, keyID string) func(uint64, [32]byte) error {
+	return func(size uint64, root [32]byte) error {
+		state.Logs[name] = stateEntry{Size: size, RootHash: hex.EncodeToString(root[:]), KeySHA256: keyID, Seen: time.Now().UTC()}
+		return writeState(m.statePath, state)
+	}
+}
+
+// passCT follows the active tree of the instance's CT log: its tiles'
+// checkpoint verified with the CT log's key (pinned trusted root, or
+// --log-key), its entries' certificates and precertificates matched.
+func (m *logMonitor) passCT(ctx context.Context) error {
+	var index struct {
+		Active string `json:"active"`
+	}
+	if err := m.getJSON(ctx, m.server+"/tiles/ct", &index); err != nil {
+		return fmt.Errorf("the CT log's trees: %w", err)
+	}
+	if index.Active == "" {
+		return fmt.Errorf("%s names no active CT tree", m.server)
+	}
+	tiles := monitor.Tiles{Base: m.server + "/tiles/ct/" + index.Active, HTTP: m.http}.WithContext(ctx)
+	raw, err := tiles.Checkpoint()
+	if err != nil {
+		return err
+	}
+	var cp note.Checkpoint
+	var keyID string
+	for _, pub := range m.ctKeys {
+		if cp, err = note.Verify(string(raw), "", pub); err == nil {
+			keyID = keyFingerprint(pub)
+			break
+		}
+	}
+	if keyID == "" {
+		return &verifyError{fmt.Errorf("the CT log's checkpoint does not verify with its key: %w", err)}
+	}
+	if cp.Origin != index.Active {
+		return &verifyError{fmt.Errorf("the CT log says its tree is %s but its signed checkpoint's origin is %q", index.Active, cp.Origin)}
+	}
+	state, err := readState(m.statePath)
+	if err != nil {
+		return err
+	}
+	name := "ct " + m.server + " " + index.Active
+	prev, seen := state.Logs[name]
+	if !seen && m.fromNow {
+		prev = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyID}
+	}
+	progress := m.saver(state, name, keyID)
+	if err := m.follow(ctx, index.Active, 0, prev, cp, keyID, seen, progress); err != nil {
+		return err
+	}
+	m.metrics.treeSize(cp.Size)
+	return progress(cp.Size, [32]byte(cp.RootHash))
+}
+
+func (m *logMonitor) getJSON(ctx context.Context, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return &monitor.HTTPError{Path: u, Status: resp.StatusCode}
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
 }
 
 // follow proves tree (read as tiles) went from prev to cp, when prev was
@@ -256,7 +373,7 @@ func (m *logMonitor) pass(ctx context.Context) error {
 // size and its root from the checked tiles), so an interrupted monitor
 // resumes there instead of reading the tree again.
 func (m *logMonitor) follow(ctx context.Context, treeID string, offset uint64, prev stateEntry, cp note.Checkpoint, keyID string, seen bool, save func(uint64, [32]byte) error) error {
-	tiles := monitor.Tiles{Base: m.server + "/tiles/rekor/" + treeID, HTTP: m.http}.WithContext(ctx)
+	tiles := monitor.Tiles{Base: m.server + "/tiles/" + m.log + "/" + treeID, HTTP: m.http}.WithContext(ctx)
 	if _, err := tiles.Checkpoint(); err != nil {
 		if errors.Is(err, monitor.ErrNoTiles) {
 			return fmt.Errorf("%s serves no tiles for tree %s: signet monitor reads a log as tlog-tiles", m.server, treeID)
@@ -281,19 +398,24 @@ func (m *logMonitor) follow(ctx context.Context, treeID string, offset uint64, p
 		}
 	}
 	// Entries a bundle cannot carry come from the API, checked against the
-	// same authenticated leaf hashes.
-	fetch := func(index uint64) ([]byte, error) {
-		e, err := m.lc.GetByIndex(ctx, int64(offset+index))
-		if err != nil {
-			return nil, err
+	// same authenticated leaf hashes (the Rekor log's; a CT log has none).
+	var fetch func(uint64) ([]byte, error)
+	parse := monitor.ParseCTLeaf
+	if m.log == "rekor" {
+		parse = monitor.Parse
+		fetch = func(index uint64) ([]byte, error) {
+			e, err := m.lc.GetByIndex(ctx, int64(offset+index))
+			if err != nil {
+				return nil, err
+			}
+			return e.RawBody()
 		}
-		return e.RawBody()
 	}
 	start, began := prev.Size, time.Now()
 	err := monitor.Entries(tiles, prev.Size, cur, fetch, func(index uint64, body []byte) error {
 		m.progress(index, start, cp.Size, began)
 		m.metrics.checked()
-		e, err := monitor.Parse(body)
+		e, err := parse(body)
 		if err != nil {
 			// The log accepted it; the monitor cannot read it: said, not fatal.
 			if err := m.report(ctx, "unreadable", map[string]any{"log_index": offset + index, "tree_id": treeID, "unreadable": err.Error()}); err != nil {

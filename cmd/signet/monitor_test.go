@@ -76,6 +76,36 @@ func TestMonitor(t *testing.T) {
 	sign("bob@example.com", "two")
 	sign("Alice@Example.com", "three")
 
+	// The CT log holds the precertificates of the same three signings, once
+	// it has integrated them (SCTs are promised within the merge delay).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var sth struct {
+			TreeSize int `json:"tree_size"`
+		}
+		if resp, err := http.Get(base + "/ct/v1/get-sth"); err == nil {
+			json.NewDecoder(resp.Body).Decode(&sth) //nolint:errcheck
+			resp.Body.Close()
+		}
+		if sth.TreeSize >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the CT log has %d entries after 20 s", sth.TreeSize)
+		}
+	}
+	ctWatch := filepath.Join(dir, "ct-watch.yaml")
+	os.WriteFile(ctWatch, []byte("emails: [bob@example.com]\n"), 0o600) //nolint:errcheck
+	ctLines, err := monitorLines(t, base, "--log", "ct", "--watch", ctWatch, "--state", filepath.Join(dir, "ct-state.json"))
+	if err != nil || len(ctLines) != 1 || ctLines[0]["kind"] != "precert" || ctLines[0]["log_index"] != float64(1) {
+		t.Fatalf("following the CT log: %v %v", err, ctLines)
+	}
+	if signers := ctLines[0]["signers"].([]any); signers[0].(map[string]any)["oidc_issuer"] != base+devoidc.Path {
+		t.Errorf("CT match signer %v", signers)
+	}
+	if again, err := monitorLines(t, base, "--log", "ct", "--watch", ctWatch, "--state", filepath.Join(dir, "ct-state.json")); err != nil || len(again) != 0 {
+		t.Fatalf("the CT log followed again: %v %v", err, again)
+	}
+
 	watch := filepath.Join(dir, "watch.yaml")
 	os.WriteFile(watch, []byte("emails: [alice@example.com]\noidc_issuers: [https://nobody.example.com]\n"), 0o600) //nolint:errcheck
 	state := filepath.Join(dir, "state.json")

@@ -530,7 +530,22 @@ func keyChangeHint(err error, section string) error {
 // /tiles/<name>/<treeID>/, the active one and those key rotations froze:
 // the tree ID is in the path because a full tile is cached for a year, so
 // its URL must never come to name another tree's tile.
+//
+// GET /tiles/<name> says which tree is active and which are frozen, for a
+// client (signet monitor --log ct) that has no other way to learn it. It
+// is not cached: a rotation changes it.
 func mountTiles(router chi.Router, name string, l *tlog.Log, logger *slog.Logger) {
+	index := struct {
+		Active string   `json:"active"`
+		Frozen []string `json:"frozen"`
+	}{Active: strconv.FormatInt(l.TreeID(), 10), Frozen: []string{}}
+	for _, t := range l.Retired() {
+		index.Frozen = append(index.Frozen, strconv.FormatInt(t.TreeID(), 10))
+	}
+	router.Get("/tiles/"+name, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		httpjson.Write(w, http.StatusOK, index)
+	})
 	for _, t := range append([]*tlog.Tree{l.Tree}, l.Retired()...) {
 		router.Mount(fmt.Sprintf("/tiles/%s/%d", name, t.TreeID()), tilesapi.Handler(t, logger))
 	}

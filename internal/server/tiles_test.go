@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -60,6 +61,13 @@ func TestTilesOfTheInstanceLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctTree := strconv.FormatInt(ctID, 10)
+	var index struct {
+		Active string   `json:"active"`
+		Frozen []string `json:"frozen"`
+	}
+	if err := json.Unmarshal(inst.get("/tiles/ct", http.StatusOK), &index); err != nil || index.Active != ctTree || len(index.Frozen) != 0 {
+		t.Errorf("the CT log's tile index: %+v %v", index, err)
+	}
 	if ct := string(inst.get("/tiles/ct/"+ctTree+"/checkpoint", http.StatusOK)); !strings.Contains(ct, "\n0\n") {
 		t.Errorf("the empty CT log's checkpoint:\n%s", ct)
 	}
