@@ -488,6 +488,20 @@ func TestKeyAndChainChangesNeedAdminRotate(t *testing.T) {
 	if n := openRequests(); n != 0 {
 		t.Fatalf("%d rotation requests still open after the rotation", n)
 	}
+	// Asked for, then withdrawn: refused at the start.
+	current, _ := config.Load(cfgPath, func(string) string { return "" })
+	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log"); err != nil {
+		t.Fatalf("rotate log: %v\n%s", err, out)
+	}
+	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--cancel", "log"); err != nil || !strings.Contains(out, "Withdrew the log rotation") || openRequests() != 0 {
+		t.Fatalf("rotate --cancel log: %v\n%s", err, out)
+	}
+	if _, err := start(); err == nil || !strings.Contains(err.Error(), "admin rotate --config FILE log") {
+		t.Fatalf("a start with a withdrawn rotation: %v", err)
+	}
+	if err := setConfigValues(cfgPath, "log", map[string]string{"signer": current.Log.Signer}); err != nil {
+		t.Fatal(err)
+	}
 	// The key given up, brought back by a stray variable: refused.
 	t.Setenv("SIGNET_LOG_SIGNER", givenUp)
 	if _, err := start(); err == nil || !strings.Contains(err.Error(), "admin rotate --config FILE log") {

@@ -28,7 +28,7 @@ import (
 
 func newAdminRotateCommand() *cobra.Command {
 	var cfgPath, rootKey, newRootKey, existingKey string
-	var yes bool
+	var yes, cancel bool
 	cmd := &cobra.Command{
 		Use:   "rotate --config FILE [--root-key URI] ca|tsa|ct|log|tuf-root",
 		Short: "Rotate the CA, TSA, CT or transparency log key, or sign a new TUF root",
@@ -80,6 +80,9 @@ The setting rotate rewrites must not be overridden from the environment
 				return err
 			}
 			component := args[0]
+			if cancel {
+				return cancelRotation(cmd, cfg, cfgPath, component)
+			}
 			switch component {
 			case "ct":
 				return rotateLogKey(cmd, cfgPath, "ct", cfg.CT.Signer, existingKey, yes)
@@ -181,6 +184,7 @@ The setting rotate rewrites must not be overridden from the environment
 	cmd.Flags().StringVar(&rootKey, "root-key", "", "ca, tsa: key URI of the chain's root; tuf-root: the current TUF root key")
 	cmd.Flags().StringVar(&newRootKey, "new-root-key", "", "tuf-root only: key URI of the next TUF root key (default: --root-key)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&cancel, "cancel", false, "log, ct, ca, tsa: withdraw the rotation asked for and not carried out yet (the next start then refuses the new key or chain)")
 	cmd.Flags().StringVar(&existingKey, "key", "", "log, ct: rotate to this existing key (URI) instead of making one")
 	return cmd
 }
@@ -372,6 +376,32 @@ func recordRotation(cmd *cobra.Command, pool *pgxpool.Pool, what, id string) err
 		return nil
 	}
 	return rotation.Request(cmd.Context(), pool, what, id)
+}
+
+// cancelRotation closes the open request for component's key or chain.
+func cancelRotation(cmd *cobra.Command, cfg config.Config, cfgPath, component string) error {
+	what, ok := map[string]string{"log": "rekor", "ct": "ct", "ca": "ca-chain", "tsa": "tsa-chain"}[component]
+	if !ok {
+		return fmt.Errorf("--cancel is for log, ct, ca or tsa, not %q", component)
+	}
+	pool, err := rotationDB(cmd, cfg, cfgPath)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	id, err := rotation.Open(cmd.Context(), pool, what)
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "No %s rotation is asked for.\n", component)
+		return nil
+	}
+	if err := rotation.Done(cmd.Context(), pool, what, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "Withdrew the %s rotation to %s. If %s points at that key or chain, point it back: the next start refuses it.\n", component, id, cfgPath)
+	return nil
 }
 
 // errNoInstanceYet is a database no Signet server has started on.
