@@ -244,7 +244,10 @@ func newAdminImportChainCommand() *cobra.Command {
 the component's key from the configuration, exactly as start-up would, and
 writes it to the configured chain path (ca.chain or timestamp.chain). For a
 key in a PKCS#11 token the issued certificate is also stored in the token.
-It asks before replacing an existing chain file (--yes for scripts).`,
+It asks before replacing an existing chain file (--yes for scripts). With the
+instance's database configured (DATABASE_URL or database.url) and an
+instance started on it, it first records the chain there: a production
+server replaces the chain in use only for a chain recorded this way.`,
 		Example: `  signet-server admin import-chain --config /etc/signet/signet.yaml ca issued-ca-chain.pem
   signet-server admin import-chain --config /etc/signet/signet.yaml --yes tsa issued-tsa-chain.pem`,
 		Args: cobra.ExactArgs(2),

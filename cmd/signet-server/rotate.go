@@ -39,8 +39,8 @@ log key or a chain only for one recorded this way (asking again for another
 replaces the request), and refuses any other change at start-up.
 
 ca and tsa create a new key for the CA intermediate or the TSA signing
-certificate (next to the old one: a file in the config's directory, or an
-object in the same PKCS#11 token), have the existing root (--root-key,
+certificate (a file in the config's directory, or an object in the same
+PKCS#11 token), have the existing root (--root-key,
 brought back online for this) issue its certificate, check the chain as
 start-up would, record it, and point signet.yaml at them. Restart the server
 to rotate: the trusted root then keeps the old chain, its window closed at

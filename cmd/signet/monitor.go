@@ -41,8 +41,7 @@ func newMonitorCommand() *cobra.Command {
 		Long: `monitor reads the instance's transparency log from where it last stopped (its
 state file): it verifies the new checkpoint with the pinned log key, proves it
 consistent with the last one seen, checks every new entry against the tree
-the checkpoint commits to (read as tlog-tiles, or entry by entry through the
-API when the server does not serve tiles), and prints one JSON line for each
+the checkpoint commits to (read as tlog-tiles), and prints one JSON line for each
 entry whose signer matches the watch list:
 
   emails: [alice@example.com]             # certificate email SANs
@@ -161,11 +160,11 @@ through the API and checked against the tiles' leaf hash.`,
 	cmd.Flags().StringVar(&reportPath, "report", "", "also append the JSON lines to this file")
 	cmd.Flags().DurationVar(&interval, "interval", 0, "keep following, one pass per interval (default: one pass)")
 	cmd.Flags().BoolVar(&once, "once", false, "one pass, then exit (the default without --interval)")
-	cmd.Flags().StringVar(&webhook, "webhook", "", "also POST each JSON line (matches, unreadable entries, alerts) to this URL; a pass whose POSTs fail is not recorded and is made again")
+	cmd.Flags().StringVar(&webhook, "webhook", "", "also POST each JSON line (matches, unreadable entries, alerts) to this URL; a pass whose POSTs fail is made again from its last saved progress")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "with --interval: serve Prometheus metrics (signet_monitor_*) on this host:port")
 	cmd.Flags().BoolVar(&fromNow, "from-now", false, "on the first run, start at the log's current size instead of its first entry")
 	cmd.Flags().StringVar(&logName, "log", "rekor", "the log to follow: rekor (the transparency log) or ct (the CT log of the CA's certificates)")
-	cmd.Flags().String("log-key", "", "PEM public key of the log to pin (default: the key signet init pinned for this server, else fetched from the server and recorded in the state)")
+	cmd.Flags().String("log-key", "", "PEM public key of the log to pin (default: the key signet init pinned for this server, else, for --log rekor only, fetched from the server and recorded in the state)")
 	cmd.Flags().Uint64Var(&saveEvery, "save-every", 65536, "during a catch-up, record progress in the state file every this many entries")
 	cmd.MarkFlagRequired("watch") //nolint:errcheck
 	return cmd

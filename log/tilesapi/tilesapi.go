@@ -67,6 +67,7 @@ func (h handler) checkpoint(w http.ResponseWriter, r *http.Request) {
 func (h handler) tile(w http.ResponseWriter, r *http.Request) {
 	t, ok := tlogpath.Parse(chi.URLParam(r, "*"))
 	if !ok {
+		w.Header().Set("Cache-Control", "no-store")
 		http.Error(w, "not a tile path: want tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>], N in x-prefixed three-digit groups", http.StatusNotFound)
 		return
 	}
