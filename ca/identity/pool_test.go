@@ -20,6 +20,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/signet-dev/signet/internal/syncbuf"
 )
 
 // testIssuer is a real OIDC issuer over HTTP: discovery and JWKS. The
@@ -558,25 +560,6 @@ func (c *testClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// syncBuffer is a log destination the discovery goroutines may write to
-// while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A token from a tenant already discovered is verified while discoveries of
 // slow tenants of the same wildcard are in flight (once, one mutex held
 // across discovery queued it behind all of them), and those discoveries run
@@ -895,7 +878,7 @@ func TestOutboundFailuresAreNotEchoed(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			iss, token, check := tt.setup(t)
-			logs := &syncBuffer{}
+			logs := &syncbuf.Buffer{}
 			p, err := NewPool([]IssuerConfig{{URL: iss, Type: TypeEmail}}, nil, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			if err != nil {
 				t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -27,9 +26,10 @@ import (
 	"time"
 
 	"github.com/signet-dev/signet/ca/devoidc"
-	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/db/dbtest"
 	"github.com/signet-dev/signet/internal/keys"
+
+	"github.com/signet-dev/signet/internal/syncbuf"
 )
 
 // monitorLines runs signet monitor once and returns its JSON lines.
@@ -200,16 +200,7 @@ func TestMonitorFollowsAKeyRotation(t *testing.T) {
 	watched, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	spki, _ := x509.MarshalPKIXPublicKey(watched.Public())
 	sum := sha256.Sum256(spki)
-	upload := func(k *ecdsa.PrivateKey, artifact string) {
-		t.Helper()
-		digest := sha256.Sum256([]byte(artifact))
-		sig, _ := ecdsa.SignASN1(rand.Reader, k, digest[:])
-		der, _ := x509.MarshalPKIXPublicKey(k.Public())
-		p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-		if _, err := client.NewLog(base).Upload(context.Background(), p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	upload := func(k *ecdsa.PrivateKey, artifact string) { t.Helper(); uploadWith(t, base, k, artifact) }
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	dir := t.TempDir()
 	watch, state := filepath.Join(dir, "watch.yaml"), filepath.Join(dir, "state.json")
@@ -259,13 +250,8 @@ func TestMonitorWebhookAndMetrics(t *testing.T) {
 	watched, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	spki, _ := x509.MarshalPKIXPublicKey(watched.Public())
 	sum := sha256.Sum256(spki)
-	for i, k := range []*ecdsa.PrivateKey{watched, watched} {
-		digest := sha256.Sum256([]byte(fmt.Sprintf("hook %d", i)))
-		sig, _ := ecdsa.SignASN1(rand.Reader, k, digest[:])
-		p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))
-		if _, err := client.NewLog(base).Upload(context.Background(), p); err != nil {
-			t.Fatal(err)
-		}
+	for i := 0; i < 2; i++ {
+		uploadWith(t, base, watched, fmt.Sprintf("hook %d", i))
 	}
 	dir := t.TempDir()
 	watch, state := filepath.Join(dir, "watch.yaml"), filepath.Join(dir, "state.json")
@@ -299,7 +285,7 @@ func TestMonitorWebhookAndMetrics(t *testing.T) {
 	}
 
 	// Following with metrics, on a port the monitor picks and prints.
-	var errOut lockedBuffer
+	var errOut syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -345,24 +331,6 @@ func TestMonitorWebhookAndMetrics(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer a command writes while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A catch-up records its progress as it goes (--save-every): interrupted
 // at entry 3 (a webhook that stops taking lines), the next run starts
 // after the last save, not from the first entry, and the saved root is
@@ -374,12 +342,7 @@ func TestMonitorSavesProgress(t *testing.T) {
 	spki, _ := x509.MarshalPKIXPublicKey(watched.Public())
 	sum := sha256.Sum256(spki)
 	for i := 0; i < 5; i++ {
-		digest := sha256.Sum256([]byte(fmt.Sprintf("progress %d", i)))
-		sig, _ := ecdsa.SignASN1(rand.Reader, watched, digest[:])
-		p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))
-		if _, err := client.NewLog(base).Upload(context.Background(), p); err != nil {
-			t.Fatal(err)
-		}
+		uploadWith(t, base, watched, fmt.Sprintf("progress %d", i))
 	}
 	dir := t.TempDir()
 	watch, state := filepath.Join(dir, "watch.yaml"), filepath.Join(dir, "state.json")

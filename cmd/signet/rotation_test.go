@@ -61,11 +61,16 @@ func startDevAt(t *testing.T, addr, dbURL, dataDir string, mutate ...func(*confi
 func uploadSigned(t *testing.T, base string, artifact string) {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	uploadWith(t, base, k, artifact)
+}
+
+// uploadWith logs a hashedrekord entry of artifact signed by k.
+func uploadWith(t *testing.T, base string, k *ecdsa.PrivateKey, artifact string) {
+	t.Helper()
 	digest := sha256.Sum256([]byte(artifact))
 	sig, _ := ecdsa.SignASN1(rand.Reader, k, digest[:])
 	der, _ := x509.MarshalPKIXPublicKey(k.Public())
-	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	p, err := client.HashedRekord("sha256", digest[:], sig, pemKey)
+	p, err := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	if err != nil {
 		t.Fatal(err)
 	}

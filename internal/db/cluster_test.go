@@ -1,7 +1,6 @@
 package db_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/signet-dev/signet/internal/db"
+
+	"github.com/signet-dev/signet/internal/syncbuf"
 )
 
 // A managed PostgreSQL whose postmaster is killed with SIGKILL comes back by
@@ -35,7 +35,7 @@ func TestClusterSupervisorRestartsKilledPostmaster(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(tmp) })
 	dataDir := filepath.Join(tmp, "pg")
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
 	cluster, err := db.StartCluster(ctx, dataDir, logger, db.ClusterOptions{SharedBuffersMB: 128})
@@ -143,23 +143,4 @@ func postmasterPID(t *testing.T, dataDir string) int {
 		t.Fatalf("postmaster.pid: %v", err)
 	}
 	return pid
-}
-
-// lockedBuffer collects log output written from the supervisor's goroutine
-// while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -13,36 +13,19 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/config"
+
+	"github.com/signet-dev/signet/internal/syncbuf"
 )
 
-// syncBuffer collects the server's log lines across goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startLogged is startDev with the server's log kept for the test to read.
-func (f fixture) startLogged(t *testing.T, mutate func(*config.Config)) (*instance, *syncBuffer) {
+func (f fixture) startLogged(t *testing.T, mutate func(*config.Config)) (*instance, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	return f.startDevLogging(t, logs, mutate), logs
 }
 
