@@ -102,8 +102,9 @@ type Config struct {
 	Tiles *tiles.Cache
 	// RotateOnKeyChange makes a signer other than the tree's a key rotation:
 	// the tree is retired (see RetiredKeys) and a new one starts. Without it
-	// such a start is refused. With a Hook, the retired tree stays readable
-	// (Retired), frozen at the checkpoint the hook stored, and the new tree's
+	// such a start is refused. The retired tree stays readable (Retired),
+	// frozen at the checkpoint last stored with it (by the hook, or after
+	// each integration for a log without one); with a Hook the new tree's
 	// indexes continue after it (Offset).
 	RotateOnKeyChange bool
 }
@@ -169,11 +170,14 @@ func Open(ctx context.Context, store *pgstore.Store, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
 	}
+	// Retired trees stay readable (the tiles of every tree are served);
+	// only a log with a Hook (Rekor's) numbers its entries on across them,
+	// a CT log starts each tree at 0.
+	if l.retired, err = openRetired(ctx, store, cfg); err != nil {
+		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
+	}
 	var offset uint64
 	if cfg.Hook != nil {
-		if l.retired, err = openRetired(ctx, store, cfg); err != nil {
-			return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
-		}
 		for _, r := range l.retired {
 			offset += r.frozen.root.Size
 		}

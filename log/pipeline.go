@@ -364,6 +364,19 @@ func (a *appender) integrateAndIndex(ctx context.Context) (Root, []Leaf, error) 
 		return Root{}, nil, err
 	}
 	root := Root(head)
+	if a.cfg.Hook == nil && n > 0 {
+		// A log without a personality's records (the CT log) keeps its
+		// latest signed checkpoint all the same, before publishing the
+		// root: a key rotation freezes the tree there (the old key is
+		// gone by then), and the frozen tree is served up to it.
+		cp, err := a.tree.Checkpoint(root)
+		if err != nil {
+			return Root{}, nil, fmt.Errorf("signing the checkpoint of size %d: %w", root.Size, err)
+		}
+		if err := a.store.WriteRecords(ctx, pgstore.Records{Size: root.Size, Checkpoint: cp}); err != nil {
+			return Root{}, nil, err
+		}
+	}
 	leaves, err := a.catchUpHook(ctx, root)
 	if err != nil {
 		return Root{}, nil, err

@@ -304,7 +304,8 @@ func (m *logMonitor) saver(state logState, name, keyID string) func(uint64, [32]
 // --log-key), its entries' certificates and precertificates matched.
 func (m *logMonitor) passCT(ctx context.Context) error {
 	var index struct {
-		Active string `json:"active"`
+		Active string   `json:"active"`
+		Frozen []string `json:"frozen"`
 	}
 	if err := m.getJSON(ctx, m.server+"/tiles/ct", &index); err != nil {
 		return fmt.Errorf("the CT log's trees: %w", err)
@@ -312,32 +313,38 @@ func (m *logMonitor) passCT(ctx context.Context) error {
 	if index.Active == "" {
 		return fmt.Errorf("%s names no active CT tree", m.server)
 	}
-	tiles := monitor.Tiles{Base: m.server + "/tiles/ct/" + index.Active, HTTP: m.http}.WithContext(ctx)
-	raw, err := tiles.Checkpoint()
+	state, err := readState(m.statePath)
 	if err != nil {
 		return err
 	}
-	var cp note.Checkpoint
-	var keyID string
-	for _, pub := range m.ctKeys {
-		if cp, err = note.Verify(string(raw), "", pub); err == nil {
-			keyID = keyFingerprint(pub)
-			break
+	known := false
+	for name := range state.Logs {
+		known = known || strings.HasPrefix(name, "ct "+m.server+" ")
+	}
+	// Trees a CT key rotation froze since the last pass: finished from
+	// their final checkpoint (signed by a key the trusted root keeps).
+	for _, tree := range index.Frozen {
+		name := "ct " + m.server + " " + tree
+		prev, ok := state.Logs[name]
+		if !ok || prev.Frozen {
+			continue
 		}
+		cp, keyID, err := m.ctCheckpoint(ctx, tree)
+		if err != nil {
+			return err
+		}
+		if err := m.follow(ctx, tree, 0, prev, cp, keyID, true, m.saver(state, name, prev.KeySHA256)); err != nil {
+			return err
+		}
+		state.Logs[name] = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: prev.KeySHA256, Seen: time.Now().UTC(), Frozen: true}
 	}
-	if keyID == "" {
-		return &verifyError{fmt.Errorf("the CT log's checkpoint does not verify with its key: %w", err)}
-	}
-	if cp.Origin != index.Active {
-		return &verifyError{fmt.Errorf("the CT log says its tree is %s but its signed checkpoint's origin is %q", index.Active, cp.Origin)}
-	}
-	state, err := readState(m.statePath)
+	cp, keyID, err := m.ctCheckpoint(ctx, index.Active)
 	if err != nil {
 		return err
 	}
 	name := "ct " + m.server + " " + index.Active
 	prev, seen := state.Logs[name]
-	if !seen && m.fromNow {
+	if !seen && m.fromNow && !known {
 		prev = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyID}
 	}
 	progress := m.saver(state, name, keyID)
@@ -346,6 +353,28 @@ func (m *logMonitor) passCT(ctx context.Context) error {
 	}
 	m.metrics.treeSize(cp.Size)
 	return progress(cp.Size, [32]byte(cp.RootHash))
+}
+
+// ctCheckpoint is a CT tree's checkpoint from its tiles, verified with one
+// of the CT log's keys, its signed origin naming the tree.
+func (m *logMonitor) ctCheckpoint(ctx context.Context, tree string) (note.Checkpoint, string, error) {
+	tiles := monitor.Tiles{Base: m.server + "/tiles/ct/" + tree, HTTP: m.http}.WithContext(ctx)
+	raw, err := tiles.Checkpoint()
+	if err != nil {
+		return note.Checkpoint{}, "", err
+	}
+	for _, pub := range m.ctKeys {
+		cp, verr := note.Verify(string(raw), "", pub)
+		if verr != nil {
+			err = verr
+			continue
+		}
+		if cp.Origin != tree {
+			return note.Checkpoint{}, "", &verifyError{fmt.Errorf("the CT log names tree %s but its signed checkpoint's origin is %q", tree, cp.Origin)}
+		}
+		return cp, keyFingerprint(pub), nil
+	}
+	return note.Checkpoint{}, "", &verifyError{fmt.Errorf("CT tree %s's checkpoint does not verify with the CT log's keys: %w", tree, err)}
 }
 
 func (m *logMonitor) getJSON(ctx context.Context, u string, v any) error {

@@ -382,3 +382,85 @@ func TestMonitorSavesProgress(t *testing.T) {
 		t.Fatalf("resumed with %v, want [2 3 4]", indexes)
 	}
 }
+
+// After a CT key rotation, --log ct finishes the frozen CT tree (its final
+// checkpoint verified with the old key, which the trusted root keeps)
+// before the new tree.
+func TestMonitorCTFollowsAKeyRotation(t *testing.T) {
+	withoutPasswordEnv(t)
+	dbURL, dataDir := dbtest.NewURL(t), t.TempDir()
+	base, stop := startDevAt(t, "127.0.0.1:0", dbURL, dataDir)
+	addr := strings.TrimPrefix(base, "http://")
+	pin := func() {
+		t.Helper()
+		cfgDir := t.TempDir()
+		if out, err := runCLI(t, "--config-dir", cfgDir, "--server", base, "init", "--root-sha256", rootSHA(t, base)); err != nil {
+			t.Fatalf("init: %v\n%s", err, out)
+		}
+		t.Setenv("SIGNET_CONFIG_DIR", cfgDir)
+	}
+	dir := t.TempDir()
+	sign := func(email, content string) {
+		t.Helper()
+		blob := filepath.Join(dir, content)
+		os.WriteFile(blob, []byte(content), 0o644) //nolint:errcheck
+		if out, err := runCLI(t, "--server", base, "sign-blob", blob, "--bundle", blob+".sigstore.json", "--yes", "--identity-token", devToken(t, base, email)); err != nil {
+			t.Fatalf("sign-blob as %s: %v\n%s", email, err, out)
+		}
+	}
+	ctSize := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			var sth struct {
+				TreeSize int `json:"tree_size"`
+			}
+			if resp, err := http.Get(base + "/ct/v1/get-sth"); err == nil {
+				json.NewDecoder(resp.Body).Decode(&sth) //nolint:errcheck
+				resp.Body.Close()
+			}
+			if sth.TreeSize >= want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the CT tree has %d entries after 20 s, want %d", sth.TreeSize, want)
+			}
+		}
+	}
+	watch, state := filepath.Join(dir, "watch.yaml"), filepath.Join(dir, "state.json")
+	os.WriteFile(watch, []byte("emails: [carol@example.com]\n"), 0o600) //nolint:errcheck
+	emails := func() []string {
+		t.Helper()
+		lines, err := monitorLines(t, base, "--log", "ct", "--watch", watch, "--state", state)
+		if err != nil {
+			t.Fatalf("monitor --log ct: %v %v", err, lines)
+		}
+		var out []string
+		for _, l := range lines {
+			out = append(out, fmt.Sprint(l["tree_id"], ":", l["log_index"]))
+		}
+		return out
+	}
+	pin()
+	sign("carol@example.com", "a")
+	ctSize(1)
+	if got := emails(); len(got) != 1 {
+		t.Fatalf("first pass: %v", got)
+	}
+	sign("carol@example.com", "b") // in the tree about to be frozen
+	ctSize(2)
+	stop()
+	keyPath := filepath.Join(dataDir, "keys", "ct.pem")
+	os.Remove(keyPath) //nolint:errcheck
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := keys.WriteFile(keyPath, k, nil); err != nil {
+		t.Fatal(err)
+	}
+	startDevAt(t, addr, dbURL, dataDir)
+	pin() // the trusted root now lists both CT keys
+	sign("carol@example.com", "c")
+	ctSize(1)
+	got := emails()
+	if len(got) != 2 || !strings.HasSuffix(got[0], ":1") || !strings.HasSuffix(got[1], ":0") || strings.Split(got[0], ":")[0] == strings.Split(got[1], ":")[0] {
+		t.Fatalf("after the CT key rotation: %v, want the frozen tree's entry 1 then the new tree's entry 0", got)
+	}
+}
