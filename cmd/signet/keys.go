@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto"
+	"crypto/elliptic"
 	"errors"
 	"fmt"
 	"os"
@@ -50,7 +51,7 @@ func passwordFor(cmd *cobra.Command, what string, confirm bool) ([]byte, error) 
 }
 
 func newGenerateKeyPairCommand() *cobra.Command {
-	var prefix string
+	var prefix, pkcs11URI string
 	cmd := &cobra.Command{
 		Use:   "generate-key-pair [--output-key-prefix PREFIX]",
 		Short: "Make an ECDSA P-256 key pair in cosign's file format",
@@ -59,12 +60,23 @@ func newGenerateKeyPairCommand() *cobra.Command {
 writes it: each tool reads the other's), and PREFIX.pub, its public key.
 
 The password comes from SIGNET_PASSWORD, else COSIGN_PASSWORD, else a prompt
-on the terminal. Existing files are never overwritten.`,
+on the terminal. Existing files are never overwritten.
+
+With --pkcs11 URI (RFC 7512, naming the token and the new key's object=
+label), the private key is made inside the token and never leaves it: only
+PREFIX.pub is written, and the URI is what --key takes to sign. An object
+of that label already in the token is refused.`,
 		Example: `  signet generate-key-pair
   SIGNET_PASSWORD=... signet generate-key-pair --output-key-prefix release
-  cosign sign-blob --key release.key --bundle app.sigstore.json app.tar.gz`,
+  cosign sign-blob --key release.key --bundle app.sigstore.json app.tar.gz
+  signet generate-key-pair --output-key-prefix release \
+    --pkcs11 'pkcs11:token=signing;object=release?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/pin'
+  signet sign-blob app.tar.gz --bundle app.sigstore.json --key 'pkcs11:token=signing;object=release?...'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pkcs11URI != "" {
+				return generateInToken(cmd, pkcs11URI, prefix+".pub")
+			}
 			keyPath, pubPath := prefix+".key", prefix+".pub"
 			for _, p := range []string{keyPath, pubPath} {
 				if _, err := os.Stat(p); err == nil {
@@ -99,7 +111,37 @@ on the terminal. Existing files are never overwritten.`,
 		},
 	}
 	cmd.Flags().StringVar(&prefix, "output-key-prefix", "cosign", "write PREFIX.key and PREFIX.pub")
+	cmd.Flags().StringVar(&pkcs11URI, "pkcs11", "", "make the key inside this PKCS#11 token instead (a pkcs11: URI with object=); only PREFIX.pub is written")
 	return cmd
+}
+
+// generateInToken makes a P-256 key inside a PKCS#11 token (the same
+// custody code as the server's keys) and writes its public key.
+func generateInToken(cmd *cobra.Command, uri, pubPath string) error {
+	if !strings.HasPrefix(uri, "pkcs11:") || !strings.Contains(strings.SplitN(uri, "?", 2)[0], "object=") {
+		return errors.New("--pkcs11 takes a pkcs11: URI naming the token and the new key's object= label")
+	}
+	if _, err := os.Stat(pubPath); err == nil {
+		return fmt.Errorf("%s already exists: remove it or choose another --output-key-prefix", pubPath)
+	}
+	if _, err := keys.Open(uri, keys.Options{}); err == nil {
+		return errors.New("the token already holds a key of that object= label: choose another")
+	}
+	key, err := keys.GeneratePKCS11Key(uri, elliptic.P256(), keys.Options{})
+	if err != nil {
+		return fmt.Errorf("making the key in the token: %w", err)
+	}
+	pubPEM, err := keyfile.PublicPEM(key.Public())
+	if err != nil {
+		return err
+	}
+	if err := writeNew(pubPath, pubPEM, 0o644); err != nil {
+		return err
+	}
+	// The URI's query (a PIN, maybe) is not printed back.
+	object, _, _ := strings.Cut(uri, "?")
+	return report(cmd, map[string]any{"privateKey": object, "publicKey": pubPath},
+		fmt.Sprintf("Private key made in the token as %s: sign with --key and the same URI\nPublic key written to %s", object, pubPath))
 }
 
 // writeNew creates path, failing if it exists.

@@ -2,11 +2,17 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"fmt"
+	"github.com/signet-dev/signet/client"
+	"github.com/signet-dev/signet/internal/keys"
+	"github.com/signet-dev/signet/internal/keys/softhsmtest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/signet-dev/signet/internal/cosigntest"
 )
@@ -104,5 +110,39 @@ func TestVersion(t *testing.T) {
 	out, err := runCLI(t, "version")
 	if err != nil || !strings.HasPrefix(out, "signet ") || !strings.Contains(out, "go1.") {
 		t.Fatalf("version: %v %q", err, out)
+	}
+}
+
+// generate-key-pair --pkcs11 makes the key inside the token: only the
+// public key is written, it is the token's key, the PIN is not printed, and
+// a second key of the same label is refused.
+func TestGenerateKeyPairInToken(t *testing.T) {
+	tk := softhsmtest.Setup(t)
+	uri := tk.URI(fmt.Sprintf("release-%d", time.Now().UnixNano()))
+	prefix := filepath.Join(t.TempDir(), "release")
+	out, err := runCLI(t, "generate-key-pair", "--output-key-prefix", prefix, "--pkcs11", uri)
+	if err != nil || strings.Contains(out, tk.PIN) || !strings.Contains(out, "made in the token") {
+		t.Fatalf("generate-key-pair --pkcs11: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(prefix + ".key"); !os.IsNotExist(err) {
+		t.Fatalf("a private key file was written: %v", err)
+	}
+	pubPEM, err := os.ReadFile(prefix + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := client.ParsePublicKeyPEM(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inToken, err := keys.Open(uri, keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !inToken.Public().(*ecdsa.PublicKey).Equal(pub) {
+		t.Fatal("PREFIX.pub is not the token's key")
+	}
+	if _, err := runCLI(t, "generate-key-pair", "--output-key-prefix", prefix+"-2", "--pkcs11", uri); err == nil || !strings.Contains(err.Error(), "already holds a key of that object= label") {
+		t.Fatalf("a second key of the same label: %v", err)
 	}
 }
