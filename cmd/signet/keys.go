@@ -77,37 +77,11 @@ of that label already in the token is refused.`,
 			if pkcs11URI != "" {
 				return generateInToken(cmd, pkcs11URI, prefix+".pub")
 			}
-			keyPath, pubPath := prefix+".key", prefix+".pub"
-			for _, p := range []string{keyPath, pubPath} {
-				if _, err := os.Stat(p); err == nil {
-					return fmt.Errorf("%s already exists: remove it or choose another --output-key-prefix", p)
-				}
-			}
-			password, err := passwordFor(cmd, keyPath, true)
-			if err != nil {
-				return err
-			}
 			key, err := keyfile.Generate()
 			if err != nil {
 				return err
 			}
-			keyPEM, err := keyfile.Encrypt(key, password)
-			if err != nil {
-				return err
-			}
-			pubPEM, err := keyfile.PublicPEM(key.Public())
-			if err != nil {
-				return err
-			}
-			if err := writeNew(keyPath, keyPEM, 0o600); err != nil {
-				return err
-			}
-			if err := writeNew(pubPath, pubPEM, 0o644); err != nil {
-				os.Remove(keyPath) //nolint:errcheck // made just now: no half pair is left
-				return err
-			}
-			return report(cmd, map[string]any{"privateKey": keyPath, "publicKey": pubPath},
-				fmt.Sprintf("Private key written to %s\nPublic key written to %s", keyPath, pubPath))
+			return writePair(cmd, prefix, key)
 		},
 	}
 	cmd.Flags().StringVar(&prefix, "output-key-prefix", "cosign", "write PREFIX.key and PREFIX.pub")
@@ -142,6 +116,75 @@ func generateInToken(cmd *cobra.Command, uri, pubPath string) error {
 	object, _, _ := strings.Cut(uri, "?")
 	return report(cmd, map[string]any{"privateKey": object, "publicKey": pubPath},
 		fmt.Sprintf("Private key made in the token as %s: sign with --key and the same URI\nPublic key written to %s", object, pubPath))
+}
+
+// writePair writes key as PREFIX.key (encrypted with the password asked
+// for, in cosign's format) and PREFIX.pub, neither over an existing file.
+func writePair(cmd *cobra.Command, prefix string, key crypto.Signer) error {
+	keyPath, pubPath := prefix+".key", prefix+".pub"
+	for _, p := range []string{keyPath, pubPath} {
+		if _, err := os.Stat(p); err == nil {
+			return fmt.Errorf("%s already exists: remove it or choose another --output-key-prefix", p)
+		}
+	}
+	password, err := passwordFor(cmd, keyPath, true)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := keyfile.Encrypt(key, password)
+	if err != nil {
+		return err
+	}
+	pubPEM, err := keyfile.PublicPEM(key.Public())
+	if err != nil {
+		return err
+	}
+	if err := writeNew(keyPath, keyPEM, 0o600); err != nil {
+		return err
+	}
+	if err := writeNew(pubPath, pubPEM, 0o644); err != nil {
+		os.Remove(keyPath) //nolint:errcheck // made just now: no half pair is left
+		return err
+	}
+	return report(cmd, map[string]any{"privateKey": keyPath, "publicKey": pubPath},
+		fmt.Sprintf("Private key written to %s\nPublic key written to %s", keyPath, pubPath))
+}
+
+func newImportKeyPairCommand() *cobra.Command {
+	var prefix, keyPath string
+	cmd := &cobra.Command{
+		Use:   "import-key-pair --key KEY.pem [--output-key-prefix PREFIX]",
+		Short: "Turn a PEM private key (PKCS#8, EC, RSA, Ed25519) into cosign's encrypted key format",
+		Long: `import-key-pair reads an unencrypted PEM private key, as openssl and most
+tools write them (PRIVATE KEY, EC PRIVATE KEY, RSA PRIVATE KEY), and writes
+PREFIX.key encrypted with a password in cosign's format and PREFIX.pub, as
+cosign import-key-pair does: cosign and signet sign with the result. The
+password comes from SIGNET_PASSWORD, else COSIGN_PASSWORD, else a prompt.
+Existing files are never overwritten; the input is left as it is (delete it
+once the import is checked).`,
+		Example: `  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out release.pem
+  signet import-key-pair --key release.pem --output-key-prefix release
+  signet sign-blob app.tar.gz --key release.key --bundle app.sigstore.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			data, err := keyfile.ReadFile(keyPath)
+			if err != nil {
+				return err
+			}
+			if keyfile.IsEncrypted(data) {
+				return fmt.Errorf("%s is already an encrypted key in cosign's format: nothing to import", keyPath)
+			}
+			key, err := keyfile.Parse(data, nil)
+			if err != nil {
+				return fmt.Errorf("%s: %w", keyPath, err)
+			}
+			return writePair(cmd, prefix, key)
+		},
+	}
+	cmd.Flags().StringVar(&keyPath, "key", "", "the PEM private key to import (required)")
+	cmd.Flags().StringVar(&prefix, "output-key-prefix", "import-cosign", "write PREFIX.key and PREFIX.pub")
+	cmd.MarkFlagRequired("key") //nolint:errcheck
+	return cmd
 }
 
 // writeNew creates path, failing if it exists.

@@ -146,3 +146,71 @@ func TestGenerateKeyPairInToken(t *testing.T) {
 		t.Fatalf("a second key of the same label: %v", err)
 	}
 }
+
+// import-key-pair turns keys openssl writes into cosign's encrypted format:
+// unmodified cosign decrypts the result to the very public key openssl
+// derives from the original, and inputs that are no plain private key are
+// refused with nothing written.
+func TestImportKeyPair(t *testing.T) {
+	cosign := cosigntest.Binary(t)
+	withoutPasswordEnv(t)
+	dir := t.TempDir()
+	const password = "imported secret"
+	t.Setenv("SIGNET_PASSWORD", password)
+	openssl := func(t *testing.T, args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command("openssl", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	for name, gen := range map[string][]string{
+		"PKCS#8 P-256": {"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"},
+		"SEC 1 P-384":  {"ecparam", "-genkey", "-name", "secp384r1", "-noout"},
+		"PKCS#1 RSA":   {"genrsa", "-traditional", "3072"}, // the size comes last
+		"Ed25519":      {"genpkey", "-algorithm", "ed25519"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".pem")
+			prefix := strings.TrimSuffix(src, ".pem") + "-imported"
+			openssl(t, append(append(gen[:1:1], "-out", src), gen[1:]...)...)
+			want := openssl(t, "pkey", "-in", src, "-pubout")
+			out, err := runCLI(t, "import-key-pair", "--key", src, "--output-key-prefix", prefix)
+			if err != nil || !strings.Contains(out, "Private key written to "+prefix+".key") {
+				t.Fatalf("import-key-pair: %v\n%s", err, out)
+			}
+			if pub, _ := os.ReadFile(prefix + ".pub"); !bytes.Equal(pub, want) {
+				t.Fatalf("%s.pub:\n%s\nwant openssl's\n%s", prefix, pub, want)
+			}
+			if st, err := os.Stat(prefix + ".key"); err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("private key file: %v %v", st, err)
+			}
+			c := exec.Command(cosign, "public-key", "--key", prefix+".key")
+			c.Env = append(os.Environ(), "COSIGN_PASSWORD="+password, "HOME="+dir)
+			got, err := c.Output()
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("cosign public-key of the imported key: %v\n%s\nwant\n%s", err, got, want)
+			}
+		})
+	}
+
+	// Refusals: an already-encrypted key, a public key, a second import
+	// over existing files. None writes anything.
+	src := filepath.Join(dir, "PKCS#8-P-256.pem")
+	for name, tc := range map[string]struct {
+		key, prefix, want string
+	}{
+		"encrypted": {filepath.Join(dir, "PKCS#8-P-256-imported.key"), filepath.Join(dir, "again"), "already an encrypted key"},
+		"public":    {filepath.Join(dir, "PKCS#8-P-256-imported.pub"), filepath.Join(dir, "again"), "not a private key"},
+		"existing":  {src, filepath.Join(dir, "PKCS#8-P-256-imported"), "already exists"},
+		"missing":   {filepath.Join(dir, "nope.pem"), filepath.Join(dir, "again"), "nope.pem"},
+	} {
+		if _, err := runCLI(t, "import-key-pair", "--key", tc.key, "--output-key-prefix", tc.prefix); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", name, err, tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "again.key")); !os.IsNotExist(err) {
+		t.Fatalf("a refused import wrote again.key: %v", err)
+	}
+}

@@ -109,6 +109,6 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
 	root.AddCommand(newInitCommand(), newTimestampCommand(), newLogCommand(),
 		newSignImageCommand(), newVerifyImageCommand(), newAttestImageCommand(), newVerifyAttestationCommand(), newSignBlobCommand(), newVerifyBlobCommand(), newAttestBlobCommand(), newVerifyBlobAttestationCommand(),
-		newGenerateKeyPairCommand(), newPublicKeyCommand(), newVersionCommand(), newMonitorCommand())
+		newGenerateKeyPairCommand(), newImportKeyPairCommand(), newPublicKeyCommand(), newVersionCommand(), newMonitorCommand())
 	return root
 }
