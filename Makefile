@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 15m
 # Debian package that provides initdb and pg_ctl.
 PG_PACKAGE := postgresql
 
-.PHONY: all build run test vet fuzz deps clean bench cosign image-check rules-check deploy-check
+.PHONY: all build run test vet fuzz deps test-deps clean bench cosign image-check rules-check deploy-check
 
 all: build
 
@@ -41,6 +41,19 @@ deps:
 		fi; \
 	done
 
+## test-deps: what only the tests need: Debian's Chromium, which the browser
+## tests drive headless (the dev issuer's sign-in pages, signet's and cosign's
+## interactive logins).
+test-deps: deps
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium (the browser tests)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || exit 1; \
+		else \
+			echo "chromium not found: run 'sudo apt-get install chromium'"; exit 1; \
+		fi; \
+	fi
+
 ## run: start signet-server in dev mode on 127.0.0.1:8080 with state in ./.signet
 run: deps build
 	$(BIN)/signet-server dev
@@ -52,7 +65,7 @@ vet:
 ## test: vet, then every test (PostgreSQL is started per test binary under /tmp).
 ## Unmodified cosign is installed when missing, best effort: the
 ## interoperability test skips (and says so) if it could not be built.
-test: deps vet image-check rules-check deploy-check
+test: test-deps vet image-check rules-check deploy-check
 	@command -v cosign >/dev/null 2>&1 || "$$($(GO) env GOPATH)/bin/cosign" version 2>/dev/null | grep -q "GitVersion: *$(COSIGN_VERSION)$$" || $(MAKE) cosign || echo "cosign could not be installed; its interoperability tests will skip"
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 

@@ -1,6 +1,9 @@
 // Package devoidc is the development OIDC issuer of `signet-server dev`:
-// discovery and JWKS under <base>/dev/oidc and a token endpoint that signs
-// whatever identity is asked for. It exists only in dev mode.
+// discovery and JWKS under <base>/dev/oidc, a token endpoint that signs
+// whatever identity is asked for, and the two interactive logins clients
+// use (login.go): authorization code with PKCE on a loopback redirect, and
+// the device authorization grant (RFC 8628). Every login is approved for
+// the email typed into its form. It exists only in dev mode.
 package devoidc
 
 import (
@@ -37,6 +40,7 @@ type Issuer struct {
 	kid    string
 	signer jose.Signer
 	now    func() time.Time
+	grants grants // logins under way (login.go)
 }
 
 // New makes the issuer whose iss is url (the base URL + Path).
@@ -47,7 +51,7 @@ func New(url string, key *rsa.PrivateKey) (*Issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dev OIDC signer: %w", err)
 	}
-	return &Issuer{url: url, key: key, kid: kid, signer: signer, now: time.Now}, nil
+	return &Issuer{url: url, key: key, kid: kid, signer: signer, now: time.Now, grants: newGrants()}, nil
 }
 
 // URL is the issuer (iss) URL.
@@ -61,6 +65,11 @@ func (i *Issuer) KeySet() oidc.KeySet {
 // Token signs an RS256 ID token. With an email, sub is the email and the
 // email is verified; with only a sub, there is no email claim.
 func (i *Issuer) Token(email, sub string) (string, error) {
+	return i.token(email, sub, "")
+}
+
+// token is Token with the nonce a login was started with, if any.
+func (i *Issuer) token(email, sub, nonce string) (string, error) {
 	if email == "" && sub == "" {
 		return "", fmt.Errorf("give email or sub")
 	}
@@ -80,6 +89,9 @@ func (i *Issuer) Token(email, sub string) (string, error) {
 	if sub != "" {
 		claims["sub"] = sub
 	}
+	if nonce != "" {
+		claims["nonce"] = nonce
+	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", err
@@ -91,21 +103,29 @@ func (i *Issuer) Token(email, sub string) (string, error) {
 	return jws.CompactSerialize()
 }
 
-// Routes mounts discovery, JWKS and the token endpoint under Path.
+// Routes mounts discovery, JWKS, the token endpoint and the login pages
+// under Path.
 func (i *Issuer) Routes(r chi.Router) {
 	r.Get(Path+"/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"issuer": i.url, "jwks_uri": i.url + "/jwks", "token_endpoint": i.url + "/token",
 			"authorization_endpoint":                i.url + "/authorize",
-			"response_types_supported":              []string{"id_token"},
+			"device_authorization_endpoint":         i.url + "/device/code",
+			"response_types_supported":              []string{"code"},
+			"grant_types_supported":                 []string{"authorization_code", deviceGrantType},
+			"code_challenge_methods_supported":      []string{"S256"},
+			"token_endpoint_auth_methods_supported": []string{"none"},
+			"scopes_supported":                      []string{"openid", "email"},
 			"subject_types_supported":               []string{"public"},
 			"id_token_signing_alg_values_supported": []string{"RS256"},
-			"claims_supported":                      []string{"iss", "sub", "aud", "exp", "iat", "email", "email_verified"},
+			"claims_supported":                      []string{"iss", "sub", "aud", "exp", "iat", "nonce", "email", "email_verified"},
 		})
 	})
 	r.Get(Path+"/jwks", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &i.key.PublicKey, KeyID: i.kid, Algorithm: "RS256", Use: "sig"}}})
 	})
+	// GET /token?email= is the shortcut for scripts and tests; POST /token
+	// is OAuth's token endpoint, ending both logins.
 	r.Get(Path+"/token", func(w http.ResponseWriter, r *http.Request) {
 		tok, err := i.Token(r.URL.Query().Get("email"), r.URL.Query().Get("sub"))
 		if err != nil {
@@ -114,6 +134,12 @@ func (i *Issuer) Routes(r chi.Router) {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"id_token": tok})
 	})
+	r.Post(Path+"/token", i.exchange)
+	r.Get(Path+"/authorize", i.authorizeForm)
+	r.Post(Path+"/authorize", i.authorize)
+	r.Post(Path+"/device/code", i.deviceCode)
+	r.Get(Path+"/device", i.deviceForm)
+	r.Post(Path+"/device", i.deviceApprove)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

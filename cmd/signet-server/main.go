@@ -288,19 +288,23 @@ func printBanner(w io.Writer, base string, srv *server.Server, warnings []string
 	}
 	if d := srv.DevIssuer(); d != nil {
 		fmt.Fprintf(w, `
-Keyless signing with cosign v3 against this instance only:
-  TOKEN=$(curl -s '%[1]s/token?email=alice@example.com' | sed 's/.*"id_token":"\([^"]*\)".*/\1/')
+Keyless signing with cosign v3 against this instance only. Without a token,
+cosign (like signet) signs you in with this instance's dev issuer: in your
+browser, or, off a desktop, with a code to confirm at %[1]s/device.
+Type any email; it becomes the certificate's identity.
   cosign sign-blob --signing-config %[2]s/signing_config.json --trusted-root %[2]s/trusted_root.json \
-    --identity-token "$TOKEN" --bundle blob.sigstore.json blob
+    --bundle blob.sigstore.json blob
   cosign verify-blob --trusted-root %[2]s/trusted_root.json --bundle blob.sigstore.json \
     --certificate-identity alice@example.com --certificate-oidc-issuer %[1]s blob
   cosign attest-blob / verify-blob-attestation, sign / verify, attest / verify-attestation
-    take the same --signing-config, --trusted-root and --identity-token flags.
-Or let cosign find both through TUF, as it does for the public instance. This
-repoints your cosign (~/.sigstore) at this instance, away from the public
+    take the same --signing-config and --trusted-root flags.
+In scripts, take a token without the login and pass --identity-token "$TOKEN":
+  TOKEN=$(curl -s '%[1]s/token?email=alice@example.com' | sed 's/.*"id_token":"\([^"]*\)".*/\1/')
+Or let cosign find both files through TUF, as it does for the public instance.
+This repoints your cosign (~/.sigstore) at this instance, away from the public
 Sigstore, until you run plain "cosign initialize" again:
   cosign initialize --mirror %[3]s/tuf --root %[2]s/tuf-root.json
-  cosign sign-blob --identity-token "$TOKEN" --bundle blob.sigstore.json blob
+  cosign sign-blob --bundle blob.sigstore.json blob
 `, d.URL(), dd, base)
 	}
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop (PostgreSQL stops with it).\n\n")

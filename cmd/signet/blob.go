@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,8 +27,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/signet-dev/signet/client/ambient"
 )
 
 // maxBundleBytes bounds a bundle read: a bundle holds a certificate chain,
@@ -124,35 +121,6 @@ func confirm(cmd *cobra.Command, yes bool, what string) error {
 		return errors.New("not confirmed: nothing was signed or logged")
 	}
 	return nil
-}
-
-// identityToken is --identity-token (a JWT, or a file holding one), else
-// the ambient token of the CI job or workload (client/ambient), and says
-// on stderr where an ambient one came from.
-func identityToken(cmd *cobra.Command, flag string) (string, error) {
-	if flag == "" {
-		ctx, cancel := timeout(cmd)
-		defer cancel()
-		tok, err := ambient.Find(ctx, ambient.Env{HTTP: &http.Client{Timeout: 30 * time.Second}}, "sigstore")
-		if errors.Is(err, ambient.ErrNone) {
-			return "", errors.New("keyless signing needs an identity token: pass --identity-token (a JWT or a file holding one) or set SIGSTORE_ID_TOKEN; " +
-				"in GitHub Actions (permissions: id-token: write) and Buildkite it is found by itself, as is a token mounted at " + ambient.DefaultTokenFile + "; or sign with --key")
-		}
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "Using the identity token from %s.\n", tok.Source)
-		return tok.Value, nil
-	}
-	tok := flag
-	if strings.Count(tok, ".") != 2 {
-		data, err := os.ReadFile(tok)
-		if err != nil {
-			return "", fmt.Errorf("--identity-token is neither a JWT nor a readable file: %w", err)
-		}
-		tok = strings.TrimSpace(string(data))
-	}
-	return tok, nil
 }
 
 // trustFor is the trusted root to verify with: --trusted-root, else the
@@ -273,8 +241,9 @@ func (p progressLog) GetTransparencyLogEntry(ctx context.Context, keyOrCert []by
 
 // signFlags are the flags of every command that signs.
 type signFlags struct {
-	bundlePath, keyPath, token, trustedRoot, signingConfig string
-	yes                                                    bool
+	bundlePath, keyPath, trustedRoot, signingConfig string
+	yes                                             bool
+	identity                                        identityFlags
 
 	// loaded is what every signature of one command shares (trust, the
 	// signing config, the key and its password prompt, the token), read
@@ -314,7 +283,7 @@ func (f *signFlags) setup(cmd *cobra.Command) (*signSetup, error) {
 		if st.material, err = trustWithKey(tr, key.Public()); err != nil {
 			return nil, err
 		}
-	} else if st.token, err = identityToken(cmd, f.token); err != nil {
+	} else if st.token, err = f.identity.get(cmd, sc); err != nil {
 		return nil, err
 	}
 	f.loaded = st
@@ -331,7 +300,7 @@ func (f *signFlags) add(cmd *cobra.Command) {
 func (f *signFlags) addOptionalBundle(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.bundlePath, "bundle", "", "where to write the Sigstore bundle")
 	cmd.Flags().StringVar(&f.keyPath, "key", "", "sign with this private key instead of keyless: a key file or a pkcs11: URI")
-	cmd.Flags().StringVar(&f.token, "identity-token", "", "OIDC identity token for keyless signing, or a file holding one (default: $SIGSTORE_ID_TOKEN, GitHub Actions', Buildkite's, or a token file mounted at "+ambient.DefaultTokenFile+")")
+	f.identity.add(cmd)
 	cmd.Flags().StringVar(&f.trustedRoot, "trusted-root", "", "trusted_root.json to check the result with (default: the pinned instance's)")
 	cmd.Flags().StringVar(&f.signingConfig, "signing-config", "", "signing_config.json naming the CA, log and TSA (default: the pinned instance's)")
 	cmd.Flags().BoolVarP(&f.yes, "yes", "y", false, "do not ask before logging the signature")
@@ -392,13 +361,16 @@ func newSignBlobCommand() *cobra.Command {
 		Short: "Sign a file into a Sigstore bundle, keyless or with a key",
 		Long: `sign-blob signs FILE and writes a Sigstore bundle (v0.3, as cosign v3 writes
 it): keyless by default (a 10-minute certificate from the instance's CA for the
-identity in --identity-token or SIGSTORE_ID_TOKEN), or with --key. The signature
+identity in --identity-token, SIGSTORE_ID_TOKEN or the CI job's own token, else
+for the one you log in as: --oidc-flow), or with --key. The signature
 is logged in the instance's transparency log and timestamped by its TSA, both
 taken from the signing config signet init pinned (or --signing-config).
 
 Logging makes the signature and the signer's identity visible to everyone who
 reads the log: on a terminal signet asks first, --yes skips the question.`,
-		Example: `  signet sign-blob app.tar.gz --bundle app.sigstore.json --identity-token "$TOKEN"
+		Example: `  signet sign-blob app.tar.gz --bundle app.sigstore.json                  # log in in the browser
+  signet sign-blob app.tar.gz --bundle app.sigstore.json --oidc-flow device # or with a code, over SSH
+  signet sign-blob app.tar.gz --bundle app.sigstore.json --identity-token "$TOKEN"
   SIGNET_PASSWORD=... signet sign-blob app.tar.gz --bundle app.sigstore.json --key release.key --yes
   cosign verify-blob app.tar.gz --bundle app.sigstore.json --trusted-root ~/.config/signet/trusted_root.json \
     --certificate-identity alice@example.com --certificate-oidc-issuer https://issuer.example.com`,

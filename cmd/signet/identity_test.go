@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signet-dev/signet/internal/browsertest"
+	"github.com/signet-dev/signet/internal/syncbuf"
+)
+
+type cliResult struct {
+	out string
+	err error
+}
+
+// startCLI runs a command in the background, its stderr readable as it
+// runs (where an interactive login prints what the user must do).
+func startCLI(t *testing.T, args ...string) (*syncbuf.Buffer, <-chan cliResult) {
+	t.Helper()
+	var stderr syncbuf.Buffer
+	done := make(chan cliResult, 1)
+	go func() {
+		var out bytes.Buffer
+		cmd := newRootCommand(&out, &stderr)
+		cmd.SetArgs(args)
+		err := cmd.Execute()
+		done <- cliResult{out.String(), err}
+	}()
+	return &stderr, done
+}
+
+// waitFor is the first submatch of re in what buf has printed, waiting up
+// to 30 s for it.
+func waitFor(t *testing.T, buf *syncbuf.Buffer, re *regexp.Regexp) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(buf.String()); m != nil {
+			return m[1]
+		}
+	}
+	t.Fatalf("nothing matching %v was printed:\n%s", re, buf.String())
+	return ""
+}
+
+var (
+	browserURL = regexp.MustCompile(`visit:\n\n  (\S+)\n`)
+	deviceURL  = regexp.MustCompile(`visit\n\n  (\S+)\n\nand confirm the code`)
+)
+
+// Keyless signing with nobody's token: signet logs in with the dev issuer
+// the pinned signing config names, in Chromium (the browser flow, the code
+// coming back to signet's loopback listener) or with a code approved on
+// the issuer's page (the device flow), and the bundle carries the identity
+// typed into the form. Unmodified cosign verifies both.
+func TestInteractiveLogin(t *testing.T) {
+	x := newInterop(t)
+	browser := browsertest.New(t)
+	// signet runs $BROWSER with the URL; `true` leaves the opening to the
+	// test, which drives Chromium itself.
+	t.Setenv("BROWSER", "true")
+	blob := x.write("app.tar.gz", "signed after an interactive login")
+	for _, tc := range []struct {
+		flow, email string
+		url         *regexp.Regexp
+		page        string // what the browser shows at the end
+	}{
+		{"browser", "erin@example.com", browserURL, "You can close this tab"},
+		{"device", "frank@example.com", deviceURL, "Signed in as frank@example.com"},
+	} {
+		t.Run(tc.flow, func(t *testing.T) {
+			bundle := filepath.Join(x.dir, tc.flow+".sigstore.json")
+			stderr, done := startCLI(t, "sign-blob", blob, "--bundle", bundle, "--yes", "--oidc-flow", tc.flow)
+			browsertest.SignIn(t, browser, waitFor(t, stderr, tc.url), tc.email, tc.page)
+			r := <-done
+			if r.err != nil || !strings.Contains(r.out, "with a certificate for "+tc.email) {
+				t.Fatalf("sign-blob: %v\n%s\n%s", r.err, r.out, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "Signed in with "+x.issuer) {
+				t.Fatalf("stderr does not say where the identity came from:\n%s", stderr.String())
+			}
+			x.mustCosign("verify-blob", "--trusted-root", x.trustedRoot, "--bundle", bundle,
+				"--certificate-identity", tc.email, "--certificate-oidc-issuer", x.issuer, blob)
+		})
+	}
+
+	// Unmodified cosign logs in the same two ways against the dev issuer
+	// (the signing config names it). Its browser flow runs xdg-open with
+	// the URL: a stand-in on PATH hands the URL to the test's Chromium.
+	bin := t.TempDir()
+	opened := filepath.Join(bin, "opened-url")
+	if err := os.WriteFile(filepath.Join(bin, "xdg-open"), []byte("#!/bin/sh\nprintf '%s' \"$1\" > "+opened+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		flow, email, page string
+		url               func(out *syncbuf.Buffer) string
+	}{
+		{"normal", "grace@example.com", "authentication successful", func(*syncbuf.Buffer) string {
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if u, err := os.ReadFile(opened); err == nil && len(u) > 0 {
+					return string(u)
+				}
+			}
+			t.Fatal("cosign did not open a browser")
+			return ""
+		}},
+		{"device", "heidi@example.com", "Signed in as heidi@example.com", func(out *syncbuf.Buffer) string {
+			return waitFor(t, out, regexp.MustCompile(`Enter the verification code \S+ in your browser at: (\S+)`))
+		}},
+	} {
+		t.Run("cosign "+tc.flow, func(t *testing.T) {
+			bundle := filepath.Join(x.dir, "cosign-"+tc.flow+".sigstore.json")
+			c := exec.Command(x.cosign, "sign-blob", "--yes", "--signing-config", x.signingConfig, "--trusted-root", x.trustedRoot,
+				"--oidc-disable-ambient-providers", "--fulcio-auth-flow", tc.flow, "--bundle", bundle, blob)
+			c.Dir = x.dir
+			c.Env = append(os.Environ(), "HOME="+x.dir, "TUF_ROOT="+filepath.Join(x.dir, "tuf-cache"), "PATH="+bin+":"+os.Getenv("PATH"))
+			var out syncbuf.Buffer
+			c.Stdout, c.Stderr = &out, &out
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- c.Wait() }()
+			browsertest.SignIn(t, browser, tc.url(&out), tc.email, tc.page)
+			if err := <-done; err != nil {
+				t.Fatalf("cosign sign-blob --fulcio-auth-flow %s: %v\n%s", tc.flow, err, out.String())
+			}
+			out2, err := runCLI(t, "verify-blob", blob, "--bundle", bundle, "--certificate-identity", tc.email, "--certificate-oidc-issuer", x.issuer)
+			if err != nil || !strings.Contains(out2, "Verified OK") {
+				t.Fatalf("signet verify-blob of cosign's bundle: %v\n%s", err, out2)
+			}
+		})
+	}
+
+	// Off a terminal, with no token and no --oidc-flow, nothing waits for
+	// a person who is not there.
+	if _, err := runCLI(t, "sign-blob", blob, "--bundle", filepath.Join(x.dir, "none.sigstore.json"), "--yes"); err == nil ||
+		!strings.Contains(err.Error(), "off a terminal no login is started unless asked for with --oidc-flow browser|device") {
+		t.Fatalf("off a terminal: %v", err)
+	}
+	if _, err := runCLI(t, "sign-blob", blob, "--bundle", filepath.Join(x.dir, "none.sigstore.json"), "--yes", "--oidc-flow", "carrier-pigeon"); err == nil ||
+		!strings.Contains(err.Error(), `--oidc-flow "carrier-pigeon": use auto, browser or device`) {
+		t.Fatalf("an unknown flow: %v", err)
+	}
+}

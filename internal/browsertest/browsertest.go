@@ -1,0 +1,74 @@
+// Package browsertest drives Debian's Chromium, headless, for tests of
+// pages a person uses: the dev issuer's sign-in forms. A missing Chromium
+// fails the test (make deps installs it); it never skips.
+package browsertest
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// Path is Debian's chromium package's binary.
+const Path = "/usr/bin/chromium"
+
+// New starts a headless Chromium with a fresh profile for the test and
+// returns the context that drives its tab. The browser ends with the test.
+func New(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(Path); err != nil {
+		t.Fatalf("Chromium is needed for this test: %v (make deps installs Debian's chromium)", err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(Path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox, // tests run as root here
+		chromedp.DisableGPU,
+		// No connections of its own: the machine has no internet, and
+		// Chromium's refused attempts would only slow it.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// Start the browser now, so a failure to start is reported as that.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return ctx
+}
+
+// SignIn opens a sign-in page, types email, presses the approve button,
+// and waits (up to a minute) for a page whose text contains want: the
+// issuer's own answer, or the page of the program the browser was sent
+// back to. It returns that page's text.
+func SignIn(t *testing.T, ctx context.Context, pageURL, email, want string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(pageURL),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SetValue(chromedp.ID("email"), email),
+		chromedp.Click(chromedp.ID("approve")),
+	); err != nil {
+		t.Fatalf("signing in at %s: %v", pageURL, err)
+	}
+	for {
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		if err == nil && strings.Contains(text, want) {
+			return text
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("after signing in, the browser shows %s:\n%s\nwant a page saying %q (%v)", loc, text, want, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
