@@ -2,11 +2,8 @@ package main
 
 import (
 	"errors"
-	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +12,6 @@ import (
 	"time"
 
 	gname "github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -93,15 +89,7 @@ func TestImageSignaturesInteroperateWithCosign(t *testing.T) {
 
 	for _, mode := range []string{"referrers API", "referrers tag fallback", "Debian docker-registry"} {
 		t.Run(mode, func(t *testing.T) {
-			var host string
-			switch mode {
-			case "Debian docker-registry":
-				host = startDockerRegistry(t)
-			default:
-				reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(mode == "referrers API")))
-				t.Cleanup(reg.Close)
-				host = strings.TrimPrefix(reg.URL, "http://")
-			}
+			host := startRegistry(t, mode)
 			keyless := func(args ...string) []string {
 				return append(args, "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", issuer)
 			}

@@ -109,6 +109,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
 	root.AddCommand(newInitCommand(), newTimestampCommand(), newLogCommand(),
 		newSignImageCommand(), newVerifyImageCommand(), newAttestImageCommand(), newVerifyAttestationCommand(), newSignBlobCommand(), newVerifyBlobCommand(), newAttestBlobCommand(), newVerifyBlobAttestationCommand(),
+		newTreeCommand(), newTriangulateCommand(), newDownloadCommand(), newCopyCommand(), newCleanCommand(), newUploadCommand(), newFetchCommand(),
 		newGenerateKeyPairCommand(), newImportKeyPairCommand(), newPublicKeyCommand(), newVersionCommand(), newMonitorCommand())
 	return root
 }
