@@ -8,14 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"net"
+	"math/big"
 	"net/http"
 	"net/mail"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/signet-dev/signet/internal/loopback"
 )
 
 // The two interactive logins. Both end at the token endpoint with an ID
@@ -123,16 +126,27 @@ func parseAuthRequest(v url.Values) (authRequest, error) {
 	return ar, nil
 }
 
-// checkRedirect accepts only loopback http redirects (RFC 8252 §7.3):
-// the dev issuer hands codes to programs on the user's own machine.
+// oobRedirect is the "out of band" redirect URI: no redirect, the page
+// shows the code for the user to paste. cosign falls back to it when it
+// cannot open a browser.
+const oobRedirect = "urn:ietf:wg:oauth:2.0:oob"
+
+// checkRedirect accepts only loopback http redirects (RFC 8252 §7.3) and
+// the out-of-band one: the dev issuer hands codes to programs on the
+// user's own machine.
 func checkRedirect(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "http" || u.Fragment != "" {
-		return fmt.Errorf("redirect_uri %q must be an http loopback URL (http://127.0.0.1:PORT/..., http://localhost:PORT/...)", raw)
+	if raw == oobRedirect {
+		return nil
 	}
-	host := u.Hostname()
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("redirect_uri %q must be an http loopback URL (http://127.0.0.1:PORT/..., http://localhost:PORT/...)", raw)
+	bad := fmt.Errorf("redirect_uri %q must be an http loopback URL (http://127.0.0.1:PORT/..., http://localhost:PORT/...) or %s", raw, oobRedirect)
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || !loopback.IsHost(u.Hostname()) {
+		return bad
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad
+		}
 	}
 	return nil
 }
@@ -144,8 +158,17 @@ func (ar authRequest) hidden() map[string]string {
 		"code_challenge": ar.challenge, "code_challenge_method": "S256"}
 }
 
-// redirect sends the browser back to the client with params added.
-func (ar authRequest) redirect(w http.ResponseWriter, r *http.Request, params map[string]string) {
+// answer sends the browser back to the client with params added, or, for
+// the out-of-band redirect, shows the code (or the error) to paste.
+func (ar authRequest) answer(w http.ResponseWriter, r *http.Request, params map[string]string) {
+	if ar.redirectURI == oobRedirect {
+		if code := params["code"]; code != "" {
+			page(w, http.StatusOK, pageData{Title: "Signed in", Message: "Paste this code where the program asks for it:", Code: code})
+		} else {
+			page(w, http.StatusBadRequest, pageData{Title: "Sign-in refused", Message: params["error"] + ": " + params["error_description"]})
+		}
+		return
+	}
 	u, _ := url.Parse(ar.redirectURI) // checked by parseAuthRequest
 	q := u.Query()
 	for k, v := range params {
@@ -163,7 +186,7 @@ func (i *Issuer) authorizeForm(w http.ResponseWriter, r *http.Request) {
 	ar, err := parseAuthRequest(r.URL.Query())
 	var are *authRequestError
 	if errors.As(err, &are) {
-		ar.redirect(w, r, map[string]string{"error": are.code, "error_description": are.description})
+		ar.answer(w, r, map[string]string{"error": are.code, "error_description": are.description})
 		return
 	}
 	if err != nil {
@@ -177,14 +200,17 @@ func (i *Issuer) authorizeForm(w http.ResponseWriter, r *http.Request) {
 // authorize is POST /authorize: the form sent, the browser goes back to
 // the client with a code for the email typed.
 func (i *Issuer) authorize(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		page(w, http.StatusBadRequest, pageData{Title: "Bad sign-in form", Message: err.Error()})
+	if status, err := parseForm(w, r); err != nil {
+		page(w, status, pageData{Title: "Bad sign-in form", Message: err.Error()})
 		return
 	}
 	ar, err := parseAuthRequest(r.PostForm)
 	if err != nil {
 		page(w, http.StatusBadRequest, pageData{Title: "Bad sign-in form", Message: err.Error()})
+		return
+	}
+	if r.PostForm.Get("action") == "deny" {
+		ar.answer(w, r, map[string]string{"error": "access_denied", "error_description": "the user denied the sign-in"})
 		return
 	}
 	email := strings.TrimSpace(r.PostForm.Get("email"))
@@ -205,15 +231,14 @@ func (i *Issuer) authorize(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusServiceUnavailable, pageData{Title: "Busy", Message: errTooManyGrants.Error()})
 		return
 	}
-	ar.redirect(w, r, map[string]string{"code": code})
+	ar.answer(w, r, map[string]string{"code": code})
 }
 
 // deviceCode is POST /device/code, the device authorization request
 // (RFC 8628 §3.1).
 func (i *Issuer) deviceCode(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	if status, err := parseForm(w, r); err != nil {
+		oauthError(w, status, "invalid_request", err.Error())
 		return
 	}
 	if id := clientID(r); id != Audience {
@@ -256,9 +281,8 @@ func (i *Issuer) deviceForm(w http.ResponseWriter, r *http.Request) {
 
 // deviceApprove is POST /device: the user's answer for a user code.
 func (i *Issuer) deviceApprove(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		page(w, http.StatusBadRequest, pageData{Title: "Bad form", Message: err.Error()})
+	if status, err := parseForm(w, r); err != nil {
+		page(w, status, pageData{Title: "Bad form", Message: err.Error()})
 		return
 	}
 	typed := r.PostForm.Get("user_code")
@@ -304,9 +328,8 @@ func (i *Issuer) deviceApprove(w http.ResponseWriter, r *http.Request) {
 // token. Each grant is used at most once, whatever the outcome, so a code
 // seen by someone else is useless after the first try.
 func (i *Issuer) exchange(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	if status, err := parseForm(w, r); err != nil {
+		oauthError(w, status, "invalid_request", err.Error())
 		return
 	}
 	if id := clientID(r); id != Audience {
@@ -413,36 +436,40 @@ func oauthError(w http.ResponseWriter, status int, code, description string) {
 	writeJSON(w, status, map[string]string{"error": code, "error_description": description})
 }
 
-// randomToken is 256 random bits, URL-safe.
-func randomToken() string {
-	b := make([]byte, 32)
-	rand.Read(b) //nolint:errcheck // crypto/rand.Read never fails
-	return base64.RawURLEncoding.EncodeToString(b)
+// parseForm reads a login request's form, at most maxFormBytes. The
+// status says whose fault a failure is: 413 for a form too large, else 400.
+func parseForm(w http.ResponseWriter, r *http.Request) (int, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	err := r.ParseForm()
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("the form is larger than %d bytes", maxFormBytes)
+	case err != nil:
+		return http.StatusBadRequest, err
+	}
+	return 0, nil
 }
+
+// randomToken is a code or device code: 130 random bits.
+func randomToken() string { return rand.Text() }
 
 func randomUserCode() string {
 	b := make([]byte, 8)
 	for k := range b {
-		b[k] = userCodeAlphabet[randIntn(len(userCodeAlphabet))]
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(userCodeAlphabet))))
+		if err != nil {
+			panic(err) // crypto/rand does not fail
+		}
+		b[k] = userCodeAlphabet[n.Int64()]
 	}
 	return string(b)
 }
 
-// randIntn is uniform in [0, n) for small n.
-func randIntn(n int) int {
-	var b [1]byte
-	for {
-		rand.Read(b[:]) //nolint:errcheck
-		if int(b[0]) < 256-256%n {
-			return int(b[0]) % n
-		}
-	}
-}
-
 type pageData struct {
-	Title, Message, Action, Email, UserCode string
-	Hidden                                  map[string]string
-	Device                                  bool
+	Title, Message, Action, Email, UserCode, Code string
+	Hidden                                        map[string]string
+	Device                                        bool
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
@@ -451,6 +478,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <body style="font-family: sans-serif; max-width: 36em; margin: 3em auto">
 <h1>{{.Title}}</h1>
 {{if .Message}}<p id="message">{{.Message}}</p>{{end}}
+{{if .Code}}<p><code id="code">{{.Code}}</code></p>{{end}}
 {{if .Action}}<p>This is the development issuer of <code>signet-server dev</code>: it signs in
 whoever you say you are. Never trust its tokens outside development.</p>
 <form method="post" action="{{.Action}}">
@@ -458,7 +486,7 @@ whoever you say you are. Never trust its tokens outside development.</p>
 {{end}}{{if .Device}}<p><label>Code shown by the device <input name="user_code" id="user_code" value="{{.UserCode}}" required></label></p>
 {{end}}<p><label>Email <input type="email" name="email" id="email" value="{{.Email}}" autofocus></label></p>
 <p><button type="submit" name="action" value="approve" id="approve">Sign in</button>
-{{if .Device}}<button type="submit" name="action" value="deny" id="deny" formnovalidate>Deny</button>{{end}}</p>
+<button type="submit" name="action" value="deny" id="deny" formnovalidate>Deny</button></p>
 </form>{{end}}
 </body></html>
 `))
@@ -468,7 +496,10 @@ func page(w http.ResponseWriter, status int, d pageData) {
 	w.Header().Set("Cache-Control", "no-store")
 	// The form posts codes and emails: no framing by other sites.
 	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http://127.0.0.1:* http://localhost:* frame-ancestors 'none'")
+	// No form-action: the form posts here, and the redirect after it goes
+	// to a loopback URI checked above, which CSP cannot spell for every
+	// loopback address.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	pageTemplate.Execute(w, d) //nolint:errcheck // the client went away
 }

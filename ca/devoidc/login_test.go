@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func postForm(t *testing.T, target string, form url.Values) *http.Response {
 // code and the PKCE verifier give an ID token for the email typed with
 // the login's nonce, and the code works once.
 func TestAuthorizationCodeFlow(t *testing.T) {
-	iss, _, _ := testIssuer(t)
+	iss, _, now := testIssuer(t)
 	conf := oauthConfig(iss, "http://127.0.0.1:4711/auth/callback")
 	verifier := oauth2.GenerateVerifier()
 	authURL := conf.AuthCodeURL("the-state", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", "the-nonce"),
@@ -133,6 +134,56 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	if _, err := conf.Exchange(t.Context(), back.Query().Get("code"), oauth2.VerifierOption(verifier)); err == nil {
 		t.Fatal("a code was exchanged twice")
 	}
+
+	// A code is bound to its redirect URI and lives GrantLifetime.
+	codeFor := func() string {
+		resp := postForm(t, iss.url+"/authorize", form)
+		back, _ := url.Parse(resp.Header.Get("Location"))
+		return back.Query().Get("code")
+	}
+	other := oauthConfig(iss, "http://127.0.0.1:4712/auth/callback")
+	if _, err := other.Exchange(t.Context(), codeFor(), oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "redirect_uri differs") {
+		t.Fatalf("another redirect_uri at the token endpoint: %v", err)
+	}
+	code = codeFor()
+	*now = now.Add(GrantLifetime + time.Second)
+	if _, err := conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("a code older than %v: %v", GrantLifetime, err)
+	}
+
+	// Deny goes back to the client as access_denied, with no code.
+	deny := u.Query()
+	deny.Set("action", "deny")
+	resp = postForm(t, iss.url+"/authorize", deny)
+	back, _ = url.Parse(resp.Header.Get("Location"))
+	if q := back.Query(); resp.StatusCode != http.StatusSeeOther || q.Get("error") != "access_denied" || q.Get("code") != "" || q.Get("state") != "the-state" {
+		t.Fatalf("deny: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// The out-of-band redirect (cosign's fallback when it cannot open a
+// browser): the page shows the code, which is exchanged with the same
+// redirect_uri.
+func TestOutOfBandCode(t *testing.T) {
+	iss, _, _ := testIssuer(t)
+	conf := oauthConfig(iss, oobRedirect)
+	verifier := oauth2.GenerateVerifier()
+	u, _ := url.Parse(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	form := u.Query()
+	form.Set("email", "oob@example.com")
+	resp := postForm(t, iss.url+"/authorize", form)
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`<code id="code">([^<]+)</code>`).FindSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("out-of-band page: %d\n%s", resp.StatusCode, body)
+	}
+	tok, err := conf.Exchange(t.Context(), string(m[1]), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := claims(t, iss, tok.Extra("id_token").(string)); c["email"] != "oob@example.com" {
+		t.Fatalf("claims %v", c)
+	}
 }
 
 // Bad authorization requests: those whose redirect URI or client cannot be
@@ -157,6 +208,8 @@ func TestAuthorizationRefusals(t *testing.T) {
 		"no openid":       {func(v url.Values) { v.Set("scope", "email") }, 303, "scope must include openid"},
 		"implicit flow":   {func(v url.Values) { v.Set("response_type", "id_token") }, 303, "only the authorization code flow"},
 		"IPv6 loopback":   {func(v url.Values) { v.Set("redirect_uri", "http://[::1]:9/cb") }, 200, "Sign in"},
+		"userinfo":        {func(v url.Values) { v.Set("redirect_uri", "http://evil.example.com@127.0.0.1:9/cb") }, 400, "loopback"},
+		"port range":      {func(v url.Values) { v.Set("redirect_uri", "http://127.0.0.1:99999/cb") }, 400, "loopback"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			v := good()
@@ -179,6 +232,12 @@ func TestAuthorizationRefusals(t *testing.T) {
 				t.Fatalf("page does not say %q:\n%s", tc.contains, body)
 			}
 		})
+	}
+	// A form over the bound is refused as too large.
+	big := good()
+	big.Set("email", strings.Repeat("a", maxFormBytes))
+	if resp := postForm(t, iss.url+"/authorize", big); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a form over %d bytes: %d", maxFormBytes, resp.StatusCode)
 	}
 	v := good()
 	v.Set("email", "not an email")
@@ -313,15 +372,18 @@ func FuzzParseAuthRequest(f *testing.F) {
 			return
 		}
 		ar, err := parseAuthRequest(v)
-		if err != nil {
+		if err != nil || ar.redirectURI == oobRedirect {
 			return
 		}
-		u, err := url.Parse(ar.redirectURI)
-		if err != nil || u.Scheme != "http" {
-			t.Fatalf("accepted redirect %q", ar.redirectURI)
+		// Where the browser is sent, as the browser reads the Location.
+		w := httptest.NewRecorder()
+		ar.answer(w, httptest.NewRequest(http.MethodPost, "http://issuer.test/authorize", nil), map[string]string{"code": "c"})
+		loc, err := url.Parse(w.Header().Get("Location"))
+		if err != nil || loc.Scheme != "http" || loc.User != nil {
+			t.Fatalf("redirect_uri %q sends the browser to %q", ar.redirectURI, w.Header().Get("Location"))
 		}
-		if h := u.Hostname(); h != "localhost" && !net.ParseIP(h).IsLoopback() {
-			t.Fatalf("accepted redirect %q to host %q", ar.redirectURI, h)
+		if h := loc.Hostname(); h != "localhost" && !net.ParseIP(h).IsLoopback() {
+			t.Fatalf("redirect_uri %q sends the code to host %q", ar.redirectURI, h)
 		}
 	})
 }

@@ -21,11 +21,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/signet-dev/signet/internal/loopback"
 )
 
 // DefaultTokenFile is where a mounted token is looked for (cosign's path).
@@ -129,24 +130,11 @@ func readTokenFile(path string) (string, error) {
 	return v, nil
 }
 
-// secure refuses to send a CI credential over plain HTTP, except to this
-// machine (a local agent; the tests' fakes).
-func secure(rawURL string) error {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return err
-	}
-	if u.Scheme == "https" || u.Scheme == "http" && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback()) {
-		return nil
-	}
-	return fmt.Errorf("%s://%s is not https: the request would carry a credential in clear", u.Scheme, u.Host)
-}
-
 // gitHub asks the job's token endpoint: GET <url>&audience=A with the
 // request token as bearer; the answer is {"value": JWT}.
 func gitHub(ctx context.Context, client *http.Client, requestURL, requestToken, audience string) (string, error) {
-	if err := secure(requestURL); err != nil {
-		return "", fmt.Errorf("ACTIONS_ID_TOKEN_REQUEST_URL: %w", err)
+	if err := loopback.RequireTLS("ACTIONS_ID_TOKEN_REQUEST_URL", requestURL); err != nil {
+		return "", err
 	}
 	u, err := url.Parse(requestURL)
 	if err != nil {
@@ -178,8 +166,8 @@ func buildkite(ctx context.Context, client *http.Client, endpoint, agentToken, j
 	if job == "" {
 		return "", errors.New("BUILDKITE_JOB_ID is not set")
 	}
-	if err := secure(endpoint); err != nil {
-		return "", fmt.Errorf("BUILDKITE_AGENT_ENDPOINT: %w", err)
+	if err := loopback.RequireTLS("BUILDKITE_AGENT_ENDPOINT", endpoint); err != nil {
+		return "", err
 	}
 	body, _ := json.Marshal(map[string]string{"audience": audience})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(endpoint, "/")+"/jobs/"+url.PathEscape(job)+"/oidc/tokens", bytes.NewReader(body))

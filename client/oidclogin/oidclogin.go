@@ -9,7 +9,6 @@ package oidclogin
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/signet-dev/signet/internal/loopback"
 )
 
 // DefaultClientID is the client public Sigstore instances and cosign use.
@@ -46,18 +47,33 @@ type provider struct {
 	ctx   context.Context // carries the HTTP client for x/oauth2 and go-oidc
 }
 
-func (c Config) discover(ctx context.Context) (*provider, error) {
+func (c *Config) discover(ctx context.Context) (*provider, error) {
 	if c.ClientID == "" {
 		c.ClientID = DefaultClientID
 	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
 	if c.HTTP != nil {
 		ctx = oidc.ClientContext(ctx, c.HTTP)
+	}
+	// Codes, verifiers and tokens cross these: https, or this machine.
+	if err := loopback.RequireTLS("the OIDC provider", c.Issuer); err != nil {
+		return nil, err
 	}
 	p, err := oidc.NewProvider(ctx, c.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("discovering the OIDC provider %s: %w", c.Issuer, err)
 	}
 	ep := p.Endpoint()
+	for what, u := range map[string]string{"authorization endpoint": ep.AuthURL, "token endpoint": ep.TokenURL, "device authorization endpoint": ep.DeviceAuthURL} {
+		if u == "" {
+			continue
+		}
+		if err := loopback.RequireTLS("the provider's "+what, u); err != nil {
+			return nil, err
+		}
+	}
 	// A public client names itself in the form (RFC 6749 §2.3.1, RFC 8628
 	// §3.4). x/oauth2's auto-detection would first try HTTP Basic and, on
 	// any refusal, ask again the other way: one request per step instead.
@@ -68,8 +84,9 @@ func (c Config) discover(ctx context.Context) (*provider, error) {
 }
 
 // idToken takes the ID token out of a token response and checks it: the
-// issuer's signature, this client as audience, not expired, and the nonce
-// of this login (so a token from another login cannot be slipped in).
+// issuer's signature, this client as audience, not expired, and, when the
+// login sent one (the browser flow), the nonce of this login, so a token
+// from another login cannot be slipped in.
 func (p *provider) idToken(tok *oauth2.Token, nonce string) (string, error) {
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
@@ -79,7 +96,7 @@ func (p *provider) idToken(tok *oauth2.Token, nonce string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("checking the ID token: %w", err)
 	}
-	if idt.Nonce != nonce {
+	if nonce != "" && idt.Nonce != nonce {
 		return "", errors.New("the ID token's nonce is not this login's: refusing it")
 	}
 	return raw, nil
@@ -102,7 +119,7 @@ func Browser(ctx context.Context, c Config) (string, error) {
 	}
 	defer ln.Close()
 	p.oauth.RedirectURL = "http://" + ln.Addr().String() + "/auth/callback"
-	verifier, state, nonce := oauth2.GenerateVerifier(), random(), random()
+	verifier, state, nonce := oauth2.GenerateVerifier(), rand.Text(), rand.Text()
 
 	type result struct {
 		code string
@@ -138,8 +155,14 @@ func Browser(ctx context.Context, c Config) (string, error) {
 		default: // answered already
 		}
 	})}
-	go srv.Serve(ln) //nolint:errcheck // ends with Close
-	defer srv.Close()
+	go srv.Serve(ln) //nolint:errcheck // ends with Shutdown
+	defer func() {
+		// Shutdown, not Close: the page answering the browser is sent
+		// whole before the listener goes.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx) //nolint:errcheck
+	}()
 
 	authURL := p.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
 	fmt.Fprintf(c.Out, "Sign in with %s in your browser. If it does not open, visit:\n\n  %s\n\n", c.Issuer, authURL)
@@ -167,7 +190,10 @@ func Browser(ctx context.Context, c Config) (string, error) {
 // Device runs the device authorization flow: the user opens the printed
 // URL anywhere (another machine, a phone) and types the code; meanwhile
 // the token endpoint is polled at the interval the provider asks for.
-// PKCE is used as well, as Sigstore's clients do. ctx bounds the login.
+// PKCE is used as well, as Sigstore's clients do. RFC 8628 has no nonce,
+// and providers (Dex, Google) put none in device tokens: the device code,
+// known only to this program, is what ties the token to this login. ctx
+// bounds the login.
 func Device(ctx context.Context, c Config) (string, error) {
 	p, err := c.discover(ctx)
 	if err != nil {
@@ -176,8 +202,8 @@ func Device(ctx context.Context, c Config) (string, error) {
 	if p.oauth.Endpoint.DeviceAuthURL == "" {
 		return "", fmt.Errorf("the OIDC provider %s offers no device authorization endpoint (device_authorization_endpoint): use the browser flow, or pass a token", c.Issuer)
 	}
-	verifier, nonce := oauth2.GenerateVerifier(), random()
-	da, err := p.oauth.DeviceAuth(p.ctx, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
+	verifier := oauth2.GenerateVerifier()
+	da, err := p.oauth.DeviceAuth(p.ctx, oauth2.S256ChallengeOption(verifier))
 	if err != nil {
 		return "", fmt.Errorf("starting the device sign-in: %w", err)
 	}
@@ -187,18 +213,14 @@ func Device(ctx context.Context, c Config) (string, error) {
 		fmt.Fprintf(c.Out, "To sign in, visit\n\n  %s\n\nand type the code %s\n", da.VerificationURI, da.UserCode)
 	}
 	tok, err := p.oauth.DeviceAccessToken(p.ctx, da, oauth2.VerifierOption(verifier))
-	if err != nil {
-		if ctx.Err() != nil {
-			return "", fmt.Errorf("waiting for the device sign-in: %w", ctx.Err())
-		}
-		return "", fmt.Errorf("waiting for the device sign-in: %w", err)
+	switch {
+	case err == nil:
+		return p.idToken(tok, "")
+	case ctx.Err() != nil:
+		return "", fmt.Errorf("waiting for the device sign-in: %w", ctx.Err())
+	case errors.Is(err, context.DeadlineExceeded):
+		// x/oauth2 stops polling when the code's expires_in runs out.
+		return "", fmt.Errorf("the code %s expired before the sign-in was confirmed: start again", da.UserCode)
 	}
-	return p.idToken(tok, nonce)
-}
-
-// random is 128 bits for state and nonce.
-func random() string {
-	b := make([]byte, 16)
-	rand.Read(b) //nolint:errcheck // crypto/rand.Read never fails
-	return base64.RawURLEncoding.EncodeToString(b)
+	return "", fmt.Errorf("waiting for the device sign-in: %w", err)
 }

@@ -101,12 +101,63 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
+// The listener takes only this login's state, and the token only with
+// this login's nonce: a browser sent back by another page, or a token from
+// another login, does not sign anyone in.
+func TestBrowserRefusesOtherLogins(t *testing.T) {
+	issuer := devIssuer(t)
+	var seen string
+	signIn := browserAs("carol@example.com", &seen)
+	// First a callback with another state (a page that sends the browser
+	// to the listener), then the real sign-in.
+	withForgedCallback := func(authURL string) error {
+		u, _ := url.Parse(authURL)
+		resp, err := http.Get(u.Query().Get("redirect_uri") + "?state=forged&code=forged")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "not the sign-in that was started") {
+			return fmt.Errorf("a forged callback: %d %s", resp.StatusCode, body)
+		}
+		return signIn(authURL)
+	}
+	tok, err := Browser(t.Context(), Config{Issuer: issuer, OpenBrowser: withForgedCallback})
+	if err != nil || emailOf(t, tok) != "carol@example.com" {
+		t.Fatalf("after a forged callback: %v", err)
+	}
+	// The browser is sent with another login's nonce: the token it gets
+	// carries that nonce, and is refused.
+	otherNonce := func(authURL string) error {
+		u, _ := url.Parse(authURL)
+		q := u.Query()
+		q.Set("nonce", "another-login")
+		u.RawQuery = q.Encode()
+		return signIn(u.String())
+	}
+	if _, err := Browser(t.Context(), Config{Issuer: issuer, OpenBrowser: otherNonce}); err == nil || !strings.Contains(err.Error(), "nonce is not this login's") {
+		t.Fatalf("a token with another nonce: %v", err)
+	}
+}
+
+// Login secrets never travel in clear: an http issuer that is not this
+// machine is refused before anything is sent.
+func TestCleartextIssuerRefused(t *testing.T) {
+	for _, f := range []func(context.Context, Config) (string, error){Browser, Device} {
+		if _, err := f(t.Context(), Config{Issuer: "http://issuer.example.com/oidc"}); err == nil || !strings.Contains(err.Error(), "is not https") {
+			t.Fatalf("an http issuer: %v", err)
+		}
+	}
+}
+
 // Nobody signs in: the login ends with the context, saying what it
 // waited for.
 func TestBrowserNobodyComes(t *testing.T) {
+	issuer := devIssuer(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
-	_, err := Browser(ctx, Config{Issuer: devIssuer(t), Out: io.Discard})
+	_, err := Browser(ctx, Config{Issuer: issuer, Out: io.Discard})
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for the sign-in in the browser") {
 		t.Fatalf("got %v", err)
 	}

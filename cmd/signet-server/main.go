@@ -289,9 +289,11 @@ func printBanner(w io.Writer, base string, srv *server.Server, warnings []string
 	if d := srv.DevIssuer(); d != nil {
 		fmt.Fprintf(w, `
 Keyless signing with cosign v3 against this instance only. Without a token,
-cosign (like signet) signs you in with this instance's dev issuer: in your
-browser, or, off a desktop, with a code to confirm at %[1]s/device.
-Type any email; it becomes the certificate's identity.
+cosign (like signet) signs you in with this instance's dev issuer in your
+browser; where it cannot open one (over SSH), cosign prints the link and asks
+for the code the page then shows (or pass --fulcio-auth-flow device and
+confirm a code at %[1]s/device). Type any email: it becomes the
+certificate's identity.
   cosign sign-blob --signing-config %[2]s/signing_config.json --trusted-root %[2]s/trusted_root.json \
     --bundle blob.sigstore.json blob
   cosign verify-blob --trusted-root %[2]s/trusted_root.json --bundle blob.sigstore.json \

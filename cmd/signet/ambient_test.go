@@ -43,9 +43,7 @@ func TestSignBlobWithGitHubActionsToken(t *testing.T) {
 	blob := filepath.Join(dir, "release.tar.gz")
 	os.WriteFile(blob, []byte("built in CI"), 0o644) //nolint:errcheck
 	var out, errOut bytes.Buffer
-	cmd := newRootCommand(&out, &errOut)
-	cmd.SetArgs([]string{"sign-blob", blob, "--bundle", blob + ".sigstore.json", "--yes"})
-	if err := cmd.Execute(); err != nil || !strings.Contains(out.String(), "with a certificate for ci@example.com") {
+	if err := execCLI(&out, &errOut, "sign-blob", blob, "--bundle", blob+".sigstore.json", "--yes"); err != nil || !strings.Contains(out.String(), "with a certificate for ci@example.com") {
 		t.Fatalf("sign-blob in a GitHub Actions job: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	if !strings.Contains(errOut.String(), "Using the identity token from GitHub Actions.") {

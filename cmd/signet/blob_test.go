@@ -48,7 +48,16 @@ type interop struct {
 
 func newInterop(t *testing.T, mutate ...func(*config.Config)) *interop {
 	t.Helper()
-	x := &interop{t: t, cosign: cosigntest.Binary(t), dir: t.TempDir()}
+	cosign := cosigntest.Binary(t)
+	x := newPinned(t, mutate...)
+	x.cosign = cosign
+	return x
+}
+
+// newPinned is newInterop without cosign, for tests of signet alone.
+func newPinned(t *testing.T, mutate ...func(*config.Config)) *interop {
+	t.Helper()
+	x := &interop{t: t, dir: t.TempDir()}
 	withoutPasswordEnv(t)
 	x.base, _ = startDevAt(t, "127.0.0.1:0", dbtest.NewURL(t), t.TempDir(), mutate...)
 	cfgDir := t.TempDir()

@@ -90,9 +90,10 @@ func (f *identityFlags) get(cmd *cobra.Command, sc *root.SigningConfig) (string,
 }
 
 // chooseFlow resolves --oidc-flow auto: the browser where one can be
-// opened, the device flow on a terminal without one (an SSH session), and
-// neither off a terminal, where nobody may be there to log in and a job
-// would wait for minutes before failing.
+// opened, the device flow on a terminal without one (an SSH session: a
+// browser opened there would be on the remote machine), and neither off a
+// terminal, where nobody may be there to log in and a job would wait for
+// minutes before failing.
 func (f *identityFlags) chooseFlow(cmd *cobra.Command) (string, error) {
 	switch f.flow {
 	case "browser", "device":
@@ -113,31 +114,62 @@ func (f *identityFlags) chooseFlow(cmd *cobra.Command) (string, error) {
 }
 
 // canOpenBrowser guesses whether openBrowser reaches a browser the user
-// sees: $BROWSER, a graphical session, or a desktop OS.
+// sees: $BROWSER says so; an SSH session says not (whatever the remote
+// machine could open, the user is not in front of it); else a graphical
+// session or a desktop OS.
 func canOpenBrowser() bool {
-	if os.Getenv("BROWSER") != "" || runtime.GOOS == "darwin" || runtime.GOOS == "windows" {
+	switch {
+	case os.Getenv("BROWSER") != "":
+		return true
+	case os.Getenv("SSH_CONNECTION") != "" || os.Getenv("SSH_TTY") != "":
+		return false
+	case runtime.GOOS == "darwin" || runtime.GOOS == "windows":
 		return true
 	}
 	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
 }
 
-// openBrowser starts the user's browser on url: $BROWSER (a command, as
-// xdg-open and Python's webbrowser read it), else the desktop's opener.
+// openBrowser starts the user's browser on url: $BROWSER as xdg-open and
+// Python's webbrowser read it (commands separated by ':', the first that
+// starts wins, %s standing for the URL or else the URL appended), else the
+// desktop's opener. Only http(s) URLs are opened.
 func openBrowser(url string) error {
-	var c *exec.Cmd
-	switch b := strings.Fields(os.Getenv("BROWSER")); {
-	case len(b) > 0:
-		c = exec.Command(b[0], append(b[1:], url)...)
+	if !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "http://") {
+		return fmt.Errorf("not opening %q: not an http(s) URL", url)
+	}
+	var commands [][]string
+	for _, entry := range strings.Split(os.Getenv("BROWSER"), ":") {
+		fields := strings.Fields(entry)
+		if len(fields) == 0 {
+			continue
+		}
+		substituted := false
+		for i, f := range fields {
+			if strings.Contains(f, "%s") {
+				fields[i], substituted = strings.ReplaceAll(f, "%s", url), true
+			}
+		}
+		if !substituted {
+			fields = append(fields, url)
+		}
+		commands = append(commands, fields)
+	}
+	switch {
+	case len(commands) > 0:
 	case runtime.GOOS == "darwin":
-		c = exec.Command("open", url)
+		commands = [][]string{{"open", url}}
 	case runtime.GOOS == "windows":
-		c = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
+		commands = [][]string{{"rundll32", "url.dll,FileProtocolHandler", url}}
 	default:
-		c = exec.Command("xdg-open", url)
+		commands = [][]string{{"xdg-open", url}}
 	}
-	if err := c.Start(); err != nil {
-		return err
+	var err error
+	for _, c := range commands {
+		cmd := exec.Command(c[0], c[1:]...)
+		if err = cmd.Start(); err == nil {
+			go cmd.Wait() //nolint:errcheck // reaped; its outcome does not matter, the URL is printed
+			return nil
+		}
 	}
-	go c.Wait() //nolint:errcheck // reaped; its outcome does not matter, the URL is printed
-	return nil
+	return err
 }

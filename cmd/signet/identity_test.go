@@ -11,13 +11,9 @@ import (
 	"time"
 
 	"github.com/signet-dev/signet/internal/browsertest"
+	"github.com/signet-dev/signet/internal/cosigntest"
 	"github.com/signet-dev/signet/internal/syncbuf"
 )
-
-type cliResult struct {
-	out string
-	err error
-}
 
 // startCLI runs a command in the background, its stderr readable as it
 // runs (where an interactive login prints what the user must do).
@@ -27,12 +23,15 @@ func startCLI(t *testing.T, args ...string) (*syncbuf.Buffer, <-chan cliResult) 
 	done := make(chan cliResult, 1)
 	go func() {
 		var out bytes.Buffer
-		cmd := newRootCommand(&out, &stderr)
-		cmd.SetArgs(args)
-		err := cmd.Execute()
+		err := execCLI(&out, &stderr, args...)
 		done <- cliResult{out.String(), err}
 	}()
 	return &stderr, done
+}
+
+type cliResult struct {
+	out string
+	err error
 }
 
 // waitFor is the first submatch of re in what buf has printed, waiting up
@@ -48,6 +47,17 @@ func waitFor(t *testing.T, buf *syncbuf.Buffer, re *regexp.Regexp) string {
 	return ""
 }
 
+// withoutAmbientIdentity unsets what client/ambient would find first, so a
+// test run inside a CI job still reaches the interactive login.
+func withoutAmbientIdentity(t *testing.T) {
+	for _, k := range []string{"SIGSTORE_ID_TOKEN", "GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "BUILDKITE_AGENT_ACCESS_TOKEN"} {
+		t.Setenv(k, "")
+	}
+	for _, k := range []string{"SSH_CONNECTION", "SSH_TTY"} {
+		t.Setenv(k, "")
+	}
+}
+
 var (
 	browserURL = regexp.MustCompile(`visit:\n\n  (\S+)\n`)
 	deviceURL  = regexp.MustCompile(`visit\n\n  (\S+)\n\nand confirm the code`)
@@ -57,9 +67,10 @@ var (
 // the pinned signing config names, in Chromium (the browser flow, the code
 // coming back to signet's loopback listener) or with a code approved on
 // the issuer's page (the device flow), and the bundle carries the identity
-// typed into the form. Unmodified cosign verifies both.
+// typed into the form.
 func TestInteractiveLogin(t *testing.T) {
-	x := newInterop(t)
+	withoutAmbientIdentity(t)
+	x := newPinned(t)
 	browser := browsertest.New(t)
 	// signet runs $BROWSER with the URL; `true` leaves the opening to the
 	// test, which drives Chromium itself.
@@ -84,59 +95,20 @@ func TestInteractiveLogin(t *testing.T) {
 			if !strings.Contains(stderr.String(), "Signed in with "+x.issuer) {
 				t.Fatalf("stderr does not say where the identity came from:\n%s", stderr.String())
 			}
-			x.mustCosign("verify-blob", "--trusted-root", x.trustedRoot, "--bundle", bundle,
-				"--certificate-identity", tc.email, "--certificate-oidc-issuer", x.issuer, blob)
+			if out, err := runCLI(t, "verify-blob", blob, "--bundle", bundle, "--certificate-identity", tc.email, "--certificate-oidc-issuer", x.issuer); err != nil {
+				t.Fatalf("verify-blob: %v\n%s", err, out)
+			}
 		})
 	}
 
-	// Unmodified cosign logs in the same two ways against the dev issuer
-	// (the signing config names it). Its browser flow runs xdg-open with
-	// the URL: a stand-in on PATH hands the URL to the test's Chromium.
-	bin := t.TempDir()
-	opened := filepath.Join(bin, "opened-url")
-	if err := os.WriteFile(filepath.Join(bin, "xdg-open"), []byte("#!/bin/sh\nprintf '%s' \"$1\" > "+opened+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		flow, email, page string
-		url               func(out *syncbuf.Buffer) string
-	}{
-		{"normal", "grace@example.com", "authentication successful", func(*syncbuf.Buffer) string {
-			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-				if u, err := os.ReadFile(opened); err == nil && len(u) > 0 {
-					return string(u)
-				}
-			}
-			t.Fatal("cosign did not open a browser")
-			return ""
-		}},
-		{"device", "heidi@example.com", "Signed in as heidi@example.com", func(out *syncbuf.Buffer) string {
-			return waitFor(t, out, regexp.MustCompile(`Enter the verification code \S+ in your browser at: (\S+)`))
-		}},
-	} {
-		t.Run("cosign "+tc.flow, func(t *testing.T) {
-			bundle := filepath.Join(x.dir, "cosign-"+tc.flow+".sigstore.json")
-			c := exec.Command(x.cosign, "sign-blob", "--yes", "--signing-config", x.signingConfig, "--trusted-root", x.trustedRoot,
-				"--oidc-disable-ambient-providers", "--fulcio-auth-flow", tc.flow, "--bundle", bundle, blob)
-			c.Dir = x.dir
-			c.Env = append(os.Environ(), "HOME="+x.dir, "TUF_ROOT="+filepath.Join(x.dir, "tuf-cache"), "PATH="+bin+":"+os.Getenv("PATH"))
-			var out syncbuf.Buffer
-			c.Stdout, c.Stderr = &out, &out
-			if err := c.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- c.Wait() }()
-			browsertest.SignIn(t, browser, tc.url(&out), tc.email, tc.page)
-			if err := <-done; err != nil {
-				t.Fatalf("cosign sign-blob --fulcio-auth-flow %s: %v\n%s", tc.flow, err, out.String())
-			}
-			out2, err := runCLI(t, "verify-blob", blob, "--bundle", bundle, "--certificate-identity", tc.email, "--certificate-oidc-issuer", x.issuer)
-			if err != nil || !strings.Contains(out2, "Verified OK") {
-				t.Fatalf("signet verify-blob of cosign's bundle: %v\n%s", err, out2)
-			}
-		})
-	}
+	// Denied in the browser: the program stops at once, saying so.
+	t.Run("denied", func(t *testing.T) {
+		stderr, done := startCLI(t, "sign-blob", blob, "--bundle", filepath.Join(x.dir, "denied.sigstore.json"), "--yes", "--oidc-flow", "browser")
+		browsertest.Deny(t, browser, waitFor(t, stderr, browserURL), "Sign-in failed")
+		if r := <-done; r.err == nil || !strings.Contains(r.err.Error(), "access_denied") {
+			t.Fatalf("after a denial: %v", r.err)
+		}
+	})
 
 	// Off a terminal, with no token and no --oidc-flow, nothing waits for
 	// a person who is not there.
@@ -147,5 +119,82 @@ func TestInteractiveLogin(t *testing.T) {
 	if _, err := runCLI(t, "sign-blob", blob, "--bundle", filepath.Join(x.dir, "none.sigstore.json"), "--yes", "--oidc-flow", "carrier-pigeon"); err == nil ||
 		!strings.Contains(err.Error(), `--oidc-flow "carrier-pigeon": use auto, browser or device`) {
 		t.Fatalf("an unknown flow: %v", err)
+	}
+	if _, err := runCLI(t, "sign-blob", blob, "--bundle", filepath.Join(x.dir, "none.sigstore.json"), "--yes", "--oidc-flow", "device", "--oidc-issuer", "http://issuer.example.com"); err == nil ||
+		!strings.Contains(err.Error(), "is not https") {
+		t.Fatalf("a cleartext issuer: %v", err)
+	}
+}
+
+// Unmodified cosign logs in against the dev issuer (the signing config
+// names it) in its three ways: the browser flow (xdg-open is a stand-in
+// on PATH that hands the URL to the test's Chromium), the same flow with
+// no browser to open (cosign prints the URL and reads the code the
+// issuer's page shows), and the device flow. signet verifies each bundle.
+func TestCosignInteractiveLogin(t *testing.T) {
+	cosign := cosigntest.Binary(t)
+	x := newPinned(t)
+	browser := browsertest.New(t)
+	blob := x.write("app.tar.gz", "signed by cosign after an interactive login")
+	opener := t.TempDir()
+	opened := filepath.Join(opener, "opened-url")
+	if err := os.WriteFile(filepath.Join(opener, "xdg-open"), []byte("#!/bin/sh\nprintf '%s' \"$1\" > "+opened+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	openedURL := func(*syncbuf.Buffer) string {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if u, err := os.ReadFile(opened); err == nil && len(u) > 0 {
+				return string(u)
+			}
+		}
+		t.Fatal("cosign did not open a browser")
+		return ""
+	}
+	for _, tc := range []struct {
+		name, flow, path, email, page string
+		url                           func(out *syncbuf.Buffer) string
+	}{
+		{"browser", "normal", opener + ":" + os.Getenv("PATH"), "grace@example.com", "authentication successful", openedURL},
+		{"no browser", "normal", t.TempDir(), "ivan@example.com", "Paste this code", func(out *syncbuf.Buffer) string {
+			return waitFor(t, out, regexp.MustCompile(`Go to the following link in a browser:\s+(\S+)`))
+		}},
+		{"device", "device", os.Getenv("PATH"), "heidi@example.com", "Signed in as heidi@example.com", func(out *syncbuf.Buffer) string {
+			return waitFor(t, out, regexp.MustCompile(`Enter the verification code \S+ in your browser at: (\S+)`))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bundle := filepath.Join(x.dir, strings.ReplaceAll(tc.name, " ", "-")+".sigstore.json")
+			c := exec.Command(cosign, "sign-blob", "--yes", "--signing-config", x.signingConfig, "--trusted-root", x.trustedRoot,
+				"--oidc-disable-ambient-providers", "--fulcio-auth-flow", tc.flow, "--bundle", bundle, blob)
+			c.Dir = x.dir
+			c.Env = append(os.Environ(), "HOME="+x.dir, "TUF_ROOT="+filepath.Join(x.dir, "tuf-cache"), "PATH="+tc.path)
+			var out syncbuf.Buffer
+			c.Stdout, c.Stderr = &out, &out
+			stdin, err := c.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- c.Wait() }()
+			text := browsertest.SignIn(t, browser, tc.url(&out), tc.email, tc.page)
+			if tc.name == "no browser" {
+				code := regexp.MustCompile(`[A-Z2-7]{26}`).FindString(text)
+				if code == "" {
+					t.Fatalf("no code on the page:\n%s", text)
+				}
+				stdin.Write([]byte(code + "\n")) //nolint:errcheck
+			}
+			stdin.Close()
+			if err := <-done; err != nil {
+				t.Fatalf("cosign sign-blob --fulcio-auth-flow %s: %v\n%s", tc.flow, err, out.String())
+			}
+			out2, err := runCLI(t, "verify-blob", blob, "--bundle", bundle, "--certificate-identity", tc.email, "--certificate-oidc-issuer", x.issuer)
+			if err != nil || !strings.Contains(out2, "Verified OK") {
+				t.Fatalf("signet verify-blob of cosign's bundle: %v\n%s", err, out2)
+			}
+		})
 	}
 }

@@ -34,13 +34,19 @@ func devServer(t *testing.T) string {
 	return base
 }
 
+// runCLI runs signet with args and returns what it wrote to stdout.
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	cmd := newRootCommand(&out, &errOut)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
+	var out bytes.Buffer
+	err := execCLI(&out, io.Discard, args...)
 	return out.String(), err
+}
+
+// execCLI runs signet's root command with args.
+func execCLI(stdout, stderr io.Writer, args ...string) error {
+	cmd := newRootCommand(stdout, stderr)
+	cmd.SetArgs(args)
+	return cmd.Execute()
 }
 
 func TestTimestampRequestAndVerify(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package browsertest drives Debian's Chromium, headless, for tests of
 // pages a person uses: the dev issuer's sign-in forms. A missing Chromium
-// fails the test (make deps installs it); it never skips.
+// fails the test (make test-deps installs it); it never skips.
 package browsertest
 
 import (
@@ -21,18 +21,21 @@ const Path = "/usr/bin/chromium"
 func New(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(Path); err != nil {
-		t.Fatalf("Chromium is needed for this test: %v (make deps installs Debian's chromium)", err)
+		t.Fatalf("Chromium is needed for this test: %v (make test-deps installs Debian's chromium)", err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(Path),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.NoSandbox, // tests run as root here
 		chromedp.DisableGPU,
 		// No connections of its own: the machine has no internet, and
 		// Chromium's refused attempts would only slow it.
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 	)
+	if os.Geteuid() == 0 {
+		// Chromium's sandbox refuses to run as root (CI runs tests so).
+		opts = append(opts, chromedp.NoSandbox)
+	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
@@ -49,15 +52,26 @@ func New(t *testing.T) context.Context {
 // back to. It returns that page's text.
 func SignIn(t *testing.T, ctx context.Context, pageURL, email, want string) string {
 	t.Helper()
+	return submit(t, ctx, pageURL, email, "approve", want)
+}
+
+// Deny opens a sign-in page and presses its deny button, then waits for a
+// page saying want, and returns its text.
+func Deny(t *testing.T, ctx context.Context, pageURL, want string) string {
+	t.Helper()
+	return submit(t, ctx, pageURL, "", "deny", want)
+}
+
+func submit(t *testing.T, ctx context.Context, pageURL, email, button, want string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(pageURL),
-		chromedp.WaitVisible(chromedp.ID("email")),
-		chromedp.SetValue(chromedp.ID("email"), email),
-		chromedp.Click(chromedp.ID("approve")),
-	); err != nil {
-		t.Fatalf("signing in at %s: %v", pageURL, err)
+	steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(pageURL), chromedp.WaitVisible(chromedp.ID("email"))}
+	if email != "" {
+		steps = append(steps, chromedp.SetValue(chromedp.ID("email"), email))
+	}
+	if err := chromedp.Do(ctx, append(steps, chromedp.Click(chromedp.ID(button)))...); err != nil {
+		t.Fatalf("pressing %s at %s: %v", button, pageURL, err)
 	}
 	for {
 		loc, _ := chromedp.Run(ctx, chromedp.Location())
@@ -67,7 +81,7 @@ func SignIn(t *testing.T, ctx context.Context, pageURL, email, want string) stri
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("after signing in, the browser shows %s:\n%s\nwant a page saying %q (%v)", loc, text, want, err)
+			t.Fatalf("after pressing %s, the browser shows %s:\n%s\nwant a page saying %q (%v)", button, loc, text, want, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
