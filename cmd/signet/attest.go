@@ -19,6 +19,9 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/sign"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/signet-dev/signet/client/policy"
 )
 
 // predicateTypes are cosign's short names for predicate types
@@ -290,31 +293,63 @@ func newVerifyAttestationCommand() *cobra.Command {
 	var f verifyFlags
 	var reg registryFlags
 	var typ string
+	var policies []string
 	cmd := &cobra.Command{
 		Use:   "verify-attestation IMAGE --type TYPE (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB)",
 		Short: "Verify the in-toto attestations attached to a container image",
 		Long: `verify-attestation reads the Sigstore bundles among the image's referrers and
 checks each as verify does, then that it is an attestation about this digest
 of predicate type --type (default custom, as cosign). It succeeds when one
-does, printing its statement with --output json.`,
+does, printing its statement with --output json.
+
+--policy FILE.rego or FILE.cue (repeatable) adds conditions on the statement
+(its subject, predicateType and predicate), as cosign verify-attestation
+--policy evaluates them: Rego must make data.signature.allow true (v0
+syntax, as cosign; v1 accepted too), CUE must unify with the statement. An
+attestation that fails a condition does not count, and the reason is listed.`,
 		Example: `  signet verify-attestation registry.example.com/app:v1 --type slsaprovenance1 \
-    --certificate-identity-regexp '^https://github.com/acme/' --certificate-oidc-issuer https://token.actions.githubusercontent.com`,
+    --certificate-identity-regexp '^https://github.com/acme/' --certificate-oidc-issuer https://token.actions.githubusercontent.com
+  signet verify-attestation registry.example.com/app:v1 --type slsaprovenance1 --policy builder.rego \
+    --certificate-identity alice@example.com --certificate-oidc-issuer https://issuer.example.com`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			typeURI, err := predicateTypeURI(typ)
 			if err != nil {
 				return err
 			}
-			return verifyImageBundles(cmd, &f, &reg, args[0], func(res *verify.VerificationResult) error {
-				return checkAttestation(res, typeURI)
-			}, &legacyScheme{suffix: ".att", read: reg.legacyAttestationsOf,
-				check: func(_ legacySignature, res *verify.VerificationResult, _ name.Digest) error {
-					return checkAttestation(res, typeURI)
-				}})
+			var conditions []*policy.Condition
+			for _, p := range policies {
+				c, err := policy.LoadFile(cmd.Context(), p)
+				if err != nil {
+					return err
+				}
+				conditions = append(conditions, c)
+			}
+			check := func(res *verify.VerificationResult) error {
+				if err := checkAttestation(res, typeURI); err != nil {
+					return err
+				}
+				if len(conditions) == 0 {
+					return nil
+				}
+				st, err := protojson.Marshal(res.Statement)
+				if err != nil {
+					return err
+				}
+				for _, c := range conditions {
+					if err := c.Check(cmd.Context(), st); err != nil {
+						return fmt.Errorf("policy %w", err)
+					}
+				}
+				return nil
+			}
+			return verifyImageBundles(cmd, &f, &reg, args[0], check, &legacyScheme{suffix: ".att", read: reg.legacyAttestationsOf,
+				check: func(_ legacySignature, res *verify.VerificationResult, _ name.Digest) error { return check(res) }})
 		},
 	}
 	f.addPolicy(cmd)
 	reg.add(cmd)
 	cmd.Flags().StringVar(&typ, "type", "custom", "expected predicate type: a short name as cosign's, or a URI")
+	cmd.Flags().StringArrayVar(&policies, "policy", nil, "a .rego or .cue policy the statement must meet, as cosign's (repeatable)")
 	return cmd
 }

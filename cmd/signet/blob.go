@@ -482,8 +482,8 @@ func (f *verifyFlags) verify(cmd *cobra.Command, file string) (*verify.Verificat
 // identity compiled. Making it is where usage and trust problems show
 // (exit 1); checking a bundle with it is where "does not verify" does.
 type verifier struct {
-	v      *verify.Verifier
-	policy verify.PolicyOption
+	v        *verify.Verifier
+	policies []verify.PolicyOption
 }
 
 func (f *verifyFlags) prepare(cmd *cobra.Command) (*verifier, error) {
@@ -491,48 +491,70 @@ func (f *verifyFlags) prepare(cmd *cobra.Command) (*verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	var material root.TrustedMaterial = tr
-	var policy verify.PolicyOption
-	opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
 	if f.keyPath != "" {
 		pub, err := readPublicKey(f.keyPath)
 		if err != nil {
 			return nil, err
 		}
-		if material, err = trustWithKey(tr, pub); err != nil {
+		vr, err := keyVerifier(tr, pub)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.keyPath, err)
 		}
-		policy = verify.WithKey()
-	} else {
-		if (f.identity == "" && f.identityRegexp == "") || (f.issuer == "" && f.issuerRegexp == "") {
-			return nil, errors.New("say whose signature to expect: --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer (or --certificate-oidc-issuer-regexp), or --key for a key-signed bundle")
-		}
-		san, err := verify.NewSANMatcher(f.identity, f.identityRegexp)
-		if err != nil {
-			return nil, err
-		}
-		iss, err := verify.NewIssuerMatcher(f.issuer, f.issuerRegexp)
-		if err != nil {
-			return nil, err
-		}
-		// Every extension given must match exactly; empty ones are not checked.
-		id, err := verify.NewCertificateIdentity(san, iss, f.github)
-		if err != nil {
-			return nil, err
-		}
-		policy = verify.WithCertificateIdentity(id)
-		opts = append(opts, verify.WithSignedCertificateTimestamps(1))
+		return vr, nil
 	}
-	v, err := verify.NewVerifier(material, opts...)
+	if (f.identity == "" && f.identityRegexp == "") || (f.issuer == "" && f.issuerRegexp == "") {
+		return nil, errors.New("say whose signature to expect: --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer (or --certificate-oidc-issuer-regexp), or --key for a key-signed bundle")
+	}
+	san, err := verify.NewSANMatcher(f.identity, f.identityRegexp)
 	if err != nil {
 		return nil, err
 	}
-	return &verifier{v: v, policy: policy}, nil
+	iss, err := verify.NewIssuerMatcher(f.issuer, f.issuerRegexp)
+	if err != nil {
+		return nil, err
+	}
+	// Every extension given must match exactly; empty ones are not checked.
+	id, err := verify.NewCertificateIdentity(san, iss, f.github)
+	if err != nil {
+		return nil, err
+	}
+	return identityVerifier(tr, []verify.CertificateIdentity{id}, true)
+}
+
+// keyVerifier verifies signatures by pub, logged and with a trusted time.
+func keyVerifier(tr *root.TrustedRoot, pub crypto.PublicKey) (*verifier, error) {
+	material, err := trustWithKey(tr, pub)
+	if err != nil {
+		return nil, err
+	}
+	v, err := verify.NewVerifier(material, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
+	if err != nil {
+		return nil, err
+	}
+	return &verifier{v: v, policies: []verify.PolicyOption{verify.WithKey()}}, nil
+}
+
+// identityVerifier verifies keyless signatures by any of ids, logged, with
+// a trusted time, and (unless sct is false) the certificate's SCT.
+func identityVerifier(tr *root.TrustedRoot, ids []verify.CertificateIdentity, sct bool) (*verifier, error) {
+	opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
+	if sct {
+		opts = append(opts, verify.WithSignedCertificateTimestamps(1))
+	}
+	v, err := verify.NewVerifier(tr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	vr := &verifier{v: v}
+	for _, id := range ids {
+		vr.policies = append(vr.policies, verify.WithCertificateIdentity(id))
+	}
+	return vr, nil
 }
 
 // check verifies b for the artifact; a failure is a *verifyError.
 func (vr *verifier) check(b *bundle.Bundle, artifact verify.ArtifactPolicyOption) (*verify.VerificationResult, error) {
-	res, err := vr.v.Verify(b, verify.NewPolicy(artifact, vr.policy))
+	res, err := vr.v.Verify(b, verify.NewPolicy(artifact, vr.policies...))
 	if err != nil {
 		return nil, &verifyError{err}
 	}

@@ -357,8 +357,9 @@ func newVerifyImageCommand() *cobra.Command {
 	var f verifyFlags
 	var reg registryFlags
 	var annotations []string
+	var policyPath string
 	cmd := &cobra.Command{
-		Use:   "verify IMAGE (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB)",
+		Use:   "verify IMAGE (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB | --policy FILE)",
 		Short: "Verify the signatures of a container image in its registry",
 		Long: `verify reads the Sigstore bundles stored as referrers of the image (as cosign v3
 and signet sign write them), and checks each with sigstore-go: the signer
@@ -366,13 +367,33 @@ and signet sign write them), and checks each with sigstore-go: the signer
 it signs this image's digest with cosign's signature predicate and the -a
 annotations given. It succeeds when at least one signature verifies.
 
-Exit status 0: verified; 3: no signature verifies (each reason listed); 1:
-could not run (registry, network).`,
+With --policy FILE, whose signatures to expect comes from Sigstore
+policy-controller ClusterImagePolicy documents instead (the same YAML the
+admission controller reads), for each IMAGE given: every policy whose
+images globs match an image must be met (mode warn: reported on stderr,
+not enforced), a policy is met when one of its authorities is (a key, or
+keyless identities, with the attestations it lists and their Rego or CUE
+policies) and its spec.policy, if any, allows what verified (say, two
+signatures). An image no policy matches is refused. Fields that need a
+cluster (kms, secretRef, configMapRef, remote) are refused, not ignored.
+
+Exit status 0: verified; 3: no signature verifies, or the policy is not
+met (each reason listed); 1: could not run (registry, network, a bad policy).`,
 		Example: `  signet verify registry.example.com/app:v1 --certificate-identity alice@example.com \
     --certificate-oidc-issuer https://issuer.example.com
-  signet verify registry.example.com/app@sha256:3f1c... --key release.pub -a release=v1`,
-		Args: cobra.ExactArgs(1),
+  signet verify registry.example.com/app@sha256:3f1c... --key release.pub -a release=v1
+  signet verify --policy release-policy.yaml registry.example.com/app:v1 registry.example.com/api:v1`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if policyPath != "" {
+				if f.keyPath != "" || f.identity != "" || f.identityRegexp != "" || f.issuer != "" || f.issuerRegexp != "" || len(annotations) > 0 {
+					return errors.New("--policy says whose signatures to expect: drop --key, --certificate-* and -a")
+				}
+				return verifyWithPolicies(cmd, &f, &reg, policyPath, args)
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("verify checks one image against flags (%d given); with --policy FILE, several", len(args))
+			}
 			want, err := parseAnnotations(annotations)
 			if err != nil {
 				return err
@@ -388,6 +409,7 @@ could not run (registry, network).`,
 	f.addPolicy(cmd)
 	reg.add(cmd)
 	cmd.Flags().StringArrayVarP(&annotations, "annotations", "a", nil, "key=value annotation the signature must carry (repeatable)")
+	cmd.Flags().StringVar(&policyPath, "policy", "", "ClusterImagePolicy YAML (policy-controller's) saying what each image needs, instead of the signer flags")
 	return cmd
 }
 
@@ -405,28 +427,85 @@ func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, 
 	if err != nil {
 		return err
 	}
-	bundles, err := reg.bundlesOf(cmd, d)
+	signed, err := reg.readSigned(cmd, d, d, legacy)
 	if err != nil {
 		return err
 	}
-	var legacySigs []legacySignature
-	none := fmt.Sprintf("%s has no Sigstore signature (no bundle among its referrers)", d)
-	if legacy != nil {
-		if legacySigs, err = legacy.read(cmd, d); err != nil {
-			return err
-		}
-		none = fmt.Sprintf("%s has no Sigstore signature (no bundle among its referrers, nothing in %s)", d, legacyTag(d, legacy.suffix).TagStr())
-	}
-	if len(bundles)+len(legacySigs) == 0 {
-		return &verifyError{errors.New(none)}
-	}
-	digest, err := hex.DecodeString(strings.TrimPrefix(d.DigestStr(), "sha256:"))
-	if err != nil {
+	if err := signed.none(); err != nil {
 		return err
 	}
-	var reasons, lines []string
+	ok, reasons := signed.verifyWith(vr, check)
+	if len(ok) == 0 {
+		return &verifyError{fmt.Errorf("nothing attached to %s verifies:\n  %s", d, strings.Join(reasons, "\n  "))}
+	}
+	var lines []string
 	var verified []map[string]any
-	for i, b := range bundles {
+	for _, s := range ok {
+		v, line := describeVerified(s.res, s.b)
+		if s.legacy {
+			v["legacy"] = true
+			line += " (legacy " + legacy.suffix + " tag)"
+		} else if s.res.Statement != nil {
+			v["statement"] = s.res.Statement
+		}
+		verified = append(verified, v)
+		lines = append(lines, line)
+	}
+	return report(cmd, map[string]any{"image": d.String(), "verified": verified},
+		fmt.Sprintf("Verified OK: %s\n  %s", d, strings.Join(lines, "\n  ")))
+}
+
+// signedContent is what verify reads for one image: the bundles among its
+// referrers and, with a legacy scheme, that legacy tag's layers.
+type signedContent struct {
+	d       name.Digest // what the signatures must be about
+	bundles []*bundle.Bundle
+	legacy  []legacySignature
+	scheme  *legacyScheme
+}
+
+// readSigned reads what is attached to at (d itself, or d's digest in the
+// repository a policy says signatures are kept in) for d.
+func (f *registryFlags) readSigned(cmd *cobra.Command, d, at name.Digest, legacy *legacyScheme) (*signedContent, error) {
+	bundles, err := f.bundlesOf(cmd, at)
+	if err != nil {
+		return nil, err
+	}
+	s := &signedContent{d: d, bundles: bundles, scheme: legacy}
+	if legacy != nil {
+		if s.legacy, err = legacy.read(cmd, at); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// none is the *verifyError for an image with nothing attached, else nil.
+func (s *signedContent) none() error {
+	if len(s.bundles)+len(s.legacy) > 0 {
+		return nil
+	}
+	if s.scheme == nil {
+		return &verifyError{fmt.Errorf("%s has no Sigstore signature (no bundle among its referrers)", s.d)}
+	}
+	return &verifyError{fmt.Errorf("%s has no Sigstore signature (no bundle among its referrers, nothing in %s)", s.d, legacyTag(s.d, s.scheme.suffix).TagStr())}
+}
+
+// verifiedSig is one signature (or attestation) that verified.
+type verifiedSig struct {
+	res    *verify.VerificationResult
+	b      *bundle.Bundle
+	legacy bool
+}
+
+// verifyWith verifies each bundle and legacy layer with vr against the
+// digest, then check (or the scheme's check); it returns those that pass,
+// and why each other one did not.
+func (s *signedContent) verifyWith(vr *verifier, check func(*verify.VerificationResult) error) ([]verifiedSig, []string) {
+	digest, _ := hex.DecodeString(s.d.DigestStr()[len("sha256:"):])
+	var ok []verifiedSig
+	var reasons []string
+	for i, b := range s.bundles {
 		res, err := vr.check(b, verify.WithArtifactDigest("sha256", digest))
 		if err == nil {
 			err = check(res)
@@ -435,36 +514,24 @@ func verifyImageBundles(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, 
 			reasons = append(reasons, fmt.Sprintf("bundle %d: %v", i+1, err))
 			continue
 		}
-		v, line := describeVerified(res, b)
-		if res.Statement != nil {
-			v["statement"] = res.Statement
-		}
-		verified = append(verified, v)
-		lines = append(lines, line)
+		ok = append(ok, verifiedSig{res: res, b: b})
 	}
-	for i, l := range legacySigs {
+	for i, l := range s.legacy {
 		artifact := verify.WithArtifactDigest("sha256", digest)
-		if legacy.signsPayload {
+		if s.scheme.signsPayload {
 			artifact = verify.WithArtifact(bytes.NewReader(l.payload))
 		}
 		res, err := vr.check(l.bundle, artifact)
 		if err == nil {
-			err = legacy.check(l, res, d)
+			err = s.scheme.check(l, res, s.d)
 		}
 		if err != nil {
 			reasons = append(reasons, fmt.Sprintf("legacy signature %d: %v", i+1, err))
 			continue
 		}
-		v, line := describeVerified(res, l.bundle)
-		v["legacy"] = true
-		verified = append(verified, v)
-		lines = append(lines, line+" (legacy "+legacy.suffix+" tag)")
+		ok = append(ok, verifiedSig{res: res, b: l.bundle, legacy: true})
 	}
-	if len(verified) == 0 {
-		return &verifyError{fmt.Errorf("nothing attached to %s verifies:\n  %s", d, strings.Join(reasons, "\n  "))}
-	}
-	return report(cmd, map[string]any{"image": d.String(), "verified": verified},
-		fmt.Sprintf("Verified OK: %s\n  %s", d, strings.Join(lines, "\n  ")))
+	return ok, reasons
 }
 
 // legacyScheme is one of cosign's legacy tags as verify reads it.
