@@ -118,7 +118,7 @@ func confirm(cmd *cobra.Command, yes bool, what string) error {
 	var answer string
 	fmt.Fscanln(cmd.InOrStdin(), &answer) //nolint:errcheck // no answer is no
 	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-		return errors.New("not confirmed: nothing was signed or logged")
+		return errors.New("not confirmed: nothing was done")
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -21,7 +20,7 @@ import (
 
 // Files as OCI artifacts: upload blob pushes files as the layers of an
 // image (each named by its org.opencontainers.image.title annotation, as
-// oras and cosign upload blob name them), and fetch gives a file back only
+// oras names them), and fetch gives a file back only
 // once a signature of that image verifies, as sget did: the signature
 // covers the manifest digest, the manifest the layer digest, and the layer
 // is checked against its digest as it is read.
@@ -37,8 +36,9 @@ func newUploadCommand() *cobra.Command {
 		Short: "Push files to a registry as an OCI artifact",
 	}
 	var reg registryFlags
-	var files []string
+	var files, commaFiles []string
 	var mediaType string
+	var force bool
 	blob := &cobra.Command{
 		Use:   "blob IMAGE -f FILE [-f FILE...]",
 		Short: "Push files to a registry as the layers of an image, for signet fetch",
@@ -53,18 +53,22 @@ back only to whoever can verify the signature.`,
     --certificate-oidc-issuer https://issuer.example.com | sh`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			files := append(files, commaFiles...)
 			if len(files) == 0 {
-				return errors.New("name the files to push with -f FILE")
+				return errors.New("name the files to push with -f FILE (or --files A,B)")
 			}
 			ref, err := reg.parse(args[0])
 			if err != nil {
 				return err
 			}
-			var img v1.Image = mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+			img := emptyOCIImage()
 			titles := map[string]bool{}
 			for _, f := range files {
 				layer, err := newFileLayer(f, types.MediaType(mediaType))
 				if err != nil {
+					if strings.Contains(f, ":") && errors.Is(err, os.ErrNotExist) {
+						return fmt.Errorf("%s: no such file (platform suffixes such as file:linux/amd64 are not supported)", f)
+					}
 					return err
 				}
 				title := filepath.Base(f)
@@ -76,18 +80,25 @@ back only to whoever can verify the signature.`,
 					return err
 				}
 			}
-			if err := remote.Write(ref, img, reg.options(cmd)...); err != nil {
-				return fmt.Errorf("pushing %s: %w", ref, err)
-			}
 			dg, err := img.Digest()
 			if err != nil {
 				return err
+			}
+			if t, ok := ref.(name.Tag); ok && !force {
+				if existing, err := remote.Head(t, reg.options(cmd)...); err == nil && existing.Digest != dg {
+					return fmt.Errorf("%s names %s already: nothing was pushed; pass --force to move it", t, existing.Digest)
+				}
+			}
+			if err := remote.Write(ref, img, reg.options(cmd)...); err != nil {
+				return fmt.Errorf("pushing %s: %w", ref, err)
 			}
 			d := ref.Context().Digest(dg.String())
 			return report(cmd, map[string]any{"image": d.String(), "files": len(files)}, d.String())
 		},
 	}
 	blob.Flags().StringArrayVarP(&files, "file", "f", nil, "a file to push (repeatable)")
+	blob.Flags().StringSliceVar(&commaFiles, "files", nil, "files to push, comma-separated (cosign's flag; no :os/arch suffixes)")
+	blob.Flags().BoolVar(&force, "force", false, "move the tag if it names something else")
 	blob.Flags().StringVar(&mediaType, "ct", "application/octet-stream", "media type of the layers")
 	reg.add(blob)
 	cmd.AddCommand(blob)
@@ -182,7 +193,14 @@ meanwhile. At most --max-bytes are read; -O never overwrites a file.`,
 // fetchLayer writes the layer of d titled file (or its only layer) to
 // output, or to stdout when output is "".
 func (f *registryFlags) fetchLayer(cmd *cobra.Command, d name.Digest, file, output string, maxBytes int64, stdout io.Writer) error {
-	img, err := remote.Image(d, f.options(cmd)...)
+	desc, err := remote.Get(d, f.options(cmd)...)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", d, err)
+	}
+	if desc.MediaType.IsIndex() {
+		return fmt.Errorf("%s is an index of several platforms: fetch one platform's manifest by its digest (signet tree and crane manifest list them)", d)
+	}
+	img, err := desc.Image()
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", d, err)
 	}
@@ -203,12 +221,14 @@ func (f *registryFlags) fetchLayer(cmd *cobra.Command, d name.Digest, file, outp
 		return fmt.Errorf("%s holds %d files (%s): name one with --file", d, len(m.Layers), strings.Join(titles, ", "))
 	case chosen == nil:
 		return fmt.Errorf("%s holds no file titled %q (it holds: %s)", d, file, strings.Join(titles, ", "))
+	case chosen.Size < 0:
+		return fmt.Errorf("%s gives the file a size of %d", d, chosen.Size)
 	case chosen.Size > maxBytes:
 		return fmt.Errorf("the file is %d bytes, more than --max-bytes %d", chosen.Size, maxBytes)
 	}
 	layer, err := img.LayerByDigest(chosen.Digest)
 	if err != nil {
-		return err
+		return fmt.Errorf("fetching %s: %w", chosen.Digest, err)
 	}
 	// go-containerregistry checks the size and digest as the blob is read:
 	// a short or altered blob fails the copy.
@@ -223,7 +243,7 @@ func (f *registryFlags) fetchLayer(cmd *cobra.Command, d name.Digest, file, outp
 	}
 	tmp, err := os.CreateTemp(dir, ".signet-fetch-*")
 	if err != nil {
-		return err
+		return fmt.Errorf("a temporary file for the download: %w", err)
 	}
 	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename; else nothing partial is left
 	// One byte past the size: the reader sees the end, where the digest is checked.
@@ -236,12 +256,29 @@ func (f *registryFlags) fetchLayer(cmd *cobra.Command, d name.Digest, file, outp
 		return fmt.Errorf("fetching %s: %w", chosen.Digest, err)
 	}
 	if output != "" {
+		// A file as others are written (not CreateTemp's 0600), on disk
+		// before it gets its name.
+		if err := tmp.Chmod(0o644); err != nil {
+			tmp.Close()
+			return err
+		}
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return fmt.Errorf("writing %s: %w", output, err)
+		}
 		if err := tmp.Close(); err != nil {
 			return err
 		}
 		// A hard link fails if output appeared meanwhile: never overwritten.
 		if err := os.Link(tmp.Name(), output); err != nil {
-			return fmt.Errorf("writing %s: %w", output, err)
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("%s exists: fetch does not overwrite files", output)
+			}
+			// No hard links here (some file systems): rename, after the
+			// check at the start.
+			if err := os.Rename(tmp.Name(), output); err != nil {
+				return fmt.Errorf("writing %s: %w", output, err)
+			}
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "Wrote %s (%d bytes, %s)\n", output, chosen.Size, chosen.Digest)
 		return nil

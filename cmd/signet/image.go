@@ -55,12 +55,16 @@ func (f *registryFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.allowInsecure, "allow-insecure-registry", false, "reach the registry over HTTP or TLS without verifying its certificate")
 }
 
-func (f *registryFlags) parse(ref string) (name.Reference, error) {
-	var opts []name.Option
+// nameOptions are how references are parsed: plain HTTP allowed when asked.
+func (f *registryFlags) nameOptions() []name.Option {
 	if f.allowHTTP || f.allowInsecure {
-		opts = append(opts, name.Insecure)
+		return []name.Option{name.Insecure}
 	}
-	r, err := name.ParseReference(ref, opts...)
+	return nil
+}
+
+func (f *registryFlags) parse(ref string) (name.Reference, error) {
+	r, err := name.ParseReference(ref, f.nameOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("%q is not an image reference (registry/repository:tag or @sha256:...): %w", ref, err)
 	}
@@ -192,16 +196,9 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return m.mediaType, 
 // the referrers API, else the referrers tag), skipping other referrers.
 func (f *registryFlags) bundlesOf(cmd *cobra.Command, d name.Digest) ([]*bundle.Bundle, error) {
 	opts := f.options(cmd)
-	idx, err := remote.Referrers(d, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("listing the referrers of %s: %w", d, err)
-	}
-	im, err := idx.IndexManifest()
+	im, err := f.referrersOf(cmd, d, maxReferrers)
 	if err != nil {
 		return nil, err
-	}
-	if len(im.Manifests) > maxReferrers {
-		return nil, fmt.Errorf("%s has %d referrers, more than the %d signet reads", d, len(im.Manifests), maxReferrers)
 	}
 	var out []*bundle.Bundle
 	var total int64
@@ -249,6 +246,23 @@ func (f *registryFlags) bundlesOf(cmd *cobra.Command, d name.Digest) ([]*bundle.
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// referrersOf lists the referrers of d (the registry's referrers API, else
+// the referrers tag), at most limit.
+func (f *registryFlags) referrersOf(cmd *cobra.Command, d name.Digest, limit int) (*v1.IndexManifest, error) {
+	idx, err := remote.Referrers(d, f.options(cmd)...)
+	if err != nil {
+		return nil, fmt.Errorf("listing the referrers of %s: %w", d, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("listing the referrers of %s: %w", d, err)
+	}
+	if len(im.Manifests) > limit {
+		return nil, fmt.Errorf("%s has %d referrers, more than the %d signet reads", d, len(im.Manifests), limit)
+	}
+	return im, nil
 }
 
 func newSignImageCommand() *cobra.Command {

@@ -18,7 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
@@ -178,13 +177,12 @@ func caChainPEM(leaf *x509.Certificate, tr *root.TrustedRoot) []byte {
 // cosign does.
 func (f *registryFlags) pushLegacy(cmd *cobra.Command, tag name.Tag, blob []byte, mediaType types.MediaType, ann map[string]string) error {
 	opts := f.options(cmd)
-	var base v1.Image = mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	base := emptyOCIImage()
 	existing, err := remote.Image(tag, opts...)
-	var terr *transport.Error
 	switch {
 	case err == nil:
 		base = existing
-	case errors.As(err, &terr) && terr.StatusCode == 404:
+	case notFound(err):
 	default:
 		return fmt.Errorf("reading %s: %w", tag, err)
 	}
@@ -196,6 +194,12 @@ func (f *registryFlags) pushLegacy(cmd *cobra.Command, tag name.Tag, blob []byte
 		return fmt.Errorf("pushing %s: %w", tag, err)
 	}
 	return nil
+}
+
+// emptyOCIImage is an OCI image with no layers and an empty config, the
+// base of the images signet pushes (legacy tags, uploaded files).
+func emptyOCIImage() v1.Image {
+	return mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 }
 
 // legacySignature is one layer of a .sig or .att image as a bundle
@@ -211,8 +215,7 @@ type legacySignature struct {
 // tag, with their annotations; no image is no layers.
 func (f *registryFlags) legacyLayers(cmd *cobra.Command, tag name.Tag, mediaType types.MediaType) ([][]byte, []map[string]string, error) {
 	img, err := remote.Image(tag, f.options(cmd)...)
-	var terr *transport.Error
-	if errors.As(err, &terr) && terr.StatusCode == 404 {
+	if notFound(err) {
 		return nil, nil, nil
 	}
 	if err != nil {

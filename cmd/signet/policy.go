@@ -135,11 +135,7 @@ func checkAuthority(cmd *cobra.Command, reg *registryFlags, tr *root.TrustedRoot
 	}
 	at := d
 	if len(a.Source) == 1 {
-		var opts []name.Option
-		if reg.allowHTTP || reg.allowInsecure {
-			opts = append(opts, name.Insecure)
-		}
-		repo, err := name.NewRepository(a.Source[0].OCI, opts...)
+		repo, err := name.NewRepository(a.Source[0].OCI, reg.nameOptions()...)
 		if err != nil {
 			return nil, fmt.Errorf("source.oci: %w", err)
 		}

@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -59,33 +59,49 @@ type attachments struct {
 	Image     string                       `json:"image"`
 	Referrers []attachment                 `json:"referrers"`
 	Legacy    map[string]*legacyTagContent `json:"legacyTags"` // by suffix; absent tags are not there
+	// Listed as referrers but not referring to this image (a referrers
+	// tag anyone who can push may have rewritten), or gone: never copied
+	// or deleted as this image's.
+	Foreign []string `json:"foreign,omitempty"`
+	Stale   []string `json:"stale,omitempty"`
 }
 
-// attachedTo lists what is attached to d. It reads manifests and the
-// referrers index only, never the attached blobs.
-func (f *registryFlags) attachedTo(cmd *cobra.Command, d name.Digest) (*attachments, error) {
+// attachedTo lists what is attached to d, at most limit referrers. Each
+// referrer's manifest is read (not its blobs) and kept only if its subject
+// is d: the list comes from the registry's API or from a referrers tag
+// that anyone who can push may have rewritten, and what it names is
+// copied and deleted as d's.
+func (f *registryFlags) attachedTo(cmd *cobra.Command, d name.Digest, limit int) (*attachments, error) {
 	opts := f.options(cmd)
 	out := &attachments{Image: d.String(), Legacy: map[string]*legacyTagContent{}}
-	idx, err := remote.Referrers(d, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("listing the referrers of %s: %w", d, err)
-	}
-	im, err := idx.IndexManifest()
+	im, err := f.referrersOf(cmd, d, limit)
 	if err != nil {
 		return nil, err
 	}
-	if len(im.Manifests) > maxReferrers {
-		return nil, fmt.Errorf("%s has %d referrers, more than the %d signet reads", d, len(im.Manifests), maxReferrers)
-	}
 	for _, m := range im.Manifests {
-		a := attachment{Digest: m.Digest.String(), MediaType: string(m.MediaType), ArtifactType: m.ArtifactType, Size: m.Size}
-		a.PredicateType = m.Annotations["dev.sigstore.bundle.predicateType"]
-		if a.PredicateType == "" && strings.HasPrefix(a.ArtifactType, "application/vnd.dev.sigstore.bundle") {
-			// A registry that leaves annotations out of the index: the
-			// manifest has them.
-			if a.PredicateType, err = f.referrerPredicate(cmd, d.Context().Digest(a.Digest)); err != nil {
-				return nil, err
-			}
+		ref := d.Context().Digest(m.Digest.String())
+		desc, err := remote.Get(ref, opts...)
+		if notFound(err) {
+			out.Stale = append(out.Stale, m.Digest.String())
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the referrer %s: %w", ref, err)
+		}
+		var mf struct {
+			ArtifactType string            `json:"artifactType"`
+			Config       v1.Descriptor     `json:"config"`
+			Subject      *v1.Descriptor    `json:"subject"`
+			Annotations  map[string]string `json:"annotations"`
+		}
+		if err := json.Unmarshal(desc.Manifest, &mf); err != nil || mf.Subject == nil || mf.Subject.Digest.String() != d.DigestStr() || m.Digest.String() == d.DigestStr() {
+			out.Foreign = append(out.Foreign, m.Digest.String())
+			continue
+		}
+		a := attachment{Digest: m.Digest.String(), MediaType: string(desc.MediaType), ArtifactType: mf.ArtifactType, Size: desc.Size,
+			PredicateType: mf.Annotations["dev.sigstore.bundle.predicateType"]}
+		if a.ArtifactType == "" {
+			a.ArtifactType = string(mf.Config.MediaType)
 		}
 		a.Kind = referrerKind(a)
 		out.Referrers = append(out.Referrers, a)
@@ -106,7 +122,10 @@ func (f *registryFlags) attachedTo(cmd *cobra.Command, d name.Digest) (*attachme
 		if len(m.Layers) > maxLegacyLayers {
 			return nil, fmt.Errorf("%s has %d layers, more than the %d signet reads", tag, len(m.Layers), maxLegacyLayers)
 		}
-		dg, _ := img.Digest()
+		dg, err := img.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", tag, err)
+		}
 		c := &legacyTagContent{Tag: tag.String(), Digest: dg.String()}
 		for _, layer := range m.Layers {
 			c.Layers = append(c.Layers, attachment{Kind: l.kind, Digest: layer.Digest.String(), MediaType: string(layer.MediaType),
@@ -115,20 +134,6 @@ func (f *registryFlags) attachedTo(cmd *cobra.Command, d name.Digest) (*attachme
 		out.Legacy[l.suffix] = c
 	}
 	return out, nil
-}
-
-// referrerPredicate is the predicate type in a referrer manifest's
-// annotations.
-func (f *registryFlags) referrerPredicate(cmd *cobra.Command, ref name.Digest) (string, error) {
-	desc, err := remote.Get(ref, f.options(cmd)...)
-	if err != nil {
-		return "", fmt.Errorf("reading the referrer %s: %w", ref, err)
-	}
-	var m struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	json.Unmarshal(desc.Manifest, &m) //nolint:errcheck // no annotations is no predicate
-	return m.Annotations["dev.sigstore.bundle.predicateType"], nil
 }
 
 // referrerKind classifies a referrer: a Sigstore bundle with cosign's
@@ -146,9 +151,16 @@ func referrerKind(a attachment) string {
 	return kindOther
 }
 
-func notFound(err error) bool {
+func notFound(err error) bool { return registryStatus(err) == http.StatusNotFound }
+
+// registryStatus is the HTTP status of a registry's refusal, 0 for other
+// errors.
+func registryStatus(err error) int {
 	var terr *transport.Error
-	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+	if errors.As(err, &terr) {
+		return terr.StatusCode
+	}
+	return 0
 }
 
 // count is the number of attachments of the kinds wanted (all when
@@ -209,7 +221,7 @@ layers. Nothing is verified: use verify and verify-attestation for that.`,
 			if err != nil {
 				return err
 			}
-			a, err := reg.attachedTo(cmd, d)
+			a, err := reg.attachedTo(cmd, d, maxReferrers)
 			if err != nil {
 				return err
 			}
@@ -260,6 +272,9 @@ func (a *attachments) printTree(w io.Writer) error {
 		}
 		branches = append(branches, br)
 	}
+	if n := len(a.Foreign) + len(a.Stale); n > 0 {
+		branches = append(branches, branch{title: fmt.Sprintf("ignored: %d listed referrer(s) not about this image, %d gone", len(a.Foreign), len(a.Stale))})
+	}
 	for i, br := range branches {
 		last := i == len(branches)-1
 		stem, indent := "├── ", "│   "
@@ -293,7 +308,12 @@ stored as OCI referrers have no such tag: signet tree lists them.`,
   crane manifest $(signet triangulate registry.example.com/app:v1 --type attestation)`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			suffix, ok := map[string]string{"signature": ".sig", "attestation": ".att", "sbom": ".sbom", "digest": ""}[typ]
+			suffix, ok := "", typ == "digest"
+			for _, l := range legacySuffixes {
+				if l.kind == typ {
+					suffix, ok = l.suffix, true
+				}
+			}
 			if !ok {
 				return fmt.Errorf("--type %q: use signature, attestation, sbom or digest", typ)
 			}
@@ -419,9 +439,12 @@ digest, so a registry without the referrers API gets its referrers tag) and
 cosign's legacy .sig, .att and .sbom tags. Digests do not change, so every
 signature still verifies at the destination.
 
-DST is registry/repository[:tag]; without a tag, SRC's tag is used if SRC
-was given by tag. --only sig,att,sbom copies only those attachments, not the
-image. A tag at DST that names something else is not moved without --force.`,
+DST is registry/repository[:tag]; without a tag, SRC's tag if SRC was given
+by tag, else latest. --only sig,att,sbom copies only those attachments, not
+the image. Every tag copy would write at DST is checked first: one naming
+something else stops the copy before anything is written, unless --force.
+The image is pushed by digest, then its attachments, and the tag is moved
+last, so the tag never names an image whose signatures are not there yet.`,
 		Example: `  signet copy registry.example.com/app:v1 mirror.example.com/app
   signet copy registry.example.com/app@sha256:3f1c... mirror.example.com/app:v1 --only sig,att`,
 		Args: cobra.ExactArgs(2),
@@ -443,11 +466,7 @@ image. A tag at DST that names something else is not moved without --force.`,
 				return err
 			}
 			c := copier{cmd: cmd, reg: &reg, dst: dstRepo, force: force, kinds: kinds, progress: cmd.ErrOrStderr()}
-			if len(only) == 0 {
-				if err := c.image(d, desc, dstTag); err != nil {
-					return err
-				}
-			}
+			copyImage := kinds == nil // no --only, or --only all
 			subjects := []name.Digest{d}
 			if desc.MediaType.IsIndex() {
 				children, err := reg.children(cmd, d)
@@ -458,48 +477,82 @@ image. A tag at DST that names something else is not moved without --force.`,
 					subjects = append(subjects, d.Context().Digest(ch.Digest.String()))
 				}
 			}
+			// Read everything, and check every tag to be written, before
+			// writing anything.
+			var all []*attachments
 			for _, s := range subjects {
-				if err := c.attachments(s); err != nil {
+				a, err := reg.attachedTo(cmd, s, maxReferrers)
+				if err != nil {
+					return err
+				}
+				for _, l := range legacySuffixes {
+					if lt := a.Legacy[l.suffix]; lt != nil && wanted(kinds, l.kind) {
+						if err := c.mayTag(c.dst.Tag(legacyTag(s, l.suffix).TagStr()), lt.Digest); err != nil {
+							return err
+						}
+					}
+				}
+				all = append(all, a)
+			}
+			if copyImage {
+				if err := c.mayTag(c.dst.Tag(dstTag), desc.Digest.String()); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.progress, "Copying %s to %s\n", d, dstRepo.Digest(d.DigestStr()))
+				if err := c.put(d, dstRepo.Digest(d.DigestStr())); err != nil {
+					return err
+				}
+			}
+			for i, a := range all {
+				if err := c.attachments(subjects[i], a); err != nil {
 					return err
 				}
 			}
 			target := dstRepo.Digest(d.DigestStr()).String()
+			if copyImage {
+				t := c.dst.Tag(dstTag)
+				copied, err := remote.Get(dstRepo.Digest(d.DigestStr()), reg.options(cmd)...)
+				if err != nil {
+					return fmt.Errorf("reading back %s: %w", dstRepo.Digest(d.DigestStr()), err)
+				}
+				if err := remote.Tag(t, copied, reg.options(cmd)...); err != nil {
+					return fmt.Errorf("tagging %s: %w", t, err)
+				}
+				target = t.String() + "@" + d.DigestStr()
+			}
 			return report(cmd, map[string]any{"image": target, "attachments": c.copied},
 				fmt.Sprintf("Copied %s to %s with %d attachment(s)", d, target, c.copied))
 		},
 	}
-	cmd.Flags().StringSliceVar(&only, "only", nil, "copy only these attachments, not the image: sig, att, sbom (comma-separated)")
+	cmd.Flags().StringSliceVar(&only, "only", nil, "copy only these attachments, not the image: sig, att, sbom (comma-separated; all = everything)")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "move tags at the destination that name something else")
 	reg.add(cmd)
 	return cmd
 }
 
 // destination parses copy's DST: a repository, maybe with a tag (a
-// digest would be SRC's, so it is refused). Without one, SRC's tag.
+// digest would be SRC's, so it is refused). Without one, SRC's tag if it
+// has one, else latest.
 func (f *registryFlags) destination(dst string, src name.Reference) (name.Repository, string, error) {
 	if strings.Contains(dst, "@") {
 		return name.Repository{}, "", fmt.Errorf("DST %q names a digest: give a repository (and a tag); the digest is SRC's", dst)
 	}
-	var opts []name.Option
-	if f.allowHTTP || f.allowInsecure {
-		opts = append(opts, name.Insecure)
-	}
 	// A tag is a ':' after the last '/' (a ':' before it is a port).
 	if i := strings.LastIndex(dst, ":"); i > strings.LastIndex(dst, "/") {
-		t, err := name.NewTag(dst, opts...)
+		t, err := name.NewTag(dst, f.nameOptions()...)
 		if err != nil {
 			return name.Repository{}, "", fmt.Errorf("DST %q: %w", dst, err)
 		}
 		return t.Context(), t.TagStr(), nil
 	}
-	repo, err := name.NewRepository(dst, opts...)
+	repo, err := name.NewRepository(dst, f.nameOptions()...)
 	if err != nil {
 		return name.Repository{}, "", fmt.Errorf("DST %q is not a repository: %w", dst, err)
 	}
 	if t, ok := src.(name.Tag); ok {
 		return repo, t.TagStr(), nil
 	}
-	return repo, "", nil
+	return repo, "latest", nil
 }
 
 // copier copies manifests into dst, never moving a tag there that names
@@ -514,31 +567,16 @@ type copier struct {
 	copied   int
 }
 
-// image copies d (an image or an index with its children) to dst, by
-// digest and, if tag is set, tagged.
-func (c *copier) image(d name.Digest, desc *v1.Descriptor, tag string) error {
-	var target name.Reference = c.dst.Digest(d.DigestStr())
-	if tag != "" {
-		t := c.dst.Tag(tag)
-		if err := c.mayTag(t, desc.Digest); err != nil {
-			return err
-		}
-		target = t
-	}
-	fmt.Fprintf(c.progress, "Copying %s to %s\n", d, target)
-	return c.put(d, target)
-}
-
-// mayTag refuses to move t from another manifest to h, unless forced.
-func (c *copier) mayTag(t name.Tag, h v1.Hash) error {
+// mayTag refuses to move t from another manifest to digest, unless forced.
+func (c *copier) mayTag(t name.Tag, digest string) error {
 	existing, err := remote.Head(t, c.reg.options(c.cmd)...)
 	switch {
 	case notFound(err):
 		return nil
 	case err != nil:
 		return fmt.Errorf("looking up %s: %w", t, err)
-	case existing.Digest != h && !c.force:
-		return fmt.Errorf("%s names %s, not %s: pass --force to move it", t, existing.Digest, h)
+	case existing.Digest.String() != digest && !c.force:
+		return fmt.Errorf("%s names %s, not %s: nothing was copied; pass --force to move it", t, existing.Digest, digest)
 	}
 	return nil
 }
@@ -554,17 +592,16 @@ func (c *copier) put(src name.Reference, target name.Reference) error {
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return err
+			return fmt.Errorf("reading %s: %w", src, err)
 		}
-		err = remote.WriteIndex(target, idx, opts...)
-		if err != nil {
+		if err := remote.WriteIndex(target, idx, opts...); err != nil {
 			return fmt.Errorf("writing %s: %w", target, err)
 		}
 		return nil
 	}
 	img, err := desc.Image()
 	if err != nil {
-		return err
+		return fmt.Errorf("reading %s: %w", src, err)
 	}
 	if err := remote.Write(target, img, opts...); err != nil {
 		return fmt.Errorf("writing %s: %w", target, err)
@@ -572,12 +609,8 @@ func (c *copier) put(src name.Reference, target name.Reference) error {
 	return nil
 }
 
-// attachments copies what is attached to s that c.kinds asks for.
-func (c *copier) attachments(s name.Digest) error {
-	a, err := c.reg.attachedTo(c.cmd, s)
-	if err != nil {
-		return err
-	}
+// attachments copies what a lists for s that c.kinds asks for.
+func (c *copier) attachments(s name.Digest, a *attachments) error {
 	for _, r := range a.Referrers {
 		if !wanted(c.kinds, r.Kind) {
 			continue
@@ -593,19 +626,18 @@ func (c *copier) attachments(s name.Digest) error {
 		if lt == nil || !wanted(c.kinds, l.kind) {
 			continue
 		}
-		h, _ := v1.NewHash(lt.Digest)
-		target := c.dst.Tag(legacyTag(s, l.suffix).TagStr())
-		if err := c.mayTag(target, h); err != nil {
-			return err
-		}
 		fmt.Fprintf(c.progress, "Copying %s\n", lt.Tag)
-		if err := c.put(legacyTag(s, l.suffix), target); err != nil {
+		if err := c.put(legacyTag(s, l.suffix), c.dst.Tag(legacyTag(s, l.suffix).TagStr())); err != nil {
 			return err
 		}
 		c.copied += len(lt.Layers)
 	}
 	return nil
 }
+
+// maxCleanReferrers bounds the referrers clean lists: more than verify
+// reads, since a flood of referrers is what one cleans.
+const maxCleanReferrers = 4096
 
 func newCleanCommand() *cobra.Command {
 	var reg registryFlags
@@ -614,12 +646,19 @@ func newCleanCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clean IMAGE [--type all|signature|attestation|sbom]",
 		Short: "Delete the signatures, attestations or SBOMs attached to an image",
-		Long: `clean deletes what is attached to an image (not the image): the OCI referrers
-of the kinds --type names, and cosign's legacy .sig, .att and .sbom tags. A
-registry without the referrers API keeps a referrers tag (sha256-<digest>)
-listing them: it is rewritten without the deleted ones, and deleted once
-empty. clean says what it will delete and asks first (--yes skips the
-question; off a terminal it is required). The registry must allow deletes
+		Long: `clean deletes what is attached to an image (never the image): the OCI
+referrers of the kinds --type names (all: signatures, attestations and SBOMs;
+other tools' referrers are left alone) and cosign's legacy .sig, .att and
+.sbom tags. Only referrers whose manifest names this image as its subject
+are deleted. A registry without the referrers API keeps a referrers tag
+(sha256-<digest>) listing them: it is rewritten first without the deleted
+ones (and without entries whose manifest is gone), and deleted once empty.
+A legacy tag is deleted as a tag; where the registry only deletes by
+digest (distribution), the tag is first moved to a placeholder of its own,
+so a manifest other tags share is not deleted with it.
+
+clean lists what it will delete and asks first (--yes or --force skip the
+question; off a terminal one is required). The registry must allow deletes
 (docker-registry: storage.delete.enabled).`,
 		Example: `  signet clean registry.example.com/app:v1
   signet clean registry.example.com/app@sha256:3f1c... --type attestation --yes`,
@@ -629,101 +668,157 @@ question; off a terminal it is required). The registry must allow deletes
 			if err != nil {
 				return err
 			}
+			if kinds == nil {
+				kinds = []string{kindSignature, kindAttestation, kindSBOM}
+			}
 			d, _, err := reg.lookup(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			a, err := reg.attachedTo(cmd, d)
+			a, err := reg.attachedTo(cmd, d, maxCleanReferrers)
 			if err != nil {
 				return err
 			}
-			n := a.count(kinds)
-			if n == 0 {
-				return report(cmd, map[string]any{"image": d.String(), "deleted": 0}, fmt.Sprintf("Nothing of that kind is attached to %s", d))
+			var items []string
+			for _, r := range a.Referrers {
+				if wanted(kinds, r.Kind) {
+					items = append(items, fmt.Sprintf("%s %s (referrer)", r.Kind, r.Digest))
+				}
 			}
-			if err := confirm(cmd, yes, fmt.Sprintf("This deletes %d attachment(s) of %s for good", n, d)); err != nil {
+			for _, l := range legacySuffixes {
+				if lt := a.Legacy[l.suffix]; lt != nil && wanted(kinds, l.kind) {
+					items = append(items, fmt.Sprintf("%s (%d %s(s))", lt.Tag, len(lt.Layers), l.kind))
+				}
+			}
+			if len(items) == 0 {
+				return report(cmd, map[string]any{"image": d.String(), "deleted": []string{}}, fmt.Sprintf("Nothing of that kind is attached to %s", d))
+			}
+			if err := confirm(cmd, yes, fmt.Sprintf("This deletes, for good, from %s:\n  %s", d, strings.Join(items, "\n  "))); err != nil {
 				return err
 			}
 			if err := reg.clean(cmd, d, a, kinds); err != nil {
 				return err
 			}
-			return report(cmd, map[string]any{"image": d.String(), "deleted": n}, fmt.Sprintf("Deleted %d attachment(s) of %s", n, d))
+			return report(cmd, map[string]any{"image": d.String(), "deleted": items},
+				fmt.Sprintf("Deleted from %s:\n  %s", d, strings.Join(items, "\n  ")))
 		},
 	}
 	cmd.Flags().StringVar(&typ, "type", "all", "what to delete: all, signature, attestation or sbom")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask before deleting")
+	cmd.Flags().BoolVarP(&yes, "force", "f", false, "do not ask before deleting (cosign's name for --yes)")
 	reg.add(cmd)
 	return cmd
 }
 
-// clean deletes the attachments a lists of the kinds asked for.
+// clean deletes the attachments a lists of the kinds asked for: the
+// referrers tag first (so it never lists what is gone), then the
+// referrers, then the legacy tags.
 func (f *registryFlags) clean(cmd *cobra.Command, d name.Digest, a *attachments, kinds []string) error {
 	opts := f.options(cmd)
 	repo := d.Context()
-	var deleted []v1.Hash
+	drop := map[string]bool{}
+	for _, s := range a.Stale {
+		drop[s] = true
+	}
+	var deleting []string
 	for _, r := range a.Referrers {
-		if !wanted(kinds, r.Kind) {
-			continue
+		if wanted(kinds, r.Kind) {
+			drop[r.Digest] = true
+			deleting = append(deleting, r.Digest)
 		}
-		if err := remote.Delete(repo.Digest(r.Digest), opts...); err != nil && !notFound(err) {
-			return fmt.Errorf("deleting the %s %s: %w", r.Kind, r.Digest, err)
+	}
+	if len(drop) > 0 {
+		if err := f.rewriteReferrersTag(cmd, d, drop); err != nil {
+			return err
 		}
-		h, _ := v1.NewHash(r.Digest)
-		deleted = append(deleted, h)
+	}
+	for _, dg := range deleting {
+		if err := remote.Delete(repo.Digest(dg), opts...); err != nil && !notFound(err) {
+			return fmt.Errorf("deleting the referrer %s: %w", dg, err)
+		}
 	}
 	for _, l := range legacySuffixes {
 		if lt := a.Legacy[l.suffix]; lt != nil && wanted(kinds, l.kind) {
-			if err := f.deleteTagged(cmd, legacyTag(d, l.suffix), lt.Digest); err != nil {
+			if err := f.deleteTag(cmd, legacyTag(d, l.suffix)); err != nil {
 				return err
 			}
 		}
 	}
-	if len(deleted) == 0 {
-		return nil
-	}
-	// The referrers tag, where the registry has no referrers API.
-	tag := repo.Tag(strings.Replace(d.DigestStr(), ":", "-", 1))
-	idx, err := remote.Index(tag, opts...)
+	return nil
+}
+
+// rewriteReferrersTag removes the entries drop names from d's referrers
+// tag (kept by registries without the referrers API), deleting the tag
+// once empty. The index is rewritten as bytes: its other entries are not
+// fetched again, so one whose manifest is gone does not stop it.
+func (f *registryFlags) rewriteReferrersTag(cmd *cobra.Command, d name.Digest, drop map[string]bool) error {
+	opts := f.options(cmd)
+	tag := legacyTag(d, "")
+	desc, err := remote.Get(tag, opts...)
 	if notFound(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("reading the referrers tag %s: %w", tag, err)
 	}
-	im, err := idx.IndexManifest()
+	var idx map[string]json.RawMessage
+	var im v1.IndexManifest
+	if err := json.Unmarshal(desc.Manifest, &idx); err != nil || json.Unmarshal(desc.Manifest, &im) != nil {
+		return fmt.Errorf("the referrers tag %s is not an index: leaving it", tag)
+	}
+	var keep []v1.Descriptor
+	for _, m := range im.Manifests {
+		if !drop[m.Digest.String()] {
+			keep = append(keep, m)
+		}
+	}
+	if len(keep) == len(im.Manifests) {
+		return nil
+	}
+	if len(keep) == 0 {
+		return f.deleteTag(cmd, tag)
+	}
+	manifests, err := json.Marshal(keep)
 	if err != nil {
 		return err
 	}
-	old, err := idx.Digest()
+	idx["manifests"] = manifests // every other field as it was
+	raw, err := json.Marshal(idx)
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(im.Manifests, func(m v1.Descriptor) bool { return !slices.Contains(deleted, m.Digest) }) {
-		return f.deleteTagged(cmd, tag, old.String())
-	}
-	rest := mutate.RemoveManifests(idx, match.Digests(deleted...))
-	if err := remote.WriteIndex(tag, rest, opts...); err != nil {
+	if err := remote.Put(tag, rawManifest{raw: raw, mediaType: desc.MediaType}, opts...); err != nil {
 		return fmt.Errorf("rewriting the referrers tag %s: %w", tag, err)
-	}
-	// The old index, now untagged.
-	if err := remote.Delete(repo.Digest(old.String()), opts...); err != nil && !notFound(err) {
-		return fmt.Errorf("deleting the old referrers index of %s: %w", tag, err)
 	}
 	return nil
 }
 
-// deleteTagged deletes the manifest tag names (digest) with its tag.
-// Registries differ: distribution refuses to delete a tag and deletes the
-// manifest by digest with its tags; others delete tags, and a digest
-// deleted there may leave its tag behind. So the tag first, and the
-// digest when that is refused.
-func (f *registryFlags) deleteTagged(cmd *cobra.Command, tag name.Tag, digest string) error {
+// deleteTag deletes tag, never the manifest it names when other tags
+// share it. Registries differ: some delete tags; distribution refuses
+// (400, 405) and deletes manifests by digest, with every tag naming them.
+// There the tag is first moved to a placeholder manifest of its own, and
+// the placeholder is deleted.
+func (f *registryFlags) deleteTag(cmd *cobra.Command, tag name.Tag) error {
 	opts := f.options(cmd)
-	if err := remote.Delete(tag, opts...); err == nil || notFound(err) {
+	err := remote.Delete(tag, opts...)
+	switch status := registryStatus(err); {
+	case err == nil || status == http.StatusNotFound:
 		return nil
-	}
-	if err := remote.Delete(tag.Context().Digest(digest), opts...); err != nil && !notFound(err) {
+	case status != http.StatusBadRequest && status != http.StatusMethodNotAllowed:
 		return fmt.Errorf("deleting %s: %w", tag, err)
+	}
+	placeholder := mutate.Annotations(emptyOCIImage(), map[string]string{
+		"dev.signet.deleted-tag": tag.String(), "dev.signet.deleted-at": time.Now().UTC().Format(time.RFC3339Nano),
+	}).(v1.Image)
+	if err := remote.Write(tag, placeholder, opts...); err != nil {
+		return fmt.Errorf("deleting %s (moving it to a placeholder first): %w", tag, err)
+	}
+	h, err := placeholder.Digest()
+	if err != nil {
+		return err
+	}
+	if err := remote.Delete(tag.Context().Digest(h.String()), opts...); err != nil {
+		return fmt.Errorf("deleting %s (its placeholder %s): %w", tag, h, err)
 	}
 	return nil
 }

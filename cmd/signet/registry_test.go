@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,8 +15,10 @@ import (
 
 	gname "github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 )
@@ -151,13 +154,14 @@ func TestRegistryTools(t *testing.T) {
 
 			// copy to another kind of registry: the same attachments, and
 			// the signatures verify there, with cosign and signet.
-			other := startRegistry(t, map[string]string{"referrers API": "referrers tag fallback"}[mode])
-			if other == "" {
-				other = startRegistry(t, "referrers API")
+			otherKind := "referrers API"
+			if mode == "referrers API" {
+				otherKind = "referrers tag fallback"
 			}
+			other := startRegistry(t, otherKind)
 			out := mustRun("copy", host+"/app:v1", other+"/mirror/app", "--allow-http-registry")
 			copied := other + "/mirror/app@" + d.DigestStr()
-			if !strings.Contains(out, "Copied "+image+" to "+copied+" with 6 attachment(s)") {
+			if !strings.Contains(out, "Copied "+image+" to "+other+"/mirror/app:v1@"+d.DigestStr()+" with 6 attachment(s)") {
 				t.Fatalf("copy: %s", out)
 			}
 			if got, want := kinds(treeOf(t, other+"/mirror/app:v1")), kinds(a); !maps.Equal(got, want) {
@@ -199,8 +203,8 @@ func TestRegistryTools(t *testing.T) {
 			if out := mustRun("download", "signature", sigsOnly.String(), "--allow-http-registry"); strings.Count(out, "\n") != 3 {
 				t.Fatalf("--only sig: signatures at the destination:\n%s", out)
 			}
-			if _, err := runCLI(t, "download", "attestation", sigsOnly.String(), "--allow-http-registry"); err == nil {
-				t.Fatal("--only sig copied an attestation")
+			if _, err := runCLI(t, "download", "attestation", sigsOnly.String(), "--allow-http-registry"); err == nil || !strings.Contains(err.Error(), "no attestation is attached") {
+				t.Fatalf("--only sig copied an attestation: %v", err)
 			}
 
 			// clean: asks first; --type attestation keeps the signatures.
@@ -210,7 +214,7 @@ func TestRegistryTools(t *testing.T) {
 			if got := kinds(treeOf(t, image)); !maps.Equal(got, kinds(a)) {
 				t.Fatalf("a refused clean deleted something: %v", got)
 			}
-			if out := mustRun("clean", image, "--allow-http-registry", "--type", "attestation", "--yes"); !strings.Contains(out, "Deleted 2 attachment(s)") {
+			if out := mustRun("clean", image, "--allow-http-registry", "--type", "attestation", "--yes"); strings.Count(out, "\n  ") != 2 || !strings.Contains(out, "attestation sha256:") {
 				t.Fatalf("clean --type attestation: %s", out)
 			}
 			if got := kinds(treeOf(t, image)); got[kindAttestation] != 0 || got[".att"] != 0 || got[kindSignature] != 2 || got[".sig"] != 1 || got[".sbom"] != 1 {
@@ -306,6 +310,152 @@ func TestFetchVerifiedFile(t *testing.T) {
 			if _, err := runCLI(t, append([]string{"fetch", bundle, "--file", "config.yaml", "--max-bytes", "5"}, keyless...)...); err == nil || !strings.Contains(err.Error(), "more than --max-bytes 5") {
 				t.Fatalf("fetch over --max-bytes: %v", err)
 			}
+
+			// An index (several platforms) is refused, not silently narrowed
+			// to one platform.
+			idx, err := random.Index(64, 1, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			idxRef, _ := gname.ParseReference(host+"/tools/multi:v1", gname.Insecure)
+			if err := remote.WriteIndex(idxRef, idx); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := runCLI(t, "sign", idxRef.String(), "--allow-http-registry", "--yes", "--identity-token", devToken(t, x.base, "alice@example.com")); err != nil {
+				t.Fatalf("sign: %v\n%s", err, out)
+			}
+			if _, err := runCLI(t, append([]string{"fetch", idxRef.String()}, keyless...)...); err == nil || !strings.Contains(err.Error(), "is an index of several platforms") {
+				t.Fatalf("fetch of an index: %v", err)
+			}
 		})
+	}
+}
+
+// pushArtifact puts a manifest referring to subject (an OCI 1.1 referrer
+// of another tool, when artifactType is not Sigstore's) and returns its
+// digest.
+func pushArtifact(t *testing.T, subject gname.Digest, artifactType string) string {
+	t.Helper()
+	repo := subject.Context()
+	config := static.NewLayer([]byte("{}"), emptyMediaType)
+	if err := remote.WriteLayer(repo, config); err != nil {
+		t.Fatal(err)
+	}
+	head, err := remote.Head(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "artifactType": artifactType,
+		"config":  map[string]any{"mediaType": emptyMediaType, "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
+		"layers":  []any{},
+		"subject": map[string]any{"mediaType": head.MediaType, "digest": head.Digest.String(), "size": head.Size},
+	})
+	h, _, _ := v1.SHA256(bytes.NewReader(raw))
+	if err := remote.Put(repo.Digest(h.String()), rawManifest{raw: raw, mediaType: "application/vnd.oci.image.manifest.v1+json"}); err != nil {
+		t.Fatal(err)
+	}
+	return h.String()
+}
+
+// clean deletes only the image's own Sigstore attachments: not another
+// tool's referrer, not an image a rewritten referrers tag points at, not
+// the .sbom another image shares byte for byte; and a referrers tag
+// listing a manifest that is gone is cleaned up rather than stuck.
+func TestCleanTouchesOnlyItsOwn(t *testing.T) {
+	x := newPinned(t)
+	for _, mode := range []string{"referrers API", "referrers tag fallback", "Debian docker-registry"} {
+		t.Run(mode, func(t *testing.T) {
+			host := startRegistry(t, mode)
+			image := pushRandomImage(t, host, "app:v1")
+			d, _ := gname.NewDigest(image, gname.Insecure)
+			victim := pushRandomImage(t, host, "app:release")
+			vd, _ := gname.NewDigest(victim, gname.Insecure)
+			if out, err := runCLI(t, "sign", image, "--allow-http-registry", "--yes", "--identity-token", devToken(t, x.base, "alice@example.com")); err != nil {
+				t.Fatalf("sign: %v\n%s", err, out)
+			}
+			notation := pushArtifact(t, d, "application/vnd.cncf.notary.signature")
+			// The same SBOM attached to both images: byte-identical .sbom manifests.
+			sbom, _ := mutate.Append(empty.Image, mutate.Addendum{Layer: static.NewLayer([]byte(`{"spdxVersion":"SPDX-2.3"}`), "text/spdx+json")})
+			for _, dg := range []gname.Digest{d, vd} {
+				if err := remote.Write(legacyTag(dg, ".sbom"), sbom); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if mode != "referrers API" {
+				// Someone who can push rewrites the referrers tag to list the
+				// victim image ...
+				tag := legacyTag(d, "")
+				desc, err := remote.Get(tag)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var idx map[string]any
+				json.Unmarshal(desc.Manifest, &idx) //nolint:errcheck
+				vh, _ := remote.Head(vd)
+				idx["manifests"] = append(idx["manifests"].([]any),
+					map[string]any{"mediaType": vh.MediaType, "digest": vh.Digest.String(), "size": vh.Size})
+				raw, _ := json.Marshal(idx)
+				if err := remote.Put(tag, rawManifest{raw: raw, mediaType: desc.MediaType}); err != nil {
+					t.Fatal(err)
+				}
+				// ... and a referrer is deleted without the tag being updated
+				// (as a plain manifest delete leaves it).
+				gone := pushArtifact(t, d, "application/example.gone")
+				if err := remote.Delete(d.Context().Digest(gone)); err != nil {
+					t.Fatal(err)
+				}
+				a := treeOf(t, image)
+				if len(a.Foreign) != 1 || len(a.Stale) != 1 || a.Foreign[0] != vd.DigestStr() {
+					t.Fatalf("tree of a tampered referrers tag: %+v", a)
+				}
+			}
+			if out, err := runCLI(t, "clean", image, "--allow-http-registry", "--yes"); err != nil {
+				t.Fatalf("clean: %v\n%s", err, out)
+			}
+			a := treeOf(t, image)
+			if len(a.Referrers) != 1 || a.Referrers[0].Digest != notation || a.Referrers[0].Kind != kindOther || len(a.Legacy) != 0 || len(a.Stale) != 0 {
+				t.Fatalf("after clean: %+v (want only the other tool's referrer %s)", a, notation)
+			}
+			for _, ref := range []gname.Reference{vd, vd.Context().Tag("release"), legacyTag(vd, ".sbom")} {
+				if _, err := remote.Head(ref); err != nil {
+					t.Errorf("clean of %s took %s with it: %v", image, ref, err)
+				}
+			}
+		})
+	}
+}
+
+// copy checks every tag it would write before writing anything: a legacy
+// tag at the destination naming something else stops it with nothing
+// pushed, and --force goes ahead.
+func TestCopyChecksTagsFirst(t *testing.T) {
+	x := newPinned(t)
+	src, dst := startRegistry(t, "referrers API"), startRegistry(t, "referrers tag fallback")
+	image := pushRandomImage(t, src, "app:v1")
+	d, _ := gname.NewDigest(image, gname.Insecure)
+	if out, err := runCLI(t, "sign", image, "--legacy-tags", "--allow-http-registry", "--yes", "--identity-token", devToken(t, x.base, "alice@example.com")); err != nil {
+		t.Fatalf("sign: %v\n%s", err, out)
+	}
+	// Someone else's signature image already sits at the destination's .sig tag.
+	theirs := pushRandomImage(t, dst, "app:"+legacyTag(d, ".sig").TagStr())
+	if _, err := runCLI(t, "copy", image, dst+"/app:v1", "--allow-http-registry"); err == nil || !strings.Contains(err.Error(), "nothing was copied; pass --force") {
+		t.Fatalf("copy over a conflicting .sig tag: %v", err)
+	}
+	for _, ref := range []string{dst + "/app@" + d.DigestStr(), dst + "/app:v1"} {
+		r, _ := gname.ParseReference(ref, gname.Insecure)
+		if _, err := remote.Head(r); !notFound(err) {
+			t.Fatalf("a refused copy wrote %s: %v", ref, err)
+		}
+	}
+	if out, err := runCLI(t, "copy", image, dst+"/app:v1", "--allow-http-registry", "--force"); err != nil {
+		t.Fatalf("copy --force: %v\n%s", err, out)
+	}
+	sig, _ := gname.ParseReference(dst+"/app:"+legacyTag(d, ".sig").TagStr(), gname.Insecure)
+	if h, err := remote.Head(sig); err != nil || strings.HasSuffix(theirs, h.Digest.String()) {
+		t.Fatalf("after --force the .sig tag names %v (%v), not the copied signatures", h, err)
+	}
+	if out, err := runCLI(t, "verify", dst+"/app:v1", "--allow-http-registry", "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", x.issuer); err != nil || !strings.Contains(out, "legacy .sig tag") {
+		t.Fatalf("verify of the copy: %v\n%s", err, out)
 	}
 }
