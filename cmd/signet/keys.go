@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/signet-dev/signet/client/keyfile"
+	"github.com/signet-dev/signet/client/signer"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/version"
 )
@@ -200,32 +201,13 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 	return f.Close()
 }
 
-// loadSigner opens --key: a pkcs11: URI (RFC 7512, the key stays in the
-// token; the same custody code as the server's), else a key file, asking
-// for its password only when it is encrypted.
+// loadSigner opens --key (client/signer: a pkcs11: URI, whose key stays in
+// its token, else a key file), asking for a password only when the file
+// is encrypted.
 func loadSigner(cmd *cobra.Command, path string) (crypto.Signer, error) {
-	if strings.HasPrefix(path, "pkcs11:") {
-		key, err := keys.Open(path, keys.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("the PKCS#11 key: %w", err)
-		}
-		return key, nil
-	}
-	data, err := keyfile.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var password []byte
-	if keyfile.IsEncrypted(data) {
-		if password, err = passwordFor(cmd, path, false); err != nil {
-			return nil, err
-		}
-	}
-	key, err := keyfile.Parse(data, password)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return key, nil
+	return signer.Opener{Providers: signer.Default(), Password: func(p string) ([]byte, error) {
+		return passwordFor(cmd, p, false)
+	}}.Open(path)
 }
 
 func newPublicKeyCommand() *cobra.Command {
