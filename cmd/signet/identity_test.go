@@ -101,6 +101,19 @@ func TestInteractiveLogin(t *testing.T) {
 		})
 	}
 
+	// An image, as cosign sign would: the same login, the signature in the registry.
+	t.Run("image", func(t *testing.T) {
+		image := pushRandomImage(t, startRegistry(t, "referrers API"), "app:v1")
+		stderr, done := startCLI(t, "sign", image, "--allow-http-registry", "--yes", "--oidc-flow", "device")
+		browsertest.SignIn(t, browser, waitFor(t, stderr, deviceURL), "judy@example.com", "Signed in as judy@example.com")
+		if r := <-done; r.err != nil {
+			t.Fatalf("sign: %v\n%s", r.err, stderr.String())
+		}
+		if out, err := runCLI(t, "verify", image, "--allow-http-registry", "--certificate-identity", "judy@example.com", "--certificate-oidc-issuer", x.issuer); err != nil {
+			t.Fatalf("verify: %v\n%s", err, out)
+		}
+	})
+
 	// Denied in the browser: the program stops at once, saying so.
 	t.Run("denied", func(t *testing.T) {
 		stderr, done := startCLI(t, "sign-blob", blob, "--bundle", filepath.Join(x.dir, "denied.sigstore.json"), "--yes", "--oidc-flow", "browser")
@@ -158,14 +171,20 @@ func TestCosignInteractiveLogin(t *testing.T) {
 		{"no browser", "normal", t.TempDir(), "ivan@example.com", "Paste this code", func(out *syncbuf.Buffer) string {
 			return waitFor(t, out, regexp.MustCompile(`Go to the following link in a browser:\s+(\S+)`))
 		}},
-		{"device", "device", os.Getenv("PATH"), "heidi@example.com", "Signed in as heidi@example.com", func(out *syncbuf.Buffer) string {
+		{"device, an image", "device", os.Getenv("PATH"), "heidi@example.com", "Signed in as heidi@example.com", func(out *syncbuf.Buffer) string {
 			return waitFor(t, out, regexp.MustCompile(`Enter the verification code \S+ in your browser at: (\S+)`))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bundle := filepath.Join(x.dir, strings.ReplaceAll(tc.name, " ", "-")+".sigstore.json")
-			c := exec.Command(cosign, "sign-blob", "--yes", "--signing-config", x.signingConfig, "--trusted-root", x.trustedRoot,
-				"--oidc-disable-ambient-providers", "--fulcio-auth-flow", tc.flow, "--bundle", bundle, blob)
+			args := []string{"sign-blob", "--bundle", bundle, blob}
+			image := ""
+			if strings.HasSuffix(tc.name, "an image") {
+				image = pushRandomImage(t, startRegistry(t, "referrers API"), "app:v1")
+				args = []string{"sign", "--allow-http-registry", image}
+			}
+			c := exec.Command(cosign, append([]string{args[0], "--yes", "--signing-config", x.signingConfig, "--trusted-root", x.trustedRoot,
+				"--oidc-disable-ambient-providers", "--fulcio-auth-flow", tc.flow}, args[1:]...)...)
 			c.Dir = x.dir
 			c.Env = append(os.Environ(), "HOME="+x.dir, "TUF_ROOT="+filepath.Join(x.dir, "tuf-cache"), "PATH="+tc.path)
 			var out syncbuf.Buffer
@@ -191,9 +210,13 @@ func TestCosignInteractiveLogin(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatalf("cosign sign-blob --fulcio-auth-flow %s: %v\n%s", tc.flow, err, out.String())
 			}
-			out2, err := runCLI(t, "verify-blob", blob, "--bundle", bundle, "--certificate-identity", tc.email, "--certificate-oidc-issuer", x.issuer)
+			verify := []string{"verify-blob", blob, "--bundle", bundle}
+			if image != "" {
+				verify = []string{"verify", image, "--allow-http-registry"}
+			}
+			out2, err := runCLI(t, append(verify, "--certificate-identity", tc.email, "--certificate-oidc-issuer", x.issuer)...)
 			if err != nil || !strings.Contains(out2, "Verified OK") {
-				t.Fatalf("signet verify-blob of cosign's bundle: %v\n%s", err, out2)
+				t.Fatalf("signet %s of cosign's signature: %v\n%s", verify[0], err, out2)
 			}
 		})
 	}
