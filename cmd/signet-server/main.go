@@ -282,6 +282,8 @@ func printBanner(w io.Writer, base string, srv *server.Server, warnings []string
                      (copies in %[2]s)
   TUF repository:    %[1]s/tuf/ (root of trust: %[2]s/tuf-root.json)
   rekor-cli:         rekor-cli --rekor_server %[1]s loginfo
+  signet CLI:        signet init --server %[1]s --root %[2]s/tuf-root.json
+                     then signet sign-blob FILE --bundle FILE.sigstore.json (see signet --help)
 `, base, dd)
 	if l := srv.Log(); l != nil {
 		fmt.Fprintf(w, "  Log tree %d, log ID %s\n", l.TreeID(), srv.Rekor().LogID())

@@ -298,7 +298,8 @@ func newVerifyAttestationCommand() *cobra.Command {
 		Use:   "verify-attestation IMAGE --type TYPE (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB)",
 		Short: "Verify the in-toto attestations attached to a container image",
 		Long: `verify-attestation reads the Sigstore bundles among the image's referrers and
-checks each as verify does, then that it is an attestation about this digest
+the attestations in cosign's legacy sha256-<digest>.att tag, and checks each
+as verify does, then that it is an attestation about this digest
 of predicate type --type (default custom, as cosign). It succeeds when one
 does, printing its statement with --output json.
 

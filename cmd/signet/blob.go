@@ -112,7 +112,7 @@ func confirm(cmd *cobra.Command, yes bool, what string) error {
 		return nil
 	}
 	if !term.IsTerminal(int(os.Stdin.Fd())) {
-		return fmt.Errorf("%s; not on a terminal to ask: pass --yes to go ahead", what)
+		return fmt.Errorf("not on a terminal to ask, so nothing was done: pass --yes to go ahead. %s", what)
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "%s.\nContinue? [y/N] ", what)
 	var answer string
@@ -331,7 +331,7 @@ func (f *signFlags) sign(cmd *cobra.Command, file string, content sign.Content) 
 	if err != nil {
 		return nil, err
 	}
-	if err := confirm(cmd, f.yes, "signet will record this signature in the transparency log ("+strings.Join(used, ", ")+"), where it stays, visible to everyone who reads the log"); err != nil {
+	if err := confirm(cmd, f.yes, "This signature will be recorded in the transparency log ("+strings.Join(used, ", ")+"), where it stays, visible to everyone who reads the log"); err != nil {
 		return nil, err
 	}
 	f.yes = true // asked once per command, however many things it signs
@@ -406,7 +406,11 @@ func reportSigned(cmd *cobra.Command, b *bundle.Bundle, file, bundlePath string)
 		where = fmt.Sprintf(", logged at index %d", entries[0].LogIndex())
 		v["logIndex"] = entries[0].LogIndex()
 	}
-	return report(cmd, v, fmt.Sprintf("Signed %s with a %s%s; bundle written to %s", file, who, where, bundlePath))
+	stored := "bundle written to " + bundlePath
+	if bundlePath == "" {
+		stored = "stored in the registry"
+	}
+	return report(cmd, v, fmt.Sprintf("Signed %s with a %s%s; %s", file, who, where, stored))
 }
 
 func uriStrings(c *x509.Certificate) []string {
@@ -431,6 +435,7 @@ func (f *verifyFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.bundlePath, "bundle", "", "the Sigstore bundle (required)")
 	cmd.MarkFlagRequired("bundle") //nolint:errcheck
 	f.addPolicy(cmd)
+	cmd.Flags().BoolVar(&f.offline, "offline", false, "verify with no network access (verification never uses the network)")
 }
 
 // addPolicy adds the flags saying whose signature to expect and what to
@@ -442,7 +447,6 @@ func (f *verifyFlags) addPolicy(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.identityRegexp, "certificate-identity-regexp", "", "expected signer, as a regular expression")
 	cmd.Flags().StringVar(&f.issuer, "certificate-oidc-issuer", "", "expected OIDC issuer of the signer's token")
 	cmd.Flags().StringVar(&f.issuerRegexp, "certificate-oidc-issuer-regexp", "", "expected OIDC issuer, as a regular expression")
-	cmd.Flags().BoolVar(&f.offline, "offline", false, "verify with no network access (verification never uses the network)")
 	cmd.Flags().StringVar(&f.github.GithubWorkflowTrigger, "certificate-github-workflow-trigger", "", "expected event that triggered the GitHub Actions workflow (e.g. push)")
 	cmd.Flags().StringVar(&f.github.GithubWorkflowSHA, "certificate-github-workflow-sha", "", "expected commit the GitHub Actions workflow ran on")
 	cmd.Flags().StringVar(&f.github.GithubWorkflowName, "certificate-github-workflow-name", "", "expected GitHub Actions workflow name")
@@ -503,7 +507,7 @@ func (f *verifyFlags) prepare(cmd *cobra.Command) (*verifier, error) {
 		return vr, nil
 	}
 	if (f.identity == "" && f.identityRegexp == "") || (f.issuer == "" && f.issuerRegexp == "") {
-		return nil, errors.New("say whose signature to expect: --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer (or --certificate-oidc-issuer-regexp), or --key for a key-signed bundle")
+		return nil, errors.New("say whose signature to expect: --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer (or --certificate-oidc-issuer-regexp), or --key for a key-signed bundle (for an image, or --policy FILE)")
 	}
 	san, err := verify.NewSANMatcher(f.identity, f.identityRegexp)
 	if err != nil {

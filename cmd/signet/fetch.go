@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/spf13/cobra"
+
+	"github.com/signet-dev/signet/internal/cligroup"
 )
 
 // Files as OCI artifacts: upload blob pushes files as the layers of an
@@ -31,10 +33,11 @@ const titleAnnotation = "org.opencontainers.image.title"
 const defaultMaxFetchBytes = 1 << 30
 
 func newUploadCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "upload blob IMAGE -f FILE",
-		Short: "Push files to a registry as an OCI artifact",
-	}
+	cmd := cligroup.Make(&cobra.Command{
+		Use:     "upload blob IMAGE -f FILE",
+		Short:   "Push files to a registry as an OCI artifact",
+		Example: `  signet upload blob registry.example.com/tools/installer:v1 -f install.sh`,
+	})
 	var reg registryFlags
 	var files, commaFiles []string
 	var mediaType string

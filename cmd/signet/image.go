@@ -376,7 +376,8 @@ func newVerifyImageCommand() *cobra.Command {
 		Use:   "verify IMAGE (--certificate-identity ID --certificate-oidc-issuer URL | --key PUB | --policy FILE)",
 		Short: "Verify the signatures of a container image in its registry",
 		Long: `verify reads the Sigstore bundles stored as referrers of the image (as cosign v3
-and signet sign write them), and checks each with sigstore-go: the signer
+and signet sign write them) and the signatures in cosign's legacy
+sha256-<digest>.sig tag, and checks each with sigstore-go: the signer
 (identity and issuer, or --key), the log entry, the time of signing, and that
 it signs this image's digest with cosign's signature predicate and the -a
 annotations given. It succeeds when at least one signature verifies.
@@ -389,7 +390,7 @@ not enforced), a policy is met when one of its authorities is (a key, or
 keyless identities, with the attestations it lists and their Rego or CUE
 policies) and its spec.policy, if any, allows what verified (say, two
 signatures). An image no policy matches is refused. Fields that need a
-cluster (kms, secretRef, configMapRef, remote) are refused, not ignored.
+cluster (kms, secretRef, configMapRef, remote, ca-cert) are refused, not ignored.
 
 Exit status 0: verified; 3: no signature verifies, or the policy is not
 met (each reason listed); 1: could not run (registry, network, a bad policy).`,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -82,6 +83,11 @@ func verifyWithPolicies(cmd *cobra.Command, f *verifyFlags, reg *registryFlags, 
 		results = append(results, map[string]any{"image": d.String(), "policies": decisions})
 	}
 	if len(failures) > 0 {
+		// What passed is still said, so one failing image of several does
+		// not hide the others' results.
+		if format, _ := cmd.Flags().GetString("output"); format == "text" && len(lines) > 0 {
+			fmt.Fprintln(cmd.OutOrStdout(), strings.Join(lines, "\n"))
+		}
 		return &verifyError{fmt.Errorf("the policy is not met:\n  %s", strings.Join(failures, "\n  "))}
 	}
 	return report(cmd, map[string]any{"images": results}, strings.Join(lines, "\n"))
@@ -109,10 +115,12 @@ func describeMatches(m map[string]*policy.Match) string {
 	for name, match := range m {
 		var who []string
 		for _, s := range match.Signatures {
-			if s.Subject != "" {
-				who = append(who, s.Subject)
-			} else {
-				who = append(who, "the key")
+			w := s.Subject
+			if w == "" {
+				w = "the key"
+			}
+			if !slices.Contains(who, w) {
+				who = append(who, w)
 			}
 		}
 		for att, as := range match.Attestations {

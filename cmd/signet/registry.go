@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/spf13/cobra"
+
+	"github.com/signet-dev/signet/internal/cligroup"
 )
 
 // What is attached to an image, wherever cosign or signet put it: OCI 1.1
@@ -334,10 +336,12 @@ stored as OCI referrers have no such tag: signet tree lists them.`,
 }
 
 func newDownloadCommand() *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := cligroup.Make(&cobra.Command{
 		Use:   "download signature|attestation IMAGE",
 		Short: "Print the signatures or attestations attached to an image, as Sigstore bundles",
-	}
+		Example: `  signet download signature registry.example.com/app:v1
+  signet download attestation registry.example.com/app:v1 --predicate-type slsaprovenance1`,
+	})
 	for _, kind := range []string{kindSignature, kindAttestation} {
 		var reg registryFlags
 		var predicateType string
@@ -395,6 +399,9 @@ Nothing is verified: verify-blob can check a bundle saved to a file.`,
 						return err
 					}
 					n++
+				}
+				if n == 0 && want != "" {
+					return fmt.Errorf("no %s of predicate type %s is attached to %s", kind, want, d)
 				}
 				if n == 0 {
 					return fmt.Errorf("no %s is attached to %s", kind, d)

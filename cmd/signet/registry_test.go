@@ -148,7 +148,7 @@ func TestRegistryTools(t *testing.T) {
 					}
 				}
 			}
-			if _, err := runCLI(t, "download", "attestation", image, "--allow-http-registry", "--predicate-type", "spdxjson"); err == nil || !strings.Contains(err.Error(), "no attestation is attached") {
+			if _, err := runCLI(t, "download", "attestation", image, "--allow-http-registry", "--predicate-type", "spdxjson"); err == nil || !strings.Contains(err.Error(), "no attestation of predicate type https://spdx.dev/Document is attached") {
 				t.Fatalf("download of a type that is not there: %v", err)
 			}
 
@@ -242,6 +242,8 @@ func TestRegistryTools(t *testing.T) {
 		"copy a b@sha256:" + strings.Repeat("0", 64): "names a digest",
 		"copy a b --only everything":                 `"everything" is not a kind of attachment`,
 		"triangulate localhost/a --type sboms":       `--type "sboms"`,
+		"download sbom localhost/a":                  `unknown command "sbom" for "signet download"`,
+		"upload bogus":                               `unknown command "bogus" for "signet upload"`,
 	} {
 		if _, err := runCLI(t, strings.Fields(args)...); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("signet %s: %v, want %q", args, err, want)
