@@ -61,6 +61,13 @@ type Instance struct {
 	PastCT, PastLogs []*Key
 	// OIDCURL is an issuer clients may get tokens from (the dev issuer).
 	OIDCURL string
+	// LogV2 is the Rekor v2 log's key (nil: no v2 log), PastLogsV2 its
+	// retired keys. Its trusted-root entries look like the v1 log's: for an
+	// ECDSA key the C2SP note key hash sigstore-go looks logs up by is the
+	// same SHA-256 of the PKIX key. The signing config lists it with
+	// majorApiVersion 2, which clients that speak v2 pick over v1.
+	LogV2      *Key
+	PastLogsV2 []*Key
 }
 
 func keyDetails(pub crypto.PublicKey) (protocommon.PublicKeyDetails, error) {
@@ -143,6 +150,11 @@ func TrustedRoot(in Instance) ([]byte, error) {
 	if tr.Tlogs, err = logInstances(in.BaseURL, in.PastLogs, in.Log); err != nil {
 		return nil, fmt.Errorf("log key: %w", err)
 	}
+	v2, err := logInstances(in.BaseURL, in.PastLogsV2, in.LogV2)
+	if err != nil {
+		return nil, fmt.Errorf("Rekor v2 log key: %w", err)
+	}
+	tr.Tlogs = append(tr.Tlogs, v2...)
 	if tr.Ctlogs, err = logInstances(in.BaseURL, in.PastCT, in.CT); err != nil {
 		return nil, fmt.Errorf("CT key: %w", err)
 	}
@@ -175,6 +187,12 @@ func SigningConfig(in Instance, start time.Time) ([]byte, error) {
 	}
 	if in.Log != nil {
 		sc.RekorTlogUrls = svc(in.BaseURL)
+		sc.RekorTlogConfig = &prototrust.ServiceConfiguration{Selector: prototrust.ServiceSelector_ANY}
+	}
+	if in.LogV2 != nil {
+		v2 := svc(in.BaseURL)
+		v2[0].MajorApiVersion = 2
+		sc.RekorTlogUrls = append(sc.RekorTlogUrls, v2...)
 		sc.RekorTlogConfig = &prototrust.ServiceConfiguration{Selector: prototrust.ServiceSelector_ANY}
 	}
 	if in.TSA != nil {

@@ -18,6 +18,10 @@ func Marshal(v any) ([]byte, error) {
 	return jsoncanonicalizer.Transform(raw)
 }
 
+// Transform rewrites JSON in the canonical form (keys sorted, no
+// whitespace, numbers and strings as RFC 8785 spells them).
+func Transform(raw []byte) ([]byte, error) { return jsoncanonicalizer.Transform(raw) }
+
 // MarshalSorted is Marshal for values made only of strings, byte slices,
 // integers of magnitude below 2^53 and structs whose fields are declared in
 // the order RFC 8785 sorts their JSON names (callers' tests hold them to

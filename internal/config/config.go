@@ -217,6 +217,18 @@ type Log struct {
 	// TileCacheBytes bounds the decoded tiles kept for proofs, shared by
 	// every log tree of the instance.
 	TileCacheBytes int64 `yaml:"tile_cache_bytes"`
+	// V2 is the Rekor v2 log beside the v1 one.
+	V2 LogV2 `yaml:"v2"`
+}
+
+// LogV2 is the Rekor v2 log: rekor-tiles' write API on a tree and key of
+// its own.
+type LogV2 struct {
+	// Enabled serves POST /api/v2/log/entries and lists the v2 log in
+	// signing_config.json, so cosign v3 and signet sign through it.
+	Enabled bool `yaml:"enabled"`
+	// Signer is the key URI of the v2 log's ECDSA key, not the v1 log's.
+	Signer string `yaml:"signer"`
 }
 
 // HTTP bounds the listener.
@@ -318,6 +330,7 @@ func (c Config) ProductionSettings() []string {
 	for _, s := range []struct{ key, value string }{
 		{"database.url", c.Database.URL},
 		{"log.signer", c.Log.Signer},
+		{"log.v2.signer", c.Log.V2.Signer},
 		{"ca.signer", c.CA.Signer},
 		{"ca.chain", c.CA.Chain},
 		{"timestamp.signer", c.Timestamp.Signer},
@@ -371,6 +384,7 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		"SIGNET_DATA_DIR":       &cfg.DataDir,
 		"SIGNET_DATABASE_URL":   &cfg.Database.URL,
 		"SIGNET_LOG_SIGNER":     &cfg.Log.Signer,
+		"SIGNET_LOG_V2_SIGNER":  &cfg.Log.V2.Signer,
 		"SIGNET_PUBLIC_URL":     &cfg.PublicURL,
 		"SIGNET_CA_SIGNER":      &cfg.CA.Signer,
 		"SIGNET_CA_CHAIN":       &cfg.CA.Chain,
@@ -409,6 +423,15 @@ func (c Config) Validate(dev bool) error {
 	}
 	if c.LogEnabled() && !dev && c.Log.Signer == "" {
 		return errors.New("log.signer is required outside dev mode: a key URI such as file:///etc/signet/log.pem?password-env=SIGNET_LOG_KEY_PASSWORD")
+	}
+	if c.Log.V2.Enabled && !c.LogEnabled() {
+		return errors.New("log.v2.enabled needs the log running (it is turned off)")
+	}
+	if c.Log.V2.Enabled && !dev && c.Log.V2.Signer == "" {
+		return errors.New("log.v2.signer is required outside dev mode: a key URI of an ECDSA key of its own, such as file:///etc/signet/log-v2.pem?password-env=SIGNET_LOG_V2_KEY_PASSWORD")
+	}
+	if c.Log.V2.Signer != "" && c.Log.V2.Signer == c.Log.Signer {
+		return errors.New("log.v2.signer names the v1 log's key: the v2 log needs a key of its own (clients tell the logs apart by their key's hash)")
 	}
 	if strings.ContainsAny(c.Hostname, " \n+") {
 		return fmt.Errorf("hostname %q must not contain spaces, newlines or '+'", c.Hostname)

@@ -130,3 +130,25 @@ func TestDocumentedCIProviderExample(t *testing.T) {
 		t.Fatalf("documented issuer does not validate: %v", err)
 	}
 }
+
+// The Rekor v2 log needs a key of its own, and one outside dev mode.
+func TestLogV2Settings(t *testing.T) {
+	for name, tc := range map[string]struct {
+		change func(*Config)
+		dev    bool
+		want   string
+	}{
+		"production without a key": {func(c *Config) { c.Log.V2.Enabled = true }, false, "log.v2.signer is required outside dev mode"},
+		"the v1 log's key":         {func(c *Config) { c.Log.V2.Enabled, c.Log.V2.Signer = true, c.Log.Signer }, false, "needs a key of its own"},
+		"dev generates one":        {func(c *Config) { c.Log.V2.Enabled, c.Log.Signer = true, "" }, true, ""},
+	} {
+		c := Defaults()
+		c.Database.URL = "postgres://db/signet"
+		c.Log.Signer = "file:///etc/signet/log.pem"
+		tc.change(&c)
+		err := c.Validate(tc.dev)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}

@@ -46,6 +46,7 @@ import (
 	"github.com/signet-dev/signet/log/ctapi"
 	"github.com/signet-dev/signet/log/pgstore"
 	"github.com/signet-dev/signet/log/rekorapi"
+	"github.com/signet-dev/signet/log/rekorv2"
 	"github.com/signet-dev/signet/log/tiles"
 	"github.com/signet-dev/signet/log/tilesapi"
 	"github.com/signet-dev/signet/timestamp"
@@ -67,10 +68,14 @@ type Server struct {
 	// devKeys are dev mode's keys and chains (bootstrap.Make).
 	devKeys bootstrap.Instance
 	// trees is the logs' storage in the same database.
-	trees   *pgstore.Store
-	log     *tlog.Log
-	rekor   *rekorapi.API
-	handler http.Handler
+	trees *pgstore.Store
+	log   *tlog.Log
+	rekor *rekorapi.API
+	// The Rekor v2 log (log.v2.enabled), its API and key.
+	logV2         *tlog.Log
+	rekorV2       *rekorv2.API
+	rekorV2Signer crypto.Signer
+	handler       http.Handler
 
 	ca        *fulcioapi.API
 	caChain   []*x509.Certificate
@@ -198,6 +203,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if cfg.LogEnabled() {
 		if err := s.startLog(ctx, router, reg, opts); err != nil {
 			return nil, err
+		}
+		if cfg.Log.V2.Enabled {
+			if err := s.startLogV2(ctx, router, reg, opts); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if cfg.CAEnabled(opts.Dev) {
@@ -579,6 +589,13 @@ func (s *Server) publishTrust(ctx context.Context, router chi.Router, reg promet
 			return err
 		}
 	}
+	if s.logV2 != nil {
+		in.LogV2 = &trust.Key{PublicKey: s.rekorV2Signer.Public(), Start: s.logV2.CreatedAt().Truncate(time.Second)}
+		start = minTime(start, in.LogV2.Start)
+		if in.PastLogsV2, err = pastKeys(ctx, s.trees, "rekor-v2"); err != nil {
+			return err
+		}
+	}
 	if s.ctLog != nil {
 		in.CT = &trust.Key{PublicKey: s.ctLog.PublicKey(), Start: s.ctEngine.CreatedAt().Truncate(time.Second)}
 		if in.PastCT, err = pastKeys(ctx, s.trees, "ct"); err != nil {
@@ -887,6 +904,9 @@ func (s *Server) Close(ctx context.Context) {
 	}
 	if s.log != nil {
 		s.log.Close()
+	}
+	if s.logV2 != nil {
+		s.logV2.Close()
 	}
 	if s.ctEngine != nil {
 		s.ctEngine.Close()

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/signet-dev/signet/internal/config"
+)
+
+// With the Rekor v2 log enabled, the signing config lists it and signet
+// (sigstore-go) signs through it: a blob and an image, keyless and with a
+// key; signet and unmodified cosign verify each.
+func TestSignetThroughRekorV2(t *testing.T) {
+	x := newInterop(t, func(c *config.Config) { c.Log.V2.Enabled = true })
+	blob := x.write("app.tar.gz", "release bits through v2")
+	bundle := filepath.Join(x.dir, "v2.sigstore.json")
+	out, err := runCLI(t, "sign-blob", blob, "--bundle", bundle, "--yes", "--identity-token", devToken(t, x.base, "alice@example.com"))
+	if err != nil || !strings.Contains(out, "with a certificate for alice@example.com") {
+		t.Fatalf("sign-blob: %v\n%s", err, out)
+	}
+	raw, _ := os.ReadFile(bundle)
+	if !strings.Contains(string(raw), `"version": "0.0.2"`) && !strings.Contains(string(raw), `"version":"0.0.2"`) {
+		t.Fatalf("the bundle's entry is not a v2 one:\n%s", raw)
+	}
+	x.mustCosign("verify-blob", "--trusted-root", x.trustedRoot, "--bundle", bundle,
+		"--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", x.issuer, blob)
+	if out, err := runCLI(t, "verify-blob", blob, "--bundle", bundle, "--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", x.issuer); err != nil {
+		t.Fatalf("verify-blob: %v\n%s", err, out)
+	}
+
+	t.Setenv("SIGNET_PASSWORD", "pw")
+	if _, err := runCLI(t, "generate-key-pair", "--output-key-prefix", filepath.Join(x.dir, "release")); err != nil {
+		t.Fatal(err)
+	}
+	image := pushRandomImage(t, startRegistry(t, "referrers API"), "app:v1")
+	for _, args := range [][]string{
+		{"sign", image, "--allow-http-registry", "--yes", "--identity-token", devToken(t, x.base, "alice@example.com")},
+		{"sign", image, "--allow-http-registry", "--yes", "--key", filepath.Join(x.dir, "release.key")},
+	} {
+		if out, err := runCLI(t, args...); err != nil {
+			t.Fatalf("signet %v: %v\n%s", args, err, out)
+		}
+	}
+	x.mustCosign("verify", "--allow-http-registry", "--trusted-root", x.trustedRoot,
+		"--certificate-identity", "alice@example.com", "--certificate-oidc-issuer", x.issuer, image)
+	x.mustCosign("verify", "--allow-http-registry", "--trusted-root", x.trustedRoot, "--key", "release.pub", image)
+	if out, err := runCLI(t, "verify", image, "--allow-http-registry", "--key", filepath.Join(x.dir, "release.pub")); err != nil {
+		t.Fatalf("signet verify --key: %v\n%s", err, out)
+	}
+}
