@@ -47,10 +47,15 @@ echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d:
 start main; base=$url
 printf 'ca:\n  ct: none\n' >"$work/noct.yaml"
 start noct --config "$work/noct.yaml"; noct=$url
+printf 'log:\n  v2:\n    enabled: true\n' >"$work/v2.yaml"
+start v2 --config "$work/v2.yaml"; v2=$url
 for run in $(seq 1 $runs); do
   bin/signet-bench --target "$base" --scenarios timestamp,ca,append,read,search --concurrency 64 --duration "$duration" --append-duration "$append_duration"
   bin/signet-bench --target "$noct" --scenarios ca --concurrency 64 --duration "$duration" | sed 's/"scenario":"ca"/"scenario":"ca-no-ct"/'
   bin/signet-bench --target "$base" --scenarios append --rate 1000 --duration "$duration"
+  # Rekor v1 and v2 appends on one instance, one after the other: an A/B.
+  bin/signet-bench --target "$v2" --scenarios append,append-v2 --concurrency 64 --duration "$duration" |
+    sed 's/"scenario":"append"/"scenario":"append-v1-beside-v2"/'
 done
 # The client: signet's CLI against unmodified cosign, keyless image and blob
 # sign+verify against the main instance, interleaved, median of 20 each.

@@ -14,6 +14,10 @@ import (
 	"sync"
 	"time"
 
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	pb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/server"
@@ -123,6 +127,31 @@ func fillReport(ctx context.Context, srv *server.Server, added int64, size uint6
 // signedEntry is a hashedrekord proposal for the artifact named, signed
 // with a fresh key as a CI job would log it, and the artifact's
 // "sha256:<hex>" for searching.
+// signedEntryV2 is signedEntry as a Rekor v2 CreateEntryRequest.
+func signedEntryV2(artifact string) ([]byte, string, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	der, err := x509.MarshalPKIXPublicKey(k.Public())
+	if err != nil {
+		return nil, "", err
+	}
+	digest := sha256.Sum256([]byte(artifact))
+	sig, err := ecdsa.SignASN1(rand.Reader, k, digest[:])
+	if err != nil {
+		return nil, "", err
+	}
+	body, err := protojson.Marshal(&pb.CreateEntryRequest{Spec: &pb.CreateEntryRequest_HashedRekordRequestV002{HashedRekordRequestV002: &pb.HashedRekordRequestV002{
+		Digest: digest[:],
+		Signature: &pb.Signature{Content: sig, Verifier: &pb.Verifier{
+			Verifier:   &pb.Verifier_PublicKey{PublicKey: &pb.PublicKey{RawBytes: der}},
+			KeyDetails: protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256,
+		}},
+	}}})
+	return body, fmt.Sprintf("sha256:%x", digest), err
+}
+
 func signedEntry(artifact string) ([]byte, string, error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

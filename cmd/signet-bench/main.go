@@ -63,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var o options
 	var scenarios string
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "base URL of the instance")
-	fs.StringVar(&scenarios, "scenarios", "ca,append,read,search", "comma-separated: ca, append, read, search, timestamp, tiles (level-0 hash tiles), bundles (entry bundles)")
+	fs.StringVar(&scenarios, "scenarios", "ca,append,read,search", "comma-separated: ca, append (Rekor v1), append-v2 (Rekor v2, log.v2.enabled), read, search, timestamp, tiles (level-0 hash tiles), bundles (entry bundles)")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients (closed loop)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "timed phase of each scenario")
 	fs.DurationVar(&o.appendDuration, "append-duration", 0, "timed phase of the append scenario (default: --duration)")
@@ -131,7 +131,9 @@ Flags:
 		case "ca":
 			res, err = st.caScenario(ctx, stderr)
 		case "append":
-			res, err = st.appendScenario(ctx, stderr)
+			res, err = st.appendScenario(ctx, stderr, 1)
+		case "append-v2":
+			res, err = st.appendScenario(ctx, stderr, 2)
 		case "read":
 			res, err = st.readScenario(ctx, stderr)
 		case "search":
@@ -143,7 +145,7 @@ Flags:
 		case "bundles":
 			res, err = st.tilesScenario(ctx, -1)
 		default:
-			return fmt.Errorf("unknown scenario %q (ca, append, read, search, timestamp, tiles, bundles)", sc)
+			return fmt.Errorf("unknown scenario %q (ca, append, append-v2, read, search, timestamp, tiles, bundles)", sc)
 		}
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", sc, err)
@@ -375,32 +377,42 @@ func (s *state) caScenario(ctx context.Context, log io.Writer) (*result, error) 
 	}, func(st int) bool { return st == 200 }, nil), nil
 }
 
-func (s *state) appendScenario(ctx context.Context, log io.Writer) (*result, error) {
+// appendScenario appends freshly signed hashedrekord entries through the
+// Rekor v1 API, or the v2 one (version 2: 0.0.2 requests, no SET).
+func (s *state) appendScenario(ctx context.Context, log io.Writer, version int) (*result, error) {
 	if s.opts.appendDuration > 0 {
 		saved := s.opts.duration
 		s.opts.duration = s.opts.appendDuration
 		defer func() { s.opts.duration = saved }()
 	}
 	n := s.poolSize(7000)
-	fmt.Fprintf(log, "append: pre-signing %d hashedrekord entries, each with its own P-256 key\n", n)
+	name, path, sign := "append", "/api/v1/log/entries", signedEntry
+	if version == 2 {
+		name, path, sign = "append-v2", "/api/v2/log/entries", signedEntryV2
+	}
+	fmt.Fprintf(log, "%s: pre-signing %d hashedrekord entries, each with its own P-256 key\n", name, n)
 	bodies := make([][]byte, n)
 	hashes := make([]string, n)
 	nonce := time.Now().UnixNano()
 	parallel(n, func(i int) {
-		bodies[i], hashes[i], _ = signedEntry(fmt.Sprintf("signet-bench %d %d", nonce, i))
+		bodies[i], hashes[i], _ = sign(fmt.Sprintf("signet-bench %d %d", nonce, i))
 	})
 	hdr := map[string]string{"Content-Type": "application/json"}
-	res := s.drive(ctx, "append", func(i int) request {
-		if i >= n {
-			i = i % n // only if the pool ran out; those become 409s
-		}
-		return request{http.MethodPost, "/api/v1/log/entries", bodies[i], hdr}
-	}, func(st int) bool { return st == 201 }, func(i int, etag string) {
+	onOK := func(i int, etag string) {
 		s.mu.Lock()
 		s.entryIDs = append(s.entryIDs, etag)
 		s.hashes = append(s.hashes, hashes[i%n])
 		s.mu.Unlock()
-	})
+	}
+	if version == 2 {
+		onOK = nil // v2 entries are not read through the v1 API
+	}
+	res := s.drive(ctx, name, func(i int) request {
+		if i >= n {
+			i = i % n // only if the pool ran out; those become 409s
+		}
+		return request{http.MethodPost, path, bodies[i], hdr}
+	}, func(st int) bool { return st == 201 }, onOK)
 	return res, nil
 }
 
@@ -430,7 +442,7 @@ func (s *state) ensureEntries(ctx context.Context, log io.Writer) error {
 	}
 	saved := s.opts
 	s.opts.duration, s.opts.appendDuration, s.opts.warmup, s.opts.rate = 3*time.Second, 0, 0, 0
-	_, err := s.appendScenario(ctx, log)
+	_, err := s.appendScenario(ctx, log, 1)
 	s.opts = saved
 	return err
 }
