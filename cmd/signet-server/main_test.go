@@ -31,6 +31,10 @@ import (
 	"testing"
 	"time"
 
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	pb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/db"
 	"github.com/signet-dev/signet/internal/db/dbtest"
@@ -205,17 +209,49 @@ type acked struct {
 // Kill -9 in the middle of a load run loses nothing that was acknowledged:
 // after a restart every 201 entry is at its index with a valid proof and is
 // found by search, every checkpoint seen before is consistent with the new
-// one, and nothing is duplicated.
+// one, and nothing is duplicated. The Rekor v2 log takes half the load:
+// each of its acknowledged entries, sent again, is answered 409 with the
+// index it was acknowledged at.
 func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 	bin := buildServer(t)
 	dataDir := filepath.Join(t.TempDir(), "d")
-	cmd, base := startDev(t, bin, dataDir)
+	v2cfg := filepath.Join(t.TempDir(), "v2.yaml")
+	os.WriteFile(v2cfg, []byte("log:\n  v2:\n    enabled: true\n"), 0o644) //nolint:errcheck
+	cmd, base, _ := startDevWith(t, bin, dataDir, "--config", v2cfg)
 	ctx := context.Background()
 
 	var mu sync.Mutex
 	var acks []acked
 	var checkpoints []note.Checkpoint
+	type ackedV2 struct {
+		body  []byte
+		index string
+	}
+	var acksV2 []ackedV2
 	stopLoad := appendLoad(8, func(w, i int) {
+		if w%2 == 1 {
+			body := signedEntryV2(t, fmt.Sprintf("kill-9 v2 %d %d", w, i))
+			resp, err := http.Post(base+"/api/v2/log/entries", "application/json", bytes.NewReader(body))
+			if err != nil {
+				return
+			}
+			out, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				return
+			}
+			var e struct {
+				LogIndex string `json:"logIndex"`
+			}
+			if err := json.Unmarshal(out, &e); err != nil {
+				t.Errorf("v2 201 with an unreadable body: %v", err)
+				return
+			}
+			mu.Lock()
+			acksV2 = append(acksV2, ackedV2{body: body, index: e.LogIndex})
+			mu.Unlock()
+			return
+		}
 		p, hash := signedEntry(fmt.Sprintf("kill-9 %d %d", w, i))
 		resp, err := http.Post(base+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
 		if err != nil {
@@ -248,11 +284,11 @@ func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 	}
 	cmd.Wait() //nolint:errcheck
 	stopLoad()
-	if len(acks) < 20 {
-		t.Fatalf("only %d appends acknowledged before the kill; the test needs load", len(acks))
+	if len(acks) < 20 || len(acksV2) < 20 {
+		t.Fatalf("only %d v1 and %d v2 appends acknowledged before the kill; the test needs load", len(acks), len(acksV2))
 	}
 
-	cmd, base = startDev(t, bin, dataDir)
+	cmd, base, _ = startDevWith(t, bin, dataDir, "--config", v2cfg)
 	defer stopDev(t, cmd, dataDir)
 	lc := client.NewLog(base)
 	info, latest, err := lc.Info(ctx)
@@ -285,7 +321,17 @@ func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 	if info.TreeSize < int64(len(acks)) {
 		t.Fatalf("tree size %d is smaller than the %d acknowledged entries", info.TreeSize, len(acks))
 	}
-	t.Logf("%d appends acknowledged before kill -9; tree size after restart %d", len(acks), info.TreeSize)
+	for _, a := range acksV2 {
+		resp, err := http.Post(base+"/api/v2/log/entries", "application/json", bytes.NewReader(a.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusConflict || resp.Header.Get("X-Log-Index") != a.index {
+			t.Fatalf("a v2 entry acknowledged at index %s, sent again after the restart: %d, index %q", a.index, resp.StatusCode, resp.Header.Get("X-Log-Index"))
+		}
+	}
+	t.Logf("%d v1 and %d v2 appends acknowledged before kill -9; v1 tree size after restart %d", len(acks), len(acksV2), info.TreeSize)
 }
 
 // PostgreSQL killed under load (SIGKILL of the postmaster): requests in
@@ -623,6 +669,25 @@ func signedEntry(label string) ([]byte, string) {
 	sig, _ := ecdsa.SignASN1(rand.Reader, key, digest[:])
 	p, _ := client.HashedRekord("sha256", digest[:], sig, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	return p, hex.EncodeToString(digest[:])
+}
+
+// signedEntryV2 is a Rekor v2 CreateEntryRequest for a fresh key.
+func signedEntryV2(t *testing.T, label string) []byte {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(key.Public())
+	digest := sha256.Sum256([]byte(fmt.Sprintf("%s %d", label, time.Now().UnixNano())))
+	sig, _ := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	body, err := protojson.Marshal(&pb.CreateEntryRequest{Spec: &pb.CreateEntryRequest_HashedRekordRequestV002{HashedRekordRequestV002: &pb.HashedRekordRequestV002{
+		Digest: digest[:],
+		Signature: &pb.Signature{Content: sig, Verifier: &pb.Verifier{
+			Verifier:   &pb.Verifier_PublicKey{PublicKey: &pb.PublicKey{RawBytes: der}},
+			KeyDetails: protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256,
+		}},
+	}}})
+	if err != nil {
+		t.Error(err)
+	}
+	return body
 }
 
 // The metrics listener serves Go's profiles only when metrics.pprof asks.
