@@ -362,6 +362,14 @@ func keyID(der []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// StoredCheckpoint is the signed checkpoint last stored with the current
+// tree's records ("" before any), for a personality that must check what
+// its tree was signed as.
+func (l *Log) StoredCheckpoint(ctx context.Context) (string, error) {
+	_, cp, err := l.app.store.Watermark(ctx)
+	return cp, err
+}
+
 // Append adds a leaf to the current tree and returns once it is integrated,
 // handed to the hook and provable at the new root (or is a duplicate).
 // extra is stored with the leaf, unhashed, for the hook's use after a

@@ -34,6 +34,9 @@ const (
 type Key struct {
 	PublicKey  crypto.PublicKey
 	Start, End time.Time
+	// BaseURL is where this key's log is read, when not the instance's
+	// (each tree of the Rekor v2 log serves its tiles under a prefix).
+	BaseURL string
 }
 
 // Chain is a CA or TSA chain (leaf-most first, root last) and the window
@@ -68,6 +71,9 @@ type Instance struct {
 	// majorApiVersion 2, which clients that speak v2 pick over v1.
 	LogV2      *Key
 	PastLogsV2 []*Key
+	// LogV2Writes lists the v2 log in the signing config: it takes entries.
+	// Without it its keys stay in the trusted root for what it logged.
+	LogV2Writes bool
 }
 
 func keyDetails(pub crypto.PublicKey) (protocommon.PublicKeyDetails, error) {
@@ -100,6 +106,9 @@ func logInstance(baseURL string, k *Key) (*prototrust.TransparencyLogInstance, e
 	validFor := &protocommon.TimeRange{Start: timestamppb.New(k.Start)}
 	if !k.End.IsZero() {
 		validFor.End = timestamppb.New(k.End)
+	}
+	if k.BaseURL != "" {
+		baseURL = k.BaseURL
 	}
 	return &prototrust.TransparencyLogInstance{
 		BaseUrl:       baseURL,
@@ -189,7 +198,7 @@ func SigningConfig(in Instance, start time.Time) ([]byte, error) {
 		sc.RekorTlogUrls = svc(in.BaseURL)
 		sc.RekorTlogConfig = &prototrust.ServiceConfiguration{Selector: prototrust.ServiceSelector_ANY}
 	}
-	if in.LogV2 != nil {
+	if in.LogV2 != nil && in.LogV2Writes {
 		v2 := svc(in.BaseURL)
 		v2[0].MajorApiVersion = 2
 		sc.RekorTlogUrls = append(sc.RekorTlogUrls, v2...)

@@ -54,6 +54,11 @@ func pinnedLogKeys(cmd *cobra.Command) ([]crypto.PublicKey, error) {
 	}
 	var keys []crypto.PublicKey
 	for _, l := range tr.RekorLogs() {
+		// The Rekor v2 log's trees have baseUrls of their own (their
+		// tiles); the v1 API is the instance's.
+		if strings.Contains(l.BaseURL, "/tiles/rekor-v2/") {
+			continue
+		}
 		keys = append(keys, l.PublicKey)
 	}
 	if len(keys) == 0 {

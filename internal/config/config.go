@@ -430,6 +430,9 @@ func (c Config) Validate(dev bool) error {
 	if c.Log.V2.Enabled && !dev && c.Log.V2.Signer == "" {
 		return errors.New("log.v2.signer is required outside dev mode: a key URI of an ECDSA key of its own, such as file:///etc/signet/log-v2.pem?password-env=SIGNET_LOG_V2_KEY_PASSWORD")
 	}
+	if c.Log.V2.Enabled && !dev && c.PublicURL == "" {
+		return errors.New("log.v2.enabled needs public_url outside dev mode: the v2 log signs its checkpoints as the public URL's hostname, for good")
+	}
 	if c.Log.V2.Signer != "" && c.Log.V2.Signer == c.Log.Signer {
 		return errors.New("log.v2.signer names the v1 log's key: the v2 log needs a key of its own (clients tell the logs apart by their key's hash)")
 	}

@@ -138,13 +138,15 @@ func TestLogV2Settings(t *testing.T) {
 		dev    bool
 		want   string
 	}{
-		"production without a key": {func(c *Config) { c.Log.V2.Enabled = true }, false, "log.v2.signer is required outside dev mode"},
-		"the v1 log's key":         {func(c *Config) { c.Log.V2.Enabled, c.Log.V2.Signer = true, c.Log.Signer }, false, "needs a key of its own"},
-		"dev generates one":        {func(c *Config) { c.Log.V2.Enabled, c.Log.Signer = true, "" }, true, ""},
+		"production without a key":      {func(c *Config) { c.Log.V2.Enabled = true }, false, "log.v2.signer is required outside dev mode"},
+		"production without public_url": {func(c *Config) { c.Log.V2.Enabled, c.Log.V2.Signer, c.PublicURL = true, "file:///v2.pem", "" }, false, "needs public_url"},
+		"the v1 log's key":              {func(c *Config) { c.Log.V2.Enabled, c.Log.V2.Signer = true, c.Log.Signer }, false, "needs a key of its own"},
+		"dev generates one":             {func(c *Config) { c.Log.V2.Enabled, c.Log.Signer = true, "" }, true, ""},
 	} {
 		c := Defaults()
 		c.Database.URL = "postgres://db/signet"
 		c.Log.Signer = "file:///etc/signet/log.pem"
+		c.PublicURL = "https://signet.example.com"
 		tc.change(&c)
 		err := c.Validate(tc.dev)
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {

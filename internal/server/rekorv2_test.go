@@ -309,6 +309,7 @@ func TestRekorV2Restart(t *testing.T) {
 	v2 := func(c *config.Config) {
 		c.Log.V2.Enabled = true
 		c.Log.V2.Signer = keys.FileURI(path, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
+		c.PublicURL = "http://signet.test"
 	}
 	add := func(inst *instance, data string) int64 {
 		t.Helper()
@@ -331,8 +332,92 @@ func TestRekorV2Restart(t *testing.T) {
 	if i := add(inst, "second"); i != 1 {
 		t.Fatalf("after a restart the next entry is at %d, want 1", i)
 	}
-	// The v1 log's key for the v2 log is refused before anything starts.
-	if _, err := f.newServer(func(c *config.Config) { c.Log.V2.Enabled, c.Log.V2.Signer = true, c.Log.Signer }); err == nil || !strings.Contains(err.Error(), "a key of its own") {
-		t.Fatalf("the v1 key for the v2 log: %v", err)
+	inst.stop()
+
+	// The tree is signed as signet.test for good: another hostname would
+	// make every entry handed out unverifiable.
+	if srv, err := f.newServer(v2, func(c *config.Config) { c.PublicURL = "https://elsewhere.test" }); err == nil || !strings.Contains(err.Error(), `is signed as "signet.test"`) {
+		if srv != nil {
+			srv.Close(t.Context())
+		}
+		t.Fatalf("a start under another hostname: %v", err)
+	}
+	// A P-384 key would sign checkpoints sigstore-go checks with SHA-384.
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p384Path := filepath.Join(t.TempDir(), "p384.pem")
+	keys.WriteFile(p384Path, p384, []byte("test-password")) //nolint:errcheck
+	if srv, err := f.newServer(v2, func(c *config.Config) {
+		c.Log.V2.Signer = keys.FileURI(p384Path, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
+	}); err == nil || !strings.Contains(err.Error(), "use an ECDSA P-256 key") {
+		if srv != nil {
+			srv.Close(t.Context())
+		}
+		t.Fatalf("a P-384 v2 key: %v", err)
+	}
+
+	// Turned off, the v2 log takes no entries and the signing config no
+	// longer lists it, but its key stays in the trusted root: the entries
+	// it logged still verify.
+	inst = f.start(t, func(c *config.Config) { c.PublicURL = "http://signet.test" })
+	var tr struct {
+		Tlogs []struct {
+			BaseURL string `json:"baseUrl"`
+		}
+	}
+	if err := json.Unmarshal(inst.get("/api/v1/trust/trusted_root.json", 200), &tr); err != nil || len(tr.Tlogs) != 2 || !strings.HasPrefix(tr.Tlogs[1].BaseURL, "http://signet.test/tiles/rekor-v2/") {
+		t.Fatalf("trusted root with v2 off: %v %+v", err, tr)
+	}
+	if sc := string(inst.get("/api/v1/trust/signing_config.json", 200)); strings.Contains(sc, `"majorApiVersion": 2`) {
+		t.Fatalf("the signing config lists the v2 log while it is off:\n%s", sc)
+	}
+	inst.post("/api/v2/log/entries", []byte("{}"), http.StatusNotFound)
+}
+
+// A dev instance whose v2 key changes rotates the log: the old tree is
+// frozen at its last stored checkpoint and stays readable under its own
+// prefix (its baseUrl in the trusted root, which keeps the old key with a
+// closed window), the new tree starts at index 0, and an entry of the old
+// tree still verifies under the old key.
+func TestRekorV2RotationInDev(t *testing.T) {
+	f := newFixture(t)
+	data := t.TempDir()
+	dev := func(c *config.Config) { withRekorV2(c); c.DataDir = data }
+	inst := f.startDev(t, dev)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	w, _ := write.NewWriter(inst.http.URL)
+	old, err := w.Add(t.Context(), v2Request(t, key, []byte("before the rotation")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst.stop()
+	os.Remove(filepath.Join(data, "keys", "log-v2.pem")) //nolint:errcheck
+	inst = f.startDev(t, dev)
+	w, _ = write.NewWriter(inst.http.URL)
+	next, err := w.Add(t.Context(), v2Request(t, key, []byte("after the rotation")))
+	if err != nil || next.GetLogIndex() != 0 || bytes.Equal(next.GetLogId().GetKeyId(), old.GetLogId().GetKeyId()) {
+		t.Fatalf("after the rotation: %v %v", next, err)
+	}
+	var tr struct {
+		Tlogs []struct {
+			BaseURL   string `json:"baseUrl"`
+			PublicKey struct {
+				RawBytes []byte               `json:"rawBytes"`
+				ValidFor struct{ End string } `json:"validFor"`
+			} `json:"publicKey"`
+		}
+	}
+	if err := json.Unmarshal(inst.get("/api/v1/trust/trusted_root.json", 200), &tr); err != nil || len(tr.Tlogs) != 3 || tr.Tlogs[1].PublicKey.ValidFor.End == "" {
+		t.Fatalf("trusted root after the rotation: %v %+v", err, tr)
+	}
+	frozen := strings.TrimPrefix(tr.Tlogs[1].BaseURL, inst.http.URL)
+	if cp := string(inst.get(frozen+"/checkpoint", 200)); !strings.Contains(cp, "\n1\n") {
+		t.Fatalf("the frozen tree's checkpoint:\n%s", cp)
+	}
+	pub, _ := x509.ParsePKIXPublicKey(tr.Tlogs[1].PublicKey.RawBytes)
+	sv, _ := signature.LoadVerifier(pub, crypto.SHA256)
+	u, _ := url.Parse(inst.http.URL)
+	nv, _ := rtnote.NewNoteVerifier(u.Hostname(), sv)
+	if err := rtverify.VerifyLogEntry(old, nv); err != nil {
+		t.Fatalf("the entry from before the rotation under the old key: %v", err)
 	}
 }

@@ -589,12 +589,12 @@ func (s *Server) publishTrust(ctx context.Context, router chi.Router, reg promet
 			return err
 		}
 	}
+	if in.LogV2, in.PastLogsV2, err = s.logV2Keys(ctx); err != nil {
+		return err
+	}
 	if s.logV2 != nil {
-		in.LogV2 = &trust.Key{PublicKey: s.rekorV2Signer.Public(), Start: s.logV2.CreatedAt().Truncate(time.Second)}
+		in.LogV2Writes = true
 		start = minTime(start, in.LogV2.Start)
-		if in.PastLogsV2, err = pastKeys(ctx, s.trees, "rekor-v2"); err != nil {
-			return err
-		}
 	}
 	if s.ctLog != nil {
 		in.CT = &trust.Key{PublicKey: s.ctLog.PublicKey(), Start: s.ctEngine.CreatedAt().Truncate(time.Second)}

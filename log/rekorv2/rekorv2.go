@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
@@ -97,11 +98,12 @@ func New(cfg Config) (*API, error) {
 // KeyID is the v2 log's ID: the C2SP signed-note key hash sigstore-go
 // computes, which for an ECDSA key is SHA-256 of its PKIX DER (the
 // checkpoint's key hint is its first four bytes, as the engine writes
-// them). Other key types are refused until the engine signs their notes
-// with C2SP key hints.
+// them). Only P-256 is accepted: sigstore-go checks a checkpoint with the
+// curve's hash (SHA-384 for P-384) and the engine signs notes over
+// SHA-256; other key types wait for notes signed with C2SP key hints.
 func KeyID(pub crypto.PublicKey) ([]byte, error) {
-	if _, ok := pub.(*ecdsa.PublicKey); !ok {
-		return nil, fmt.Errorf("the Rekor v2 log key is %T: use an ECDSA key", pub)
+	if k, ok := pub.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("the Rekor v2 log key is %s: use an ECDSA P-256 key", sigalg.Describe(pub))
 	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
@@ -109,6 +111,17 @@ func KeyID(pub crypto.PublicKey) ([]byte, error) {
 	}
 	sum := sha256.Sum256(der)
 	return sum[:], nil
+}
+
+// Hook is the engine hook of the v2 log: it has no records of its own (no
+// search index, no SETs), but a log with a hook has its signed checkpoint
+// stored in the same transaction as each batch, which is what freezes a
+// tree at a key rotation and keeps it readable after.
+type Hook struct{}
+
+// Integrated records nothing.
+func (Hook) Integrated(context.Context, tlog.Batch) (tlog.Records, error) {
+	return tlog.Records{}, nil
 }
 
 // LogID is the log's 32-byte ID.
