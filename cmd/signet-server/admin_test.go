@@ -549,3 +549,70 @@ func TestKeyAndChainChangesNeedAdminRotate(t *testing.T) {
 		t.Fatalf("a TSA chain not asked for: %v", err)
 	}
 }
+
+// The Rekor v2 log's key changes on purpose only: a start with another key
+// is refused naming admin rotate log-v2, which records the rotation and
+// points log.v2.signer at a new key; the next start freezes the old tree
+// and opens a new one.
+func TestAdminRotateLogV2(t *testing.T) {
+	t.Setenv(passwordEnv, "ceremony-password")
+	dir := filepath.Join(t.TempDir(), "etc")
+	if out, err := runAdmin(t, "", "init", "--dir", dir, "--yes"); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(dir, "signet.yaml")
+	v2Key := filepath.Join(dir, "log-v2.pem")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := keys.WriteFile(v2Key, k, []byte("ceremony-password")); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(cfgPath)
+	withV2 := strings.Replace(string(raw), "log:\n", "log:\n  v2:\n    enabled: true\n    signer: \""+keys.FileURI(v2Key, keys.PasswordSource{Env: passwordEnv})+"\"\n", 1)
+	if withV2 == string(raw) {
+		t.Fatalf("no log: section in\n%s", raw)
+	}
+	os.WriteFile(cfgPath, []byte(withV2), 0o600) //nolint:errcheck
+	t.Setenv("DATABASE_URL", dbtest.NewURL(t))
+	start := func() (*server.Server, error) {
+		cfg, err := config.Load(cfgPath, os.Getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.CA.Issuers = []identity.IssuerConfig{{URL: "https://issuer.example.com", Type: identity.TypeEmail}}
+		cfg.PublicURL = "http://127.0.0.1:1"
+		return server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.DiscardHandler), Getenv: os.Getenv})
+	}
+	srv, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := srv.LogV2().TreeID()
+	srv.Close(context.Background())
+
+	orig, _ := os.ReadFile(v2Key)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	os.Remove(v2Key) //nolint:errcheck
+	if err := keys.WriteFile(v2Key, other, []byte("ceremony-password")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := start(); err == nil || !strings.Contains(err.Error(), "admin rotate --config FILE log-v2") || !strings.Contains(err.Error(), "log.v2.signer") {
+		t.Fatalf("a changed v2 key without admin rotate: %v", err)
+	}
+	os.WriteFile(v2Key, orig, 0o600) //nolint:errcheck
+
+	if out, err := runAdmin(t, "", "rotate", "--config", cfgPath, "--yes", "log-v2"); err != nil || !strings.Contains(out, "Rekor v2 log") {
+		t.Fatalf("rotate log-v2: %v\n%s", err, out)
+	}
+	rotated, _ := config.Load(cfgPath, func(string) string { return "" })
+	if rotated.Log.V2.Signer == keys.FileURI(v2Key, keys.PasswordSource{Env: passwordEnv}) || !rotated.Log.V2.Enabled {
+		t.Fatalf("log.v2 after rotate: %+v", rotated.Log.V2)
+	}
+	srv, err = start()
+	if err != nil {
+		t.Fatalf("the start after admin rotate log-v2: %v", err)
+	}
+	defer srv.Close(context.Background())
+	if srv.LogV2().TreeID() == first || len(srv.LogV2().Retired()) != 1 || srv.LogV2().Retired()[0].TreeID() != first {
+		t.Fatalf("after the rotation: tree %d, retired %d", srv.LogV2().TreeID(), len(srv.LogV2().Retired()))
+	}
+}

@@ -30,8 +30,8 @@ func newAdminRotateCommand() *cobra.Command {
 	var cfgPath, rootKey, newRootKey, existingKey string
 	var yes, cancel bool
 	cmd := &cobra.Command{
-		Use:   "rotate --config FILE [--root-key URI] ca|tsa|ct|log|tuf-root",
-		Short: "Rotate the CA, TSA, CT or transparency log key, or sign a new TUF root",
+		Use:   "rotate --config FILE [--root-key URI] ca|tsa|ct|log|log-v2|tuf-root",
+		Short: "Rotate the CA, TSA, CT, transparency log or Rekor v2 log key, or sign a new TUF root",
 		Long: `rotate changes a key or chain on purpose. For ca, tsa, ct and log it records
 the change in the instance's database (database.url or DATABASE_URL) before
 pointing signet.yaml at the new key or chain; a production server changes a
@@ -50,6 +50,10 @@ external PKI is installed with admin import-chain instead.
 ct makes a new CT log key (or takes --key URI, one you made) and points
 ct.signer at it; at the restart the CT log retires its tree and starts a new
 one, and the old key stays in the trusted root with its window closed.
+
+log-v2 does the same for the Rekor v2 log (log.v2.signer): the old tree is
+frozen at its last checkpoint and stays in the trusted root, under its own
+baseUrl, for the entries it logged; the new tree starts at index 0.
 
 log does the same for the transparency log: at the restart the tree the old
 key signed is frozen at its last checkpoint and stays readable as an
@@ -88,6 +92,8 @@ The setting rotate rewrites must not be overridden from the environment
 				return rotateLogKey(cmd, cfgPath, "ct", cfg.CT.Signer, existingKey, yes)
 			case "log":
 				return rotateLogKey(cmd, cfgPath, "log", cfg.Log.Signer, existingKey, yes)
+			case "log-v2":
+				return rotateLogKey(cmd, cfgPath, "log-v2", cfg.Log.V2.Signer, existingKey, yes)
 			case "tuf-root":
 				if rootKey == "" {
 					return errors.New("--root-key is required")
@@ -184,8 +190,8 @@ The setting rotate rewrites must not be overridden from the environment
 	cmd.Flags().StringVar(&rootKey, "root-key", "", "ca, tsa: key URI of the chain's root; tuf-root: the current TUF root key")
 	cmd.Flags().StringVar(&newRootKey, "new-root-key", "", "tuf-root only: key URI of the next TUF root key (default: --root-key)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
-	cmd.Flags().BoolVar(&cancel, "cancel", false, "log, ct, ca, tsa: withdraw the rotation asked for and not carried out yet (the next start then refuses the new key or chain)")
-	cmd.Flags().StringVar(&existingKey, "key", "", "log, ct: rotate to this existing key (URI) instead of making one")
+	cmd.Flags().BoolVar(&cancel, "cancel", false, "log, log-v2, ct, ca, tsa: withdraw the rotation asked for and not carried out yet (the next start then refuses the new key or chain)")
+	cmd.Flags().StringVar(&existingKey, "key", "", "log, log-v2, ct: rotate to this existing key (URI) instead of making one")
 	return cmd
 }
 
@@ -197,6 +203,7 @@ The setting rotate rewrites must not be overridden from the environment
 func notFromEnv(section string) error {
 	vars := map[string][]string{
 		"log":       {"SIGNET_LOG_SIGNER"},
+		"log.v2":    {"SIGNET_LOG_V2_SIGNER"},
 		"ct":        {"SIGNET_CT_SIGNER"},
 		"ca":        {"SIGNET_CA_SIGNER", "SIGNET_CA_CHAIN"},
 		"timestamp": {"SIGNET_TSA_SIGNER", "SIGNET_TSA_CHAIN"},
@@ -301,24 +308,26 @@ func keyFilePath(dir, component, suffix string) string {
 	return filepath.Join(dir, component+"-"+suffix+".pem")
 }
 
-// rotateLogKey makes a new key for the CT log (section "ct") or the
-// transparency log ("log"), or takes existing (a key URI), records the
-// rotation in the database and points section.signer at it; the server
-// retires the old tree when it starts with the new key.
-func rotateLogKey(cmd *cobra.Command, cfgPath, section, current, existing string, yes bool) error {
+// rotateLogKey makes a new key for the CT log (component "ct"), the
+// transparency log ("log") or the Rekor v2 log ("log-v2"), or takes
+// existing (a key URI), records the rotation in the database and points
+// the component's signer setting at it; the server retires the old tree
+// when it starts with the new key.
+func rotateLogKey(cmd *cobra.Command, cfgPath, component, current, existing string, yes bool) error {
+	section := map[string]string{"ct": "ct", "log": "log", "log-v2": "log.v2"}[component]
 	if current == "" {
 		return fmt.Errorf("%s has no %s.signer to rotate", cfgPath, section)
 	}
 	if err := notFromEnv(section); err != nil {
 		return err
 	}
-	what := map[string]string{"ct": "CT log", "log": "transparency log"}[section]
+	what := map[string]string{"ct": "CT log", "log": "transparency log", "log-v2": "Rekor v2 log"}[component]
 	dir := filepath.Dir(cfgPath)
-	suffix := freshSuffix(dir, section)
+	suffix := freshSuffix(dir, component)
 	newURI, inToken, password := existing, false, []byte(nil)
 	if existing == "" {
 		var err error
-		if newURI, inToken, password, err = nextKeyURI(current, dir, section, suffix); err != nil {
+		if newURI, inToken, password, err = nextKeyURI(current, dir, component, suffix); err != nil {
 			return err
 		}
 	}
@@ -349,10 +358,10 @@ func rotateLogKey(cmd *cobra.Command, cfgPath, section, current, existing string
 		if signer, err = keys.Open(existing, keys.Options{}); err != nil {
 			return fmt.Errorf("--key: %w", err)
 		}
-	} else if signer, err = bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, section, suffix), password); err != nil {
+	} else if signer, err = bootstrap.CreateKey(newURI, inToken, keyFilePath(dir, component, suffix), password); err != nil {
 		return fmt.Errorf("creating the new %s key: %w", what, err)
 	}
-	logName := map[string]string{"ct": "ct", "log": "rekor"}[section]
+	logName := map[string]string{"ct": "ct", "log": "rekor", "log-v2": "rekor-v2"}[component]
 	id, err := rotation.KeyID(signer.Public())
 	if err != nil {
 		return err
@@ -380,9 +389,9 @@ func recordRotation(cmd *cobra.Command, pool *pgxpool.Pool, what, id string) err
 
 // cancelRotation closes the open request for component's key or chain.
 func cancelRotation(cmd *cobra.Command, cfg config.Config, cfgPath, component string) error {
-	what, ok := map[string]string{"log": "rekor", "ct": "ct", "ca": "ca-chain", "tsa": "tsa-chain"}[component]
+	what, ok := map[string]string{"log": "rekor", "log-v2": "rekor-v2", "ct": "ct", "ca": "ca-chain", "tsa": "tsa-chain"}[component]
 	if !ok {
-		return fmt.Errorf("--cancel is for log, ct, ca or tsa, not %q", component)
+		return fmt.Errorf("--cancel is for log, log-v2, ct, ca or tsa, not %q", component)
 	}
 	pool, err := rotationDB(cmd, cfg, cfgPath)
 	if err != nil {
@@ -474,9 +483,12 @@ func setConfigValues(path, section string, values map[string]string) error {
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return errors.New("not a YAML mapping")
 	}
-	sec := mappingValue(doc.Content[0], section)
-	if sec == nil || sec.Kind != yaml.MappingNode {
-		return fmt.Errorf("no %s: section", section)
+	// A dotted section ("log.v2") is a mapping inside a mapping.
+	sec := doc.Content[0]
+	for _, part := range strings.Split(section, ".") {
+		if sec = mappingValue(sec, part); sec == nil || sec.Kind != yaml.MappingNode {
+			return fmt.Errorf("no %s: section", section)
+		}
 	}
 	for k, v := range values {
 		n := mappingValue(sec, k)

@@ -95,14 +95,8 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 		OriginFor:         func(int64) string { return host },
 		RotateOnKeyChange: rotate,
 	})
-	var kc *tlog.KeyChangedError
-	if errors.As(err, &kc) {
-		// admin rotate does not know this log yet: in dev mode the tree
-		// rotates by itself; in production the key must stay the tree's.
-		return fmt.Errorf("%w. Configure log.v2.signer with the tree's key again: rotating the Rekor v2 log's key on purpose (admin rotate) is not supported yet", err)
-	}
 	if err != nil {
-		return err
+		return keyChangeHint(err, "log-v2")
 	}
 	s.logV2 = l // before anything can fail: Close stops it
 	if cp, err := l.StoredCheckpoint(ctx); err != nil {

@@ -527,13 +527,14 @@ func (s *Server) recordChain(ctx context.Context, component string, chain *trust
 }
 
 // keyChangeHint adds to a refused key change how to make it on purpose.
-func keyChangeHint(err error, section string) error {
+func keyChangeHint(err error, component string) error {
 	var kc *tlog.KeyChangedError
 	if !errors.As(err, &kc) {
 		return err
 	}
+	section := strings.ReplaceAll(component, "-", ".") // log-v2 is log.v2 in the file
 	return fmt.Errorf("%w. Configure the tree's key again, or rotate on purpose: signet-server admin rotate --config FILE %s "+
-		"(it makes a new key, or takes yours with --key URI, points %s.signer at it and records the rotation in the database; the next start carries it out)", err, section, section)
+		"(it makes a new key, or takes yours with --key URI, points %s.signer at it and records the rotation in the database; the next start carries it out)", err, component, section)
 }
 
 // mountTiles serves every tree of a log as C2SP tlog-tiles at
@@ -870,6 +871,9 @@ func (s *Server) CAChain() []*x509.Certificate { return s.caChain }
 
 // TSAChain is the TSA's chain, signing certificate first (nil when disabled).
 func (s *Server) TSAChain() []*x509.Certificate { return s.tsaChain }
+
+// LogV2 is the Rekor v2 log (nil unless log.v2.enabled).
+func (s *Server) LogV2() *tlog.Log { return s.logV2 }
 
 // DevIssuer is the dev OIDC issuer (nil outside dev mode).
 func (s *Server) DevIssuer() *devoidc.Issuer { return s.devIssuer }
