@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
@@ -38,12 +39,26 @@ type Entry struct {
 	Signers []Signer `json:"signers"`
 }
 
-// Parse reads a log entry's canonical body (hashedrekord or dsse v0.0.1)
-// for its signers. Other kinds have none the monitor can read.
+// Parse reads a log entry's canonical body (hashedrekord or dsse v0.0.1,
+// hashedrekord 0.0.2 of the Rekor v2 log) for its signers. Other kinds
+// have none the monitor can read.
 func Parse(body []byte) (Entry, error) {
 	var head struct {
-		Kind string `json:"kind"`
-		Spec struct {
+		Kind       string `json:"kind"`
+		APIVersion string `json:"apiVersion"`
+		Spec       struct {
+			HashedRekordV002 *struct {
+				Signature struct {
+					Verifier struct {
+						PublicKey *struct {
+							RawBytes []byte `json:"rawBytes"`
+						} `json:"publicKey"`
+						X509Certificate *struct {
+							RawBytes []byte `json:"rawBytes"`
+						} `json:"x509Certificate"`
+					} `json:"verifier"`
+				} `json:"signature"`
+			} `json:"hashedRekordV002"`
 			Signature struct {
 				PublicKey struct {
 					Content string `json:"content"`
@@ -59,10 +74,27 @@ func Parse(body []byte) (Entry, error) {
 	}
 	e := Entry{Kind: head.Kind}
 	var verifiers []string
-	switch head.Kind {
-	case "hashedrekord":
+	switch {
+	case head.Kind == "hashedrekord" && head.APIVersion == "0.0.2":
+		// The verifier is DER (a PKIX key or a certificate): as PEM, it is
+		// read as the other versions' verifiers are.
+		v := head.Spec.HashedRekordV002
+		if v == nil {
+			return e, errors.New("hashedrekord 0.0.2 entry without hashedRekordV002")
+		}
+		block := &pem.Block{Type: "PUBLIC KEY"}
+		switch {
+		case v.Signature.Verifier.X509Certificate != nil:
+			block.Type, block.Bytes = "CERTIFICATE", v.Signature.Verifier.X509Certificate.RawBytes
+		case v.Signature.Verifier.PublicKey != nil:
+			block.Bytes = v.Signature.Verifier.PublicKey.RawBytes
+		default:
+			return e, errors.New("hashedrekord 0.0.2 entry without a verifier")
+		}
+		verifiers = []string{base64.StdEncoding.EncodeToString(pem.EncodeToMemory(block))}
+	case head.Kind == "hashedrekord":
 		verifiers = []string{head.Spec.Signature.PublicKey.Content}
-	case "dsse":
+	case head.Kind == "dsse":
 		for _, s := range head.Spec.Signatures {
 			verifiers = append(verifiers, s.Verifier)
 		}

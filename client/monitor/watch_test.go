@@ -68,6 +68,20 @@ func TestParseAndMatch(t *testing.T) {
 	sum := sha256.Sum256(spki)
 	keySHA := hex.EncodeToString(sum[:])
 
+	// A Rekor v2 entry (hashedrekord 0.0.2): the verifier in DER, a key
+	// or a certificate.
+	certBlock, _ := pem.Decode(certPEM)
+	for verifier, want := range map[string]string{
+		`{"publicKey":{"rawBytes":"` + base64.StdEncoding.EncodeToString(spki) + `"},"keyDetails":"PKIX_ECDSA_P256_SHA_256"}`:                  keySHA,
+		`{"x509Certificate":{"rawBytes":"` + base64.StdEncoding.EncodeToString(certBlock.Bytes) + `"},"keyDetails":"PKIX_ECDSA_P256_SHA_256"}`: certKey,
+	} {
+		v2 := `{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{"data":{"algorithm":"SHA2_256","digest":"AA=="},"signature":{"content":"AA==","verifier":` + verifier + `}}}}`
+		e, err := Parse([]byte(v2))
+		if err != nil || len(e.Signers) != 1 || e.Signers[0].KeySHA256 != want || e.Kind != "hashedrekord" {
+			t.Fatalf("Parse of a v2 entry: %+v %v", e, err)
+		}
+	}
+
 	e, err := Parse(body(t, "dsse", keyPEM, certPEM))
 	if err != nil || len(e.Signers) != 2 {
 		t.Fatalf("Parse dsse: %+v %v", e, err)
@@ -133,6 +147,7 @@ func TestWatchRefuses(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"kind":"hashedrekord","spec":{"signature":{"publicKey":{"content":"AAAA"}}}}`))
 	f.Add([]byte(`{"kind":"dsse","spec":{"signatures":[{"verifier":"LS0tLS1CRUdJTg=="}]}}`))
+	f.Add([]byte(`{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{"signature":{"verifier":{"publicKey":{"rawBytes":"AAAA"}}}}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		Parse(b) //nolint:errcheck
 	})

@@ -103,17 +103,17 @@ through the API and checked against the tiles' leaf hash.`,
 			if metricsListen != "" && interval <= 0 {
 				return errors.New("--metrics-listen needs --interval: a single pass has nothing to scrape")
 			}
-			var ctKeys []crypto.PublicKey
+			var tileKeys []crypto.PublicKey
 			switch logName {
 			case "rekor":
-			case "ct":
-				if ctKeys, err = ctLogKeys(cmd); err != nil {
+			case "ct", "rekor-v2":
+				if tileKeys, err = tileLogKeys(cmd, logName); err != nil {
 					return err
 				}
 			default:
-				return fmt.Errorf("--log %q: want rekor or ct", logName)
+				return fmt.Errorf("--log %q: want rekor, rekor-v2 or ct", logName)
 			}
-			m := &logMonitor{log: logName, ctKeys: ctKeys, lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher,
+			m := &logMonitor{log: logName, tileKeys: tileKeys, lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher,
 				out: json.NewEncoder(out), webhook: webhook, fromNow: fromNow, cmd: cmd, saveEvery: saveEvery}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -163,7 +163,7 @@ through the API and checked against the tiles' leaf hash.`,
 	cmd.Flags().StringVar(&webhook, "webhook", "", "also POST each JSON line (matches, unreadable entries, alerts) to this URL; a pass whose POSTs fail is made again from its last saved progress")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "with --interval: serve Prometheus metrics (signet_monitor_*) on this host:port")
 	cmd.Flags().BoolVar(&fromNow, "from-now", false, "on the first run, start at the log's current size instead of its first entry")
-	cmd.Flags().StringVar(&logName, "log", "rekor", "the log to follow: rekor (the transparency log) or ct (the CT log of the CA's certificates)")
+	cmd.Flags().StringVar(&logName, "log", "rekor", "the log to follow: rekor (the transparency log), rekor-v2 (its Rekor v2 log, log.v2.enabled) or ct (the CT log of the CA's certificates)")
 	cmd.Flags().String("log-key", "", "PEM public key of the log to pin (default: the key signet init pinned for this server, else, for --log rekor only, fetched from the server and recorded in the state)")
 	cmd.Flags().Uint64Var(&saveEvery, "save-every", 65536, "during a catch-up, record progress in the state file every this many entries")
 	cmd.MarkFlagRequired("watch") //nolint:errcheck
@@ -172,21 +172,31 @@ through the API and checked against the tiles' leaf hash.`,
 
 // ctLogKeys are the CT log's keys: --log-key, else those of the trusted
 // root signet init pinned.
-func ctLogKeys(cmd *cobra.Command) ([]crypto.PublicKey, error) {
+func tileLogKeys(cmd *cobra.Command, log string) ([]crypto.PublicKey, error) {
+	what := map[string]string{"ct": "the CT log", "rekor-v2": "the Rekor v2 log"}[log]
 	if path, _ := cmd.Flags().GetString("log-key"); path != "" {
 		pub, err := readPublicKey(path)
 		return []crypto.PublicKey{pub}, err
 	}
 	tr, err := pinnedForCommand(cmd)
 	if err != nil {
-		return nil, fmt.Errorf("following the CT log needs its key: pin the instance with signet init, or give --log-key: %w", err)
+		return nil, fmt.Errorf("following %s needs its key: pin the instance with signet init, or give --log-key: %w", what, err)
 	}
 	var keys []crypto.PublicKey
-	for _, l := range tr.CTLogs() {
-		keys = append(keys, l.PublicKey)
+	if log == "ct" {
+		for _, l := range tr.CTLogs() {
+			keys = append(keys, l.PublicKey)
+		}
+	} else {
+		// Each tree of the v2 log is listed with its tiles as baseUrl.
+		for _, l := range tr.RekorLogs() {
+			if strings.Contains(l.BaseURL, "/tiles/rekor-v2/") {
+				keys = append(keys, l.PublicKey)
+			}
+		}
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("the pinned trusted root lists no CT log")
+		return nil, fmt.Errorf("the pinned trusted root lists no key of %s", what)
 	}
 	return keys, nil
 }
@@ -197,9 +207,9 @@ func defaultMonitorStatePath() string {
 
 // logMonitor is one instance's log followed from a state file.
 type logMonitor struct {
-	// log is the log followed: "rekor" or "ct".
+	// log is the log followed: "rekor", "rekor-v2" or "ct".
 	log       string
-	ctKeys    []crypto.PublicKey // the CT log's keys, for log "ct"
+	tileKeys  []crypto.PublicKey // the keys of a log read only as tiles (ct, rekor-v2)
 	lc        *client.Log
 	http      *http.Client
 	server    string
@@ -220,8 +230,8 @@ type logMonitor struct {
 // since the last pass are finished first: their final checkpoint must
 // extend what was seen of them, and their remaining entries are reported.
 func (m *logMonitor) pass(ctx context.Context) error {
-	if m.log == "ct" {
-		return m.passCT(ctx)
+	if m.log != "rekor" {
+		return m.passTiles(ctx)
 	}
 	info, cp, err := m.lc.Info(ctx)
 	if err != nil {
@@ -299,19 +309,21 @@ func (m *logMonitor) saver(state logState, name, keyID string) func(uint64, [32]
 	}
 }
 
-// passCT follows the active tree of the instance's CT log: its tiles'
-// checkpoint verified with the CT log's key (pinned trusted root, or
-// --log-key), its entries' certificates and precertificates matched.
-func (m *logMonitor) passCT(ctx context.Context) error {
+// passTiles follows a log read only as tiles: the CT log (its entries'
+// certificates and precertificates matched) or the Rekor v2 log (its
+// hashedrekord 0.0.2 entries' signers matched). Each tree's checkpoint is
+// verified with one of the log's keys (pinned trusted root, or --log-key),
+// its signed origin naming the tree (CT) or the instance's hostname (v2).
+func (m *logMonitor) passTiles(ctx context.Context) error {
 	var index struct {
 		Active string   `json:"active"`
 		Frozen []string `json:"frozen"`
 	}
-	if err := m.getJSON(ctx, m.server+"/tiles/ct", &index); err != nil {
-		return fmt.Errorf("the CT log's trees: %w", err)
+	if err := m.getJSON(ctx, m.server+"/tiles/"+m.log, &index); err != nil {
+		return fmt.Errorf("the %s log's trees: %w", m.log, err)
 	}
 	if index.Active == "" {
-		return fmt.Errorf("%s names no active CT tree", m.server)
+		return fmt.Errorf("%s names no active %s tree", m.server, m.log)
 	}
 	state, err := readState(m.statePath)
 	if err != nil {
@@ -319,17 +331,17 @@ func (m *logMonitor) passCT(ctx context.Context) error {
 	}
 	known := false
 	for name := range state.Logs {
-		known = known || strings.HasPrefix(name, "ct "+m.server+" ")
+		known = known || strings.HasPrefix(name, m.log+" "+m.server+" ")
 	}
 	// Trees a CT key rotation froze since the last pass: finished from
 	// their final checkpoint (signed by a key the trusted root keeps).
 	for _, tree := range index.Frozen {
-		name := "ct " + m.server + " " + tree
+		name := m.log + " " + m.server + " " + tree
 		prev, ok := state.Logs[name]
 		if !ok || prev.Frozen {
 			continue
 		}
-		cp, keyID, err := m.ctCheckpoint(ctx, tree)
+		cp, keyID, err := m.tilesCheckpoint(ctx, tree)
 		if err != nil {
 			return err
 		}
@@ -338,11 +350,11 @@ func (m *logMonitor) passCT(ctx context.Context) error {
 		}
 		state.Logs[name] = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: prev.KeySHA256, Seen: time.Now().UTC(), Frozen: true}
 	}
-	cp, keyID, err := m.ctCheckpoint(ctx, index.Active)
+	cp, keyID, err := m.tilesCheckpoint(ctx, index.Active)
 	if err != nil {
 		return err
 	}
-	name := "ct " + m.server + " " + index.Active
+	name := m.log + " " + m.server + " " + index.Active
 	prev, seen := state.Logs[name]
 	if !seen && m.fromNow && !known {
 		prev = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: keyID}
@@ -355,26 +367,35 @@ func (m *logMonitor) passCT(ctx context.Context) error {
 	return progress(cp.Size, [32]byte(cp.RootHash))
 }
 
-// ctCheckpoint is a CT tree's checkpoint from its tiles, verified with one
-// of the CT log's keys, its signed origin naming the tree.
-func (m *logMonitor) ctCheckpoint(ctx context.Context, tree string) (note.Checkpoint, string, error) {
-	tiles := monitor.Tiles{Base: m.server + "/tiles/ct/" + tree, HTTP: m.http}.WithContext(ctx)
+// tilesCheckpoint is a tree's checkpoint from its tiles, verified with one
+// of the log's keys, its signed origin what the log signs as: the tree
+// (CT), or the hostname clients check a v2 checkpoint against.
+func (m *logMonitor) tilesCheckpoint(ctx context.Context, tree string) (note.Checkpoint, string, error) {
+	tiles := monitor.Tiles{Base: m.server + "/tiles/" + m.log + "/" + tree, HTTP: m.http}.WithContext(ctx)
 	raw, err := tiles.Checkpoint()
 	if err != nil {
 		return note.Checkpoint{}, "", err
 	}
-	for _, pub := range m.ctKeys {
+	origin := tree
+	if m.log == "rekor-v2" {
+		u, perr := url.Parse(m.server)
+		if perr != nil {
+			return note.Checkpoint{}, "", perr
+		}
+		origin = u.Hostname()
+	}
+	for _, pub := range m.tileKeys {
 		cp, verr := note.Verify(string(raw), "", pub)
 		if verr != nil {
 			err = verr
 			continue
 		}
-		if cp.Origin != tree {
-			return note.Checkpoint{}, "", &verifyError{fmt.Errorf("the CT log names tree %s but its signed checkpoint's origin is %q", tree, cp.Origin)}
+		if cp.Origin != origin {
+			return note.Checkpoint{}, "", &verifyError{fmt.Errorf("%s tree %s's signed checkpoint names %q, not %q", m.log, tree, cp.Origin, origin)}
 		}
 		return cp, keyFingerprint(pub), nil
 	}
-	return note.Checkpoint{}, "", &verifyError{fmt.Errorf("CT tree %s's checkpoint does not verify with the CT log's keys: %w", tree, err)}
+	return note.Checkpoint{}, "", &verifyError{fmt.Errorf("%s tree %s's checkpoint does not verify with the log's keys: %w", m.log, tree, err)}
 }
 
 func (m *logMonitor) getJSON(ctx context.Context, u string, v any) error {
@@ -429,6 +450,9 @@ func (m *logMonitor) follow(ctx context.Context, treeID string, offset uint64, p
 	// same authenticated leaf hashes (the Rekor log's; a CT log has none).
 	var fetch func(uint64) ([]byte, error)
 	parse := monitor.ParseCTLeaf
+	if m.log == "rekor-v2" {
+		parse = monitor.Parse
+	}
 	if m.log == "rekor" {
 		parse = monitor.Parse
 		fetch = func(index uint64) ([]byte, error) {

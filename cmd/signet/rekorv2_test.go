@@ -50,3 +50,30 @@ func TestSignetThroughRekorV2(t *testing.T) {
 		t.Fatalf("signet verify --key: %v\n%s", err, out)
 	}
 }
+
+// signet monitor --log rekor-v2 follows the Rekor v2 log as tiles: its
+// checkpoint verified with the pinned trusted root's v2 key and its signed
+// origin the instance's hostname, each hashedrekord 0.0.2 entry's signer
+// (certificate or key) matched; a second pass reports nothing new.
+func TestMonitorRekorV2(t *testing.T) {
+	x := newPinned(t, func(c *config.Config) { c.Log.V2.Enabled = true })
+	for _, email := range []string{"alice@example.com", "bob@example.com"} {
+		blob := x.write(email+".txt", "signed by "+email)
+		if out, err := runCLI(t, "sign-blob", blob, "--bundle", blob+".sigstore.json", "--yes", "--identity-token", devToken(t, x.base, email)); err != nil {
+			t.Fatalf("sign-blob: %v\n%s", err, out)
+		}
+	}
+	watch := x.write("watch.yaml", "emails: [bob@example.com]\n")
+	state := filepath.Join(x.dir, "state.json")
+	lines, err := monitorLines(t, x.base, "--log", "rekor-v2", "--watch", watch, "--state", state)
+	if err != nil || len(lines) != 1 || lines[0]["log_index"] != float64(1) || lines[0]["kind"] != "hashedrekord" {
+		t.Fatalf("following the v2 log: %v %v", err, lines)
+	}
+	signer := lines[0]["signers"].([]any)[0].(map[string]any)
+	if emails := signer["emails"].([]any); emails[0] != "bob@example.com" || signer["oidc_issuer"] != x.issuer {
+		t.Fatalf("signer %v", signer)
+	}
+	if again, err := monitorLines(t, x.base, "--log", "rekor-v2", "--watch", watch, "--state", state); err != nil || len(again) != 0 {
+		t.Fatalf("followed again: %v %v", err, again)
+	}
+}
