@@ -73,6 +73,35 @@ func submit(t *testing.T, ctx context.Context, pageURL, email, button, want stri
 	if err := chromedp.Do(ctx, append(steps, chromedp.Click(chromedp.ID(button)))...); err != nil {
 		t.Fatalf("pressing %s at %s: %v", button, pageURL, err)
 	}
+	return waitText(t, ctx, "pressing "+button, want)
+}
+
+// Open loads pageURL and waits (up to a minute) for a page whose text
+// contains want, and returns that text.
+func Open(t *testing.T, ctx context.Context, pageURL, want string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(pageURL)); err != nil {
+		t.Fatalf("opening %s: %v", pageURL, err)
+	}
+	return waitText(t, ctx, "opening "+pageURL, want)
+}
+
+// Click clicks the first element matching the CSS selector and waits for a
+// page whose text contains want.
+func Click(t *testing.T, ctx context.Context, selector, want string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(selector))); err != nil {
+		t.Fatalf("clicking %s: %v", selector, err)
+	}
+	return waitText(t, ctx, "clicking "+selector, want)
+}
+
+func waitText(t *testing.T, ctx context.Context, what, want string) string {
+	t.Helper()
 	for {
 		loc, _ := chromedp.Run(ctx, chromedp.Location())
 		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
@@ -81,8 +110,24 @@ func submit(t *testing.T, ctx context.Context, pageURL, email, button, want stri
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("after pressing %s, the browser shows %s:\n%s\nwant a page saying %q (%v)", button, loc, text, want, err)
+			t.Fatalf("after %s, the browser shows %s:\n%s\nwant a page saying %q (%v)", what, loc, text, want, err)
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// Screenshot writes the whole page, at a window width and height, as a
+// PNG to path, for a person to look at.
+func Screenshot(t *testing.T, ctx context.Context, width, height int64, path string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, height)); err != nil {
+		t.Fatalf("resizing to %dx%d: %v", width, height, err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -31,6 +32,7 @@ import (
 	"github.com/signet-dev/signet/ca/devoidc"
 	"github.com/signet-dev/signet/ca/fulcioapi"
 	"github.com/signet-dev/signet/ca/identity"
+	"github.com/signet-dev/signet/explorer"
 	"github.com/signet-dev/signet/internal/audit"
 	"github.com/signet-dev/signet/internal/bootstrap"
 	"github.com/signet-dev/signet/internal/certfiles"
@@ -248,6 +250,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		return nil, err
 	}
 	router.Get("/healthz", s.healthz)
+	// The auditor's web view: / and /explorer.
+	name := s.cfg.Hostname
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Host != "" {
+		name = u.Host
+	}
+	web, err := explorer.New(explorer.Config{Rekor: s.rekor, Name: name, TUF: s.cfg.TUFEnabled(s.dev), Logger: s.logger})
+	if err != nil {
+		return nil, err
+	}
+	web.Routes(router)
 	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if cfg.Metrics.Listen == "" {
 		router.Get("/metrics", s.metricsHandler.ServeHTTP)

@@ -332,17 +332,26 @@ func (a *API) searchIndex(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	criteria, err := searchCriteria(q)
+	out, err := a.Search(r.Context(), q)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Search is /api/v1/index/retrieve: the IDs of the entries q finds, at
+// most the configured limit (more is an error saying so).
+func (a *API) Search(ctx context.Context, q model.SearchIndex) ([]string, error) {
+	criteria, err := searchCriteria(q)
+	if err != nil {
+		return nil, err
+	}
 	var result map[string]bool
 	for i, keys := range criteria {
-		ids, err := lookup(r.Context(), a.log, keys, a.limits.MaxSearchResults)
+		ids, err := lookup(ctx, a.log, keys, a.limits.MaxSearchResults)
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return nil, err
 		}
 		switch {
 		case i == 0:
@@ -360,14 +369,13 @@ func (a *API) searchIndex(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(result) > a.limits.MaxSearchResults {
-		a.fail(w, r, &tooManyResults{limit: a.limits.MaxSearchResults})
-		return
+		return nil, &tooManyResults{limit: a.limits.MaxSearchResults}
 	}
 	out := make([]string, 0, len(result))
 	for id := range result {
 		out = append(out, id)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // searchCriteria turns a SearchIndex into one list of alternative keys per

@@ -207,6 +207,20 @@ func (a *API) shardByTree(treeID int64) *shard {
 	return nil
 }
 
+// ByID is the entry of a 64- or 80-hex ID, with its inclusion proof and
+// SET; ok is false when it is not in the log.
+func (a *API) ByID(ctx context.Context, id string) (model.LogEntry, bool, error) {
+	return a.byID(ctx, id)
+}
+
+// ByIndex is the entry at a log index (across every tree of the log).
+func (a *API) ByIndex(ctx context.Context, index int64) (model.LogEntry, bool, error) {
+	return a.byIndex(ctx, index)
+}
+
+// Info is /api/v1/log: the active tree's head and the frozen trees'.
+func (a *API) Info(ctx context.Context) (model.LogInfo, error) { return a.info(ctx) }
+
 // byID finds an entry by 64- or 80-hex ID; ok is false when it is not here.
 // A 64-hex ID is looked for in the active tree first, then the older ones.
 func (a *API) byID(ctx context.Context, id string) (model.LogEntry, bool, error) {

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/signet-dev/signet/internal/browsertest"
+)
+
+// The explorer in headless Chromium against a live dev instance: a search
+// by the artifact's SHA-256 finds the entry signet made, the entry page
+// shows its signer and verifies its inclusion proof and checkpoint in the
+// browser; an entry whose body a proxy tampers with in transit fails the
+// verification, loudly. Screenshots at desktop and phone width go to the
+// test's temp dir (or $SIGNET_SCREENSHOTS, to keep them). Without JavaScript the same pages are readable.
+func TestExplorerInChromium(t *testing.T) {
+	x := newPinned(t)
+	// The entry explored sits between two others, so its proof has a path
+	// for the browser to climb.
+	content := "explored artifact"
+	for i, signer := range []struct{ file, content, email string }{
+		{"before.txt", "another artifact", "frank@example.com"},
+		{"artifact.txt", content, "erin@example.com"},
+		{"after.txt", "a third artifact", "frank@example.com"},
+	} {
+		blob := x.write(signer.file, signer.content)
+		if out, err := runCLI(t, "sign-blob", blob, "--bundle", blob+".sigstore.json", "--yes", "--identity-token", devToken(t, x.base, signer.email)); err != nil {
+			t.Fatalf("sign-blob %d: %v\n%s", i, err, out)
+		}
+	}
+	sum := sha256.Sum256([]byte(content))
+	digest := hex.EncodeToString(sum[:])
+	browser := browsertest.New(t)
+	shots := t.TempDir()
+	if dir := os.Getenv("SIGNET_SCREENSHOTS"); dir != "" {
+		shots = dir // kept for review after the test
+	}
+
+	text := browsertest.Open(t, browser, x.base+"/explorer?q="+digest, "1 entry for an artifact SHA-256")
+	if !strings.Contains(text, "erin@example.com") || !strings.Contains(text, "hashedrekord") {
+		t.Fatalf("search results:\n%s", text)
+	}
+	text = browsertest.Click(t, browser, "table.results a", "Verified:")
+	for _, want := range []string{"Entry 1", "erin@example.com", "sha256:" + digest, x.issuer, "checkpoint signed by the log key", "3 entries", "entry included at index 1"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("the entry page does not say %q:\n%s", want, text)
+		}
+	}
+	browsertest.Screenshot(t, browser, 1280, 900, filepath.Join(shots, "entry-desktop.png"))
+	browsertest.Screenshot(t, browser, 390, 844, filepath.Join(shots, "entry-phone.png"))
+	browsertest.Open(t, browser, x.base+"/", "Trust material")
+	browsertest.Screenshot(t, browser, 390, 844, filepath.Join(shots, "landing-phone.png"))
+	for _, f := range []string{"entry-desktop.png", "entry-phone.png", "landing-phone.png"} {
+		if st, err := os.Stat(filepath.Join(shots, f)); err != nil || st.Size() < 1000 {
+			t.Fatalf("screenshot %s: %v", f, err)
+		}
+	}
+	t.Logf("screenshots in %s", shots)
+
+	// A proxy that changes one character of the entry's body on its way.
+	target, _ := url.Parse(x.base)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if !strings.HasPrefix(resp.Request.URL.Path, "/explorer/entry/") {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		re := regexp.MustCompile(`"body":"(.{20})(.)`)
+		body = re.ReplaceAllFunc(body, func(m []byte) []byte {
+			m = bytes.Clone(m)
+			if m[len(m)-1] == 'A' {
+				m[len(m)-1] = 'B'
+			} else {
+				m[len(m)-1] = 'A'
+			}
+			return m
+		})
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return nil
+	}
+	tamper := httptest.NewServer(proxy)
+	t.Cleanup(tamper.Close)
+	entryPath := strings.TrimPrefix(mustLocation(t, x.base+"/explorer?q="+digest), x.base)
+	text = browsertest.Open(t, browser, tamper.URL+entryPath, "DOES NOT VERIFY")
+	if !strings.Contains(text, "the entry is not in the tree") {
+		t.Fatalf("the tampered entry's page:\n%s", text)
+	}
+
+	// Without JavaScript: the server renders search results and the entry.
+	resp, err := http.Get(x.base + "/explorer?q=erin@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "/explorer/entry/") || !strings.Contains(string(page), "1 entry for an email") {
+		t.Fatalf("search by email without JavaScript: %d\n%s", resp.StatusCode, page)
+	}
+	for q, status := range map[string]int{"not-a-thing": 400, strings.Repeat("a", 20000): 413} {
+		resp, err := http.Get(x.base + "/explorer?q=" + url.QueryEscape(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Errorf("search for %.20q: %d, want %d", q, resp.StatusCode, status)
+		}
+	}
+	if resp, err := http.Get(x.base + "/explorer/entry/zz"); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("a malformed UUID: %v %v", resp, err)
+	}
+}
+
+// mustLocation is the first entry link on a search page.
+func mustLocation(t *testing.T, searchURL string) string {
+	t.Helper()
+	resp, err := http.Get(searchURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`href="(/explorer/entry/[0-9a-f]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no entry link on %s:\n%s", searchURL, page)
+	}
+	u, _ := url.Parse(searchURL)
+	return u.Scheme + "://" + u.Host + string(m[1])
+}
