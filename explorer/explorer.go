@@ -82,7 +82,14 @@ func (e *Explorer) Routes(r chi.Router) {
 	r.Get("/", e.landing)
 	r.Get("/explorer", e.search)
 	r.Get("/explorer/entry/{id}", e.entry)
-	r.Handle("/explorer/static/*", http.StripPrefix("/explorer/static/", http.FileServerFS(static)))
+	files := http.StripPrefix("/explorer/static/", http.FileServerFS(static))
+	r.Get("/explorer/static/*", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no directory listings
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 }
 
 func (e *Explorer) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
@@ -109,9 +116,12 @@ func (e *Explorer) landing(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	d := landingData{Name: e.cfg.Name, TUF: e.cfg.TUF, Search: searchData{MaxQuery: MaxQueryBytes}}
+	d := landingData{Name: e.cfg.Name, TUF: e.cfg.TUF, Search: newSearchData()}
 	if e.cfg.Rekor != nil {
-		if info, err := e.cfg.Rekor.Info(r.Context()); err == nil {
+		info, err := e.cfg.Rekor.Info(r.Context())
+		if err != nil {
+			e.cfg.Logger.ErrorContext(r.Context(), "explorer landing: the log's head", "err", err)
+		} else {
 			d.Info = &info
 		}
 	}
@@ -149,7 +159,8 @@ var (
 func (e *Explorer) search(w http.ResponseWriter, r *http.Request) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	key := strings.TrimSpace(r.URL.Query().Get("key"))
-	d := searchData{Query: q, Key: key, MaxQuery: MaxQueryBytes}
+	d := newSearchData()
+	d.Query, d.Key = q, key
 	if q == "" && key == "" {
 		e.render(w, r, http.StatusOK, "search.html", d)
 		return
@@ -161,7 +172,7 @@ func (e *Explorer) search(w http.ResponseWriter, r *http.Request) {
 	}
 	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
 	page = max(page, 1)
-	ids, what, err := e.find(r.Context(), q, key)
+	ids, what, err := e.find(r.Context(), q, key, r.URL.Query().Get("by"))
 	d.What = what
 	if err != nil {
 		var ue *userError
@@ -178,12 +189,17 @@ func (e *Explorer) search(w http.ResponseWriter, r *http.Request) {
 	}
 	d.SearchedLogs = true
 	slices.Sort(ids)
+	page = min(page, len(ids)/PageSize+1) // and no overflow below
 	d.Total, d.Page = len(ids), page
 	from := (page - 1) * PageSize
 	if from < len(ids) {
 		for _, id := range ids[from:min(from+PageSize, len(ids))] {
 			le, ok, err := e.cfg.Rekor.ByID(r.Context(), id)
-			if err != nil || !ok {
+			if err != nil {
+				e.cfg.Logger.ErrorContext(r.Context(), "explorer search result", "id", id, "err", err)
+				continue
+			}
+			if !ok {
 				continue
 			}
 			for uuid, anon := range le {
@@ -210,26 +226,22 @@ type userError struct{ msg string }
 
 func (e *userError) Error() string { return e.msg }
 
-// find works out what q (or key) is and looks it up: a log index, an
-// entry UUID or artifact digest (64 hex digits are either), a digest
-// with its algorithm, an email, a public key; any other text is an
-// identity (a URI SAN, say).
-func (e *Explorer) find(ctx context.Context, q, key string) ([]string, string, error) {
+// find works out what q (or key, when its button was pressed) is and
+// looks it up: a log index, an entry UUID or artifact digest (64 hex
+// digits are either), a digest with its algorithm, an email, a public key.
+func (e *Explorer) find(ctx context.Context, q, key, by string) ([]string, string, error) {
 	if e.cfg.Rekor == nil {
 		return nil, "", &userError{"this instance runs no transparency log"}
 	}
 	search := func(si model.SearchIndex) ([]string, error) {
 		ids, err := e.cfg.Rekor.Search(ctx, si)
-		if err != nil && strings.Contains(err.Error(), "more than") {
-			return nil, &userError{err.Error() + ": narrow the search"}
-		}
-		if err != nil && !isServerError(err) {
+		if err != nil && rekorapi.IsClientError(err) {
 			return nil, &userError{err.Error()}
 		}
 		return ids, err
 	}
 	switch {
-	case key != "":
+	case key != "" && (by == "key" || q == ""):
 		ids, err := search(model.SearchIndex{PublicKey: &model.SearchIndexPublicKey{Format: "x509", Content: []byte(key)}})
 		return ids, "a public key", err
 	case digits.MatchString(q):
@@ -244,9 +256,13 @@ func (e *Explorer) find(ctx context.Context, q, key string) ([]string, string, e
 		}
 		return ids, "a log index", nil
 	case hex80.MatchString(q):
-		return e.byUUID(ctx, q), "an entry UUID", nil
+		ids, err := e.byUUID(ctx, q)
+		return ids, "an entry UUID", err
 	case hex64.MatchString(q):
-		ids := e.byUUID(ctx, q)
+		ids, err := e.byUUID(ctx, q)
+		if err != nil {
+			return nil, "", err
+		}
 		more, err := search(model.SearchIndex{Hash: "sha256:" + strings.ToLower(q)})
 		if err != nil {
 			return nil, "", err
@@ -267,21 +283,23 @@ func (e *Explorer) find(ctx context.Context, q, key string) ([]string, string, e
 	return nil, "", &userError{"search for an artifact SHA-256 (64 hex digits, or sha256:...), an email, a log index, an entry UUID, or paste a public key"}
 }
 
-func isServerError(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "database") || strings.Contains(err.Error(), "pgx")
-}
-
-func (e *Explorer) byUUID(ctx context.Context, id string) []string {
+func (e *Explorer) byUUID(ctx context.Context, id string) ([]string, error) {
 	le, ok, err := e.cfg.Rekor.ByID(ctx, id)
+	if err != nil && rekorapi.IsClientError(err) {
+		return nil, &userError{err.Error()}
+	}
 	if err != nil || !ok {
-		return nil
+		return nil, err
 	}
 	var ids []string
 	for uuid := range le {
 		ids = append(ids, uuid)
 	}
-	return ids
+	return ids, nil
 }
+
+// newSearchData is a search page's data, its form bounded.
+func newSearchData() searchData { return searchData{MaxQuery: MaxQueryBytes} }
 
 // summarize is an entry as a line of search results.
 func summarize(uuid string, a model.LogEntryAnon) result {
@@ -328,7 +346,9 @@ type entryData struct {
 func (e *Explorer) entry(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	if !hex64.MatchString(id) && !hex80.MatchString(id) {
-		e.render(w, r, http.StatusBadRequest, "search.html", searchData{Error: fmt.Sprintf("%q is not an entry UUID (64 or 80 hex digits)", id)})
+		d := newSearchData()
+		d.Error = fmt.Sprintf("%q is not an entry UUID (64 or 80 hex digits)", id)
+		e.render(w, r, http.StatusBadRequest, "search.html", d)
 		return
 	}
 	if e.cfg.Rekor == nil {
@@ -336,13 +356,20 @@ func (e *Explorer) entry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	le, ok, err := e.cfg.Rekor.ByID(r.Context(), id)
-	if err != nil {
-		e.cfg.Logger.ErrorContext(r.Context(), "explorer entry", "err", err)
-		e.render(w, r, http.StatusInternalServerError, "search.html", searchData{Error: "reading the entry failed on the server; try again"})
+	d := newSearchData()
+	switch {
+	case err != nil && rekorapi.IsClientError(err):
+		d.Error = err.Error()
+		e.render(w, r, http.StatusBadRequest, "search.html", d)
 		return
-	}
-	if !ok {
-		e.render(w, r, http.StatusNotFound, "search.html", searchData{Error: "no entry " + id + " in this log"})
+	case err != nil:
+		e.cfg.Logger.ErrorContext(r.Context(), "explorer entry", "err", err)
+		d.Error = "reading the entry failed on the server; try again"
+		e.render(w, r, http.StatusInternalServerError, "search.html", d)
+		return
+	case !ok:
+		d.Error = "no entry " + id + " in this log"
+		e.render(w, r, http.StatusNotFound, "search.html", d)
 		return
 	}
 	for uuid, a := range le {
@@ -379,7 +406,7 @@ func (e *Explorer) entry(w http.ResponseWriter, r *http.Request) {
 		if p := a.Verification; p != nil && p.InclusionProof != nil {
 			d.TreeSize, d.Checkpoint = p.InclusionProof.TreeSize, p.InclusionProof.Checkpoint
 			proof, _ := json.Marshal(map[string]any{
-				"body": a.Body, "logID": a.LogID, "logIndex": p.InclusionProof.LogIndex, "treeSize": p.InclusionProof.TreeSize,
+				"uuid": uuid, "body": a.Body, "logID": a.LogID, "logIndex": p.InclusionProof.LogIndex, "treeSize": p.InclusionProof.TreeSize,
 				"rootHash": p.InclusionProof.RootHash, "hashes": p.InclusionProof.Hashes, "checkpoint": p.InclusionProof.Checkpoint,
 			})
 			d.Proof = template.JS(proof) //nolint:gosec // JSON of the log's own values, in a JSON script element

@@ -52,7 +52,7 @@ func TestExplorerInChromium(t *testing.T) {
 	if !strings.Contains(text, "erin@example.com") || !strings.Contains(text, "hashedrekord") {
 		t.Fatalf("search results:\n%s", text)
 	}
-	text = browsertest.Click(t, browser, "table.results a", "Verified:")
+	text = browsertest.Click(t, browser, "table.results a", "Verified against the log key this server publishes")
 	for _, want := range []string{"Entry 1", "erin@example.com", "sha256:" + digest, x.issuer, "checkpoint signed by the log key", "3 entries", "entry included at index 1"} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("the entry page does not say %q:\n%s", want, text)
@@ -69,39 +69,58 @@ func TestExplorerInChromium(t *testing.T) {
 	}
 	t.Logf("screenshots in %s", shots)
 
-	// A proxy that changes one character of the entry's body on its way.
+	// Proxies that change the entry page on its way: one character of the
+	// body, of a proof hash, the checkpoint's tree size. Each must fail.
+	entryPath := strings.TrimPrefix(mustLocation(t, x.base+"/explorer?q="+digest), x.base)
 	target, _ := url.Parse(x.base)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		if !strings.HasPrefix(resp.Request.URL.Path, "/explorer/entry/") {
+	flip := func(re *regexp.Regexp) func([]byte) []byte {
+		return func(page []byte) []byte {
+			return re.ReplaceAllFunc(page, func(m []byte) []byte {
+				m = bytes.Clone(m)
+				if m[len(m)-1] == 'A' || m[len(m)-1] == '0' {
+					m[len(m)-1]++
+				} else if m[len(m)-1] >= 'a' && m[len(m)-1] <= 'f' {
+					m[len(m)-1] = '0'
+				} else {
+					m[len(m)-1] = 'A'
+				}
+				return m
+			})
+		}
+	}
+	for name, tc := range map[string]struct {
+		tamper func([]byte) []byte
+		want   string
+	}{
+		"body":       {flip(regexp.MustCompile(`"body":"(.{20})(.)`)), "the entry's bytes do not hash to its UUID"},
+		"proof hash": {flip(regexp.MustCompile(`"hashes":\["(.{10})(.)`)), "the entry is not in the tree"},
+		"checkpoint": {func(page []byte) []byte { return bytes.Replace(page, []byte(`\n3\n`), []byte(`\n4\n`), 1) }, "does not verify with the log key"},
+	} {
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		proxy.ModifyResponse = func(resp *http.Response) error {
+			if !strings.HasPrefix(resp.Request.URL.Path, "/explorer/entry/") {
+				return nil
+			}
+			page, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			changed := tc.tamper(page)
+			if bytes.Equal(changed, page) {
+				t.Errorf("%s: the proxy changed nothing", name)
+			}
+			resp.Body = io.NopCloser(bytes.NewReader(changed))
+			resp.ContentLength = int64(len(changed))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(changed)))
 			return nil
 		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return err
+		tamper := httptest.NewServer(proxy)
+		text := browsertest.Open(t, browser, tamper.URL+entryPath, "DOES NOT VERIFY")
+		tamper.Close()
+		if !strings.Contains(text, tc.want) {
+			t.Errorf("tampered %s: the page does not say %q:\n%s", name, tc.want, text)
 		}
-		re := regexp.MustCompile(`"body":"(.{20})(.)`)
-		body = re.ReplaceAllFunc(body, func(m []byte) []byte {
-			m = bytes.Clone(m)
-			if m[len(m)-1] == 'A' {
-				m[len(m)-1] = 'B'
-			} else {
-				m[len(m)-1] = 'A'
-			}
-			return m
-		})
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-		resp.ContentLength = int64(len(body))
-		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-		return nil
-	}
-	tamper := httptest.NewServer(proxy)
-	t.Cleanup(tamper.Close)
-	entryPath := strings.TrimPrefix(mustLocation(t, x.base+"/explorer?q="+digest), x.base)
-	text = browsertest.Open(t, browser, tamper.URL+entryPath, "DOES NOT VERIFY")
-	if !strings.Contains(text, "the entry is not in the tree") {
-		t.Fatalf("the tampered entry's page:\n%s", text)
 	}
 
 	// Without JavaScript: the server renders search results and the entry.
@@ -124,8 +143,27 @@ func TestExplorerInChromium(t *testing.T) {
 			t.Errorf("search for %.20q: %d, want %d", q, resp.StatusCode, status)
 		}
 	}
-	if resp, err := http.Get(x.base + "/explorer/entry/zz"); err != nil || resp.StatusCode != 400 {
-		t.Fatalf("a malformed UUID: %v %v", resp, err)
+	for path, want := range map[string]int{
+		"/explorer/entry/zz": 400,
+		"/explorer/entry/" + strings.Repeat("f", 16) + digest: 400, // not a tree ID
+		"/explorer/entry/0000000000000001" + digest:           404, // a tree that is not this log's
+		"/explorer?q=1&by=q":                                  200,
+		"/explorer?q=" + digest + "&page=368934881474191034":  200, // clamped, not overflowed
+		"/explorer?q=1&key=-----BEGIN+PUBLIC+KEY-----&by=q":   200, // the button pressed decides
+		"/explorer/static/":                                   404, // no listing
+	} {
+		resp, err := http.Get(x.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d\n%s", path, resp.StatusCode, want, page)
+		}
+		if strings.Contains(path, "by=q") && !strings.Contains(string(page), "1 entry for a log index") {
+			t.Errorf("%s: not taken for a log index:\n%s", path, page)
+		}
 	}
 }
 

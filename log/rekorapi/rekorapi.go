@@ -221,6 +221,17 @@ func (a *API) ByIndex(ctx context.Context, index int64) (model.LogEntry, bool, e
 // Info is /api/v1/log: the active tree's head and the frozen trees'.
 func (a *API) Info(ctx context.Context) (model.LogInfo, error) { return a.info(ctx) }
 
+// IsClientError reports whether err is the asker's fault (a malformed ID,
+// a query that is none, one that matches too much): what the API answers
+// with a 4xx, and an embedder shows as is.
+func IsClientError(err error) bool {
+	var br *badRequest
+	var un *unprocessable
+	var tm *tooManyResults
+	var ve *types.ValidationError
+	return errors.As(err, &br) || errors.As(err, &un) || errors.As(err, &tm) || errors.As(err, &ve)
+}
+
 // byID finds an entry by 64- or 80-hex ID; ok is false when it is not here.
 // A 64-hex ID is looked for in the active tree first, then the older ones.
 func (a *API) byID(ctx context.Context, id string) (model.LogEntry, bool, error) {
