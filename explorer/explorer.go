@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -82,6 +83,8 @@ func (e *Explorer) Routes(r chi.Router) {
 	r.Get("/", e.landing)
 	r.Get("/explorer", e.search)
 	r.Get("/explorer/entry/{id}", e.entry)
+	r.Get("/explorer/consistency", e.consistency)
+	r.Post("/explorer", e.searchUpload)
 	files := http.StripPrefix("/explorer/static/", http.FileServerFS(static))
 	r.Get("/explorer/static/*", func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/") {
@@ -129,6 +132,48 @@ func (e *Explorer) landing(w http.ResponseWriter, r *http.Request) {
 }
 
 // result is one entry in a list of search results.
+// consistency is the page where the browser checks that the log only grew.
+func (e *Explorer) consistency(w http.ResponseWriter, r *http.Request) {
+	d := landingData{Name: e.cfg.Name}
+	if e.cfg.Rekor != nil {
+		if info, err := e.cfg.Rekor.Info(r.Context()); err == nil {
+			d.Info = &info
+		} else {
+			e.cfg.Logger.ErrorContext(r.Context(), "explorer consistency: the log's head", "err", err)
+		}
+	}
+	e.render(w, r, http.StatusOK, "consistency.html", d)
+}
+
+// searchUpload is POST /explorer: a public key uploaded as a file.
+func (e *Explorer) searchUpload(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxQueryBytes+4096) // the file and the form's framing
+	d := newSearchData()
+	if err := r.ParseMultipartForm(MaxQueryBytes + 4096); err != nil {
+		d.Error = fmt.Sprintf("the upload is not a form with a key file of at most %d bytes", MaxQueryBytes)
+		e.render(w, r, http.StatusRequestEntityTooLarge, "search.html", d)
+		return
+	}
+	f, _, err := r.FormFile("keyfile")
+	if err != nil {
+		d.Error = "choose a public key file to upload"
+		e.render(w, r, http.StatusBadRequest, "search.html", d)
+		return
+	}
+	defer f.Close()
+	key, err := io.ReadAll(io.LimitReader(f, MaxQueryBytes+1))
+	if err != nil || len(key) > MaxQueryBytes {
+		d.Error = fmt.Sprintf("the key file is larger than %d bytes", MaxQueryBytes)
+		e.render(w, r, http.StatusRequestEntityTooLarge, "search.html", d)
+		return
+	}
+	q := r.URL.Query()
+	q.Set("key", string(key))
+	q.Set("by", "key")
+	r.URL.RawQuery = q.Encode()
+	e.search(w, r)
+}
+
 type result struct {
 	UUID       string
 	Index      int64
@@ -279,8 +324,12 @@ func (e *Explorer) find(ctx context.Context, q, key, by string) ([]string, strin
 	case strings.Contains(q, "@") && !strings.Contains(q, "://"):
 		ids, err := search(model.SearchIndex{Email: q})
 		return ids, "an email", err
+	case strings.Contains(q, "://") && len(q) <= 512:
+		// A URI SAN: a CI workflow, a SPIFFE ID.
+		ids, err := search(model.SearchIndex{Subject: q})
+		return ids, "an identity", err
 	}
-	return nil, "", &userError{"search for an artifact SHA-256 (64 hex digits, or sha256:...), an email, a log index, an entry UUID, or paste a public key"}
+	return nil, "", &userError{"search for an artifact SHA-256 (64 hex digits, or sha256:...), an email or a URI identity, a log index, an entry UUID, or give a public key"}
 }
 
 func (e *Explorer) byUUID(ctx context.Context, id string) ([]string, error) {

@@ -2,9 +2,17 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -30,6 +38,7 @@ func TestExplorerInChromium(t *testing.T) {
 	// The entry explored sits between two others, so its proof has a path
 	// for the browser to climb.
 	content := "explored artifact"
+	var earlier string // the log's checkpoint after the first entry
 	for i, signer := range []struct{ file, content, email string }{
 		{"before.txt", "another artifact", "frank@example.com"},
 		{"artifact.txt", content, "erin@example.com"},
@@ -38,6 +47,18 @@ func TestExplorerInChromium(t *testing.T) {
 		blob := x.write(signer.file, signer.content)
 		if out, err := runCLI(t, "sign-blob", blob, "--bundle", blob+".sigstore.json", "--yes", "--identity-token", devToken(t, x.base, signer.email)); err != nil {
 			t.Fatalf("sign-blob %d: %v\n%s", i, err, out)
+		}
+		if i == 0 {
+			var info struct {
+				SignedTreeHead string `json:"signedTreeHead"`
+			}
+			resp, err := http.Get(x.base + "/api/v1/log")
+			if err != nil {
+				t.Fatal(err)
+			}
+			json.NewDecoder(resp.Body).Decode(&info) //nolint:errcheck
+			resp.Body.Close()
+			earlier = info.SignedTreeHead
 		}
 	}
 	sum := sha256.Sum256([]byte(content))
@@ -123,6 +144,42 @@ func TestExplorerInChromium(t *testing.T) {
 		}
 	}
 
+	// The log only grew since the checkpoint saved after the first entry;
+	// a checkpoint with another root is refused, and so is a proof that a
+	// proxy changes on its way.
+	check := func(base, checkpoint, want string) string {
+		t.Helper()
+		browsertest.Open(t, browser, base+"/explorer/consistency", "Has the log only grown?")
+		browsertest.Fill(t, browser, "#earlier", checkpoint)
+		return browsertest.Click(t, browser, "#consistency-form button", want)
+	}
+	if text := check(x.base, earlier, "Consistent:"); !strings.Contains(text, "the tree of 1 entries is a prefix of today's 3") {
+		t.Fatalf("consistency:\n%s", text)
+	}
+	lines := strings.Split(earlier, "\n")
+	lines[2] = base64.StdEncoding.EncodeToString(make([]byte, 32))
+	if text := check(x.base, strings.Join(lines, "\n"), "NOT CONSISTENT"); !strings.Contains(text, "not signed by the log key") {
+		t.Fatalf("a forged earlier checkpoint:\n%s", text)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.URL.Path != "/api/v1/log/proof" {
+			return nil
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		changed := flip(regexp.MustCompile(`"hashes":\["(.{10})(.)`))(page)
+		resp.Body = io.NopCloser(bytes.NewReader(changed))
+		resp.ContentLength = int64(len(changed))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(changed)))
+		return nil
+	}
+	tamper := httptest.NewServer(proxy)
+	defer tamper.Close()
+	if text := check(tamper.URL, earlier, "NOT CONSISTENT"); !strings.Contains(text, "does not lead") {
+		t.Fatalf("a tampered consistency proof:\n%s", text)
+	}
+
 	// Without JavaScript: the server renders search results and the entry.
 	resp, err := http.Get(x.base + "/explorer?q=erin@example.com")
 	if err != nil {
@@ -143,6 +200,30 @@ func TestExplorerInChromium(t *testing.T) {
 			t.Errorf("search for %.20q: %d, want %d", q, resp.StatusCode, status)
 		}
 	}
+	// A key file upload: searched as a pasted key; an oversized one refused.
+	upload := func(content []byte) (int, string) {
+		t.Helper()
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		fw, _ := mw.CreateFormFile("keyfile", "release.pub")
+		fw.Write(content) //nolint:errcheck
+		mw.Close()
+		resp, err := http.Post(x.base+"/explorer", mw.FormDataContentType(), &body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(page)
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(k.Public())
+	if status, page := upload(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})); status != 200 || !strings.Contains(page, "0 entries for a public key") {
+		t.Errorf("a key file upload: %d\n%s", status, page)
+	}
+	if status, _ := upload(bytes.Repeat([]byte("a"), 40<<10)); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("an oversized key file: %d", status)
+	}
 	for path, want := range map[string]int{
 		"/explorer/entry/zz": 400,
 		"/explorer/entry/" + strings.Repeat("f", 16) + digest: 400, // not a tree ID
@@ -151,6 +232,7 @@ func TestExplorerInChromium(t *testing.T) {
 		"/explorer?q=" + digest + "&page=368934881474191034":  200, // clamped, not overflowed
 		"/explorer?q=1&key=-----BEGIN+PUBLIC+KEY-----&by=q":   200, // the button pressed decides
 		"/explorer/static/":                                   404, // no listing
+		"/explorer?q=" + url.QueryEscape("https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"): 200, // a URI identity
 	} {
 		resp, err := http.Get(x.base + path)
 		if err != nil {
@@ -163,6 +245,9 @@ func TestExplorerInChromium(t *testing.T) {
 		}
 		if strings.Contains(path, "by=q") && !strings.Contains(string(page), "1 entry for a log index") {
 			t.Errorf("%s: not taken for a log index:\n%s", path, page)
+		}
+		if strings.Contains(path, "acme") && !strings.Contains(string(page), "0 entries for an identity") {
+			t.Errorf("%s: not taken for an identity:\n%s", path, page)
 		}
 	}
 }

@@ -131,3 +131,14 @@ func Screenshot(t *testing.T, ctx context.Context, width, height int64, path str
 		t.Fatal(err)
 	}
 }
+
+// Fill sets the value of the element matching the CSS selector (an input
+// or a textarea) as if typed.
+func Fill(t *testing.T, ctx context.Context, selector, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(selector)), chromedp.SetValue(chromedp.CSS(selector), value)); err != nil {
+		t.Fatalf("filling %s: %v", selector, err)
+	}
+}
