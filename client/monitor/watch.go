@@ -31,6 +31,19 @@ type Signer struct {
 	// Repository is the source repository (GitHub/GitLab workflows).
 	Repository string `json:"source_repository,omitempty"`
 	Subject    string `json:"certificate_subject,omitempty"`
+	// Workflow are a CI workflow's claims the CA put in the certificate
+	// (event, ref, commit, workflow): what was built, from what.
+	Workflow *Workflow `json:"workflow,omitempty"`
+}
+
+// Workflow is a CI run as the certificate's Fulcio extensions describe it.
+type Workflow struct {
+	Trigger   string `json:"trigger,omitempty"`
+	Ref       string `json:"ref,omitempty"`
+	SHA       string `json:"sha,omitempty"`
+	Name      string `json:"name,omitempty"`
+	BuildURI  string `json:"build_config_uri,omitempty"`
+	RunnerEnv string `json:"runner_environment,omitempty"`
 }
 
 // Entry is what the monitor reads from one log entry.
@@ -148,6 +161,21 @@ func signer(b64 string) (Signer, error) {
 	}
 	s.Issuer = summary.Issuer
 	s.Repository = summary.SourceRepositoryURI
+	w := Workflow{Trigger: summary.BuildTrigger, Ref: summary.SourceRepositoryRef, SHA: summary.SourceRepositoryDigest,
+		BuildURI: summary.BuildConfigURI, RunnerEnv: summary.RunnerEnvironment}
+	if w.Trigger == "" {
+		w.Trigger = summary.GithubWorkflowTrigger
+	}
+	if w.Ref == "" {
+		w.Ref = summary.GithubWorkflowRef
+	}
+	if w.SHA == "" {
+		w.SHA = summary.GithubWorkflowSHA
+	}
+	w.Name = summary.GithubWorkflowName
+	if w != (Workflow{}) {
+		s.Workflow = &w
+	}
 	return s, nil
 }
 

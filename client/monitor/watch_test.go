@@ -32,6 +32,8 @@ func workflowCert(t *testing.T) (pemBytes []byte, keySHA256 string) {
 		ExtraExtensions: []pkix.Extension{
 			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}, Value: utf8("https://token.actions.githubusercontent.com")},
 			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 12}, Value: utf8("https://github.com/acme/app")},
+			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 14}, Value: utf8("refs/tags/v1.2.0")},
+			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 20}, Value: utf8("push")},
 		},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
@@ -86,7 +88,8 @@ func TestParseAndMatch(t *testing.T) {
 	if err != nil || len(e.Signers) != 2 {
 		t.Fatalf("Parse dsse: %+v %v", e, err)
 	}
-	if s := e.Signers[1]; s.KeySHA256 != certKey || s.Issuer != "https://token.actions.githubusercontent.com" || s.Repository != "https://github.com/acme/app" || !strings.HasPrefix(s.URIs[0], "https://github.com/acme/app/") {
+	if s := e.Signers[1]; s.KeySHA256 != certKey || s.Issuer != "https://token.actions.githubusercontent.com" || s.Repository != "https://github.com/acme/app" || !strings.HasPrefix(s.URIs[0], "https://github.com/acme/app/") ||
+		s.Workflow == nil || s.Workflow.Ref != "refs/tags/v1.2.0" || s.Workflow.Trigger != "push" {
 		t.Errorf("certificate signer %+v", s)
 	}
 	if e.Signers[0].KeySHA256 != keySHA {

@@ -103,23 +103,37 @@ through the API and checked against the tiles' leaf hash.`,
 			if metricsListen != "" && interval <= 0 {
 				return errors.New("--metrics-listen needs --interval: a single pass has nothing to scrape")
 			}
-			var tileKeys []crypto.PublicKey
-			switch logName {
-			case "rekor":
-			case "ct", "rekor-v2":
-				if tileKeys, err = tileLogKeys(cmd, logName); err != nil {
-					return err
-				}
-			default:
-				return fmt.Errorf("--log %q: want rekor, rekor-v2 or ct", logName)
+			// One or more logs, followed one after the other in each pass,
+			// each under its own names in the one state file.
+			names := strings.Split(logName, ",")
+			if key, _ := cmd.Flags().GetString("log-key"); key != "" && len(names) > 1 {
+				return errors.New("--log-key pins one log's key: follow one log with it, or let the pinned trusted root give each log's keys")
 			}
-			m := &logMonitor{log: logName, tileKeys: tileKeys, lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher,
-				out: json.NewEncoder(out), webhook: webhook, fromNow: fromNow, cmd: cmd, saveEvery: saveEvery}
+			encoder := json.NewEncoder(out)
+			var monitors []*logMonitor
+			for _, name := range names {
+				var tileKeys []crypto.PublicKey
+				switch name = strings.TrimSpace(name); name {
+				case "rekor":
+				case "ct", "rekor-v2":
+					if tileKeys, err = tileLogKeys(cmd, name); err != nil {
+						return err
+					}
+				default:
+					return fmt.Errorf("--log %q: want rekor, rekor-v2 or ct (or several, comma-separated)", name)
+				}
+				monitors = append(monitors, &logMonitor{log: name, tileKeys: tileKeys, lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher,
+					out: encoder, webhook: webhook, fromNow: fromNow, cmd: cmd, saveEvery: saveEvery})
+			}
+			m := monitors[0]
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if metricsListen != "" {
 				reg := prometheus.NewRegistry()
-				m.metrics = newMonitorMetrics(reg)
+				metrics := newMonitorMetrics(reg)
+				for _, lm := range monitors {
+					lm.metrics = metrics
+				}
 				ln, err := net.Listen("tcp", metricsListen)
 				if err != nil {
 					return fmt.Errorf("--metrics-listen: %w", err)
@@ -130,7 +144,15 @@ through the API and checked against the tiles' leaf hash.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "monitor: metrics at http://%s/metrics\n", ln.Addr())
 			}
 			for {
-				err := m.pass(ctx)
+				var err error
+				for _, lm := range monitors {
+					if err = lm.pass(ctx); err != nil {
+						if len(monitors) > 1 {
+							err = fmt.Errorf("log %s: %w", lm.log, err)
+						}
+						break
+					}
+				}
 				m.metrics.passed(err)
 				var ve *verifyError
 				switch {
@@ -163,7 +185,7 @@ through the API and checked against the tiles' leaf hash.`,
 	cmd.Flags().StringVar(&webhook, "webhook", "", "also POST each JSON line (matches, unreadable entries, alerts) to this URL; a pass whose POSTs fail is made again from its last saved progress")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "with --interval: serve Prometheus metrics (signet_monitor_*) on this host:port")
 	cmd.Flags().BoolVar(&fromNow, "from-now", false, "on the first run, start at the log's current size instead of its first entry")
-	cmd.Flags().StringVar(&logName, "log", "rekor", "the log to follow: rekor (the transparency log), rekor-v2 (its Rekor v2 log, log.v2.enabled) or ct (the CT log of the CA's certificates)")
+	cmd.Flags().StringVar(&logName, "log", "rekor", "the logs to follow, comma-separated: rekor (the transparency log), rekor-v2 (its Rekor v2 log, log.v2.enabled), ct (the CT log of the CA's certificates)")
 	cmd.Flags().String("log-key", "", "PEM public key of the log to pin (default: the key signet init pinned for this server, else, for --log rekor only, fetched from the server and recorded in the state)")
 	cmd.Flags().Uint64Var(&saveEvery, "save-every", 65536, "during a catch-up, record progress in the state file every this many entries")
 	cmd.MarkFlagRequired("watch") //nolint:errcheck

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,5 +77,21 @@ func TestMonitorRekorV2(t *testing.T) {
 	}
 	if again, err := monitorLines(t, x.base, "--log", "rekor-v2", "--watch", watch, "--state", state); err != nil || len(again) != 0 {
 		t.Fatalf("followed again: %v %v", err, again)
+	}
+	// Several logs in one run, each under its own names in one state file.
+	both := filepath.Join(x.dir, "both.json")
+	lines, err = monitorLines(t, x.base, "--log", "rekor,rekor-v2", "--watch", watch, "--state", both)
+	if err != nil || len(lines) != 1 || lines[0]["log_index"] != float64(1) {
+		t.Fatalf("following rekor and rekor-v2: %v %v", err, lines)
+	}
+	raw, _ := os.ReadFile(both)
+	if !strings.Contains(string(raw), `"rekor-v2 `+x.base) || !strings.Contains(string(raw), `"`+x.base+` `) {
+		t.Fatalf("the state does not name both logs:\n%s", raw)
+	}
+	pub, _ := http.Get(x.base + "/api/v1/log/publicKey")
+	keyPEM, _ := io.ReadAll(pub.Body)
+	pub.Body.Close()
+	if _, err := monitorLines(t, x.base, "--log", "rekor,ct", "--log-key", x.write("x.pub", string(keyPEM)), "--watch", watch, "--state", both); err == nil || !strings.Contains(err.Error(), "--log-key pins one log's key") {
+		t.Fatalf("--log-key with two logs: %v", err)
 	}
 }
