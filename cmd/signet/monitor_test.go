@@ -464,3 +464,64 @@ func TestMonitorCTFollowsAKeyRotation(t *testing.T) {
 		t.Fatalf("after the CT key rotation: %v, want the frozen tree's entry 1 then the new tree's entry 0", got)
 	}
 }
+
+// The monitor reports identities signed by unmodified cosign as it does
+// signet's, and none for others; a log that serves an older checkpoint of
+// the same tree, properly signed by the same key, after a larger one was
+// seen (a shrunk log) raises the consistency alert.
+func TestMonitorCosignSignersAndAShrunkLog(t *testing.T) {
+	x := newInterop(t)
+	t.Setenv("COSIGN_PASSWORD", "")
+	blob := x.write("by-cosign.txt", "signed by cosign")
+	x.mustCosign("sign-blob", "--yes", "--signing-config", x.signingConfig, "--trusted-root", x.trustedRoot,
+		"--identity-token", devToken(t, x.base, "carol@example.com"), "--bundle", blob+".sigstore.json", blob)
+	// The checkpoint of the log at one entry, as signed then.
+	resp, err := http.Get(x.base + "/api/v1/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	atOne, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, email := range []string{"dave@example.com", "eve@example.com"} {
+		b := x.write(email, "signed by "+email)
+		if out, err := runCLI(t, "sign-blob", b, "--bundle", b+".sigstore.json", "--yes", "--identity-token", devToken(t, x.base, email)); err != nil {
+			t.Fatalf("sign-blob: %v\n%s", err, out)
+		}
+	}
+	watch := x.write("watch.yaml", "emails: [carol@example.com, dave@example.com]\n")
+	state := filepath.Join(x.dir, "state.json")
+	lines, err := monitorLines(t, x.base, "--watch", watch, "--state", state)
+	if err != nil || len(lines) != 2 {
+		t.Fatalf("cosign's and signet's signers: %v %v", err, lines)
+	}
+	for i, want := range []string{"carol@example.com", "dave@example.com"} {
+		signer := lines[i]["signers"].([]any)[0].(map[string]any)
+		if emails := signer["emails"].([]any); emails[0] != want {
+			t.Errorf("match %d: %v, want %s", i, signer, want)
+		}
+	}
+	nobody := x.write("nobody.yaml", "emails: [nobody@example.com]\n")
+	if lines, err := monitorLines(t, x.base, "--watch", nobody, "--state", filepath.Join(x.dir, "nobody.json")); err != nil || len(lines) != 0 {
+		t.Fatalf("nobody watched: %v %v", err, lines)
+	}
+
+	// The same server, now answering with the log as it was at one entry.
+	target, _ := url.Parse(x.base)
+	shrunk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/log" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(atOne) //nolint:errcheck
+			return
+		}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	}))
+	defer shrunk.Close()
+	// The state names the server: the proxy takes its place in it.
+	raw, _ := os.ReadFile(state)
+	os.WriteFile(state, bytes.ReplaceAll(raw, []byte(x.base), []byte(shrunk.URL)), 0o600) //nolint:errcheck
+	var ve *verifyError
+	lines, err = monitorLines(t, shrunk.URL, "--watch", watch, "--state", state)
+	if !errors.As(err, &ve) || len(lines) != 1 || lines[0]["alert"] != "log_not_consistent" || !strings.Contains(err.Error(), "shr") {
+		t.Fatalf("a shrunk log: %v %v", err, lines)
+	}
+}
