@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 15m
 # Debian package that provides initdb and pg_ctl.
 PG_PACKAGE := postgresql
 
-.PHONY: all build run test vet fuzz deps test-deps clean bench cosign image-check rules-check deploy-check
+.PHONY: all build run test vet fuzz deps test-deps clean bench cosign rekor-cli image-check rules-check deploy-check
 
 all: build
 
@@ -63,10 +63,11 @@ vet:
 	$(GO) vet ./...
 
 ## test: vet, then every test (PostgreSQL is started per test binary under /tmp).
-## Unmodified cosign is installed when missing, best effort: the
-## interoperability test skips (and says so) if it could not be built.
+## Unmodified cosign and rekor-cli are installed when missing, best effort:
+## their interoperability tests skip (and say so) if they could not be built.
 test: test-deps vet image-check rules-check deploy-check
 	@command -v cosign >/dev/null 2>&1 || "$$($(GO) env GOPATH)/bin/cosign" version 2>/dev/null | grep -q "GitVersion: *$(COSIGN_VERSION)$$" || $(MAKE) cosign || echo "cosign could not be installed; its interoperability tests will skip"
+	@command -v rekor-cli >/dev/null 2>&1 || "$$($(GO) env GOPATH)/bin/rekor-cli" version 2>/dev/null | grep -q "GitVersion: *$(REKOR_CLI_VERSION)$$" || $(MAKE) rekor-cli || echo "rekor-cli could not be installed; its interoperability tests will skip"
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 ## image-check: run deploy/Dockerfile's build command outside Docker (no engine
@@ -107,6 +108,12 @@ bench: deps build
 COSIGN_VERSION ?= v3.1.3
 cosign:
 	GOTOOLCHAIN=local $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
+
+## rekor-cli: install unmodified rekor-cli v1.5.3 (the Rekor release our entry
+## kinds are byte-compatible with) for the interoperability tests
+REKOR_CLI_VERSION ?= v1.5.3
+rekor-cli:
+	GOTOOLCHAIN=local $(GO) install github.com/sigstore/rekor/cmd/rekor-cli@$(REKOR_CLI_VERSION)
 
 clean:
 	rm -rf $(BIN)

@@ -26,3 +26,18 @@ func DSSE(envelope []byte, verifierPEMs ...[]byte) (json.RawMessage, error) {
 		"spec": map[string]any{"proposedContent": map[string]any{"envelope": string(envelope), "verifiers": verifierPEMs}},
 	})
 }
+
+// Rekord builds a rekord 0.0.1 proposed entry: the artifact itself, its
+// detached signature and the key that made it, in pkiFormat (x509: a PEM key
+// or certificate and a raw signature; ssh: an authorized_keys line and an
+// `ssh-keygen -Y sign -n file` signature). The log keeps only the
+// artifact's SHA-256, but needs the bytes to check the signature.
+func Rekord(pkiFormat string, artifact, sig, key []byte) (json.RawMessage, error) {
+	return json.Marshal(map[string]any{
+		"kind": "rekord", "apiVersion": "0.0.1",
+		"spec": map[string]any{
+			"data":      map[string]any{"content": artifact},
+			"signature": map[string]any{"format": pkiFormat, "content": sig, "publicKey": map[string]any{"content": key}},
+		},
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/signet-dev/signet/types/pki"
 )
@@ -53,7 +54,8 @@ type Entry struct {
 }
 
 // Parse reads a log entry's canonical body (hashedrekord or dsse v0.0.1,
-// hashedrekord 0.0.2 of the Rekor v2 log) for its signers. Other kinds
+// rekord with an x509 or ssh key, hashedrekord 0.0.2 of the Rekor v2 log)
+// for its signers. Other kinds
 // have none the monitor can read.
 func Parse(body []byte) (Entry, error) {
 	var head struct {
@@ -73,6 +75,7 @@ func Parse(body []byte) (Entry, error) {
 				} `json:"signature"`
 			} `json:"hashedRekordV002"`
 			Signature struct {
+				Format    string `json:"format"` // rekord's PKI format
 				PublicKey struct {
 					Content string `json:"content"`
 				} `json:"publicKey"`
@@ -105,8 +108,15 @@ func Parse(body []byte) (Entry, error) {
 			return e, errors.New("hashedrekord 0.0.2 entry without a verifier")
 		}
 		verifiers = []string{base64.StdEncoding.EncodeToString(pem.EncodeToMemory(block))}
-	case head.Kind == "hashedrekord":
+	case head.Kind == "hashedrekord", head.Kind == "rekord" && head.Spec.Signature.Format == "x509":
 		verifiers = []string{head.Spec.Signature.PublicKey.Content}
+	case head.Kind == "rekord" && head.Spec.Signature.Format == "ssh":
+		s, err := sshSigner(head.Spec.Signature.PublicKey.Content)
+		if err != nil {
+			return e, fmt.Errorf("rekord entry: %w", err)
+		}
+		e.Signers = []Signer{s}
+		return e, nil
 	case head.Kind == "dsse":
 		for _, s := range head.Spec.Signatures {
 			verifiers = append(verifiers, s.Verifier)
@@ -177,6 +187,30 @@ func signer(b64 string) (Signer, error) {
 		s.Workflow = &w
 	}
 	return s, nil
+}
+
+// sshSigner reads an authorized_keys line (base64, as rekord logs it): its
+// fingerprint is its PKIX form's, so one key_sha256 watches a key however
+// it signs.
+func sshSigner(b64 string) (Signer, error) {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return Signer{}, fmt.Errorf("public key is not base64: %w", err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(raw)
+	if err != nil {
+		return Signer{}, fmt.Errorf("ssh public key: %w", err)
+	}
+	ck, ok := pub.(ssh.CryptoPublicKey)
+	if !ok {
+		return Signer{}, fmt.Errorf("ssh public key of type %s has no PKIX form", pub.Type())
+	}
+	spki, err := x509.MarshalPKIXPublicKey(ck.CryptoPublicKey())
+	if err != nil {
+		return Signer{}, fmt.Errorf("ssh public key: %w", err)
+	}
+	sum := sha256.Sum256(spki)
+	return Signer{KeySHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 // Watch lists the identities and keys to report; an entry matches when any

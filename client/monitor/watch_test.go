@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // workflowCert is a certificate as Fulcio issues one for a GitHub workflow:
@@ -120,8 +122,26 @@ func TestParseAndMatch(t *testing.T) {
 	if e, err := Parse(body(t, "hashedrekord", certPEM)); err != nil || len(e.Signers) != 1 || e.Signers[0].KeySHA256 != certKey {
 		t.Errorf("Parse hashedrekord: %+v %v", e, err)
 	}
-	if e, err := Parse([]byte(`{"kind":"rekord","apiVersion":"0.0.1","spec":{}}`)); err != nil || len(e.Signers) != 0 || e.Kind != "rekord" {
-		t.Errorf("another kind: %+v %v", e, err)
+	// rekord: an x509 key as hashedrekord's; an SSH key by its PKIX form's
+	// fingerprint, so one key_sha256 watches the key whatever it signs.
+	rekord := func(format string, key []byte) []byte {
+		return []byte(`{"kind":"rekord","apiVersion":"0.0.1","spec":{"data":{},"signature":{"format":"` + format + `","content":"c2ln","publicKey":{"content":"` + base64.StdEncoding.EncodeToString(key) + `"}}}}`)
+	}
+	if e, err := Parse(rekord("x509", certPEM)); err != nil || len(e.Signers) != 1 || e.Signers[0].KeySHA256 != certKey || e.Signers[0].Repository != "https://github.com/acme/app" {
+		t.Errorf("Parse rekord x509: %+v %v", e, err)
+	}
+	sshPub, err := ssh.NewPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := Parse(rekord("ssh", ssh.MarshalAuthorizedKey(sshPub))); err != nil || len(e.Signers) != 1 || e.Signers[0].KeySHA256 != keySHA {
+		t.Errorf("Parse rekord ssh: %+v %v, want fingerprint %s", e, err, keySHA)
+	}
+	if e, err := Parse(rekord("pgp", []byte("a PGP key"))); err != nil || len(e.Signers) != 0 || e.Kind != "rekord" {
+		t.Errorf("a format the monitor cannot read: %+v %v", e, err)
+	}
+	if _, err := Parse(rekord("ssh", []byte("ssh-ed25519 not-a-key"))); err == nil {
+		t.Error("Parse accepted a rekord with a broken SSH key")
 	}
 	for _, bad := range [][]byte{[]byte("not json"), body(t, "hashedrekord", []byte("not PEM")), body(t, "hashedrekord", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}}))} {
 		if _, err := Parse(bad); err == nil {

@@ -111,13 +111,22 @@ func readSignature(path string) ([]byte, error) {
 }
 
 func newLogUploadCommand() *cobra.Command {
-	var artifact, digest, sigPath, keyPath, certPath string
+	var artifact, digest, sigPath, keyPath, certPath, kind, pkiFormat string
 	cmd := &cobra.Command{
 		Use:   "upload --artifact FILE --signature SIG --public-key KEY.pem",
-		Short: "Log a signature over an artifact (hashedrekord)",
+		Short: "Log a signature over an artifact (hashedrekord, or rekord)",
+		Long: `upload logs a detached signature over an artifact and prints the verified entry.
+
+--type hashedrekord (the default) sends the artifact's digest only. --type rekord
+sends the artifact itself (the log checks the signature over it and keeps its
+SHA-256), with --pki-format x509 (a PEM key or certificate, raw signature) or ssh
+(an authorized_keys line as --public-key, an ssh-keygen -Y sign -n file signature).`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
-  signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem`,
+  signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem
+  ssh-keygen -Y sign -n file -f ~/.ssh/id_ed25519 release.tar.gz
+  signet log upload --type rekord --pki-format ssh --artifact release.tar.gz \
+    --signature release.tar.gz.sig --public-key ~/.ssh/id_ed25519.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (artifact == "") == (digest == "") {
@@ -125,6 +134,16 @@ func newLogUploadCommand() *cobra.Command {
 			}
 			if (keyPath == "") == (certPath == "") {
 				return errors.New("give exactly one of --public-key and --certificate")
+			}
+			switch {
+			case kind != "hashedrekord" && kind != "rekord":
+				return fmt.Errorf("--type %q: want hashedrekord or rekord", kind)
+			case kind == "rekord" && digest != "":
+				return errors.New("--type rekord sends the artifact itself: give --artifact, not --digest")
+			case kind == "rekord" && pkiFormat != "x509" && pkiFormat != "ssh":
+				return fmt.Errorf("--pki-format %q: want x509 or ssh", pkiFormat)
+			case kind == "hashedrekord" && cmd.Flags().Changed("pki-format"):
+				return errors.New("--pki-format goes with --type rekord")
 			}
 			var sum []byte
 			alg := "sha256"
@@ -157,7 +176,18 @@ func newLogUploadCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			proposal, err := client.HashedRekord(alg, sum, sig, verifierPEM)
+			var proposal json.RawMessage
+			if kind == "rekord" {
+				// Bounded by the file's size only: the log answers 413 above
+				// its log.max_request_bytes.
+				content, rerr := os.ReadFile(artifact)
+				if rerr != nil {
+					return rerr
+				}
+				proposal, err = client.Rekord(pkiFormat, content, sig, verifierPEM)
+			} else {
+				proposal, err = client.HashedRekord(alg, sum, sig, verifierPEM)
+			}
 			if err != nil {
 				return err
 			}
@@ -183,6 +213,8 @@ func newLogUploadCommand() *cobra.Command {
 	cmd.Flags().StringVar(&sigPath, "signature", "", "signature file, raw or base64 (required)")
 	cmd.Flags().StringVar(&keyPath, "public-key", "", "PEM public key that verifies the signature")
 	cmd.Flags().StringVar(&certPath, "certificate", "", "PEM certificate that verifies the signature")
+	cmd.Flags().StringVar(&kind, "type", "hashedrekord", "entry kind: hashedrekord (digest only) or rekord (the artifact itself)")
+	cmd.Flags().StringVar(&pkiFormat, "pki-format", "x509", "with --type rekord: x509 or ssh")
 	cmd.MarkFlagRequired("signature") //nolint:errcheck
 	return cmd
 }

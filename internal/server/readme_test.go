@@ -35,7 +35,7 @@ func TestREADMECurlExamples(t *testing.T) {
 	}
 	for _, want := range []string{
 		"ok\n", "-----BEGIN PUBLIC KEY-----",
-		`"logIndex":0`, `"signedEntryTimestamp":`,
+		`"logIndex":0`, `"signedEntryTimestamp":`, `"logIndex":1`,
 		`{"code":409,"message":"an equivalent entry already exists`,
 		`"treeSize":1`, `{"hashes":[],"rootHash":`,
 		`{"signedCertificateEmbeddedSct":{"chain":{"certificates":["-----BEGIN CERTIFICATE-----`,

@@ -58,6 +58,7 @@ import (
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/dsse"
 	"github.com/signet-dev/signet/types/hashedrekord"
+	"github.com/signet-dev/signet/types/rekord"
 )
 
 // Server is a running Signet instance minus its listener.
@@ -327,7 +328,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err != nil {
 		return err
 	}
-	registry := types.NewRegistry(hr, dsse.Kind())
+	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind())
 	if err := registry.Enable(s.cfg.Log.EntryTypes); err != nil {
 		return fmt.Errorf("log.entry_types: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	// Registering the kinds compared against.
 	_ "github.com/sigstore/rekor/pkg/types/dsse/v0.0.1"
 	_ "github.com/sigstore/rekor/pkg/types/hashedrekord/v0.0.1"
+	_ "github.com/sigstore/rekor/pkg/types/rekord/v0.0.1"
 )
 
 // Canonicalize returns Rekor's canonical leaf and sorted, lower-cased index
@@ -32,11 +33,14 @@ func Canonicalize(proposal []byte) ([]byte, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	keys, err := e.IndexKeys()
+	// In that order, as Rekor's API does (pkg/api/entries.go): canonicalizing
+	// fills in what the keys are made of (rekord's data.hash when only the
+	// content was sent).
+	leaf, err := rekortypes.CanonicalizeEntry(context.Background(), e)
 	if err != nil {
 		return nil, nil, err
 	}
-	leaf, err := rekortypes.CanonicalizeEntry(context.Background(), e)
+	keys, err := e.IndexKeys()
 	if err != nil {
 		return nil, nil, err
 	}

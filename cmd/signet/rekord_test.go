@@ -1,0 +1,156 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/signet-dev/signet/internal/cosigntest"
+)
+
+// rekord entries from the CLI: an ssh-keygen signature and an openssl one
+// over whole artifacts, logged, found again by the artifact's digest, and
+// refused with the log's reason when they do not verify.
+func TestLogUploadRekord(t *testing.T) {
+	base := devServer(t)
+	dir := t.TempDir()
+	path := func(n string) string { return filepath.Join(dir, n) }
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	signet := func(args ...string) (string, error) {
+		return runCLI(t, append([]string{"--server", base, "log", "upload", "--type", "rekord"}, args...)...)
+	}
+	artifact := []byte("a release signed the old way")
+	os.WriteFile(path("release.tar.gz"), artifact, 0o644) //nolint:errcheck
+	sum := sha256.Sum256(artifact)
+
+	run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "release@example.com", "-f", path("id"))
+	run("ssh-keygen", "-Y", "sign", "-n", "file", "-f", path("id"), path("release.tar.gz"))
+	sshArgs := []string{"--pki-format", "ssh", "--artifact", path("release.tar.gz"), "--signature", path("release.tar.gz.sig"), "--public-key", path("id.pub")}
+	out, err := signet(sshArgs...)
+	if err != nil || !strings.Contains(out, "logged") || !strings.Contains(out, "Kind:            rekord 0.0.1") {
+		t.Fatalf("ssh upload: %v\n%s", err, out)
+	}
+	if out, err := signet(sshArgs...); err != nil || !strings.Contains(out, "already in the log") {
+		t.Fatalf("the same ssh signature again: %v\n%s", err, out)
+	}
+
+	run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path("key.pem"))
+	run("openssl", "ec", "-in", path("key.pem"), "-pubout", "-out", path("pub.pem"))
+	run("openssl", "dgst", "-sha256", "-sign", path("key.pem"), "-out", path("release.sig"), path("release.tar.gz"))
+	out, err = signet("--artifact", path("release.tar.gz"), "--signature", path("release.sig"), "--public-key", path("pub.pem"), "-o", "json")
+	if err != nil {
+		t.Fatalf("x509 upload: %v\n%s", err, out)
+	}
+	var le map[string]struct {
+		Body string `json:"body"`
+	}
+	if err := json.Unmarshal([]byte(out), &le); err != nil || len(le) != 1 {
+		t.Fatalf("x509 upload answer: %v\n%s", err, out)
+	}
+	for _, e := range le {
+		body, _ := base64.StdEncoding.DecodeString(e.Body)
+		var b struct {
+			Kind string `json:"kind"`
+			Spec struct {
+				Data      map[string]json.RawMessage `json:"data"`
+				Signature struct {
+					Format string `json:"format"`
+				} `json:"signature"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal(body, &b); err != nil || b.Kind != "rekord" || b.Spec.Signature.Format != "x509" ||
+			string(b.Spec.Data["hash"]) != `{"algorithm":"sha256","value":"`+hex.EncodeToString(sum[:])+`"}` || b.Spec.Data["content"] != nil {
+			t.Fatalf("the logged body holds the artifact's SHA-256 and not the artifact: %v\n%s", err, body)
+		}
+	}
+	found, err := runCLI(t, "--server", base, "log", "search", "--sha", hex.EncodeToString(sum[:]))
+	if err != nil || len(strings.Fields(found)) != 2 {
+		t.Fatalf("search by the artifact's digest: %v, %q, want the ssh and the x509 entries", err, found)
+	}
+
+	os.WriteFile(path("other.tar.gz"), []byte("not what was signed"), 0o644) //nolint:errcheck
+	_, err = signet("--pki-format", "ssh", "--artifact", path("other.tar.gz"), "--signature", path("release.tar.gz.sig"), "--public-key", path("id.pub"))
+	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "does not verify over data.content") {
+		t.Fatalf("another artifact: %v, want the log's 400 and its reason", err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--digest", "sha256:" + hex.EncodeToString(sum[:]), "--signature", path("release.sig"), "--public-key", path("pub.pem")}, "give --artifact, not --digest"},
+		{[]string{"--pki-format", "pgp", "--artifact", path("release.tar.gz"), "--signature", path("release.sig"), "--public-key", path("pub.pem")}, `--pki-format "pgp": want x509 or ssh`},
+	} {
+		if _, err := signet(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	if _, err := runCLI(t, "--server", base, "log", "upload", "--pki-format", "ssh", "--artifact", path("release.tar.gz"), "--signature", path("release.sig"), "--public-key", path("pub.pem")); err == nil || !strings.Contains(err.Error(), "--pki-format goes with --type rekord") {
+		t.Errorf("--pki-format with hashedrekord: %v", err)
+	}
+}
+
+// Unmodified rekor-cli uploads rekord entries (ssh and x509) to Signet,
+// verifies what it gets back (SET, inclusion proof, consistency with the
+// tree state it keeps), and finds and fetches them again.
+func TestRekorCLIUploadsRekord(t *testing.T) {
+	rekorCLI := cosigntest.RekorCLI(t)
+	base := devServer(t)
+	dir := t.TempDir()
+	path := func(n string) string { return filepath.Join(dir, n) }
+	run := func(name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), "HOME="+dir) // rekor-cli keeps its tree state under $HOME/.rekor
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	artifact := []byte("a release uploaded by rekor-cli")
+	os.WriteFile(path("release.tar.gz"), artifact, 0o644) //nolint:errcheck
+	sum := sha256.Sum256(artifact)
+	run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "release@example.com", "-f", path("id"))
+	run("ssh-keygen", "-Y", "sign", "-n", "file", "-f", path("id"), path("release.tar.gz"))
+	run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path("key.pem"))
+	run("openssl", "ec", "-in", path("key.pem"), "-pubout", "-out", path("pub.pem"))
+	run("openssl", "dgst", "-sha256", "-sign", path("key.pem"), "-out", path("release.sig"), path("release.tar.gz"))
+
+	var uuids []string
+	for _, args := range [][]string{
+		{"--pki-format", "ssh", "--signature", path("release.tar.gz.sig"), "--public-key", path("id.pub")},
+		{"--pki-format", "x509", "--signature", path("release.sig"), "--public-key", path("pub.pem")},
+	} {
+		out := run(rekorCLI, append([]string{"upload", "--rekor_server", base, "--type", "rekord", "--artifact", path("release.tar.gz"), "--format", "json"}, args...)...)
+		var res struct {
+			Location string
+			Index    int64
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil || !strings.Contains(res.Location, "/api/v1/log/entries/") {
+			t.Fatalf("rekor-cli upload %v: %v\n%s", args, err, out)
+		}
+		uuids = append(uuids, res.Location[strings.LastIndex(res.Location, "/")+1:])
+	}
+	out := run(rekorCLI, "search", "--rekor_server", base, "--sha", "sha256:"+hex.EncodeToString(sum[:]), "--format", "json")
+	for _, id := range uuids {
+		if !strings.Contains(out, id) {
+			t.Fatalf("rekor-cli search by the artifact's digest: %s, want %v", out, uuids)
+		}
+	}
+	out = run(rekorCLI, "get", "--rekor_server", base, "--uuid", uuids[0], "--format", "json")
+	if !strings.Contains(out, `"format":"ssh"`) || !strings.Contains(out, hex.EncodeToString(sum[:])) {
+		t.Fatalf("rekor-cli get: %s", out)
+	}
+	run(rekorCLI, "verify", "--rekor_server", base, "--uuid", uuids[1])
+}
