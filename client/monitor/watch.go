@@ -1,6 +1,10 @@
 package monitor
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -13,6 +17,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	pgpecdsa "github.com/ProtonMail/go-crypto/openpgp/ecdsa"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"golang.org/x/crypto/ssh"
 
@@ -54,7 +60,7 @@ type Entry struct {
 }
 
 // Parse reads a log entry's canonical body (hashedrekord or dsse v0.0.1,
-// rekord with an x509 or ssh key, hashedrekord 0.0.2 of the Rekor v2 log)
+// rekord with an x509, ssh or pgp key, hashedrekord 0.0.2 of the Rekor v2 log)
 // for its signers. Other kinds
 // have none the monitor can read.
 func Parse(body []byte) (Entry, error) {
@@ -116,6 +122,13 @@ func Parse(body []byte) (Entry, error) {
 			return e, fmt.Errorf("rekord entry: %w", err)
 		}
 		e.Signers = []Signer{s}
+		return e, nil
+	case head.Kind == "rekord" && head.Spec.Signature.Format == "pgp":
+		signers, err := pgpSigners(head.Spec.Signature.PublicKey.Content)
+		if err != nil {
+			return e, fmt.Errorf("rekord entry: %w", err)
+		}
+		e.Signers = signers
 		return e, nil
 	case head.Kind == "dsse":
 		for _, s := range head.Spec.Signatures {
@@ -211,6 +224,55 @@ func sshSigner(b64 string) (Signer, error) {
 	}
 	sum := sha256.Sum256(spki)
 	return Signer{KeySHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// pgpSigners reads an armored OpenPGP key (as rekord logs it): a signer
+// per primary key, with its user IDs' emails, and the PKIX fingerprint
+// when the key has a PKIX form (RSA, ECDSA; not PGP's EdDSA).
+func pgpSigners(b64 string) ([]Signer, error) {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("public key is not base64: %w", err)
+	}
+	keyring, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("PGP public key: %w", err)
+	}
+	var out []Signer
+	for _, ent := range keyring {
+		var s Signer
+		if pub := pgpPKIX(ent.PrimaryKey.PublicKey); pub != nil {
+			if spki, err := x509.MarshalPKIXPublicKey(pub); err == nil {
+				sum := sha256.Sum256(spki)
+				s.KeySHA256 = hex.EncodeToString(sum[:])
+			}
+		}
+		for _, id := range ent.Identities {
+			if id.UserId.Email != "" {
+				s.Emails = append(s.Emails, id.UserId.Email)
+			}
+		}
+		slices.Sort(s.Emails)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// pgpPKIX is an OpenPGP key's public key as Go's crypto has it: RSA
+// already is; ProtonMail's NIST ECDSA keys are rebuilt from their point.
+func pgpPKIX(pub any) any {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return k
+	case *pgpecdsa.PublicKey:
+		curves := map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}
+		if c, ok := curves[k.GetCurve().GetCurveName()]; ok {
+			if e, err := ecdsa.ParseUncompressedPublicKey(c, k.MarshalPoint()); err == nil {
+				return e
+			}
+		}
+	}
+	return nil
 }
 
 // Watch lists the identities and keys to report; an entry matches when any

@@ -1,9 +1,11 @@
 package monitor
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -14,10 +16,14 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -137,7 +143,40 @@ func TestParseAndMatch(t *testing.T) {
 	if e, err := Parse(rekord("ssh", ssh.MarshalAuthorizedKey(sshPub))); err != nil || len(e.Signers) != 1 || e.Signers[0].KeySHA256 != keySHA {
 		t.Errorf("Parse rekord ssh: %+v %v, want fingerprint %s", e, err, keySHA)
 	}
-	if e, err := Parse(rekord("pgp", []byte("a PGP key"))); err != nil || len(e.Signers) != 0 || e.Kind != "rekord" {
+	// pgp: the user IDs' emails, and the PKIX fingerprint of an RSA or
+	// NIST ECDSA primary key.
+	for name, cfg := range map[string]*packet.Config{
+		"rsa":   {Algorithm: packet.PubKeyAlgoRSA, RSABits: 2048},
+		"ecdsa": {Algorithm: packet.PubKeyAlgoECDSA, Curve: packet.CurveNistP256},
+	} {
+		ent, err := openpgp.NewEntity("Release", "", "release@example.com", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var armored bytes.Buffer
+		w, _ := armor.Encode(&armored, openpgp.PublicKeyType, nil)
+		if err := ent.Serialize(w); err != nil {
+			t.Fatal(err)
+		}
+		w.Close() //nolint:errcheck
+		e, err := Parse(rekord("pgp", armored.Bytes()))
+		if err != nil || len(e.Signers) != 1 || !slices.Equal(e.Signers[0].Emails, []string{"release@example.com"}) || len(e.Signers[0].KeySHA256) != 64 {
+			t.Fatalf("Parse rekord pgp (%s): %+v %v", name, e, err)
+		}
+		if rk, ok := ent.PrimaryKey.PublicKey.(*rsa.PublicKey); ok {
+			spki, _ := x509.MarshalPKIXPublicKey(rk)
+			if sum := sha256.Sum256(spki); e.Signers[0].KeySHA256 != hex.EncodeToString(sum[:]) {
+				t.Errorf("pgp RSA key fingerprint %s, want %x", e.Signers[0].KeySHA256, sum)
+			}
+		}
+		if m, _ := (Watch{Emails: []string{"Release@example.com"}}).Compile(); len(m.Match(e)) != 1 {
+			t.Errorf("a watched email does not match the PGP key's user ID (%s)", name)
+		}
+	}
+	if _, err := Parse(rekord("pgp", []byte("a PGP key"))); err == nil {
+		t.Error("Parse accepted a rekord with a broken PGP key")
+	}
+	if e, err := Parse(rekord("minisign", []byte("a minisign key"))); err != nil || len(e.Signers) != 0 || e.Kind != "rekord" {
 		t.Errorf("a format the monitor cannot read: %+v %v", e, err)
 	}
 	if _, err := Parse(rekord("ssh", []byte("ssh-ed25519 not-a-key"))); err == nil {

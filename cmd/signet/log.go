@@ -119,14 +119,18 @@ func newLogUploadCommand() *cobra.Command {
 
 --type hashedrekord (the default) sends the artifact's digest only. --type rekord
 sends the artifact itself (the log checks the signature over it and keeps its
-SHA-256), with --pki-format x509 (a PEM key or certificate, raw signature) or ssh
-(an authorized_keys line as --public-key, an ssh-keygen -Y sign -n file signature).`,
+SHA-256), with --pki-format x509 (a PEM key or certificate, raw signature), ssh
+(an authorized_keys line as --public-key, an ssh-keygen -Y sign -n file signature)
+or pgp (gpg --export [--armor] as --public-key, gpg --detach-sign [--armor]).`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
   signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem
   ssh-keygen -Y sign -n file -f ~/.ssh/id_ed25519 release.tar.gz
   signet log upload --type rekord --pki-format ssh --artifact release.tar.gz \
-    --signature release.tar.gz.sig --public-key ~/.ssh/id_ed25519.pub`,
+    --signature release.tar.gz.sig --public-key ~/.ssh/id_ed25519.pub
+  gpg --export --armor release@example.com > release.asc && gpg --detach-sign --armor release.tar.gz
+  signet log upload --type rekord --pki-format pgp --artifact release.tar.gz \
+    --signature release.tar.gz.asc --public-key release.asc`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (artifact == "") == (digest == "") {
@@ -140,8 +144,8 @@ SHA-256), with --pki-format x509 (a PEM key or certificate, raw signature) or ss
 				return fmt.Errorf("--type %q: want hashedrekord or rekord", kind)
 			case kind == "rekord" && digest != "":
 				return errors.New("--type rekord sends the artifact itself: give --artifact, not --digest")
-			case kind == "rekord" && pkiFormat != "x509" && pkiFormat != "ssh":
-				return fmt.Errorf("--pki-format %q: want x509 or ssh", pkiFormat)
+			case kind == "rekord" && pkiFormat != "x509" && pkiFormat != "ssh" && pkiFormat != "pgp":
+				return fmt.Errorf("--pki-format %q: want x509, ssh or pgp", pkiFormat)
 			case kind == "hashedrekord" && cmd.Flags().Changed("pki-format"):
 				return errors.New("--pki-format goes with --type rekord")
 			}
@@ -214,7 +218,7 @@ SHA-256), with --pki-format x509 (a PEM key or certificate, raw signature) or ss
 	cmd.Flags().StringVar(&keyPath, "public-key", "", "PEM public key that verifies the signature")
 	cmd.Flags().StringVar(&certPath, "certificate", "", "PEM certificate that verifies the signature")
 	cmd.Flags().StringVar(&kind, "type", "hashedrekord", "entry kind: hashedrekord (digest only) or rekord (the artifact itself)")
-	cmd.Flags().StringVar(&pkiFormat, "pki-format", "x509", "with --type rekord: x509 or ssh")
+	cmd.Flags().StringVar(&pkiFormat, "pki-format", "x509", "with --type rekord: x509, ssh or pgp")
 	cmd.MarkFlagRequired("signature") //nolint:errcheck
 	return cmd
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/signet-dev/signet/internal/cosigntest"
 )
 
-// rekord entries from the CLI: an ssh-keygen signature and an openssl one
+// rekord entries from the CLI: ssh-keygen, gpg and openssl signatures
 // over whole artifacts, logged, found again by the artifact's digest, and
 // refused with the log's reason when they do not verify.
 func TestLogUploadRekord(t *testing.T) {
@@ -43,6 +43,11 @@ func TestLogUploadRekord(t *testing.T) {
 	}
 	if out, err := signet(sshArgs...); err != nil || !strings.Contains(out, "already in the log") {
 		t.Fatalf("the same ssh signature again: %v\n%s", err, out)
+	}
+
+	pgpSig, pgpKey := gpgSigned(t, dir, "release.tar.gz")
+	if out, err := signet("--pki-format", "pgp", "--artifact", path("release.tar.gz"), "--signature", pgpSig, "--public-key", pgpKey); err != nil || !strings.Contains(out, "logged") {
+		t.Fatalf("pgp upload: %v\n%s", err, out)
 	}
 
 	run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path("key.pem"))
@@ -75,8 +80,8 @@ func TestLogUploadRekord(t *testing.T) {
 		}
 	}
 	found, err := runCLI(t, "--server", base, "log", "search", "--sha", hex.EncodeToString(sum[:]))
-	if err != nil || len(strings.Fields(found)) != 2 {
-		t.Fatalf("search by the artifact's digest: %v, %q, want the ssh and the x509 entries", err, found)
+	if err != nil || len(strings.Fields(found)) != 3 {
+		t.Fatalf("search by the artifact's digest: %v, %q, want the ssh, pgp and x509 entries", err, found)
 	}
 
 	os.WriteFile(path("other.tar.gz"), []byte("not what was signed"), 0o644) //nolint:errcheck
@@ -89,7 +94,7 @@ func TestLogUploadRekord(t *testing.T) {
 		want string
 	}{
 		{[]string{"--digest", "sha256:" + hex.EncodeToString(sum[:]), "--signature", path("release.sig"), "--public-key", path("pub.pem")}, "give --artifact, not --digest"},
-		{[]string{"--pki-format", "pgp", "--artifact", path("release.tar.gz"), "--signature", path("release.sig"), "--public-key", path("pub.pem")}, `--pki-format "pgp": want x509 or ssh`},
+		{[]string{"--pki-format", "minisign", "--artifact", path("release.tar.gz"), "--signature", path("release.sig"), "--public-key", path("pub.pem")}, `--pki-format "minisign": want x509, ssh or pgp`},
 	} {
 		if _, err := signet(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
@@ -100,7 +105,7 @@ func TestLogUploadRekord(t *testing.T) {
 	}
 }
 
-// Unmodified rekor-cli uploads rekord entries (ssh and x509) to Signet,
+// Unmodified rekor-cli uploads rekord entries (ssh, x509, pgp) to Signet,
 // verifies what it gets back (SET, inclusion proof, consistency with the
 // tree state it keeps), and finds and fetches them again.
 func TestRekorCLIUploadsRekord(t *testing.T) {
@@ -126,11 +131,13 @@ func TestRekorCLIUploadsRekord(t *testing.T) {
 	run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path("key.pem"))
 	run("openssl", "ec", "-in", path("key.pem"), "-pubout", "-out", path("pub.pem"))
 	run("openssl", "dgst", "-sha256", "-sign", path("key.pem"), "-out", path("release.sig"), path("release.tar.gz"))
+	pgpSig, pgpKey := gpgSigned(t, dir, "release.tar.gz")
 
 	var uuids []string
 	for _, args := range [][]string{
 		{"--pki-format", "ssh", "--signature", path("release.tar.gz.sig"), "--public-key", path("id.pub")},
 		{"--pki-format", "x509", "--signature", path("release.sig"), "--public-key", path("pub.pem")},
+		{"--pki-format", "pgp", "--signature", pgpSig, "--public-key", pgpKey},
 	} {
 		out := run(rekorCLI, append([]string{"upload", "--rekor_server", base, "--type", "rekord", "--artifact", path("release.tar.gz"), "--format", "json"}, args...)...)
 		var res struct {
@@ -153,4 +160,33 @@ func TestRekorCLIUploadsRekord(t *testing.T) {
 		t.Fatalf("rekor-cli get: %s", out)
 	}
 	run(rekorCLI, "verify", "--rekor_server", base, "--uuid", uuids[1])
+}
+
+// gpgSigned makes a NIST P-256 GnuPG key in a home of its own, signs
+// dir/name with it (armored, detached: name.asc) and exports the armored
+// public key to dir/name.pub.asc.
+func gpgSigned(t *testing.T, dir, name string) (sig, key string) {
+	t.Helper()
+	home, err := os.MkdirTemp("", "gpg") // short: the agent's socket path
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(home, 0o700) //nolint:errcheck
+	t.Cleanup(func() {
+		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run() //nolint:errcheck
+		os.RemoveAll(home)
+	})
+	gpg := func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command("gpg", append([]string{"--homedir", home, "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("gpg %v: %v", args, err)
+		}
+		return out
+	}
+	gpg("--quick-gen-key", "Release <release@example.com>", "nistp256", "default", "1y")
+	sig, key = filepath.Join(dir, name+".asc"), filepath.Join(dir, name+".pub.asc")
+	gpg("--armor", "--output", sig, "--detach-sign", filepath.Join(dir, name))
+	os.WriteFile(key, gpg("--armor", "--export", "release@example.com"), 0o644) //nolint:errcheck
+	return sig, key
 }

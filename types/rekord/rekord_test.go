@@ -145,7 +145,7 @@ func TestRefusals(t *testing.T) {
 		"ssh, sha256":        {proposal(t, "ssh", content, sha256SSHSig, sha256SSHKey, ""), "sha512 signatures only"},
 		"ssh, namespace git": {proposal(t, "ssh", content, otherNS, otherNSKey, ""), "sign with -n file"},
 		"ssh key as x509":    {proposal(t, "x509", content, sshSig, sshKey, ""), "not PEM"},
-		"pgp":                {proposal(t, "pgp", content, sig, sshKey, ""), `format "pgp" is not accepted by this log yet`},
+		"minisign":           {proposal(t, "minisign", content, sig, sshKey, ""), `format "minisign" is not accepted by this log yet`},
 		"an unknown format":  {proposal(t, "gpg", content, sig, sshKey, ""), "is not one of"},
 		"no artifact":        {proposal(t, "x509", nil, sig, pemKey(t, ec.Public()), hexOf(digest[:])), "'content' must be specified for data"},
 	} {
@@ -167,6 +167,7 @@ func FuzzParse(f *testing.F) {
 	sig, _ := ecdsa.SignASN1(rand.Reader, ec, digest[:])
 	f.Add(proposal(f, "x509", content, sig, pemKey(f, ec.Public()), ""))
 	f.Add(proposal(f, "ssh", content, []byte("-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n"), []byte("ssh-ed25519 AAAA x"), ""))
+	f.Add(proposal(f, "pgp", content, []byte("-----BEGIN PGP SIGNATURE-----\n\nwnUEABYKAB0WIQQ=\n-----END PGP SIGNATURE-----\n"), []byte{0x98, 0x33, 0x04, 0x65, 0, 0, 0, 0x16, 0x09, 0x2b}, ""))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		_, err := reg.ParseInsertable(context.Background(), p)
 		var ve *types.ValidationError
