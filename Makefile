@@ -43,16 +43,20 @@ deps:
 
 ## test-deps: what only the tests need: Debian's Chromium, which the browser
 ## tests drive headless (the dev issuer's sign-in pages, signet's and cosign's
-## interactive logins).
+## interactive logins), and the signing tools whose signatures the log's
+## rekord entries are tested with (minisign, GnuPG, OpenSSH's ssh-keygen).
 test-deps: deps
-	@if ! command -v chromium >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing chromium (the browser tests)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || exit 1; \
-		else \
-			echo "chromium not found: run 'sudo apt-get install chromium'"; exit 1; \
+	@for pair in chromium:chromium minisign:minisign gpg:gnupg ssh-keygen:openssh-client; do \
+		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+		if ! command -v $$cmd >/dev/null 2>&1; then \
+			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+				echo "installing $$pkg (for the tests)"; \
+				apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null || exit 1; \
+			else \
+				echo "$$cmd not found: run 'sudo apt-get install $$pkg'"; exit 1; \
+			fi; \
 		fi; \
-	fi
+	done
 
 ## run: start signet-server in dev mode on 127.0.0.1:8080 with state in ./.signet
 run: deps build

@@ -31,7 +31,8 @@ func DSSE(envelope []byte, verifierPEMs ...[]byte) (json.RawMessage, error) {
 // detached signature and the key that made it, in pkiFormat (x509: a PEM key
 // or certificate and a raw signature; ssh: an authorized_keys line and an
 // `ssh-keygen -Y sign -n file` signature; pgp: an OpenPGP key and detached
-// signature, armored or binary). The log keeps only the
+// signature, armored or binary; minisign: a .pub file and a .minisig).
+// The log keeps only the
 // artifact's SHA-256, but needs the bytes to check the signature.
 func Rekord(pkiFormat string, artifact, sig, key []byte) (json.RawMessage, error) {
 	return json.Marshal(map[string]any{

@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -60,7 +61,7 @@ type Entry struct {
 }
 
 // Parse reads a log entry's canonical body (hashedrekord or dsse v0.0.1,
-// rekord with an x509, ssh or pgp key, hashedrekord 0.0.2 of the Rekor v2 log)
+// rekord with an x509, ssh, pgp or minisign key, hashedrekord 0.0.2 of the Rekor v2 log)
 // for its signers. Other kinds
 // have none the monitor can read.
 func Parse(body []byte) (Entry, error) {
@@ -118,6 +119,13 @@ func Parse(body []byte) (Entry, error) {
 		verifiers = []string{head.Spec.Signature.PublicKey.Content}
 	case head.Kind == "rekord" && head.Spec.Signature.Format == "ssh":
 		s, err := sshSigner(head.Spec.Signature.PublicKey.Content)
+		if err != nil {
+			return e, fmt.Errorf("rekord entry: %w", err)
+		}
+		e.Signers = []Signer{s}
+		return e, nil
+	case head.Kind == "rekord" && head.Spec.Signature.Format == "minisign":
+		s, err := minisignSigner(head.Spec.Signature.PublicKey.Content)
 		if err != nil {
 			return e, fmt.Errorf("rekord entry: %w", err)
 		}
@@ -221,6 +229,26 @@ func sshSigner(b64 string) (Signer, error) {
 	spki, err := x509.MarshalPKIXPublicKey(ck.CryptoPublicKey())
 	if err != nil {
 		return Signer{}, fmt.Errorf("ssh public key: %w", err)
+	}
+	sum := sha256.Sum256(spki)
+	return Signer{KeySHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// minisignSigner reads a minisign key as rekord logs it (the base64 of
+// algorithm, key ID and Ed25519 key): its fingerprint is the Ed25519 key's
+// PKIX form's, as Rekor fingerprints it.
+func minisignSigner(b64 string) (Signer, error) {
+	line, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return Signer{}, fmt.Errorf("public key is not base64: %w", err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(string(line))
+	if err != nil || len(raw) != 2+8+ed25519.PublicKeySize {
+		return Signer{}, errors.New("not a minisign public key")
+	}
+	spki, err := x509.MarshalPKIXPublicKey(ed25519.PublicKey(raw[10:]))
+	if err != nil {
+		return Signer{}, err
 	}
 	sum := sha256.Sum256(spki)
 	return Signer{KeySHA256: hex.EncodeToString(sum[:])}, nil

@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -176,7 +177,18 @@ func TestParseAndMatch(t *testing.T) {
 	if _, err := Parse(rekord("pgp", []byte("a PGP key"))); err == nil {
 		t.Error("Parse accepted a rekord with a broken PGP key")
 	}
-	if e, err := Parse(rekord("minisign", []byte("a minisign key"))); err != nil || len(e.Signers) != 0 || e.Kind != "rekord" {
+	// minisign: the Ed25519 key's PKIX fingerprint.
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	edSPKI, _ := x509.MarshalPKIXPublicKey(edPub)
+	edSum := sha256.Sum256(edSPKI)
+	minisignKey := base64.StdEncoding.EncodeToString(append([]byte("Ed12345678"), edPub...))
+	if e, err := Parse(rekord("minisign", []byte(minisignKey))); err != nil || len(e.Signers) != 1 || e.Signers[0].KeySHA256 != hex.EncodeToString(edSum[:]) {
+		t.Errorf("Parse rekord minisign: %+v %v", e, err)
+	}
+	if _, err := Parse(rekord("minisign", []byte("a minisign key"))); err == nil {
+		t.Error("Parse accepted a rekord with a broken minisign key")
+	}
+	if e, err := Parse(rekord("tuf", []byte("a TUF key"))); err != nil || len(e.Signers) != 0 || e.Kind != "rekord" {
 		t.Errorf("a format the monitor cannot read: %+v %v", e, err)
 	}
 	if _, err := Parse(rekord("ssh", []byte("ssh-ed25519 not-a-key"))); err == nil {

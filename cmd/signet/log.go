@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -121,7 +122,8 @@ func newLogUploadCommand() *cobra.Command {
 sends the artifact itself (the log checks the signature over it and keeps its
 SHA-256), with --pki-format x509 (a PEM key or certificate, raw signature), ssh
 (an authorized_keys line as --public-key, an ssh-keygen -Y sign -n file signature)
-or pgp (gpg --export [--armor] as --public-key, gpg --detach-sign [--armor]).`,
+pgp (gpg --export [--armor] as --public-key, gpg --detach-sign [--armor]) or
+minisign (the .pub file, the .minisig signature).`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
   signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem
@@ -144,8 +146,8 @@ or pgp (gpg --export [--armor] as --public-key, gpg --detach-sign [--armor]).`,
 				return fmt.Errorf("--type %q: want hashedrekord or rekord", kind)
 			case kind == "rekord" && digest != "":
 				return errors.New("--type rekord sends the artifact itself: give --artifact, not --digest")
-			case kind == "rekord" && pkiFormat != "x509" && pkiFormat != "ssh" && pkiFormat != "pgp":
-				return fmt.Errorf("--pki-format %q: want x509, ssh or pgp", pkiFormat)
+			case kind == "rekord" && !slices.Contains([]string{"x509", "ssh", "pgp", "minisign"}, pkiFormat):
+				return fmt.Errorf("--pki-format %q: want x509, ssh, pgp or minisign", pkiFormat)
 			case kind == "hashedrekord" && cmd.Flags().Changed("pki-format"):
 				return errors.New("--pki-format goes with --type rekord")
 			}
@@ -218,7 +220,7 @@ or pgp (gpg --export [--armor] as --public-key, gpg --detach-sign [--armor]).`,
 	cmd.Flags().StringVar(&keyPath, "public-key", "", "PEM public key that verifies the signature")
 	cmd.Flags().StringVar(&certPath, "certificate", "", "PEM certificate that verifies the signature")
 	cmd.Flags().StringVar(&kind, "type", "hashedrekord", "entry kind: hashedrekord (digest only) or rekord (the artifact itself)")
-	cmd.Flags().StringVar(&pkiFormat, "pki-format", "x509", "with --type rekord: x509, ssh or pgp")
+	cmd.Flags().StringVar(&pkiFormat, "pki-format", "x509", "with --type rekord: x509, ssh, pgp or minisign")
 	cmd.MarkFlagRequired("signature") //nolint:errcheck
 	return cmd
 }

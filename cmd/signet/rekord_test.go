@@ -14,7 +14,7 @@ import (
 	"github.com/signet-dev/signet/internal/cosigntest"
 )
 
-// rekord entries from the CLI: ssh-keygen, gpg and openssl signatures
+// rekord entries from the CLI: ssh-keygen, minisign, gpg and openssl signatures
 // over whole artifacts, logged, found again by the artifact's digest, and
 // refused with the log's reason when they do not verify.
 func TestLogUploadRekord(t *testing.T) {
@@ -45,6 +45,11 @@ func TestLogUploadRekord(t *testing.T) {
 		t.Fatalf("the same ssh signature again: %v\n%s", err, out)
 	}
 
+	run("minisign", "-G", "-W", "-p", path("minisign.pub"), "-s", path("minisign.key"))
+	run("minisign", "-S", "-s", path("minisign.key"), "-m", path("release.tar.gz"))
+	if out, err := signet("--pki-format", "minisign", "--artifact", path("release.tar.gz"), "--signature", path("release.tar.gz.minisig"), "--public-key", path("minisign.pub")); err != nil || !strings.Contains(out, "logged") {
+		t.Fatalf("minisign upload: %v\n%s", err, out)
+	}
 	pgpSig, pgpKey := gpgSigned(t, dir, "release.tar.gz")
 	if out, err := signet("--pki-format", "pgp", "--artifact", path("release.tar.gz"), "--signature", pgpSig, "--public-key", pgpKey); err != nil || !strings.Contains(out, "logged") {
 		t.Fatalf("pgp upload: %v\n%s", err, out)
@@ -80,8 +85,8 @@ func TestLogUploadRekord(t *testing.T) {
 		}
 	}
 	found, err := runCLI(t, "--server", base, "log", "search", "--sha", hex.EncodeToString(sum[:]))
-	if err != nil || len(strings.Fields(found)) != 3 {
-		t.Fatalf("search by the artifact's digest: %v, %q, want the ssh, pgp and x509 entries", err, found)
+	if err != nil || len(strings.Fields(found)) != 4 {
+		t.Fatalf("search by the artifact's digest: %v, %q, want the ssh, minisign, pgp and x509 entries", err, found)
 	}
 
 	os.WriteFile(path("other.tar.gz"), []byte("not what was signed"), 0o644) //nolint:errcheck
@@ -94,7 +99,7 @@ func TestLogUploadRekord(t *testing.T) {
 		want string
 	}{
 		{[]string{"--digest", "sha256:" + hex.EncodeToString(sum[:]), "--signature", path("release.sig"), "--public-key", path("pub.pem")}, "give --artifact, not --digest"},
-		{[]string{"--pki-format", "minisign", "--artifact", path("release.tar.gz"), "--signature", path("release.sig"), "--public-key", path("pub.pem")}, `--pki-format "minisign": want x509, ssh or pgp`},
+		{[]string{"--pki-format", "signify", "--artifact", path("release.tar.gz"), "--signature", path("release.sig"), "--public-key", path("pub.pem")}, `--pki-format "signify": want x509, ssh, pgp or minisign`},
 	} {
 		if _, err := signet(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
@@ -105,7 +110,7 @@ func TestLogUploadRekord(t *testing.T) {
 	}
 }
 
-// Unmodified rekor-cli uploads rekord entries (ssh, x509, pgp) to Signet,
+// Unmodified rekor-cli uploads rekord entries (ssh, x509, pgp, minisign) to Signet,
 // verifies what it gets back (SET, inclusion proof, consistency with the
 // tree state it keeps), and finds and fetches them again.
 func TestRekorCLIUploadsRekord(t *testing.T) {
@@ -132,12 +137,15 @@ func TestRekorCLIUploadsRekord(t *testing.T) {
 	run("openssl", "ec", "-in", path("key.pem"), "-pubout", "-out", path("pub.pem"))
 	run("openssl", "dgst", "-sha256", "-sign", path("key.pem"), "-out", path("release.sig"), path("release.tar.gz"))
 	pgpSig, pgpKey := gpgSigned(t, dir, "release.tar.gz")
+	run("minisign", "-G", "-W", "-p", path("minisign.pub"), "-s", path("minisign.key"))
+	run("minisign", "-S", "-s", path("minisign.key"), "-m", path("release.tar.gz"))
 
 	var uuids []string
 	for _, args := range [][]string{
 		{"--pki-format", "ssh", "--signature", path("release.tar.gz.sig"), "--public-key", path("id.pub")},
 		{"--pki-format", "x509", "--signature", path("release.sig"), "--public-key", path("pub.pem")},
 		{"--pki-format", "pgp", "--signature", pgpSig, "--public-key", pgpKey},
+		{"--pki-format", "minisign", "--signature", path("release.tar.gz.minisig"), "--public-key", path("minisign.pub")},
 	} {
 		out := run(rekorCLI, append([]string{"upload", "--rekor_server", base, "--type", "rekord", "--artifact", path("release.tar.gz"), "--format", "json"}, args...)...)
 		var res struct {

@@ -4,8 +4,7 @@
 // artifact. Formats: x509 (a PEM key, certificate or chain; the signature
 // raw, over the artifact: SHA-256 for RSA and ECDSA, pure Ed25519) and ssh
 // (an `ssh-keygen -Y sign -n file` signature, armored, with an
-// authorized_keys line as key) and pgp (pgp.go). minisign is refused, for
-// now, with a message saying so.
+// authorized_keys line as key), pgp (pgp.go) and minisign (minisign.go).
 package rekord
 
 import (
@@ -82,7 +81,7 @@ type format interface {
 	verify(content, sig, key []byte) (canonSig, canonKey []byte, subjects []string, err error)
 }
 
-var formats = map[string]format{"x509": x509Format{}, "ssh": sshFormat{}, "pgp": pgpFormat{}}
+var formats = map[string]format{"x509": x509Format{}, "ssh": sshFormat{}, "pgp": pgpFormat{}, "minisign": minisignFormat{}}
 
 func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	var s specV001
@@ -101,10 +100,6 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	}
 	f, ok := formats[s.Signature.Format]
 	if !ok {
-		switch s.Signature.Format {
-		case "minisign":
-			return nil, types.Invalid("rekord: signature format %q is not accepted by this log yet (x509, ssh and pgp are)", s.Signature.Format)
-		}
 		return nil, types.Invalid("rekord: signature.format %q is not one of pgp, minisign, x509, ssh", s.Signature.Format)
 	}
 	sum := sha256.Sum256(s.Data.Content)

@@ -138,16 +138,16 @@ func TestRefusals(t *testing.T) {
 		proposal []byte
 		want     string
 	}{
-		"another key":        {proposal(t, "x509", content, sig, pemKey(t, other.Public()), ""), "does not verify"},
-		"another artifact":   {proposal(t, "x509", []byte("tampered"), sig, pemKey(t, ec.Public()), ""), "does not verify"},
-		"hash of another":    {proposal(t, "x509", content, sig, pemKey(t, ec.Public()), strings.Repeat("0", 64)), "SHA mismatch"},
-		"ssh, another file":  {proposal(t, "ssh", []byte("tampered"), sshSig, sshKey, ""), "does not verify"},
-		"ssh, sha256":        {proposal(t, "ssh", content, sha256SSHSig, sha256SSHKey, ""), "sha512 signatures only"},
-		"ssh, namespace git": {proposal(t, "ssh", content, otherNS, otherNSKey, ""), "sign with -n file"},
-		"ssh key as x509":    {proposal(t, "x509", content, sshSig, sshKey, ""), "not PEM"},
-		"minisign":           {proposal(t, "minisign", content, sig, sshKey, ""), `format "minisign" is not accepted by this log yet`},
-		"an unknown format":  {proposal(t, "gpg", content, sig, sshKey, ""), "is not one of"},
-		"no artifact":        {proposal(t, "x509", nil, sig, pemKey(t, ec.Public()), hexOf(digest[:])), "'content' must be specified for data"},
+		"another key":          {proposal(t, "x509", content, sig, pemKey(t, other.Public()), ""), "does not verify"},
+		"another artifact":     {proposal(t, "x509", []byte("tampered"), sig, pemKey(t, ec.Public()), ""), "does not verify"},
+		"hash of another":      {proposal(t, "x509", content, sig, pemKey(t, ec.Public()), strings.Repeat("0", 64)), "SHA mismatch"},
+		"ssh, another file":    {proposal(t, "ssh", []byte("tampered"), sshSig, sshKey, ""), "does not verify"},
+		"ssh, sha256":          {proposal(t, "ssh", content, sha256SSHSig, sha256SSHKey, ""), "sha512 signatures only"},
+		"ssh, namespace git":   {proposal(t, "ssh", content, otherNS, otherNSKey, ""), "sign with -n file"},
+		"ssh key as x509":      {proposal(t, "x509", content, sshSig, sshKey, ""), "not PEM"},
+		"minisign, an ssh key": {proposal(t, "minisign", content, sig, sshKey, ""), "not a minisign public key"},
+		"an unknown format":    {proposal(t, "gpg", content, sig, sshKey, ""), "is not one of"},
+		"no artifact":          {proposal(t, "x509", nil, sig, pemKey(t, ec.Public()), hexOf(digest[:])), "'content' must be specified for data"},
 	} {
 		_, err := reg.ParseInsertable(context.Background(), tc.proposal)
 		var ve *types.ValidationError
