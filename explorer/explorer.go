@@ -267,6 +267,21 @@ func (e *Explorer) search(w http.ResponseWriter, r *http.Request) {
 	e.render(w, r, http.StatusOK, "search.html", d)
 }
 
+// keyFormat tells a pasted or uploaded key's format by its first bytes,
+// as they come out of the tools that make them; the rest is PEM (x509).
+func keyFormat(key string) string {
+	k := strings.TrimSpace(key)
+	switch {
+	case strings.HasPrefix(k, "-----BEGIN PGP"), len(k) > 0 && k[0]&0x80 != 0: // armored, or a binary packet
+		return "pgp"
+	case strings.HasPrefix(k, "untrusted comment:"), strings.HasPrefix(k, "RW"):
+		return "minisign"
+	case strings.HasPrefix(k, "ssh-"), strings.HasPrefix(k, "ecdsa-sha2-"), strings.HasPrefix(k, "sk-"):
+		return "ssh"
+	}
+	return "x509"
+}
+
 type userError struct{ msg string }
 
 func (e *userError) Error() string { return e.msg }
@@ -287,8 +302,9 @@ func (e *Explorer) find(ctx context.Context, q, key, by string) ([]string, strin
 	}
 	switch {
 	case key != "" && (by == "key" || q == ""):
-		ids, err := search(model.SearchIndex{PublicKey: &model.SearchIndexPublicKey{Format: "x509", Content: []byte(key)}})
-		return ids, "a public key", err
+		format := keyFormat(key)
+		ids, err := search(model.SearchIndex{PublicKey: &model.SearchIndexPublicKey{Format: format, Content: []byte(key)}})
+		return ids, "a public key (" + format + ")", err
 	case digits.MatchString(q):
 		index, _ := strconv.ParseInt(q, 10, 64)
 		le, ok, err := e.cfg.Rekor.ByIndex(ctx, index)

@@ -221,6 +221,9 @@ func TestExplorerInChromium(t *testing.T) {
 	if status, page := upload(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})); status != 200 || !strings.Contains(page, "0 entries for a public key") {
 		t.Errorf("a key file upload: %d\n%s", status, page)
 	}
+	if status, page := upload([]byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHfn5ULqHlfLqcyYlmF8DpS3nZjR1xWD4rbsu5R+oL8K release@example.com\n")); status != 200 || !strings.Contains(page, "0 entries for a public key (ssh)") {
+		t.Errorf("an SSH key file upload: %d\n%s", status, page)
+	}
 	if status, _ := upload(bytes.Repeat([]byte("a"), 40<<10)); status != http.StatusRequestEntityTooLarge {
 		t.Errorf("an oversized key file: %d", status)
 	}

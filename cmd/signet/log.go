@@ -279,12 +279,14 @@ func newLogGetCommand() *cobra.Command {
 }
 
 func newLogSearchCommand() *cobra.Command {
-	var sha, email, keyPath, subject, operator string
+	var sha, email, keyPath, pkiFormat, subject, operator string
 	cmd := &cobra.Command{
 		Use:   "search --sha HEX | --email ADDR | --public-key KEY.pem | --subject SAN",
 		Short: "Find entries by artifact digest, identity or key",
 		Example: `  signet log search --sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
-  signet log search --email alice@example.com --sha sha256:9f86... --operator and`,
+  signet log search --email alice@example.com --sha sha256:9f86... --operator and
+  signet log search --public-key ~/.ssh/id_ed25519.pub --pki-format ssh
+  signet log search --email release@example.com   # also finds PGP keys' user IDs`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := model.SearchIndex{Hash: sha, Email: email, Subject: subject, Operator: operator}
@@ -293,7 +295,7 @@ func newLogSearchCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				q.PublicKey = &model.SearchIndexPublicKey{Format: "x509", Content: data}
+				q.PublicKey = &model.SearchIndexPublicKey{Format: pkiFormat, Content: data}
 			}
 			lc, err := logClient(cmd)
 			if err != nil {
@@ -319,8 +321,9 @@ func newLogSearchCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&sha, "sha", "", "artifact digest, hex or <alg>:<hex>")
-	cmd.Flags().StringVar(&email, "email", "", "email in the signing certificate")
-	cmd.Flags().StringVar(&keyPath, "public-key", "", "PEM key or certificate that signed")
+	cmd.Flags().StringVar(&email, "email", "", "email in the signing certificate or PGP key")
+	cmd.Flags().StringVar(&keyPath, "public-key", "", "key or certificate that signed, in --pki-format")
+	cmd.Flags().StringVar(&pkiFormat, "pki-format", "x509", "format of --public-key: x509 (PEM key or certificate), ssh, pgp or minisign")
 	cmd.Flags().StringVar(&subject, "subject", "", "subject alternative name in the signing certificate")
 	cmd.Flags().StringVar(&operator, "operator", "or", "combine criteria with and or or")
 	return cmd

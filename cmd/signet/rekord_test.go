@@ -89,6 +89,24 @@ func TestLogUploadRekord(t *testing.T) {
 		t.Fatalf("search by the artifact's digest: %v, %q, want the ssh, minisign, pgp and x509 entries", err, found)
 	}
 
+	// Each key finds its own entry, however it was sent; a PGP key's user
+	// ID is found by email.
+	for _, q := range [][]string{
+		{"--public-key", path("id.pub"), "--pki-format", "ssh"},
+		{"--public-key", path("minisign.pub"), "--pki-format", "minisign"},
+		{"--public-key", pgpKey, "--pki-format", "pgp"},
+		{"--email", "release@example.com"},
+		{"--public-key", path("pub.pem")},
+	} {
+		out, err := runCLI(t, append([]string{"--server", base, "log", "search"}, q...)...)
+		if err != nil || len(strings.Fields(out)) != 1 || !strings.Contains(found, strings.TrimSpace(out)) {
+			t.Errorf("search %v: %v, %q, want one of %q", q, err, out, found)
+		}
+	}
+	if _, err := runCLI(t, "--server", base, "log", "search", "--public-key", path("id.pub"), "--pki-format", "tuf"); err == nil || !strings.Contains(err.Error(), `publicKey.format "tuf" is not indexed by this log (supported: minisign, pgp, ssh, x509)`) {
+		t.Errorf("search by a TUF key: %v", err)
+	}
+
 	os.WriteFile(path("other.tar.gz"), []byte("not what was signed"), 0o644) //nolint:errcheck
 	_, err = signet("--pki-format", "ssh", "--artifact", path("other.tar.gz"), "--signature", path("release.tar.gz.sig"), "--public-key", path("id.pub"))
 	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "does not verify over data.content") {
@@ -161,6 +179,13 @@ func TestRekorCLIUploadsRekord(t *testing.T) {
 	for _, id := range uuids {
 		if !strings.Contains(out, id) {
 			t.Fatalf("rekor-cli search by the artifact's digest: %s, want %v", out, uuids)
+		}
+	}
+	for i, key := range [][]string{{"ssh", path("id.pub")}, {"pgp", pgpKey}, {"minisign", path("minisign.pub")}} {
+		out := run(rekorCLI, "search", "--rekor_server", base, "--pki-format", key[0], "--public-key", key[1], "--format", "json")
+		var res struct{ UUIDs []string }
+		if want := uuids[[]int{0, 2, 3}[i]]; json.Unmarshal([]byte(out), &res) != nil || len(res.UUIDs) != 1 || !strings.HasSuffix(res.UUIDs[0], want[len(want)-64:]) {
+			t.Errorf("rekor-cli search by the %s key: %s, want %s alone", key[0], out, want)
 		}
 	}
 	out = run(rekorCLI, "get", "--rekor_server", base, "--uuid", uuids[0], "--format", "json")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,7 +20,7 @@ import (
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/rekorapi/model"
 	"github.com/signet-dev/signet/types"
-	"github.com/signet-dev/signet/types/pki"
+	"github.com/signet-dev/signet/types/rekord"
 )
 
 // Routes mounts the Rekor v1 endpoints on r.
@@ -393,8 +394,8 @@ func searchCriteria(q model.SearchIndex) ([][]string, error) {
 		criteria = append(criteria, []string{key})
 	}
 	if q.PublicKey != nil {
-		if q.PublicKey.Format != "x509" {
-			return nil, &badRequest{fmt.Sprintf("publicKey.format %q is not indexed by this log (supported: x509)", q.PublicKey.Format)}
+		if !slices.Contains(rekord.Formats, q.PublicKey.Format) {
+			return nil, &badRequest{fmt.Sprintf("publicKey.format %q is not indexed by this log (supported: %s)", q.PublicKey.Format, strings.Join(rekord.Formats, ", "))}
 		}
 		if q.PublicKey.URL != "" {
 			return nil, &badRequest{"publicKey.url is not supported; send the key as publicKey.content"}
@@ -402,17 +403,17 @@ func searchCriteria(q model.SearchIndex) ([][]string, error) {
 		if len(q.PublicKey.Content) == 0 {
 			return nil, &badRequest{"publicKey.content is required"}
 		}
-		v, err := pki.ParseVerifier(q.PublicKey.Content)
-		if err != nil {
-			return nil, &badRequest{"publicKey.content: " + err.Error()}
-		}
-		canon, err := v.CanonicalPEM()
+		// Every kind indexes a key as the hex SHA-256 of its canonical form,
+		// which rekord's formats define (x509's is hashedrekord's and
+		// dsse's too).
+		canon, err := rekord.CanonicalKey(q.PublicKey.Format, q.PublicKey.Content)
 		if err != nil {
 			return nil, &badRequest{"publicKey.content: " + err.Error()}
 		}
 		sum := sha256.Sum256(canon)
 		h := hexLower(sum[:])
-		// hashedrekord indexes the bare hex, dsse "sha256:<hex>": find both.
+		// hashedrekord and rekord index the bare hex, dsse "sha256:<hex>":
+		// find both.
 		criteria = append(criteria, []string{h, "sha256:" + h})
 	}
 	if q.Email != "" {

@@ -42,8 +42,19 @@ func (minisignFormat) verify(content, sigBytes, keyBytes []byte) ([]byte, []byte
 	// Rekor's canonical forms: the signature line under an empty untrusted
 	// comment, and the key's base64 line alone.
 	canonSig := []byte("untrusted comment:\n" + base64.StdEncoding.EncodeToString(bytes.Join([][]byte{sig.SignatureAlgorithm[:], sig.KeyId[:], sig.Signature[:]}, nil)))
-	canonKey := []byte(base64.StdEncoding.EncodeToString(bytes.Join([][]byte{key.SignatureAlgorithm[:], key.KeyId[:], key.PublicKey[:]}, nil)))
-	return canonSig, canonKey, nil, nil
+	return canonSig, minisignCanonicalKey(key), nil, nil
+}
+
+func (minisignFormat) canonicalKey(b []byte) ([]byte, error) {
+	key, err := minisignKey(b)
+	if err != nil {
+		return nil, err
+	}
+	return minisignCanonicalKey(key), nil
+}
+
+func minisignCanonicalKey(key minisign.PublicKey) []byte {
+	return []byte(base64.StdEncoding.EncodeToString(bytes.Join([][]byte{key.SignatureAlgorithm[:], key.KeyId[:], key.PublicKey[:]}, nil)))
 }
 
 // minisignKey reads a key as Rekor does: a minisign .pub file (comment

@@ -45,17 +45,13 @@ const (
 )
 
 func (pgpFormat) verify(content, sig, key []byte) ([]byte, []byte, []string, error) {
-	binKey, err := pgpKeyPackets(key)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("publicKey: %w", err)
-	}
-	canonKey, emails, err := canonicalPGPKey(binKey)
+	binKey, armoredKey, emails, err := pgpCanonical(key)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("publicKey: %w", err)
 	}
 	// The keyring checked against is the canonical key: what the log
 	// stores is what verifies.
-	keyring, err := openpgp.ReadKeyRing(bytes.NewReader(canonKey))
+	keyring, err := openpgp.ReadKeyRing(bytes.NewReader(binKey))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("publicKey: %w", err)
 	}
@@ -73,11 +69,28 @@ func (pgpFormat) verify(content, sig, key []byte) ([]byte, []byte, []string, err
 			return nil, nil, nil, err
 		}
 	}
-	armoredKey, err := pgpArmor(pgpPublicKeyType, canonKey)
+	return canonSig, armoredKey, emails, nil
+}
+
+func (pgpFormat) canonicalKey(key []byte) ([]byte, error) {
+	_, armored, _, err := pgpCanonical(key)
+	return armored, err
+}
+
+// pgpCanonical reads a key, armored or binary, into its canonical packets
+// (canonicalPGPKey), those armored (what the log stores), and its emails.
+func pgpCanonical(key []byte) (bin, armored []byte, emails []string, err error) {
+	packets, err := pgpKeyPackets(key)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return canonSig, armoredKey, emails, nil
+	if bin, emails, err = canonicalPGPKey(packets); err != nil {
+		return nil, nil, nil, err
+	}
+	if armored, err = pgpArmor(pgpPublicKeyType, bin); err != nil {
+		return nil, nil, nil, err
+	}
+	return bin, armored, emails, nil
 }
 
 // pgpArmor armors b as x/crypto's armor.Encode does (no headers, a CRC-24

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"strings"
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"golang.org/x/crypto/ssh"
@@ -79,9 +80,25 @@ type format interface {
 	// verify checks sig over content with key and returns the canonical
 	// signature and key, and the key's search subjects.
 	verify(content, sig, key []byte) (canonSig, canonKey []byte, subjects []string, err error)
+	// canonicalKey is the key as verify writes it back.
+	canonicalKey(key []byte) ([]byte, error)
 }
 
 var formats = map[string]format{"x509": x509Format{}, "ssh": sshFormat{}, "pgp": pgpFormat{}, "minisign": minisignFormat{}}
+
+// Formats are the PKI formats rekord entries are accepted in.
+var Formats = []string{"minisign", "pgp", "ssh", "x509"}
+
+// CanonicalKey returns a key in one of Formats as rekord entries store it.
+// Entries the key signed are indexed under the hex SHA-256 of these bytes:
+// this is how a search by public key finds them, as in Rekor.
+func CanonicalKey(format string, key []byte) ([]byte, error) {
+	f, ok := formats[format]
+	if !ok {
+		return nil, fmt.Errorf("format %q is not one of %s", format, strings.Join(Formats, ", "))
+	}
+	return f.canonicalKey(key)
+}
 
 func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	var s specV001
@@ -100,7 +117,7 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	}
 	f, ok := formats[s.Signature.Format]
 	if !ok {
-		return nil, types.Invalid("rekord: signature.format %q is not one of pgp, minisign, x509, ssh", s.Signature.Format)
+		return nil, types.Invalid("rekord: signature.format %q is not one of %s", s.Signature.Format, strings.Join(Formats, ", "))
 	}
 	sum := sha256.Sum256(s.Data.Content)
 	computed := hex.EncodeToString(sum[:])
@@ -153,6 +170,14 @@ func (x509Format) verify(content, sig, key []byte) ([]byte, []byte, []string, er
 	return sig, canonKey, v.Subjects(), nil
 }
 
+func (x509Format) canonicalKey(key []byte) ([]byte, error) {
+	v, err := pki.ParseVerifier(key)
+	if err != nil {
+		return nil, err
+	}
+	return v.CanonicalPEM()
+}
+
 // The SSH signature format (OpenSSH's PROTOCOL.sshsig): the armored blob
 // holds the signer's public key, the namespace, the hash and the signature
 // over "SSHSIG" || the wrapped message.
@@ -185,6 +210,14 @@ type sshSignedMessage struct {
 }
 
 type sshFormat struct{}
+
+func (sshFormat) canonicalKey(key []byte) ([]byte, error) {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("not an authorized_keys line: %w", err)
+	}
+	return ssh.MarshalAuthorizedKey(pub), nil
+}
 
 func (sshFormat) verify(content, sigArmored, key []byte) ([]byte, []byte, []string, error) {
 	pub, _, _, _, err := ssh.ParseAuthorizedKey(key)
