@@ -43,3 +43,12 @@ func Rekord(pkiFormat string, artifact, sig, key []byte) (json.RawMessage, error
 		},
 	})
 }
+
+// RFC3161 builds an rfc3161 0.0.1 proposed entry from a DER timestamp
+// response.
+func RFC3161(tsr []byte) (json.RawMessage, error) {
+	return json.Marshal(map[string]any{
+		"kind": "rfc3161", "apiVersion": "0.0.1",
+		"spec": map[string]any{"tsr": map[string]any{"content": tsr}},
+	})
+}

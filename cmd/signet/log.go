@@ -111,19 +111,127 @@ func readSignature(path string) ([]byte, error) {
 	return data, nil
 }
 
+// uploadFlags are signet log upload's flags, named as rekor-cli's are.
+type uploadFlags struct {
+	artifact, digest, sig, key, cert, kind, pkiFormat, entry string
+}
+
+// uploadKinds are the kinds log upload builds from files.
+var uploadKinds = []string{"hashedrekord", "rekord", "rfc3161"}
+
+// proposal builds the proposed entry the flags describe, or says which
+// flag is missing or out of place for the kind.
+func (f uploadFlags) proposal(cmd *cobra.Command) (json.RawMessage, error) {
+	if f.entry != "" {
+		for _, name := range []string{"artifact", "digest", "signature", "public-key", "certificate", "type", "pki-format"} {
+			if cmd.Flags().Changed(name) {
+				return nil, fmt.Errorf("--entry is a whole proposed entry: --%s does not go with it", name)
+			}
+		}
+		data, err := os.ReadFile(f.entry)
+		if err != nil {
+			return nil, err
+		}
+		if !json.Valid(data) {
+			return nil, fmt.Errorf("--entry %s is not JSON", f.entry)
+		}
+		return data, nil
+	}
+	if !slices.Contains(uploadKinds, f.kind) {
+		return nil, fmt.Errorf("--type %q: want one of %s (or --entry FILE for any kind)", f.kind, strings.Join(uploadKinds, ", "))
+	}
+	if f.kind != "rekord" && cmd.Flags().Changed("pki-format") {
+		return nil, errors.New("--pki-format goes with --type rekord")
+	}
+	if f.kind == "rfc3161" {
+		// The artifact is the timestamp response itself.
+		for _, name := range []string{"digest", "signature", "public-key", "certificate"} {
+			if cmd.Flags().Changed(name) {
+				return nil, fmt.Errorf("--type rfc3161 logs the timestamp response given as --artifact: --%s does not go with it", name)
+			}
+		}
+		if f.artifact == "" {
+			return nil, errors.New("--type rfc3161 needs --artifact FILE.tsr (the DER timestamp response)")
+		}
+		tsr, err := os.ReadFile(f.artifact)
+		if err != nil {
+			return nil, err
+		}
+		return client.RFC3161(tsr)
+	}
+	if (f.artifact == "") == (f.digest == "") {
+		return nil, errors.New("give exactly one of --artifact and --digest")
+	}
+	if (f.key == "") == (f.cert == "") {
+		return nil, errors.New("give exactly one of --public-key and --certificate")
+	}
+	if f.sig == "" {
+		return nil, errors.New("--signature is required")
+	}
+	sig, err := readSignature(f.sig)
+	if err != nil {
+		return nil, err
+	}
+	verifier := f.key
+	if f.cert != "" {
+		verifier = f.cert
+	}
+	verifierBytes, err := os.ReadFile(verifier)
+	if err != nil {
+		return nil, err
+	}
+	if f.kind == "rekord" {
+		switch {
+		case f.digest != "":
+			return nil, errors.New("--type rekord sends the artifact itself: give --artifact, not --digest")
+		case !slices.Contains(rekordFormats, f.pkiFormat):
+			return nil, fmt.Errorf("--pki-format %q: want %s", f.pkiFormat, strings.Join(rekordFormats, ", "))
+		}
+		// Bounded by the file's size only: the log answers 413 above its
+		// log.max_request_bytes.
+		content, err := os.ReadFile(f.artifact)
+		if err != nil {
+			return nil, err
+		}
+		return client.Rekord(f.pkiFormat, content, sig, verifierBytes)
+	}
+	alg := "sha256"
+	var sum []byte
+	if f.artifact != "" {
+		if sum, err = digestFile(f.artifact, crypto.SHA256); err != nil {
+			return nil, err
+		}
+	} else {
+		a, h, ok := strings.Cut(f.digest, ":")
+		if !ok {
+			a, h = "sha256", f.digest
+		}
+		if sum, err = hex.DecodeString(h); err != nil || (a != "sha256" && a != "sha384" && a != "sha512") {
+			return nil, fmt.Errorf("--digest %q: want sha256:<hex> (or sha384:, sha512:)", f.digest)
+		}
+		alg = a
+	}
+	return client.HashedRekord(alg, sum, sig, verifierBytes)
+}
+
+// rekordFormats are rekord's PKI formats, as --pki-format names them.
+var rekordFormats = []string{"x509", "ssh", "pgp", "minisign"}
+
 func newLogUploadCommand() *cobra.Command {
-	var artifact, digest, sigPath, keyPath, certPath, kind, pkiFormat string
+	var f uploadFlags
 	cmd := &cobra.Command{
 		Use:   "upload --artifact FILE --signature SIG --public-key KEY.pem",
-		Short: "Log a signature over an artifact (hashedrekord, or rekord)",
-		Long: `upload logs a detached signature over an artifact and prints the verified entry.
+		Short: "Log a signature over an artifact, or a timestamp, and print the verified entry",
+		Long: `upload logs an entry and prints it, verified (inclusion proof, checkpoint, SET).
 
---type hashedrekord (the default) sends the artifact's digest only. --type rekord
-sends the artifact itself (the log checks the signature over it and keeps its
-SHA-256), with --pki-format x509 (a PEM key or certificate, raw signature), ssh
-(an authorized_keys line as --public-key, an ssh-keygen -Y sign -n file signature)
-pgp (gpg --export [--armor] as --public-key, gpg --detach-sign [--armor]) or
-minisign (the .pub file, the .minisig signature).`,
+--type hashedrekord (the default) sends the artifact's digest and a detached
+signature over it. --type rekord sends the artifact itself (the log checks the
+signature over it and keeps its SHA-256), with --pki-format x509 (a PEM key or
+certificate, raw signature), ssh (an authorized_keys line as --public-key, an
+ssh-keygen -Y sign -n file signature), pgp (gpg --export [--armor] as
+--public-key, gpg --detach-sign [--armor]) or minisign (the .pub file, the
+.minisig signature). --type rfc3161 logs a timestamp response (--artifact
+FILE.tsr). --entry FILE sends a proposed entry of any kind as it is.`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
   signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem
@@ -132,68 +240,12 @@ minisign (the .pub file, the .minisig signature).`,
     --signature release.tar.gz.sig --public-key ~/.ssh/id_ed25519.pub
   gpg --export --armor release@example.com > release.asc && gpg --detach-sign --armor release.tar.gz
   signet log upload --type rekord --pki-format pgp --artifact release.tar.gz \
-    --signature release.tar.gz.asc --public-key release.asc`,
+    --signature release.tar.gz.asc --public-key release.asc
+  signet timestamp request --artifact release.tar.gz --out release.tsr
+  signet log upload --type rfc3161 --artifact release.tsr`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (artifact == "") == (digest == "") {
-				return errors.New("give exactly one of --artifact and --digest")
-			}
-			if (keyPath == "") == (certPath == "") {
-				return errors.New("give exactly one of --public-key and --certificate")
-			}
-			switch {
-			case kind != "hashedrekord" && kind != "rekord":
-				return fmt.Errorf("--type %q: want hashedrekord or rekord", kind)
-			case kind == "rekord" && digest != "":
-				return errors.New("--type rekord sends the artifact itself: give --artifact, not --digest")
-			case kind == "rekord" && !slices.Contains([]string{"x509", "ssh", "pgp", "minisign"}, pkiFormat):
-				return fmt.Errorf("--pki-format %q: want x509, ssh, pgp or minisign", pkiFormat)
-			case kind == "hashedrekord" && cmd.Flags().Changed("pki-format"):
-				return errors.New("--pki-format goes with --type rekord")
-			}
-			var sum []byte
-			alg := "sha256"
-			if artifact != "" {
-				d, err := digestFile(artifact, crypto.SHA256)
-				if err != nil {
-					return err
-				}
-				sum = d
-			} else {
-				a, h, ok := strings.Cut(digest, ":")
-				if !ok {
-					a, h = "sha256", digest
-				}
-				var err error
-				if sum, err = hex.DecodeString(h); err != nil || (a != "sha256" && a != "sha384" && a != "sha512") {
-					return fmt.Errorf("--digest %q: want sha256:<hex> (or sha384:, sha512:)", digest)
-				}
-				alg = a
-			}
-			sig, err := readSignature(sigPath)
-			if err != nil {
-				return err
-			}
-			verifier := keyPath
-			if certPath != "" {
-				verifier = certPath
-			}
-			verifierPEM, err := os.ReadFile(verifier)
-			if err != nil {
-				return err
-			}
-			var proposal json.RawMessage
-			if kind == "rekord" {
-				// Bounded by the file's size only: the log answers 413 above
-				// its log.max_request_bytes.
-				content, rerr := os.ReadFile(artifact)
-				if rerr != nil {
-					return rerr
-				}
-				proposal, err = client.Rekord(pkiFormat, content, sig, verifierPEM)
-			} else {
-				proposal, err = client.HashedRekord(alg, sum, sig, verifierPEM)
-			}
+			proposal, err := f.proposal(cmd)
 			if err != nil {
 				return err
 			}
@@ -214,14 +266,14 @@ minisign (the .pub file, the .minisig signature).`,
 			return reportEntry(cmd, e, "logged")
 		},
 	}
-	cmd.Flags().StringVar(&artifact, "artifact", "", "the signed file")
-	cmd.Flags().StringVar(&digest, "digest", "", "the signed digest instead of the file, sha256:<hex>")
-	cmd.Flags().StringVar(&sigPath, "signature", "", "signature file, raw or base64 (required)")
-	cmd.Flags().StringVar(&keyPath, "public-key", "", "PEM public key that verifies the signature")
-	cmd.Flags().StringVar(&certPath, "certificate", "", "PEM certificate that verifies the signature")
-	cmd.Flags().StringVar(&kind, "type", "hashedrekord", "entry kind: hashedrekord (digest only) or rekord (the artifact itself)")
-	cmd.Flags().StringVar(&pkiFormat, "pki-format", "x509", "with --type rekord: x509, ssh, pgp or minisign")
-	cmd.MarkFlagRequired("signature") //nolint:errcheck
+	cmd.Flags().StringVar(&f.artifact, "artifact", "", "the signed file (with --type rfc3161: the timestamp response)")
+	cmd.Flags().StringVar(&f.digest, "digest", "", "the signed digest instead of the file, sha256:<hex>")
+	cmd.Flags().StringVar(&f.sig, "signature", "", "signature file, raw or base64")
+	cmd.Flags().StringVar(&f.key, "public-key", "", "key that verifies the signature (PEM; with rekord, in --pki-format)")
+	cmd.Flags().StringVar(&f.cert, "certificate", "", "PEM certificate that verifies the signature")
+	cmd.Flags().StringVar(&f.kind, "type", "hashedrekord", "entry kind: "+strings.Join(uploadKinds, ", "))
+	cmd.Flags().StringVar(&f.pkiFormat, "pki-format", "x509", "with --type rekord: "+strings.Join(rekordFormats, ", "))
+	cmd.Flags().StringVar(&f.entry, "entry", "", "a proposed entry (JSON) of any kind, sent as it is")
 	return cmd
 }
 

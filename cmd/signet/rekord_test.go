@@ -117,7 +117,7 @@ func TestLogUploadRekord(t *testing.T) {
 		want string
 	}{
 		{[]string{"--digest", "sha256:" + hex.EncodeToString(sum[:]), "--signature", path("release.sig"), "--public-key", path("pub.pem")}, "give --artifact, not --digest"},
-		{[]string{"--pki-format", "signify", "--artifact", path("release.tar.gz"), "--signature", path("release.sig"), "--public-key", path("pub.pem")}, `--pki-format "signify": want x509, ssh, pgp or minisign`},
+		{[]string{"--pki-format", "signify", "--artifact", path("release.tar.gz"), "--signature", path("release.sig"), "--public-key", path("pub.pem")}, `--pki-format "signify": want x509, ssh, pgp, minisign`},
 	} {
 		if _, err := signet(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
@@ -222,4 +222,55 @@ func gpgSigned(t *testing.T, dir, name string) (sig, key string) {
 	gpg("--armor", "--output", sig, "--detach-sign", filepath.Join(dir, name))
 	os.WriteFile(key, gpg("--armor", "--export", "release@example.com"), 0o644) //nolint:errcheck
 	return sig, key
+}
+
+// Timestamps in the log: a response from the instance's TSA logged with
+// signet and with unmodified rekor-cli, found by the artifact's digest
+// (the message imprint, which Signet indexes beside Rekor's key), and a
+// response without a certificate refused with the reason.
+func TestLogUploadRFC3161(t *testing.T) {
+	rekorCLI := cosigntest.RekorCLI(t)
+	base := devServer(t)
+	dir := t.TempDir()
+	path := func(n string) string { return filepath.Join(dir, n) }
+	artifact := []byte("an artifact with a timestamp in the log")
+	os.WriteFile(path("release.tar.gz"), artifact, 0o644) //nolint:errcheck
+	sum := sha256.Sum256(artifact)
+	for _, name := range []string{"a.tsr", "b.tsr"} {
+		if out, err := runCLI(t, "--server", base, "timestamp", "request", "--artifact", path("release.tar.gz"), "--out", path(name)); err != nil {
+			t.Fatalf("timestamp request: %v\n%s", err, out)
+		}
+	}
+	out, err := runCLI(t, "--server", base, "log", "upload", "--type", "rfc3161", "--artifact", path("a.tsr"))
+	if err != nil || !strings.Contains(out, "Kind:            rfc3161 0.0.1") {
+		t.Fatalf("signet log upload --type rfc3161: %v\n%s", err, out)
+	}
+	cmd := exec.Command(rekorCLI, "upload", "--rekor_server", base, "--type", "rfc3161", "--artifact", path("b.tsr"))
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Created entry at index") {
+		t.Fatalf("rekor-cli upload --type rfc3161: %v\n%s", err, out)
+	}
+	found, err := runCLI(t, "--server", base, "log", "search", "--sha", hex.EncodeToString(sum[:]))
+	if err != nil || len(strings.Fields(found)) != 2 {
+		t.Fatalf("search by the artifact's digest: %v %q, want both timestamps", err, found)
+	}
+	if out, err := runCLI(t, "--server", base, "timestamp", "request", "--artifact", path("release.tar.gz"), "--out", path("nocert.tsr"), "--cert=false"); err != nil {
+		t.Fatalf("timestamp request: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "--server", base, "log", "upload", "--type", "rfc3161", "--artifact", path("nocert.tsr")); err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "carries no certificate") {
+		t.Fatalf("a response without its certificate: %v", err)
+	}
+	if _, err := runCLI(t, "--server", base, "log", "upload", "--type", "rfc3161", "--artifact", path("a.tsr"), "--signature", path("a.tsr")); err == nil || !strings.Contains(err.Error(), "--signature does not go with it") {
+		t.Fatalf("rfc3161 with --signature: %v", err)
+	}
+	// --entry sends a proposed entry as it is: the same timestamp again.
+	tsr, _ := os.ReadFile(path("a.tsr"))
+	entry, _ := json.Marshal(map[string]any{"kind": "rfc3161", "apiVersion": "0.0.1", "spec": map[string]any{"tsr": map[string]any{"content": tsr}}})
+	os.WriteFile(path("entry.json"), entry, 0o644) //nolint:errcheck
+	if out, err := runCLI(t, "--server", base, "log", "upload", "--entry", path("entry.json")); err != nil || !strings.Contains(out, "already in the log") {
+		t.Fatalf("upload --entry: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "--server", base, "log", "upload", "--entry", path("entry.json"), "--type", "rekord"); err == nil || !strings.Contains(err.Error(), "--type does not go with it") {
+		t.Fatalf("--entry with --type: %v", err)
+	}
 }

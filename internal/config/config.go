@@ -247,7 +247,7 @@ func Defaults() Config {
 		DataDir: "./.signet",
 		// The components' own defaults, so each number is written once.
 		Log: Log{
-			EntryTypes:       []string{"hashedrekord", "dsse", "rekord"},
+			EntryTypes:       []string{"hashedrekord", "dsse", "rekord", "rfc3161"},
 			MaxRequestBytes:  rekorapi.DefaultLimits.MaxBodyBytes,
 			MaxSearchResults: rekorapi.DefaultLimits.MaxSearchResults,
 			MaxBatch:         tlog.DefaultMaxBatch,

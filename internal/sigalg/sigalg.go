@@ -143,3 +143,14 @@ func HashByName(name string) (crypto.Hash, bool) {
 	}
 	return 0, false
 }
+
+// HashName is HashByName's inverse: the lower-case name of SHA-256,
+// SHA-384 or SHA-512 (index keys are "<name>:<hex>"); others are false.
+func HashName(h crypto.Hash) (string, bool) {
+	for _, name := range []string{"sha256", "sha384", "sha512"} {
+		if byName, _ := HashByName(name); byName == h {
+			return name, true
+		}
+	}
+	return "", false
+}

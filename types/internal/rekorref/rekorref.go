@@ -20,6 +20,7 @@ import (
 	_ "github.com/sigstore/rekor/pkg/types/dsse/v0.0.1"
 	_ "github.com/sigstore/rekor/pkg/types/hashedrekord/v0.0.1"
 	_ "github.com/sigstore/rekor/pkg/types/rekord/v0.0.1"
+	_ "github.com/sigstore/rekor/pkg/types/rfc3161/v0.0.1"
 )
 
 // Canonicalize returns Rekor's canonical leaf and sorted, lower-cased index
@@ -65,6 +66,13 @@ func Normalize(keys []string) []string {
 // canonical leaf and index keys are Rekor's; it returns our entry.
 func Matches(t testing.TB, reg *types.Registry, proposal []byte) types.Entry {
 	t.Helper()
+	return MatchesWithExtraKeys(t, reg, proposal)
+}
+
+// MatchesWithExtraKeys is Matches for a kind that indexes more than Rekor
+// does, on purpose: our keys must be Rekor's and extra, exactly.
+func MatchesWithExtraKeys(t testing.TB, reg *types.Registry, proposal []byte, extra ...string) types.Entry {
+	t.Helper()
 	e, err := reg.ParseInsertable(context.Background(), proposal)
 	if err != nil {
 		t.Fatalf("parse: %v", err)
@@ -76,6 +84,7 @@ func Matches(t testing.TB, reg *types.Registry, proposal []byte) types.Entry {
 	if !bytes.Equal(e.Canonical(), wantLeaf) {
 		t.Fatalf("leaf differs from Rekor's:\n ours  %s\n rekor %s", e.Canonical(), wantLeaf)
 	}
+	wantKeys = Normalize(append(wantKeys, extra...))
 	if got := Normalize(e.IndexKeys()); strings.Join(got, "\n") != strings.Join(wantKeys, "\n") {
 		t.Fatalf("index keys differ:\n ours  %v\n rekor %v", got, wantKeys)
 	}
