@@ -52,3 +52,17 @@ func RFC3161(tsr []byte) (json.RawMessage, error) {
 		"spec": map[string]any{"tsr": map[string]any{"content": tsr}},
 	})
 }
+
+// COSE builds a cose 0.0.1 proposed entry: a COSE_Sign1 message, the PEM
+// key or certificate that verifies it, and the external AAD it was signed
+// with (nil for none).
+func COSE(message, verifierPEM, aad []byte) (json.RawMessage, error) {
+	data := map[string]any{}
+	if len(aad) > 0 {
+		data["aad"] = aad
+	}
+	return json.Marshal(map[string]any{
+		"kind": "cose", "apiVersion": "0.0.1",
+		"spec": map[string]any{"message": message, "publicKey": verifierPEM, "data": data},
+	})
+}

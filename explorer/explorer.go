@@ -267,6 +267,18 @@ func (e *Explorer) search(w http.ResponseWriter, r *http.Request) {
 	e.render(w, r, http.StatusOK, "search.html", d)
 }
 
+// prettyJSON indents b when it is JSON.
+func prettyJSON(b []byte) (string, bool) {
+	var v any
+	var pretty strings.Builder
+	enc := json.NewEncoder(&pretty)
+	enc.SetIndent("", "  ")
+	if json.Unmarshal(b, &v) != nil || enc.Encode(v) != nil {
+		return "", false
+	}
+	return pretty.String(), true
+}
+
 // keyFormat tells a pasted or uploaded key's format by its first bytes,
 // as they come out of the tools that make them; the rest is PEM (x509).
 func keyFormat(key string) string {
@@ -404,6 +416,10 @@ type entryData struct {
 	TreeSize   int64
 	Checkpoint string
 	Body       string // the canonical body, pretty-printed
+	// Attestation is what the log stored with the entry (an intoto
+	// statement, a COSE message): pretty-printed JSON, else base64.
+	Attestation      string
+	AttestationBytes int
 	// Proof is what the script verifies, as JSON in the page.
 	Proof template.JS
 }
@@ -445,7 +461,8 @@ func (e *Explorer) entry(w http.ResponseWriter, r *http.Request) {
 			APIVersion string `json:"apiVersion"`
 			Spec       struct {
 				Data struct {
-					Hash struct{ Algorithm, Value string } `json:"hash"`
+					Hash        struct{ Algorithm, Value string } `json:"hash"`
+					PayloadHash struct{ Algorithm, Value string } `json:"payloadHash"`
 				} `json:"data"`
 				PayloadHash struct{ Algorithm, Value string } `json:"payloadHash"`
 			} `json:"spec"`
@@ -457,17 +474,20 @@ func (e *Explorer) entry(w http.ResponseWriter, r *http.Request) {
 			d.Digest = head.Spec.Data.Hash.Algorithm + ":" + head.Spec.Data.Hash.Value
 		case head.Spec.PayloadHash.Value != "":
 			d.Digest = head.Spec.PayloadHash.Algorithm + ":" + head.Spec.PayloadHash.Value + " (the DSSE payload)"
+		case head.Spec.Data.PayloadHash.Value != "":
+			d.Digest = head.Spec.Data.PayloadHash.Algorithm + ":" + head.Spec.Data.PayloadHash.Value + " (the signed payload)"
+		}
+		if a.Attestation != nil {
+			d.AttestationBytes = len(a.Attestation.Data)
+			var ok bool
+			if d.Attestation, ok = prettyJSON(a.Attestation.Data); !ok {
+				d.Attestation = base64.StdEncoding.EncodeToString(a.Attestation.Data)
+			}
 		}
 		if parsed, err := monitor.Parse(body); err == nil {
 			d.Signers = parsed.Signers
 		}
-		var pretty strings.Builder
-		enc := json.NewEncoder(&pretty)
-		enc.SetIndent("", "  ")
-		var v any
-		if json.Unmarshal(body, &v) == nil && enc.Encode(v) == nil {
-			d.Body = pretty.String()
-		}
+		d.Body, _ = prettyJSON(body)
 		if p := a.Verification; p != nil && p.InclusionProof != nil {
 			d.TreeSize, d.Checkpoint = p.InclusionProof.TreeSize, p.InclusionProof.Checkpoint
 			proof, _ := json.Marshal(map[string]any{

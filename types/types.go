@@ -29,6 +29,15 @@ type Entry interface {
 	Insertable() bool
 }
 
+// Attested is an entry that carries an attestation the log stores beside
+// its leaf and returns with it (Rekor's attestation storage): an in-toto
+// statement, a COSE message. The leaf holds only its digest.
+type Attested interface {
+	Entry
+	// Attestation is the bytes to store; nil when there are none.
+	Attestation() []byte
+}
+
 // Parser validates one version's spec and builds the entry.
 type Parser func(ctx context.Context, spec json.RawMessage) (Entry, error)
 

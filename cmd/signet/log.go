@@ -113,17 +113,17 @@ func readSignature(path string) ([]byte, error) {
 
 // uploadFlags are signet log upload's flags, named as rekor-cli's are.
 type uploadFlags struct {
-	artifact, digest, sig, key, cert, kind, pkiFormat, entry string
+	artifact, digest, sig, key, cert, kind, pkiFormat, entry, aad string
 }
 
 // uploadKinds are the kinds log upload builds from files.
-var uploadKinds = []string{"hashedrekord", "rekord", "rfc3161"}
+var uploadKinds = []string{"hashedrekord", "rekord", "rfc3161", "cose"}
 
 // proposal builds the proposed entry the flags describe, or says which
 // flag is missing or out of place for the kind.
 func (f uploadFlags) proposal(cmd *cobra.Command) (json.RawMessage, error) {
 	if f.entry != "" {
-		for _, name := range []string{"artifact", "digest", "signature", "public-key", "certificate", "type", "pki-format"} {
+		for _, name := range []string{"artifact", "digest", "signature", "public-key", "certificate", "type", "pki-format", "aad"} {
 			if cmd.Flags().Changed(name) {
 				return nil, fmt.Errorf("--entry is a whole proposed entry: --%s does not go with it", name)
 			}
@@ -142,6 +142,12 @@ func (f uploadFlags) proposal(cmd *cobra.Command) (json.RawMessage, error) {
 	}
 	if f.kind != "rekord" && cmd.Flags().Changed("pki-format") {
 		return nil, errors.New("--pki-format goes with --type rekord")
+	}
+	if f.kind != "cose" && cmd.Flags().Changed("aad") {
+		return nil, errors.New("--aad goes with --type cose")
+	}
+	if f.kind == "cose" {
+		return f.coseProposal(cmd)
 	}
 	if f.kind == "rfc3161" {
 		// The artifact is the timestamp response itself.
@@ -214,6 +220,39 @@ func (f uploadFlags) proposal(cmd *cobra.Command) (json.RawMessage, error) {
 	return client.HashedRekord(alg, sum, sig, verifierBytes)
 }
 
+// coseProposal: the message is --artifact, verified by --public-key or
+// --certificate with the external AAD of --aad (base64, as rekor-cli).
+func (f uploadFlags) coseProposal(cmd *cobra.Command) (json.RawMessage, error) {
+	for _, name := range []string{"digest", "signature"} {
+		if cmd.Flags().Changed(name) {
+			return nil, fmt.Errorf("--type cose logs the COSE_Sign1 message given as --artifact: --%s does not go with it", name)
+		}
+	}
+	if f.artifact == "" {
+		return nil, errors.New("--type cose needs --artifact MESSAGE.cbor (a COSE_Sign1 message)")
+	}
+	if (f.key == "") == (f.cert == "") {
+		return nil, errors.New("give exactly one of --public-key and --certificate")
+	}
+	msg, err := os.ReadFile(f.artifact)
+	if err != nil {
+		return nil, err
+	}
+	verifier := f.key
+	if f.cert != "" {
+		verifier = f.cert
+	}
+	key, err := os.ReadFile(verifier)
+	if err != nil {
+		return nil, err
+	}
+	aad, err := base64.StdEncoding.DecodeString(f.aad)
+	if err != nil {
+		return nil, fmt.Errorf("--aad: not base64: %w", err)
+	}
+	return client.COSE(msg, key, aad)
+}
+
 // rekordFormats are rekord's PKI formats, as --pki-format names them.
 var rekordFormats = []string{"x509", "ssh", "pgp", "minisign"}
 
@@ -231,7 +270,10 @@ certificate, raw signature), ssh (an authorized_keys line as --public-key, an
 ssh-keygen -Y sign -n file signature), pgp (gpg --export [--armor] as
 --public-key, gpg --detach-sign [--armor]) or minisign (the .pub file, the
 .minisig signature). --type rfc3161 logs a timestamp response (--artifact
-FILE.tsr). --entry FILE sends a proposed entry of any kind as it is.`,
+FILE.tsr). --type cose logs a COSE_Sign1 message (--artifact, with --public-key
+or --certificate, and --aad when it was signed with one); the log stores the
+message and returns it as the entry's attestation. --entry FILE sends a
+proposed entry of any kind as it is.`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
   signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem
@@ -274,6 +316,7 @@ FILE.tsr). --entry FILE sends a proposed entry of any kind as it is.`,
 	cmd.Flags().StringVar(&f.kind, "type", "hashedrekord", "entry kind: "+strings.Join(uploadKinds, ", "))
 	cmd.Flags().StringVar(&f.pkiFormat, "pki-format", "x509", "with --type rekord: "+strings.Join(rekordFormats, ", "))
 	cmd.Flags().StringVar(&f.entry, "entry", "", "a proposed entry (JSON) of any kind, sent as it is")
+	cmd.Flags().StringVar(&f.aad, "aad", "", "with --type cose: the external additional authenticated data, base64")
 	return cmd
 }
 
@@ -291,6 +334,9 @@ func reportEntry(cmd *cobra.Command, e *client.Entry, what string) error {
 	json.Unmarshal(body, &kind) //nolint:errcheck
 	_, err := fmt.Fprintf(cmd.OutOrStdout(), "%s (verified: inclusion proof, checkpoint, signed entry timestamp)\nUUID:            %s\nIndex:           %d\nIntegrated time: %s\nKind:            %s %s\nTree size:       %d\n",
 		what, e.ID, e.LogIndex, time.Unix(e.IntegratedTime, 0).UTC().Format(time.RFC3339), kind.Kind, kind.APIVersion, e.Verification.InclusionProof.TreeSize)
+	if err == nil && e.Attestation != nil {
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "Attestation:     %d bytes stored (--output json has them)\n", len(e.Attestation.Data))
+	}
 	return err
 }
 

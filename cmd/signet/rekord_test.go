@@ -1,15 +1,27 @@
 package main
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	gocose "github.com/veraison/go-cose"
 
 	"github.com/signet-dev/signet/internal/cosigntest"
 )
@@ -272,5 +284,68 @@ func TestLogUploadRFC3161(t *testing.T) {
 	}
 	if _, err := runCLI(t, "--server", base, "log", "upload", "--entry", path("entry.json"), "--type", "rekord"); err == nil || !strings.Contains(err.Error(), "--type does not go with it") {
 		t.Fatalf("--entry with --type: %v", err)
+	}
+}
+
+// COSE messages in the log: logged by signet (with external AAD) and by
+// unmodified rekor-cli, each message returned as its entry's attestation.
+func TestLogUploadCOSE(t *testing.T) {
+	rekorCLI := cosigntest.RekorCLI(t)
+	base := devServer(t)
+	dir := t.TempDir()
+	path := func(n string) string { return filepath.Join(dir, n) }
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(key.Public())
+	os.WriteFile(path("pub.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644) //nolint:errcheck
+	sign := func(name string, payload, aad []byte) []byte {
+		signer, _ := gocose.NewSigner(gocose.AlgorithmES256, key)
+		m := gocose.NewSign1Message()
+		m.Headers.Protected.SetAlgorithm(gocose.AlgorithmES256)
+		m.Payload = payload
+		if err := m.Sign(rand.Reader, aad, signer); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := m.MarshalCBOR()
+		os.WriteFile(path(name), b, 0o644) //nolint:errcheck
+		return b
+	}
+	withAAD := sign("a.cbor", []byte("signed with a context"), []byte("context"))
+	plain := sign("b.cbor", []byte("signed plainly"), nil)
+
+	out, err := runCLI(t, "--server", base, "log", "upload", "--type", "cose", "--artifact", path("a.cbor"), "--public-key", path("pub.pem"), "--aad", base64.StdEncoding.EncodeToString([]byte("context")))
+	if err != nil || !strings.Contains(out, "Kind:            cose 0.0.1") || !strings.Contains(out, fmt.Sprintf("Attestation:     %d bytes stored", len(withAAD))) {
+		t.Fatalf("signet log upload --type cose: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "--server", base, "log", "upload", "--type", "cose", "--artifact", path("a.cbor"), "--public-key", path("pub.pem")); err == nil || !strings.Contains(err.Error(), "does not verify with the given key and aad") {
+		t.Fatalf("without its AAD: %v", err)
+	}
+	cmd := exec.Command(rekorCLI, "upload", "--rekor_server", base, "--type", "cose", "--artifact", path("b.cbor"), "--public-key", path("pub.pem"))
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Created entry at index 1") {
+		t.Fatalf("rekor-cli upload --type cose: %v\n%s", err, out)
+	}
+	for i, want := range [][]byte{withAAD, plain} {
+		out, err := runCLI(t, "--server", base, "log", "get", "--log-index", fmt.Sprint(i), "--output", "json")
+		var le map[string]struct {
+			Attestation struct{ Data []byte } `json:"attestation"`
+		}
+		if err != nil || json.Unmarshal([]byte(out), &le) != nil || len(le) != 1 {
+			t.Fatalf("log get %d: %v\n%s", i, err, out)
+		}
+		for id, e := range le {
+			if !bytes.Equal(e.Attestation.Data, want) {
+				t.Errorf("entry %d's attestation is not its message", i)
+			}
+			// The explorer shows it (a COSE message is binary: base64).
+			resp, err := http.Get(base + "/explorer/entry/" + id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(page), fmt.Sprintf("Attestation (%d bytes", len(want))) || !strings.Contains(html.UnescapeString(string(page)), base64.StdEncoding.EncodeToString(want)) {
+				t.Errorf("the explorer's page of entry %d lacks its attestation: %s", i, page)
+			}
+		}
 	}
 }

@@ -210,6 +210,9 @@ type Log struct {
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 	// MaxSearchResults bounds the entries one index search returns.
 	MaxSearchResults int `yaml:"max_search_results"`
+	// MaxAttestationBytes bounds the attestation stored with an entry
+	// (intoto, cose): larger ones are logged without it.
+	MaxAttestationBytes int `yaml:"max_attestation_bytes"`
 	// MaxBatch bounds the appends integrated together.
 	MaxBatch int `yaml:"max_batch"`
 	// QueueSize bounds the appends waiting for a batch (503 above it).
@@ -247,12 +250,13 @@ func Defaults() Config {
 		DataDir: "./.signet",
 		// The components' own defaults, so each number is written once.
 		Log: Log{
-			EntryTypes:       []string{"hashedrekord", "dsse", "rekord", "rfc3161"},
-			MaxRequestBytes:  rekorapi.DefaultLimits.MaxBodyBytes,
-			MaxSearchResults: rekorapi.DefaultLimits.MaxSearchResults,
-			MaxBatch:         tlog.DefaultMaxBatch,
-			QueueSize:        tlog.DefaultQueueSize,
-			TileCacheBytes:   tlog.DefaultTileCacheBytes,
+			EntryTypes:          []string{"hashedrekord", "dsse", "rekord", "rfc3161", "cose"},
+			MaxRequestBytes:     rekorapi.DefaultLimits.MaxBodyBytes,
+			MaxSearchResults:    rekorapi.DefaultLimits.MaxSearchResults,
+			MaxAttestationBytes: rekorapi.DefaultLimits.MaxAttestationBytes,
+			MaxBatch:            tlog.DefaultMaxBatch,
+			QueueSize:           tlog.DefaultQueueSize,
+			TileCacheBytes:      tlog.DefaultTileCacheBytes,
 		},
 		MemoryLimitBytes: 448 << 20,
 		CA:               CA{Validity: "10m", MaxRequestBytes: fulcioapi.DefaultMaxBodyBytes},
@@ -444,6 +448,9 @@ func (c Config) Validate(dev bool) error {
 	}
 	if c.Log.MaxSearchResults < 1 || c.Log.MaxSearchResults > 100000 {
 		return fmt.Errorf("log.max_search_results %d must be between 1 and 100000", c.Log.MaxSearchResults)
+	}
+	if c.Log.MaxAttestationBytes < 1 || c.Log.MaxAttestationBytes > 1<<30 {
+		return fmt.Errorf("log.max_attestation_bytes %d must be between 1 and 1073741824", c.Log.MaxAttestationBytes)
 	}
 	if c.Log.MaxBatch < 1 || c.Log.MaxBatch > 10000 {
 		return fmt.Errorf("log.max_batch %d must be between 1 and 10000", c.Log.MaxBatch)

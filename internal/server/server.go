@@ -56,6 +56,7 @@ import (
 	"github.com/signet-dev/signet/trust"
 	"github.com/signet-dev/signet/trust/tuf"
 	"github.com/signet-dev/signet/types"
+	"github.com/signet-dev/signet/types/cose"
 	"github.com/signet-dev/signet/types/dsse"
 	"github.com/signet-dev/signet/types/hashedrekord"
 	"github.com/signet-dev/signet/types/rekord"
@@ -329,7 +330,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err != nil {
 		return err
 	}
-	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind())
+	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind(), cose.Kind())
 	if err := registry.Enable(s.cfg.Log.EntryTypes); err != nil {
 		return fmt.Errorf("log.entry_types: %w", err)
 	}
@@ -360,7 +361,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	s.rekorSigner = signer
 	s.rekor, err = rekorapi.New(rekorapi.Config{
 		Log: s.log, Index: index, Types: registry, Logger: s.logger,
-		Limits: rekorapi.Limits{MaxBodyBytes: s.cfg.Log.MaxRequestBytes, MaxSearchResults: s.cfg.Log.MaxSearchResults},
+		Limits: rekorapi.Limits{MaxBodyBytes: s.cfg.Log.MaxRequestBytes, MaxSearchResults: s.cfg.Log.MaxSearchResults, MaxAttestationBytes: s.cfg.Log.MaxAttestationBytes},
 	})
 	if err != nil {
 		return err

@@ -30,23 +30,46 @@ func NewIndex(signer crypto.Signer) (*Index, error) {
 	return &Index{sets: sets}, nil
 }
 
-// encodeKeys is what the log stores beside each leaf, so the index can be
-// rebuilt from the log alone after a crash.
-func encodeKeys(keys []string) ([]byte, error) { return json.Marshal(keys) }
+// extra is what the log stores beside each leaf (unhashed, durable with
+// it), so the index can be rebuilt from the log alone after a crash: the
+// search keys, and the entry's attestation when it has one. A leaf without
+// an attestation stores the bare JSON array of its keys, as every leaf did
+// before attestations were stored.
+type extra struct {
+	Keys        []string `json:"keys"`
+	Attestation []byte   `json:"attestation,omitempty"`
+}
+
+func (x extra) encode() ([]byte, error) {
+	if x.Attestation == nil {
+		return json.Marshal(x.Keys)
+	}
+	return json.Marshal(x)
+}
+
+func decodeExtra(b []byte) (extra, error) {
+	var x extra
+	switch {
+	case len(b) == 0:
+		return x, nil
+	case b[0] == '[':
+		return x, json.Unmarshal(b, &x.Keys)
+	default:
+		return x, json.Unmarshal(b, &x)
+	}
+}
 
 // Integrated implements log.Integrated: the leaves' search keys (from the
 // keys stored beside each leaf) and SETs, kept as their sidecars.
 func (ix *Index) Integrated(_ context.Context, b tlog.Batch) (tlog.Records, error) {
 	var keys []tlog.IndexKey
 	for _, lf := range b.Leaves {
-		var ks []string
-		if len(lf.Extra) > 0 {
-			if err := json.Unmarshal(lf.Extra, &ks); err != nil {
-				return tlog.Records{}, fmt.Errorf("leaf %d: decoding its index keys: %w", lf.Index, err)
-			}
+		x, err := decodeExtra(lf.Extra)
+		if err != nil {
+			return tlog.Records{}, fmt.Errorf("leaf %d: decoding its index keys: %w", lf.Index, err)
 		}
 		seen := map[string]bool{}
-		for _, k := range ks {
+		for _, k := range x.Keys {
 			k = strings.ToLower(k)
 			if k == "" || seen[k] {
 				continue

@@ -28,10 +28,14 @@ type Limits struct {
 	MaxBodyBytes int64
 	// MaxSearchResults bounds the entries one index search returns.
 	MaxSearchResults int
+	// MaxAttestationBytes bounds the attestation stored with an entry: a
+	// larger one is not stored (the entry is logged all the same), as
+	// Rekor's --max_attestation_size.
+	MaxAttestationBytes int
 }
 
 // DefaultLimits are documented in docs/configuration.md.
-var DefaultLimits = Limits{MaxBodyBytes: 10 << 20, MaxSearchResults: 1000}
+var DefaultLimits = Limits{MaxBodyBytes: 10 << 20, MaxSearchResults: 1000, MaxAttestationBytes: 100 << 10}
 
 // maxSearchItems is Rekor's cap on the items of one /log/entries/retrieve.
 const maxSearchItems = 10
@@ -76,6 +80,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.Limits.MaxSearchResults <= 0 {
 		cfg.Limits.MaxSearchResults = DefaultLimits.MaxSearchResults
 	}
+	if cfg.Limits.MaxAttestationBytes <= 0 {
+		cfg.Limits.MaxAttestationBytes = DefaultLimits.MaxAttestationBytes
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -101,8 +108,17 @@ func New(cfg Config) (*API, error) {
 // LogID is hex SHA-256 of the active log key's PKIX DER.
 func (a *API) LogID() string { return a.active.logID }
 
-// IndexKeysFor is what the log stores beside a leaf for the index.
-func IndexKeysFor(e types.Entry) ([]byte, error) { return encodeKeys(e.IndexKeys()) }
+// extraFor is what the log stores beside e's leaf: its search keys, and
+// its attestation when it has one within the limit.
+func (a *API) extraFor(e types.Entry) ([]byte, error) {
+	x := extra{Keys: e.IndexKeys()}
+	if at, ok := e.(types.Attested); ok {
+		if att := at.Attestation(); len(att) > 0 && len(att) <= a.limits.MaxAttestationBytes {
+			x.Attestation = att
+		}
+	}
+	return x.encode()
+}
 
 // entry builds the LogEntry for a proven leaf of sh, with the SET signed
 // when it was integrated.
@@ -128,8 +144,14 @@ func (a *API) entry(ctx context.Context, sh *shard, p tlog.Proven) (model.LogEnt
 		hashes[i] = hex.EncodeToString(h)
 	}
 	id := model.EntryID(sh.tree.TreeID(), p.Leaf.Hash)
+	var att *model.Attestation
+	if x, err := decodeExtra(p.Leaf.Extra); err != nil {
+		return nil, "", fmt.Errorf("entry %s: decoding what is stored beside it: %w", id, err)
+	} else if x.Attestation != nil {
+		att = &model.Attestation{Data: x.Attestation}
+	}
 	return model.LogEntry{id: model.LogEntryAnon{
-		Body: body, IntegratedTime: integrated, LogID: sh.logID, LogIndex: index,
+		Attestation: att, Body: body, IntegratedTime: integrated, LogID: sh.logID, LogIndex: index,
 		Verification: &model.Verification{
 			InclusionProof: &model.InclusionProof{
 				Checkpoint: checkpoint, Hashes: hashes, LogIndex: int64(p.Leaf.Index),
@@ -148,12 +170,12 @@ func (a *API) Add(ctx context.Context, body []byte) (model.LogEntry, string, boo
 	if err != nil {
 		return nil, "", false, err
 	}
-	extra, err := IndexKeysFor(e)
+	x, err := a.extraFor(e)
 	if err != nil {
 		return nil, "", false, err
 	}
 	l := a.log
-	res, err := l.Append(ctx, e.Canonical(), extra)
+	res, err := l.Append(ctx, e.Canonical(), x)
 	if err != nil {
 		return nil, "", false, err
 	}
@@ -182,7 +204,7 @@ func (a *API) Import(ctx context.Context, bodies [][]byte) (tlog.Root, error) {
 				e, err := a.types.ParseInsertable(ctx, bodies[i])
 				if err == nil {
 					values[i] = e.Canonical()
-					extras[i], err = IndexKeysFor(e)
+					extras[i], err = a.extraFor(e)
 				}
 				errs[i] = err
 			}

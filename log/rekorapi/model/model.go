@@ -29,7 +29,7 @@ type LogEntryAnon struct {
 	Verification   *Verification `json:"verification,omitempty"`
 }
 
-// Attestation is stored attestation data (intoto entries; not yet served).
+// Attestation is the attestation stored with an entry (intoto, cose).
 type Attestation struct {
 	Data []byte `json:"data,omitempty"`
 }
