@@ -1,8 +1,10 @@
 package client
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 )
 
 // HashedRekord builds a hashedrekord 0.0.1 proposed entry: a signature over
@@ -64,5 +66,46 @@ func COSE(message, verifierPEM, aad []byte) (json.RawMessage, error) {
 	return json.Marshal(map[string]any{
 		"kind": "cose", "apiVersion": "0.0.1",
 		"spec": map[string]any{"message": message, "publicKey": verifierPEM, "data": data},
+	})
+}
+
+// InTotoV001 builds an intoto 0.0.1 proposed entry: a serialized DSSE
+// envelope and the PEM key or certificate that verifies it.
+func InTotoV001(envelope, verifierPEM []byte) (json.RawMessage, error) {
+	return json.Marshal(map[string]any{
+		"kind": "intoto", "apiVersion": "0.0.1",
+		"spec": map[string]any{"content": map[string]any{"envelope": string(envelope)}, "publicKey": verifierPEM},
+	})
+}
+
+// InTotoV002 builds an intoto 0.0.2 proposed entry as cosign does: the
+// envelope's payload and signatures base64-encoded once more, each
+// signature with verifierPEM, and the envelope's SHA-256.
+func InTotoV002(envelope, verifierPEM []byte) (json.RawMessage, error) {
+	var env struct {
+		PayloadType string `json:"payloadType"`
+		Payload     string `json:"payload"`
+		Signatures  []struct {
+			KeyID string `json:"keyid"`
+			Sig   string `json:"sig"`
+		} `json:"signatures"`
+	}
+	if err := json.Unmarshal(envelope, &env); err != nil {
+		return nil, fmt.Errorf("not a DSSE envelope: %w", err)
+	}
+	sigs := make([]map[string]any, len(env.Signatures))
+	for i, s := range env.Signatures {
+		sigs[i] = map[string]any{"sig": []byte(s.Sig), "publicKey": verifierPEM}
+		if s.KeyID != "" {
+			sigs[i]["keyid"] = s.KeyID
+		}
+	}
+	sum := sha256.Sum256(envelope)
+	return json.Marshal(map[string]any{
+		"kind": "intoto", "apiVersion": "0.0.2",
+		"spec": map[string]any{"content": map[string]any{
+			"envelope": map[string]any{"payload": []byte(env.Payload), "payloadType": env.PayloadType, "signatures": sigs},
+			"hash":     map[string]string{"algorithm": "sha256", "value": hex.EncodeToString(sum[:])},
+		}},
 	})
 }

@@ -61,7 +61,8 @@ type Entry struct {
 }
 
 // Parse reads a log entry's canonical body (hashedrekord or dsse v0.0.1,
-// rekord with an x509, ssh, pgp or minisign key, hashedrekord 0.0.2 of the Rekor v2 log)
+// rekord with an x509, ssh, pgp or minisign key, cose, intoto 0.0.1
+// and 0.0.2, hashedrekord 0.0.2 of the Rekor v2 log)
 // for its signers. Other kinds
 // have none the monitor can read.
 func Parse(body []byte) (Entry, error) {
@@ -90,6 +91,16 @@ func Parse(body []byte) (Entry, error) {
 			Signatures []struct {
 				Verifier string `json:"verifier"`
 			} `json:"signatures"`
+			// cose and intoto 0.0.1: one key.
+			PublicKey string `json:"publicKey"`
+			// intoto 0.0.2: a key per signature.
+			Content struct {
+				Envelope struct {
+					Signatures []struct {
+						PublicKey string `json:"publicKey"`
+					} `json:"signatures"`
+				} `json:"envelope"`
+			} `json:"content"`
 		} `json:"spec"`
 	}
 	if err := json.Unmarshal(body, &head); err != nil {
@@ -141,6 +152,12 @@ func Parse(body []byte) (Entry, error) {
 	case head.Kind == "dsse":
 		for _, s := range head.Spec.Signatures {
 			verifiers = append(verifiers, s.Verifier)
+		}
+	case head.Kind == "cose", head.Kind == "intoto" && head.APIVersion == "0.0.1":
+		verifiers = []string{head.Spec.PublicKey}
+	case head.Kind == "intoto":
+		for _, s := range head.Spec.Content.Envelope.Signatures {
+			verifiers = append(verifiers, s.PublicKey)
 		}
 	default:
 		return e, nil

@@ -177,6 +177,22 @@ func TestParseAndMatch(t *testing.T) {
 	if _, err := Parse(rekord("pgp", []byte("a PGP key"))); err == nil {
 		t.Error("Parse accepted a rekord with a broken PGP key")
 	}
+	// cose and intoto: the keys their leaves keep.
+	b64 := base64.StdEncoding.EncodeToString
+	for name, body := range map[string]string{
+		"cose":         `{"kind":"cose","apiVersion":"0.0.1","spec":{"data":{},"publicKey":"` + b64(certPEM) + `"}}`,
+		"intoto 0.0.1": `{"kind":"intoto","apiVersion":"0.0.1","spec":{"content":{},"publicKey":"` + b64(certPEM) + `"}}`,
+		"intoto 0.0.2": `{"kind":"intoto","apiVersion":"0.0.2","spec":{"content":{"envelope":{"payloadType":"x","signatures":[{"sig":"AA==","publicKey":"` + b64(keyPEM) + `"},{"sig":"AA==","publicKey":"` + b64(certPEM) + `"}]}}}}`,
+	} {
+		e, err := Parse([]byte(body))
+		if err != nil || len(e.Signers) == 0 || e.Signers[len(e.Signers)-1].KeySHA256 != certKey {
+			t.Errorf("Parse %s: %+v %v", name, e, err)
+		}
+		if name == "intoto 0.0.2" && (len(e.Signers) != 2 || e.Signers[0].KeySHA256 != keySHA) {
+			t.Errorf("Parse %s: %+v, want both signers", name, e)
+		}
+	}
+
 	// minisign: the Ed25519 key's PKIX fingerprint.
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	edSPKI, _ := x509.MarshalPKIXPublicKey(edPub)

@@ -117,7 +117,7 @@ type uploadFlags struct {
 }
 
 // uploadKinds are the kinds log upload builds from files.
-var uploadKinds = []string{"hashedrekord", "rekord", "rfc3161", "cose"}
+var uploadKinds = []string{"hashedrekord", "rekord", "rfc3161", "cose", "intoto", "intoto:0.0.1", "intoto:0.0.2"}
 
 // proposal builds the proposed entry the flags describe, or says which
 // flag is missing or out of place for the kind.
@@ -148,6 +148,9 @@ func (f uploadFlags) proposal(cmd *cobra.Command) (json.RawMessage, error) {
 	}
 	if f.kind == "cose" {
 		return f.coseProposal(cmd)
+	}
+	if strings.HasPrefix(f.kind, "intoto") {
+		return f.intotoProposal(cmd)
 	}
 	if f.kind == "rfc3161" {
 		// The artifact is the timestamp response itself.
@@ -253,6 +256,39 @@ func (f uploadFlags) coseProposal(cmd *cobra.Command) (json.RawMessage, error) {
 	return client.COSE(msg, key, aad)
 }
 
+// intotoProposal: the DSSE envelope is --artifact, verified by
+// --public-key or --certificate (0.0.2, the default: the key of each of the
+// envelope's signatures, given once for all).
+func (f uploadFlags) intotoProposal(cmd *cobra.Command) (json.RawMessage, error) {
+	for _, name := range []string{"digest", "signature"} {
+		if cmd.Flags().Changed(name) {
+			return nil, fmt.Errorf("--type intoto logs the DSSE envelope given as --artifact: --%s does not go with it", name)
+		}
+	}
+	if f.artifact == "" {
+		return nil, errors.New("--type intoto needs --artifact ENVELOPE.json (a DSSE envelope over an in-toto statement)")
+	}
+	if (f.key == "") == (f.cert == "") {
+		return nil, errors.New("give exactly one of --public-key and --certificate")
+	}
+	env, err := os.ReadFile(f.artifact)
+	if err != nil {
+		return nil, err
+	}
+	verifier := f.key
+	if f.cert != "" {
+		verifier = f.cert
+	}
+	key, err := os.ReadFile(verifier)
+	if err != nil {
+		return nil, err
+	}
+	if f.kind == "intoto:0.0.1" {
+		return client.InTotoV001(env, key)
+	}
+	return client.InTotoV002(env, key)
+}
+
 // rekordFormats are rekord's PKI formats, as --pki-format names them.
 var rekordFormats = []string{"x509", "ssh", "pgp", "minisign"}
 
@@ -272,8 +308,11 @@ ssh-keygen -Y sign -n file signature), pgp (gpg --export [--armor] as
 .minisig signature). --type rfc3161 logs a timestamp response (--artifact
 FILE.tsr). --type cose logs a COSE_Sign1 message (--artifact, with --public-key
 or --certificate, and --aad when it was signed with one); the log stores the
-message and returns it as the entry's attestation. --entry FILE sends a
-proposed entry of any kind as it is.`,
+message and returns it as the entry's attestation. --type intoto (0.0.2;
+intoto:0.0.1 for the older version) logs a DSSE envelope over an in-toto
+statement (--artifact, with the --public-key or --certificate of its
+signatures); the statement is stored and returned as the attestation.
+--entry FILE sends a proposed entry of any kind as it is.`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
   signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem

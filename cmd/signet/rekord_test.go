@@ -21,6 +21,7 @@ import (
 	"strings"
 	"testing"
 
+	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	gocose "github.com/veraison/go-cose"
 
 	"github.com/signet-dev/signet/internal/cosigntest"
@@ -347,5 +348,68 @@ func TestLogUploadCOSE(t *testing.T) {
 				t.Errorf("the explorer's page of entry %d lacks its attestation: %s", i, page)
 			}
 		}
+	}
+}
+
+// in-toto attestations: an envelope logged as intoto 0.0.2 and 0.0.1 by
+// signet and by unmodified rekor-cli, its statement returned as the
+// attestation, all four found by the statement's subject digest.
+func TestLogUploadInToto(t *testing.T) {
+	rekorCLI := cosigntest.RekorCLI(t)
+	base := devServer(t)
+	dir := t.TempDir()
+	path := func(n string) string { return filepath.Join(dir, n) }
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(key.Public())
+	os.WriteFile(path("pub.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644) //nolint:errcheck
+	subject := strings.Repeat("5e", 32)
+	envelope := func(name, buildID string) []byte {
+		statement := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"app","digest":{"sha256":"` + subject + `"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{"buildDefinition":{"buildType":"` + buildID + `"}}}`)
+		pae := ssldsse.PAE("application/vnd.in-toto+json", statement)
+		d := sha256.Sum256(pae)
+		sig, _ := ecdsa.SignASN1(rand.Reader, key, d[:])
+		env, _ := json.Marshal(ssldsse.Envelope{PayloadType: "application/vnd.in-toto+json", Payload: base64.StdEncoding.EncodeToString(statement),
+			Signatures: []ssldsse.Signature{{Sig: base64.StdEncoding.EncodeToString(sig)}}})
+		os.WriteFile(path(name), env, 0o644) //nolint:errcheck
+		return statement
+	}
+	statements := map[string][]byte{}
+	for i, kind := range []string{"intoto", "intoto:0.0.1"} {
+		name := fmt.Sprintf("signet%d.json", i)
+		statements[kind] = envelope(name, "signet "+kind)
+		out, err := runCLI(t, "--server", base, "log", "upload", "--type", kind, "--artifact", path(name), "--public-key", path("pub.pem"))
+		if err != nil || !strings.Contains(out, "Kind:            intoto 0.0.") || !strings.Contains(out, fmt.Sprintf("Attestation:     %d bytes stored", len(statements[kind]))) {
+			t.Fatalf("signet log upload --type %s: %v\n%s", kind, err, out)
+		}
+	}
+	for i, kind := range []string{"intoto:0.0.2", "intoto:0.0.1"} {
+		name := fmt.Sprintf("rekor%d.json", i)
+		envelope(name, "rekor-cli "+kind)
+		cmd := exec.Command(rekorCLI, "upload", "--rekor_server", base, "--type", kind, "--artifact", path(name), "--public-key", path("pub.pem"))
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Created entry at index") {
+			t.Fatalf("rekor-cli upload --type %s: %v\n%s", kind, err, out)
+		}
+	}
+	found, err := runCLI(t, "--server", base, "log", "search", "--sha", subject)
+	if err != nil || len(strings.Fields(found)) != 4 {
+		t.Fatalf("search by the subject's digest: %v %q, want the four entries", err, found)
+	}
+	out, err := runCLI(t, "--server", base, "log", "get", "--log-index", "0", "--output", "json")
+	var le map[string]struct {
+		Attestation struct{ Data []byte } `json:"attestation"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &le) != nil || len(le) != 1 {
+		t.Fatalf("log get: %v\n%s", err, out)
+	}
+	for _, e := range le {
+		if !bytes.Equal(e.Attestation.Data, statements["intoto"]) {
+			t.Errorf("the attestation is not the statement: %s", e.Attestation.Data)
+		}
+	}
+	// The public key that signed finds the entries too (intoto 0.0.2 and
+	// 0.0.1 index it as "sha256:<hex>").
+	if found, err := runCLI(t, "--server", base, "log", "search", "--public-key", path("pub.pem")); err != nil || len(strings.Fields(found)) != 4 {
+		t.Errorf("search by the key: %v %q", err, found)
 	}
 }

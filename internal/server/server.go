@@ -59,6 +59,7 @@ import (
 	"github.com/signet-dev/signet/types/cose"
 	"github.com/signet-dev/signet/types/dsse"
 	"github.com/signet-dev/signet/types/hashedrekord"
+	"github.com/signet-dev/signet/types/intoto"
 	"github.com/signet-dev/signet/types/rekord"
 	"github.com/signet-dev/signet/types/rfc3161"
 )
@@ -330,7 +331,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err != nil {
 		return err
 	}
-	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind(), cose.Kind())
+	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind(), cose.Kind(), intoto.Kind())
 	if err := registry.Enable(s.cfg.Log.EntryTypes); err != nil {
 		return fmt.Errorf("log.entry_types: %w", err)
 	}

@@ -150,13 +150,13 @@ func (p *parser) proposedForm(ctx context.Context, pc *proposedContent) (types.E
 	if err != nil {
 		return nil, types.Invalid("dsse: envelope payload is not base64: %v", err)
 	}
-	prepared, err := prepare(&env, payload)
+	prepared, err := Prepare(&env, payload)
 	if err != nil {
-		return nil, err
+		return nil, types.Invalid("dsse: %v", err)
 	}
 	check := prepared.check
 	if p.checked != nil {
-		check = func(ctx context.Context, v *verifierFor, sig []byte) bool {
+		check = func(ctx context.Context, v *Verifier, sig []byte) bool {
 			p.checked()
 			return prepared.check(ctx, v, sig)
 		}
@@ -174,7 +174,7 @@ func (p *parser) proposedForm(ctx context.Context, pc *proposedContent) (types.E
 	var keys []string
 	canon := specV001{}
 	for i := range sigs {
-		v := verifierBySig[sigs[i]].key
+		v := verifierBySig[sigs[i]].Key
 		pemKey, err := v.CanonicalPEM()
 		if err != nil {
 			return nil, types.Invalid("dsse: encoding verifier: %v", err)
@@ -190,7 +190,7 @@ func (p *parser) proposedForm(ctx context.Context, pc *proposedContent) (types.E
 	canon.EnvelopeHash = &hash{Algorithm: "sha256", Value: hex.EncodeToString(envelopeHash[:])}
 	keys = append(keys, "sha256:"+canon.PayloadHash.Value, "sha256:"+canon.EnvelopeHash.Value)
 	if env.PayloadType == InTotoPayloadType {
-		keys = append(keys, inTotoDigests(payload)...)
+		keys = append(keys, InTotoDigests(payload)...)
 	}
 	leaf, err := types.Canonicalize(Name, "0.0.1", canon)
 	if err != nil {
@@ -199,9 +199,10 @@ func (p *parser) proposedForm(ctx context.Context, pc *proposedContent) (types.E
 	return &entry{canonical: leaf, keys: keys, insertable: true}, nil
 }
 
-// inTotoDigests returns "alg:digest" for every subject and SLSA material of an
-// in-toto statement; a payload that is not one yields none.
-func inTotoDigests(payload []byte) []string {
+// InTotoDigests returns "alg:digest" for every subject and SLSA material of
+// an in-toto statement, the search keys Rekor's dsse and intoto kinds give
+// it; a payload that is not one yields none.
+func InTotoDigests(payload []byte) []string {
 	var st struct {
 		Subject []struct {
 			Digest map[string]string `json:"digest"`

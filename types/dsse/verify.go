@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -33,32 +34,35 @@ type Limits struct {
 // payload is decoded and hashed once whatever their number.
 var DefaultLimits = Limits{MaxSignatures: 8, MaxVerifiers: 8}
 
-// verification is the envelope prepared once for every signature check:
-// the PAE and its SHA-256 (every key is loaded with SHA-256, as Rekor does;
-// only Ed25519 reads the PAE itself).
-type verification struct {
+// Prepared is an envelope ready for every signature check: the PAE and its
+// SHA-256 computed once (every key is loaded with SHA-256, as Rekor does;
+// only Ed25519 reads the PAE itself), the signatures decoded. The dsse
+// and intoto kinds check envelopes with it.
+type Prepared struct {
 	pae    []byte
 	digest []byte
 	sigs   [][]byte // decoded envelope signatures, in envelope order
 }
 
-func prepare(env *ssldsse.Envelope, payload []byte) (*verification, error) {
-	v := &verification{pae: ssldsse.PAE(env.PayloadType, payload)}
+// Prepare decodes env's signatures and builds its PAE over payload (the
+// decoded payload). Errors name the signature at fault; callers say whose.
+func Prepare(env *ssldsse.Envelope, payload []byte) (*Prepared, error) {
+	v := &Prepared{pae: ssldsse.PAE(env.PayloadType, payload)}
 	d := sha256.Sum256(v.pae)
 	v.digest = d[:]
 	for i, s := range env.Signatures {
-		sig, err := decodeBase64(s.Sig)
+		sig, err := DecodeBase64(s.Sig)
 		if err != nil {
-			return nil, types.Invalid("dsse: envelope signatures[%d].sig is not base64", i)
+			return nil, fmt.Errorf("envelope signatures[%d].sig is not base64", i)
 		}
 		v.sigs = append(v.sigs, sig)
 	}
 	return v, nil
 }
 
-// decodeBase64 accepts standard or URL-safe padded base64, as the DSSE
+// DecodeBase64 accepts standard or URL-safe padded base64, as the DSSE
 // envelope specification (and so Rekor's library) does.
-func decodeBase64(s string) ([]byte, error) {
+func DecodeBase64(s string) ([]byte, error) {
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		return base64.URLEncoding.DecodeString(s)
@@ -66,34 +70,41 @@ func decodeBase64(s string) ([]byte, error) {
 	return b, nil
 }
 
-// verifierFor is a parsed proposedContent verifier ready to check signatures.
-type verifierFor struct {
-	key   *pki.Verifier
+// Verifier is a key or certificate (read as types/pki reads it) ready to
+// check envelope signatures.
+type Verifier struct {
+	Key   *pki.Verifier
 	sv    signature.Verifier
 	keyID string // SSH SHA-256 fingerprint, "" for keys SSH cannot express
 }
 
-func loadVerifier(i int, raw []byte) (*verifierFor, error) {
+// LoadVerifier reads a PEM key, certificate or chain.
+func LoadVerifier(raw []byte) (*Verifier, error) {
 	v, err := pki.ParseVerifier(raw)
 	if err != nil {
-		return nil, types.Invalid("dsse: proposedContent.verifiers[%d]: %v", i, err)
+		return nil, err
 	}
 	sv, err := signature.LoadVerifier(v.Key, crypto.SHA256)
 	if err != nil {
-		return nil, types.Invalid("dsse: proposedContent.verifiers[%d]: unusable key: %v", i, err)
+		return nil, fmt.Errorf("unusable key: %w", err)
 	}
 	keyID, err := ssldsse.SHA256KeyID(v.Key)
 	if err != nil {
 		keyID = ""
 	}
-	return &verifierFor{key: v, sv: sv, keyID: keyID}, nil
+	return &Verifier{Key: v, sv: sv, keyID: keyID}, nil
 }
 
 // check is one signature verification; the parser counts them.
-type check func(ctx context.Context, v *verifierFor, sig []byte) bool
+type check func(ctx context.Context, v *Verifier, sig []byte) bool
 
-func (p *verification) check(_ context.Context, v *verifierFor, sig []byte) bool {
+func (p *Prepared) check(_ context.Context, v *Verifier, sig []byte) bool {
 	return v.sv.VerifySignature(bytes.NewReader(sig), bytes.NewReader(p.pae), options.WithDigest(p.digest)) == nil
+}
+
+// Verifies reports whether v verifies the envelope's i-th signature.
+func (p *Prepared) Verifies(v *Verifier, i int) bool {
+	return p.check(context.Background(), v, p.sigs[i])
 }
 
 // assign decides which verifier accounts for each envelope signature, with
@@ -105,20 +116,20 @@ func (p *verification) check(_ context.Context, v *verifierFor, sig []byte) bool
 // accepting an already accepted signature replaces the earlier one. The work
 // is at most len(verifiers) × len(signatures) checks, both capped by the
 // caller, and stops when ctx is done.
-func assign(ctx context.Context, env *ssldsse.Envelope, sigs [][]byte, rawVerifiers [][]byte, verify check) (map[string]*verifierFor, error) {
+func assign(ctx context.Context, env *ssldsse.Envelope, sigs [][]byte, rawVerifiers [][]byte, verify check) (map[string]*Verifier, error) {
 	pending := map[string]bool{}
 	for _, s := range env.Signatures {
 		pending[s.Sig] = true
 	}
 	distinct := len(pending)
-	bySig := map[string]*verifierFor{}
+	bySig := map[string]*Verifier{}
 	for i, raw := range rawVerifiers {
 		if len(pending) == 0 {
 			break
 		}
-		v, err := loadVerifier(i, raw)
+		v, err := LoadVerifier(raw)
 		if err != nil {
-			return nil, err
+			return nil, types.Invalid("dsse: proposedContent.verifiers[%d]: %v", i, err)
 		}
 		accepted := -1
 		for j, s := range env.Signatures {
