@@ -109,3 +109,17 @@ func InTotoV002(envelope, verifierPEM []byte) (json.RawMessage, error) {
 		}},
 	})
 }
+
+// TUF builds a tuf 0.0.1 proposed entry: a piece of TUF metadata and the
+// root that signs its role, both as JSON.
+func TUF(metadata, root []byte) (json.RawMessage, error) {
+	for name, b := range map[string][]byte{"metadata": metadata, "root": root} {
+		if !json.Valid(b) {
+			return nil, fmt.Errorf("the TUF %s is not JSON", name)
+		}
+	}
+	return json.Marshal(map[string]any{
+		"kind": "tuf", "apiVersion": "0.0.1",
+		"spec": map[string]any{"metadata": map[string]any{"content": json.RawMessage(metadata)}, "root": map[string]any{"content": json.RawMessage(root)}},
+	})
+}

@@ -117,7 +117,7 @@ type uploadFlags struct {
 }
 
 // uploadKinds are the kinds log upload builds from files.
-var uploadKinds = []string{"hashedrekord", "rekord", "rfc3161", "cose", "intoto", "intoto:0.0.1", "intoto:0.0.2"}
+var uploadKinds = []string{"hashedrekord", "rekord", "rfc3161", "cose", "intoto", "intoto:0.0.1", "intoto:0.0.2", "tuf"}
 
 // proposal builds the proposed entry the flags describe, or says which
 // flag is missing or out of place for the kind.
@@ -151,6 +151,25 @@ func (f uploadFlags) proposal(cmd *cobra.Command) (json.RawMessage, error) {
 	}
 	if strings.HasPrefix(f.kind, "intoto") {
 		return f.intotoProposal(cmd)
+	}
+	if f.kind == "tuf" {
+		for _, name := range []string{"digest", "signature", "certificate"} {
+			if cmd.Flags().Changed(name) {
+				return nil, fmt.Errorf("--type tuf logs the metadata given as --artifact with the root given as --public-key: --%s does not go with it", name)
+			}
+		}
+		if f.artifact == "" || f.key == "" {
+			return nil, errors.New("--type tuf needs --artifact METADATA.json and --public-key ROOT.json (the root that signs it)")
+		}
+		md, err := os.ReadFile(f.artifact)
+		if err != nil {
+			return nil, err
+		}
+		root, err := os.ReadFile(f.key)
+		if err != nil {
+			return nil, err
+		}
+		return client.TUF(md, root)
 	}
 	if f.kind == "rfc3161" {
 		// The artifact is the timestamp response itself.
@@ -312,7 +331,8 @@ message and returns it as the entry's attestation. --type intoto (0.0.2;
 intoto:0.0.1 for the older version) logs a DSSE envelope over an in-toto
 statement (--artifact, with the --public-key or --certificate of its
 signatures); the statement is stored and returned as the attestation.
---entry FILE sends a proposed entry of any kind as it is.`,
+--type tuf logs TUF metadata (--artifact) with the root that signs it
+(--public-key root.json). --entry FILE sends a proposed entry of any kind as it is.`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
   signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem
@@ -460,7 +480,7 @@ func newLogSearchCommand() *cobra.Command {
 	cmd.Flags().StringVar(&sha, "sha", "", "artifact digest, hex or <alg>:<hex>")
 	cmd.Flags().StringVar(&email, "email", "", "email in the signing certificate or PGP key")
 	cmd.Flags().StringVar(&keyPath, "public-key", "", "key or certificate that signed, in --pki-format")
-	cmd.Flags().StringVar(&pkiFormat, "pki-format", "x509", "format of --public-key: x509 (PEM key or certificate), ssh, pgp or minisign")
+	cmd.Flags().StringVar(&pkiFormat, "pki-format", "x509", "format of --public-key: x509 (PEM key or certificate), ssh, pgp, minisign, or tuf (a root.json)")
 	cmd.Flags().StringVar(&subject, "subject", "", "subject alternative name in the signing certificate")
 	cmd.Flags().StringVar(&operator, "operator", "or", "combine criteria with and or or")
 	return cmd

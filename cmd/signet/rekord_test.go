@@ -116,8 +116,8 @@ func TestLogUploadRekord(t *testing.T) {
 			t.Errorf("search %v: %v, %q, want one of %q", q, err, out, found)
 		}
 	}
-	if _, err := runCLI(t, "--server", base, "log", "search", "--public-key", path("id.pub"), "--pki-format", "tuf"); err == nil || !strings.Contains(err.Error(), `publicKey.format "tuf" is not indexed by this log (supported: minisign, pgp, ssh, x509)`) {
-		t.Errorf("search by a TUF key: %v", err)
+	if _, err := runCLI(t, "--server", base, "log", "search", "--public-key", path("id.pub"), "--pki-format", "gpg"); err == nil || !strings.Contains(err.Error(), `publicKey.format "gpg" is not indexed by this log (supported: minisign, pgp, ssh, x509, tuf)`) {
+		t.Errorf("search by a gpg key: %v", err)
 	}
 
 	os.WriteFile(path("other.tar.gz"), []byte("not what was signed"), 0o644) //nolint:errcheck
@@ -411,5 +411,41 @@ func TestLogUploadInToto(t *testing.T) {
 	// 0.0.1 index it as "sha256:<hex>").
 	if found, err := runCLI(t, "--server", base, "log", "search", "--public-key", path("pub.pem")); err != nil || len(strings.Fields(found)) != 4 {
 		t.Errorf("search by the key: %v %q", err, found)
+	}
+}
+
+// The instance's own TUF metadata logged: the timestamp and targets under
+// the served root, by signet and by unmodified rekor-cli.
+func TestLogUploadTUF(t *testing.T) {
+	rekorCLI := cosigntest.RekorCLI(t)
+	base := devServer(t)
+	dir := t.TempDir()
+	path := func(n string) string { return filepath.Join(dir, n) }
+	for _, f := range []string{"root.json", "timestamp.json", "1.targets.json"} {
+		resp, err := http.Get(base + "/tuf/" + f)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET /tuf/%s: %v %v", f, err, resp)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		os.WriteFile(path(f), b, 0o644) //nolint:errcheck
+	}
+	out, err := runCLI(t, "--server", base, "log", "upload", "--type", "tuf", "--artifact", path("timestamp.json"), "--public-key", path("root.json"))
+	if err != nil || !strings.Contains(out, "Kind:            tuf 0.0.1") {
+		t.Fatalf("signet log upload --type tuf: %v\n%s", err, out)
+	}
+	cmd := exec.Command(rekorCLI, "upload", "--rekor_server", base, "--type", "tuf", "--artifact", path("1.targets.json"), "--public-key", path("root.json"))
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Created entry at index 1") {
+		t.Fatalf("rekor-cli upload --type tuf: %v\n%s", err, out)
+	}
+	// The root finds what it signed (Rekor's "tuf" public key search).
+	if found, err := runCLI(t, "--server", base, "log", "search", "--public-key", path("root.json"), "--pki-format", "tuf"); err != nil || len(strings.Fields(found)) != 2 {
+		t.Fatalf("search by the root: %v %q", err, found)
+	}
+	// A root does not vouch for metadata it did not sign: the targets
+	// given as their own root.
+	if _, err := runCLI(t, "--server", base, "log", "upload", "--type", "tuf", "--artifact", path("1.targets.json"), "--public-key", path("1.targets.json")); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("targets as the root: %v", err)
 	}
 }

@@ -88,7 +88,8 @@ func TestBadInputIsRefusedAndTheLogDoesNotGrow(t *testing.T) {
 		{"search without criteria", "POST", "/api/v1/index/retrieve", []byte(`{}`), 400, "at least one of"},
 		{"search bad hash", "POST", "/api/v1/index/retrieve", []byte(`{"hash":"sha256:xyz"}`), 422, "hash in body"},
 		{"search bad operator", "POST", "/api/v1/index/retrieve", []byte(`{"hash":"sha1:` + strings.Repeat("a", 40) + `","operator":"xor"}`), 422, "operator"},
-		{"search pgp key", "POST", "/api/v1/index/retrieve", []byte(`{"publicKey":{"format":"pgp","content":"AA=="}}`), 400, "not indexed"},
+		{"search gpg key", "POST", "/api/v1/index/retrieve", []byte(`{"publicKey":{"format":"gpg","content":"AA=="}}`), 400, "not indexed"},
+		{"search by a pgp key that is none", "POST", "/api/v1/index/retrieve", []byte(`{"publicKey":{"format":"pgp","content":"AA=="}}`), 400, "publicKey.content: reading the PGP key"},
 		{"unknown endpoint", "GET", "/api/v1/nope", nil, 404, "no such endpoint"},
 	}
 	for _, tt := range tests {

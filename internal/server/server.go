@@ -62,6 +62,7 @@ import (
 	"github.com/signet-dev/signet/types/intoto"
 	"github.com/signet-dev/signet/types/rekord"
 	"github.com/signet-dev/signet/types/rfc3161"
+	tuftype "github.com/signet-dev/signet/types/tuf"
 )
 
 // Server is a running Signet instance minus its listener.
@@ -331,7 +332,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err != nil {
 		return err
 	}
-	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind(), cose.Kind(), intoto.Kind())
+	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind(), cose.Kind(), intoto.Kind(), tuftype.Kind())
 	if err := registry.Enable(s.cfg.Log.EntryTypes); err != nil {
 		return fmt.Errorf("log.entry_types: %w", err)
 	}

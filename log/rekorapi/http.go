@@ -21,6 +21,7 @@ import (
 	"github.com/signet-dev/signet/log/rekorapi/model"
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/rekord"
+	"github.com/signet-dev/signet/types/tuf"
 )
 
 // Routes mounts the Rekor v1 endpoints on r.
@@ -394,8 +395,9 @@ func searchCriteria(q model.SearchIndex) ([][]string, error) {
 		criteria = append(criteria, []string{key})
 	}
 	if q.PublicKey != nil {
-		if !slices.Contains(rekord.Formats, q.PublicKey.Format) {
-			return nil, &badRequest{fmt.Sprintf("publicKey.format %q is not indexed by this log (supported: %s)", q.PublicKey.Format, strings.Join(rekord.Formats, ", "))}
+		formats := append(slices.Clone(rekord.Formats), "tuf")
+		if !slices.Contains(formats, q.PublicKey.Format) {
+			return nil, &badRequest{fmt.Sprintf("publicKey.format %q is not indexed by this log (supported: %s)", q.PublicKey.Format, strings.Join(formats, ", "))}
 		}
 		if q.PublicKey.URL != "" {
 			return nil, &badRequest{"publicKey.url is not supported; send the key as publicKey.content"}
@@ -406,7 +408,13 @@ func searchCriteria(q model.SearchIndex) ([][]string, error) {
 		// Every kind indexes a key as the hex SHA-256 of its canonical form,
 		// which rekord's formats define (x509's is hashedrekord's and
 		// dsse's too).
-		canon, err := rekord.CanonicalKey(q.PublicKey.Format, q.PublicKey.Content)
+		var canon []byte
+		var err error
+		if q.PublicKey.Format == "tuf" {
+			canon, err = tuf.CanonicalRoot(q.PublicKey.Content)
+		} else {
+			canon, err = rekord.CanonicalKey(q.PublicKey.Format, q.PublicKey.Content)
+		}
 		if err != nil {
 			return nil, &badRequest{"publicKey.content: " + err.Error()}
 		}
