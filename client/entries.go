@@ -123,3 +123,12 @@ func TUF(metadata, root []byte) (json.RawMessage, error) {
 		"spec": map[string]any{"metadata": map[string]any{"content": json.RawMessage(metadata)}, "root": map[string]any{"content": json.RawMessage(root)}},
 	})
 }
+
+// Alpine builds an alpine 0.0.1 proposed entry: a signed .apk and the PEM
+// key or certificate that verifies its signature.
+func Alpine(apk, verifierPEM []byte) (json.RawMessage, error) {
+	return json.Marshal(map[string]any{
+		"kind": "alpine", "apiVersion": "0.0.1",
+		"spec": map[string]any{"package": map[string]any{"content": apk}, "publicKey": map[string]any{"content": verifierPEM}},
+	})
+}

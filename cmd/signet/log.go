@@ -117,7 +117,7 @@ type uploadFlags struct {
 }
 
 // uploadKinds are the kinds log upload builds from files.
-var uploadKinds = []string{"hashedrekord", "rekord", "rfc3161", "cose", "intoto", "intoto:0.0.1", "intoto:0.0.2", "tuf"}
+var uploadKinds = []string{"hashedrekord", "rekord", "rfc3161", "cose", "intoto", "intoto:0.0.1", "intoto:0.0.2", "tuf", "alpine"}
 
 // proposal builds the proposed entry the flags describe, or says which
 // flag is missing or out of place for the kind.
@@ -151,6 +151,29 @@ func (f uploadFlags) proposal(cmd *cobra.Command) (json.RawMessage, error) {
 	}
 	if strings.HasPrefix(f.kind, "intoto") {
 		return f.intotoProposal(cmd)
+	}
+	if f.kind == "alpine" {
+		for _, name := range []string{"digest", "signature"} {
+			if cmd.Flags().Changed(name) {
+				return nil, fmt.Errorf("--type alpine logs the signed package given as --artifact: --%s does not go with it", name)
+			}
+		}
+		if f.artifact == "" || (f.key == "") == (f.cert == "") {
+			return nil, errors.New("--type alpine needs --artifact PACKAGE.apk and one of --public-key or --certificate (the RSA key abuild-sign used)")
+		}
+		verifier := f.key
+		if f.cert != "" {
+			verifier = f.cert
+		}
+		apk, err := os.ReadFile(f.artifact)
+		if err != nil {
+			return nil, err
+		}
+		key, err := os.ReadFile(verifier)
+		if err != nil {
+			return nil, err
+		}
+		return client.Alpine(apk, key)
 	}
 	if f.kind == "tuf" {
 		for _, name := range []string{"digest", "signature", "certificate"} {
@@ -332,7 +355,8 @@ intoto:0.0.1 for the older version) logs a DSSE envelope over an in-toto
 statement (--artifact, with the --public-key or --certificate of its
 signatures); the statement is stored and returned as the attestation.
 --type tuf logs TUF metadata (--artifact) with the root that signs it
-(--public-key root.json). --entry FILE sends a proposed entry of any kind as it is.`,
+(--public-key root.json). --type alpine logs a signed .apk (--artifact) with
+the RSA key abuild-sign used. --entry FILE sends a proposed entry of any kind as it is.`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
   signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -24,6 +25,7 @@ import (
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	gocose "github.com/veraison/go-cose"
 
+	"github.com/signet-dev/signet/internal/apktest"
 	"github.com/signet-dev/signet/internal/cosigntest"
 )
 
@@ -447,5 +449,44 @@ func TestLogUploadTUF(t *testing.T) {
 	// given as their own root.
 	if _, err := runCLI(t, "--server", base, "log", "upload", "--type", "tuf", "--artifact", path("1.targets.json"), "--public-key", path("1.targets.json")); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Fatalf("targets as the root: %v", err)
+	}
+}
+
+// Alpine packages: one logged by signet, one by unmodified rekor-cli, both
+// found by their SHA-256; a package whose data changed is refused.
+func TestLogUploadAlpine(t *testing.T) {
+	rekorCLI := cosigntest.RekorCLI(t)
+	base := devServer(t)
+	dir := t.TempDir()
+	path := func(n string) string { return filepath.Join(dir, n) }
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	var sums []string
+	for i, name := range []string{"a.apk", "b.apk"} {
+		p := apktest.Build(t, key, func(s string) string {
+			return strings.Replace(s, "pkgver = 1.0-r0", fmt.Sprintf("pkgver = 1.%d-r0", i), 1)
+		})
+		os.WriteFile(path(name), p.APK, 0o644)         //nolint:errcheck
+		os.WriteFile(path("pub.pem"), p.PubPEM, 0o644) //nolint:errcheck
+		sum := sha256.Sum256(p.APK)
+		sums = append(sums, hex.EncodeToString(sum[:]))
+	}
+	out, err := runCLI(t, "--server", base, "log", "upload", "--type", "alpine", "--artifact", path("a.apk"), "--public-key", path("pub.pem"))
+	if err != nil || !strings.Contains(out, "Kind:            alpine 0.0.1") {
+		t.Fatalf("signet log upload --type alpine: %v\n%s", err, out)
+	}
+	cmd := exec.Command(rekorCLI, "upload", "--rekor_server", base, "--type", "alpine", "--artifact", path("b.apk"), "--public-key", path("pub.pem"))
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Created entry at index 1") {
+		t.Fatalf("rekor-cli upload --type alpine: %v\n%s", err, out)
+	}
+	for _, sum := range sums {
+		if found, err := runCLI(t, "--server", base, "log", "search", "--sha", sum); err != nil || len(strings.Fields(found)) != 1 {
+			t.Errorf("search by the package's digest: %v %q", err, found)
+		}
+	}
+	apk, _ := os.ReadFile(path("a.apk"))
+	os.WriteFile(path("c.apk"), append(apk, 0), 0o644) //nolint:errcheck
+	if _, err := runCLI(t, "--server", base, "log", "upload", "--type", "alpine", "--artifact", path("c.apk"), "--public-key", path("pub.pem")); err == nil || !strings.Contains(err.Error(), "datahash") {
+		t.Errorf("a package whose data changed: %v", err)
 	}
 }

@@ -56,6 +56,7 @@ import (
 	"github.com/signet-dev/signet/trust"
 	"github.com/signet-dev/signet/trust/tuf"
 	"github.com/signet-dev/signet/types"
+	"github.com/signet-dev/signet/types/alpine"
 	"github.com/signet-dev/signet/types/cose"
 	"github.com/signet-dev/signet/types/dsse"
 	"github.com/signet-dev/signet/types/hashedrekord"
@@ -332,7 +333,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err != nil {
 		return err
 	}
-	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind(), cose.Kind(), intoto.Kind(), tuftype.Kind())
+	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind(), cose.Kind(), intoto.Kind(), tuftype.Kind(), alpine.Kind())
 	if err := registry.Enable(s.cfg.Log.EntryTypes); err != nil {
 		return fmt.Errorf("log.entry_types: %w", err)
 	}

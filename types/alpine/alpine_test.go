@@ -1,0 +1,93 @@
+package alpine_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/signet-dev/signet/internal/apktest"
+	"github.com/signet-dev/signet/types"
+	"github.com/signet-dev/signet/types/alpine"
+	"github.com/signet-dev/signet/types/internal/rekorref"
+)
+
+func proposal(t testing.TB, apk, key []byte) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"apiVersion": "0.0.1", "kind": "alpine", "spec": map[string]any{
+		"package": map[string]any{"content": apk}, "publicKey": map[string]any{"content": key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// The leaf (package hash, .PKGINFO fields as Rekor's ini reading gives
+// them, the key) and index keys are Rekor 1.5's.
+func TestMatchesRekor(t *testing.T) {
+	reg := types.NewRegistry(alpine.Kind())
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for name, tweak := range map[string]func(string) string{
+		"as abuild makes it": nil,
+		"comments, spaces and quotes": func(s string) string {
+			return strings.Replace(s, "pkgdesc = says hello", "; a comment\npkgdesc=\"says hello\"\n  replaces = hello-old", 1)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := apktest.Build(t, key, tweak)
+			e := rekorref.Matches(t, reg, proposal(t, b.APK, b.PubPEM))
+			if !strings.Contains(string(e.Canonical()), `"pkgname":"hello"`) || strings.Contains(string(e.Canonical()), "usr/bin") {
+				t.Errorf("leaf %s", e.Canonical())
+			}
+		})
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	reg := types.NewRegistry(alpine.Kind())
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	good := apktest.Build(t, key, nil)
+	otherKey := apktest.Build(t, other, nil).PubPEM
+	wrongData := append(append([]byte(nil), good.APK...), 0)
+	badHash := apktest.Build(t, key, func(s string) string { return s + "datahash = 00\n" })
+	// A control stream that decompresses to more than the bound.
+	bomb := apktest.GzipTar(t, [][2]string{{".PKGINFO", strings.Repeat("x", alpine.MaxControlStream+1)}}, true)
+	sigOnly := apktest.GzipTar(t, [][2]string{{".SIGN.RSA.k.rsa.pub", "sig"}}, true)
+	for name, tc := range map[string]struct {
+		apk, key []byte
+		want     string
+	}{
+		"another key":            {good.APK, otherKey, "does not verify"},
+		"data changed":           {wrongData, good.PubPEM, "does not match .PKGINFO's datahash"},
+		"datahash not sha256":    {badHash.APK, badHash.PubPEM, "datahash is not a SHA-256"},
+		"a gzip bomb of control": {append(sigOnly, bomb...), good.PubPEM, "decompresses to more than"},
+		"not gzip":               {[]byte("not an apk"), good.PubPEM, "not an .apk"},
+		"unsigned":               {append(apktest.GzipTar(t, [][2]string{{"README", "x"}}, true), apktest.GzipTar(t, [][2]string{{".PKGINFO", "pkgname = x\n"}}, true)...), good.PubPEM, "no signature in the package"},
+	} {
+		_, err := reg.ParseInsertable(context.Background(), proposal(t, tc.apk, tc.key))
+		var ve *types.ValidationError
+		if !errors.As(err, &ve) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a validation error saying %q", name, err, tc.want)
+		}
+	}
+}
+
+// Whatever bytes arrive as a package, parsing answers an entry or a
+// validation error, and never panics.
+func FuzzParse(f *testing.F) {
+	key, _ := rsa.GenerateKey(rand.Reader, 1024)
+	b := apktest.Build(f, key, nil)
+	f.Add(b.APK)
+	reg := types.NewRegistry(alpine.Kind())
+	f.Fuzz(func(t *testing.T, apk []byte) {
+		_, err := reg.ParseInsertable(context.Background(), proposal(t, apk, b.PubPEM))
+		var ve *types.ValidationError
+		if err != nil && !errors.As(err, &ve) {
+			t.Fatalf("not a validation error: %v", err)
+		}
+	})
+}
