@@ -2,356 +2,42 @@ package rekord
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 
-	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/ProtonMail/go-crypto/openpgp/packet"
-	"github.com/asaskevich/govalidator"
+	"github.com/signet-dev/signet/types/pgp"
 )
 
-// pgpFormat: OpenPGP keys and detached signatures, armored or binary, read
-// with ProtonMail's go-crypto.
-//
-// Rekor reads them with the frozen x/crypto/openpgp, which cannot read
-// Ed25519 or Curve25519 keys (GnuPG's default since 2.3) and refuses
-// them; here they are accepted, as are RSA and NIST ECDSA keys. For the
-// keys both read, the canonical key is the bytes Rekor writes: each
-// entity re-serialized with only what x/crypto keeps (see canonicalPGPKey).
-//
-// Deviations, on purpose:
-//   - A private key block is refused: Rekor would log its public part, but
-//     a user who sends a private key to a public log has made a mistake the
-//     log should not complete.
-//   - A key that cannot be read whole is refused with the reason; Rekor
-//     silently drops the entities it cannot read and logs the rest.
-//   - A key with several user IDs: Rekor writes them in Go map order, so
-//     its canonical bytes (and UUID) change from one run to the next; here
-//     they are in the key's own order, one of Rekor's possible outputs.
+// pgpFormat: OpenPGP keys and detached signatures, armored or binary
+// (types/pgp, where the deviations from Rekor are written down). An
+// armored signature is kept as sent and a binary one armored, as Rekor
+// does.
 type pgpFormat struct{}
 
-const (
-	pgpSignatureType = "PGP SIGNATURE"
-	pgpPublicKeyType = "PGP PUBLIC KEY BLOCK"
-
-	// A key's self-signatures and subkey bindings are each checked, so
-	// their number is what a key costs: bounded, far above what real keys
-	// carry (one per user ID and subkey, more after expiry changes).
-	// Certifications by other keys are kept but never checked.
-	maxPGPKeys            = 8
-	maxPGPSignatureChecks = 32
-)
-
 func (pgpFormat) verify(content, sig, key []byte) ([]byte, []byte, []string, error) {
-	binKey, armoredKey, emails, err := pgpCanonical(key)
+	k, err := pgp.ReadKey(key)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("publicKey: %w", err)
 	}
-	// The keyring checked against is the canonical key: what the log
-	// stores is what verifies.
-	keyring, err := openpgp.ReadKeyRing(bytes.NewReader(binKey))
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("publicKey: %w", err)
-	}
-	binSig, armored, err := pgpSignaturePacket(sig)
+	binSig, armored, err := pgp.SignaturePacket(sig)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if _, err := openpgp.CheckDetachedSignature(keyring, bytes.NewReader(content), bytes.NewReader(binSig), nil); err != nil {
+	if err := k.Verify(bytes.NewReader(content), binSig); err != nil {
 		return nil, nil, nil, fmt.Errorf("the signature does not verify over data.content with the given key: %w", err)
 	}
-	// Rekor keeps an armored signature as sent and armors a binary one.
 	canonSig := sig
 	if !armored {
-		if canonSig, err = pgpArmor(pgpSignatureType, binSig); err != nil {
+		if canonSig, err = pgp.Armor(pgp.SignatureType, binSig); err != nil {
 			return nil, nil, nil, err
 		}
 	}
-	return canonSig, armoredKey, emails, nil
+	return canonSig, k.Armored, k.Emails, nil
 }
 
 func (pgpFormat) canonicalKey(key []byte) ([]byte, error) {
-	_, armored, _, err := pgpCanonical(key)
-	return armored, err
-}
-
-// pgpCanonical reads a key, armored or binary, into its canonical packets
-// (canonicalPGPKey), those armored (what the log stores), and its emails.
-func pgpCanonical(key []byte) (bin, armored []byte, emails []string, err error) {
-	packets, err := pgpKeyPackets(key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if bin, emails, err = canonicalPGPKey(packets); err != nil {
-		return nil, nil, nil, err
-	}
-	if armored, err = pgpArmor(pgpPublicKeyType, bin); err != nil {
-		return nil, nil, nil, err
-	}
-	return bin, armored, emails, nil
-}
-
-// pgpArmor armors b as x/crypto's armor.Encode does (no headers, a CRC-24
-// checksum line), the bytes Rekor stores.
-func pgpArmor(blockType string, b []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	w, err := armor.EncodeWithChecksumOption(&buf, blockType, nil, true)
+	k, err := pgp.ReadKey(key)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.Write(b); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// pgpKeyPackets returns a key's packets: the binary input, or the bodies
-// of every armored public key block in it, concatenated (as Rekor reads
-// several blocks pasted one after the other).
-func pgpKeyPackets(key []byte) ([]byte, error) {
-	if !bytes.HasPrefix(key, []byte("-----BEGIN PGP")) {
-		return key, nil
-	}
-	var out []byte
-	rest := key
-	for {
-		i := bytes.Index(rest, []byte("-----BEGIN PGP"))
-		if i < 0 {
-			break
-		}
-		block, err := armor.Decode(bytes.NewReader(rest[i:]))
-		if err != nil {
-			return nil, fmt.Errorf("not an armored PGP key: %w", err)
-		}
-		if block.Type != pgpPublicKeyType {
-			if block.Type == "PGP PRIVATE KEY BLOCK" {
-				return nil, errors.New("this is a PGP private key: send the public key (gpg --export --armor)")
-			}
-			return nil, fmt.Errorf("an armored %q, not a %q", block.Type, pgpPublicKeyType)
-		}
-		body, err := io.ReadAll(block.Body)
-		if err != nil {
-			return nil, fmt.Errorf("not an armored PGP key: %w", err)
-		}
-		out = append(out, body...)
-		end := bytes.Index(rest[i:], []byte("-----END PGP"))
-		if end < 0 {
-			break
-		}
-		rest = rest[i+end+len("-----END PGP"):]
-	}
-	return out, nil
-}
-
-// pgpSignaturePacket returns the binary signature, armored or not, after
-// checking that it is one signature packet.
-func pgpSignaturePacket(sig []byte) (bin []byte, armored bool, err error) {
-	bin = sig
-	if block, derr := armor.Decode(bytes.NewReader(sig)); derr == nil {
-		if block.Type != pgpSignatureType {
-			return nil, false, fmt.Errorf("the signature is an armored %q, not a %q", block.Type, pgpSignatureType)
-		}
-		if bin, err = io.ReadAll(block.Body); err != nil {
-			return nil, false, fmt.Errorf("the armored signature: %w", err)
-		}
-		armored = true
-	}
-	p, err := packet.NewReader(bytes.NewReader(bin)).Next()
-	if err != nil {
-		return nil, false, fmt.Errorf("not a PGP signature: %w", err)
-	}
-	if _, ok := p.(*packet.Signature); !ok {
-		return nil, false, fmt.Errorf("not a PGP signature: the first packet is a %T", p)
-	}
-	return bin, armored, nil
-}
-
-// canonicalPGPKey re-serializes a keyring as x/crypto's Entity.Serialize
-// writes what x/crypto's ReadEntity kept, which is Rekor's canonical key:
-// per entity, the primary key; per user ID with a valid self-certification,
-// the user ID, its last self-certification, then its other signatures
-// in order; per subkey, the key and its binding (the newest, or a
-// revocation). Direct-key signatures, key revocations and user attributes
-// are dropped, as x/crypto drops them. It returns the emails of the user
-// IDs kept (Rekor's search subjects).
-func canonicalPGPKey(bin []byte) ([]byte, []string, error) {
-	r := packet.NewReader(bytes.NewReader(bin))
-	var out bytes.Buffer
-	var emails []string
-	var primary *packet.PublicKey
-	var entities, identities int
-	// pending holds the user ID being read and its signatures.
-	var uid *packet.UserId
-	var self *packet.Signature
-	var others []*packet.Signature
-	var sub *packet.PublicKey
-	var subSig *packet.Signature
-	var inAttribute bool
-	checks := 0
-	check := func() error {
-		if checks++; checks > maxPGPSignatureChecks {
-			return fmt.Errorf("the key carries more than %d self-signatures and subkey bindings", maxPGPSignatureChecks)
-		}
-		return nil
-	}
-	flushUID := func() error {
-		if uid != nil && self != nil {
-			if err := uid.Serialize(&out); err != nil {
-				return err
-			}
-			if err := self.Serialize(&out); err != nil {
-				return err
-			}
-			for _, s := range others {
-				if err := s.Serialize(&out); err != nil {
-					return err
-				}
-			}
-			identities++
-			if govalidator.IsEmail(uid.Email) {
-				emails = append(emails, uid.Email)
-			}
-		}
-		uid, self, others = nil, nil, nil
-		return nil
-	}
-	flushSub := func() error {
-		if sub == nil {
-			return nil
-		}
-		if subSig == nil {
-			return fmt.Errorf("subkey %X has no binding signature", sub.KeyId)
-		}
-		if err := sub.Serialize(&out); err != nil {
-			return err
-		}
-		if err := subSig.Serialize(&out); err != nil {
-			return err
-		}
-		sub, subSig = nil, nil
-		return nil
-	}
-	endEntity := func() error {
-		if err := flushUID(); err != nil {
-			return err
-		}
-		if err := flushSub(); err != nil {
-			return err
-		}
-		if primary != nil && identities == 0 {
-			return fmt.Errorf("key %X has no user ID with a valid self-signature", primary.KeyId)
-		}
-		identities = 0
-		return nil
-	}
-	for {
-		p, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading the PGP key: %w", err)
-		}
-		switch p := p.(type) {
-		case *packet.PrivateKey:
-			return nil, nil, errors.New("this is a PGP private key: send the public key (gpg --export)")
-		case *packet.PublicKey:
-			if !p.IsSubkey {
-				if err := endEntity(); err != nil {
-					return nil, nil, err
-				}
-				if !p.CanSign() {
-					return nil, nil, fmt.Errorf("key %X is not a signing key", p.KeyId)
-				}
-				primary, inAttribute = p, false
-				if entities++; entities > maxPGPKeys {
-					return nil, nil, fmt.Errorf("more than %d primary keys", maxPGPKeys)
-				}
-				if err := p.Serialize(&out); err != nil {
-					return nil, nil, err
-				}
-				continue
-			}
-			if primary == nil {
-				return nil, nil, errors.New("the key starts with a subkey")
-			}
-			if err := flushUID(); err != nil {
-				return nil, nil, err
-			}
-			if err := flushSub(); err != nil {
-				return nil, nil, err
-			}
-			sub, inAttribute = p, false
-		case *packet.UserId:
-			if primary == nil {
-				return nil, nil, errors.New("the key starts with a user ID")
-			}
-			if err := flushUID(); err != nil {
-				return nil, nil, err
-			}
-			if sub != nil {
-				return nil, nil, errors.New("a user ID after a subkey")
-			}
-			uid, inAttribute = p, false
-		case *packet.UserAttribute:
-			if err := flushUID(); err != nil {
-				return nil, nil, err
-			}
-			inAttribute = true
-		case *packet.Signature:
-			switch {
-			case primary == nil:
-				return nil, nil, errors.New("the key starts with a signature")
-			case sub != nil:
-				switch p.SigType {
-				case packet.SigTypeSubkeyBinding:
-					if err := check(); err != nil {
-						return nil, nil, err
-					}
-					if err := primary.VerifyKeySignature(sub, p); err != nil {
-						return nil, nil, fmt.Errorf("subkey %X: binding signature: %w", sub.KeyId, err)
-					}
-					if subSig == nil || subSig.SigType != packet.SigTypeSubkeyRevocation && p.CreationTime.After(subSig.CreationTime) {
-						subSig = p
-					}
-				case packet.SigTypeSubkeyRevocation:
-					if err := check(); err != nil {
-						return nil, nil, err
-					}
-					if err := primary.VerifySubkeyRevocationSignature(p, sub); err != nil {
-						return nil, nil, fmt.Errorf("subkey %X: revocation: %w", sub.KeyId, err)
-					}
-					subSig = p
-				default:
-					return nil, nil, fmt.Errorf("subkey %X: a signature of type %#x", sub.KeyId, p.SigType)
-				}
-			case uid != nil && !inAttribute:
-				if (p.SigType == packet.SigTypePositiveCert || p.SigType == packet.SigTypeGenericCert) && p.IssuerKeyId != nil && *p.IssuerKeyId == primary.KeyId {
-					if err := check(); err != nil {
-						return nil, nil, err
-					}
-					if err := primary.VerifyUserIdSignature(uid.Id, primary, p); err != nil {
-						return nil, nil, fmt.Errorf("user ID %q: self-signature: %w", uid.Id, err)
-					}
-					self = p
-				} else {
-					others = append(others, p)
-				}
-			}
-			// Otherwise a direct-key signature, a key revocation or a user
-			// attribute's certification: x/crypto keeps none of them.
-		}
-	}
-	if err := endEntity(); err != nil {
-		return nil, nil, err
-	}
-	if entities == 0 {
-		return nil, nil, errors.New("no PGP public key in it")
-	}
-	return out.Bytes(), emails, nil
+	return k.Armored, nil
 }
