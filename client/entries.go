@@ -132,3 +132,12 @@ func Alpine(apk, verifierPEM []byte) (json.RawMessage, error) {
 		"spec": map[string]any{"package": map[string]any{"content": apk}, "publicKey": map[string]any{"content": verifierPEM}},
 	})
 }
+
+// Helm builds a helm 0.0.1 proposed entry: a chart's provenance file and
+// the PGP key (armored or binary) that signed it.
+func Helm(provenance, key []byte) (json.RawMessage, error) {
+	return json.Marshal(map[string]any{
+		"kind": "helm", "apiVersion": "0.0.1",
+		"spec": map[string]any{"chart": map[string]any{"provenance": map[string]any{"content": provenance}}, "publicKey": map[string]any{"content": key}},
+	})
+}

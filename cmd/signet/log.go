@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -116,8 +117,9 @@ type uploadFlags struct {
 	artifact, digest, sig, key, cert, kind, pkiFormat, entry, aad string
 }
 
-// uploadKinds are the kinds log upload builds from files.
-var uploadKinds = []string{"hashedrekord", "rekord", "rfc3161", "cose", "intoto", "intoto:0.0.1", "intoto:0.0.2", "tuf", "alpine"}
+// uploadKinds are the kinds log upload builds from files: hashedrekord,
+// rekord and rfc3161 by their own rules, then fileKinds.
+var uploadKinds = append([]string{"hashedrekord", "rekord", "rfc3161"}, slices.Sorted(maps.Keys(fileKinds))...)
 
 // proposal builds the proposed entry the flags describe, or says which
 // flag is missing or out of place for the kind.
@@ -146,53 +148,8 @@ func (f uploadFlags) proposal(cmd *cobra.Command) (json.RawMessage, error) {
 	if f.kind != "cose" && cmd.Flags().Changed("aad") {
 		return nil, errors.New("--aad goes with --type cose")
 	}
-	if f.kind == "cose" {
-		return f.coseProposal(cmd)
-	}
-	if strings.HasPrefix(f.kind, "intoto") {
-		return f.intotoProposal(cmd)
-	}
-	if f.kind == "alpine" {
-		for _, name := range []string{"digest", "signature"} {
-			if cmd.Flags().Changed(name) {
-				return nil, fmt.Errorf("--type alpine logs the signed package given as --artifact: --%s does not go with it", name)
-			}
-		}
-		if f.artifact == "" || (f.key == "") == (f.cert == "") {
-			return nil, errors.New("--type alpine needs --artifact PACKAGE.apk and one of --public-key or --certificate (the RSA key abuild-sign used)")
-		}
-		verifier := f.key
-		if f.cert != "" {
-			verifier = f.cert
-		}
-		apk, err := os.ReadFile(f.artifact)
-		if err != nil {
-			return nil, err
-		}
-		key, err := os.ReadFile(verifier)
-		if err != nil {
-			return nil, err
-		}
-		return client.Alpine(apk, key)
-	}
-	if f.kind == "tuf" {
-		for _, name := range []string{"digest", "signature", "certificate"} {
-			if cmd.Flags().Changed(name) {
-				return nil, fmt.Errorf("--type tuf logs the metadata given as --artifact with the root given as --public-key: --%s does not go with it", name)
-			}
-		}
-		if f.artifact == "" || f.key == "" {
-			return nil, errors.New("--type tuf needs --artifact METADATA.json and --public-key ROOT.json (the root that signs it)")
-		}
-		md, err := os.ReadFile(f.artifact)
-		if err != nil {
-			return nil, err
-		}
-		root, err := os.ReadFile(f.key)
-		if err != nil {
-			return nil, err
-		}
-		return client.TUF(md, root)
+	if build, ok := fileKinds[f.kind]; ok {
+		return f.fileAndKey(cmd, build)
 	}
 	if f.kind == "rfc3161" {
 		// The artifact is the timestamp response itself.
@@ -265,55 +222,63 @@ func (f uploadFlags) proposal(cmd *cobra.Command) (json.RawMessage, error) {
 	return client.HashedRekord(alg, sum, sig, verifierBytes)
 }
 
-// coseProposal: the message is --artifact, verified by --public-key or
-// --certificate with the external AAD of --aad (base64, as rekor-cli).
-func (f uploadFlags) coseProposal(cmd *cobra.Command) (json.RawMessage, error) {
-	for _, name := range []string{"digest", "signature"} {
-		if cmd.Flags().Changed(name) {
-			return nil, fmt.Errorf("--type cose logs the COSE_Sign1 message given as --artifact: --%s does not go with it", name)
-		}
-	}
-	if f.artifact == "" {
-		return nil, errors.New("--type cose needs --artifact MESSAGE.cbor (a COSE_Sign1 message)")
-	}
-	if (f.key == "") == (f.cert == "") {
-		return nil, errors.New("give exactly one of --public-key and --certificate")
-	}
-	msg, err := os.ReadFile(f.artifact)
-	if err != nil {
-		return nil, err
-	}
-	verifier := f.key
-	if f.cert != "" {
-		verifier = f.cert
-	}
-	key, err := os.ReadFile(verifier)
-	if err != nil {
-		return nil, err
-	}
-	aad, err := base64.StdEncoding.DecodeString(f.aad)
-	if err != nil {
-		return nil, fmt.Errorf("--aad: not base64: %w", err)
-	}
-	return client.COSE(msg, key, aad)
+// fileKind is a kind logged from one file (--artifact) and the key or
+// root that verifies it (--public-key, or --certificate where one can).
+type fileKind struct {
+	artifact string // what --artifact is, for messages
+	key      string // what --public-key is
+	noCert   bool   // --certificate does not apply
+	proposal func(f uploadFlags, artifact, key []byte) (json.RawMessage, error)
 }
 
-// intotoProposal: the DSSE envelope is --artifact, verified by
-// --public-key or --certificate (0.0.2, the default: the key of each of the
-// envelope's signatures, given once for all).
-func (f uploadFlags) intotoProposal(cmd *cobra.Command) (json.RawMessage, error) {
-	for _, name := range []string{"digest", "signature"} {
+var fileKinds = map[string]fileKind{
+	"cose": {artifact: "MESSAGE.cbor (a COSE_Sign1 message)", key: "KEY.pem", proposal: func(f uploadFlags, msg, key []byte) (json.RawMessage, error) {
+		aad, err := base64.StdEncoding.DecodeString(f.aad)
+		if err != nil {
+			return nil, fmt.Errorf("--aad: not base64: %w", err)
+		}
+		return client.COSE(msg, key, aad)
+	}},
+	"intoto": {artifact: "ENVELOPE.json (a DSSE envelope over an in-toto statement)", key: "KEY.pem", proposal: func(_ uploadFlags, env, key []byte) (json.RawMessage, error) {
+		return client.InTotoV002(env, key)
+	}},
+	"intoto:0.0.2": {artifact: "ENVELOPE.json (a DSSE envelope over an in-toto statement)", key: "KEY.pem", proposal: func(_ uploadFlags, env, key []byte) (json.RawMessage, error) {
+		return client.InTotoV002(env, key)
+	}},
+	"intoto:0.0.1": {artifact: "ENVELOPE.json (a DSSE envelope over an in-toto statement)", key: "KEY.pem", proposal: func(_ uploadFlags, env, key []byte) (json.RawMessage, error) {
+		return client.InTotoV001(env, key)
+	}},
+	"tuf": {artifact: "METADATA.json", key: "ROOT.json (the root that signs it)", noCert: true, proposal: func(_ uploadFlags, md, root []byte) (json.RawMessage, error) {
+		return client.TUF(md, root)
+	}},
+	"alpine": {artifact: "PACKAGE.apk", key: "KEY.pem (the RSA key abuild-sign used)", proposal: func(_ uploadFlags, apk, key []byte) (json.RawMessage, error) {
+		return client.Alpine(apk, key)
+	}},
+	"helm": {artifact: "CHART.tgz.prov (the provenance helm package --sign wrote)", key: "KEY.asc (the PGP key that signed it)", noCert: true, proposal: func(_ uploadFlags, prov, key []byte) (json.RawMessage, error) {
+		return client.Helm(prov, key)
+	}},
+}
+
+// fileAndKey reads --artifact and the key for a fileKind, refusing flags
+// that do not go with it.
+func (f uploadFlags) fileAndKey(cmd *cobra.Command, k fileKind) (json.RawMessage, error) {
+	notHere := []string{"digest", "signature"}
+	if k.noCert {
+		notHere = append(notHere, "certificate")
+	}
+	for _, name := range notHere {
 		if cmd.Flags().Changed(name) {
-			return nil, fmt.Errorf("--type intoto logs the DSSE envelope given as --artifact: --%s does not go with it", name)
+			return nil, fmt.Errorf("--type %s logs --artifact %s: --%s does not go with it", f.kind, k.artifact, name)
 		}
 	}
-	if f.artifact == "" {
-		return nil, errors.New("--type intoto needs --artifact ENVELOPE.json (a DSSE envelope over an in-toto statement)")
+	if f.artifact == "" || (f.key == "") == (f.cert == "") {
+		with := "--public-key " + k.key
+		if !k.noCert {
+			with += " or --certificate CERT.pem"
+		}
+		return nil, fmt.Errorf("--type %s needs --artifact %s and %s", f.kind, k.artifact, with)
 	}
-	if (f.key == "") == (f.cert == "") {
-		return nil, errors.New("give exactly one of --public-key and --certificate")
-	}
-	env, err := os.ReadFile(f.artifact)
+	artifact, err := os.ReadFile(f.artifact)
 	if err != nil {
 		return nil, err
 	}
@@ -325,10 +290,7 @@ func (f uploadFlags) intotoProposal(cmd *cobra.Command) (json.RawMessage, error)
 	if err != nil {
 		return nil, err
 	}
-	if f.kind == "intoto:0.0.1" {
-		return client.InTotoV001(env, key)
-	}
-	return client.InTotoV002(env, key)
+	return k.proposal(f, artifact, key)
 }
 
 // rekordFormats are rekord's PKI formats, as --pki-format names them.
@@ -356,7 +318,8 @@ statement (--artifact, with the --public-key or --certificate of its
 signatures); the statement is stored and returned as the attestation.
 --type tuf logs TUF metadata (--artifact) with the root that signs it
 (--public-key root.json). --type alpine logs a signed .apk (--artifact) with
-the RSA key abuild-sign used. --entry FILE sends a proposed entry of any kind as it is.`,
+the RSA key abuild-sign used. --type helm logs a chart's provenance file
+(--artifact CHART.tgz.prov) with the PGP key that signed it. --entry FILE sends a proposed entry of any kind as it is.`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
   signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem

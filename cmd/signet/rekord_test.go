@@ -22,8 +22,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	gocose "github.com/veraison/go-cose"
+	"helm.sh/helm/v4/pkg/provenance"
 
 	"github.com/signet-dev/signet/internal/apktest"
 	"github.com/signet-dev/signet/internal/cosigntest"
@@ -488,5 +492,51 @@ func TestLogUploadAlpine(t *testing.T) {
 	os.WriteFile(path("c.apk"), append(apk, 0), 0o644) //nolint:errcheck
 	if _, err := runCLI(t, "--server", base, "log", "upload", "--type", "alpine", "--artifact", path("c.apk"), "--public-key", path("pub.pem")); err == nil || !strings.Contains(err.Error(), "datahash") {
 		t.Errorf("a package whose data changed: %v", err)
+	}
+}
+
+// Helm charts: a provenance made by Helm's own package logged by signet,
+// another by unmodified rekor-cli, both found by the chart's digest.
+func TestLogUploadHelm(t *testing.T) {
+	rekorCLI := cosigntest.RekorCLI(t)
+	base := devServer(t)
+	dir := t.TempDir()
+	path := func(n string) string { return filepath.Join(dir, n) }
+	e, err := openpgp.NewEntity("Charts", "", "charts@example.com", &packet.Config{Algorithm: packet.PubKeyAlgoRSA, RSABits: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key bytes.Buffer
+	w, _ := armor.Encode(&key, openpgp.PublicKeyType, nil)
+	e.Serialize(w)                                    //nolint:errcheck
+	w.Close()                                         //nolint:errcheck
+	os.WriteFile(path("key.asc"), key.Bytes(), 0o644) //nolint:errcheck
+	var sums []string
+	for i, name := range []string{"a.prov", "b.prov"} {
+		archive := []byte(fmt.Sprintf("chart archive %d", i))
+		prov, err := (&provenance.Signatory{Entity: e}).ClearSign(archive, "hello-0.1.0.tgz", []byte("apiVersion: v2\nname: hello\nversion: 0.1.0\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path(name), []byte(prov), 0o644) //nolint:errcheck
+		sum := sha256.Sum256(archive)
+		sums = append(sums, hex.EncodeToString(sum[:]))
+	}
+	out, err := runCLI(t, "--server", base, "log", "upload", "--type", "helm", "--artifact", path("a.prov"), "--public-key", path("key.asc"))
+	if err != nil || !strings.Contains(out, "Kind:            helm 0.0.1") {
+		t.Fatalf("signet log upload --type helm: %v\n%s", err, out)
+	}
+	cmd := exec.Command(rekorCLI, "upload", "--rekor_server", base, "--type", "helm", "--artifact", path("b.prov"), "--public-key", path("key.asc"))
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Created entry at index 1") {
+		t.Fatalf("rekor-cli upload --type helm: %v\n%s", err, out)
+	}
+	for _, sum := range sums {
+		if found, err := runCLI(t, "--server", base, "log", "search", "--sha", sum); err != nil || len(strings.Fields(found)) != 1 {
+			t.Errorf("search by the chart's digest: %v %q", err, found)
+		}
+	}
+	if _, err := runCLI(t, "--server", base, "log", "upload", "--type", "helm", "--artifact", path("a.prov"), "--certificate", path("key.asc")); err == nil || !strings.Contains(err.Error(), "--certificate does not go with it") {
+		t.Errorf("helm with --certificate: %v", err)
 	}
 }
