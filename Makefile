@@ -44,9 +44,10 @@ deps:
 ## test-deps: what only the tests need: Debian's Chromium, which the browser
 ## tests drive headless (the dev issuer's sign-in pages, signet's and cosign's
 ## interactive logins), and the signing tools whose signatures the log's
-## rekord entries are tested with (minisign, GnuPG, OpenSSH's ssh-keygen).
+## entries are tested with (minisign, GnuPG, OpenSSH's ssh-keygen, rpmbuild and
+## rpmsign).
 test-deps: deps
-	@for pair in chromium:chromium minisign:minisign gpg:gnupg ssh-keygen:openssh-client; do \
+	@for pair in chromium:chromium minisign:minisign gpg:gnupg ssh-keygen:openssh-client rpmbuild:rpm; do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 		if ! command -v $$cmd >/dev/null 2>&1; then \
 			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

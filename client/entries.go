@@ -141,3 +141,12 @@ func Helm(provenance, key []byte) (json.RawMessage, error) {
 		"spec": map[string]any{"chart": map[string]any{"provenance": map[string]any{"content": provenance}}, "publicKey": map[string]any{"content": key}},
 	})
 }
+
+// RPM builds an rpm 0.0.1 proposed entry: a signed RPM package and the PGP
+// key (armored or binary) that signed it.
+func RPM(pkg, key []byte) (json.RawMessage, error) {
+	return json.Marshal(map[string]any{
+		"kind": "rpm", "apiVersion": "0.0.1",
+		"spec": map[string]any{"package": map[string]any{"content": pkg}, "publicKey": map[string]any{"content": key}},
+	})
+}

@@ -254,6 +254,9 @@ var fileKinds = map[string]fileKind{
 	"alpine": {artifact: "PACKAGE.apk", key: "KEY.pem (the RSA key abuild-sign used)", proposal: func(_ uploadFlags, apk, key []byte) (json.RawMessage, error) {
 		return client.Alpine(apk, key)
 	}},
+	"rpm": {artifact: "PACKAGE.rpm (signed with rpmsign)", key: "KEY.asc (the PGP key that signed it)", noCert: true, proposal: func(_ uploadFlags, pkg, key []byte) (json.RawMessage, error) {
+		return client.RPM(pkg, key)
+	}},
 	"helm": {artifact: "CHART.tgz.prov (the provenance helm package --sign wrote)", key: "KEY.asc (the PGP key that signed it)", noCert: true, proposal: func(_ uploadFlags, prov, key []byte) (json.RawMessage, error) {
 		return client.Helm(prov, key)
 	}},
@@ -319,7 +322,8 @@ signatures); the statement is stored and returned as the attestation.
 --type tuf logs TUF metadata (--artifact) with the root that signs it
 (--public-key root.json). --type alpine logs a signed .apk (--artifact) with
 the RSA key abuild-sign used. --type helm logs a chart's provenance file
-(--artifact CHART.tgz.prov) with the PGP key that signed it. --entry FILE sends a proposed entry of any kind as it is.`,
+(--artifact CHART.tgz.prov) with the PGP key that signed it, --type rpm an
+RPM package signed with rpmsign. --entry FILE sends a proposed entry of any kind as it is.`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
   signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem

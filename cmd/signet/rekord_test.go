@@ -540,3 +540,26 @@ func TestLogUploadHelm(t *testing.T) {
 		t.Errorf("helm with --certificate: %v", err)
 	}
 }
+
+// RPM packages: one rpmbuild made and rpmsign signed (types/rpm's
+// fixture) logged by signet, then by unmodified rekor-cli, which finds it
+// there already; found by its SHA-256.
+func TestLogUploadRPM(t *testing.T) {
+	rekorCLI := cosigntest.RekorCLI(t)
+	base := devServer(t)
+	pkg, key := "../../types/rpm/testdata/hello.rpm", "../../types/rpm/testdata/hello.rpm.asc"
+	out, err := runCLI(t, "--server", base, "log", "upload", "--type", "rpm", "--artifact", pkg, "--public-key", key)
+	if err != nil || !strings.Contains(out, "Kind:            rpm 0.0.1") {
+		t.Fatalf("signet log upload --type rpm: %v\n%s", err, out)
+	}
+	cmd := exec.Command(rekorCLI, "upload", "--rekor_server", base, "--type", "rpm", "--artifact", pkg, "--public-key", key)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Entry already exists") {
+		t.Fatalf("rekor-cli upload --type rpm of the same package: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(pkg)
+	sum := sha256.Sum256(b)
+	if found, err := runCLI(t, "--server", base, "log", "search", "--sha", hex.EncodeToString(sum[:])); err != nil || len(strings.Fields(found)) != 1 {
+		t.Errorf("search by the package's digest: %v %q", err, found)
+	}
+}
