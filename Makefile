@@ -45,9 +45,9 @@ deps:
 ## tests drive headless (the dev issuer's sign-in pages, signet's and cosign's
 ## interactive logins), and the signing tools whose signatures the log's
 ## entries are tested with (minisign, GnuPG, OpenSSH's ssh-keygen, rpmbuild and
-## rpmsign).
+## rpmsign, the JDK's jar, keytool and jarsigner).
 test-deps: deps
-	@for pair in chromium:chromium minisign:minisign gpg:gnupg ssh-keygen:openssh-client rpmbuild:rpm; do \
+	@for pair in chromium:chromium minisign:minisign gpg:gnupg ssh-keygen:openssh-client rpmbuild:rpm jarsigner:openjdk-17-jdk-headless; do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 		if ! command -v $$cmd >/dev/null 2>&1; then \
 			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

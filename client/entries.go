@@ -150,3 +150,12 @@ func RPM(pkg, key []byte) (json.RawMessage, error) {
 		"spec": map[string]any{"package": map[string]any{"content": pkg}, "publicKey": map[string]any{"content": key}},
 	})
 }
+
+// JAR builds a jar 0.0.1 proposed entry: a Java archive signed with
+// jarsigner (the log reads the signer from it).
+func JAR(archive []byte) (json.RawMessage, error) {
+	return json.Marshal(map[string]any{
+		"kind": "jar", "apiVersion": "0.0.1",
+		"spec": map[string]any{"archive": map[string]any{"content": archive}},
+	})
+}

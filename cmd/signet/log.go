@@ -117,9 +117,9 @@ type uploadFlags struct {
 	artifact, digest, sig, key, cert, kind, pkiFormat, entry, aad string
 }
 
-// uploadKinds are the kinds log upload builds from files: hashedrekord,
-// rekord and rfc3161 by their own rules, then fileKinds.
-var uploadKinds = append([]string{"hashedrekord", "rekord", "rfc3161"}, slices.Sorted(maps.Keys(fileKinds))...)
+// uploadKinds are the kinds log upload builds from files: hashedrekord
+// and rekord by their own rules, then fileKinds.
+var uploadKinds = append([]string{"hashedrekord", "rekord"}, slices.Sorted(maps.Keys(fileKinds))...)
 
 // proposal builds the proposed entry the flags describe, or says which
 // flag is missing or out of place for the kind.
@@ -150,22 +150,6 @@ func (f uploadFlags) proposal(cmd *cobra.Command) (json.RawMessage, error) {
 	}
 	if build, ok := fileKinds[f.kind]; ok {
 		return f.fileAndKey(cmd, build)
-	}
-	if f.kind == "rfc3161" {
-		// The artifact is the timestamp response itself.
-		for _, name := range []string{"digest", "signature", "public-key", "certificate"} {
-			if cmd.Flags().Changed(name) {
-				return nil, fmt.Errorf("--type rfc3161 logs the timestamp response given as --artifact: --%s does not go with it", name)
-			}
-		}
-		if f.artifact == "" {
-			return nil, errors.New("--type rfc3161 needs --artifact FILE.tsr (the DER timestamp response)")
-		}
-		tsr, err := os.ReadFile(f.artifact)
-		if err != nil {
-			return nil, err
-		}
-		return client.RFC3161(tsr)
 	}
 	if (f.artifact == "") == (f.digest == "") {
 		return nil, errors.New("give exactly one of --artifact and --digest")
@@ -226,7 +210,7 @@ func (f uploadFlags) proposal(cmd *cobra.Command) (json.RawMessage, error) {
 // root that verifies it (--public-key, or --certificate where one can).
 type fileKind struct {
 	artifact string // what --artifact is, for messages
-	key      string // what --public-key is
+	key      string // what --public-key is; "" when the artifact is all
 	noCert   bool   // --certificate does not apply
 	proposal func(f uploadFlags, artifact, key []byte) (json.RawMessage, error)
 }
@@ -254,6 +238,12 @@ var fileKinds = map[string]fileKind{
 	"alpine": {artifact: "PACKAGE.apk", key: "KEY.pem (the RSA key abuild-sign used)", proposal: func(_ uploadFlags, apk, key []byte) (json.RawMessage, error) {
 		return client.Alpine(apk, key)
 	}},
+	"rfc3161": {artifact: "FILE.tsr (a DER timestamp response)", proposal: func(_ uploadFlags, tsr, _ []byte) (json.RawMessage, error) {
+		return client.RFC3161(tsr)
+	}},
+	"jar": {artifact: "APP.jar (signed with jarsigner)", proposal: func(_ uploadFlags, archive, _ []byte) (json.RawMessage, error) {
+		return client.JAR(archive)
+	}},
 	"rpm": {artifact: "PACKAGE.rpm (signed with rpmsign)", key: "KEY.asc (the PGP key that signed it)", noCert: true, proposal: func(_ uploadFlags, pkg, key []byte) (json.RawMessage, error) {
 		return client.RPM(pkg, key)
 	}},
@@ -266,13 +256,26 @@ var fileKinds = map[string]fileKind{
 // that do not go with it.
 func (f uploadFlags) fileAndKey(cmd *cobra.Command, k fileKind) (json.RawMessage, error) {
 	notHere := []string{"digest", "signature"}
-	if k.noCert {
+	switch {
+	case k.key == "":
+		notHere = append(notHere, "public-key", "certificate")
+	case k.noCert:
 		notHere = append(notHere, "certificate")
 	}
 	for _, name := range notHere {
 		if cmd.Flags().Changed(name) {
 			return nil, fmt.Errorf("--type %s logs --artifact %s: --%s does not go with it", f.kind, k.artifact, name)
 		}
+	}
+	if k.key == "" {
+		if f.artifact == "" {
+			return nil, fmt.Errorf("--type %s needs --artifact %s", f.kind, k.artifact)
+		}
+		artifact, err := os.ReadFile(f.artifact)
+		if err != nil {
+			return nil, err
+		}
+		return k.proposal(f, artifact, nil)
 	}
 	if f.artifact == "" || (f.key == "") == (f.cert == "") {
 		with := "--public-key " + k.key
@@ -323,7 +326,8 @@ signatures); the statement is stored and returned as the attestation.
 (--public-key root.json). --type alpine logs a signed .apk (--artifact) with
 the RSA key abuild-sign used. --type helm logs a chart's provenance file
 (--artifact CHART.tgz.prov) with the PGP key that signed it, --type rpm an
-RPM package signed with rpmsign. --entry FILE sends a proposed entry of any kind as it is.`,
+RPM package signed with rpmsign, --type jar a Java archive signed with
+jarsigner. --entry FILE sends a proposed entry of any kind as it is.`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
   signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem

@@ -563,3 +563,44 @@ func TestLogUploadRPM(t *testing.T) {
 		t.Errorf("search by the package's digest: %v %q", err, found)
 	}
 }
+
+// Java archives: types/jar's jarsigner-signed fixture logged by signet,
+// then by unmodified rekor-cli, which finds it there already; found by its
+// SHA-256 and by the signer's certificate.
+func TestLogUploadJAR(t *testing.T) {
+	rekorCLI := cosigntest.RekorCLI(t)
+	base := devServer(t)
+	archive := "../../types/jar/testdata/signed.jar"
+	out, err := runCLI(t, "--server", base, "log", "upload", "--type", "jar", "--artifact", archive, "-o", "json")
+	if err != nil {
+		t.Fatalf("signet log upload --type jar: %v\n%s", err, out)
+	}
+	cmd := exec.Command(rekorCLI, "upload", "--rekor_server", base, "--type", "jar", "--artifact", archive)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Entry already exists") {
+		t.Fatalf("rekor-cli upload --type jar of the same archive: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(archive)
+	sum := sha256.Sum256(b)
+	if found, err := runCLI(t, "--server", base, "log", "search", "--sha", hex.EncodeToString(sum[:])); err != nil || len(strings.Fields(found)) != 1 {
+		t.Errorf("search by the archive's digest: %v %q", err, found)
+	}
+	var le map[string]struct{ Body string }
+	json.Unmarshal([]byte(out), &le) //nolint:errcheck
+	for _, e := range le {
+		body, _ := base64.StdEncoding.DecodeString(e.Body)
+		var leaf struct {
+			Spec struct {
+				Signature struct {
+					PublicKey struct{ Content []byte } `json:"publicKey"`
+				} `json:"signature"`
+			} `json:"spec"`
+		}
+		json.Unmarshal(body, &leaf) //nolint:errcheck
+		certPath := filepath.Join(t.TempDir(), "signer.pem")
+		os.WriteFile(certPath, leaf.Spec.Signature.PublicKey.Content, 0o644) //nolint:errcheck
+		if found, err := runCLI(t, "--server", base, "log", "search", "--public-key", certPath); err != nil || len(strings.Fields(found)) != 1 {
+			t.Errorf("search by the signer's certificate: %v %q", err, found)
+		}
+	}
+}

@@ -250,7 +250,7 @@ func Defaults() Config {
 		DataDir: "./.signet",
 		// The components' own defaults, so each number is written once.
 		Log: Log{
-			EntryTypes:          []string{"hashedrekord", "dsse", "rekord", "rfc3161", "cose", "intoto", "tuf", "alpine", "helm", "rpm"},
+			EntryTypes:          []string{"hashedrekord", "dsse", "rekord", "rfc3161", "cose", "intoto", "tuf", "alpine", "helm", "rpm", "jar"},
 			MaxRequestBytes:     rekorapi.DefaultLimits.MaxBodyBytes,
 			MaxSearchResults:    rekorapi.DefaultLimits.MaxSearchResults,
 			MaxAttestationBytes: rekorapi.DefaultLimits.MaxAttestationBytes,

@@ -62,6 +62,7 @@ import (
 	"github.com/signet-dev/signet/types/hashedrekord"
 	"github.com/signet-dev/signet/types/helm"
 	"github.com/signet-dev/signet/types/intoto"
+	"github.com/signet-dev/signet/types/jar"
 	"github.com/signet-dev/signet/types/rekord"
 	"github.com/signet-dev/signet/types/rfc3161"
 	"github.com/signet-dev/signet/types/rpm"
@@ -335,7 +336,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err != nil {
 		return err
 	}
-	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind(), cose.Kind(), intoto.Kind(), tuftype.Kind(), alpine.Kind(), helm.Kind(), rpm.Kind())
+	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind(), cose.Kind(), intoto.Kind(), tuftype.Kind(), alpine.Kind(), helm.Kind(), rpm.Kind(), jar.Kind())
 	if err := registry.Enable(s.cfg.Log.EntryTypes); err != nil {
 		return fmt.Errorf("log.entry_types: %w", err)
 	}

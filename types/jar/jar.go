@@ -1,0 +1,203 @@
+// Package jar is the jar entry kind (0.0.1): a signed Java archive, as
+// jarsigner signs it. The signature block (META-INF/*.RSA, .DSA, .EC or
+// SIG-*) is a PKCS#7 signature over the .SF file, which holds digests of
+// the manifest, which holds a digest of every entry; all of it is checked
+// with SAS's relic (the library Rekor uses; v8 here). The leaf keeps the
+// archive's SHA-256, the detached signature and the signer's certificate.
+package jar
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/sassoftware/relic/v8/lib/pkcs7"
+	"github.com/sassoftware/relic/v8/lib/signjar"
+
+	"github.com/signet-dev/signet/types"
+)
+
+// Name is the kind's name on the wire.
+const Name = "jar"
+
+// Bounds on what an archive makes the log decompress: checking every
+// entry's digest reads every entry, so an archive of a few MiB could
+// otherwise cost gigabytes of inflation (Rekor bounds only META-INF).
+const (
+	// MaxEntries bounds the archive's entries.
+	MaxEntries = 1 << 16
+	// MaxUncompressed bounds the entries' sizes added up, as the archive
+	// declares them (archive/zip refuses an entry longer than declared).
+	MaxUncompressed = 256 << 20
+	// MaxMetadata bounds each META-INF file, which is read whole.
+	MaxMetadata = 8 << 20
+)
+
+// Kind returns the jar kind.
+func Kind() types.Kind {
+	return types.Kind{Name: Name, DefaultVersion: "0.0.1", Versions: map[string]types.Parser{"0.0.1": parseV001}}
+}
+
+// specV001 is Rekor's jar 0.0.1 schema; the canonical form drops
+// archive.content and adds the hash and the signature.
+type specV001 struct {
+	Archive   *archiveV001   `json:"archive"`
+	Signature *signatureV001 `json:"signature,omitempty"`
+}
+
+type archiveV001 struct {
+	Content []byte    `json:"content,omitempty"`
+	Hash    *hashV001 `json:"hash,omitempty"`
+}
+
+type hashV001 struct {
+	Algorithm string `json:"algorithm"`
+	Value     string `json:"value"`
+}
+
+type signatureV001 struct {
+	Content   []byte   `json:"content"`
+	PublicKey *keyV001 `json:"publicKey"`
+}
+
+type keyV001 struct {
+	Content []byte `json:"content"`
+}
+
+type entry struct {
+	canonical []byte
+	keys      []string
+}
+
+func (e *entry) Canonical() []byte   { return e.canonical }
+func (e *entry) IndexKeys() []string { return e.keys }
+func (e *entry) Insertable() bool    { return true }
+
+func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
+	var s specV001
+	if err := types.DecodeStrict(raw, &s); err != nil {
+		return nil, types.Invalid("jar spec: %v", err)
+	}
+	if s.Archive == nil || len(s.Archive.Content) == 0 {
+		return nil, types.Invalid("jar: 'content' must be specified for archive (the signed .jar itself)")
+	}
+	if s.Signature != nil {
+		return nil, types.Invalid("jar: signature is computed by the log from the archive; send archive.content alone")
+	}
+	jar := s.Archive.Content
+	sum := sha256.Sum256(jar)
+	computed := hex.EncodeToString(sum[:])
+	if h := s.Archive.Hash; h != nil && (h.Algorithm != "sha256" || h.Value != computed) {
+		return nil, types.Invalid("jar: SHA mismatch: %s != %s (archive.hash is not the SHA-256 of archive.content)", computed, h.Value)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(jar), int64(len(jar)))
+	if err != nil {
+		return nil, types.Invalid("jar: not a zip archive: %v", err)
+	}
+	if err := checkSizes(zr); err != nil {
+		return nil, types.Invalid("jar: %v", err)
+	}
+	sigs, err := signjar.Verify(zr, false)
+	if err != nil {
+		return nil, types.Invalid("jar: the archive's signature does not verify: %v", err)
+	}
+	if len(sigs) != 1 {
+		return nil, types.Invalid("jar: %d signatures in the archive; one is logged (as Rekor)", len(sigs))
+	}
+	block, err := signatureBlock(zr)
+	if err != nil {
+		return nil, types.Invalid("jar: %v", err)
+	}
+	psd, err := pkcs7.Unmarshal(block)
+	if err != nil {
+		return nil, types.Invalid("jar: the signature block: %v", err)
+	}
+	certs := psd.Content.Certificates
+	if len(certs) == 0 {
+		return nil, types.Invalid("jar: the signature block carries no certificate")
+	}
+	// The stored forms are Rekor's: the signer's (first) certificate as
+	// PEM, and the block re-encoded detached, as PEM "PKCS7".
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs[0].FullBytes})
+	if _, err := psd.Detach(); err != nil {
+		return nil, types.Invalid("jar: the signature block: %v", err)
+	}
+	detached, err := psd.Marshal()
+	if err != nil {
+		return nil, types.Invalid("jar: the signature block: %v", err)
+	}
+	sigPEM := pem.EncodeToMemory(&pem.Block{Type: "PKCS7", Bytes: detached})
+	leaf, err := types.Canonicalize(Name, "0.0.1", specV001{
+		Archive:   &archiveV001{Hash: &hashV001{Algorithm: "sha256", Value: computed}},
+		Signature: &signatureV001{Content: sigPEM, PublicKey: &keyV001{Content: certPEM}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Rekor indexes the signature's digest (its code names it the key's)
+	// and the archive's. The certificate's digest is indexed too (a
+	// deviation, on purpose): a search by the signer's certificate then
+	// finds its archives.
+	sigHash, certHash := sha256.Sum256(sigPEM), sha256.Sum256(certPEM)
+	keys := []string{hex.EncodeToString(sigHash[:]), "sha256:" + computed, hex.EncodeToString(certHash[:])}
+	return &entry{canonical: leaf, keys: keys}, nil
+}
+
+// isMetadata is whether a zip entry is one of META-INF's signature files
+// (the files relic reads whole).
+func isMetadata(name string) (ext string, ok bool) {
+	dir, base := path.Split(strings.ToUpper(name))
+	if dir != "META-INF/" || base == "" {
+		return "", false
+	}
+	i := strings.LastIndex(base, ".")
+	if i < 0 {
+		return "", false
+	}
+	return base[i:], true
+}
+
+func checkSizes(zr *zip.Reader) error {
+	if len(zr.File) > MaxEntries {
+		return fmt.Errorf("%d entries, more than %d", len(zr.File), MaxEntries)
+	}
+	var total uint64
+	for _, f := range zr.File {
+		total += f.UncompressedSize64
+		if total > MaxUncompressed {
+			return fmt.Errorf("its entries decompress to more than %d bytes", MaxUncompressed)
+		}
+		if _, ok := isMetadata(f.Name); ok && f.UncompressedSize64 > MaxMetadata {
+			return fmt.Errorf("%s is %d bytes, more than %d", f.Name, f.UncompressedSize64, MaxMetadata)
+		}
+	}
+	return nil
+}
+
+// signatureBlock is the first signature block in the archive, as Rekor
+// takes it.
+func signatureBlock(zr *zip.Reader) ([]byte, error) {
+	for _, f := range zr.File {
+		ext, ok := isMetadata(f.Name)
+		_, base := path.Split(strings.ToUpper(f.Name))
+		if !ok || !(ext == ".RSA" || ext == ".DSA" || ext == ".EC" || strings.HasPrefix(base, "SIG-")) {
+			continue
+		}
+		r, err := f.Open()
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		return io.ReadAll(r)
+	}
+	return nil, errors.New("no signature block (META-INF/*.RSA, .DSA, .EC or SIG-*)")
+}
