@@ -56,6 +56,10 @@ for run in $(seq 1 $runs); do
   # Rekor v1 and v2 appends on one instance, one after the other: an A/B.
   bin/signet-bench --target "$v2" --scenarios append,append-v2 --concurrency 64 --duration "$duration" |
     sed 's/"scenario":"append"/"scenario":"append-v1-beside-v2"/'
+  # Appends of every entry kind at 64 clients, one kind after another, each
+  # entry signed before its kind's timed phase (rpm and jar are not timed:
+  # each would need rpmsign or jarsigner run per entry).
+  bin/signet-bench --target "$base" --scenarios append-kinds --concurrency 64 --duration "$duration"
 done
 # The client: signet's CLI against unmodified cosign, keyless image and blob
 # sign+verify against the main instance, interleaved, median of 20 each.

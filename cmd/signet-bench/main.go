@@ -63,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var o options
 	var scenarios string
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "base URL of the instance")
-	fs.StringVar(&scenarios, "scenarios", "ca,append,read,search", "comma-separated: ca, append (Rekor v1), append-v2 (Rekor v2, log.v2.enabled), read, search, timestamp, tiles (level-0 hash tiles), bundles (entry bundles)")
+	fs.StringVar(&scenarios, "scenarios", "ca,append,read,search", "comma-separated: ca, append (Rekor v1), append-v2 (Rekor v2, log.v2.enabled), append-kinds (appends of every entry kind, one line each), read, search, timestamp, tiles (level-0 hash tiles), bundles (entry bundles)")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients (closed loop)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "timed phase of each scenario")
 	fs.DurationVar(&o.appendDuration, "append-duration", 0, "timed phase of the append scenario (default: --duration)")
@@ -134,6 +134,16 @@ Flags:
 			res, err = st.appendScenario(ctx, stderr, 1)
 		case "append-v2":
 			res, err = st.appendScenario(ctx, stderr, 2)
+		case "append-kinds":
+			// One line per kind, written as each finishes.
+			err = st.kindsScenario(ctx, stderr, func(r *result) {
+				line, _ := json.Marshal(r)
+				fmt.Fprintln(stdout, string(line))
+			})
+			if err != nil {
+				return fmt.Errorf("scenario %s: %w", sc, err)
+			}
+			continue
 		case "read":
 			res, err = st.readScenario(ctx, stderr)
 		case "search":
@@ -145,7 +155,7 @@ Flags:
 		case "bundles":
 			res, err = st.tilesScenario(ctx, -1)
 		default:
-			return fmt.Errorf("unknown scenario %q (ca, append, append-v2, read, search, timestamp, tiles, bundles)", sc)
+			return fmt.Errorf("unknown scenario %q (ca, append, append-v2, append-kinds, read, search, timestamp, tiles, bundles)", sc)
 		}
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", sc, err)

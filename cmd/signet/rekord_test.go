@@ -29,7 +29,7 @@ import (
 	gocose "github.com/veraison/go-cose"
 	"helm.sh/helm/v4/pkg/provenance"
 
-	"github.com/signet-dev/signet/internal/apktest"
+	"github.com/signet-dev/signet/internal/apkbuild"
 	"github.com/signet-dev/signet/internal/cosigntest"
 )
 
@@ -323,6 +323,7 @@ func TestLogUploadCOSE(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Kind:            cose 0.0.1") || !strings.Contains(out, fmt.Sprintf("Attestation:     %d bytes stored", len(withAAD))) {
 		t.Fatalf("signet log upload --type cose: %v\n%s", err, out)
 	}
+	uploadAgain(t, base, "--type", "cose", "--artifact", path("a.cbor"), "--public-key", path("pub.pem"), "--aad", base64.StdEncoding.EncodeToString([]byte("context")))
 	if _, err := runCLI(t, "--server", base, "log", "upload", "--type", "cose", "--artifact", path("a.cbor"), "--public-key", path("pub.pem")); err == nil || !strings.Contains(err.Error(), "does not verify with the given key and aad") {
 		t.Fatalf("without its AAD: %v", err)
 	}
@@ -330,6 +331,9 @@ func TestLogUploadCOSE(t *testing.T) {
 	cmd.Env = append(os.Environ(), "HOME="+dir)
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Created entry at index 1") {
 		t.Fatalf("rekor-cli upload --type cose: %v\n%s", err, out)
+	}
+	if found, err := runCLI(t, "--server", base, "log", "search", "--public-key", path("pub.pem")); err != nil || len(strings.Fields(found)) != 2 {
+		t.Errorf("search by the key: %v %q, want both messages", err, found)
 	}
 	for i, want := range [][]byte{withAAD, plain} {
 		out, err := runCLI(t, "--server", base, "log", "get", "--log-index", fmt.Sprint(i), "--output", "json")
@@ -388,6 +392,8 @@ func TestLogUploadInToto(t *testing.T) {
 			t.Fatalf("signet log upload --type %s: %v\n%s", kind, err, out)
 		}
 	}
+	uploadAgain(t, base, "--type", "intoto", "--artifact", path("signet0.json"), "--public-key", path("pub.pem"))
+	uploadAgain(t, base, "--type", "intoto:0.0.1", "--artifact", path("signet1.json"), "--public-key", path("pub.pem"))
 	for i, kind := range []string{"intoto:0.0.2", "intoto:0.0.1"} {
 		name := fmt.Sprintf("rekor%d.json", i)
 		envelope(name, "rekor-cli "+kind)
@@ -440,6 +446,7 @@ func TestLogUploadTUF(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Kind:            tuf 0.0.1") {
 		t.Fatalf("signet log upload --type tuf: %v\n%s", err, out)
 	}
+	uploadAgain(t, base, "--type", "tuf", "--artifact", path("timestamp.json"), "--public-key", path("root.json"))
 	cmd := exec.Command(rekorCLI, "upload", "--rekor_server", base, "--type", "tuf", "--artifact", path("1.targets.json"), "--public-key", path("root.json"))
 	cmd.Env = append(os.Environ(), "HOME="+dir)
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Created entry at index 1") {
@@ -466,7 +473,7 @@ func TestLogUploadAlpine(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	var sums []string
 	for i, name := range []string{"a.apk", "b.apk"} {
-		p := apktest.Build(t, key, func(s string) string {
+		p := mustBuild(t, key, func(s string) string {
 			return strings.Replace(s, "pkgver = 1.0-r0", fmt.Sprintf("pkgver = 1.%d-r0", i), 1)
 		})
 		os.WriteFile(path(name), p.APK, 0o644)         //nolint:errcheck
@@ -478,6 +485,7 @@ func TestLogUploadAlpine(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Kind:            alpine 0.0.1") {
 		t.Fatalf("signet log upload --type alpine: %v\n%s", err, out)
 	}
+	uploadAgain(t, base, "--type", "alpine", "--artifact", path("a.apk"), "--public-key", path("pub.pem"))
 	cmd := exec.Command(rekorCLI, "upload", "--rekor_server", base, "--type", "alpine", "--artifact", path("b.apk"), "--public-key", path("pub.pem"))
 	cmd.Env = append(os.Environ(), "HOME="+dir)
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Created entry at index 1") {
@@ -526,6 +534,7 @@ func TestLogUploadHelm(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Kind:            helm 0.0.1") {
 		t.Fatalf("signet log upload --type helm: %v\n%s", err, out)
 	}
+	uploadAgain(t, base, "--type", "helm", "--artifact", path("a.prov"), "--public-key", path("key.asc"))
 	cmd := exec.Command(rekorCLI, "upload", "--rekor_server", base, "--type", "helm", "--artifact", path("b.prov"), "--public-key", path("key.asc"))
 	cmd.Env = append(os.Environ(), "HOME="+dir)
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Created entry at index 1") {
@@ -602,5 +611,24 @@ func TestLogUploadJAR(t *testing.T) {
 		if found, err := runCLI(t, "--server", base, "log", "search", "--public-key", certPath); err != nil || len(strings.Fields(found)) != 1 {
 			t.Errorf("search by the signer's certificate: %v %q", err, found)
 		}
+	}
+}
+
+func mustBuild(t testing.TB, key *rsa.PrivateKey, tweak func(string) string) apkbuild.Package {
+	t.Helper()
+	p, err := apkbuild.Build(key, tweak)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// uploadAgain sends the same upload a second time: the log answers 409
+// with the existing entry, which signet verifies and reports.
+func uploadAgain(t *testing.T, base string, args ...string) {
+	t.Helper()
+	out, err := runCLI(t, append([]string{"--server", base, "log", "upload"}, args...)...)
+	if err != nil || !strings.Contains(out, "already in the log") {
+		t.Errorf("the same upload again: %v\n%s", err, out)
 	}
 }

@@ -25,6 +25,26 @@ import (
 	"github.com/signet-dev/signet/log/rekorapi/model"
 )
 
+// Every kind refuses a proposal it cannot verify with a 400 naming the
+// kind, before anything is appended.
+func TestEveryKindRefusesWithoutWriting(t *testing.T) {
+	inst := newFixture(t).start(t)
+	before := inst.treeSize()
+	for _, kv := range [][2]string{
+		{"hashedrekord", "0.0.1"}, {"dsse", "0.0.1"}, {"rekord", "0.0.1"}, {"rfc3161", "0.0.1"}, {"cose", "0.0.1"}, {"intoto", "0.0.1"},
+		{"intoto", "0.0.2"}, {"tuf", "0.0.1"}, {"alpine", "0.0.1"}, {"helm", "0.0.1"}, {"rpm", "0.0.1"}, {"jar", "0.0.1"},
+	} {
+		body := []byte(`{"kind":"` + kv[0] + `","apiVersion":"` + kv[1] + `","spec":{}}`)
+		_, msg := inst.post("/api/v1/log/entries", body, http.StatusBadRequest)
+		if !bytes.Contains(msg, []byte(kv[0])) {
+			t.Errorf("%s %s: %s, want a message naming the kind", kv[0], kv[1], msg)
+		}
+	}
+	if after := inst.treeSize(); after != before {
+		t.Fatalf("the tree grew from %d to %d on refused entries", before, after)
+	}
+}
+
 func TestBadInputIsRefusedAndTheLogDoesNotGrow(t *testing.T) {
 	inst := newFixture(t).start(t, func(c *config.Config) { c.Log.MaxRequestBytes = 64 << 10 })
 	s := newSigner(t)
@@ -470,7 +490,7 @@ func TestConfigErrorsStopStartUp(t *testing.T) {
 		mutate func(*config.Config)
 		want   string
 	}{
-		{"unknown entry type", func(c *config.Config) { c.Log.EntryTypes = []string{"rpm"} }, `entry type "rpm" is not known`},
+		{"unknown entry type", func(c *config.Config) { c.Log.EntryTypes = []string{"debian"} }, `entry type "debian" is not known`},
 		{"memory key outside dev", func(c *config.Config) { c.Log.Signer = "memory:" }, "only allowed in dev mode"},
 		{"no database", func(c *config.Config) { c.Database.URL = "" }, "database.url"},
 		{"tiny body limit", func(c *config.Config) { c.Log.MaxRequestBytes = 10 }, "max_request_bytes"},

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signet-dev/signet/internal/apktest"
+	"github.com/signet-dev/signet/internal/apkbuild"
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/alpine"
 	"github.com/signet-dev/signet/types/internal/rekorref"
@@ -37,7 +37,7 @@ func TestMatchesRekor(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			b := apktest.Build(t, key, tweak)
+			b := mustBuild(t, key, tweak)
 			e := rekorref.Matches(t, reg, proposal(t, b.APK, b.PubPEM))
 			if !strings.Contains(string(e.Canonical()), `"pkgname":"hello"`) || strings.Contains(string(e.Canonical()), "usr/bin") {
 				t.Errorf("leaf %s", e.Canonical())
@@ -50,13 +50,13 @@ func TestRefusals(t *testing.T) {
 	reg := types.NewRegistry(alpine.Kind())
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
-	good := apktest.Build(t, key, nil)
-	otherKey := apktest.Build(t, other, nil).PubPEM
+	good := mustBuild(t, key, nil)
+	otherKey := mustBuild(t, other, nil).PubPEM
 	wrongData := append(append([]byte(nil), good.APK...), 0)
-	badHash := apktest.Build(t, key, func(s string) string { return s + "datahash = 00\n" })
+	badHash := mustBuild(t, key, func(s string) string { return s + "datahash = 00\n" })
 	// A control stream that decompresses to more than the bound.
-	bomb := apktest.GzipTar(t, [][2]string{{".PKGINFO", strings.Repeat("x", alpine.MaxControlStream+1)}}, true)
-	sigOnly := apktest.GzipTar(t, [][2]string{{".SIGN.RSA.k.rsa.pub", "sig"}}, true)
+	bomb := apkbuild.GzipTar([][2]string{{".PKGINFO", strings.Repeat("x", alpine.MaxControlStream+1)}}, true)
+	sigOnly := apkbuild.GzipTar([][2]string{{".SIGN.RSA.k.rsa.pub", "sig"}}, true)
 	for name, tc := range map[string]struct {
 		apk, key []byte
 		want     string
@@ -66,7 +66,7 @@ func TestRefusals(t *testing.T) {
 		"datahash not sha256":    {badHash.APK, badHash.PubPEM, "datahash is not a SHA-256"},
 		"a gzip bomb of control": {append(sigOnly, bomb...), good.PubPEM, "decompresses to more than"},
 		"not gzip":               {[]byte("not an apk"), good.PubPEM, "not an .apk"},
-		"unsigned":               {append(apktest.GzipTar(t, [][2]string{{"README", "x"}}, true), apktest.GzipTar(t, [][2]string{{".PKGINFO", "pkgname = x\n"}}, true)...), good.PubPEM, "no signature in the package"},
+		"unsigned":               {append(apkbuild.GzipTar([][2]string{{"README", "x"}}, true), apkbuild.GzipTar([][2]string{{".PKGINFO", "pkgname = x\n"}}, true)...), good.PubPEM, "no signature in the package"},
 	} {
 		_, err := reg.ParseInsertable(context.Background(), proposal(t, tc.apk, tc.key))
 		var ve *types.ValidationError
@@ -80,7 +80,7 @@ func TestRefusals(t *testing.T) {
 // validation error, and never panics.
 func FuzzParse(f *testing.F) {
 	key, _ := rsa.GenerateKey(rand.Reader, 1024)
-	b := apktest.Build(f, key, nil)
+	b := mustBuild(f, key, nil)
 	f.Add(b.APK)
 	reg := types.NewRegistry(alpine.Kind())
 	f.Fuzz(func(t *testing.T, apk []byte) {
@@ -90,4 +90,13 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("not a validation error: %v", err)
 		}
 	})
+}
+
+func mustBuild(t testing.TB, key *rsa.PrivateKey, tweak func(string) string) apkbuild.Package {
+	t.Helper()
+	p, err := apkbuild.Build(key, tweak)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
