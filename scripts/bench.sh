@@ -57,8 +57,7 @@ for run in $(seq 1 $runs); do
   bin/signet-bench --target "$v2" --scenarios append,append-v2 --concurrency 64 --duration "$duration" |
     sed 's/"scenario":"append"/"scenario":"append-v1-beside-v2"/'
   # Appends of every entry kind at 64 clients, one kind after another, each
-  # entry signed before its kind's timed phase (rpm and jar are not timed:
-  # each would need rpmsign or jarsigner run per entry).
+  # entry signed before its kind's timed phase (--kinds picks some).
   bin/signet-bench --target "$base" --scenarios append-kinds --concurrency 64 --duration "$duration"
 done
 # The client: signet's CLI against unmodified cosign, keyless image and blob

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto"
@@ -12,13 +13,17 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +32,11 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	rpmutils "github.com/sassoftware/go-rpmutils"
+	"github.com/sassoftware/relic/v8/lib/binpatch"
+	"github.com/sassoftware/relic/v8/lib/certloader"
+	"github.com/sassoftware/relic/v8/lib/signjar"
+	"github.com/sassoftware/relic/v8/lib/zipslicer"
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -38,10 +48,13 @@ import (
 	"github.com/signet-dev/signet/internal/apkbuild"
 )
 
-// entryKinds are the kinds the append-kinds scenario times, in order. rpm
-// and jar need rpmbuild/rpmsign and jarsigner per entry, too slow to make
-// thousands of unique entries before a run; they are not timed.
-var entryKinds = []string{"hashedrekord", "rekord-x509", "rekord-ssh", "rekord-pgp", "rekord-minisign", "dsse", "intoto", "cose", "rfc3161", "tuf", "helm", "alpine"}
+// entryKinds are the kinds the append-kinds scenario times, in order.
+var entryKinds = []string{"hashedrekord", "rekord-x509", "rekord-ssh", "rekord-pgp", "rekord-minisign", "dsse", "intoto", "cose", "rfc3161", "tuf", "helm", "alpine", "rpm", "jar"}
+
+// rpmBase is the package the rpm kind re-signs per entry (rpmbuild's
+// output, committed as a test fixture; signet-bench runs from the
+// repository's root).
+const rpmBase = "types/rpm/testdata/hello.rpm"
 
 // kindMaker signs the i-th entry of a kind; set-up (keys, a TUF root) is
 // done once by newKindMaker.
@@ -214,8 +227,123 @@ func newKindMaker(ctx context.Context, s *state, kind string) (kindMaker, error)
 			}
 			return client.Alpine(p.APK, p.PubPEM)
 		}, nil
+	case "rpm":
+		return rpmMaker()
+	case "jar":
+		return jarMaker(ctx)
 	}
 	return nil, fmt.Errorf("unknown kind %q", kind)
+}
+
+// rpmMaker re-signs the base package per entry with go-rpmutils (as
+// rpmsign --rpmv3 would: over the header, and over header and payload),
+// each signature made at its own second so every package differs.
+func rpmMaker() (kindMaker, error) {
+	base, err := os.ReadFile(rpmBase)
+	if err != nil {
+		return nil, fmt.Errorf("the rpm kind re-signs %s (run from the repository's root): %w", rpmBase, err)
+	}
+	e, err := openpgp.NewEntity("RPM Signer", "", "rpm@example.com", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		return nil, err
+	}
+	var key bytes.Buffer
+	w, _ := armor.Encode(&key, openpgp.PublicKeyType, nil)
+	e.Serialize(w) //nolint:errcheck
+	w.Close()      //nolint:errcheck
+	start := time.Now().Add(-24 * time.Hour)
+	return func(i int, _ int64) ([]byte, error) {
+		hdr, err := rpmutils.SignRpmStream(bytes.NewReader(base), e.PrivateKey, &rpmutils.SignatureOptions{Hash: crypto.SHA256, CreationTime: start.Add(time.Duration(i) * time.Second)})
+		if err != nil {
+			return nil, err
+		}
+		// The lead and the new signature header replace the old ones.
+		leadAndSigs, err := hdr.DumpSignatureHeader(false)
+		if err != nil {
+			return nil, err
+		}
+		pkg := append(leadAndSigs, base[hdr.OriginalSignatureHeaderSize():]...)
+		return client.RPM(pkg, key.Bytes())
+	}, nil
+}
+
+// jarMaker builds a small archive per entry and signs it in Go with
+// relic's signjar (the manifest, the .SF and a PKCS#7 block, as jarsigner
+// lays them out), under a self-signed RSA certificate.
+func jarMaker(ctx context.Context) (kindMaker, error) {
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "signet-bench"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, rk.Public(), rk)
+	if err != nil {
+		return nil, err
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	cert := &certloader.Certificate{Leaf: leaf, Certificates: []*x509.Certificate{leaf}, PrivateKey: rk}
+	return func(i int, nonce int64) ([]byte, error) {
+		var zbuf bytes.Buffer
+		zw := zip.NewWriter(&zbuf)
+		for name, content := range map[string]string{
+			"META-INF/MANIFEST.MF":  "Manifest-Version: 1.0\r\nCreated-By: signet-bench\r\n\r\n",
+			"com/example/hello.txt": fmt.Sprintf("hello %d %d\n", nonce, i),
+		} {
+			f, err := zw.Create(name)
+			if err != nil {
+				return nil, err
+			}
+			io.WriteString(f, content) //nolint:errcheck
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		// relic digests a zip given as its "zip-tar" stream, made from a file.
+		tmp, err := os.CreateTemp("", "signet-bench-*.jar")
+		if err != nil {
+			return nil, err
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		if _, err := tmp.Write(zbuf.Bytes()); err != nil {
+			return nil, err
+		}
+		var zipTar bytes.Buffer
+		if err := zipslicer.ZipToTar(tmp, &zipTar); err != nil {
+			return nil, err
+		}
+		jd, err := signjar.DigestJarStream(&zipTar, crypto.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		patch, _, err := jd.Sign(ctx, cert, "release", false, false, false)
+		if err != nil {
+			return nil, err
+		}
+		signed, err := applyPatch(zbuf.Bytes(), patch)
+		if err != nil {
+			return nil, err
+		}
+		return client.JAR(signed)
+	}, nil
+}
+
+// applyPatch applies a relic patch set (sorted regions of the input
+// replaced by new bytes) in memory.
+func applyPatch(in []byte, p *binpatch.PatchSet) ([]byte, error) {
+	var out bytes.Buffer
+	var pos int64
+	for i, h := range p.Patches {
+		if h.Offset < pos || h.Offset+int64(h.OldSize) > int64(len(in)) {
+			return nil, errors.New("patch regions out of order or out of range")
+		}
+		out.Write(in[pos:h.Offset])
+		out.Write(p.Blobs[i])
+		pos = h.Offset + int64(h.OldSize)
+	}
+	out.Write(in[pos:])
+	return out.Bytes(), nil
 }
 
 // sshsig signs message as ssh-keygen -Y sign -n file does (OpenSSH's
@@ -284,7 +412,11 @@ func tufMaker() (kindMaker, error) {
 // in errors_by_status: its throughput is then a floor).
 func (s *state) kindsScenario(ctx context.Context, log io.Writer, out func(*result)) error {
 	n := s.poolSize(6000)
-	for _, kind := range entryKinds {
+	kinds := s.opts.kinds
+	if len(kinds) == 0 {
+		kinds = entryKinds
+	}
+	for _, kind := range kinds {
 		sign, err := newKindMaker(ctx, s, kind)
 		if err != nil {
 			return fmt.Errorf("%s: %w", kind, err)

@@ -24,6 +24,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -55,6 +56,8 @@ type options struct {
 	appendDuration time.Duration
 	rate           int
 	warmup         time.Duration
+	// kinds are the entry kinds append-kinds times (default entryKinds).
+	kinds []string
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -63,6 +66,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var o options
 	var scenarios string
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "base URL of the instance")
+	fs.Func("kinds", "with append-kinds: the kinds to time, comma-separated (default: "+strings.Join(entryKinds, ",")+")", func(v string) error {
+		for _, k := range strings.Split(v, ",") {
+			if !slices.Contains(entryKinds, k) {
+				return fmt.Errorf("unknown kind %q", k)
+			}
+			o.kinds = append(o.kinds, k)
+		}
+		return nil
+	})
 	fs.StringVar(&scenarios, "scenarios", "ca,append,read,search", "comma-separated: ca, append (Rekor v1), append-v2 (Rekor v2, log.v2.enabled), append-kinds (appends of every entry kind, one line each), read, search, timestamp, tiles (level-0 hash tiles), bundles (entry bundles)")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent clients (closed loop)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "timed phase of each scenario")
