@@ -166,6 +166,23 @@ func FuzzParse(f *testing.F) {
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	sig, _ := ecdsa.SignASN1(rand.Reader, ec, digest[:])
 	f.Add(proposal(f, "x509", content, sig, pemKey(f, ec.Public()), ""))
+	// Signatures real tools made (testdata: ssh-keygen -Y sign, gpg
+	// --detach-sign with an Ed25519 key, minisign -S) over one artifact.
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	artifact := read("artifact")
+	for format, files := range map[string][2]string{"ssh": {"artifact.ssh.sig", "ssh.pub"}, "pgp": {"artifact.asc", "gpg.asc"}, "minisign": {"artifact.minisig", "minisign.pub"}} {
+		p := proposal(f, format, artifact, read(files[0]), read(files[1]), "")
+		if _, err := reg.ParseInsertable(context.Background(), p); err != nil {
+			f.Fatalf("the %s fixture does not verify: %v", format, err)
+		}
+		f.Add(p)
+	}
 	f.Add(proposal(f, "ssh", content, []byte("-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n"), []byte("ssh-ed25519 AAAA x"), ""))
 	f.Add(proposal(f, "pgp", content, []byte("-----BEGIN PGP SIGNATURE-----\n\nwnUEABYKAB0WIQQ=\n-----END PGP SIGNATURE-----\n"), []byte{0x98, 0x33, 0x04, 0x65, 0, 0, 0, 0x16, 0x09, 0x2b}, ""))
 	f.Fuzz(func(t *testing.T, p []byte) {
