@@ -21,12 +21,15 @@ package pgp
 
 import (
 	"bytes"
+	"crypto/dsa" //nolint:staticcheck // go-crypto's DSA keys are crypto/dsa's
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/elgamal"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/asaskevich/govalidator"
 )
@@ -36,10 +39,11 @@ const (
 	SignatureType = "PGP SIGNATURE"
 	PublicKeyType = "PGP PUBLIC KEY BLOCK"
 
-	// A key's self-signatures and subkey bindings are each checked, so
-	// their number is what a key costs: bounded, far above what real keys
-	// carry (one per user ID and subkey, more after expiry changes).
-	// Certifications by other keys are kept but never checked.
+	// Every signature the primary key made may be checked (self-
+	// certifications, subkey bindings and their back-signatures,
+	// revocations), so their number is what a key costs: bounded, far above
+	// what real keys carry (one per user ID and subkey, more after expiry
+	// changes). Certifications by other keys are kept but never checked.
 	MaxKeys            = 8
 	MaxSignatureChecks = 32
 )
@@ -99,22 +103,21 @@ func Armor(blockType string, b []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// keyPackets returns a key's packets: the binary input, or the bodies
-// of every armored public key block in it, concatenated (as Rekor reads
-// several blocks pasted one after the other).
+// keyPackets returns a key's packets: the binary input, or the bodies of
+// every armored public key block in it, concatenated (as Rekor reads
+// several blocks pasted one after the other). Each block is the text up to
+// its "-----END PGP" line, decoded once: the cost is linear in the input.
 func keyPackets(key []byte) ([]byte, error) {
 	if !bytes.HasPrefix(key, []byte("-----BEGIN PGP")) {
 		return key, nil
 	}
 	var out []byte
-	rest := key
-	for {
-		i := bytes.Index(rest, []byte("-----BEGIN PGP"))
-		if i < 0 {
-			break
-		}
-		block, err := armor.Decode(bytes.NewReader(rest[i:]))
+	for chunk := range chunksEndingWith(key, []byte("-----END PGP")) {
+		block, err := armor.Decode(bytes.NewReader(chunk))
 		if err != nil {
+			if len(bytes.TrimSpace(chunk)) == 0 {
+				continue // what follows the last block
+			}
 			return nil, fmt.Errorf("not an armored PGP key: %w", err)
 		}
 		if block.Type != PublicKeyType {
@@ -128,13 +131,33 @@ func keyPackets(key []byte) ([]byte, error) {
 			return nil, fmt.Errorf("not an armored PGP key: %w", err)
 		}
 		out = append(out, body...)
-		end := bytes.Index(rest[i:], []byte("-----END PGP"))
-		if end < 0 {
-			break
-		}
-		rest = rest[i+end+len("-----END PGP"):]
 	}
 	return out, nil
+}
+
+// chunksEndingWith splits b after each line that starts with end; the text
+// after the last such line is the last chunk.
+func chunksEndingWith(b, end []byte) func(yield func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		start := 0
+		for pos := 0; pos < len(b); {
+			next := bytes.IndexByte(b[pos:], '\n')
+			lineEnd := len(b)
+			if next >= 0 {
+				lineEnd = pos + next + 1
+			}
+			if bytes.HasPrefix(b[pos:lineEnd], end) {
+				if !yield(b[start:lineEnd]) {
+					return
+				}
+				start = lineEnd
+			}
+			pos = lineEnd
+		}
+		if start < len(b) {
+			yield(b[start:])
+		}
+	}
 }
 
 // SignaturePacket returns the binary signature, armored or not, after
@@ -158,6 +181,47 @@ func SignaturePacket(sig []byte) (bin []byte, armored bool, err error) {
 		return nil, false, fmt.Errorf("not a PGP signature: the first packet is a %T", p)
 	}
 	return bin, armored, nil
+}
+
+// Key sizes a signature check's cost grows with: RSA up to 8192 bits (go-
+// crypto reads up to 65535), DSA at FIPS 186's sizes (p up to 3072 bits,
+// q up to 256); the curves are fixed-size.
+const (
+	maxRSABits  = 8192
+	maxDSAPBits = 3072
+	maxDSAQBits = 256
+)
+
+// checkKeySize refuses keys whose every signature check would cost
+// seconds: a 65535-bit DSA or RSA key is a few KiB.
+func checkKeySize(pk *packet.PublicKey) error {
+	switch k := pk.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n > maxRSABits {
+			return fmt.Errorf("key %X is %d-bit RSA, more than %d", pk.KeyId, n, maxRSABits)
+		}
+	case *dsa.PublicKey:
+		if p, q := k.P.BitLen(), k.Q.BitLen(); p > maxDSAPBits || q > maxDSAQBits {
+			return fmt.Errorf("key %X is DSA with a %d-bit p and %d-bit q, more than %d and %d", pk.KeyId, p, q, maxDSAPBits, maxDSAQBits)
+		}
+	case *elgamal.PublicKey:
+		if p := k.P.BitLen(); p > maxRSABits {
+			return fmt.Errorf("key %X is %d-bit ElGamal, more than %d", pk.KeyId, p, maxRSABits)
+		}
+	}
+	return nil
+}
+
+// issuedBy reports whether sig names pk as its issuer, or names none (so
+// that pk is what it would be checked with).
+func issuedBy(sig *packet.Signature, pk *packet.PublicKey) bool {
+	switch {
+	case sig.IssuerFingerprint != nil:
+		return bytes.Equal(sig.IssuerFingerprint, pk.Fingerprint)
+	case sig.IssuerKeyId != nil:
+		return *sig.IssuerKeyId == pk.KeyId
+	}
+	return true
 }
 
 // canonicalKey re-serializes a keyring as x/crypto's Entity.Serialize
@@ -184,7 +248,7 @@ func canonicalKey(bin []byte) ([]byte, []string, error) {
 	checks := 0
 	check := func() error {
 		if checks++; checks > MaxSignatureChecks {
-			return fmt.Errorf("the key carries more than %d self-signatures and subkey bindings", MaxSignatureChecks)
+			return fmt.Errorf("the key carries more than %d signatures by its primary key", MaxSignatureChecks)
 		}
 		return nil
 	}
@@ -257,6 +321,9 @@ func canonicalKey(bin []byte) ([]byte, []string, error) {
 				if !p.CanSign() {
 					return nil, nil, fmt.Errorf("key %X is not a signing key", p.KeyId)
 				}
+				if err := checkKeySize(p); err != nil {
+					return nil, nil, err
+				}
 				primary, inAttribute = p, false
 				if entities++; entities > MaxKeys {
 					return nil, nil, fmt.Errorf("more than %d primary keys", MaxKeys)
@@ -273,6 +340,9 @@ func canonicalKey(bin []byte) ([]byte, []string, error) {
 				return nil, nil, err
 			}
 			if err := flushSub(); err != nil {
+				return nil, nil, err
+			}
+			if err := checkKeySize(p); err != nil {
 				return nil, nil, err
 			}
 			sub, inAttribute = p, false
@@ -293,15 +363,25 @@ func canonicalKey(bin []byte) ([]byte, []string, error) {
 			}
 			inAttribute = true
 		case *packet.Signature:
+			// Every signature the primary key made (or that names no
+			// issuer) may be verified, here or by go-crypto's ReadKeyRing,
+			// whatever its type: each counts, an embedded back-signature too.
+			if primary != nil && issuedBy(p, primary) {
+				if err := check(); err != nil {
+					return nil, nil, err
+				}
+				if p.EmbeddedSignature != nil {
+					if err := check(); err != nil {
+						return nil, nil, err
+					}
+				}
+			}
 			switch {
 			case primary == nil:
 				return nil, nil, errors.New("the key starts with a signature")
 			case sub != nil:
 				switch p.SigType {
 				case packet.SigTypeSubkeyBinding:
-					if err := check(); err != nil {
-						return nil, nil, err
-					}
 					if err := primary.VerifyKeySignature(sub, p); err != nil {
 						return nil, nil, fmt.Errorf("subkey %X: binding signature: %w", sub.KeyId, err)
 					}
@@ -309,9 +389,6 @@ func canonicalKey(bin []byte) ([]byte, []string, error) {
 						subSig = p
 					}
 				case packet.SigTypeSubkeyRevocation:
-					if err := check(); err != nil {
-						return nil, nil, err
-					}
 					if err := primary.VerifySubkeyRevocationSignature(p, sub); err != nil {
 						return nil, nil, fmt.Errorf("subkey %X: revocation: %w", sub.KeyId, err)
 					}
@@ -321,9 +398,6 @@ func canonicalKey(bin []byte) ([]byte, []string, error) {
 				}
 			case uid != nil && !inAttribute:
 				if (p.SigType == packet.SigTypePositiveCert || p.SigType == packet.SigTypeGenericCert) && p.IssuerKeyId != nil && *p.IssuerKeyId == primary.KeyId {
-					if err := check(); err != nil {
-						return nil, nil, err
-					}
 					if err := primary.VerifyUserIdSignature(uid.Id, primary, p); err != nil {
 						return nil, nil, fmt.Errorf("user ID %q: self-signature: %w", uid.Id, err)
 					}

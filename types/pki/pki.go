@@ -6,6 +6,7 @@ package pki
 import (
 	"bytes"
 	"crypto"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -16,6 +17,20 @@ import (
 
 // MaxChain is the most certificates accepted in one verifier.
 const MaxChain = 10
+
+// MaxRSABits bounds an RSA key's modulus: a signature check's cost grows
+// with its square, and neither crypto/x509 nor sigstore bounds it (a 64 KiB
+// modulus costs seconds a check). 8192 is twice what Sigstore's clients
+// make.
+const MaxRSABits = 8192
+
+// checkKey refuses keys whose checks would cost the server seconds.
+func checkKey(k crypto.PublicKey) error {
+	if r, ok := k.(*rsa.PublicKey); ok && r.N.BitLen() > MaxRSABits {
+		return fmt.Errorf("%d-bit RSA key: at most %d bits", r.N.BitLen(), MaxRSABits)
+	}
+	return nil
+}
 
 // Verifier is a PEM public key, a certificate, or a certificate chain (leaf first).
 type Verifier struct {
@@ -36,6 +51,11 @@ func ParseVerifier(data []byte) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid certificate chain: %w", err)
 		}
+		for i, c := range certs {
+			if err := checkKey(c.PublicKey); err != nil {
+				return nil, fmt.Errorf("invalid certificate chain: certificate %d: %w", i, err)
+			}
+		}
 		for i := 0; i+1 < len(certs); i++ {
 			if err := certs[i].CheckSignatureFrom(certs[i+1]); err != nil {
 				return nil, fmt.Errorf("invalid certificate chain: certificate %d is not signed by certificate %d: %w", i, i+1, err)
@@ -49,10 +69,16 @@ func ParseVerifier(data []byte) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid public key: %w", err)
 		}
+		if err := checkKey(k); err != nil {
+			return nil, fmt.Errorf("invalid public key: %w", err)
+		}
 		return &Verifier{Key: k}, nil
 	case "CERTIFICATE":
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
+			return nil, fmt.Errorf("invalid certificate: %w", err)
+		}
+		if err := checkKey(c.PublicKey); err != nil {
 			return nil, fmt.Errorf("invalid certificate: %w", err)
 		}
 		return &Verifier{Key: c.PublicKey, Certs: []*x509.Certificate{c}}, nil

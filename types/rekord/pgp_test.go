@@ -243,7 +243,7 @@ func TestPGPRefusals(t *testing.T) {
 		"an x509 key":        {proposal(t, "pgp", content, aSig, []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), ""), "publicKey"},
 		"garbage key":        {proposal(t, "pgp", content, aSig, []byte{0x99, 0, 1, 2}, ""), "publicKey"},
 		"garbage signature":  {proposal(t, "pgp", content, []byte{0xc2, 1, 2}, aKey, ""), "signature"},
-		"33 self-signatures": {proposal(t, "pgp", content, aSig, manySigs, ""), "more than 32 self-signatures"},
+		"33 self-signatures": {proposal(t, "pgp", content, aSig, manySigs, ""), "more than 32 signatures by its primary key"},
 		"9 primary keys":     {proposal(t, "pgp", content, aSig, manyKeys, ""), "more than 8 primary keys"},
 	} {
 		_, err := reg.ParseInsertable(context.Background(), tc.proposal)

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 
 	rpmutils "github.com/sassoftware/go-rpmutils"
@@ -157,7 +158,10 @@ var headerMagic = []byte{0x8e, 0xad, 0xe8, 0x01}
 
 // checkHeaderSizes refuses a package whose headers claim more bytes than
 // it has, before go-rpmutils allocates what they claim (up to 64 GiB from
-// a few bytes).
+// a few bytes), and whose entries point outside their header's data or
+// overlap so much that reading them would cost more than the package is
+// big (go-rpmutils slices each entry unchecked, and scans each string
+// entry from its offset).
 func checkHeaderSizes(pkg []byte) error {
 	off := leadSize
 	for i, name := range []string{"signature header", "header"} {
@@ -169,14 +173,64 @@ func checkHeaderSizes(pkg []byte) error {
 			return errors.New("bad magic for " + name)
 		}
 		entries, size := uint64(binary.BigEndian.Uint32(intro[8:12])), uint64(binary.BigEndian.Uint32(intro[12:16]))
+		padded := size
 		if i == 0 {
-			size = (size + 7) / 8 * 8
+			padded = (size + 7) / 8 * 8
 		}
-		need := uint64(introSize) + entries*16 + size
+		need := uint64(introSize) + entries*16 + padded
 		if need > uint64(len(pkg)-off) {
 			return fmt.Errorf("its %s claims %d bytes, more than the package has", name, need)
 		}
+		table := pkg[off+introSize : off+introSize+int(entries)*16]
+		data := pkg[off+introSize+int(entries)*16 : off+introSize+int(entries)*16+int(size)]
+		if err := checkEntries(table, data); err != nil {
+			return fmt.Errorf("its %s: %w", name, err)
+		}
 		off += int(need)
+	}
+	return nil
+}
+
+// RPM's entry types with a fixed size per element; the string types (6, 8,
+// 9) are NUL-terminated.
+var rpmTypeSizes = map[uint32]uint64{0: 0, 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1}
+
+// checkEntries checks every entry of a header against its data: in range,
+// and the bytes all entries span, added up, at most a few times the data.
+func checkEntries(table, data []byte) error {
+	var nuls []int // positions of NUL bytes, to find string ends quickly
+	for i, b := range data {
+		if b == 0 {
+			nuls = append(nuls, i)
+		}
+	}
+	var spanned uint64
+	for e := 0; e+16 <= len(table); e += 16 {
+		typ := binary.BigEndian.Uint32(table[e+4:])
+		offset, count := uint64(binary.BigEndian.Uint32(table[e+8:])), uint64(binary.BigEndian.Uint32(table[e+12:]))
+		if offset > uint64(len(data)) || count > uint64(len(data))+1 {
+			return fmt.Errorf("entry %d points outside the header's data", e/16)
+		}
+		var end uint64
+		if size, ok := rpmTypeSizes[typ]; ok {
+			end = offset + size*count
+		} else {
+			// The count-th NUL at or after offset ends the entry.
+			first := sort.SearchInts(nuls, int(offset))
+			if count == 0 {
+				end = offset
+			} else if last := first + int(count) - 1; last < len(nuls) {
+				end = uint64(nuls[last]) + 1
+			} else {
+				return fmt.Errorf("entry %d's strings run past the header's data", e/16)
+			}
+		}
+		if end > uint64(len(data)) {
+			return fmt.Errorf("entry %d runs past the header's data", e/16)
+		}
+		if spanned += end - offset; spanned > 4*uint64(len(data))+1<<20 {
+			return errors.New("its entries overlap far more than a real header's")
+		}
 	}
 	return nil
 }

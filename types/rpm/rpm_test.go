@@ -1,6 +1,7 @@
 package rpm_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -135,6 +136,60 @@ func TestRefusals(t *testing.T) {
 		"not an rpm":           {[]byte("hello"), key, "not an RPM"},
 	} {
 		_, err := reg.ParseInsertable(context.Background(), proposal(t, tc.pkg, tc.key))
+		var ve *types.ValidationError
+		if !errors.As(err, &ve) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a validation error saying %q", name, err, tc.want)
+		}
+	}
+}
+
+// A header entry running past its header's data is refused before
+// go-rpmutils slices it (which panicked), and so are entries that all
+// re-read one long string.
+func TestHeaderEntriesAreChecked(t *testing.T) {
+	key, err := os.ReadFile("testdata/hello.rpm.asc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := types.NewRegistry(rpm.Kind())
+	intro := func(entries, size uint32) []byte {
+		b := []byte{0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(b[8:], entries)
+		binary.BigEndian.PutUint32(b[12:], size)
+		return b
+	}
+	entry := func(typ, offset, count uint32) []byte {
+		e := make([]byte, 16)
+		binary.BigEndian.PutUint32(e[0:], 1000)
+		binary.BigEndian.PutUint32(e[4:], typ)
+		binary.BigEndian.PutUint32(e[8:], offset)
+		binary.BigEndian.PutUint32(e[12:], count)
+		return e
+	}
+	pkgWith := func(entries [][]byte, data []byte) []byte {
+		pkg := append(make([]byte, 96), intro(uint32(len(entries)), uint32(len(data)))...)
+		for _, e := range entries {
+			pkg = append(pkg, e...)
+		}
+		pkg = append(pkg, data...)
+		pkg = append(pkg, make([]byte, (8-len(data)%8)%8)...)
+		return append(pkg, intro(0, 0)...)
+	}
+	long := append(bytes.Repeat([]byte("x"), 4096), 0)
+	overlapping := make([][]byte, 2000)
+	for i := range overlapping {
+		overlapping[i] = entry(6, 0, 1) // a STRING at 0: every entry spans all 4 KiB
+	}
+	for name, tc := range map[string]struct {
+		pkg  []byte
+		want string
+	}{
+		"an INT32 array past the data": {pkgWith([][]byte{entry(4, 0, 3)}, make([]byte, 8)), "runs past the header's data"},
+		"an offset past the data":      {pkgWith([][]byte{entry(6, 9, 1)}, make([]byte, 8)), "points outside"},
+		"a string without its NUL":     {pkgWith([][]byte{entry(6, 0, 1)}, []byte("abcdefgh")), "strings run past"},
+		"2,000 entries on one string":  {pkgWith(overlapping, long), "overlap"},
+	} {
+		_, err := reg.ParseInsertable(context.Background(), proposal(t, tc.pkg, key))
 		var ve *types.ValidationError
 		if !errors.As(err, &ve) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want a validation error saying %q", name, err, tc.want)
