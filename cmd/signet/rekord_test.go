@@ -362,8 +362,8 @@ func TestLogUploadCOSE(t *testing.T) {
 }
 
 // in-toto attestations: an envelope logged as intoto 0.0.2 and 0.0.1 by
-// signet and by unmodified rekor-cli, its statement returned as the
-// attestation, all four found by the statement's subject digest.
+// signet and by unmodified rekor-cli, and as dsse, its statement returned
+// as the attestation, all five found by the statement's subject digest.
 func TestLogUploadInToto(t *testing.T) {
 	rekorCLI := cosigntest.RekorCLI(t)
 	base := devServer(t)
@@ -393,6 +393,12 @@ func TestLogUploadInToto(t *testing.T) {
 		}
 	}
 	uploadAgain(t, base, "--type", "intoto", "--artifact", path("signet0.json"), "--public-key", path("pub.pem"))
+	// The same envelope as a dsse entry (what cosign v3 logs): another kind,
+	// another entry.
+	if out, err := runCLI(t, "--server", base, "log", "upload", "--type", "dsse", "--artifact", path("signet0.json"), "--public-key", path("pub.pem")); err != nil || !strings.Contains(out, "Kind:            dsse 0.0.1") {
+		t.Fatalf("signet log upload --type dsse: %v\n%s", err, out)
+	}
+	uploadAgain(t, base, "--type", "dsse", "--artifact", path("signet0.json"), "--public-key", path("pub.pem"))
 	uploadAgain(t, base, "--type", "intoto:0.0.1", "--artifact", path("signet1.json"), "--public-key", path("pub.pem"))
 	for i, kind := range []string{"intoto:0.0.2", "intoto:0.0.1"} {
 		name := fmt.Sprintf("rekor%d.json", i)
@@ -404,8 +410,8 @@ func TestLogUploadInToto(t *testing.T) {
 		}
 	}
 	found, err := runCLI(t, "--server", base, "log", "search", "--sha", subject)
-	if err != nil || len(strings.Fields(found)) != 4 {
-		t.Fatalf("search by the subject's digest: %v %q, want the four entries", err, found)
+	if err != nil || len(strings.Fields(found)) != 5 {
+		t.Fatalf("search by the subject's digest: %v %q, want the five entries", err, found)
 	}
 	out, err := runCLI(t, "--server", base, "log", "get", "--log-index", "0", "--output", "json")
 	var le map[string]struct {
@@ -421,7 +427,7 @@ func TestLogUploadInToto(t *testing.T) {
 	}
 	// The public key that signed finds the entries too (intoto 0.0.2 and
 	// 0.0.1 index it as "sha256:<hex>").
-	if found, err := runCLI(t, "--server", base, "log", "search", "--public-key", path("pub.pem")); err != nil || len(strings.Fields(found)) != 4 {
+	if found, err := runCLI(t, "--server", base, "log", "search", "--public-key", path("pub.pem")); err != nil || len(strings.Fields(found)) != 5 {
 		t.Errorf("search by the key: %v %q", err, found)
 	}
 }

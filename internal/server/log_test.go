@@ -18,10 +18,12 @@ import (
 
 	"github.com/google/trillian/storage/storagepb"
 	"github.com/jackc/pgx/v5"
+	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/log/rekorapi"
 	"github.com/signet-dev/signet/log/rekorapi/model"
 )
 
@@ -42,6 +44,37 @@ func TestEveryKindRefusesWithoutWriting(t *testing.T) {
 	}
 	if after := inst.treeSize(); after != before {
 		t.Fatalf("the tree grew from %d to %d on refused entries", before, after)
+	}
+}
+
+// A statement listing more subjects than an entry may have search keys is
+// refused, not written as thousands of index rows.
+func TestSearchKeysAreBounded(t *testing.T) {
+	inst := newFixture(t).start(t)
+	s := newSigner(t)
+	subjects := make([]map[string]any, rekorapi.MaxIndexKeys)
+	for i := range subjects {
+		sum := sha256.Sum256([]byte(fmt.Sprint(i)))
+		subjects[i] = map[string]any{"name": fmt.Sprint(i), "digest": map[string]string{"sha256": hex.EncodeToString(sum[:])}}
+	}
+	statement, _ := json.Marshal(map[string]any{"_type": "https://in-toto.io/Statement/v1", "subject": subjects, "predicateType": "x", "predicate": map[string]any{}})
+	es, err := ssldsse.NewEnvelopeSigner(adapter{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := es.SignPayload(context.Background(), "application/vnd.in-toto+json", statement)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envJSON, _ := json.Marshal(env)
+	p, _ := client.DSSE(envJSON, s.pubPEM)
+	before := inst.treeSize()
+	_, msg := inst.post("/api/v1/log/entries", p, http.StatusBadRequest)
+	if !bytes.Contains(msg, []byte("more than 1024")) {
+		t.Errorf("%s", msg)
+	}
+	if inst.treeSize() != before {
+		t.Error("the log grew")
 	}
 }
 

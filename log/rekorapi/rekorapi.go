@@ -34,6 +34,11 @@ type Limits struct {
 	MaxAttestationBytes int
 }
 
+// MaxIndexKeys bounds an entry's search keys: each is an index row written
+// when its batch integrates, and an in-toto statement could list a
+// subject per line of a 10 MiB body.
+const MaxIndexKeys = 1024
+
 // DefaultLimits are documented in docs/configuration.md.
 var DefaultLimits = Limits{MaxBodyBytes: 10 << 20, MaxSearchResults: 1000, MaxAttestationBytes: 100 << 10}
 
@@ -112,6 +117,9 @@ func (a *API) LogID() string { return a.active.logID }
 // its attestation when it has one within the limit.
 func (a *API) extraFor(e types.Entry) ([]byte, error) {
 	x := extra{Keys: e.IndexKeys()}
+	if len(x.Keys) > MaxIndexKeys {
+		return nil, types.Invalid("the entry would be found under %d search keys (an in-toto statement's subjects and materials, say), more than %d", len(x.Keys), MaxIndexKeys)
+	}
 	if at, ok := e.(types.Attested); ok {
 		if att := at.Attestation(); len(att) > 0 && len(att) <= a.limits.MaxAttestationBytes {
 			x.Attestation = att

@@ -46,8 +46,11 @@ const (
 	MaxSignatureStream = 1 << 20
 	// MaxControlStream bounds control.tar.gz decompressed.
 	MaxControlStream = 8 << 20
-	// MaxPkginfo bounds .PKGINFO.
-	MaxPkginfo = 1 << 20
+	// MaxPkginfo bounds .PKGINFO, and MaxPkginfoLines its lines: the ini
+	// reader Rekor's fields come from checks each new key against every
+	// earlier one (80,000 keys took 11 s). abuild writes a few dozen.
+	MaxPkginfo      = 64 << 10
+	MaxPkginfoLines = 2048
 )
 
 // Kind returns the alpine kind.
@@ -206,6 +209,9 @@ func readPackage(apk []byte) (*apkPackage, error) {
 	}
 	if info == nil {
 		return nil, errors.New("control.tar.gz has no .PKGINFO")
+	}
+	if n := bytes.Count(info, []byte("\n")); n > MaxPkginfoLines {
+		return nil, fmt.Errorf(".PKGINFO has %d lines, more than %d", n, MaxPkginfoLines)
 	}
 	cfg, err := ini.Load(info)
 	if err != nil {

@@ -54,6 +54,7 @@ func TestRefusals(t *testing.T) {
 	otherKey := mustBuild(t, other, nil).PubPEM
 	wrongData := append(append([]byte(nil), good.APK...), 0)
 	badHash := mustBuild(t, key, func(s string) string { return s + "datahash = 00\n" })
+	manyLines := mustBuild(t, key, func(s string) string { return s + strings.Repeat("depend = x\n", 3000) })
 	// A control stream that decompresses to more than the bound.
 	bomb := apkbuild.GzipTar([][2]string{{".PKGINFO", strings.Repeat("x", alpine.MaxControlStream+1)}}, true)
 	sigOnly := apkbuild.GzipTar([][2]string{{".SIGN.RSA.k.rsa.pub", "sig"}}, true)
@@ -61,12 +62,13 @@ func TestRefusals(t *testing.T) {
 		apk, key []byte
 		want     string
 	}{
-		"another key":            {good.APK, otherKey, "does not verify"},
-		"data changed":           {wrongData, good.PubPEM, "does not match .PKGINFO's datahash"},
-		"datahash not sha256":    {badHash.APK, badHash.PubPEM, "datahash is not a SHA-256"},
-		"a gzip bomb of control": {append(sigOnly, bomb...), good.PubPEM, "decompresses to more than"},
-		"not gzip":               {[]byte("not an apk"), good.PubPEM, "not an .apk"},
-		"unsigned":               {append(apkbuild.GzipTar([][2]string{{"README", "x"}}, true), apkbuild.GzipTar([][2]string{{".PKGINFO", "pkgname = x\n"}}, true)...), good.PubPEM, "no signature in the package"},
+		"another key":               {good.APK, otherKey, "does not verify"},
+		"data changed":              {wrongData, good.PubPEM, "does not match .PKGINFO's datahash"},
+		"datahash not sha256":       {badHash.APK, badHash.PubPEM, "datahash is not a SHA-256"},
+		"a gzip bomb of control":    {append(sigOnly, bomb...), good.PubPEM, "decompresses to more than"},
+		"not gzip":                  {[]byte("not an apk"), good.PubPEM, "not an .apk"},
+		"a .PKGINFO of 3,000 lines": {manyLines.APK, manyLines.PubPEM, "more than 2048"},
+		"unsigned":                  {append(apkbuild.GzipTar([][2]string{{"README", "x"}}, true), apkbuild.GzipTar([][2]string{{".PKGINFO", "pkgname = x\n"}}, true)...), good.PubPEM, "no signature in the package"},
 	} {
 		_, err := reg.ParseInsertable(context.Background(), proposal(t, tc.apk, tc.key))
 		var ve *types.ValidationError

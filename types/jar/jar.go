@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -38,8 +37,11 @@ const (
 	// MaxUncompressed bounds the entries' sizes added up, as the archive
 	// declares them (archive/zip refuses an entry longer than declared).
 	MaxUncompressed = 256 << 20
-	// MaxMetadata bounds each META-INF file, which is read whole.
-	MaxMetadata = 8 << 20
+	// MaxExpansion bounds the entries' sizes added up against the archive's.
+	MaxExpansion = 32
+	// MaxMetadata bounds META-INF's files, added up: relic reads them
+	// whole.
+	MaxMetadata = 16 << 20
 )
 
 // Kind returns the jar kind.
@@ -103,7 +105,10 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	if err != nil {
 		return nil, types.Invalid("jar: not a zip archive: %v", err)
 	}
-	if err := checkSizes(zr); err != nil {
+	if err := checkSizes(zr, len(jar)); err != nil {
+		return nil, types.Invalid("jar: %v", err)
+	}
+	if err := everyEntrySigned(zr); err != nil {
 		return nil, types.Invalid("jar: %v", err)
 	}
 	sigs, err := signjar.Verify(zr, false)
@@ -113,21 +118,21 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	if len(sigs) != 1 {
 		return nil, types.Invalid("jar: %d signatures in the archive; one is logged (as Rekor)", len(sigs))
 	}
-	block, err := signatureBlock(zr)
-	if err != nil {
-		return nil, types.Invalid("jar: %v", err)
+	// The block and certificate logged are the ones relic verified: Rekor
+	// takes the first block in zip order and its first certificate, which
+	// for jarsigner's archives are the same, but an archive can carry
+	// another signer's block, unverified, ahead of its own.
+	sig := sigs[0]
+	if sig.Certificate == nil {
+		return nil, types.Invalid("jar: the signature block carries no signer certificate")
 	}
-	psd, err := pkcs7.Unmarshal(block)
+	psd, err := pkcs7.Unmarshal(sig.Raw)
 	if err != nil {
 		return nil, types.Invalid("jar: the signature block: %v", err)
 	}
-	certs := psd.Content.Certificates
-	if len(certs) == 0 {
-		return nil, types.Invalid("jar: the signature block carries no certificate")
-	}
-	// The stored forms are Rekor's: the signer's (first) certificate as
-	// PEM, and the block re-encoded detached, as PEM "PKCS7".
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs[0].FullBytes})
+	// The stored forms are Rekor's: the signer's certificate as PEM, and
+	// the block re-encoded detached, as PEM "PKCS7".
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: sig.Certificate.Raw})
 	if _, err := psd.Detach(); err != nil {
 		return nil, types.Invalid("jar: the signature block: %v", err)
 	}
@@ -166,38 +171,66 @@ func isMetadata(name string) (ext string, ok bool) {
 	return base[i:], true
 }
 
-func checkSizes(zr *zip.Reader) error {
+func checkSizes(zr *zip.Reader, size int) error {
 	if len(zr.File) > MaxEntries {
 		return fmt.Errorf("%d entries, more than %d", len(zr.File), MaxEntries)
 	}
-	var total uint64
+	// Inflation is bounded by the archive too: a few hundred KiB of
+	// deflate can declare the whole 256 MiB.
+	limit := min(uint64(MaxUncompressed), uint64(MaxExpansion)*uint64(size))
+	var total, metadata uint64
 	for _, f := range zr.File {
 		total += f.UncompressedSize64
-		if total > MaxUncompressed {
-			return fmt.Errorf("its entries decompress to more than %d bytes", MaxUncompressed)
+		if total > limit {
+			return fmt.Errorf("its entries decompress to more than %d bytes (%d times the archive, at most %d)", limit, MaxExpansion, MaxUncompressed)
 		}
-		if _, ok := isMetadata(f.Name); ok && f.UncompressedSize64 > MaxMetadata {
-			return fmt.Errorf("%s is %d bytes, more than %d", f.Name, f.UncompressedSize64, MaxMetadata)
+		if _, ok := isMetadata(f.Name); ok {
+			if metadata += f.UncompressedSize64; metadata > MaxMetadata {
+				return fmt.Errorf("its META-INF files decompress to more than %d bytes", MaxMetadata)
+			}
 		}
 	}
 	return nil
 }
 
-// signatureBlock is the first signature block in the archive, as Rekor
-// takes it.
-func signatureBlock(zr *zip.Reader) ([]byte, error) {
+// everyEntrySigned refuses entries the signature does not cover: relic
+// checks the files the manifest lists, so a file it does not list, or a
+// second file of the same name, would be logged as signed (Rekor logs it
+// so). Directories and META-INF's own files are not listed by jarsigner.
+func everyEntrySigned(zr *zip.Reader) error {
+	var manifest []byte
+	seen := map[string]bool{}
 	for _, f := range zr.File {
-		ext, ok := isMetadata(f.Name)
-		_, base := path.Split(strings.ToUpper(f.Name))
-		if !ok || !(ext == ".RSA" || ext == ".DSA" || ext == ".EC" || strings.HasPrefix(base, "SIG-")) {
+		if seen[f.Name] {
+			return fmt.Errorf("two entries named %q", f.Name)
+		}
+		seen[f.Name] = true
+		if strings.EqualFold(f.Name, "META-INF/MANIFEST.MF") {
+			r, err := f.Open()
+			if err != nil {
+				return err
+			}
+			manifest, err = io.ReadAll(r)
+			r.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	parsed, err := signjar.ParseManifest(manifest)
+	if err != nil {
+		return fmt.Errorf("the manifest: %w", err)
+	}
+	for _, f := range zr.File {
+		// META-INF's own files (the manifest, signature files) are not
+		// listed; what is below META-INF/versions/ and the like is code,
+		// and is.
+		if dir, _ := path.Split(strings.ToUpper(f.Name)); strings.HasSuffix(f.Name, "/") || dir == "META-INF/" {
 			continue
 		}
-		r, err := f.Open()
-		if err != nil {
-			return nil, err
+		if _, ok := parsed.Files[f.Name]; !ok {
+			return fmt.Errorf("%s is not in the manifest: the signature does not cover it", f.Name)
 		}
-		defer r.Close()
-		return io.ReadAll(r)
 	}
-	return nil, errors.New("no signature block (META-INF/*.RSA, .DSA, .EC or SIG-*)")
+	return nil
 }

@@ -140,6 +140,11 @@ func TestRefusals(t *testing.T) {
 	w, _ = zw.Create("big.bin")
 	w.Write(make([]byte, jar.MaxUncompressed+1)) //nolint:errcheck
 	zw.Close()                                   //nolint:errcheck
+	var smallBomb bytes.Buffer
+	zw = zip.NewWriter(&smallBomb)
+	w, _ = zw.Create("zeros.bin")
+	w.Write(make([]byte, 1<<20)) //nolint:errcheck
+	zw.Close()                   //nolint:errcheck
 	for name, tc := range map[string]struct {
 		archive []byte
 		want    string
@@ -148,6 +153,7 @@ func TestRefusals(t *testing.T) {
 		"another signer's block":  {swappedBlock, "does not verify"},
 		"unsigned":                {unsigned.Bytes(), "does not verify"},
 		"256 MiB of zeros inside": {bomb.Bytes(), "decompress to more than"},
+		"1 MiB of zeros, 32x":     {smallBomb.Bytes(), "32 times the archive"},
 		"not a zip":               {[]byte("hello"), "not a zip archive"},
 	} {
 		_, err := reg.ParseInsertable(context.Background(), proposal(t, tc.archive))
@@ -155,6 +161,95 @@ func TestRefusals(t *testing.T) {
 		if !errors.As(err, &ve) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want a validation error saying %q", name, err, tc.want)
 		}
+	}
+}
+
+// withEntry copies a jar with one more entry, placed first or last.
+func withEntry(t *testing.T, archive []byte, name string, content []byte, first bool) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(archive), int64(len(archive)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	add := func() {
+		w, _ := zw.Create(name)
+		w.Write(content) //nolint:errcheck
+	}
+	if first {
+		add()
+	}
+	for _, f := range zr.File {
+		r, _ := f.Open()
+		c, _ := io.ReadAll(r)
+		r.Close()
+		w, _ := zw.Create(f.Name)
+		w.Write(c) //nolint:errcheck
+	}
+	if !first {
+		add()
+	}
+	zw.Close() //nolint:errcheck
+	return out.Bytes()
+}
+
+func block(t *testing.T, archive []byte) []byte {
+	t.Helper()
+	zr, _ := zip.NewReader(bytes.NewReader(archive), int64(len(archive)))
+	for _, f := range zr.File {
+		if strings.HasSuffix(f.Name, ".RSA") || strings.HasSuffix(f.Name, ".EC") {
+			r, _ := f.Open()
+			b, _ := io.ReadAll(r)
+			return b
+		}
+	}
+	t.Fatal("no block")
+	return nil
+}
+
+// What the review found: an entry the manifest does not list was logged as
+// signed, and another signer's block placed first in the archive was
+// logged as its signer.
+func TestOnlyWhatTheSignatureCovers(t *testing.T) {
+	reg := types.NewRegistry(jar.Kind())
+	archive := signedJAR(t, "RSA", files)
+	alice := signedJAR(t, "EC", map[string]string{"alice.txt": "Alice's own archive\n"})
+	for name, tc := range map[string]struct {
+		archive []byte
+		want    string
+	}{
+		"an unsigned class":           {withEntry(t, archive, "com/example/Evil.class", []byte("evil"), false), "Evil.class is not in the manifest"},
+		"an unsigned versioned class": {withEntry(t, archive, "META-INF/versions/9/com/example/App.class", []byte("evil"), false), "is not in the manifest"},
+		"two entries of one name":     {withEntry(t, archive, "com/example/hello.txt", []byte("evil"), false), "two entries named"},
+	} {
+		_, err := reg.ParseInsertable(context.Background(), proposal(t, tc.archive))
+		var ve *types.ValidationError
+		if !errors.As(err, &ve) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a validation error saying %q", name, err, tc.want)
+		}
+	}
+	// Alice's block first, under a name with no .SF: the archive's own
+	// signer is logged, not Alice.
+	borrowed := withEntry(t, archive, "META-INF/AAA.RSA", block(t, alice), true)
+	e, err := reg.ParseInsertable(context.Background(), proposal(t, borrowed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, _ := reg.ParseInsertable(context.Background(), proposal(t, archive))
+	certOf := func(leaf []byte) string {
+		var l struct {
+			Spec struct {
+				Signature struct {
+					PublicKey struct{ Content []byte } `json:"publicKey"`
+				} `json:"signature"`
+			} `json:"spec"`
+		}
+		json.Unmarshal(leaf, &l) //nolint:errcheck
+		return string(l.Spec.Signature.PublicKey.Content)
+	}
+	if certOf(e.Canonical()) != certOf(own.Canonical()) {
+		t.Error("a borrowed block's certificate was logged as the signer")
 	}
 }
 

@@ -9,8 +9,8 @@
 // least one signature is required. Rekor checks only a signature over
 // header and payload (rpmsign --rpmv3; rpm 4.16 and later sign the header
 // alone by default, so Rekor refuses their packages): here a header-only
-// signature is enough too, since the header carries the payload's digest,
-// which is checked.
+// signature is enough too when the header carries the payload's digest
+// (rpm 4.14 and later), which is checked.
 package rpm
 
 import (
@@ -107,6 +107,17 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	}
 	if len(sigs) == 0 {
 		return nil, types.Invalid("rpm: the package is not signed (rpmsign --addsign)")
+	}
+	// A header-only signature covers the payload only through the header's
+	// payload digest. Packages from before rpm 4.14 have none (their
+	// payload is checked against the signature header's MD5, which nothing
+	// signs), so they need a signature over header and payload.
+	headerOnly := true
+	for _, sig := range sigs {
+		headerOnly = headerOnly && sig.HeaderOnly
+	}
+	if headerOnly && !hdr.HasTag(rpmutils.PAYLOADDIGEST) {
+		return nil, types.Invalid("rpm: the package is signed over its header only and its header carries no payload digest (rpm before 4.14): the payload is not covered; sign it with rpmsign --rpmv3")
 	}
 	headers := map[string]string{}
 	for name, tag := range map[string]int{"Name": rpmutils.NAME, "Version": rpmutils.VERSION, "Release": rpmutils.RELEASE, "Architecture": rpmutils.ARCH} {

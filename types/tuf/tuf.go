@@ -134,10 +134,56 @@ func canonical(field string, b []byte) ([]byte, error) {
 	return out, nil
 }
 
+// MaxKeys bounds a document's signatures, its keys and each role's key IDs
+// (duplicates refused): go-tuf re-encodes the signed part once per key ID
+// of the role it verifies, so 64 KiB of repeated IDs cost 23 s. Real
+// repositories have a handful.
+const MaxKeys = 64
+
+// checkShape refuses TUF documents that would cost seconds to read: more
+// than MaxKeys signatures, keys or key IDs per role, repeated key IDs, or
+// an object too big to canonicalize quickly.
+func checkShape(b []byte) error {
+	if err := canonjson.CheckMembers(b, canonjson.MaxMembers); err != nil {
+		return err
+	}
+	var shape struct {
+		Signatures []json.RawMessage `json:"signatures"`
+		Signed     struct {
+			Keys  map[string]json.RawMessage `json:"keys"`
+			Roles map[string]struct {
+				KeyIDs []string `json:"keyids"`
+			} `json:"roles"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(b, &shape); err != nil {
+		return err
+	}
+	if len(shape.Signatures) > MaxKeys || len(shape.Signed.Keys) > MaxKeys {
+		return fmt.Errorf("more than %d signatures or keys", MaxKeys)
+	}
+	for name, role := range shape.Signed.Roles {
+		if len(role.KeyIDs) > MaxKeys {
+			return fmt.Errorf("role %q lists more than %d key IDs", name, MaxKeys)
+		}
+		seen := map[string]bool{}
+		for _, id := range role.KeyIDs {
+			if seen[id] {
+				return fmt.Errorf("role %q lists key ID %q twice", name, id)
+			}
+			seen[id] = true
+		}
+	}
+	return nil
+}
+
 // CanonicalRoot is a root as tuf entries store it; entries it signs are
 // indexed under the hex SHA-256 of these bytes (Rekor's search by a "tuf"
 // public key). The root must be signed by a threshold of its own keys.
 func CanonicalRoot(b []byte) ([]byte, error) {
+	if err := checkShape(b); err != nil {
+		return nil, err
+	}
 	root, err := metadata.Root().FromBytes(b)
 	if err != nil {
 		return nil, fmt.Errorf("not TUF root metadata: %w", err)
@@ -160,6 +206,14 @@ func (p parser) parseV001(_ context.Context, raw json.RawMessage) (types.Entry, 
 	mdBytes, err := bytesOf("metadata", s.Metadata)
 	if err != nil {
 		return nil, err
+	}
+	for _, doc := range []struct {
+		field string
+		b     []byte
+	}{{"root", rootBytes}, {"metadata", mdBytes}} {
+		if err := checkShape(doc.b); err != nil {
+			return nil, types.Invalid("tuf: %s: %v", doc.field, err)
+		}
 	}
 	now := p.now()
 	root, err := metadata.Root().FromBytes(rootBytes)

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +152,43 @@ func TestRefusals(t *testing.T) {
 	later := types.NewRegistry(tuf.KindAt(func() time.Time { return time.Now().Add(48 * time.Hour) }))
 	if _, err := later.ParseInsertable(context.Background(), proposal(t, r.targets, r.root, false)); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("expired metadata: %v", err)
+	}
+}
+
+// What the review found costly, refused before go-tuf reads it: a role
+// listing one key ID thousands of times (quadratic in go-tuf), too many
+// signatures, and an object too big to canonicalize quickly.
+func TestCostlyDocumentsAreRefused(t *testing.T) {
+	reg := types.NewRegistry(tuf.Kind())
+	r := newRepo(t, time.Now().Add(24*time.Hour))
+	rootWithIDs := func(ids string) []byte {
+		return []byte(`{"signatures":[],"signed":{"_type":"root","spec_version":"1.0.31","version":1,"expires":"2099-01-01T00:00:00Z","consistent_snapshot":true,` +
+			`"keys":{"a":{"keytype":"ed25519","scheme":"ed25519","keyval":{"public":"` + strings.Repeat("00", 32) + `"}}},` +
+			`"roles":{"root":{"keyids":[` + ids + `],"threshold":1},"targets":{"keyids":["a"],"threshold":1},"snapshot":{"keyids":["a"],"threshold":1},"timestamp":{"keyids":["a"],"threshold":1}}}}`)
+	}
+	manySigs := `{"signatures":[` + strings.TrimSuffix(strings.Repeat(`{"keyid":"a","sig":"00"},`, tuf.MaxKeys+1), ",") + `],"signed":{"_type":"targets"}}`
+	var bigTargets strings.Builder
+	bigTargets.WriteString(`{"signatures":[],"signed":{"_type":"targets","targets":{`)
+	for i := range 5000 {
+		if i > 0 {
+			bigTargets.WriteString(",")
+		}
+		fmt.Fprintf(&bigTargets, `"t%d":{}`, i)
+	}
+	bigTargets.WriteString(`}}}`)
+	for name, tc := range map[string]struct {
+		md, root []byte
+		want     string
+	}{
+		"a key ID listed twice":        {r.targets, rootWithIDs(`"a","a"`), `lists key ID "a" twice`},
+		"65 signatures":                {[]byte(manySigs), r.root, "more than 64 signatures"},
+		"a targets map of 5,000 files": {[]byte(bigTargets.String()), r.root, "more than 4096 members"},
+	} {
+		_, err := reg.ParseInsertable(context.Background(), proposal(t, tc.md, tc.root, false))
+		var ve *types.ValidationError
+		if !errors.As(err, &ve) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a validation error saying %q", name, err, tc.want)
+		}
 	}
 }
 
