@@ -60,19 +60,19 @@ func TestLogUploadRekord(t *testing.T) {
 	if err != nil || !strings.Contains(out, "logged") || !strings.Contains(out, "Kind:            rekord 0.0.1") {
 		t.Fatalf("ssh upload: %v\n%s", err, out)
 	}
-	if out, err := signet(sshArgs...); err != nil || !strings.Contains(out, "already in the log") {
-		t.Fatalf("the same ssh signature again: %v\n%s", err, out)
-	}
+	uploadAgain(t, base, append([]string{"--type", "rekord"}, sshArgs...)...)
 
 	run("minisign", "-G", "-W", "-p", path("minisign.pub"), "-s", path("minisign.key"))
 	run("minisign", "-S", "-s", path("minisign.key"), "-m", path("release.tar.gz"))
 	if out, err := signet("--pki-format", "minisign", "--artifact", path("release.tar.gz"), "--signature", path("release.tar.gz.minisig"), "--public-key", path("minisign.pub")); err != nil || !strings.Contains(out, "logged") {
 		t.Fatalf("minisign upload: %v\n%s", err, out)
 	}
+	uploadAgain(t, base, "--type", "rekord", "--pki-format", "minisign", "--artifact", path("release.tar.gz"), "--signature", path("release.tar.gz.minisig"), "--public-key", path("minisign.pub"))
 	pgpSig, pgpKey := gpgSigned(t, dir, "release.tar.gz")
 	if out, err := signet("--pki-format", "pgp", "--artifact", path("release.tar.gz"), "--signature", pgpSig, "--public-key", pgpKey); err != nil || !strings.Contains(out, "logged") {
 		t.Fatalf("pgp upload: %v\n%s", err, out)
 	}
+	uploadAgain(t, base, "--type", "rekord", "--pki-format", "pgp", "--artifact", path("release.tar.gz"), "--signature", pgpSig, "--public-key", pgpKey)
 
 	run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path("key.pem"))
 	run("openssl", "ec", "-in", path("key.pem"), "-pubout", "-out", path("pub.pem"))
@@ -286,9 +286,7 @@ func TestLogUploadRFC3161(t *testing.T) {
 	tsr, _ := os.ReadFile(path("a.tsr"))
 	entry, _ := json.Marshal(map[string]any{"kind": "rfc3161", "apiVersion": "0.0.1", "spec": map[string]any{"tsr": map[string]any{"content": tsr}}})
 	os.WriteFile(path("entry.json"), entry, 0o644) //nolint:errcheck
-	if out, err := runCLI(t, "--server", base, "log", "upload", "--entry", path("entry.json")); err != nil || !strings.Contains(out, "already in the log") {
-		t.Fatalf("upload --entry: %v\n%s", err, out)
-	}
+	uploadAgain(t, base, "--entry", path("entry.json"))
 	if _, err := runCLI(t, "--server", base, "log", "upload", "--entry", path("entry.json"), "--type", "rekord"); err == nil || !strings.Contains(err.Error(), "--type does not go with it") {
 		t.Fatalf("--entry with --type: %v", err)
 	}
@@ -572,6 +570,7 @@ func TestLogUploadRPM(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Entry already exists") {
 		t.Fatalf("rekor-cli upload --type rpm of the same package: %v\n%s", err, out)
 	}
+	uploadAgain(t, base, "--type", "rpm", "--artifact", pkg, "--public-key", key)
 	b, _ := os.ReadFile(pkg)
 	sum := sha256.Sum256(b)
 	if found, err := runCLI(t, "--server", base, "log", "search", "--sha", hex.EncodeToString(sum[:])); err != nil || len(strings.Fields(found)) != 1 {
@@ -595,6 +594,7 @@ func TestLogUploadJAR(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Entry already exists") {
 		t.Fatalf("rekor-cli upload --type jar of the same archive: %v\n%s", err, out)
 	}
+	uploadAgain(t, base, "--type", "jar", "--artifact", archive)
 	b, _ := os.ReadFile(archive)
 	sum := sha256.Sum256(b)
 	if found, err := runCLI(t, "--server", base, "log", "search", "--sha", hex.EncodeToString(sum[:])); err != nil || len(strings.Fields(found)) != 1 {
@@ -630,11 +630,27 @@ func mustBuild(t testing.TB, key *rsa.PrivateKey, tweak func(string) string) apk
 }
 
 // uploadAgain sends the same upload a second time: the log answers 409
-// with the existing entry, which signet verifies and reports.
+// with the existing entry's location, which signet fetches by UUID and
+// verifies (inclusion proof, checkpoint, SET); the entry is then fetched
+// and verified by its index too.
 func uploadAgain(t *testing.T, base string, args ...string) {
 	t.Helper()
 	out, err := runCLI(t, append([]string{"--server", base, "log", "upload"}, args...)...)
 	if err != nil || !strings.Contains(out, "already in the log") {
 		t.Errorf("the same upload again: %v\n%s", err, out)
+		return
+	}
+	field := func(out, name string) string {
+		for _, line := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(line, name+":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}
+	uuid, index := field(out, "UUID"), field(out, "Index")
+	got, err := runCLI(t, "--server", base, "log", "get", "--log-index", index)
+	if err != nil || uuid == "" || field(got, "UUID") != uuid {
+		t.Errorf("log get --log-index %s: %v\n%s, want %s", index, err, got, uuid)
 	}
 }

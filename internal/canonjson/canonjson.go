@@ -51,13 +51,18 @@ func MarshalSorted(v any) ([]byte, error) {
 // Transform is given from untrusted input: the canonicalizer sorts an
 // object's members by insertion into a list, quadratic in their number
 // (40,000 members took 6 s), so such input is checked with CheckMembers
-// first. 4,096 members cost about 60 ms.
-const MaxMembers = 4096
+// first. 4,096 members cost about 60 ms; MaxTotalMembers bounds them over
+// the document (many objects of 4,096 members add up: 256 took 14 s).
+const (
+	MaxMembers      = 4096
+	MaxTotalMembers = 16384
+)
 
-// CheckMembers refuses JSON that is not JSON or has an object of more than
-// max members (duplicates count: the canonicalizer sees each). It reads
-// the tokens once.
+// CheckMembers refuses JSON that is not JSON, has an object of more than
+// max members, or more than MaxTotalMembers in all (duplicates count: the
+// canonicalizer sees each). It reads the tokens once.
 func CheckMembers(raw []byte, max int) error {
+	total := 0
 	type frame struct {
 		object, wantName bool
 		members          int
@@ -89,6 +94,9 @@ func CheckMembers(raw []byte, max int) error {
 			}
 			if stack[n-1].members++; stack[n-1].members > max {
 				return fmt.Errorf("an object with more than %d members", max)
+			}
+			if total++; total > MaxTotalMembers {
+				return fmt.Errorf("more than %d object members in all", MaxTotalMembers)
 			}
 			stack[n-1].wantName = false
 			continue

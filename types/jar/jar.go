@@ -23,6 +23,7 @@ import (
 	"github.com/sassoftware/relic/v8/lib/signjar"
 
 	"github.com/signet-dev/signet/types"
+	"github.com/signet-dev/signet/types/pki"
 )
 
 // Name is the kind's name on the wire.
@@ -111,6 +112,9 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	if err := everyEntrySigned(zr); err != nil {
 		return nil, types.Invalid("jar: %v", err)
 	}
+	if err := checkBlockKeys(zr); err != nil {
+		return nil, types.Invalid("jar: %v", err)
+	}
 	sigs, err := signjar.Verify(zr, false)
 	if err != nil {
 		return nil, types.Invalid("jar: the archive's signature does not verify: %v", err)
@@ -171,6 +175,55 @@ func isMetadata(name string) (ext string, ok bool) {
 	return base[i:], true
 }
 
+// isSignatureFile is whether name is META-INF's manifest, a .SF file or a
+// signature block: the files a signature does not list.
+func isSignatureFile(name string) bool {
+	ext, ok := isMetadata(name)
+	_, base := path.Split(strings.ToUpper(name))
+	return ok && (base == "MANIFEST.MF" || ext == ".SF" || isBlock(name))
+}
+
+// isBlock is whether name is a signature block, as relic tells them.
+func isBlock(name string) bool {
+	ext, ok := isMetadata(name)
+	_, base := path.Split(strings.ToUpper(name))
+	return ok && (ext == ".RSA" || ext == ".DSA" || ext == ".EC" || strings.HasPrefix(base, "SIG-"))
+}
+
+// checkBlockKeys applies types/pki's key bounds to every certificate in
+// every signature block before relic verifies with them (relic checks a
+// failing RSA signature twice: a 512 Kib modulus cost 24 s).
+func checkBlockKeys(zr *zip.Reader) error {
+	for _, f := range zr.File {
+		if !isBlock(f.Name) {
+			continue
+		}
+		r, err := f.Open()
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			return err
+		}
+		psd, err := pkcs7.Unmarshal(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		certs, err := psd.Content.Certificates.Parse()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
+		for _, c := range certs {
+			if err := pki.CheckKey(c.PublicKey); err != nil {
+				return fmt.Errorf("%s: %w", f.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
 func checkSizes(zr *zip.Reader, size int) error {
 	if len(zr.File) > MaxEntries {
 		return fmt.Errorf("%d entries, more than %d", len(zr.File), MaxEntries)
@@ -222,10 +275,15 @@ func everyEntrySigned(zr *zip.Reader) error {
 		return fmt.Errorf("the manifest: %w", err)
 	}
 	for _, f := range zr.File {
-		// META-INF's own files (the manifest, signature files) are not
-		// listed; what is below META-INF/versions/ and the like is code,
-		// and is.
-		if dir, _ := path.Split(strings.ToUpper(f.Name)); strings.HasSuffix(f.Name, "/") || dir == "META-INF/" {
+		if strings.HasSuffix(f.Name, "/") {
+			if f.UncompressedSize64 > 0 {
+				return fmt.Errorf("directory entry %s has content", f.Name)
+			}
+			continue
+		}
+		// The manifest and signature files are not listed; anything else,
+		// in META-INF too (META-INF/versions/ holds code), must be.
+		if isSignatureFile(f.Name) {
 			continue
 		}
 		if _, ok := parsed.Files[f.Name]; !ok {

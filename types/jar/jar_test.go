@@ -4,18 +4,29 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/asn1"
 	"encoding/json"
 	"errors"
 	"io"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sassoftware/relic/v8/lib/pkcs7"
 
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/internal/rekorref"
 	"github.com/signet-dev/signet/types/jar"
+	"github.com/signet-dev/signet/types/pki"
 )
 
 // signedJAR builds a jar with the JDK's jar tool and signs it with
@@ -219,9 +230,11 @@ func TestOnlyWhatTheSignatureCovers(t *testing.T) {
 		archive []byte
 		want    string
 	}{
-		"an unsigned class":           {withEntry(t, archive, "com/example/Evil.class", []byte("evil"), false), "Evil.class is not in the manifest"},
-		"an unsigned versioned class": {withEntry(t, archive, "META-INF/versions/9/com/example/App.class", []byte("evil"), false), "is not in the manifest"},
-		"two entries of one name":     {withEntry(t, archive, "com/example/hello.txt", []byte("evil"), false), "two entries named"},
+		"an unsigned class":            {withEntry(t, archive, "com/example/Evil.class", []byte("evil"), false), "Evil.class is not in the manifest"},
+		"an unsigned versioned class":  {withEntry(t, archive, "META-INF/versions/9/com/example/App.class", []byte("evil"), false), "is not in the manifest"},
+		"two entries of one name":      {withEntry(t, archive, "com/example/hello.txt", []byte("evil"), false), "two entries named"},
+		"an unsigned file in META-INF": {withEntry(t, archive, "META-INF/Evil.class", []byte("evil"), false), "META-INF/Evil.class is not in the manifest"},
+		"a directory with content":     {dirWithContent(t, archive), "directory entry com/evil/ has content"},
 	} {
 		_, err := reg.ParseInsertable(context.Background(), proposal(t, tc.archive))
 		var ve *types.ValidationError
@@ -269,4 +282,51 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("not a validation error: %v", err)
 		}
 	})
+}
+
+// A signature block whose certificate holds an RSA key past types/pki's
+// bound is refused before relic verifies with it (relic checks a failing
+// RSA signature twice; a 512 Kib modulus cost 24 s).
+func TestOversizedBlockKeysAreRefused(t *testing.T) {
+	orig, err := os.ReadFile("testdata/signed.jar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bits := pki.MaxRSABits + 8
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits)))
+	n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
+	archive := rewrite(t, orig, func(name string, content []byte) []byte {
+		if !strings.HasSuffix(name, ".RSA") {
+			return content
+		}
+		psd, err := pkcs7.Unmarshal(content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &rsa.PublicKey{N: n, E: 65537}, ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		psd.Content.Certificates = pkcs7.RawCertificates{asn1.RawValue{FullBytes: der}}
+		out, err := psd.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	})
+	_, err = types.NewRegistry(jar.Kind()).ParseInsertable(context.Background(), proposal(t, archive))
+	var ve *types.ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "at most 8192 bits") {
+		t.Fatalf("%v, want a refusal naming the bound", err)
+	}
+}
+
+// dirWithContent copies a jar and adds a directory entry that holds bytes
+// (archive/zip's writer will not write one): a file, renamed in place, the
+// same length, in the local header and the central directory.
+func dirWithContent(t *testing.T, archive []byte) []byte {
+	t.Helper()
+	return bytes.ReplaceAll(withEntry(t, archive, "com/evilX", []byte("evil"), false), []byte("com/evilX"), []byte("com/evil/"))
 }

@@ -366,7 +366,11 @@ func canonicalKey(bin []byte) ([]byte, []string, error) {
 			// Every signature the primary key made (or that names no
 			// issuer) may be verified, here or by go-crypto's ReadKeyRing,
 			// whatever its type: each counts, an embedded back-signature too.
-			if primary != nil && issuedBy(p, primary) {
+			// Counted: what go-crypto matches to the primary (its own rule,
+			// CheckKeyIdOrFingerprint), what names it or no one, and every
+			// signature after a subkey, which is verified here whoever it
+			// names.
+			if primary != nil && (sub != nil || p.CheckKeyIdOrFingerprint(primary) || issuedBy(p, primary)) {
 				if err := check(); err != nil {
 					return nil, nil, err
 				}

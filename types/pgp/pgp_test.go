@@ -119,3 +119,85 @@ func TestOversizedKeysAreRefused(t *testing.T) {
 		t.Fatalf("a 4096-bit DSA key: %v, want a refusal naming its size", err)
 	}
 }
+
+// rewriteUnhashed replaces a serialized v4 signature packet's unhashed
+// subpacket area (not covered by the signature) with unhashed.
+func rewriteUnhashed(t *testing.T, pkt, unhashed []byte) []byte {
+	// new-format header
+	if pkt[0] != 0xc2 {
+		t.Fatalf("tag %x", pkt[0])
+	}
+	var body []byte
+	switch l := pkt[1]; {
+	case l < 192:
+		body = pkt[2:]
+	case l < 224:
+		body = pkt[3:]
+	case l == 255:
+		body = pkt[6:]
+	default:
+		t.Fatal("partial length")
+	}
+	hl := int(binary.BigEndian.Uint16(body[4:6]))
+	pre := body[:6+hl]
+	ul := int(binary.BigEndian.Uint16(body[6+hl:]))
+	post := body[6+hl+2+ul:]
+	nb := append([]byte{}, pre...)
+	nb = binary.BigEndian.AppendUint16(nb, uint16(len(unhashed)))
+	nb = append(nb, unhashed...)
+	nb = append(nb, post...)
+	out := []byte{0xc2, 0xff}
+	out = binary.BigEndian.AppendUint32(out, uint32(len(nb)))
+	return append(out, nb...)
+}
+
+// Signatures whose issuer subpackets disagree with what go-crypto matches
+// count too (a second review found both): a version-0 fingerprint (which
+// go-crypto ignores, matching the key ID) on persona certifications, and
+// subkey bindings naming another issuer (verified here whoever they name).
+func TestIssuerTricksCount(t *testing.T) {
+	e, err := openpgp.NewEntity("a", "", "a@example.com", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id *openpgp.Identity
+	for _, i := range e.Identities {
+		id = i
+	}
+	// Persona certifications with a v0 fingerprint, then the primary's ID.
+	v0 := append(append([]byte{22, 33, 0}, bytes.Repeat([]byte{0xAA}, 20)...), 9, 16)
+	v0 = binary.BigEndian.AppendUint64(v0, e.PrimaryKey.KeyId)
+	s := &packet.Signature{Version: 4, SigType: packet.SigTypePersonaCert, PubKeyAlgo: e.PrimaryKey.PubKeyAlgo, Hash: id.SelfSignature.Hash,
+		CreationTime: time.Now(), IssuerKeyId: &e.PrimaryKey.KeyId}
+	if err := s.SignUserId(id.Name, e.PrimaryKey, e.PrivateKey, nil); err != nil {
+		t.Fatal(err)
+	}
+	var sb bytes.Buffer
+	s.Serialize(&sb) //nolint:errcheck
+	persona := rewriteUnhashed(t, sb.Bytes(), v0)
+	var buf bytes.Buffer
+	e.PrimaryKey.Serialize(&buf)     //nolint:errcheck
+	id.UserId.Serialize(&buf)        //nolint:errcheck
+	id.SelfSignature.Serialize(&buf) //nolint:errcheck
+	for range pgp.MaxSignatureChecks {
+		buf.Write(persona)
+	}
+	if _, err := pgp.ReadKey(buf.Bytes()); err == nil || !strings.Contains(err.Error(), "signatures by its primary key") {
+		t.Errorf("persona certifications with a v0 fingerprint: %v, want a refusal", err)
+	}
+	// Subkey bindings naming a foreign fingerprint.
+	sb.Reset()
+	e.Subkeys[0].Sig.Serialize(&sb) //nolint:errcheck
+	binding := rewriteUnhashed(t, sb.Bytes(), append([]byte{22, 33, 4}, bytes.Repeat([]byte{0xAA}, 20)...))
+	buf.Reset()
+	e.PrimaryKey.Serialize(&buf)           //nolint:errcheck
+	id.UserId.Serialize(&buf)              //nolint:errcheck
+	id.SelfSignature.Serialize(&buf)       //nolint:errcheck
+	e.Subkeys[0].PublicKey.Serialize(&buf) //nolint:errcheck
+	for range pgp.MaxSignatureChecks {
+		buf.Write(binding)
+	}
+	if _, err := pgp.ReadKey(buf.Bytes()); err == nil || !strings.Contains(err.Error(), "signatures by its primary key") {
+		t.Errorf("subkey bindings naming another issuer: %v, want a refusal", err)
+	}
+}

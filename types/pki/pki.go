@@ -24,8 +24,10 @@ const MaxChain = 10
 // make.
 const MaxRSABits = 8192
 
-// checkKey refuses keys whose checks would cost the server seconds.
-func checkKey(k crypto.PublicKey) error {
+// CheckKey refuses keys whose checks would cost the server seconds. Kinds
+// that read keys without ParseVerifier (jar's signature blocks, TUF's
+// keys) call it themselves.
+func CheckKey(k crypto.PublicKey) error {
 	if r, ok := k.(*rsa.PublicKey); ok && r.N.BitLen() > MaxRSABits {
 		return fmt.Errorf("%d-bit RSA key: at most %d bits", r.N.BitLen(), MaxRSABits)
 	}
@@ -52,7 +54,7 @@ func ParseVerifier(data []byte) (*Verifier, error) {
 			return nil, fmt.Errorf("invalid certificate chain: %w", err)
 		}
 		for i, c := range certs {
-			if err := checkKey(c.PublicKey); err != nil {
+			if err := CheckKey(c.PublicKey); err != nil {
 				return nil, fmt.Errorf("invalid certificate chain: certificate %d: %w", i, err)
 			}
 		}
@@ -69,7 +71,7 @@ func ParseVerifier(data []byte) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid public key: %w", err)
 		}
-		if err := checkKey(k); err != nil {
+		if err := CheckKey(k); err != nil {
 			return nil, fmt.Errorf("invalid public key: %w", err)
 		}
 		return &Verifier{Key: k}, nil
@@ -78,7 +80,7 @@ func ParseVerifier(data []byte) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid certificate: %w", err)
 		}
-		if err := checkKey(c.PublicKey); err != nil {
+		if err := CheckKey(c.PublicKey); err != nil {
 			return nil, fmt.Errorf("invalid certificate: %w", err)
 		}
 		return &Verifier{Key: c.PublicKey, Certs: []*x509.Certificate{c}}, nil

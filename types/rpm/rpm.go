@@ -229,7 +229,7 @@ func checkEntries(table, data []byte) error {
 			// The count-th NUL at or after offset ends the entry.
 			first := sort.SearchInts(nuls, int(offset))
 			if count == 0 {
-				end = offset
+				return fmt.Errorf("entry %d is a string list of none", e/16)
 			} else if last := first + int(count) - 1; last < len(nuls) {
 				end = uint64(nuls[last]) + 1
 			} else {

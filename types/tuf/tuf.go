@@ -22,6 +22,7 @@ import (
 
 	"github.com/signet-dev/signet/internal/canonjson"
 	"github.com/signet-dev/signet/types"
+	"github.com/signet-dev/signet/types/pki"
 )
 
 // Name is the kind's name on the wire.
@@ -161,6 +162,18 @@ func checkShape(b []byte) error {
 	}
 	if len(shape.Signatures) > MaxKeys || len(shape.Signed.Keys) > MaxKeys {
 		return fmt.Errorf("more than %d signatures or keys", MaxKeys)
+	}
+	// go-tuf loads RSA keys of any size (a 512 Kib one cost 13 s a root).
+	for id, raw := range shape.Signed.Keys {
+		var k metadata.Key
+		if err := json.Unmarshal(raw, &k); err != nil {
+			return fmt.Errorf("key %s: %w", id, err)
+		}
+		if pub, err := k.ToPublicKey(); err == nil {
+			if err := pki.CheckKey(pub); err != nil {
+				return fmt.Errorf("key %s: %w", id, err)
+			}
+		}
 	}
 	for name, role := range shape.Signed.Roles {
 		if len(role.KeyIDs) > MaxKeys {

@@ -7,10 +7,14 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +24,7 @@ import (
 
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/internal/rekorref"
+	"github.com/signet-dev/signet/types/pki"
 	"github.com/signet-dev/signet/types/tuf"
 )
 
@@ -176,10 +181,19 @@ func TestCostlyDocumentsAreRefused(t *testing.T) {
 		fmt.Fprintf(&bigTargets, `"t%d":{}`, i)
 	}
 	bigTargets.WriteString(`}}}`)
+	bits := pki.MaxRSABits + 8
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits)))
+	n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
+	der, _ := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n, E: 65537})
+	pubJSON, _ := json.Marshal(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	rsaRoot := []byte(`{"signatures":[],"signed":{"_type":"root","spec_version":"1.0.31","version":1,"expires":"2099-01-01T00:00:00Z","consistent_snapshot":true,` +
+		`"keys":{"a":{"keytype":"rsa","scheme":"rsassa-pss-sha256","keyval":{"public":` + string(pubJSON) + `}}},` +
+		`"roles":{"root":{"keyids":["a"],"threshold":1},"targets":{"keyids":["a"],"threshold":1},"snapshot":{"keyids":["a"],"threshold":1},"timestamp":{"keyids":["a"],"threshold":1}}}}`)
 	for name, tc := range map[string]struct {
 		md, root []byte
 		want     string
 	}{
+		"an RSA key past the bound":    {r.targets, rsaRoot, "at most 8192 bits"},
 		"a key ID listed twice":        {r.targets, rootWithIDs(`"a","a"`), `lists key ID "a" twice`},
 		"65 signatures":                {[]byte(manySigs), r.root, "more than 64 signatures"},
 		"a targets map of 5,000 files": {[]byte(bigTargets.String()), r.root, "more than 4096 members"},
