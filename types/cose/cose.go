@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/fxamacker/cbor/v2"
 	gocose "github.com/veraison/go-cose"
 
 	"github.com/signet-dev/signet/types"
@@ -27,6 +28,21 @@ const Name = "cose"
 // inTotoPayloadType is the content type of a message whose payload is an
 // in-toto statement: its subjects' digests become search keys.
 const inTotoPayloadType = "application/vnd.in-toto+json"
+
+// Bounds on a message's CBOR structure, checked before go-cose decodes it.
+const (
+	maxItems  = 1024
+	maxLevels = 16
+)
+
+// shape checks a message's CBOR structure against those bounds.
+var shape = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{MaxArrayElements: maxItems, MaxMapPairs: maxItems, MaxNestedLevels: maxLevels}.DecMode()
+	if err != nil {
+		panic(err) // constant options
+	}
+	return dm
+}()
 
 // Kind returns the cose kind.
 func Kind() types.Kind {
@@ -96,6 +112,12 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	verifier, err := gocose.NewVerifier(alg, v.Key)
 	if err != nil {
 		return nil, types.Invalid("cose: publicKey: %v", err)
+	}
+	// go-cose decodes with fxamacker/cbor's defaults (131,072 pairs per
+	// map): header maps that big cost seconds to decode. A COSE_Sign1 has a
+	// handful of headers; the payload is a byte string, not counted.
+	if err := shape.Wellformed(p.Message); err != nil {
+		return nil, types.Invalid("cose: message: %v (at most %d array elements or map pairs, %d levels)", err, maxItems, maxLevels)
 	}
 	msg := gocose.NewSign1Message()
 	if err := msg.UnmarshalCBOR(p.Message); err != nil {

@@ -142,6 +142,35 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// A header map past the structure bounds is refused before go-cose
+// decodes it (its defaults allow 131,072 pairs a map: 12 such maps took
+// 2.5 s and 350 MiB).
+func TestLargeHeadersAreRefused(t *testing.T) {
+	reg := types.NewRegistry(cose.Kind())
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := gocose.NewSigner(gocose.AlgorithmES256, ec)
+	msg := gocose.NewSign1Message()
+	msg.Headers.Protected.SetAlgorithm(gocose.AlgorithmES256)
+	big := map[int]int{}
+	for i := range 2000 {
+		big[i] = i
+	}
+	msg.Headers.Unprotected[int64(99)] = big
+	msg.Payload = []byte("x")
+	if err := msg.Sign(rand.Reader, nil, signer); err != nil {
+		t.Fatal(err)
+	}
+	b, err := msg.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = reg.ParseInsertable(context.Background(), proposal(t, b, pemKey(t, ec.Public()), nil))
+	var ve *types.ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "at most 1024") {
+		t.Fatalf("a header map of 2,000 pairs: %v, want a refusal", err)
+	}
+}
+
 // Whatever bytes arrive as a COSE message, parsing answers an entry or a
 // validation error, and never panics.
 func FuzzParse(f *testing.F) {

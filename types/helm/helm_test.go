@@ -129,6 +129,7 @@ func TestRefusals(t *testing.T) {
 		"Chart.yaml changed": {tampered, key, "does not verify"},
 		"not clear-signed":   {chartYAML, key, "not a PGP clear-signed message"},
 		"two files":          {twoFiles, key, "lists 2 files"},
+		"sums of 100 KiB":    {bytes.Replace(prov, []byte("files:\n"), []byte("junk: "+strings.Repeat("x", 100<<10)+"\nfiles:\n"), 1), key, "more than 65536"},
 		"no sums":            {[]byte("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nname: x\n-----BEGIN PGP SIGNATURE-----\n\nwsBcBAEBCAAQBQJ=\n-----END PGP SIGNATURE-----\n"), key, "no sums"},
 	} {
 		_, err := reg.ParseInsertable(context.Background(), proposal(t, tc.prov, tc.key))
