@@ -29,6 +29,17 @@ type Entry interface {
 	Insertable() bool
 }
 
+// Verified is an entry proposed in full whose signatures verified: its
+// leaf and search keys. Most kinds answer one.
+type Verified struct {
+	Leaf []byte
+	Keys []string
+}
+
+func (e *Verified) Canonical() []byte   { return e.Leaf }
+func (e *Verified) IndexKeys() []string { return e.Keys }
+func (e *Verified) Insertable() bool    { return true }
+
 // Attested is an entry that carries an attestation the log stores beside
 // its leaf and returns with it (Rekor's attestation storage): an in-toto
 // statement, a COSE message. The leaf holds only its digest.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/signet-dev/signet/internal/apkbuild"
 	"github.com/signet-dev/signet/internal/cosigntest"
+	"github.com/signet-dev/signet/internal/gpgtest"
 )
 
 // rekord entries from the CLI: ssh-keygen, minisign, gpg and openssl signatures
@@ -219,27 +220,10 @@ func TestRekorCLIUploadsRekord(t *testing.T) {
 // public key to dir/name.pub.asc.
 func gpgSigned(t *testing.T, dir, name string) (sig, key string) {
 	t.Helper()
-	home, err := os.MkdirTemp("", "gpg") // short: the agent's socket path
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(home, 0o700) //nolint:errcheck
-	t.Cleanup(func() {
-		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run() //nolint:errcheck
-		os.RemoveAll(home)
-	})
-	gpg := func(args ...string) []byte {
-		t.Helper()
-		out, err := exec.Command("gpg", append([]string{"--homedir", home, "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...).Output()
-		if err != nil {
-			t.Fatalf("gpg %v: %v", args, err)
-		}
-		return out
-	}
-	gpg("--quick-gen-key", "Release <release@example.com>", "nistp256", "default", "1y")
+	g := gpgtest.New(t)
 	sig, key = filepath.Join(dir, name+".asc"), filepath.Join(dir, name+".pub.asc")
-	gpg("--armor", "--output", sig, "--detach-sign", filepath.Join(dir, name))
-	os.WriteFile(key, gpg("--armor", "--export", "release@example.com"), 0o644) //nolint:errcheck
+	os.WriteFile(key, g.Key("Release <release@example.com>", "nistp256"), 0o644) //nolint:errcheck
+	g.GPG("--armor", "--output", sig, "--detach-sign", filepath.Join(dir, name))
 	return sig, key
 }
 

@@ -80,15 +80,6 @@ type keyV001 struct {
 	Content []byte `json:"content"`
 }
 
-type entry struct {
-	canonical []byte
-	keys      []string
-}
-
-func (e *entry) Canonical() []byte   { return e.canonical }
-func (e *entry) IndexKeys() []string { return e.keys }
-func (e *entry) Insertable() bool    { return true }
-
 func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	var s specV001
 	if err := types.DecodeStrict(raw, &s); err != nil {
@@ -136,7 +127,7 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	keyHash := sha256.Sum256(canonKey)
 	keys := append([]string{hex.EncodeToString(keyHash[:])}, key.Subjects()...)
 	keys = append(keys, "sha256:"+computed)
-	return &entry{canonical: leaf, keys: keys}, nil
+	return &types.Verified{Leaf: leaf, Keys: keys}, nil
 }
 
 // apkPackage is what the log reads from an .apk.

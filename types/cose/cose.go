@@ -79,15 +79,13 @@ type hashV001 struct {
 	Value     string `json:"value"`
 }
 
+// entry is the verified message's leaf and keys, and the message itself,
+// stored as its attestation.
 type entry struct {
-	canonical []byte
-	keys      []string
-	message   []byte
+	types.Verified
+	message []byte
 }
 
-func (e *entry) Canonical() []byte   { return e.canonical }
-func (e *entry) IndexKeys() []string { return e.keys }
-func (e *entry) Insertable() bool    { return true }
 func (e *entry) Attestation() []byte { return e.message }
 
 func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
@@ -155,7 +153,7 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	if ct, ok := msg.Headers.Protected[gocose.HeaderLabelContentType].(string); ok && ct == inTotoPayloadType {
 		keys = append(keys, statementSubjects(msg.Payload)...)
 	}
-	return &entry{canonical: leaf, keys: keys, message: p.Message}, nil
+	return &entry{Verified: types.Verified{Leaf: leaf, Keys: keys}, message: p.Message}, nil
 }
 
 // statementSubjects are an in-toto statement's subject digests as search

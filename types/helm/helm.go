@@ -68,15 +68,6 @@ type keyV001 struct {
 	Content []byte `json:"content"`
 }
 
-type entry struct {
-	canonical []byte
-	keys      []string
-}
-
-func (e *entry) Canonical() []byte   { return e.canonical }
-func (e *entry) IndexKeys() []string { return e.keys }
-func (e *entry) Insertable() bool    { return true }
-
 // sums is the provenance's second document (Helm's SumCollection).
 type sums struct {
 	Files  map[string]string `json:"files"`
@@ -141,7 +132,7 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	keyHash := sha256.Sum256(key.Armored)
 	keys := append([]string{hex.EncodeToString(keyHash[:])}, key.Emails...)
 	keys = append(keys, strings.ToLower(algorithm+":"+digest))
-	return &entry{canonical: leaf, keys: keys}, nil
+	return &types.Verified{Leaf: leaf, Keys: keys}, nil
 }
 
 // chartDigest reads the chart's digest from the provenance's sums. A

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"helm.sh/helm/v4/pkg/provenance"
 
+	"github.com/signet-dev/signet/internal/gpgtest"
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/helm"
 	"github.com/signet-dev/signet/types/internal/rekorref"
@@ -64,29 +64,13 @@ func signed(t testing.TB, cfg *packet.Config, archive []byte) (prov, key []byte)
 // key, as a release pipeline signing outside Helm would.
 func gpgSigned(t *testing.T) (prov, key []byte) {
 	t.Helper()
-	home, err := os.MkdirTemp("", "gpg") // short: the agent's socket path
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(home, 0o700) //nolint:errcheck
-	t.Cleanup(func() {
-		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run() //nolint:errcheck
-		os.RemoveAll(home)
-	})
-	gpg := func(args ...string) []byte {
-		t.Helper()
-		out, err := exec.Command("gpg", append([]string{"--homedir", home, "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...).Output()
-		if err != nil {
-			t.Fatalf("gpg %v: %v", args, err)
-		}
-		return out
-	}
-	gpg("--quick-gen-key", "Charts <charts@example.com>", "nistp256", "default", "1y")
+	g := gpgtest.New(t)
+	key = g.Key("Charts <charts@example.com>", "nistp256")
 	sum := sha256.Sum256(archive)
 	msg := append(append([]byte(nil), chartYAML...), []byte("\n...\nfiles:\n  hello-0.1.0.tgz: sha256:"+hex.EncodeToString(sum[:])+"\n")...)
-	file := filepath.Join(home, "msg")
+	file := filepath.Join(g.Dir, "msg")
 	os.WriteFile(file, msg, 0o600) //nolint:errcheck
-	return gpg("--clearsign", "--output", "-", file), gpg("--armor", "--export", "charts@example.com")
+	return g.GPG("--clearsign", "--output", "-", file), key
 }
 
 // Leaf and index keys are Rekor 1.5's for provenances from Helm's package

@@ -76,15 +76,6 @@ type keyV001 struct {
 	Content []byte `json:"content"`
 }
 
-type entry struct {
-	canonical []byte
-	keys      []string
-}
-
-func (e *entry) Canonical() []byte   { return e.canonical }
-func (e *entry) IndexKeys() []string { return e.keys }
-func (e *entry) Insertable() bool    { return true }
-
 func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	var s specV001
 	if err := types.DecodeStrict(raw, &s); err != nil {
@@ -158,7 +149,7 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	// finds its archives.
 	sigHash, certHash := sha256.Sum256(sigPEM), sha256.Sum256(certPEM)
 	keys := []string{hex.EncodeToString(sigHash[:]), "sha256:" + computed, hex.EncodeToString(certHash[:])}
-	return &entry{canonical: leaf, keys: keys}, nil
+	return &types.Verified{Leaf: leaf, Keys: keys}, nil
 }
 
 // isMetadata is whether a zip entry is one of META-INF's signature files

@@ -65,15 +65,6 @@ type publicKeyV001 struct {
 	URL     string `json:"url,omitempty"`
 }
 
-type entry struct {
-	canonical []byte
-	keys      []string
-}
-
-func (e *entry) Canonical() []byte   { return e.canonical }
-func (e *entry) IndexKeys() []string { return e.keys }
-func (e *entry) Insertable() bool    { return true }
-
 // format is one PKI format: its key and signature read, checked over the
 // artifact, and written back as Rekor stores them.
 type format interface {
@@ -144,7 +135,7 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	keyHash := sha256.Sum256(canonKey)
 	keys := append([]string{hex.EncodeToString(keyHash[:])}, subjects...)
 	keys = append(keys, "sha256:"+computed)
-	return &entry{canonical: leaf, keys: keys}, nil
+	return &types.Verified{Leaf: leaf, Keys: keys}, nil
 }
 
 // x509Format: a PEM key, certificate or chain (types/pki, as hashedrekord

@@ -44,15 +44,6 @@ type tsrV001 struct {
 	Content []byte `json:"content"`
 }
 
-type entry struct {
-	canonical []byte
-	keys      []string
-}
-
-func (e *entry) Canonical() []byte   { return e.canonical }
-func (e *entry) IndexKeys() []string { return e.keys }
-func (e *entry) Insertable() bool    { return true }
-
 // timeStampResp is RFC 3161's TimeStampResp, read far enough to judge the
 // status before the token is parsed.
 type timeStampResp struct {
@@ -115,5 +106,5 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	if name, ok := sigalg.HashName(ts.HashAlgorithm); ok {
 		keys = append(keys, name+":"+hex.EncodeToString(ts.HashedMessage))
 	}
-	return &entry{canonical: leaf, keys: keys}, nil
+	return &types.Verified{Leaf: leaf, Keys: keys}, nil
 }

@@ -61,15 +61,6 @@ type keyV001 struct {
 	Content []byte `json:"content"`
 }
 
-type entry struct {
-	canonical []byte
-	keys      []string
-}
-
-func (e *entry) Canonical() []byte   { return e.canonical }
-func (e *entry) IndexKeys() []string { return e.keys }
-func (e *entry) Insertable() bool    { return true }
-
 // Signature header tags Rekor copies into the leaf (its go-rpm's
 // numbering: 1004 is the MD5 of header and payload).
 var sigDigestTags = []struct {
@@ -150,7 +141,7 @@ func parseV001(_ context.Context, raw json.RawMessage) (types.Entry, error) {
 	keyHash := sha256.Sum256(key.Armored)
 	keys := append([]string{hex.EncodeToString(keyHash[:])}, key.Emails...)
 	keys = append(keys, "sha256:"+computed)
-	return &entry{canonical: leaf, keys: keys}, nil
+	return &types.Verified{Leaf: leaf, Keys: keys}, nil
 }
 
 // sigHeaderBase is go-rpmutils' offset for signature header tags.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signet-dev/signet/internal/gpgtest"
 	"github.com/signet-dev/signet/types"
 	"github.com/signet-dev/signet/types/internal/rekorref"
 	"github.com/signet-dev/signet/types/rpm"
@@ -21,23 +22,15 @@ import (
 // rpmsign and a GnuPG key of its own.
 type rpmTools struct {
 	t        *testing.T
-	dir, gpg string
+	dir      string
+	gpg      *gpgtest.Home
 	unsigned []byte
 }
 
 func newRPMTools(t *testing.T) *rpmTools {
 	t.Helper()
 	dir := t.TempDir()
-	home, err := os.MkdirTemp("", "gpg") // short: the agent's socket path
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(home, 0o700) //nolint:errcheck
-	t.Cleanup(func() {
-		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run() //nolint:errcheck
-		os.RemoveAll(home)
-	})
-	r := &rpmTools{t: t, dir: dir, gpg: home}
+	r := &rpmTools{t: t, dir: dir, gpg: gpgtest.New(t)}
 	spec := "Name: hello\nVersion: 1.0\nRelease: 1\nEpoch: 2\nSummary: says hello\nLicense: MIT\nBuildArch: noarch\n\n%description\nSays hello.\n\n" +
 		"%install\nmkdir -p %{buildroot}/usr/share/hello\necho hello > %{buildroot}/usr/share/hello/README\n\n%files\n/usr/share/hello/README\n"
 	os.MkdirAll(filepath.Join(dir, "SPECS"), 0o755)                              //nolint:errcheck
@@ -50,7 +43,7 @@ func newRPMTools(t *testing.T) *rpmTools {
 func (r *rpmTools) run(name string, args ...string) []byte {
 	r.t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "GNUPGHOME="+r.gpg)
+	cmd.Env = append(os.Environ(), "GNUPGHOME="+r.gpg.Dir)
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
@@ -63,8 +56,7 @@ func (r *rpmTools) run(name string, args ...string) []byte {
 // key makes a GnuPG key for uid and returns it exported.
 func (r *rpmTools) key(uid, algo string) []byte {
 	r.t.Helper()
-	r.run("gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", uid, algo, "default", "1y")
-	return r.run("gpg", "--armor", "--export", uid)
+	return r.gpg.Key(uid, algo)
 }
 
 // sign signs a copy of the package as rpmsign does (v3: also over header
@@ -73,7 +65,7 @@ func (r *rpmTools) sign(uid string, v3 bool) []byte {
 	r.t.Helper()
 	path := filepath.Join(r.dir, "signed.rpm")
 	os.WriteFile(path, r.unsigned, 0o644) //nolint:errcheck
-	args := []string{"--addsign", "--define", "__gpg /usr/bin/gpg", "--define", "_gpg_name " + uid, "--define", "_gpg_path " + r.gpg,
+	args := []string{"--addsign", "--define", "__gpg /usr/bin/gpg", "--define", "_gpg_name " + uid, "--define", "_gpg_path " + r.gpg.Dir,
 		"--define", "_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback"}
 	if v3 {
 		args = append(args, "--rpmv3")

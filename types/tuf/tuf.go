@@ -64,15 +64,6 @@ type canonicalContent struct {
 	Content []byte `json:"content"`
 }
 
-type entry struct {
-	canonical []byte
-	keys      []string
-}
-
-func (e *entry) Canonical() []byte   { return e.canonical }
-func (e *entry) IndexKeys() []string { return e.keys }
-func (e *entry) Insertable() bool    { return true }
-
 // bytesOf reads a content: a JSON object as it is, a string as base64.
 func bytesOf(field string, c *content) ([]byte, error) {
 	if c == nil || len(c.Content) == 0 || bytes.Equal(c.Content, []byte("null")) {
@@ -303,5 +294,5 @@ func (p parser) parseV001(_ context.Context, raw json.RawMessage) (types.Entry, 
 	// are: a search for "targets" finds every targets metadata), the
 	// root's digest.
 	keys := []string{hex.EncodeToString(mdHash[:]), head.Signed.Type, strconv.Itoa(head.Signed.Version), hex.EncodeToString(rootHash[:])}
-	return &entry{canonical: leaf, keys: keys}, nil
+	return &types.Verified{Leaf: leaf, Keys: keys}, nil
 }
