@@ -17,7 +17,7 @@ func TestParserPanicIsAValidationError(t *testing.T) {
 	}})
 	_, err := reg.ParseInsertable(context.Background(), []byte(`{"kind":"fragile","apiVersion":"0.0.1","spec":{}}`))
 	var ve *types.ValidationError
-	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "fragile entry: the input broke its parser (index out of range)") {
+	if !errors.As(err, &ve) || !errors.Is(err, types.ErrParserPanic) || !strings.Contains(err.Error(), "fragile entry: the input broke its parser (index out of range)") {
 		t.Fatalf("%v, want a validation error", err)
 	}
 }

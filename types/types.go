@@ -223,6 +223,11 @@ func DecodeStrict(data []byte, v any) error {
 	return nil
 }
 
+// ErrParserPanic is wrapped in the validation error a parser's panic
+// becomes: the fuzz targets fail on it, so that a recovered panic is still
+// found and fixed.
+var ErrParserPanic = errors.New("parser panic")
+
 // parseRecovering runs a kind's parser, turning a panic into a validation
 // error: the parsers read untrusted bytes with third-party libraries, and a
 // panic on one input must neither take down a bulk import nor answer 500.
@@ -230,7 +235,7 @@ func DecodeStrict(data []byte, v any) error {
 func parseRecovering(ctx context.Context, parse Parser, kind string, spec json.RawMessage) (e Entry, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			e, err = nil, Invalid("%s entry: the input broke its parser (%v)", kind, r)
+			e, err = nil, &ValidationError{Err: fmt.Errorf("%s entry: the input broke its parser (%v): %w", kind, r, ErrParserPanic)}
 		}
 	}()
 	return parse(ctx, spec)
