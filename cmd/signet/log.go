@@ -330,8 +330,9 @@ signatures); the statement is stored and returned as the attestation.
 the RSA key abuild-sign used. --type helm logs a chart's provenance file
 (--artifact CHART.tgz.prov) with the PGP key that signed it, --type rpm an
 RPM package signed with rpmsign, --type jar a Java archive signed with
-jarsigner. --type dsse logs a DSSE envelope (--artifact) with the key or certificate
-that verifies it. --entry FILE sends a proposed entry of any kind as it is.`,
+jarsigner. --type dsse logs a DSSE envelope (--artifact) with the key or
+certificate that verifies it. --entry FILE sends a proposed entry of any kind
+as it is.`,
 		Example: `  openssl dgst -sha256 -sign key.pem -out release.sig release.tar.gz
   signet log upload --artifact release.tar.gz --signature release.sig --public-key pub.pem
   signet log upload --digest sha256:9f86d0... --signature release.sig --certificate cert.pem
