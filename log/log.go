@@ -86,6 +86,10 @@ type Config struct {
 	// SignerName is the name on the checkpoint's signature line.
 	SignerName string
 	Signer     crypto.Signer
+	// C2SPKeyHint hints the checkpoint's key as c2sp.org/signed-note does
+	// (note.C2SPSigner), which witnesses and Rekor v2 clients need of an
+	// Ed25519 key; otherwise as Rekor v1 does (note.RekorSigner).
+	C2SPKeyHint bool
 	// MaxBatch caps how many appends one integration takes (default 1024).
 	MaxBatch int
 	// QueueSize caps appends waiting for a batch before ErrOverloaded (default 8192).
@@ -143,6 +147,14 @@ type Log struct {
 // anything integrated but not yet seen by the hook to it, and starts the
 // append pipeline.
 func Open(ctx context.Context, store *pgstore.Store, cfg Config) (*Log, error) {
+	newSigner := note.RekorSigner
+	if cfg.C2SPKeyHint {
+		newSigner = note.C2SPSigner
+	}
+	signer, err := newSigner(cfg.SignerName, cfg.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("log %s: checkpoint signer: %w", cfg.Name, err)
+	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
@@ -187,7 +199,7 @@ func Open(ctx context.Context, store *pgstore.Store, cfg Config) (*Log, error) {
 		origin = cfg.OriginFor(st.ID())
 	}
 	l.Tree = newTree(cfg, st, cfg.Signer.Public(), offset, origin)
-	l.Tree.signer = cfg.Signer
+	l.Tree.signer = signer
 	l.app = newAppender(cfg, l.Tree, logger, l.stop)
 	// Leaves queued by a process that died before integrating them are
 	// integrated, the hook catches up and the root is published.

@@ -40,10 +40,9 @@ type Tree struct {
 
 	// signer signs the current tree's checkpoints; a frozen tree has only
 	// its final one.
-	signerName string
-	signer     crypto.Signer
-	frozen     *frozenTree
-	mu         sync.Mutex
+	signer note.Signer
+	frozen *frozenTree
+	mu     sync.Mutex
 	// checkpoints are the latest signed, newest last: answers to a batch
 	// still being written ask for theirs while the next batch signs its own.
 	checkpoints []cachedCheckpoint
@@ -69,7 +68,7 @@ type cachedCheckpoint struct {
 }
 
 func newTree(cfg Config, st *pgstore.Tree, pub crypto.PublicKey, offset uint64, origin string) *Tree {
-	t := &Tree{name: cfg.Name, store: st, pub: pub, offset: offset, origin: origin, signerName: cfg.SignerName,
+	t := &Tree{name: cfg.Name, store: st, pub: pub, offset: offset, origin: origin,
 		proven: pgstore.With{Sidecar: cfg.Hook != nil, Group: tiles.GroupSize}}
 	t.reader = tiles.Reader{Tree: st.ID(), Cache: cfg.Tiles, Fetch: t.fetchTiles, Leaves: t.leafGroups}
 	return t
@@ -116,6 +115,9 @@ func (t *Tree) Offset() uint64 { return t.offset }
 // PublicKey is the key that signs (or signed) this tree's checkpoints.
 func (t *Tree) PublicKey() crypto.PublicKey { return t.pub }
 
+// Origin is the first line of the tree's checkpoints.
+func (t *Tree) Origin() string { return t.origin }
+
 // CreatedAt is when the tree was created: the start of its key's validity
 // in the trust root.
 func (t *Tree) CreatedAt() time.Time { return t.store.CreatedAt() }
@@ -153,7 +155,7 @@ func (t *Tree) Checkpoint(root Root) (string, error) {
 		}
 	}
 	t.mu.Unlock()
-	signed, err := note.Sign(note.Checkpoint{Origin: t.origin, Size: root.Size, RootHash: root.Hash}, t.signerName, t.signer)
+	signed, err := note.Sign(note.Checkpoint{Origin: t.origin, Size: root.Size, RootHash: root.Hash}, t.signer)
 	if err != nil {
 		return "", err
 	}
@@ -401,4 +403,16 @@ func (t *Tree) ByIndex(ctx context.Context, index uint64) (Proven, error) {
 		return Proven{}, ErrNotFound
 	}
 	return proven[0], nil
+}
+
+// StoreWitnessed keeps the tree's checkpoint of size with its witnesses'
+// cosignatures, unless a larger one is kept (then it says false).
+func (t *Tree) StoreWitnessed(ctx context.Context, size uint64, cosigned string) (bool, error) {
+	return t.store.StoreWitnessed(ctx, size, cosigned)
+}
+
+// Witnessed is the tree's newest cosigned checkpoint ("" if none) and its
+// size.
+func (t *Tree) Witnessed(ctx context.Context) (uint64, string, error) {
+	return t.store.Witnessed(ctx)
 }

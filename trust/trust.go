@@ -8,12 +8,14 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -22,6 +24,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/signet-dev/signet/log/note"
 )
 
 // Media types clients check.
@@ -65,9 +69,10 @@ type Instance struct {
 	// OIDCURL is an issuer clients may get tokens from (the dev issuer).
 	OIDCURL string
 	// LogV2 is the Rekor v2 log's key (nil: no v2 log), PastLogsV2 its
-	// retired keys. Its trusted-root entries look like the v1 log's: for an
-	// ECDSA key the C2SP note key hash sigstore-go looks logs up by is the
-	// same SHA-256 of the PKIX key. The signing config lists it with
+	// retired keys. Its trusted-root entries look like the v1 log's, with
+	// the C2SP note key ID sigstore-go looks logs up by as logId: for an
+	// ECDSA key the same SHA-256 of the PKIX key, for an Ed25519 key one
+	// over the baseUrl's hostname too (note.KeyID). The signing config lists it with
 	// majorApiVersion 2, which clients that speak v2 pick over v1.
 	LogV2      *Key
 	PastLogsV2 []*Key
@@ -89,6 +94,8 @@ func keyDetails(pub crypto.PublicKey) (protocommon.PublicKeyDetails, error) {
 		}
 	case *rsa.PublicKey:
 		return protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256, nil
+	case ed25519.PublicKey:
+		return protocommon.PublicKeyDetails_PKIX_ED25519, nil
 	}
 	return 0, fmt.Errorf("key type %T has no trusted-root key details", pub)
 }
@@ -102,13 +109,25 @@ func logInstance(baseURL string, k *Key) (*prototrust.TransparencyLogInstance, e
 	if err != nil {
 		return nil, err
 	}
+	if k.BaseURL != "" {
+		baseURL = k.BaseURL
+	}
 	id := sha256.Sum256(der)
+	if _, ok := k.PublicKey.(ed25519.PublicKey); ok {
+		// A log is found by the C2SP key ID of its checkpoints, which for
+		// Ed25519 covers the signer's name: the baseUrl's hostname, as
+		// sigstore-go reads it (only Rekor v2 logs have Ed25519 keys).
+		u, err := url.Parse(baseURL)
+		if err != nil || u.Hostname() == "" {
+			return nil, fmt.Errorf("log baseUrl %q has no hostname to name its Ed25519 key", baseURL)
+		}
+		if id, err = note.KeyID(u.Hostname(), k.PublicKey); err != nil {
+			return nil, err
+		}
+	}
 	validFor := &protocommon.TimeRange{Start: timestamppb.New(k.Start)}
 	if !k.End.IsZero() {
 		validFor.End = timestamppb.New(k.End)
-	}
-	if k.BaseURL != "" {
-		baseURL = k.BaseURL
 	}
 	return &prototrust.TransparencyLogInstance{
 		BaseUrl:       baseURL,

@@ -25,6 +25,8 @@ type verifyError struct{ err error }
 
 func (e *verifyError) Error() string { return e.err.Error() }
 
+func (e *verifyError) Unwrap() error { return e.err }
+
 // notVerified marks err as "does not verify" (exit 3), unless the server
 // was not reached or answered with an error: that says nothing against
 // what was being verified, and is exit 1 like any failure to run.

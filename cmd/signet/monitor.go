@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -23,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	fnote "github.com/transparency-dev/formats/note"
+	xnote "golang.org/x/mod/sumdb/note"
 	"gopkg.in/yaml.v3"
 
 	"github.com/signet-dev/signet/client"
@@ -35,6 +38,8 @@ func newMonitorCommand() *cobra.Command {
 	var interval time.Duration
 	var saveEvery uint64
 	var once, fromNow bool
+	var witnessKeys []string
+	var witnessQuorum int
 	cmd := &cobra.Command{
 		Use:   "monitor --watch watch.yaml",
 		Short: "Follow the log: check each checkpoint and entry, report entries signed by watched identities",
@@ -61,7 +66,8 @@ its log as tlog-tiles (Signet does); an entry too long for a bundle is read
 through the API and checked against the tiles' leaf hash.`,
 		Example: `  signet monitor --watch watch.yaml --once
   signet monitor --watch watch.yaml --interval 1m --report matches.jsonl
-  signet monitor --watch watch.yaml --from-now   # start at the current size`,
+  signet monitor --watch watch.yaml --from-now   # start at the current size
+  signet monitor --watch watch.yaml --log rekor-v2 --witness-key 'witness.example+5a3e5ba2+BH0M...'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if once && interval > 0 {
@@ -109,6 +115,10 @@ through the API and checked against the tiles' leaf hash.`,
 			if key, _ := cmd.Flags().GetString("log-key"); key != "" && len(names) > 1 {
 				return errors.New("--log-key pins one log's key: follow one log with it, or let the pinned trusted root give each log's keys")
 			}
+			witnesses, err := witnessVerifiers(witnessKeys, witnessQuorum, names)
+			if err != nil {
+				return err
+			}
 			encoder := json.NewEncoder(out)
 			var monitors []*logMonitor
 			for _, name := range names {
@@ -122,7 +132,11 @@ through the API and checked against the tiles' leaf hash.`,
 				default:
 					return fmt.Errorf("--log %q: want rekor, rekor-v2 or ct (or several, comma-separated)", name)
 				}
-				monitors = append(monitors, &logMonitor{log: name, tileKeys: tileKeys, lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher,
+				var ws []xnote.Verifier
+				if name == "rekor-v2" {
+					ws = witnesses
+				}
+				monitors = append(monitors, &logMonitor{log: name, tileKeys: tileKeys, witnesses: ws, witnessQuorum: witnessQuorum, lc: lc, server: server, http: &http.Client{Timeout: time.Minute}, statePath: statePath, matcher: matcher,
 					out: encoder, webhook: webhook, fromNow: fromNow, cmd: cmd, saveEvery: saveEvery})
 			}
 			m := monitors[0]
@@ -157,7 +171,11 @@ through the API and checked against the tiles' leaf hash.`,
 				var ve *verifyError
 				switch {
 				case errors.As(err, &ve):
-					if rerr := m.report(ctx, "alert", map[string]string{"alert": "log_not_consistent", "server": server, "error": err.Error()}); rerr != nil {
+					alert := "log_not_consistent"
+					if errors.Is(err, errNotWitnessed) {
+						alert = "checkpoint_not_witnessed"
+					}
+					if rerr := m.report(ctx, "alert", map[string]string{"alert": alert, "server": server, "error": err.Error()}); rerr != nil {
 						fmt.Fprintf(cmd.ErrOrStderr(), "monitor: reporting the alert: %v\n", rerr)
 					}
 					return err
@@ -187,6 +205,8 @@ through the API and checked against the tiles' leaf hash.`,
 	cmd.Flags().BoolVar(&fromNow, "from-now", false, "on the first run, start at the log's current size instead of its first entry")
 	cmd.Flags().StringVar(&logName, "log", "rekor", "the logs to follow, comma-separated: rekor (the transparency log), rekor-v2 (its Rekor v2 log, log.v2.enabled), ct (the CT log of the CA's certificates)")
 	cmd.Flags().String("log-key", "", "PEM public key of the log to pin (default: the key signet init pinned for this server, else, for --log rekor only, fetched from the server and recorded in the state)")
+	cmd.Flags().StringArrayVar(&witnessKeys, "witness-key", nil, "with --log rekor-v2: a witness's verifier key (<name>+<hash>+<base64>), repeatable; every checkpoint must carry cosignatures by --witness-quorum of them, else the pass alerts")
+	cmd.Flags().IntVar(&witnessQuorum, "witness-quorum", 0, "how many of the --witness-key witnesses must have cosigned (default: all of them)")
 	cmd.Flags().Uint64Var(&saveEvery, "save-every", 65536, "during a catch-up, record progress in the state file every this many entries")
 	cmd.MarkFlagRequired("watch") //nolint:errcheck
 	return cmd
@@ -230,16 +250,20 @@ func defaultMonitorStatePath() string {
 // logMonitor is one instance's log followed from a state file.
 type logMonitor struct {
 	// log is the log followed: "rekor", "rekor-v2" or "ct".
-	log       string
-	tileKeys  []crypto.PublicKey // the keys of a log read only as tiles (ct, rekor-v2)
-	lc        *client.Log
-	http      *http.Client
-	server    string
-	statePath string
-	matcher   monitor.Matcher
-	out       *json.Encoder
-	webhook   string
-	metrics   *monitorMetrics // nil: none
+	log      string
+	tileKeys []crypto.PublicKey // the keys of a log read only as tiles (ct, rekor-v2)
+	// witnesses must have cosigned each checkpoint, witnessQuorum of them
+	// (rekor-v2 with --witness-key).
+	witnesses     []xnote.Verifier
+	witnessQuorum int
+	lc            *client.Log
+	http          *http.Client
+	server        string
+	statePath     string
+	matcher       monitor.Matcher
+	out           *json.Encoder
+	webhook       string
+	metrics       *monitorMetrics // nil: none
 	// saveEvery is how many entries a catch-up checks between saves of its
 	// progress.
 	saveEvery uint64
@@ -363,7 +387,7 @@ func (m *logMonitor) passTiles(ctx context.Context) error {
 		if !ok || prev.Frozen {
 			continue
 		}
-		cp, keyID, err := m.tilesCheckpoint(ctx, tree)
+		cp, keyID, err := m.tilesCheckpoint(ctx, tree, false)
 		if err != nil {
 			return err
 		}
@@ -372,7 +396,7 @@ func (m *logMonitor) passTiles(ctx context.Context) error {
 		}
 		state.Logs[name] = stateEntry{Size: cp.Size, RootHash: hex.EncodeToString(cp.RootHash), KeySHA256: prev.KeySHA256, Seen: time.Now().UTC(), Frozen: true}
 	}
-	cp, keyID, err := m.tilesCheckpoint(ctx, index.Active)
+	cp, keyID, err := m.tilesCheckpoint(ctx, index.Active, true)
 	if err != nil {
 		return err
 	}
@@ -391,8 +415,10 @@ func (m *logMonitor) passTiles(ctx context.Context) error {
 
 // tilesCheckpoint is a tree's checkpoint from its tiles, verified with one
 // of the log's keys, its signed origin what the log signs as: the tree
-// (CT), or the hostname clients check a v2 checkpoint against.
-func (m *logMonitor) tilesCheckpoint(ctx context.Context, tree string) (note.Checkpoint, string, error) {
+// (CT), or the hostname clients check a v2 checkpoint against. active
+// checks the witnesses' cosignatures too (--witness-key): a frozen tree's
+// final checkpoint is the log's alone.
+func (m *logMonitor) tilesCheckpoint(ctx context.Context, tree string, active bool) (note.Checkpoint, string, error) {
 	tiles := monitor.Tiles{Base: m.server + "/tiles/" + m.log + "/" + tree, HTTP: m.http}.WithContext(ctx)
 	raw, err := tiles.Checkpoint()
 	if err != nil {
@@ -407,13 +433,21 @@ func (m *logMonitor) tilesCheckpoint(ctx context.Context, tree string) (note.Che
 		origin = u.Hostname()
 	}
 	for _, pub := range m.tileKeys {
-		cp, verr := note.Verify(string(raw), "", pub)
+		// Open: a witnessed log's checkpoint also carries its witnesses'
+		// cosignatures.
+		cp, _, verr := note.Open(string(raw), "", pub)
 		if verr != nil {
 			err = verr
 			continue
 		}
 		if cp.Origin != origin {
 			return note.Checkpoint{}, "", &verifyError{fmt.Errorf("%s tree %s's signed checkpoint names %q, not %q", m.log, tree, cp.Origin, origin)}
+		}
+		if !active {
+			return cp, keyFingerprint(pub), nil
+		}
+		if err := checkCosigned(raw, m.witnesses, m.witnessQuorum); err != nil {
+			return note.Checkpoint{}, "", &verifyError{fmt.Errorf("%s tree %s's checkpoint of size %d: %w", m.log, tree, cp.Size, err)}
 		}
 		return cp, keyFingerprint(pub), nil
 	}
@@ -661,4 +695,61 @@ func writeState(path string, state logState) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// witnessVerifiers reads --witness-key and checks --witness-quorum.
+func witnessVerifiers(keys []string, quorum int, logs []string) ([]xnote.Verifier, error) {
+	if len(keys) == 0 {
+		if quorum != 0 {
+			return nil, errors.New("--witness-quorum needs --witness-key")
+		}
+		return nil, nil
+	}
+	if !slices.Contains(logs, "rekor-v2") {
+		return nil, errors.New("--witness-key checks the cosignatures of the rekor-v2 log: add --log rekor-v2")
+	}
+	var out []xnote.Verifier
+	seen := map[string]bool{}
+	for _, k := range keys {
+		v, err := fnote.NewVerifierForCosignatureV1(k)
+		if err != nil {
+			return nil, fmt.Errorf("--witness-key %q is not a witness verifier key (<name>+<hash>+<base64 of an Ed25519 key>): %w", k, err)
+		}
+		// One witness counts once, however often its key is given.
+		if id := fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()); !seen[id] {
+			seen[id] = true
+			out = append(out, v)
+		}
+	}
+	if quorum < 0 || quorum > len(out) {
+		return nil, fmt.Errorf("--witness-quorum %d must be between 1 and the %d witnesses given with --witness-key (0: all of them)", quorum, len(out))
+	}
+	return out, nil
+}
+
+// errNotWitnessed is a checkpoint without the cosignatures asked for:
+// alert checkpoint_not_witnessed.
+var errNotWitnessed = errors.New("not cosigned by the witnesses")
+
+// checkCosigned checks that quorum of witnesses (0: all) cosigned the
+// signed note raw.
+func checkCosigned(raw []byte, witnesses []xnote.Verifier, quorum int) error {
+	if len(witnesses) == 0 {
+		return nil
+	}
+	if quorum == 0 {
+		quorum = len(witnesses)
+	}
+	var by, missing []string
+	for _, v := range witnesses {
+		if _, err := xnote.Open(raw, xnote.VerifierList(v)); err == nil {
+			by = append(by, v.Name())
+		} else {
+			missing = append(missing, v.Name())
+		}
+	}
+	if len(by) < quorum {
+		return fmt.Errorf("%w: cosigned by %d of them (%s), fewer than %d; no valid cosignature by %s", errNotWitnessed, len(by), strings.Join(by, ", "), quorum, strings.Join(missing, ", "))
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ package config
 import (
 	"bytes"
 	"encoding/asn1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	fnote "github.com/transparency-dev/formats/note"
 	"gopkg.in/yaml.v3"
 
 	"github.com/signet-dev/signet/ca/fulcioapi"
@@ -22,7 +24,9 @@ import (
 	"github.com/signet-dev/signet/internal/sigalg"
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/ctapi"
+	"github.com/signet-dev/signet/log/note"
 	"github.com/signet-dev/signet/log/rekorapi"
+	"github.com/signet-dev/signet/log/witness"
 	"github.com/signet-dev/signet/timestamp"
 	"github.com/signet-dev/signet/timestamp/tsaapi"
 )
@@ -230,8 +234,49 @@ type LogV2 struct {
 	// Enabled serves POST /api/v2/log/entries and lists the v2 log in
 	// signing_config.json, so cosign v3 and signet sign through it.
 	Enabled bool `yaml:"enabled"`
-	// Signer is the key URI of the v2 log's ECDSA key, not the v1 log's.
+	// Signer is the key URI of the v2 log's Ed25519 or ECDSA P-256 key,
+	// not the v1 log's. Witnesses (witness.*) check Ed25519 checkpoints
+	// only.
 	Signer string `yaml:"signer"`
+	// Witness has the v2 log's checkpoints cosigned by witnesses.
+	Witness Witness `yaml:"witness"`
+}
+
+// Witness has the v2 log's checkpoints cosigned by C2SP tlog-witness
+// witnesses before /checkpoint serves them.
+type Witness struct {
+	// Witnesses are asked in every round; none (the default) turns
+	// witnessing off.
+	Witnesses []WitnessEndpoint `yaml:"witnesses"`
+	// Quorum is how many cosignatures a checkpoint needs to be published
+	// (default 1); 0 publishes each with whatever cosignatures came in time.
+	Quorum *int `yaml:"quorum"`
+	// TimeoutSeconds bounds one request to one witness (default 5).
+	TimeoutSeconds int `yaml:"timeout_seconds"`
+	// IntervalSeconds is how often a new checkpoint is sent (default 1).
+	IntervalSeconds int `yaml:"interval_seconds"`
+}
+
+// WitnessEndpoint is one witness.
+type WitnessEndpoint struct {
+	// URL is its tlog-witness prefix (add-checkpoint is POSTed under it).
+	URL string `yaml:"url"`
+	// Key is its verifier key, a C2SP vkey: "<name>+<hash>+<base64 key>",
+	// Ed25519 (type 0x01) or cosignature/v1 (0x04).
+	Key string `yaml:"key"`
+}
+
+// MaxWitnesses bounds log.v2.witness.witnesses: a cosigned checkpoint
+// carries the log's signature and one line per witness, and note.Open
+// reads at most note.MaxSignatures.
+const MaxWitnesses = note.MaxSignatures - 1
+
+// QuorumOrDefault is the quorum in effect.
+func (w Witness) QuorumOrDefault() int {
+	if w.Quorum != nil {
+		return *w.Quorum
+	}
+	return 1
 }
 
 // HTTP bounds the listener.
@@ -257,6 +302,10 @@ func Defaults() Config {
 			MaxBatch:            tlog.DefaultMaxBatch,
 			QueueSize:           tlog.DefaultQueueSize,
 			TileCacheBytes:      tlog.DefaultTileCacheBytes,
+			V2: LogV2{Witness: Witness{
+				TimeoutSeconds:  int(witness.DefaultTimeout / time.Second),
+				IntervalSeconds: int(witness.DefaultInterval / time.Second),
+			}},
 		},
 		MemoryLimitBytes: 448 << 20,
 		CA:               CA{Validity: "10m", MaxRequestBytes: fulcioapi.DefaultMaxBodyBytes},
@@ -432,7 +481,7 @@ func (c Config) Validate(dev bool) error {
 		return errors.New("log.v2.enabled needs the log running (it is turned off)")
 	}
 	if c.Log.V2.Enabled && !dev && c.Log.V2.Signer == "" {
-		return errors.New("log.v2.signer is required outside dev mode: a key URI of an ECDSA key of its own, such as file:///etc/signet/log-v2.pem?password-env=SIGNET_LOG_V2_KEY_PASSWORD")
+		return errors.New("log.v2.signer is required outside dev mode: a key URI of an Ed25519 or ECDSA P-256 key of its own, such as file:///etc/signet/log-v2.pem?password-env=SIGNET_LOG_V2_KEY_PASSWORD")
 	}
 	if c.Log.V2.Enabled && !dev && c.PublicURL == "" {
 		return errors.New("log.v2.enabled needs public_url outside dev mode: the v2 log signs its checkpoints as the public URL's hostname, for good")
@@ -559,6 +608,54 @@ func (c Config) Validate(dev bool) error {
 	}
 	if len(c.Log.EntryTypes) == 0 {
 		return errors.New("log.entry_types must name at least one kind")
+	}
+	return c.Log.V2.Witness.validate(c.Log.V2.Enabled)
+}
+
+func (w Witness) validate(v2 bool) error {
+	if len(w.Witnesses) == 0 {
+		if w.Quorum != nil && *w.Quorum > 0 {
+			return fmt.Errorf("log.v2.witness.quorum is %d but no witnesses are listed", *w.Quorum)
+		}
+		return nil
+	}
+	if !v2 {
+		return errors.New("log.v2.witness lists witnesses but log.v2.enabled is off: only the Rekor v2 log is witnessed")
+	}
+	if len(w.Witnesses) > MaxWitnesses {
+		return fmt.Errorf("log.v2.witness lists %d witnesses, more than %d", len(w.Witnesses), MaxWitnesses)
+	}
+	seen := map[string]bool{}
+	for i, e := range w.Witnesses {
+		u, err := url.Parse(e.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("log.v2.witness.witnesses[%d].url %q must be an http(s) URL without a query or fragment (add-checkpoint is POSTed under it)", i, e.URL)
+		}
+		v, err := fnote.NewVerifierForCosignatureV1(e.Key)
+		if err != nil {
+			return fmt.Errorf("log.v2.witness.witnesses[%d].key %q is not a witness verifier key (<name>+<hash>+<base64 of an Ed25519 key>): %w", i, e.Key, err)
+		}
+		// A witness counts once towards the quorum: by name, and by key
+		// (the base64 after the second '+', which may itself hold '+', of
+		// the type byte and the key, in either type).
+		_, rest, _ := strings.Cut(e.Key, "+")
+		_, b64, _ := strings.Cut(rest, "+")
+		raw, _ := base64.StdEncoding.DecodeString(b64) // checked by the verifier
+		for _, id := range []string{"name " + v.Name(), "key " + base64.StdEncoding.EncodeToString(raw[1:])} {
+			if seen[id] {
+				return fmt.Errorf("log.v2.witness.witnesses[%d]: witness %s is listed twice: it would count twice towards the quorum", i, id)
+			}
+			seen[id] = true
+		}
+	}
+	if q := w.QuorumOrDefault(); q < 0 || q > len(w.Witnesses) {
+		return fmt.Errorf("log.v2.witness.quorum %d must be between 0 and the %d witnesses listed", q, len(w.Witnesses))
+	}
+	if w.TimeoutSeconds < 1 || w.TimeoutSeconds > 60 {
+		return fmt.Errorf("log.v2.witness.timeout_seconds %d must be between 1 and 60", w.TimeoutSeconds)
+	}
+	if w.IntervalSeconds < 1 || w.IntervalSeconds > 3600 {
+		return fmt.Errorf("log.v2.witness.interval_seconds %d must be between 1 and 3600", w.IntervalSeconds)
 	}
 	return nil
 }

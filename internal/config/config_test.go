@@ -154,3 +154,49 @@ func TestLogV2Settings(t *testing.T) {
 		}
 	}
 }
+
+// log.v2.witness: witnesses need the v2 log, a URL and a verifier key each,
+// and a quorum they can meet.
+func TestWitnessSettings(t *testing.T) {
+	const vkey = "witness.example+5a3e5ba2+BH0M8ZcE0vk/VHTQPZdx6ftx1lGg+pRiF2sGa5iMPA2K"
+	w := func(url, key string) WitnessEndpoint { return WitnessEndpoint{URL: url, Key: key} }
+	quorum := func(n int) *int { return &n }
+	for name, tc := range map[string]struct {
+		change func(*Witness)
+		v2     bool
+		want   string
+	}{
+		"off":                 {func(*Witness) {}, false, ""},
+		"one witness":         {func(x *Witness) { x.Witnesses = []WitnessEndpoint{w("https://w.example/", vkey)} }, true, ""},
+		"without the v2 log":  {func(x *Witness) { x.Witnesses = []WitnessEndpoint{w("https://w.example/", vkey)} }, false, "log.v2.enabled is off"},
+		"quorum, no witness":  {func(x *Witness) { x.Quorum = quorum(1) }, true, "no witnesses are listed"},
+		"quorum above them":   {func(x *Witness) { x.Witnesses, x.Quorum = []WitnessEndpoint{w("https://w.example/", vkey)}, quorum(2) }, true, "between 0 and the 1"},
+		"quorum 0 fails open": {func(x *Witness) { x.Witnesses, x.Quorum = []WitnessEndpoint{w("https://w.example/", vkey)}, quorum(0) }, true, ""},
+		"not a URL":           {func(x *Witness) { x.Witnesses = []WitnessEndpoint{w("w.example", vkey)} }, true, "must be an http(s) URL"},
+		"not a key":           {func(x *Witness) { x.Witnesses = []WitnessEndpoint{w("https://w.example/", "w+1234+AAAA")} }, true, "is not a witness verifier key"},
+		"listed twice": {func(x *Witness) {
+			x.Witnesses = []WitnessEndpoint{w("https://w.example/", vkey), w("https://w2.example/", vkey)}
+		}, true, "listed twice"},
+		"same key, other name": {func(x *Witness) {
+			x.Witnesses = []WitnessEndpoint{w("https://w.example/", vkey), w("https://w2.example/", "other.example+00000000+AX0M8ZcE0vk/VHTQPZdx6ftx1lGg+pRiF2sGa5iMPA2K")}
+		}, true, "listed twice"},
+		"a query in the URL": {func(x *Witness) { x.Witnesses = []WitnessEndpoint{w("https://w.example/?a=b", vkey)} }, true, "without a query"},
+		"no timeout":         {func(x *Witness) { x.Witnesses, x.TimeoutSeconds = []WitnessEndpoint{w("https://w.example/", vkey)}, 0 }, true, "timeout_seconds 0"},
+		"interval too long": {func(x *Witness) {
+			x.Witnesses, x.IntervalSeconds = []WitnessEndpoint{w("https://w.example/", vkey)}, 3601
+		}, true, "interval_seconds 3601"},
+		"too many witnesses": {func(x *Witness) {
+			for range MaxWitnesses + 1 {
+				x.Witnesses = append(x.Witnesses, w("https://w.example/", vkey))
+			}
+		}, true, "more than 31"},
+	} {
+		c := Defaults()
+		c.Log.V2.Enabled = tc.v2
+		tc.change(&c.Log.V2.Witness)
+		err := c.Validate(true)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}

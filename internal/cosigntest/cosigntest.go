@@ -1,6 +1,7 @@
-// Package cosigntest finds the unmodified Sigstore clients the
-// interoperability tests run, cosign and rekor-cli (make test installs the
-// versions the Makefile pins).
+// Package cosigntest finds the unmodified tools the interoperability tests
+// run: the Sigstore clients cosign and rekor-cli, and through Find any other
+// that make test installs with go install, such as litewitness (make test
+// installs the versions the Makefile pins).
 package cosigntest
 
 import (
@@ -15,16 +16,19 @@ import (
 // why, only when neither exists: make test installs it first.
 func Binary(t testing.TB) string {
 	t.Helper()
-	return find(t, "cosign")
+	return Find(t, "cosign")
 }
 
 // RekorCLI is rekor-cli, found as Binary finds cosign.
 func RekorCLI(t testing.TB) string {
 	t.Helper()
-	return find(t, "rekor-cli")
+	return Find(t, "rekor-cli")
 }
 
-func find(t testing.TB, name string) string {
+// Find is the named binary on PATH, else in GOPATH/bin (where go install
+// puts it). The test is skipped, saying why, only when neither exists; the
+// message names the make target that installs it, make <name>.
+func Find(t testing.TB, name string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p

@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	fnote "github.com/transparency-dev/formats/note"
 
 	"github.com/signet-dev/signet/internal/keys"
 	tlog "github.com/signet-dev/signet/log"
@@ -28,11 +29,13 @@ import (
 	"github.com/signet-dev/signet/log/pgstore"
 	"github.com/signet-dev/signet/log/rekorv2"
 	"github.com/signet-dev/signet/log/tilesapi"
+	"github.com/signet-dev/signet/log/witness"
 	"github.com/signet-dev/signet/trust"
 )
 
 // startLogV2 runs the Rekor v2 log (log.v2.enabled): a tree of its own on
-// the engine, named rekor-v2, signed by its own ECDSA P-256 key, its
+// the engine, named rekor-v2, signed by its own Ed25519 or ECDSA P-256 key
+// (C2SP key hints: witnesses check Ed25519 checkpoints), its
 // checkpoint origin and signer name the public URL's hostname (what
 // sigstore-go checks against the trusted root's baseUrl). That name is
 // the tree's for good: a start under another hostname is refused, since
@@ -55,9 +58,6 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 	}
 	signer, err := keys.Open(uri, keys.Options{Dev: s.dev, Getenv: opts.Getenv})
 	if err != nil {
-		return fmt.Errorf("log.v2 signer: %w", err)
-	}
-	if _, err := rekorv2.KeyID(signer.Public()); err != nil {
 		return fmt.Errorf("log.v2 signer: %w", err)
 	}
 	// Clients find a log in the trusted root by its key's hash: the v1
@@ -83,12 +83,15 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 		return fmt.Errorf("public_url %q has no hostname for the Rekor v2 checkpoints", s.cfg.PublicURL)
 	}
 	host := u.Hostname()
+	if _, err := rekorv2.KeyID(host, signer.Public()); err != nil {
+		return fmt.Errorf("log.v2 signer: %w", err)
+	}
 	rotate, err := s.mayRotate(ctx, "rekor-v2", signer)
 	if err != nil {
 		return err
 	}
 	l, err := tlog.Open(ctx, s.trees, tlog.Config{
-		Name: "rekor-v2", SignerName: host, Signer: signer,
+		Name: "rekor-v2", SignerName: host, Signer: signer, C2SPKeyHint: true,
 		MaxBatch: s.cfg.Log.MaxBatch, QueueSize: s.cfg.Log.QueueSize,
 		Hook:   rekorv2.Hook{}, // stores each batch's checkpoint, for rotations
 		Logger: s.logger, Metrics: s.logMetrics(reg), Tiles: s.logTiles(reg),
@@ -102,7 +105,9 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 	if cp, err := l.StoredCheckpoint(ctx); err != nil {
 		return err
 	} else if cp != "" {
-		if c, err := note.Parse(strings.SplitN(cp, "\n\n", 2)[0] + "\n"); err == nil && c.Origin != host {
+		if text, err := note.Text(cp); err != nil {
+			return fmt.Errorf("the Rekor v2 log's stored checkpoint: %w", err)
+		} else if c, err := note.Parse(text); err == nil && c.Origin != host {
 			return fmt.Errorf("the Rekor v2 log's tree %d is signed as %q, and public_url now names %q: every entry handed out would stop verifying. Set public_url back to a URL on %s",
 				l.TreeID(), c.Origin, host, c.Origin)
 		}
@@ -116,18 +121,69 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 		return err
 	}
 	s.rekorV2.Routes(router)
-	mountTiles(router, "rekor-v2", l, s.logger)
+	published, err := s.startWitnessing(ctx, reg, l)
+	if err != nil {
+		return err
+	}
+	mountTiles(router, "rekor-v2", l, published, s.logger)
 	// C2SP tlog-tiles at the root, as rekor-tiles serves its log. These
 	// URLs name whichever tree is active, so nothing there is immutable:
 	// a key rotation makes them another tree's.
-	root := tilesapi.Handler(l.Tree, s.logger)
+	root := tilesapi.WitnessedHandler(l.Tree, published, s.logger)
 	shortLived := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		root.ServeHTTP(cacheCap{ResponseWriter: w}, r)
 	})
 	router.Handle("/checkpoint", shortLived)
 	router.Handle("/tile/*", shortLived)
-	s.logger.Info("Rekor v2 log ready", "tree_id", l.TreeID(), "origin", host, "first_index", l.Offset())
+	attrs := []any{"tree_id", l.TreeID(), "origin", host, "first_index", l.Offset()}
+	if vkey, err := note.VerifierKey(host, signer.Public()); err == nil {
+		attrs = append(attrs, "verifier_key", vkey) // what a witness is given
+	}
+	s.logger.Info("Rekor v2 log ready", attrs...)
 	return nil
+}
+
+// startWitnessing runs the witnessing rounds of the v2 log's active tree
+// when log.v2.witness lists witnesses, and returns what its tiles then
+// serve as the checkpoint: the newest one the quorum cosigned (nil:
+// witnessing is off, the tree's own is served).
+func (s *Server) startWitnessing(ctx context.Context, reg prometheus.Registerer, l *tlog.Log) (tilesapi.Published, error) {
+	cfg := s.cfg.Log.V2.Witness
+	if len(cfg.Witnesses) == 0 {
+		return nil, nil
+	}
+	if _, err := note.VerifierKey(l.Origin(), l.PublicKey()); err != nil {
+		return nil, fmt.Errorf("log.v2.witness needs an Ed25519 log.v2.signer: %w (dev mode's generated v2 key is ECDSA: set log.v2.signer to an Ed25519 key)", err)
+	}
+	var ws []witness.Witness
+	for _, e := range cfg.Witnesses {
+		v, err := fnote.NewVerifierForCosignatureV1(e.Key)
+		if err != nil {
+			return nil, fmt.Errorf("log.v2.witness key %q: %w", e.Key, err)
+		}
+		ws = append(ws, witness.Witness{URL: e.URL, Verifier: v})
+	}
+	c, err := witness.New(ctx, witness.Config{
+		Log: "rekor-v2", Tree: l.Tree, Witnesses: ws, Quorum: cfg.QuorumOrDefault(),
+		Timeout:  time.Duration(cfg.TimeoutSeconds) * time.Second,
+		Interval: time.Duration(cfg.IntervalSeconds) * time.Second,
+		Logger:   s.logger, Metrics: witness.NewMetrics(reg),
+	})
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(runCtx)
+	}()
+	s.stopWitness = func() {
+		cancel()
+		<-done
+	}
+	s.logger.Info("witnessing the Rekor v2 log", "witnesses", len(ws), "quorum", cfg.QuorumOrDefault())
+	return c.Published, nil
 }
 
 // cacheCap caps a response's Cache-Control at a minute.

@@ -348,7 +348,7 @@ func TestRekorV2Restart(t *testing.T) {
 	keys.WriteFile(p384Path, p384, []byte("test-password")) //nolint:errcheck
 	if srv, err := f.newServer(v2, func(c *config.Config) {
 		c.Log.V2.Signer = keys.FileURI(p384Path, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
-	}); err == nil || !strings.Contains(err.Error(), "use an ECDSA P-256 key") {
+	}); err == nil || !strings.Contains(err.Error(), "use an Ed25519 or ECDSA P-256 key") {
 		if srv != nil {
 			srv.Close(t.Context())
 		}

@@ -109,6 +109,8 @@ type Server struct {
 	rekorSigner crypto.Signer
 	getenv      func(string) string
 	stopTUF     context.CancelFunc
+	// stopWitness stops the v2 log's witnessing rounds and waits for them.
+	stopWitness func()
 }
 
 // Options are how the process was started.
@@ -373,7 +375,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 		return err
 	}
 	s.rekor.Routes(router)
-	mountTiles(router, "rekor", s.log, s.logger)
+	mountTiles(router, "rekor", s.log, nil, s.logger)
 	s.logger.Info("transparency log ready", "tree_id", s.log.TreeID(), "log_id", s.rekor.LogID(), "entry_types", registry.Insertable(),
 		"inactive_shards", len(s.log.Retired()), "first_index", s.log.Offset())
 	return nil
@@ -479,7 +481,7 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 		return fmt.Errorf("CT log: %w", err)
 	}
 	s.ctLog.Routes(router)
-	mountTiles(router, "ct", engine, s.logger)
+	mountTiles(router, "ct", engine, nil, s.logger)
 	id := s.ctLog.LogID()
 	s.logger.Info("CT log ready", "tree_id", engine.TreeID(), "log_id", base64.StdEncoding.EncodeToString(id[:]), "roots", len(roots))
 	return nil
@@ -565,8 +567,9 @@ func keyChangeHint(err error, component string) error {
 //
 // GET /tiles/<name> says which tree is active and which are frozen, for a
 // client (signet monitor --log ct) that has no other way to learn it. It
-// is not cached: a rotation changes it.
-func mountTiles(router chi.Router, name string, l *tlog.Log, logger *slog.Logger) {
+// is not cached: a rotation changes it. published, if not nil, is the
+// active tree's checkpoint (the witnessed one).
+func mountTiles(router chi.Router, name string, l *tlog.Log, published tilesapi.Published, logger *slog.Logger) {
 	index := struct {
 		Active string   `json:"active"`
 		Frozen []string `json:"frozen"`
@@ -578,7 +581,8 @@ func mountTiles(router chi.Router, name string, l *tlog.Log, logger *slog.Logger
 		w.Header().Set("Cache-Control", "no-store")
 		httpjson.Write(w, http.StatusOK, index)
 	})
-	for _, t := range append([]*tlog.Tree{l.Tree}, l.Retired()...) {
+	router.Mount(fmt.Sprintf("/tiles/%s/%d", name, l.TreeID()), tilesapi.WitnessedHandler(l.Tree, published, logger))
+	for _, t := range l.Retired() {
 		router.Mount(fmt.Sprintf("/tiles/%s/%d", name, t.TreeID()), tilesapi.Handler(t, logger))
 	}
 }
@@ -929,6 +933,9 @@ func (s *Server) Close(ctx context.Context) {
 	}
 	if s.log != nil {
 		s.log.Close()
+	}
+	if s.stopWitness != nil {
+		s.stopWitness()
 	}
 	if s.logV2 != nil {
 		s.logV2.Close()

@@ -111,3 +111,31 @@ func (s *Store) Lookup(ctx context.Context, trees []int64, keys [][]byte, limit 
 	}
 	return out, nil
 }
+
+// StoreWitnessed keeps cosigned, the tree's checkpoint of size with its
+// witnesses' cosignatures, unless one of a larger size is kept already
+// (then it says false): what is published never goes back.
+func (t *Tree) StoreWitnessed(ctx context.Context, size uint64, cosigned string) (bool, error) {
+	tag, err := t.s.pool.Exec(ctx, `INSERT INTO signet_witnessed_checkpoints (tree_id, tree_size, checkpoint) VALUES ($1, $2, $3)
+		ON CONFLICT (tree_id) DO UPDATE SET tree_size = EXCLUDED.tree_size, checkpoint = EXCLUDED.checkpoint, stored_at = now()
+		WHERE signet_witnessed_checkpoints.tree_size <= EXCLUDED.tree_size`, t.ID(), int64(size), cosigned)
+	if err != nil {
+		return false, fmt.Errorf("storing tree %d's cosigned checkpoint of size %d: %w", t.ID(), size, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Witnessed is the tree's newest cosigned checkpoint and its size; "" if
+// none was stored.
+func (t *Tree) Witnessed(ctx context.Context) (uint64, string, error) {
+	var n int64
+	var cp string
+	err := t.s.pool.QueryRow(ctx, "SELECT tree_size, checkpoint FROM signet_witnessed_checkpoints WHERE tree_id = $1", t.ID()).Scan(&n, &cp)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, "", nil
+	case err != nil:
+		return 0, "", fmt.Errorf("reading tree %d's cosigned checkpoint: %w", t.ID(), err)
+	}
+	return uint64(n), cp, nil
+}

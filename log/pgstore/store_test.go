@@ -292,3 +292,37 @@ func TestLeafGroups(t *testing.T) {
 		t.Fatalf("leaf 6 read by hash %x (%v), want its group and no sidecar", byHash, err)
 	}
 }
+
+// A tree's cosigned checkpoint is kept per tree and only grows: storing an
+// older one (a slow round finishing after a newer one) keeps the newer.
+func TestWitnessedOnlyGrows(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	a, err := s.CreateTree(ctx, "rekor-v2", []byte("key a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.CreateTree(ctx, "other", []byte("key b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, cp, err := a.Witnessed(ctx); err != nil || n != 0 || cp != "" {
+		t.Fatalf("before any: %d %q %v", n, cp, err)
+	}
+	for _, step := range []struct {
+		size   uint64
+		note   string
+		stored bool
+	}{{5, "five", true}, {9, "nine", true}, {7, "seven", false}, {9, "nine again", true}} {
+		stored, err := a.StoreWitnessed(ctx, step.size, step.note)
+		if err != nil || stored != step.stored {
+			t.Fatalf("storing %q: stored %v (%v), want %v", step.note, stored, err, step.stored)
+		}
+	}
+	if n, cp, err := a.Witnessed(ctx); err != nil || n != 9 || cp != "nine again" {
+		t.Fatalf("kept %d %q (%v), want 9 \"nine again\"", n, cp, err)
+	}
+	if n, cp, err := b.Witnessed(ctx); err != nil || n != 0 || cp != "" {
+		t.Fatalf("another tree got %d %q (%v)", n, cp, err)
+	}
+}

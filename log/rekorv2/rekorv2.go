@@ -15,8 +15,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -38,6 +38,7 @@ import (
 	"github.com/signet-dev/signet/internal/requestid"
 	"github.com/signet-dev/signet/internal/sigalg"
 	tlog "github.com/signet-dev/signet/log"
+	"github.com/signet-dev/signet/log/note"
 )
 
 // Path is where entries are created.
@@ -84,7 +85,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	id, err := KeyID(cfg.Log.PublicKey())
+	id, err := KeyID(cfg.Log.Origin(), cfg.Log.PublicKey())
 	if err != nil {
 		return nil, err
 	}
@@ -95,22 +96,29 @@ func New(cfg Config) (*API, error) {
 	return &API{log: cfg.Log, keyID: id, algorithms: algs, maxBody: cfg.MaxBodyBytes, logger: cfg.Logger}, nil
 }
 
-// KeyID is the v2 log's ID: the C2SP signed-note key hash sigstore-go
-// computes, which for an ECDSA key is SHA-256 of its PKIX DER (the
-// checkpoint's key hint is its first four bytes, as the engine writes
-// them). Only P-256 is accepted: sigstore-go checks a checkpoint with the
-// curve's hash (SHA-384 for P-384) and the engine signs notes over
-// SHA-256; other key types wait for notes signed with C2SP key hints.
-func KeyID(pub crypto.PublicKey) ([]byte, error) {
-	if k, ok := pub.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("the Rekor v2 log key is %s: use an ECDSA P-256 key", sigalg.Describe(pub))
+// KeyID is the v2 log's ID: the C2SP signed-note key ID of its key
+// signing as origin (note.KeyID), which sigstore-go computes from the
+// trusted root: SHA-256 of the PKIX DER for ECDSA, of origin, newline,
+// 0x01 and the key for Ed25519 (the only kind witnesses can check). The
+// checkpoint's key hint is its first four bytes (the engine's
+// C2SPKeyHint). ECDSA is P-256 only: sigstore-go checks a checkpoint with
+// the curve's hash (SHA-384 for P-384) and the engine signs notes over
+// SHA-256.
+func KeyID(origin string, pub crypto.PublicKey) ([]byte, error) {
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("the Rekor v2 log key is %s: use an Ed25519 or ECDSA P-256 key", sigalg.Describe(pub))
+		}
+	default:
+		return nil, fmt.Errorf("the Rekor v2 log key is %s: use an Ed25519 or ECDSA P-256 key", sigalg.Describe(pub))
 	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	id, err := note.KeyID(origin, pub)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(der)
-	return sum[:], nil
+	return id[:], nil
 }
 
 // Hook is the engine hook of the v2 log: it has no records of its own (no

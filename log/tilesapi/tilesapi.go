@@ -23,6 +23,7 @@ import (
 	"github.com/signet-dev/signet/internal/requestid"
 	tlogs "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/tlogpath"
+	"github.com/signet-dev/signet/log/witness"
 )
 
 // Cache lifetimes: a full tile never changes; a partial tile and the
@@ -36,7 +37,19 @@ const (
 // Handler serves tree's tiles: GET checkpoint, tile/<L>/<N>[.p/<W>] and
 // tile/entries/<N>[.p/<W>], relative to where it is mounted.
 func Handler(tree *tlogs.Tree, logger *slog.Logger) http.Handler {
-	h := handler{tree: tree, logger: logger}
+	return WitnessedHandler(tree, nil, logger)
+}
+
+// Published returns the checkpoint to serve, a signed note that may carry
+// witnesses' cosignatures (witness.Cosigner.Published).
+type Published func(context.Context) (string, error)
+
+// WitnessedHandler is Handler serving published as the checkpoint (nil:
+// the tree's newest, signed by the log alone). Until published has one,
+// checkpoint answers 503: the tiles are there, but no checkpoint the
+// witnesses hold the log to.
+func WitnessedHandler(tree *tlogs.Tree, published Published, logger *slog.Logger) http.Handler {
+	h := handler{tree: tree, published: published, logger: logger}
 	r := chi.NewRouter()
 	r.Get("/checkpoint", h.checkpoint)
 	r.Get("/tile/*", h.tile)
@@ -44,17 +57,28 @@ func Handler(tree *tlogs.Tree, logger *slog.Logger) http.Handler {
 }
 
 type handler struct {
-	tree   *tlogs.Tree
-	logger *slog.Logger
+	tree      *tlogs.Tree
+	published Published
+	logger    *slog.Logger
 }
 
 func (h handler) checkpoint(w http.ResponseWriter, r *http.Request) {
-	root, err := h.tree.Latest(r.Context())
-	if err != nil {
-		h.fail(w, r, err)
-		return
+	var signed string
+	var err error
+	if h.published != nil {
+		signed, err = h.published(r.Context())
+		if errors.Is(err, witness.ErrNotPublished) {
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	} else {
+		var root tlogs.Root
+		if root, err = h.tree.Latest(r.Context()); err == nil {
+			signed, err = h.tree.Checkpoint(root)
+		}
 	}
-	signed, err := h.tree.Checkpoint(root)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/binary"
@@ -12,15 +13,20 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	fnote "github.com/transparency-dev/formats/note"
+	xnote "golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/signet-dev/signet/internal/db/dbtest"
+	"github.com/signet-dev/signet/internal/witnesstest"
 	tlogs "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/note"
 	"github.com/signet-dev/signet/log/pgstore"
 	"github.com/signet-dev/signet/log/tlogpath"
+	"github.com/signet-dev/signet/log/witness"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -189,5 +195,77 @@ func TestBundleWithAnEntryTooLong(t *testing.T) {
 	}
 	if code, _, body := c.get("tile/entries/000.p/1"); code != http.StatusOK || !bytes.Equal(body, append([]byte{0, 5}, "short"...)) {
 		t.Fatalf("the bundle before the long entry: %d %q", code, body)
+	}
+}
+
+// A witnessed tree's checkpoint, on the engine and PostgreSQL: 503 until the
+// witness (litewitness) has cosigned, then the cosigned note; a new
+// cosigner on the same database (a restart) serves the stored one before
+// any round, and the next round proves consistency from it.
+func TestWitnessedCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	store := pgstore.New(dbtest.NewPool(t))
+	l, err := tlogs.Open(ctx, store, tlogs.Config{Name: "witnessed", SignerName: "log.test", Signer: key, C2SPKeyHint: true,
+		OriginFor: func(int64) string { return "log.test" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	vkey, err := note.VerifierKey("log.test", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := witnesstest.Start(t, "witness.test")
+	w.AddLog(t, "log.test", vkey)
+	v, err := fnote.NewVerifierForCosignatureV1(w.VKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosigner := func() *witness.Cosigner {
+		c, err := witness.New(ctx, witness.Config{Log: "witnessed", Tree: l.Tree, Witnesses: []witness.Witness{{URL: w.URL, Verifier: v}}, Quorum: 1,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := cosigner()
+	var published Published = func(ctx context.Context) (string, error) { return first.Published(ctx) }
+	srv := httptest.NewServer(WitnessedHandler(l.Tree, published, slog.New(slog.DiscardHandler)))
+	t.Cleanup(srv.Close)
+	c := tileClient{t: t, base: srv.URL}
+	if _, err := l.Import(ctx, [][]byte{[]byte("a"), []byte("b"), []byte("c")}, make([][]byte, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if code, hdr, body := c.get("checkpoint"); code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || hdr.Get("Cache-Control") != "no-store" {
+		t.Fatalf("before any cosignature: %d %v %s", code, hdr, body)
+	}
+	if err := first.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code, _, body := c.get("checkpoint")
+	n, err := xnote.Open(body, xnote.VerifierList(v))
+	if code != http.StatusOK || err != nil || !strings.HasPrefix(n.Text, "log.test\n3\n") {
+		t.Fatalf("after a round: %d %v %q", code, err, body)
+	}
+	if cp, others, err := note.Open(string(body), "log.test", pub); err != nil || cp.Size != 3 || len(others) != 1 {
+		t.Fatalf("the cosigned note with the log's key: %+v, %d others, %v", cp, len(others), err)
+	}
+
+	restarted := cosigner()
+	if got, err := restarted.Published(ctx); err != nil || got != string(body) {
+		t.Fatalf("after a restart: %q (%v), want the stored %q", got, err, body)
+	}
+	if _, err := l.Import(ctx, [][]byte{[]byte("d")}, make([][]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// Its witness sizes start at 0: litewitness answers 409 with 3, and
+	// the round asks again with a proof from 3.
+	if err := restarted.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := restarted.Published(ctx); !strings.HasPrefix(got, "log.test\n4\n") || strings.Count(got, "\u2014 ") != 2 {
+		t.Fatalf("after the restarted round: %q", got)
 	}
 }
