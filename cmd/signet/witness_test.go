@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"io"
 	"net/http"
@@ -18,12 +17,13 @@ import (
 
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/keys"
+	"github.com/signet-dev/signet/internal/keys/softhsmtest"
 	"github.com/signet-dev/signet/internal/witnesstest"
 	"github.com/signet-dev/signet/log/note"
 )
 
-// A Rekor v2 log with an Ed25519 key, witnessed by a real witness
-// (litewitness):
+// A Rekor v2 log with an Ed25519 key held in a PKCS#11 token (SoftHSM2),
+// witnessed by a real witness (litewitness):
 //   - signet signs a blob through it and unmodified cosign verifies the
 //     bundle with the served trusted root (sigstore-go finds the log by
 //     the Ed25519 key's C2SP ID, which covers the hostname);
@@ -35,11 +35,12 @@ import (
 //     that never cosigned;
 //   - the witness metrics count the cosignatures.
 func TestWitnessedRekorV2(t *testing.T) {
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	keyPath := filepath.Join(t.TempDir(), "log-v2.pem")
-	if err := keys.WriteFile(keyPath, key, nil); err != nil {
+	keyURI := softhsmtest.Setup(t).URI("log-v2")
+	key, err := keys.GeneratePKCS11Ed25519Key(keyURI, keys.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	pub := key.Public().(ed25519.PublicKey)
 	const origin = "127.0.0.1" // the dev instance's public URL's hostname
 	vkey, err := note.VerifierKey(origin, pub)
 	if err != nil {
@@ -50,7 +51,7 @@ func TestWitnessedRekorV2(t *testing.T) {
 	absent := witnesstest.Start(t, "absent.example") // never asked
 	x := newInterop(t, func(c *config.Config) {
 		c.Log.V2.Enabled = true
-		c.Log.V2.Signer = keys.FileURI(keyPath, keys.PasswordSource{})
+		c.Log.V2.Signer = keyURI
 		c.Log.V2.Witness.Witnesses = []config.WitnessEndpoint{{URL: w.URL, Key: w.VKey}}
 	})
 

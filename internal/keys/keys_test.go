@@ -3,6 +3,7 @@ package keys
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -90,26 +91,48 @@ func TestOpen(t *testing.T) {
 	}
 }
 
-// An operator's key made by openssl must open: that is how production keys are made.
+// An operator's key made by openssl must open: that is how production keys
+// are made (ECDSA for every role, Ed25519 for the Rekor v2 log a witness
+// checks), and it must sign as its type does.
 func TestOpenOpenSSLEncryptedKey(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl not installed")
 	}
-	path := filepath.Join(t.TempDir(), "k.pem")
-	cmd := exec.Command("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes-256-cbc", "-pass", "pass:pw123", "-out", path)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("openssl: %v: %s", err, out)
-	}
-	data, _ := os.ReadFile(path)
-	if !strings.Contains(string(data), "ENCRYPTED PRIVATE KEY") {
-		t.Fatalf("openssl wrote %q, want an encrypted PKCS#8 key", data[:40])
-	}
-	s, err := Open(FileURI(path, PasswordSource{Env: "PW"}), Options{Getenv: func(string) string { return "pw123" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := s.Public().(*ecdsa.PublicKey); !ok {
-		t.Fatalf("public key is %T", s.Public())
+	for name, args := range map[string][]string{
+		"P-256":   {"-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"},
+		"Ed25519": {"-algorithm", "ed25519"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "k.pem")
+			cmd := exec.Command("openssl", append(append([]string{"genpkey"}, args...), "-aes-256-cbc", "-pass", "pass:pw123", "-out", path)...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("openssl: %v: %s", err, out)
+			}
+			data, _ := os.ReadFile(path)
+			if !strings.Contains(string(data), "ENCRYPTED PRIVATE KEY") {
+				t.Fatalf("openssl wrote %q, want an encrypted PKCS#8 key", data[:40])
+			}
+			s, err := Open(FileURI(path, PasswordSource{Env: "PW"}), Options{Getenv: func(string) string { return "pw123" }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := []byte("checkpoint\n")
+			switch pub := s.Public().(type) {
+			case *ecdsa.PublicKey:
+				d := sha256.Sum256(msg)
+				sig, err := s.Sign(rand.Reader, d[:], crypto.SHA256)
+				if err != nil || !ecdsa.VerifyASN1(pub, d[:], sig) || name != "P-256" {
+					t.Fatalf("%s key signs: %v", name, err)
+				}
+			case ed25519.PublicKey:
+				sig, err := s.Sign(rand.Reader, msg, crypto.Hash(0))
+				if err != nil || !ed25519.Verify(pub, msg, sig) || name != "Ed25519" {
+					t.Fatalf("%s key signs: %v", name, err)
+				}
+			default:
+				t.Fatalf("public key is %T", s.Public())
+			}
+		})
 	}
 }
 

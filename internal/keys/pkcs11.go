@@ -3,6 +3,7 @@ package keys
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
@@ -259,6 +260,8 @@ func publicKey(ctx *pkcs11.Ctx, sh pkcs11.SessionHandle, u *pkcs11URI) (crypto.P
 		switch bytesToUint(attrs[0].Value) {
 		case pkcs11.CKK_EC:
 			return ecPublicKey(ctx, sh, objs[0])
+		case ckkECEdwards:
+			return edPublicKey(ctx, sh, objs[0])
 		case pkcs11.CKK_RSA:
 			attrs, err := ctx.GetAttributeValue(sh, objs[0], []*pkcs11.Attribute{
 				pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil), pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, nil),
@@ -268,7 +271,7 @@ func publicKey(ctx *pkcs11.Ctx, sh pkcs11.SessionHandle, u *pkcs11URI) (crypto.P
 			}
 			return &rsa.PublicKey{N: new(big.Int).SetBytes(attrs[0].Value), E: int(new(big.Int).SetBytes(attrs[1].Value).Int64())}, nil
 		default:
-			return nil, errors.New("the token key is neither EC nor RSA")
+			return nil, errors.New("the token key is neither EC, Ed25519 nor RSA")
 		}
 	}
 	if objs, err := findObjects(ctx, sh, template(pkcs11.CKO_CERTIFICATE, u)); err == nil && len(objs) == 1 {
@@ -391,6 +394,45 @@ func ecPublicKey(ctx *pkcs11.Ctx, sh pkcs11.SessionHandle, obj pkcs11.ObjectHand
 	return &ecdsa.PublicKey{Curve: curve, X: x, Y: y}, nil
 }
 
+// PKCS#11 v3.0's Edwards-curve names, which miekg/pkcs11 (v2.40 headers)
+// lacks; SoftHSM 2.6 implements them.
+const (
+	ckkECEdwards           = 0x40
+	ckmECEdwardsKeyPairGen = 0x1055
+	ckmEdDSA               = 0x1057
+)
+
+// oidEd25519 names Ed25519 in CKA_EC_PARAMS (RFC 8410's id-Ed25519).
+var oidEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
+
+func edPublicKey(ctx *pkcs11.Ctx, sh pkcs11.SessionHandle, obj pkcs11.ObjectHandle) (crypto.PublicKey, error) {
+	attrs, err := ctx.GetAttributeValue(sh, obj, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil), pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the Edwards public key: %w", err)
+	}
+	// The parameters are the curve's OID, or its name as a
+	// PrintableString ("edwards25519") in tokens of PKCS#11 v3.0.
+	var oid asn1.ObjectIdentifier
+	var name string
+	if _, err := asn1.Unmarshal(attrs[0].Value, &oid); err == nil {
+		if !oid.Equal(oidEd25519) {
+			return nil, fmt.Errorf("Edwards curve %s is not supported (Ed25519 only)", oid)
+		}
+	} else if _, err := asn1.Unmarshal(attrs[0].Value, &name); err != nil || name != "edwards25519" {
+		return nil, fmt.Errorf("Edwards key parameters %x name no curve Signet supports (Ed25519 only)", attrs[0].Value)
+	}
+	var point []byte
+	if _, err := asn1.Unmarshal(attrs[1].Value, &point); err != nil {
+		point = attrs[1].Value // some tokens return the raw point
+	}
+	if len(point) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("the token's Ed25519 public key is %d bytes, not %d", len(point), ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(point), nil
+}
+
 func (s *pkcs11Signer) Public() crypto.PublicKey { return s.pub }
 
 // digestInfoPrefixes are the DER DigestInfo headers PKCS#1 v1.5 needs.
@@ -401,11 +443,17 @@ var digestInfoPrefixes = map[crypto.Hash][]byte{
 }
 
 // Sign signs a digest in the token: ECDSA (ASN.1 result, as crypto.Signer
-// promises) or RSA PKCS#1 v1.5.
+// promises) or RSA PKCS#1 v1.5; or, for Ed25519, the message itself
+// (pure Ed25519, crypto.Hash(0), as ed25519.PrivateKey.Sign).
 func (s *pkcs11Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	var mech *pkcs11.Mechanism
 	input := digest
 	switch s.pub.(type) {
+	case ed25519.PublicKey:
+		if opts.HashFunc() != crypto.Hash(0) {
+			return nil, errors.New("Ed25519ph signing with a PKCS#11 key is not supported: pure Ed25519 signs the message, crypto.Hash(0)")
+		}
+		mech = pkcs11.NewMechanism(ckmEdDSA, nil)
 	case *ecdsa.PublicKey:
 		mech = pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)
 	case *rsa.PublicKey:
@@ -438,13 +486,6 @@ func (s *pkcs11Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) 
 // GeneratePKCS11Key makes a non-extractable EC key pair in the token the URI
 // names, labelled with its object= (and id= when given).
 func GeneratePKCS11Key(uri string, curve elliptic.Curve, opts Options) (crypto.Signer, error) {
-	if opts.Getenv == nil {
-		opts.Getenv = os.Getenv
-	}
-	u, err := parsePKCS11URI(uri, opts.Getenv)
-	if err != nil {
-		return nil, fmt.Errorf("key URI %q: %w", redact(uri), err)
-	}
 	var oid asn1.ObjectIdentifier
 	for k, c := range curveOIDs {
 		if c == curve {
@@ -457,6 +498,29 @@ func GeneratePKCS11Key(uri string, curve elliptic.Curve, opts Options) (crypto.S
 	params, err := asn1.Marshal(oid)
 	if err != nil || oid == nil {
 		return nil, errors.New("curve must be P-256, P-384 or P-521")
+	}
+	return generatePKCS11(uri, opts, pkcs11.CKM_EC_KEY_PAIR_GEN, params)
+}
+
+// GeneratePKCS11Ed25519Key makes a non-extractable Ed25519 key pair in the
+// token the URI names, as GeneratePKCS11Key does.
+func GeneratePKCS11Ed25519Key(uri string, opts Options) (crypto.Signer, error) {
+	params, err := asn1.Marshal(oidEd25519)
+	if err != nil {
+		return nil, err
+	}
+	return generatePKCS11(uri, opts, ckmECEdwardsKeyPairGen, params)
+}
+
+// generatePKCS11 makes a key pair with mechanism mech and CKA_EC_PARAMS
+// params in the token, then opens it.
+func generatePKCS11(uri string, opts Options, mech uint, params []byte) (crypto.Signer, error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	u, err := parsePKCS11URI(uri, opts.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("key URI %q: %w", redact(uri), err)
 	}
 	ctx := pkcs11.New(u.modulePath)
 	if ctx == nil {
@@ -484,7 +548,7 @@ func GeneratePKCS11Key(uri string, curve elliptic.Curve, opts Options) (crypto.S
 		}
 		return append(a, extra...)
 	}
-	_, _, err = ctx.GenerateKeyPair(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)},
+	_, _, err = ctx.GenerateKeyPair(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)},
 		common(pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params), pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true)),
 		common(pkcs11.NewAttribute(pkcs11.CKA_SIGN, true), pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true), pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false)))

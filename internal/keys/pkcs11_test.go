@@ -3,6 +3,7 @@ package keys
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -60,6 +61,39 @@ func TestPKCS11SignerInSoftHSM(t *testing.T) {
 }
 
 var errFailedVerify = errors.New("token signature does not verify")
+
+// An Ed25519 key made in SoftHSM (PKCS#11 v3.0's CKM_EDDSA) signs messages
+// that crypto/ed25519 verifies, as a file key does; Ed25519ph is refused.
+func TestPKCS11Ed25519InSoftHSM(t *testing.T) {
+	tk := softhsmtest.Setup(t)
+	uri := tk.URI("ed25519")
+	gen, err := GeneratePKCS11Ed25519Key(uri, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(uri, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, ok := s.Public().(ed25519.PublicKey)
+	if !ok || !pub.Equal(gen.Public()) {
+		t.Fatalf("reopened key %T differs from the generated one", s.Public())
+	}
+	msg := []byte("checkpoint text\n")
+	sig, err := s.Sign(rand.Reader, msg, crypto.Hash(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ed25519.Verify(pub, msg, sig) {
+		t.Fatal(errFailedVerify)
+	}
+	if ed25519.Verify(pub, []byte("other text\n"), sig) {
+		t.Fatal("the signature verifies for another message")
+	}
+	if _, err := s.Sign(rand.Reader, msg, crypto.SHA512); err == nil || !strings.Contains(err.Error(), "Ed25519ph") {
+		t.Fatalf("Ed25519ph: %v", err)
+	}
+}
 
 func TestPKCS11URIErrors(t *testing.T) {
 	tk := softhsmtest.Setup(t)
