@@ -153,16 +153,23 @@ func cosigners(t *testing.T, published string, logPub ed25519.PublicKey, origin 
 	return cp, names
 }
 
+// twoWitnesses starts w1.example and w2.example, each knowing a fresh log
+// key as origin's.
+func twoWitnesses(t *testing.T, origin string) (ed25519.PrivateKey, *witnesstest.Witness, *witnesstest.Witness) {
+	key, vkey := logKey(t, origin)
+	w1, w2 := witnesstest.Start(t, "w1.example"), witnesstest.Start(t, "w2.example")
+	w1.AddLog(t, origin, vkey)
+	w2.AddLog(t, origin, vkey)
+	return key, w1, w2
+}
+
 // Two real witnesses cosign a growing log: the first round sends no
 // proof, later ones prove consistency from what each witness cosigned;
 // the published note carries both cosignatures, and a round with nothing
 // new asks nobody.
 func TestCosignsGrowingLog(t *testing.T) {
 	const origin = "log.example"
-	key, vkey := logKey(t, origin)
-	w1, w2 := witnesstest.Start(t, "w1.example"), witnesstest.Start(t, "w2.example")
-	w1.AddLog(t, origin, vkey)
-	w2.AddLog(t, origin, vkey)
+	key, w1, w2 := twoWitnesses(t, origin)
 	tree := newMemTree(t, origin, key)
 	reg := prometheus.NewRegistry()
 	c, err := New(context.Background(), Config{Log: "test", Tree: tree, Witnesses: witnessesOf(t, w1, w2), Quorum: 2, Metrics: NewMetrics(reg)})
@@ -206,10 +213,7 @@ func TestCosignsGrowingLog(t *testing.T) {
 // quorum the previous checkpoint stays published.
 func TestWitnessDown(t *testing.T) {
 	const origin = "log.example"
-	key, vkey := logKey(t, origin)
-	w1, w2 := witnesstest.Start(t, "w1.example"), witnesstest.Start(t, "w2.example")
-	w1.AddLog(t, origin, vkey)
-	w2.AddLog(t, origin, vkey)
+	key, w1, w2 := twoWitnesses(t, origin)
 	tree := newMemTree(t, origin, key)
 	tree.add(t, "a", "b")
 	ctx := context.Background()
