@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 15m
 # Debian package that provides initdb and pg_ctl.
 PG_PACKAGE := postgresql
 
-.PHONY: all build run test vet fuzz deps test-deps clean bench cosign rekor-cli litewitness image-check rules-check deploy-check
+.PHONY: all build run test vet fuzz deps test-deps clean bench cosign rekor-cli litewitness omniwitness image-check rules-check deploy-check
 
 all: build
 
@@ -68,13 +68,13 @@ vet:
 	$(GO) vet ./...
 
 ## test: vet, then every test (PostgreSQL is started per test binary under /tmp).
-## Unmodified cosign, rekor-cli and litewitness (with witnessctl) are
-## installed when missing, best effort: their interoperability tests skip (and
-## say so) if they could not be built.
+## Unmodified cosign, rekor-cli and the witnesses (litewitness with witnessctl,
+## omniwitness) are installed when missing, best effort: their
+## interoperability tests skip (and say so) if they could not be built.
 test: test-deps vet image-check rules-check deploy-check
 	@command -v cosign >/dev/null 2>&1 || "$$($(GO) env GOPATH)/bin/cosign" version 2>/dev/null | grep -q "GitVersion: *$(COSIGN_VERSION)$$" || $(MAKE) cosign || echo "cosign could not be installed; its interoperability tests will skip"
 	@command -v rekor-cli >/dev/null 2>&1 || "$$($(GO) env GOPATH)/bin/rekor-cli" version 2>/dev/null | grep -q "GitVersion: *$(REKOR_CLI_VERSION)$$" || $(MAKE) rekor-cli || echo "rekor-cli could not be installed; its interoperability tests will skip"
-	@{ command -v litewitness && command -v witnessctl; } >/dev/null 2>&1 || { test -x "$$($(GO) env GOPATH)/bin/litewitness" && test -x "$$($(GO) env GOPATH)/bin/witnessctl"; } || $(MAKE) litewitness || echo "litewitness could not be installed; the witness tests will skip"
+	@{ command -v litewitness && command -v witnessctl && command -v omniwitness; } >/dev/null 2>&1 || { gobin="$$($(GO) env GOPATH)/bin"; test -x "$$gobin/litewitness" && test -x "$$gobin/witnessctl" && test -x "$$gobin/omniwitness"; } || $(MAKE) litewitness || echo "litewitness or omniwitness could not be installed; the witness tests will skip"
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 ## image-check: run deploy/Dockerfile's build command outside Docker (no engine
@@ -122,12 +122,18 @@ REKOR_CLI_VERSION ?= v1.5.3
 rekor-cli:
 	GOTOOLCHAIN=local $(GO) install github.com/sigstore/rekor/cmd/rekor-cli@$(REKOR_CLI_VERSION)
 
-## litewitness: install litewitness and witnessctl (filippo.io/torchwood), a
-## real independent c2sp.org/tlog-witness the witness tests cosign against
-## (there is no version subcommand: make test only checks they are present)
+## litewitness: install the real, independent c2sp.org/tlog-witness
+## implementations the witness tests cosign against: litewitness and
+## witnessctl (filippo.io/torchwood), and transparency-dev's omniwitness, which
+## also takes ECDSA-signed (Rekor v1) checkpoints. There is no version
+## subcommand: make test only checks they are present. make omniwitness is
+## the same.
 LITEWITNESS_VERSION := v0.6.1
+OMNIWITNESS_VERSION := v0.0.0-20260720115447-2e1c6971d19e
 litewitness:
 	GOTOOLCHAIN=local $(GO) install filippo.io/torchwood/cmd/litewitness@$(LITEWITNESS_VERSION) filippo.io/torchwood/cmd/witnessctl@$(LITEWITNESS_VERSION)
+	GOTOOLCHAIN=local $(GO) install github.com/transparency-dev/witness/cmd/omniwitness@$(OMNIWITNESS_VERSION)
+omniwitness: litewitness
 
 clean:
 	rm -rf $(BIN)

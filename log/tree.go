@@ -118,6 +118,9 @@ func (t *Tree) PublicKey() crypto.PublicKey { return t.pub }
 // Origin is the first line of the tree's checkpoints.
 func (t *Tree) Origin() string { return t.origin }
 
+// SignerName is the name on the tree's checkpoint signature lines.
+func (t *Tree) SignerName() string { return t.signer.Name }
+
 // CreatedAt is when the tree was created: the start of its key's validity
 // in the trust root.
 func (t *Tree) CreatedAt() time.Time { return t.store.CreatedAt() }

@@ -133,7 +133,7 @@ func TestWitnessedRekorV2(t *testing.T) {
 	if !errors.As(err, &ve) || len(lines) != 1 || lines[0]["alert"] != "checkpoint_not_witnessed" || !strings.Contains(err.Error(), "no valid cosignature by absent.example") {
 		t.Fatalf("monitor asking for a witness that never cosigned: %v %v", err, lines)
 	}
-	if _, err := runCLI(t, "--server", x.base, "monitor", "--once", "--watch", watch, "--witness-key", w.VKey); err == nil || !strings.Contains(err.Error(), "add --log rekor-v2") {
+	if _, err := runCLI(t, "--server", x.base, "monitor", "--once", "--watch", watch, "--witness-key", w.VKey); err == nil || !strings.Contains(err.Error(), "add --log rekor-v2 or --log ct") {
 		t.Fatalf("--witness-key without --log rekor-v2: %v", err)
 	}
 }

@@ -103,6 +103,8 @@ type CT struct {
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 	// MaxGetEntries bounds the entries one get-entries returns.
 	MaxGetEntries int `yaml:"max_get_entries"`
+	// Witness has the CT log's checkpoints (its tiles') cosigned.
+	Witness Witness `yaml:"witness"`
 }
 
 // Timestamp configures the RFC 3161 timestamp authority.
@@ -226,6 +228,8 @@ type Log struct {
 	TileCacheBytes int64 `yaml:"tile_cache_bytes"`
 	// V2 is the Rekor v2 log beside the v1 one.
 	V2 LogV2 `yaml:"v2"`
+	// Witness has the v1 log's checkpoints (its tiles') cosigned.
+	Witness Witness `yaml:"witness"`
 }
 
 // LogV2 is the Rekor v2 log: rekor-tiles' write API on a tree and key of
@@ -242,8 +246,8 @@ type LogV2 struct {
 	Witness Witness `yaml:"witness"`
 }
 
-// Witness has the v2 log's checkpoints cosigned by C2SP tlog-witness
-// witnesses before /checkpoint serves them.
+// Witness has a log's checkpoints cosigned by C2SP tlog-witness witnesses
+// before its tiles serve them (log.witness, log.v2.witness, ct.witness).
 type Witness struct {
 	// Witnesses are asked in every round; none (the default) turns
 	// witnessing off.
@@ -266,7 +270,16 @@ type WitnessEndpoint struct {
 	Key string `yaml:"key"`
 }
 
-// MaxWitnesses bounds log.v2.witness.witnesses: a cosigned checkpoint
+// defaultWitness is every log's witnessing default: off, with the
+// component's timeout and interval.
+func defaultWitness() Witness {
+	return Witness{
+		TimeoutSeconds:  int(witness.DefaultTimeout / time.Second),
+		IntervalSeconds: int(witness.DefaultInterval / time.Second),
+	}
+}
+
+// MaxWitnesses bounds a log's witnesses: a cosigned checkpoint
 // carries the log's signature and one line per witness, and note.Open
 // reads at most note.MaxSignatures.
 const MaxWitnesses = note.MaxSignatures - 1
@@ -302,14 +315,12 @@ func Defaults() Config {
 			MaxBatch:            tlog.DefaultMaxBatch,
 			QueueSize:           tlog.DefaultQueueSize,
 			TileCacheBytes:      tlog.DefaultTileCacheBytes,
-			V2: LogV2{Witness: Witness{
-				TimeoutSeconds:  int(witness.DefaultTimeout / time.Second),
-				IntervalSeconds: int(witness.DefaultInterval / time.Second),
-			}},
+			V2:                  LogV2{Witness: defaultWitness()},
+			Witness:             defaultWitness(),
 		},
 		MemoryLimitBytes: 448 << 20,
 		CA:               CA{Validity: "10m", MaxRequestBytes: fulcioapi.DefaultMaxBodyBytes},
-		CT:               CT{MaxRequestBytes: ctapi.DefaultLimits.MaxBodyBytes, MaxGetEntries: ctapi.DefaultLimits.MaxGetEntries},
+		CT:               CT{MaxRequestBytes: ctapi.DefaultLimits.MaxBodyBytes, MaxGetEntries: ctapi.DefaultLimits.MaxGetEntries, Witness: defaultWitness()},
 		Timestamp: Timestamp{
 			DefaultPolicy: timestamp.SigstorePolicy.String(), Accuracy: "1s", MaxRequestBytes: tsaapi.DefaultLimits.MaxBodyBytes,
 		},
@@ -609,31 +620,47 @@ func (c Config) Validate(dev bool) error {
 	if len(c.Log.EntryTypes) == 0 {
 		return errors.New("log.entry_types must name at least one kind")
 	}
-	return c.Log.V2.Witness.validate(c.Log.V2.Enabled)
+	for _, w := range []struct {
+		key     string
+		w       Witness
+		enabled bool
+		off     string
+	}{
+		{"log.witness", c.Log.Witness, c.LogEnabled(), "the log is turned off (components.log)"},
+		{"log.v2.witness", c.Log.V2.Witness, c.Log.V2.Enabled, "log.v2.enabled is off"},
+		{"ct.witness", c.CT.Witness, c.CTEnabled(dev), "the CT log is turned off"},
+	} {
+		if err := w.w.validate(w.key, w.enabled, w.off); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func (w Witness) validate(v2 bool) error {
+// validate checks the witnesses of the log configured at key, which runs
+// if enabled (off says why not).
+func (w Witness) validate(key string, enabled bool, off string) error {
 	if len(w.Witnesses) == 0 {
 		if w.Quorum != nil && *w.Quorum > 0 {
-			return fmt.Errorf("log.v2.witness.quorum is %d but no witnesses are listed", *w.Quorum)
+			return fmt.Errorf("%s.quorum is %d but no witnesses are listed", key, *w.Quorum)
 		}
 		return nil
 	}
-	if !v2 {
-		return errors.New("log.v2.witness lists witnesses but log.v2.enabled is off: only the Rekor v2 log is witnessed")
+	if !enabled {
+		return fmt.Errorf("%s lists witnesses but %s", key, off)
 	}
 	if len(w.Witnesses) > MaxWitnesses {
-		return fmt.Errorf("log.v2.witness lists %d witnesses, more than %d", len(w.Witnesses), MaxWitnesses)
+		return fmt.Errorf("%s lists %d witnesses, more than %d", key, len(w.Witnesses), MaxWitnesses)
 	}
 	seen := map[string]bool{}
 	for i, e := range w.Witnesses {
 		u, err := url.Parse(e.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("log.v2.witness.witnesses[%d].url %q must be an http(s) URL without a query or fragment (add-checkpoint is POSTed under it)", i, e.URL)
+			return fmt.Errorf("%s.witnesses[%d].url %q must be an http(s) URL without a query or fragment (add-checkpoint is POSTed under it)", key, i, e.URL)
 		}
 		v, err := fnote.NewVerifierForCosignatureV1(e.Key)
 		if err != nil {
-			return fmt.Errorf("log.v2.witness.witnesses[%d].key %q is not a witness verifier key (<name>+<hash>+<base64 of an Ed25519 key>): %w", i, e.Key, err)
+			return fmt.Errorf("%s.witnesses[%d].key %q is not a witness verifier key (<name>+<hash>+<base64 of an Ed25519 key>): %w", key, i, e.Key, err)
 		}
 		// A witness counts once towards the quorum: by name, and by key
 		// (the base64 after the second '+', which may itself hold '+', of
@@ -643,19 +670,19 @@ func (w Witness) validate(v2 bool) error {
 		raw, _ := base64.StdEncoding.DecodeString(b64) // checked by the verifier
 		for _, id := range []string{"name " + v.Name(), "key " + base64.StdEncoding.EncodeToString(raw[1:])} {
 			if seen[id] {
-				return fmt.Errorf("log.v2.witness.witnesses[%d]: witness %s is listed twice: it would count twice towards the quorum", i, id)
+				return fmt.Errorf("%s.witnesses[%d]: witness %s is listed twice: it would count twice towards the quorum", key, i, id)
 			}
 			seen[id] = true
 		}
 	}
 	if q := w.QuorumOrDefault(); q < 0 || q > len(w.Witnesses) {
-		return fmt.Errorf("log.v2.witness.quorum %d must be between 0 and the %d witnesses listed", q, len(w.Witnesses))
+		return fmt.Errorf("%s.quorum %d must be between 0 and the %d witnesses listed", key, q, len(w.Witnesses))
 	}
 	if w.TimeoutSeconds < 1 || w.TimeoutSeconds > 60 {
-		return fmt.Errorf("log.v2.witness.timeout_seconds %d must be between 1 and 60", w.TimeoutSeconds)
+		return fmt.Errorf("%s.timeout_seconds %d must be between 1 and 60", key, w.TimeoutSeconds)
 	}
 	if w.IntervalSeconds < 1 || w.IntervalSeconds > 3600 {
-		return fmt.Errorf("log.v2.witness.interval_seconds %d must be between 1 and 3600", w.IntervalSeconds)
+		return fmt.Errorf("%s.interval_seconds %d must be between 1 and 3600", key, w.IntervalSeconds)
 	}
 	return nil
 }

@@ -21,7 +21,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	fnote "github.com/transparency-dev/formats/note"
 
 	"github.com/signet-dev/signet/internal/keys"
 	tlog "github.com/signet-dev/signet/log"
@@ -29,7 +28,6 @@ import (
 	"github.com/signet-dev/signet/log/pgstore"
 	"github.com/signet-dev/signet/log/rekorv2"
 	"github.com/signet-dev/signet/log/tilesapi"
-	"github.com/signet-dev/signet/log/witness"
 	"github.com/signet-dev/signet/trust"
 )
 
@@ -121,7 +119,7 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 		return err
 	}
 	s.rekorV2.Routes(router)
-	published, err := s.startWitnessing(ctx, reg, l)
+	published, err := s.startWitnessing(ctx, reg, "rekor-v2", "log.v2.witness", l, s.cfg.Log.V2.Witness)
 	if err != nil {
 		return err
 	}
@@ -141,49 +139,6 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 	}
 	s.logger.Info("Rekor v2 log ready", attrs...)
 	return nil
-}
-
-// startWitnessing runs the witnessing rounds of the v2 log's active tree
-// when log.v2.witness lists witnesses, and returns what its tiles then
-// serve as the checkpoint: the newest one the quorum cosigned (nil:
-// witnessing is off, the tree's own is served).
-func (s *Server) startWitnessing(ctx context.Context, reg prometheus.Registerer, l *tlog.Log) (tilesapi.Published, error) {
-	cfg := s.cfg.Log.V2.Witness
-	if len(cfg.Witnesses) == 0 {
-		return nil, nil
-	}
-	if _, err := note.VerifierKey(l.Origin(), l.PublicKey()); err != nil {
-		return nil, fmt.Errorf("log.v2.witness needs an Ed25519 log.v2.signer: %w (dev mode's generated v2 key is ECDSA: set log.v2.signer to an Ed25519 key)", err)
-	}
-	var ws []witness.Witness
-	for _, e := range cfg.Witnesses {
-		v, err := fnote.NewVerifierForCosignatureV1(e.Key)
-		if err != nil {
-			return nil, fmt.Errorf("log.v2.witness key %q: %w", e.Key, err)
-		}
-		ws = append(ws, witness.Witness{URL: e.URL, Verifier: v})
-	}
-	c, err := witness.New(ctx, witness.Config{
-		Log: "rekor-v2", Tree: l.Tree, Witnesses: ws, Quorum: cfg.QuorumOrDefault(),
-		Timeout:  time.Duration(cfg.TimeoutSeconds) * time.Second,
-		Interval: time.Duration(cfg.IntervalSeconds) * time.Second,
-		Logger:   s.logger, Metrics: witness.NewMetrics(reg),
-	})
-	if err != nil {
-		return nil, err
-	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(runCtx)
-	}()
-	s.stopWitness = func() {
-		cancel()
-		<-done
-	}
-	s.logger.Info("witnessing the Rekor v2 log", "witnesses", len(ws), "quorum", cfg.QuorumOrDefault())
-	return c.Published, nil
 }
 
 // cacheCap caps a response's Cache-Control at a minute.

@@ -51,6 +51,7 @@ import (
 	"github.com/signet-dev/signet/log/rekorv2"
 	"github.com/signet-dev/signet/log/tiles"
 	"github.com/signet-dev/signet/log/tilesapi"
+	"github.com/signet-dev/signet/log/witness"
 	"github.com/signet-dev/signet/timestamp"
 	"github.com/signet-dev/signet/timestamp/tsaapi"
 	"github.com/signet-dev/signet/trust"
@@ -109,8 +110,9 @@ type Server struct {
 	rekorSigner crypto.Signer
 	getenv      func(string) string
 	stopTUF     context.CancelFunc
-	// stopWitness stops the v2 log's witnessing rounds and waits for them.
-	stopWitness func()
+	// stopWitnessing stops each log's witnessing rounds and waits for them.
+	stopWitnessing []func()
+	witnessMetrics *witness.Metrics
 }
 
 // Options are how the process was started.
@@ -375,7 +377,11 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 		return err
 	}
 	s.rekor.Routes(router)
-	mountTiles(router, "rekor", s.log, nil, s.logger)
+	published, err := s.startWitnessing(ctx, reg, "rekor", "log.witness", s.log, s.cfg.Log.Witness)
+	if err != nil {
+		return err
+	}
+	mountTiles(router, "rekor", s.log, published, s.logger)
 	s.logger.Info("transparency log ready", "tree_id", s.log.TreeID(), "log_id", s.rekor.LogID(), "entry_types", registry.Insertable(),
 		"inactive_shards", len(s.log.Retired()), "first_index", s.log.Offset())
 	return nil
@@ -481,7 +487,11 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 		return fmt.Errorf("CT log: %w", err)
 	}
 	s.ctLog.Routes(router)
-	mountTiles(router, "ct", engine, nil, s.logger)
+	published, err := s.startWitnessing(ctx, reg, "ct", "ct.witness", engine, s.cfg.CT.Witness)
+	if err != nil {
+		return err
+	}
+	mountTiles(router, "ct", engine, published, s.logger)
 	id := s.ctLog.LogID()
 	s.logger.Info("CT log ready", "tree_id", engine.TreeID(), "log_id", base64.StdEncoding.EncodeToString(id[:]), "roots", len(roots))
 	return nil
@@ -928,14 +938,14 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // Close stops the components, then the managed database.
 func (s *Server) Close(ctx context.Context) {
+	for _, stop := range s.stopWitnessing {
+		stop()
+	}
 	if s.stopTUF != nil {
 		s.stopTUF()
 	}
 	if s.log != nil {
 		s.log.Close()
-	}
-	if s.stopWitness != nil {
-		s.stopWitness()
 	}
 	if s.logV2 != nil {
 		s.logV2.Close()

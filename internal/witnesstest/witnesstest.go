@@ -1,12 +1,15 @@
 // Package witnesstest runs a real, independent c2sp.org/tlog-witness for
-// tests: litewitness from filippo.io/torchwood (make litewitness installs it
-// with its witnessctl), its SQLite database under t.TempDir and its Ed25519
-// key, made with ssh-keygen, held by a dedicated ssh-agent, as litewitness
-// requires. Nothing of Signet is involved, so a test that has its log
-// cosigned by one is an interoperability test.
+// tests. Start runs litewitness from filippo.io/torchwood (make litewitness
+// installs it with its witnessctl), its SQLite database under t.TempDir and
+// its Ed25519 key, made with ssh-keygen, held by a dedicated ssh-agent, as
+// litewitness requires. StartOmniwitness runs transparency-dev's omniwitness
+// (also installed by make litewitness), which unlike litewitness also takes
+// checkpoints signed with ECDSA, as Rekor v1 signs them. Nothing of Signet is
+// involved, so a test that has its log cosigned by one is an
+// interoperability test.
 //
-// The test is skipped when litewitness is not installed (as cosigntest does
-// for cosign) and fails when OpenSSH's ssh-agent, ssh-add or ssh-keygen is
+// The test is skipped when the witness is not installed (as cosigntest does
+// for cosign); Start fails when OpenSSH's ssh-agent, ssh-add or ssh-keygen is
 // missing (Debian's openssh-client, which make test-deps installs).
 package witnesstest
 
@@ -34,26 +37,31 @@ import (
 	"github.com/signet-dev/signet/internal/cosigntest"
 )
 
-// startTimeout bounds how long litewitness (or ssh-agent) may take to come
-// up; it takes a few milliseconds.
+// startTimeout bounds how long a witness (or ssh-agent) may take to come up;
+// litewitness and omniwitness take a few milliseconds.
 const startTimeout = 15 * time.Second
 
-// Witness is a running litewitness.
+// Witness is a running litewitness (Start) or omniwitness (StartOmniwitness).
 type Witness struct {
 	Name string // the witness's name on its cosignature lines
 	URL  string // base URL; POST URL+"/add-checkpoint" is the tlog-witness endpoint
-	// VKey is its verifier key as litewitness reports it (c2sp.org/signed-note
-	// vkey of c2sp.org/tlog-cosignature's cosignature/v1, type 0x04):
+	// VKey is its verifier key, as litewitness reports it (omniwitness does
+	// not: it is derived from the key it is given), the c2sp.org/signed-note
+	// vkey of c2sp.org/tlog-cosignature's cosignature/v1 (type 0x04):
 	// Name+<8 hex key hash>+base64(0x04 || 32-byte Ed25519 key), the key hash
 	// being the first 4 bytes, big-endian, of SHA-256(Name || "\n" || 0x04 ||
 	// key). formats' note.NewVerifierForCosignatureV1 takes it; x/mod's
 	// note.NewVerifier does not (it knows only type 0x01).
 	VKey string
 
-	litewitness, witnessctl string
-	db                      string // its SQLite database
-	log                     string // its stderr (slog text lines)
-	args                    []string
+	bin        string // the witness's executable: litewitness or omniwitness
+	witnessctl string // litewitness's; empty for omniwitness
+	db         string // its SQLite database
+	log        string // its stdout and stderr
+	args       []string
+	// readyStatus is what GET URL+"/" answers once it serves: litewitness
+	// has an index page, omniwitness serves only POST /add-checkpoint.
+	readyStatus int
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -111,35 +119,16 @@ func Start(t testing.TB, name string) *Witness {
 	w := &Witness{
 		Name:        name,
 		VKey:        CosignatureVKey(name, edPub),
-		litewitness: lw,
+		bin:         lw,
 		witnessctl:  ctl,
 		db:          filepath.Join(dir, "litewitness.db"),
 		log:         filepath.Join(dir, "litewitness.log"),
+		readyStatus: http.StatusOK,
 	}
-	t.Cleanup(func() {
-		w.kill()
-		if t.Failed() {
-			if b, err := os.ReadFile(w.log); err == nil {
-				t.Logf("litewitness %s log:\n%s", name, b)
-			}
-		}
+	w.launch(t, func() []string {
+		return []string{"-db", w.db, "-name", name, "-key", ssh.FingerprintSHA256(pub),
+			"-ssh-agent", sock, "-listen", freeAddr(t)}
 	})
-	// The port is picked free and then released, so another process may
-	// take it first: litewitness then exits at once, and is tried again.
-	for attempt := 1; ; attempt++ {
-		addr := freeAddr(t)
-		w.URL = "http://" + addr
-		w.args = []string{"-db", w.db, "-name", name, "-key", ssh.FingerprintSHA256(pub),
-			"-ssh-agent", sock, "-listen", addr}
-		err := w.start()
-		if err == nil {
-			break
-		}
-		if attempt == 3 || !errors.Is(err, errExited) {
-			b, _ := os.ReadFile(w.log)
-			t.Fatalf("starting litewitness %s: %v\n%s", strings.Join(w.args, " "), err, b)
-		}
-	}
 
 	reported := reportedVKey(w.log)
 	if reported != w.VKey {
@@ -159,9 +148,39 @@ func CosignatureVKey(name string, pub ed25519.PublicKey) string {
 	return fmt.Sprintf("%s+%08x+%s", name, binary.BigEndian.Uint32(h.Sum(nil)), base64.StdEncoding.EncodeToString(key))
 }
 
-var errExited = errors.New("litewitness exited")
+var errExited = errors.New("witness exited")
 
-// start runs litewitness with w.args, appending to w.log, and waits until it
+// launch has w killed, and its log printed if the test failed, when the test
+// ends, then starts it with args(), whose last element must be the address it
+// listens on (a free port of 127.0.0.1, from freeAddr). The port is picked
+// free and then released, so another process may take it first: the witness
+// then exits at once, and is tried again with new args().
+func (w *Witness) launch(t testing.TB, args func() []string) {
+	t.Helper()
+	prog := filepath.Base(w.bin)
+	t.Cleanup(func() {
+		w.kill()
+		if t.Failed() {
+			if b, err := os.ReadFile(w.log); err == nil {
+				t.Logf("%s %s log:\n%s", prog, w.Name, b)
+			}
+		}
+	})
+	for attempt := 1; ; attempt++ {
+		w.args = args()
+		w.URL = "http://" + w.args[len(w.args)-1]
+		err := w.start()
+		if err == nil {
+			return
+		}
+		if attempt == 3 || !errors.Is(err, errExited) {
+			b, _ := os.ReadFile(w.log)
+			t.Fatalf("starting %s %s: %v\n%s", prog, strings.Join(w.args, " "), err, b)
+		}
+	}
+}
+
+// start runs w.bin with w.args, appending to w.log, and waits until it
 // answers HTTP.
 func (w *Witness) start() error {
 	logf, err := os.OpenFile(w.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -169,7 +188,7 @@ func (w *Witness) start() error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(w.litewitness, w.args...)
+	cmd := exec.Command(w.bin, w.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return err
@@ -189,10 +208,10 @@ func (w *Witness) start() error {
 			return fmt.Errorf("%w: %v", errExited, waitErr)
 		default:
 		}
-		// The index page: 200 once it serves.
+		// The index page: readyStatus once it serves.
 		if resp, err := client.Get(w.URL + "/"); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == w.readyStatus {
 				return nil
 			}
 			w.kill()
@@ -280,12 +299,22 @@ func startAgent(t testing.TB, sshAgent, dir string) string {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freeAddrs(t, 1)[0]
+}
+
+// freeAddrs is n different free addresses of 127.0.0.1.
+func freeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 // AddLog has the witness cosign the log named origin, whose checkpoints
@@ -293,8 +322,13 @@ func freeAddr(t testing.TB) string {
 // takes: Ed25519, type 0x01), starting from the empty tree: witnessctl
 // add-log and add-key on its database, which takes effect at once, while it
 // runs. A log is added once; a second add-log of the same origin fails.
+// AddLog is for litewitness only: omniwitness is given its logs by
+// StartOmniwitness.
 func (w *Witness) AddLog(t testing.TB, origin, logVKey string) {
 	t.Helper()
+	if w.witnessctl == "" {
+		t.Fatalf("AddLog(%q): %s is not a litewitness; StartOmniwitness takes its logs", origin, w.Name)
+	}
 	w.witnessctlRun(t, "add-log", "-db", w.db, "-origin", origin)
 	w.witnessctlRun(t, "add-key", "-db", w.db, "-origin", origin, "-key", logVKey)
 }
@@ -312,7 +346,7 @@ func (w *Witness) witnessctlRun(t testing.TB, args ...string) {
 	}
 }
 
-// Stop kills litewitness, to test a witness that is down: once it returns,
+// Stop kills the witness, to test a witness that is down: once it returns,
 // URL refuses connections. Stopping a stopped witness does nothing.
 func (w *Witness) Stop(t testing.TB) {
 	t.Helper()

@@ -63,8 +63,12 @@ func KeyHint(pub crypto.PublicKey) (uint32, error) {
 	return binary.BigEndian.Uint32(sum[:4]), nil
 }
 
-// algEd25519 is the signed-note signature type of an Ed25519 key.
-const algEd25519 = 0x01
+// Signed-note signature types: Ed25519 (the spec's), and ECDSA over
+// SHA-256 as transparency-dev/formats names Rekor's.
+const (
+	algEd25519         = 0x01
+	algECDSAWithSHA256 = 0x02
+)
 
 // KeyID is the signed-note key ID of pub signing as name, the first four
 // bytes of which are its key hint: for Ed25519, SHA-256 of name, "\n",
@@ -90,21 +94,34 @@ func KeyID(name string, pub crypto.PublicKey) ([sha256.Size]byte, error) {
 }
 
 // VerifierKey is pub as a signed-note verifier key
-// ("<name>+<hint>+<base64 of 0x01 and the key>"), what a witness is told a
-// log's key is. Only Ed25519 keys have one.
+// ("<name>+<hint>+<base64 of the type byte and the key>"), what a witness is
+// told a log's key is: for Ed25519 the spec's type 0x01 and raw key, for
+// ECDSA type 0x02 and the PKIX key, as transparency-dev/formats reads
+// Rekor's (witnesses built on x/mod's notes alone, such as litewitness,
+// know only Ed25519). The hint is KeyID's, which for ECDSA is also Rekor
+// v1's.
 func VerifierKey(name string, pub crypto.PublicKey) (string, error) {
-	k, ok := pub.(ed25519.PublicKey)
-	if !ok {
-		return "", fmt.Errorf("a %T has no signed-note verifier key: witnesses verify Ed25519 checkpoints", pub)
-	}
 	if err := checkName(name); err != nil {
 		return "", err
 	}
-	id, err := KeyID(name, k)
+	var key []byte
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		key = append([]byte{algEd25519}, k...)
+	case *ecdsa.PublicKey:
+		der, err := x509.MarshalPKIXPublicKey(k)
+		if err != nil {
+			return "", err
+		}
+		key = append([]byte{algECDSAWithSHA256}, der...)
+	default:
+		return "", fmt.Errorf("a %T has no signed-note verifier key: witnesses verify Ed25519 and ECDSA checkpoints", pub)
+	}
+	id, err := KeyID(name, pub)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s+%08x+%s", name, binary.BigEndian.Uint32(id[:4]), base64.StdEncoding.EncodeToString(append([]byte{algEd25519}, k...))), nil
+	return fmt.Sprintf("%s+%08x+%s", name, binary.BigEndian.Uint32(id[:4]), base64.StdEncoding.EncodeToString(key)), nil
 }
 
 // Signer signs checkpoints as Name with Key, hinted by Hint.

@@ -7,9 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -67,19 +64,23 @@ func TestC2SPSignerIndependently(t *testing.T) {
 	if _, err := Verify(signed, "log.example", edPub); err != nil {
 		t.Fatalf("verifying our own C2SP-hinted note: %v", err)
 	}
-	if _, err := VerifierKey("log.example", &ec.PublicKey); err == nil {
-		t.Fatal("an ECDSA key got an Ed25519 verifier key")
-	}
 
 	signed, err = Sign(cp, c2spSigner(t, "log.example", ec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ecID, _ := KeyID("log.example", &ec.PublicKey)
-	der, _ := x509.MarshalPKIXPublicKey(&ec.PublicKey)
-	ev, err := fnote.NewECDSAVerifier(fmt.Sprintf("log.example+%x+%s", ecID[:4], base64.StdEncoding.EncodeToString(append([]byte{0x02}, der...))))
+	ecVKey, err := VerifierKey("log.example", &ec.PublicKey)
 	if err != nil {
 		t.Fatal(err)
+	}
+	ev, err := fnote.NewVerifier(ecVKey)
+	if err != nil {
+		t.Fatalf("formats refuses our ECDSA verifier key %q: %v", ecVKey, err)
+	}
+	// Rekor v1's hint is the same for ECDSA: its checkpoints verify too.
+	rekorSigned, _ := Sign(cp, rekorSigner(t, "log.example", ec))
+	if _, err := xnote.Open([]byte(rekorSigned), xnote.VerifierList(ev)); err != nil {
+		t.Fatalf("formats' ECDSA verifier refuses a Rekor-hinted note: %v", err)
 	}
 	if _, err := xnote.Open([]byte(signed), xnote.VerifierList(ev)); err != nil {
 		t.Fatalf("formats' ECDSA verifier refuses our note: %v", err)
