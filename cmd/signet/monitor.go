@@ -205,7 +205,7 @@ through the API and checked against the tiles' leaf hash.`,
 	cmd.Flags().BoolVar(&fromNow, "from-now", false, "on the first run, start at the log's current size instead of its first entry")
 	cmd.Flags().StringVar(&logName, "log", "rekor", "the logs to follow, comma-separated: rekor (the transparency log), rekor-v2 (its Rekor v2 log, log.v2.enabled), ct (the CT log of the CA's certificates)")
 	cmd.Flags().String("log-key", "", "PEM public key of the log to pin (default: the key signet init pinned for this server, else, for --log rekor only, fetched from the server and recorded in the state)")
-	cmd.Flags().StringArrayVar(&witnessKeys, "witness-key", nil, "with --log rekor-v2 or ct: a witness's verifier key (<name>+<hash>+<base64>), repeatable; every checkpoint of those logs must carry cosignatures by --witness-quorum of them, else the pass alerts")
+	cmd.Flags().StringArrayVar(&witnessKeys, "witness-key", nil, "with --log rekor-v2 and/or ct (not rekor): a witness's verifier key (<name>+<hash>+<base64>), repeatable; every checkpoint of those logs must carry cosignatures by --witness-quorum of them, else the pass alerts (logs with other witnesses: one run each)")
 	cmd.Flags().IntVar(&witnessQuorum, "witness-quorum", 0, "how many of the --witness-key witnesses must have cosigned (default: all of them)")
 	cmd.Flags().Uint64Var(&saveEvery, "save-every", 65536, "during a catch-up, record progress in the state file every this many entries")
 	cmd.MarkFlagRequired("watch") //nolint:errcheck
@@ -704,6 +704,9 @@ func witnessVerifiers(keys []string, quorum int, logs []string) ([]xnote.Verifie
 			return nil, errors.New("--witness-quorum needs --witness-key")
 		}
 		return nil, nil
+	}
+	if slices.Contains(logs, "rekor") {
+		return nil, errors.New("--witness-key: the v1 log (--log rekor) is followed through its API, whose signed tree head carries no cosignatures; follow it in a run of its own")
 	}
 	if !slices.Contains(logs, "rekor-v2") && !slices.Contains(logs, "ct") {
 		return nil, errors.New("--witness-key checks the cosignatures of the logs the monitor reads as tiles: add --log rekor-v2 or --log ct")

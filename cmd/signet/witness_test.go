@@ -133,7 +133,15 @@ func TestWitnessedRekorV2(t *testing.T) {
 	if !errors.As(err, &ve) || len(lines) != 1 || lines[0]["alert"] != "checkpoint_not_witnessed" || !strings.Contains(err.Error(), "no valid cosignature by absent.example") {
 		t.Fatalf("monitor asking for a witness that never cosigned: %v %v", err, lines)
 	}
-	if _, err := runCLI(t, "--server", x.base, "monitor", "--once", "--watch", watch, "--witness-key", w.VKey); err == nil || !strings.Contains(err.Error(), "add --log rekor-v2 or --log ct") {
-		t.Fatalf("--witness-key without --log rekor-v2: %v", err)
+	// The CT log is not witnessed here: asking for the witness there alerts.
+	lines, err = monitorLines(t, x.base, "--log", "ct", "--watch", watch, "--state", filepath.Join(x.dir, "ct.json"), "--witness-key", w.VKey)
+	if !errors.As(err, &ve) || len(lines) != 1 || lines[0]["alert"] != "checkpoint_not_witnessed" || !strings.Contains(err.Error(), "ct tree") {
+		t.Fatalf("monitor asking for cosignatures on the unwitnessed CT log: %v %v", err, lines)
+	}
+	if _, err := runCLI(t, "--server", x.base, "monitor", "--once", "--watch", watch, "--witness-key", w.VKey); err == nil || !strings.Contains(err.Error(), "follow it in a run of its own") {
+		t.Fatalf("--witness-key with the v1 log (the default): %v", err)
+	}
+	if _, err := runCLI(t, "--server", x.base, "monitor", "--once", "--watch", watch, "--log", "rekor-v2", "--witness-quorum", "1"); err == nil || !strings.Contains(err.Error(), "--witness-quorum needs --witness-key") {
+		t.Fatalf("--witness-quorum alone: %v", err)
 	}
 }

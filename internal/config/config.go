@@ -239,8 +239,8 @@ type LogV2 struct {
 	// signing_config.json, so cosign v3 and signet sign through it.
 	Enabled bool `yaml:"enabled"`
 	// Signer is the key URI of the v2 log's Ed25519 or ECDSA P-256 key,
-	// not the v1 log's. Witnesses (witness.*) check Ed25519 checkpoints
-	// only.
+	// not the v1 log's. Witnesses built on x/mod's notes (litewitness)
+	// check Ed25519 checkpoints only.
 	Signer string `yaml:"signer"`
 	// Witness has the v2 log's checkpoints cosigned by witnesses.
 	Witness Witness `yaml:"witness"`
@@ -668,6 +668,11 @@ func (w Witness) validate(key string, enabled bool, off string) error {
 		_, rest, _ := strings.Cut(e.Key, "+")
 		_, b64, _ := strings.Cut(rest, "+")
 		raw, _ := base64.StdEncoding.DecodeString(b64) // checked by the verifier
+		if raw[0] != 0x01 && raw[0] != 0x04 {
+			// formats also reads ML-DSA keys, whose 3 KB cosignatures would
+			// soon make a note larger than note.MaxSize.
+			return fmt.Errorf("%s.witnesses[%d].key %q is not an Ed25519 witness key (type 0x01 or cosignature/v1 0x04)", key, i, e.Key)
+		}
 		for _, id := range []string{"name " + v.Name(), "key " + base64.StdEncoding.EncodeToString(raw[1:])} {
 			if seen[id] {
 				return fmt.Errorf("%s.witnesses[%d]: witness %s is listed twice: it would count twice towards the quorum", key, i, id)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	fnote "github.com/transparency-dev/formats/note"
+
 	"github.com/signet-dev/signet/ca/identity"
 )
 
@@ -185,6 +187,13 @@ func TestWitnessSettings(t *testing.T) {
 		"interval too long": {func(x *Witness) {
 			x.Witnesses, x.IntervalSeconds = []WitnessEndpoint{w("https://w.example/", vkey)}, 3601
 		}, true, "interval_seconds 3601"},
+		"an ML-DSA witness key": {func(x *Witness) {
+			_, mldsa, err := fnote.GenerateMLDSAKey("mldsa.example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.Witnesses = []WitnessEndpoint{w("https://w.example/", mldsa)}
+		}, true, "not an Ed25519 witness key"},
 		"too many witnesses": {func(x *Witness) {
 			for range MaxWitnesses + 1 {
 				x.Witnesses = append(x.Witnesses, w("https://w.example/", vkey))
@@ -194,6 +203,34 @@ func TestWitnessSettings(t *testing.T) {
 		c := Defaults()
 		c.Log.V2.Enabled = tc.v2
 		tc.change(&c.Log.V2.Witness)
+		err := c.Validate(true)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+// The v1 and CT logs take witnesses too, each refused while its log is off.
+func TestWitnessSettingsPerLog(t *testing.T) {
+	const vkey = "witness.example+5a3e5ba2+BH0M8ZcE0vk/VHTQPZdx6ftx1lGg+pRiF2sGa5iMPA2K"
+	one := Witness{Witnesses: []WitnessEndpoint{{URL: "https://w.example/", Key: vkey}}, TimeoutSeconds: 5, IntervalSeconds: 1}
+	off := false
+	for name, tc := range map[string]struct {
+		change func(*Config)
+		want   string
+	}{
+		"v1 log":     {func(c *Config) { c.Log.Witness = one }, ""},
+		"CT log":     {func(c *Config) { c.CT.Witness = one }, ""},
+		"v1 log off": {func(c *Config) { c.Log.Witness, c.Components.Log = one, &off }, "log.witness lists witnesses but the log is turned off"},
+		"CT log off": {func(c *Config) { c.CT.Witness, c.Components.CT, c.CA.CT = one, &off, "none" }, "ct.witness lists witnesses but the CT log is turned off"},
+		"CT, bad URL": {func(c *Config) {
+			c.CT.Witness = one
+			c.CT.Witness.Witnesses = []WitnessEndpoint{{URL: "ftp://w", Key: vkey}}
+		}, "ct.witness.witnesses[0].url"},
+		"v1, timeout too big": {func(c *Config) { c.Log.Witness = one; c.Log.Witness.TimeoutSeconds = 61 }, "log.witness.timeout_seconds 61"},
+	} {
+		c := Defaults()
+		tc.change(&c)
 		err := c.Validate(true)
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)

@@ -423,9 +423,14 @@ func edPublicKey(ctx *pkcs11.Ctx, sh pkcs11.SessionHandle, obj pkcs11.ObjectHand
 	} else if _, err := asn1.Unmarshal(attrs[0].Value, &name); err != nil || name != "edwards25519" {
 		return nil, fmt.Errorf("Edwards key parameters %x name no curve Signet supports (Ed25519 only)", attrs[0].Value)
 	}
-	var point []byte
-	if _, err := asn1.Unmarshal(attrs[1].Value, &point); err != nil {
-		point = attrs[1].Value // some tokens return the raw point
+	// v3.0 wraps the key in a DER OCTET STRING; some tokens give it raw.
+	point := attrs[1].Value
+	if len(point) != ed25519.PublicKeySize {
+		var inner []byte
+		if rest, err := asn1.Unmarshal(point, &inner); err != nil || len(rest) != 0 {
+			return nil, errors.New("the token's Ed25519 public key is neither 32 bytes nor a DER OCTET STRING of them")
+		}
+		point = inner
 	}
 	if len(point) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("the token's Ed25519 public key is %d bytes, not %d", len(point), ed25519.PublicKeySize)
@@ -466,6 +471,8 @@ func (s *pkcs11Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) 
 		}
 		input = append(append([]byte{}, prefix...), digest...)
 		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
+	default:
+		return nil, fmt.Errorf("signing with a %T in a PKCS#11 token is not supported", s.pub)
 	}
 	sh := <-s.sessions
 	defer func() { s.sessions <- sh }()
@@ -475,6 +482,9 @@ func (s *pkcs11Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) 
 	sig, err := s.ctx.Sign(sh, input)
 	if err != nil {
 		return nil, fmt.Errorf("PKCS#11 sign: %w", err)
+	}
+	if _, ok := s.pub.(ed25519.PublicKey); ok && len(sig) != ed25519.SignatureSize {
+		return nil, fmt.Errorf("PKCS#11 sign: the token returned a %d-byte Ed25519 signature", len(sig))
 	}
 	if _, ok := s.pub.(*ecdsa.PublicKey); ok {
 		half := len(sig) / 2

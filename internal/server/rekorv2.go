@@ -33,7 +33,7 @@ import (
 
 // startLogV2 runs the Rekor v2 log (log.v2.enabled): a tree of its own on
 // the engine, named rekor-v2, signed by its own Ed25519 or ECDSA P-256 key
-// (C2SP key hints: witnesses check Ed25519 checkpoints), its
+// (C2SP key hints, as witnesses and sigstore-go compute them), its
 // checkpoint origin and signer name the public URL's hostname (what
 // sigstore-go checks against the trusted root's baseUrl). That name is
 // the tree's for good: a start under another hostname is refused, since
@@ -133,11 +133,7 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 	})
 	router.Handle("/checkpoint", shortLived)
 	router.Handle("/tile/*", shortLived)
-	attrs := []any{"tree_id", l.TreeID(), "origin", host, "first_index", l.Offset()}
-	if vkey, err := note.VerifierKey(host, signer.Public()); err == nil {
-		attrs = append(attrs, "verifier_key", vkey) // what a witness is given
-	}
-	s.logger.Info("Rekor v2 log ready", attrs...)
+	s.logger.Info("Rekor v2 log ready", "tree_id", l.TreeID(), "origin", host, "first_index", l.Offset(), "verifier_key", verifierKey(l))
 	return nil
 }
 

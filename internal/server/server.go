@@ -383,7 +383,7 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	}
 	mountTiles(router, "rekor", s.log, published, s.logger)
 	s.logger.Info("transparency log ready", "tree_id", s.log.TreeID(), "log_id", s.rekor.LogID(), "entry_types", registry.Insertable(),
-		"inactive_shards", len(s.log.Retired()), "first_index", s.log.Offset())
+		"inactive_shards", len(s.log.Retired()), "first_index", s.log.Offset(), "origin", s.log.Origin(), "verifier_key", verifierKey(s.log))
 	return nil
 }
 
@@ -493,7 +493,8 @@ func (s *Server) startCT(ctx context.Context, router chi.Router, reg prometheus.
 	}
 	mountTiles(router, "ct", engine, published, s.logger)
 	id := s.ctLog.LogID()
-	s.logger.Info("CT log ready", "tree_id", engine.TreeID(), "log_id", base64.StdEncoding.EncodeToString(id[:]), "roots", len(roots))
+	s.logger.Info("CT log ready", "tree_id", engine.TreeID(), "log_id", base64.StdEncoding.EncodeToString(id[:]), "roots", len(roots),
+		"origin", engine.Origin(), "verifier_key", verifierKey(engine))
 	return nil
 }
 

@@ -15,6 +15,17 @@ import (
 	"github.com/signet-dev/signet/log/witness"
 )
 
+// verifierKey is the log's key as a witness is told it (note.VerifierKey),
+// logged when each log starts so that an operator can register the log
+// with its witnesses before turning witnessing on.
+func verifierKey(l *tlog.Log) string {
+	vkey, err := note.VerifierKey(l.SignerName(), l.PublicKey())
+	if err != nil {
+		return "none: " + err.Error()
+	}
+	return vkey
+}
+
 // startWitnessing runs the witnessing rounds of log name's active tree
 // when cfg (the settings at key) lists witnesses, and returns what its
 // tiles then serve as the checkpoint: the newest one the quorum cosigned

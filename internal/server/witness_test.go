@@ -5,10 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +19,8 @@ import (
 
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/syncbuf"
 	"github.com/signet-dev/signet/internal/witnesstest"
-	"github.com/signet-dev/signet/log/note"
 )
 
 // The v1 log and the CT log, both ECDSA-signed, witnessed by a witness
@@ -34,8 +35,10 @@ func TestWitnessedV1AndCTLogs(t *testing.T) {
 	f := newFixture(t)
 	data := t.TempDir()
 	sameDir := func(c *config.Config) { c.DataDir = data }
-	inst := f.startDev(t, sameDir)
-	body, _, _ := newSigner(t).hashedRekord(t, []byte("witnessed v1 entry"), nil)
+	var logs0 syncbuf.Buffer
+	inst := f.startDevLogging(t, &logs0, sameDir)
+	signer := newSigner(t)
+	body, _, _ := signer.hashedRekord(t, []byte("witnessed v1 entry"), nil)
 	if _, err := inst.client.Upload(ctx, body); err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +46,8 @@ func TestWitnessedV1AndCTLogs(t *testing.T) {
 	if _, err := client.NewCA(inst.http.URL).SigningCertificate(ctx, inst.devToken("email=ct@example.com"), certKey); err != nil {
 		t.Fatal(err)
 	}
-	// What the witness's operator is told of each log: its origin and its
-	// key as a verifier key.
+	// What the witness's operator is told of each log, from the lines the
+	// server logs at start-up: its origin and its key as a verifier key.
 	type logOf struct{ tree, origin, vkey string }
 	active := func(log string) string {
 		var index struct{ Active string }
@@ -53,28 +56,14 @@ func TestWitnessedV1AndCTLogs(t *testing.T) {
 		}
 		return index.Active
 	}
-	var ctKey struct {
-		Ctlogs []struct {
-			PublicKey struct{ RawBytes []byte } `json:"publicKey"`
-		}
-	}
-	if err := json.Unmarshal(inst.get("/api/v1/trust/trusted_root.json", 200), &ctKey); err != nil || len(ctKey.Ctlogs) != 1 {
-		t.Fatalf("trusted root: %v", err)
-	}
-	ctPub, err := x509.ParsePKIXPublicKey(ctKey.Ctlogs[0].PublicKey.RawBytes)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := map[string]logOf{}
-	for name, pub := range map[string]any{"rekor": inst.pub, "ct": ctPub} {
-		tree := active(name)
-		cp := string(inst.get("/tiles/"+name+"/"+tree+"/checkpoint", 200))
-		origin, _, _ := strings.Cut(cp, "\n")
-		vkey, err := note.VerifierKey(testHostname, pub)
-		if err != nil {
-			t.Fatal(err)
+	for name, msg := range map[string]string{"rekor": "transparency log ready", "ct": "CT log ready"} {
+		origin, vkey := startupAttr(t, logs0.String(), msg, "origin"), startupAttr(t, logs0.String(), msg, "verifier_key")
+		cp := string(inst.get("/tiles/"+name+"/"+active(name)+"/checkpoint", 200))
+		if !strings.HasPrefix(cp, origin+"\n") {
+			t.Fatalf("%s: start-up logged origin %q, its checkpoint is\n%s", name, origin, cp)
 		}
-		logs[name] = logOf{tree: tree, origin: origin, vkey: vkey}
+		logs[name] = logOf{tree: active(name), origin: origin, vkey: vkey}
 	}
 	inst.stop()
 
@@ -88,6 +77,13 @@ func TestWitnessedV1AndCTLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A second v1 entry: the next round proves its checkpoint consistent
+	// with the one omniwitness cosigned.
+	body, _, _ = signer.hashedRekord(t, []byte("second witnessed v1 entry"), nil)
+	if _, err := inst.client.Upload(ctx, body); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"rekor": "\n2\n", "ct": "\n1\n"}
 	for name, l := range logs {
 		logV, err := fnote.NewVerifier(l.vkey)
 		if err != nil {
@@ -101,7 +97,7 @@ func TestWitnessedV1AndCTLogs(t *testing.T) {
 			}
 			raw, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == 200 && strings.Count(string(raw), "\u2014 ") == 2 {
+			if resp.StatusCode == 200 && strings.Count(string(raw), "\u2014 ") == 2 && strings.HasPrefix(string(raw), l.origin+want[name]) {
 				cosigned = string(raw)
 				break
 			}
@@ -111,11 +107,32 @@ func TestWitnessedV1AndCTLogs(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		n, err := xnote.Open([]byte(cosigned), xnote.VerifierList(logV, witnessV))
-		if err != nil || len(n.Sigs) != 2 || !strings.HasPrefix(n.Text, l.origin+"\n1\n") {
+		if err != nil || len(n.Sigs) != 2 || !strings.HasPrefix(n.Text, l.origin+want[name]) {
 			t.Fatalf("%s's cosigned checkpoint does not verify with the log's and the witness's keys: %v\n%s", name, err, cosigned)
 		}
 	}
-	if _, cp, err := inst.client.Info(ctx); err != nil || cp.Size != 1 {
+	if _, cp, err := inst.client.Info(ctx); err != nil || cp.Size != 2 {
 		t.Fatalf("the v1 API's signed tree head, one signature as Rekor's: %v (size %d)", err, cp.Size)
 	}
+}
+
+// startupAttr is attribute key of the first log line whose message is msg,
+// unquoted as slog's text handler writes it.
+func startupAttr(t *testing.T, logs, msg, key string) string {
+	t.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, "msg="+strconv.Quote(msg)) && !strings.Contains(line, "msg="+msg+" ") {
+			continue
+		}
+		m := regexp.MustCompile(` ` + key + `=("(?:[^"\\]|\\.)*"|\S+)`).FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("the %q line has no %s: %s", msg, key, line)
+		}
+		if v, err := strconv.Unquote(m[1]); err == nil {
+			return v
+		}
+		return m[1]
+	}
+	t.Fatalf("no %q line in the server's log:\n%s", msg, logs)
+	return ""
 }

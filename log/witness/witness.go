@@ -157,10 +157,40 @@ func New(ctx context.Context, cfg Config) (*Cosigner, error) {
 		if err != nil || cp.Size != size {
 			return nil, fmt.Errorf("log %s: the stored cosigned checkpoint does not parse as one of size %d: %v", cfg.Log, size, err)
 		}
-		c.published.Store(&published{size: size, hash: cp.RootHash, cosigned: cosigned})
-		cfg.Metrics.publishedSize.WithLabelValues(cfg.Log).Set(float64(size))
+		// Served again only if today's witnesses and quorum would have
+		// published it: a witness removed, or a quorum raised, must not
+		// leave an old checkpoint published until the log grows.
+		if n := c.cosignedBy(text, cosigned); n >= cfg.Quorum {
+			c.published.Store(&published{size: size, hash: cp.RootHash, cosigned: cosigned})
+			cfg.Metrics.publishedSize.WithLabelValues(cfg.Log).Set(float64(size))
+		} else {
+			cfg.Logger.InfoContext(ctx, "the stored cosigned checkpoint falls short of the configured witnesses' quorum; witnessing it again", "log", cfg.Log, "size", size, "cosigned_by", n, "quorum", cfg.Quorum)
+		}
 	}
 	return c, nil
+}
+
+// cosignedBy counts the configured witnesses with a valid cosignature on
+// cosigned, whose text is text.
+func (c *Cosigner) cosignedBy(text, cosigned string) int {
+	_, lines, ok := strings.Cut(cosigned, "\n\n")
+	if !ok {
+		return 0
+	}
+	sigs, err := note.ParseSignatures(lines)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, w := range c.cfg.Witnesses {
+		for _, s := range sigs {
+			if s.Name == w.Verifier.Name() && s.Hint == w.Verifier.KeyHash() && w.Verifier.Verify([]byte(text), s.Sig) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // Published is the newest checkpoint the quorum cosigned, as served: the
@@ -289,6 +319,12 @@ func (c *Cosigner) ask(ctx context.Context, i int, signed string, root tlog.Root
 			}
 			if attempt > 0 || has == old {
 				return "", fmt.Errorf("the witness answered 409 for old size %d, saying it has %d", old, has)
+			}
+			if has > root.Size {
+				// Not kept: the size is the witness's word, unsigned, and
+				// kept it would stop every later round before it asks.
+				c.cfg.Metrics.requests.WithLabelValues(c.cfg.Log, name, "diverged").Inc()
+				return "", fmt.Errorf("the witness says it has cosigned size %d, more than the tree's %d: it has seen another view of this log", has, root.Size)
 			}
 			c.known[i] = has
 		default:

@@ -238,21 +238,30 @@ func TestWitnessDown(t *testing.T) {
 		t.Fatalf("unreachable w2 counted %v times", got)
 	}
 
+	// A restart with the same quorum serves the stored checkpoint; one
+	// whose quorum is now 2 does not serve it (w1 alone cosigned it), and
+	// publishes nothing below its quorum.
+	again, err := New(ctx, Config{Log: "q1", Tree: tree, Witnesses: witnessesOf(t, w1, w2), Quorum: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := again.Published(ctx); p != published {
+		t.Fatalf("a restarted cosigner serves %q, not the stored %q", p, published)
+	}
 	quorum2, err := New(ctx, Config{Log: "q2", Tree: tree, Witnesses: witnessesOf(t, w1, w2), Quorum: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// It starts from the stored checkpoint, cosigned by w1 alone.
-	if p, _ := quorum2.Published(ctx); p != published {
-		t.Fatalf("a new cosigner serves %q, not the stored %q", p, published)
+	if p, err := quorum2.Published(ctx); err != ErrNotPublished {
+		t.Fatalf("a cosigner with quorum 2 serves the checkpoint w1 alone cosigned: %q", p)
 	}
 	tree.add(t, "d")
 	err = quorum2.Round(ctx)
 	if err == nil || !strings.Contains(err.Error(), "fewer than the quorum of 2") {
 		t.Fatalf("round below quorum: %v", err)
 	}
-	if p, _ := quorum2.Published(ctx); p != published {
-		t.Fatal("a checkpoint below the quorum was published")
+	if p, err := quorum2.Published(ctx); err != ErrNotPublished {
+		t.Fatalf("a checkpoint below the quorum was published: %q", p)
 	}
 	if got := testutil.ToFloat64(quorum2.cfg.Metrics.quorumMissed.WithLabelValues("q2")); got != 1 {
 		t.Fatalf("quorum missed %v times, want 1", got)
@@ -364,10 +373,11 @@ func TestMisbehavingWitness(t *testing.T) {
 		"a signature over other text": {answer: func(w http.ResponseWriter, _ *http.Request, text, _ string) {
 			io.WriteString(w, line(signer, text+"extension\n")) //nolint:errcheck
 		}, want: "does not verify"},
-		"409 without a size": {answer: say(http.StatusConflict, "busy\n"), want: "without its tree size"},
-		"409 again":          {answer: say(http.StatusConflict, "1\n"), want: "answered 409 for old size 1"},
-		"422":                {answer: say(http.StatusUnprocessableEntity, "bad consistency proof\n"), want: "422 bad consistency proof"},
-		"a huge answer":      {answer: say(http.StatusOK, strings.Repeat("x", MaxResponseBytes+1)), want: "more than 16384 bytes"},
+		"409 without a size":          {answer: say(http.StatusConflict, "busy\n"), want: "without its tree size"},
+		"409 again":                   {answer: say(http.StatusConflict, "1\n"), want: "answered 409 for old size 1"},
+		"409, a size beyond the tree": {answer: say(http.StatusConflict, "18446744073709551615\n"), want: "more than the tree's 3"},
+		"422":                         {answer: say(http.StatusUnprocessableEntity, "bad consistency proof\n"), want: "422 bad consistency proof"},
+		"a huge answer":               {answer: say(http.StatusOK, strings.Repeat("x", MaxResponseBytes+1)), want: "more than 16384 bytes"},
 		"a redirect": {answer: func(w http.ResponseWriter, r *http.Request, _, _ string) {
 			http.Redirect(w, r, honest.URL+"/add-checkpoint", http.StatusTemporaryRedirect)
 		}, want: "307"},
@@ -413,6 +423,9 @@ func TestMisbehavingWitness(t *testing.T) {
 			}
 			if perr != ErrNotPublished {
 				t.Fatalf("published after %s: %q", name, published)
+			}
+			if c.known[0] > 3 {
+				t.Fatalf("kept the witness's word that it has size %d, more than the tree", c.known[0])
 			}
 		})
 	}
