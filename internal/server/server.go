@@ -594,7 +594,25 @@ func mountTiles(router chi.Router, name string, l *tlog.Log, published tilesapi.
 	})
 	router.Mount(fmt.Sprintf("/tiles/%s/%d", name, l.TreeID()), tilesapi.WitnessedHandler(l.Tree, published, logger))
 	for _, t := range l.Retired() {
-		router.Mount(fmt.Sprintf("/tiles/%s/%d", name, t.TreeID()), tilesapi.Handler(t, logger))
+		router.Mount(fmt.Sprintf("/tiles/%s/%d", name, t.TreeID()), tilesapi.WitnessedHandler(t, frozenCheckpoint(t), logger))
+	}
+}
+
+// frozenCheckpoint is a tree frozen by a rotation's checkpoint: its final
+// one with the witnesses' cosignatures if they cosigned that size, else
+// the log's alone (witnesses may never have seen the tail).
+func frozenCheckpoint(t *tlog.Tree) tilesapi.Published {
+	return func(ctx context.Context) (string, error) {
+		root, err := t.Latest(ctx)
+		if err != nil {
+			return "", err
+		}
+		if size, cosigned, err := t.Witnessed(ctx); err != nil {
+			return "", err
+		} else if cosigned != "" && size == root.Size {
+			return cosigned, nil
+		}
+		return t.Checkpoint(root)
 	}
 }
 

@@ -3,24 +3,30 @@ package server_test
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sigstore/rekor-tiles/v2/pkg/client/write"
 	fnote "github.com/transparency-dev/formats/note"
 	xnote "golang.org/x/mod/sumdb/note"
 
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/syncbuf"
 	"github.com/signet-dev/signet/internal/witnesstest"
+	"github.com/signet-dev/signet/log/note"
 )
 
 // The v1 log and the CT log, both ECDSA-signed, witnessed by a witness
@@ -135,4 +141,70 @@ func startupAttr(t *testing.T, logs, msg, key string) string {
 	}
 	t.Fatalf("no %q line in the server's log:\n%s", msg, logs)
 	return ""
+}
+
+// A key rotation freezes the witnessed v2 tree at a size the witness
+// cosigned: the frozen tree's tiles keep serving that cosigned checkpoint,
+// not one signed by the log alone.
+func TestFrozenTreeKeepsItsCosignatures(t *testing.T) {
+	f := newFixture(t)
+	data := t.TempDir()
+	keyPath := filepath.Join(t.TempDir(), "log-v2.pem")
+	newKey := func() ed25519.PublicKey {
+		pub, key, _ := ed25519.GenerateKey(rand.Reader)
+		os.Remove(keyPath) //nolint:errcheck
+		if err := keys.WriteFile(keyPath, key, nil); err != nil {
+			t.Fatal(err)
+		}
+		return pub
+	}
+	pub := newKey()
+	vkey, err := note.VerifierKey("127.0.0.1", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := witnesstest.Start(t, "witness.example")
+	w.AddLog(t, "127.0.0.1", vkey)
+	v2 := func(c *config.Config) {
+		c.DataDir = data
+		c.Log.V2.Enabled = true
+		c.Log.V2.Signer = keys.FileURI(keyPath, keys.PasswordSource{})
+		c.Log.V2.Witness.Witnesses = []config.WitnessEndpoint{{URL: w.URL, Key: w.VKey}}
+	}
+	inst := f.startDev(t, v2)
+	clientKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	writer, err := write.NewWriter(inst.http.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.Add(t.Context(), v2Request(t, clientKey, []byte("before the rotation"))); err != nil {
+		t.Fatal(err)
+	}
+	tree := strconv.FormatInt(inst.srv.LogV2().TreeID(), 10)
+	var cosigned []byte
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get(inst.http.URL + "/checkpoint")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cosigned, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && strings.HasPrefix(string(cosigned), "127.0.0.1\n1\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no cosigned checkpoint of size 1: %d %q", resp.StatusCode, cosigned)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	inst.stop()
+
+	newKey() // dev mode rotates to a changed key by itself
+	inst = f.startDev(t, func(c *config.Config) { v2(c); c.Log.V2.Witness = config.Witness{} })
+	if got := strconv.FormatInt(inst.srv.LogV2().TreeID(), 10); got == tree {
+		t.Fatal("the key change did not rotate the v2 log")
+	}
+	if got := inst.get("/tiles/rekor-v2/"+tree+"/checkpoint", 200); string(got) != string(cosigned) {
+		t.Fatalf("the frozen tree serves\n%s\nnot its cosigned checkpoint\n%s", got, cosigned)
+	}
 }
