@@ -238,36 +238,60 @@ func (c *Cosigner) Round(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lines := make([]string, len(c.cfg.Witnesses))
-	errs := make([]error, len(c.cfg.Witnesses))
-	var wg sync.WaitGroup
+	// Every witness is asked at once; the checkpoint is published as soon
+	// as the quorum has cosigned, so a slow witness delays nothing once
+	// the others have answered, and again with the late cosignatures when
+	// the round ends (each request is bounded by the timeout).
+	type answer struct {
+		i    int
+		line string
+		err  error
+	}
+	answers := make(chan answer, len(c.cfg.Witnesses)) // never blocks a sender
 	for i := range c.cfg.Witnesses {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			lines[i], errs[i] = c.ask(ctx, i, signed, root)
+			line, err := c.ask(ctx, i, signed, root)
+			answers <- answer{i, line, err}
 		}()
 	}
-	wg.Wait()
-	cosigned, n := signed, 0
+	lines := make([]string, len(c.cfg.Witnesses))
 	var why []string
-	for i, l := range lines {
-		if errs[i] != nil {
+	n, publishedWith := 0, -1
+	for range c.cfg.Witnesses {
+		a := <-answers
+		if a.err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err() // shutting down
 			}
-			name := c.cfg.Witnesses[i].Verifier.Name()
-			c.cfg.Logger.WarnContext(ctx, "witness did not cosign", "log", c.cfg.Log, "witness", name, "size", root.Size, "err", errs[i])
-			why = append(why, name+": "+errs[i].Error())
+			name := c.cfg.Witnesses[a.i].Verifier.Name()
+			c.cfg.Logger.WarnContext(ctx, "witness did not cosign", "log", c.cfg.Log, "witness", name, "size", root.Size, "err", a.err)
+			why = append(why, name+": "+a.err.Error())
 			continue
 		}
-		cosigned += l
+		lines[a.i] = a.line
 		n++
+		if c.cfg.Quorum > 0 && n == c.cfg.Quorum {
+			if err := c.publish(ctx, root, signed, lines); err != nil {
+				return err
+			}
+			publishedWith = n
+		}
 	}
 	if n < c.cfg.Quorum {
 		c.cfg.Metrics.quorumMissed.WithLabelValues(c.cfg.Log).Inc()
 		return fmt.Errorf("checkpoint of size %d cosigned by %d of %d witnesses, fewer than the quorum of %d: not published (%s)", root.Size, n, len(lines), c.cfg.Quorum, strings.Join(why, "; "))
 	}
+	if n != publishedWith {
+		return c.publish(ctx, root, signed, lines)
+	}
+	return nil
+}
+
+// publish stores and then serves signed, the checkpoint of root, with the
+// cosignature lines (in the witnesses' configured order; "" for those
+// that have not cosigned).
+func (c *Cosigner) publish(ctx context.Context, root tlog.Root, signed string, lines []string) error {
+	cosigned := signed + strings.Join(lines, "")
 	stored, err := c.cfg.Tree.StoreWitnessed(ctx, root.Size, cosigned)
 	if err != nil {
 		return err

@@ -430,3 +430,73 @@ func TestMisbehavingWitness(t *testing.T) {
 		})
 	}
 }
+
+// The checkpoint is published as soon as the quorum has cosigned: a slow
+// witness (here one that answers only when the test lets it) delays
+// nothing, and its cosignature is added when it comes, before the round
+// ends.
+func TestPublishesAtQuorum(t *testing.T) {
+	const origin = "log.example"
+	key, vkey := logKey(t, origin)
+	fast := witnesstest.Start(t, "fast.example")
+	fast.AddLog(t, origin, vkey)
+	skey, _, _ := xnote.GenerateKey(rand.Reader, "slow.example")
+	slowSigner, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		_, signed, _ := strings.Cut(string(body), "\n\n")
+		text, _ := note.Text(signed)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		sig, _ := slowSigner.Sign([]byte(text))
+		io.WriteString(w, note.SignatureLine(slowSigner.Name(), append(binary.BigEndian.AppendUint32(nil, slowSigner.KeyHash()), sig...))) //nolint:errcheck
+	}))
+	defer slow.Close()
+	tree := newMemTree(t, origin, key)
+	tree.add(t, "a", "b")
+	ws := append(witnessesOf(t, fast), Witness{URL: slow.URL, Verifier: slowSigner.Verifier()})
+	// The slow witness first in the list: the note keeps the configured order.
+	ws[0], ws[1] = ws[1], ws[0]
+	c, err := New(context.Background(), Config{Log: "t", Tree: tree, Witnesses: ws, Quorum: 1, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Round(context.Background()) }()
+	var early string
+	for deadline := time.Now().Add(30 * time.Second); early == ""; {
+		select {
+		case err := <-done:
+			t.Fatalf("the round ended (%v) before the slow witness was let answer", err)
+		default:
+		}
+		if p, err := c.Published(context.Background()); err == nil {
+			early = p
+		} else if time.Now().After(deadline) {
+			t.Fatal("nothing published while the slow witness waits")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if strings.Count(early, "\u2014 ") != 2 || !strings.Contains(early, "\u2014 fast.example ") {
+		t.Fatalf("published before the slow witness answered:\n%s", early)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	final, _ := c.Published(context.Background())
+	n, err := xnote.Open([]byte(final), xnote.VerifierList(ws[0].Verifier, ws[1].Verifier))
+	if err != nil || len(n.Sigs) != 2 || n.Sigs[0].Name != "slow.example" || n.Sigs[1].Name != "fast.example" {
+		t.Fatalf("after the slow witness answered: %v\n%s", err, final)
+	}
+	if _, stored, _ := tree.Witnessed(context.Background()); stored != final {
+		t.Fatal("the final note was served before it was stored")
+	}
+}
