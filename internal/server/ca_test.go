@@ -412,7 +412,9 @@ func TestCAWithPKCS11Signer(t *testing.T) {
 	if err := chain[0].CheckSignatureFrom(chain[1]); err != nil || !chain[1].PublicKey.(*ecdsa.PublicKey).Equal(hsmKey.Public()) {
 		t.Fatalf("leaf not signed by the HSM key: %v", err)
 	}
-	// A chain that does not belong to the token's key stops start-up.
+	// A chain that does not belong to the token's key stops start-up (of
+	// the next server: one writes to a database at a time).
+	inst.stop()
 	otherChain := filepath.Join(t.TempDir(), "other.pem")
 	os.WriteFile(otherChain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER}), 0o644) //nolint:errcheck
 	cfg := config.Defaults()

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -41,6 +42,7 @@ import (
 	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/internal/httpjson"
 	"github.com/signet-dev/signet/internal/keys"
+	"github.com/signet-dev/signet/internal/lease"
 	"github.com/signet-dev/signet/internal/requestid"
 	"github.com/signet-dev/signet/internal/rotation"
 	"github.com/signet-dev/signet/internal/sigalg"
@@ -110,6 +112,8 @@ type Server struct {
 	rekorSigner crypto.Signer
 	getenv      func(string) string
 	stopTUF     context.CancelFunc
+	// lease is the database's writer lease, held while the server runs.
+	lease *lease.Lease
 	// stopWitnessing stops each log's witnessing rounds and waits for them.
 	stopWitnessing []func()
 	witnessMetrics *witness.Metrics
@@ -121,6 +125,9 @@ type Options struct {
 	Dev    bool
 	Logger *slog.Logger
 	Getenv func(string) string
+	// LeaseWait bounds the wait for the database's writer lease another
+	// server holds (default lease.DefaultWait, a killed holder's expiry).
+	LeaseWait time.Duration
 }
 
 // New starts every configured component. On error everything already
@@ -172,7 +179,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err := claimDatabase(ctx, s.pool, opts.Dev, s.cluster != nil); err != nil {
 		return nil, err
 	}
+	if s.lease, err = s.acquireLease(ctx, opts); err != nil {
+		return nil, err
+	}
 	s.trees = pgstore.New(s.pool)
+	s.trees.Fence(s.lease.Token())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "signet_database_bytes", Help: "Size of the database on disk."}, func() float64 {
@@ -952,7 +963,32 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
 		return
 	}
+	if s.lease != nil && s.lease.Lost() {
+		http.Error(w, "another signet-server took the database's writer lease: this one can no longer commit to the log", http.StatusServiceUnavailable)
+		return
+	}
 	w.Write([]byte("ok\n")) //nolint:errcheck
+}
+
+// acquireLease takes the database's writer lease (internal/lease) as this
+// process, waiting up to opts.LeaseWait for another's to be given up or
+// expire.
+func (s *Server) acquireLease(ctx context.Context, opts Options) (*lease.Lease, error) {
+	host, _ := os.Hostname()
+	var nonce [4]byte
+	rand.Read(nonce[:]) //nolint:errcheck // crypto/rand does not fail
+	address := s.cfg.PublicURL
+	if address == "" {
+		address = s.cfg.Listen
+	}
+	wait := opts.LeaseWait
+	if wait == 0 {
+		wait = lease.DefaultWait
+	}
+	return lease.Acquire(ctx, s.pool, lease.Options{
+		Holder:  fmt.Sprintf("%s pid %d %x", host, os.Getpid(), nonce),
+		Address: address, Wait: wait, Logger: s.logger,
+	})
 }
 
 // Close stops the components, then the managed database.
@@ -977,6 +1013,12 @@ func (s *Server) Close(ctx context.Context) {
 	}
 	if s.tsaAudit != nil {
 		s.tsaAudit.Close()
+	}
+	if s.lease != nil {
+		// After the logs: no batch of this server's can commit any more.
+		if err := s.lease.Release(ctx); err != nil {
+			s.logger.Warn("giving up the writer lease; the next server waits for it to expire", "err", err)
+		}
 	}
 	if s.pool != nil {
 		s.pool.Close()

@@ -82,7 +82,7 @@ func (t *Tree) AppendNew(ctx context.Context, size uint64, l Leaves, c Commit) e
 		if errors.As(err, &pe) && pe.Code == pgerrcode.UniqueViolation && pe.TableName == "leafdata" {
 			return fmt.Errorf("storing %d leaves in tree %d: %w", len(l.Hashes), t.ID(), ErrLeafExists)
 		}
-		return fmt.Errorf("storing %d leaves and tree %d at size %d: %w", len(l.Hashes), t.ID(), c.Head.Size, err)
+		return fmt.Errorf("storing %d leaves and tree %d at size %d: %w", len(l.Hashes), t.ID(), c.Head.Size, fenced(err))
 	}
 	return committed(conn, t, c)
 }
@@ -96,8 +96,12 @@ func committed(conn *pgxpool.Conn, t *Tree, c Commit) error {
 	return nil
 }
 
-// queueCommit queues the writes of c.
+// queueCommit queues the writes of c, after the writer lease's fence: it
+// holds the lease row until the transaction ends, or aborts it.
 func (t *Tree) queueCommit(b *pgx.Batch, c Commit) error {
+	if token := t.s.fence.Load(); token != 0 {
+		b.Queue("SELECT signet_check_writer($1)", token)
+	}
 	now := c.Head.Timestamp.UnixNano()
 	b.Queue(`INSERT INTO Subtree (TreeId, SubtreeId, Nodes)
 		SELECT $1, id, n FROM unnest($2::bytea[], $3::bytea[]) AS t(id, n)
@@ -189,7 +193,7 @@ func (a *Append) Commit(ctx context.Context, c Commit) error {
 	}
 	b.Queue("COMMIT")
 	if err := a.conn.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("storing tree %d at size %d: %w", a.t.ID(), c.Head.Size, err)
+		return fmt.Errorf("storing tree %d at size %d: %w", a.t.ID(), c.Head.Size, fenced(err))
 	}
 	return committed(a.conn, a.t, c)
 }
@@ -234,7 +238,16 @@ func (t *Tree) Import(ctx context.Context, size uint64, l Leaves, c Commit) erro
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		return fmt.Errorf("importing %d leaves into tree %d: %w", len(l.Hashes), t.ID(), err)
+		return fmt.Errorf("importing %d leaves into tree %d: %w", len(l.Hashes), t.ID(), fenced(err))
 	}
 	return nil
+}
+
+// fenced is err, or ErrFenced if the writer lease's fence failed.
+func fenced(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "SG001" {
+		return fmt.Errorf("%w (%s)", ErrFenced, pe.Message)
+	}
+	return err
 }

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/trillian"
@@ -42,7 +43,19 @@ type Store struct {
 	admin storage.AdminStorage
 	rpc   *server.TrillianLogRPCServer
 	clock clock.TimeSource
+	// fence is the writer lease's token every batch must still hold
+	// (Fence); 0 checks nothing.
+	fence atomic.Int64
 }
+
+// ErrFenced is a batch refused because this server no longer holds the
+// database's writer lease (internal/lease): another server took it, and
+// only it may commit.
+var ErrFenced = errors.New("this server no longer holds the database's writer lease; another signet-server writes to the log now")
+
+// Fence makes every batch's transaction check that token is still the
+// writer lease's, and roll back otherwise (ErrFenced).
+func (s *Store) Fence(token int64) { s.fence.Store(token) }
 
 // New is the store in the database pool connects to (migrated by
 // internal/db).

@@ -326,3 +326,47 @@ func TestWitnessedOnlyGrows(t *testing.T) {
 		t.Fatalf("another tree got %d %q (%v)", n, cp, err)
 	}
 }
+
+// A store fenced by the writer lease's token commits only while the token
+// is the lease's: once another server took the lease (the token moved on),
+// a batch, by either commit path, rolls back whole with ErrFenced.
+func TestFencedByTheWriterLease(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	tree, err := s.CreateTree(ctx, "test", []byte("key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, "INSERT INTO signet_writer_lease (holder, address, token, expires_at) VALUES ('me', 'here', 7, now() + interval '1 hour')"); err != nil {
+		t.Fatal(err)
+	}
+	s.Fence(7)
+	at := time.Now()
+	commit := func(size uint64, root string, d time.Duration) Commit {
+		return Commit{Tiles: Tiles{IDs: [][]byte{{}}, Blobs: [][]byte{[]byte("tile " + root)}}, Head: Head{Size: size, Hash: []byte(root), Timestamp: at.Add(d)}}
+	}
+	if err := tree.AppendNew(ctx, 0, leavesOf("a"), commit(1, "root 1", 0)); err != nil {
+		t.Fatalf("while holding the lease: %v", err)
+	}
+	if _, err := s.pool.Exec(ctx, "UPDATE signet_writer_lease SET holder = 'other', token = 8"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.AppendNew(ctx, 1, leavesOf("b"), commit(2, "root 2", time.Second)); !errors.Is(err, ErrFenced) {
+		t.Fatalf("AppendNew after losing the lease: %v, want ErrFenced", err)
+	}
+	a, err := tree.BeginAppend(ctx, 1, at.Add(2*time.Second), leavesOf("c"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Commit(ctx, commit(2, "root 2c", 2*time.Second))
+	a.Release()
+	if !errors.Is(err, ErrFenced) {
+		t.Fatalf("Append.Commit after losing the lease: %v, want ErrFenced", err)
+	}
+	if h, err := tree.LatestHead(ctx); err != nil || h.Size != 1 || string(h.Hash) != "root 1" {
+		t.Fatalf("head %d/%q (%v): a fenced batch was written", h.Size, h.Hash, err)
+	}
+	if leaves, err := tree.LeavesInRange(ctx, 0, 10, With{}); err != nil || len(leaves) != 1 {
+		t.Fatalf("leaves %+v (%v): a fenced batch's leaves were written", leaves, err)
+	}
+}
