@@ -21,7 +21,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -103,18 +105,28 @@ func Acquire(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Lease, err
 }
 
 // take takes the lease if it is free, expired or already this holder's.
+// A lock on the row (a batch of the holder's under way, or one left open
+// by a holder paused mid-transaction) counts as held: the take gives up
+// after a second instead of waiting for it.
 func take(ctx context.Context, pool *pgxpool.Pool, opts Options) (int64, error) {
 	var token int64
-	err := pool.QueryRow(ctx, `INSERT INTO signet_writer_lease (holder, address, token, expires_at)
-		VALUES ($1, $2, 1, now() + make_interval(secs => $3))
-		ON CONFLICT (one) DO UPDATE SET holder = EXCLUDED.holder, address = EXCLUDED.address,
-			token = signet_writer_lease.token + 1, acquired_at = now(), expires_at = EXCLUDED.expires_at
-		WHERE signet_writer_lease.expires_at < now() OR signet_writer_lease.holder = EXCLUDED.holder
-		RETURNING token`, opts.Holder, opts.Address, opts.TTL.Seconds()).Scan(&token)
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '1s'"); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `INSERT INTO signet_writer_lease (holder, address, token, expires_at)
+			VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3))
+			ON CONFLICT (one) DO UPDATE SET holder = EXCLUDED.holder, address = EXCLUDED.address,
+				token = signet_writer_lease.token + 1, acquired_at = clock_timestamp(), expires_at = EXCLUDED.expires_at
+			WHERE signet_writer_lease.expires_at < clock_timestamp() OR signet_writer_lease.holder = EXCLUDED.holder
+			RETURNING token`, opts.Holder, opts.Address, opts.TTL.Seconds()).Scan(&token)
+	})
 	if err == nil {
 		return token, nil
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	var pe *pgconn.PgError
+	locked := errors.As(err, &pe) && pe.Code == pgerrcode.LockNotAvailable
+	if !errors.Is(err, pgx.ErrNoRows) && !locked {
 		return 0, fmt.Errorf("taking the database's writer lease: %w", err)
 	}
 	var held HeldError
@@ -127,13 +139,14 @@ func take(ctx context.Context, pool *pgxpool.Pool, opts Options) (int64, error) 
 // Token is the fencing token of this take of the lease.
 func (l *Lease) Token() int64 { return l.token }
 
+// Holder is the name this server holds the lease under.
+func (l *Lease) Holder() string { return l.opts.Holder }
+
 // Lost says whether another server took the lease from this one.
 func (l *Lease) Lost() bool { return l.lost.Load() }
 
 // renew extends the lease every TTL/4 until Release, and stops at the
-// first sign another server took it. A failed renewal (the database
-// unreachable) is retried: if nobody took the lease meanwhile, the token
-// still matches and the next renewal extends it.
+// first sign another server took it.
 func (l *Lease) renew() {
 	defer close(l.done)
 	t := time.NewTicker(l.opts.TTL / 4)
@@ -144,22 +157,34 @@ func (l *Lease) renew() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.opts.TTL)
-		tag, err := l.pool.Exec(ctx, `UPDATE signet_writer_lease SET expires_at = now() + make_interval(secs => $3)
-			WHERE holder = $1 AND token = $2`, l.opts.Holder, l.token, l.opts.TTL.Seconds())
-		cancel()
-		switch {
-		case err != nil:
-			l.opts.Logger.Warn("renewing the database's writer lease", "err", err)
-		case tag.RowsAffected() == 0:
-			l.lost.Store(true)
-			l.opts.Logger.Error("another signet-server took this database's writer lease: this one can no longer commit to the log")
-			if l.opts.OnLost != nil {
-				l.opts.OnLost()
-			}
+		if l.renewOnce() {
 			return
 		}
 	}
+}
+
+// renewOnce extends the lease and says whether it was found lost. A
+// failed renewal (the database unreachable) is retried at the next tick:
+// if nobody took the lease meanwhile, the token still matches and that
+// renewal extends it.
+func (l *Lease) renewOnce() (lost bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.TTL)
+	defer cancel()
+	tag, err := l.pool.Exec(ctx, `UPDATE signet_writer_lease SET expires_at = clock_timestamp() + make_interval(secs => $3)
+		WHERE holder = $1 AND token = $2`, l.opts.Holder, l.token, l.opts.TTL.Seconds())
+	switch {
+	case err != nil:
+		l.opts.Logger.Warn("renewing the database's writer lease", "err", err)
+		return false
+	case tag.RowsAffected() == 0:
+		l.lost.Store(true)
+		l.opts.Logger.Error("another signet-server took this database's writer lease: this one can no longer commit to the log")
+		if l.opts.OnLost != nil {
+			l.opts.OnLost()
+		}
+		return true
+	}
+	return false
 }
 
 // Release stops renewing and gives the lease up, so that the next server
@@ -172,7 +197,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	// Expired, not deleted: the next take bumps the token, which must
 	// never come back to one a former holder had.
-	if _, err := l.pool.Exec(ctx, "UPDATE signet_writer_lease SET expires_at = now() - interval '1 microsecond' WHERE holder = $1 AND token = $2", l.opts.Holder, l.token); err != nil {
+	if _, err := l.pool.Exec(ctx, "UPDATE signet_writer_lease SET expires_at = clock_timestamp() - interval '1 microsecond' WHERE holder = $1 AND token = $2", l.opts.Holder, l.token); err != nil {
 		return fmt.Errorf("giving up the database's writer lease: %w", err)
 	}
 	return nil

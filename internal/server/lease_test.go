@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -45,4 +46,40 @@ func TestOneWriterPerDatabase(t *testing.T) {
 		t.Fatalf("after the first server stopped: %v", err)
 	}
 	srv.Close(context.Background())
+}
+
+// A server whose lease another took commits nothing more: its appends fail
+// (the fence), nothing is added to the tree, and /healthz says why.
+func TestLeaseTakenOver(t *testing.T) {
+	ctx := context.Background()
+	inst := newFixture(t).start(t)
+	body, _, _ := newSigner(t).hashedRekord(t, []byte("before the takeover"), nil)
+	if _, err := inst.client.Upload(ctx, body); err != nil {
+		t.Fatal(err)
+	}
+	before := inst.treeSize()
+	if _, err := inst.srvPool(t).Exec(ctx, "UPDATE signet_writer_lease SET holder = 'intruder', token = token + 1, expires_at = now() + interval '1 hour'"); err != nil {
+		t.Fatal(err)
+	}
+	body, _, _ = newSigner(t).hashedRekord(t, []byte("after the takeover"), nil)
+	if e, err := inst.client.Upload(ctx, body); err == nil {
+		t.Fatalf("a server without the lease appended entry %s", e.ID)
+	}
+	if after := inst.treeSize(); after != before {
+		t.Fatalf("the tree went from %d to %d entries without the lease", before, after)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := http.Get(inst.http.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/healthz still healthy after the lease was taken")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

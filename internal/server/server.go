@@ -173,17 +173,31 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err := refuseOtherKind(ctx, s.pool, opts.Dev); err != nil {
 		return nil, err
 	}
+	// The writer lease before the migrations where it exists: a second
+	// server refused on a database in use (a newer build, say) must not
+	// have migrated it under the running one.
+	var leased bool
+	if err := s.pool.QueryRow(ctx, "SELECT to_regclass('signet_writer_lease') IS NOT NULL").Scan(&leased); err != nil {
+		return nil, fmt.Errorf("reading the schema: %w", err)
+	}
+	if leased {
+		if s.lease, err = s.acquireLease(ctx, opts); err != nil {
+			return nil, err
+		}
+	}
 	if err := db.Migrate(ctx, s.pool); err != nil {
 		return nil, err
 	}
 	if err := claimDatabase(ctx, s.pool, opts.Dev, s.cluster != nil); err != nil {
 		return nil, err
 	}
-	if s.lease, err = s.acquireLease(ctx, opts); err != nil {
-		return nil, err
+	if s.lease == nil {
+		if s.lease, err = s.acquireLease(ctx, opts); err != nil {
+			return nil, err
+		}
 	}
 	s.trees = pgstore.New(s.pool)
-	s.trees.Fence(s.lease.Token())
+	s.trees.Fence(s.lease.Token(), s.lease.Holder())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "signet_database_bytes", Help: "Size of the database on disk."}, func() float64 {

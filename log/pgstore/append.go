@@ -99,8 +99,8 @@ func committed(conn *pgxpool.Conn, t *Tree, c Commit) error {
 // queueCommit queues the writes of c, after the writer lease's fence: it
 // holds the lease row until the transaction ends, or aborts it.
 func (t *Tree) queueCommit(b *pgx.Batch, c Commit) error {
-	if token := t.s.fence.Load(); token != 0 {
-		b.Queue("SELECT signet_check_writer($1)", token)
+	if f := t.s.fence.Load(); f != nil {
+		b.Queue("SELECT signet_check_writer($1, $2)", f.token, f.holder)
 	}
 	now := c.Head.Timestamp.UnixNano()
 	b.Queue(`INSERT INTO Subtree (TreeId, SubtreeId, Nodes)

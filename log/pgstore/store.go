@@ -43,9 +43,14 @@ type Store struct {
 	admin storage.AdminStorage
 	rpc   *server.TrillianLogRPCServer
 	clock clock.TimeSource
-	// fence is the writer lease's token every batch must still hold
-	// (Fence); 0 checks nothing.
-	fence atomic.Int64
+	// fence is the writer lease's take every batch must still hold
+	// (Fence); nil checks nothing.
+	fence atomic.Pointer[fence]
+}
+
+type fence struct {
+	token  int64
+	holder string
 }
 
 // ErrFenced is a batch refused because this server no longer holds the
@@ -53,9 +58,11 @@ type Store struct {
 // only it may commit.
 var ErrFenced = errors.New("this server no longer holds the database's writer lease; another signet-server writes to the log now")
 
-// Fence makes every batch's transaction check that token is still the
-// writer lease's, and roll back otherwise (ErrFenced).
-func (s *Store) Fence(token int64) { s.fence.Store(token) }
+// Fence makes every batch's transaction check that token and holder are
+// still the writer lease's, and roll back otherwise (ErrFenced).
+func (s *Store) Fence(token int64, holder string) {
+	s.fence.Store(&fence{token: token, holder: holder})
+}
 
 // New is the store in the database pool connects to (migrated by
 // internal/db).

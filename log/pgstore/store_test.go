@@ -340,7 +340,7 @@ func TestFencedByTheWriterLease(t *testing.T) {
 	if _, err := s.pool.Exec(ctx, "INSERT INTO signet_writer_lease (holder, address, token, expires_at) VALUES ('me', 'here', 7, now() + interval '1 hour')"); err != nil {
 		t.Fatal(err)
 	}
-	s.Fence(7)
+	s.Fence(7, "me")
 	at := time.Now()
 	commit := func(size uint64, root string, d time.Duration) Commit {
 		return Commit{Tiles: Tiles{IDs: [][]byte{{}}, Blobs: [][]byte{[]byte("tile " + root)}}, Head: Head{Size: size, Hash: []byte(root), Timestamp: at.Add(d)}}
