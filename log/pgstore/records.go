@@ -62,11 +62,16 @@ func (t *Tree) queueRecords(b *pgx.Batch, r Records) error {
 // transaction of their own.
 func (t *Tree) WriteRecords(ctx context.Context, r Records) error {
 	b := &pgx.Batch{}
+	// Fenced like a batch: a deposed writer's older checkpoint must not
+	// replace the one its successor stored with the watermark.
+	if f := t.s.fence.Load(); f != nil {
+		b.Queue("SELECT signet_check_writer($1, $2)", f.token, f.holder)
+	}
 	if err := t.queueRecords(b, r); err != nil {
 		return err
 	}
 	if err := pgx.BeginFunc(ctx, t.s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() }); err != nil {
-		return fmt.Errorf("writing tree %d's records up to size %d: %w", t.ID(), r.Size, err)
+		return fmt.Errorf("writing tree %d's records up to size %d: %w", t.ID(), r.Size, fenced(err))
 	}
 	return nil
 }

@@ -363,6 +363,12 @@ func TestFencedByTheWriterLease(t *testing.T) {
 	if !errors.Is(err, ErrFenced) {
 		t.Fatalf("Append.Commit after losing the lease: %v, want ErrFenced", err)
 	}
+	if err := tree.WriteRecords(ctx, Records{Size: 1, Checkpoint: "a deposed writer's"}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("WriteRecords after losing the lease: %v, want ErrFenced", err)
+	}
+	if _, cp, err := tree.Watermark(ctx); err != nil || cp != "" {
+		t.Fatalf("watermark checkpoint %q (%v): fenced records were written", cp, err)
+	}
 	if h, err := tree.LatestHead(ctx); err != nil || h.Size != 1 || string(h.Hash) != "root 1" {
 		t.Fatalf("head %d/%q (%v): a fenced batch was written", h.Size, h.Hash, err)
 	}
