@@ -68,18 +68,5 @@ func TestLeaseTakenOver(t *testing.T) {
 	if after := inst.treeSize(); after != before {
 		t.Fatalf("the tree went from %d to %d entries without the lease", before, after)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := http.Get(inst.http.URL + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("/healthz still healthy after the lease was taken")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	inst.getUntil(t, "/healthz", func(code int, _ string) bool { return code == http.StatusServiceUnavailable })
 }

@@ -103,9 +103,9 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 	if cp, err := l.StoredCheckpoint(ctx); err != nil {
 		return err
 	} else if cp != "" {
-		if text, err := note.Text(cp); err != nil {
+		if c, err := note.ParseSigned(cp); err != nil {
 			return fmt.Errorf("the Rekor v2 log's stored checkpoint: %w", err)
-		} else if c, err := note.Parse(text); err == nil && c.Origin != host {
+		} else if c.Origin != host {
 			return fmt.Errorf("the Rekor v2 log's tree %d is signed as %q, and public_url now names %q: every entry handed out would stop verifying. Set public_url back to a URL on %s",
 				l.TreeID(), c.Origin, host, c.Origin)
 		}

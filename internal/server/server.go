@@ -19,6 +19,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -625,19 +626,32 @@ func mountTiles(router chi.Router, name string, l *tlog.Log, published tilesapi.
 
 // frozenCheckpoint is a tree frozen by a rotation's checkpoint: its final
 // one with the witnesses' cosignatures if they cosigned that size, else
-// the log's alone (witnesses may never have seen the tail).
+// the log's alone (witnesses may never have seen the tail). Neither can
+// change once the tree is frozen, so it is read once.
 func frozenCheckpoint(t *tlog.Tree) tilesapi.Published {
+	var mu sync.Mutex
+	var final string
 	return func(ctx context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if final != "" {
+			return final, nil
+		}
 		root, err := t.Latest(ctx)
 		if err != nil {
 			return "", err
 		}
-		if size, cosigned, err := t.Witnessed(ctx); err != nil {
+		size, cosigned, err := t.Witnessed(ctx)
+		if err != nil {
 			return "", err
-		} else if cosigned != "" && size == root.Size {
-			return cosigned, nil
 		}
-		return t.Checkpoint(root)
+		if cosigned == "" || size != root.Size {
+			if cosigned, err = t.Checkpoint(root); err != nil {
+				return "", err
+			}
+		}
+		final = cosigned
+		return final, nil
 	}
 }
 

@@ -95,23 +95,9 @@ func TestWitnessedV1AndCTLogs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s's verifier key %q: %v", name, l.vkey, err)
 		}
-		var cosigned string
-		for deadline := time.Now().Add(30 * time.Second); ; {
-			resp, err := http.Get(inst.http.URL + "/tiles/" + name + "/" + l.tree + "/checkpoint")
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && strings.Count(string(raw), "\u2014 ") == 2 && strings.HasPrefix(string(raw), l.origin+want[name]) {
-				cosigned = string(raw)
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: no cosigned checkpoint after 30 s; last answer %d %q", name, resp.StatusCode, raw)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		cosigned := inst.getUntil(t, "/tiles/"+name+"/"+l.tree+"/checkpoint", func(code int, body string) bool {
+			return code == 200 && strings.Count(body, "\u2014 ") == 2 && strings.HasPrefix(body, l.origin+want[name])
+		})
 		n, err := xnote.Open([]byte(cosigned), xnote.VerifierList(logV, witnessV))
 		if err != nil || len(n.Sigs) != 2 || !strings.HasPrefix(n.Text, l.origin+want[name]) {
 			t.Fatalf("%s's cosigned checkpoint does not verify with the log's and the witness's keys: %v\n%s", name, err, cosigned)
@@ -181,22 +167,9 @@ func TestFrozenTreeKeepsItsCosignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree := strconv.FormatInt(inst.srv.LogV2().TreeID(), 10)
-	var cosigned []byte
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(inst.http.URL + "/checkpoint")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cosigned, _ = io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == 200 && strings.HasPrefix(string(cosigned), "127.0.0.1\n1\n") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no cosigned checkpoint of size 1: %d %q", resp.StatusCode, cosigned)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	cosigned := inst.getUntil(t, "/checkpoint", func(code int, body string) bool {
+		return code == 200 && strings.HasPrefix(body, "127.0.0.1\n1\n")
+	})
 	inst.stop()
 
 	newKey() // dev mode rotates to a changed key by itself
@@ -204,7 +177,29 @@ func TestFrozenTreeKeepsItsCosignatures(t *testing.T) {
 	if got := strconv.FormatInt(inst.srv.LogV2().TreeID(), 10); got == tree {
 		t.Fatal("the key change did not rotate the v2 log")
 	}
-	if got := inst.get("/tiles/rekor-v2/"+tree+"/checkpoint", 200); string(got) != string(cosigned) {
+	if got := inst.get("/tiles/rekor-v2/"+tree+"/checkpoint", 200); string(got) != cosigned {
 		t.Fatalf("the frozen tree serves\n%s\nnot its cosigned checkpoint\n%s", got, cosigned)
+	}
+}
+
+// getUntil GETs path until done says its answer is the one awaited (the
+// witnessing rounds run every second), and returns that answer's body;
+// the test fails after 30 s, naming the last answer.
+func (i *instance) getUntil(t *testing.T, path string, done func(code int, body string) bool) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get(i.http.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if done(resp.StatusCode, string(raw)) {
+			return string(raw)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: still %d %q after 30 s", path, resp.StatusCode, raw)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -106,17 +106,7 @@ func TestOmniwitness(t *testing.T) {
 	if w.Name != "witness.example/omni" || !strings.HasPrefix(w.URL, "http://127.0.0.1:") {
 		t.Fatalf("Name %q, URL %q", w.Name, w.URL)
 	}
-	witnessVerifier, err := fnote.NewVerifierForCosignatureV1(w.VKey)
-	if err != nil {
-		t.Fatalf("vkey %q: %v", w.VKey, err)
-	}
-	name, rest, _ := strings.Cut(w.VKey, "+")
-	hash, key64, _ := strings.Cut(rest, "+")
-	key, err := base64.StdEncoding.DecodeString(key64)
-	if err != nil || name != w.Name || len(key) != 33 || key[0] != 0x04 ||
-		witnessVerifier.Name() != w.Name || fmt.Sprintf("%08x", witnessVerifier.KeyHash()) != hash {
-		t.Fatalf("vkey %q is not name+hash+base64(0x04 || Ed25519 key)", w.VKey)
-	}
+	witnessVerifier := cosignatureVerifier(t, w)
 
 	// cosigned checks that an answer to add-checkpoint of cp is one
 	// cosignature/v1 line by the witness, made between before and now.

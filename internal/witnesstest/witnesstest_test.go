@@ -30,18 +30,7 @@ func TestLitewitness(t *testing.T) {
 	if w.Name != "witness.example/test" || !strings.HasPrefix(w.URL, "http://127.0.0.1:") {
 		t.Fatalf("Name %q, URL %q", w.Name, w.URL)
 	}
-	witnessVerifier, err := fnote.NewVerifierForCosignatureV1(w.VKey)
-	if err != nil {
-		t.Fatalf("vkey %q: %v", w.VKey, err)
-	}
-	// The name has no "+"; the base64 key may.
-	name, rest, _ := strings.Cut(w.VKey, "+")
-	hash, key64, _ := strings.Cut(rest, "+")
-	key, err := base64.StdEncoding.DecodeString(key64)
-	if err != nil || name != w.Name || len(key) != 33 || key[0] != 0x04 ||
-		witnessVerifier.Name() != w.Name || fmt.Sprintf("%08x", witnessVerifier.KeyHash()) != hash {
-		t.Fatalf("vkey %q is not name+hash+base64(0x04 || Ed25519 key)", w.VKey)
-	}
+	witnessVerifier := cosignatureVerifier(t, w)
 	if _, err := note.NewVerifier(w.VKey); err == nil {
 		t.Fatal("x/mod's note.NewVerifier took a cosignature/v1 (0x04) vkey")
 	}
@@ -181,4 +170,23 @@ func addCheckpoint(t *testing.T, w *witnesstest.Witness, head string, cp []byte)
 		t.Fatal(err)
 	}
 	return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+}
+
+// cosignatureVerifier checks that w.VKey is a cosignature/v1 vkey of w's
+// name (name+hash+base64(0x04 || Ed25519 key)) and returns its verifier.
+func cosignatureVerifier(t *testing.T, w *witnesstest.Witness) note.Verifier {
+	t.Helper()
+	v, err := fnote.NewVerifierForCosignatureV1(w.VKey)
+	if err != nil {
+		t.Fatalf("vkey %q: %v", w.VKey, err)
+	}
+	// The name has no "+"; the base64 key may.
+	name, rest, _ := strings.Cut(w.VKey, "+")
+	hash, key64, _ := strings.Cut(rest, "+")
+	key, err := base64.StdEncoding.DecodeString(key64)
+	if err != nil || name != w.Name || len(key) != 33 || key[0] != 0x04 ||
+		v.Name() != w.Name || fmt.Sprintf("%08x", v.KeyHash()) != hash {
+		t.Fatalf("vkey %q is not name+hash+base64(0x04 || Ed25519 key)", w.VKey)
+	}
+	return v
 }

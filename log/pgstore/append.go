@@ -99,9 +99,7 @@ func committed(conn *pgxpool.Conn, t *Tree, c Commit) error {
 // queueCommit queues the writes of c, after the writer lease's fence: it
 // holds the lease row until the transaction ends, or aborts it.
 func (t *Tree) queueCommit(b *pgx.Batch, c Commit) error {
-	if f := t.s.fence.Load(); f != nil {
-		b.Queue("SELECT signet_check_writer($1, $2)", f.token, f.holder)
-	}
+	t.queueFence(b)
 	now := c.Head.Timestamp.UnixNano()
 	b.Queue(`INSERT INTO Subtree (TreeId, SubtreeId, Nodes)
 		SELECT $1, id, n FROM unnest($2::bytea[], $3::bytea[]) AS t(id, n)
@@ -241,6 +239,14 @@ func (t *Tree) Import(ctx context.Context, size uint64, l Leaves, c Commit) erro
 		return fmt.Errorf("importing %d leaves into tree %d: %w", len(l.Hashes), t.ID(), fenced(err))
 	}
 	return nil
+}
+
+// queueFence queues the writer lease's fence (Store.Fence), if any: it
+// holds the lease row until the transaction ends, or aborts it.
+func (t *Tree) queueFence(b *pgx.Batch) {
+	if f := t.s.fence.Load(); f != nil {
+		b.Queue("SELECT signet_check_writer($1, $2)", f.token, f.holder)
+	}
 }
 
 // fenced is err, or ErrFenced if the writer lease's fence failed.

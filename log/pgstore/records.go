@@ -64,9 +64,7 @@ func (t *Tree) WriteRecords(ctx context.Context, r Records) error {
 	b := &pgx.Batch{}
 	// Fenced like a batch: a deposed writer's older checkpoint must not
 	// replace the one its successor stored with the watermark.
-	if f := t.s.fence.Load(); f != nil {
-		b.Queue("SELECT signet_check_writer($1, $2)", f.token, f.holder)
-	}
+	t.queueFence(b)
 	if err := t.queueRecords(b, r); err != nil {
 		return err
 	}

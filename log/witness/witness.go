@@ -149,18 +149,14 @@ func New(ctx context.Context, cfg Config) (*Cosigner, error) {
 		return nil, err
 	}
 	if cosigned != "" {
-		text, err := note.Text(cosigned)
-		var cp note.Checkpoint
-		if err == nil {
-			cp, err = note.Parse(text)
-		}
+		cp, err := note.ParseSigned(cosigned)
 		if err != nil || cp.Size != size {
 			return nil, fmt.Errorf("log %s: the stored cosigned checkpoint does not parse as one of size %d: %v", cfg.Log, size, err)
 		}
 		// Served again only if today's witnesses and quorum would have
 		// published it: a witness removed, or a quorum raised, must not
 		// leave an old checkpoint published until the log grows.
-		if n := c.cosignedBy(text, cosigned); n >= cfg.Quorum {
+		if n := c.cosignedBy(cosigned); n >= cfg.Quorum {
 			c.published.Store(&published{size: size, hash: cp.RootHash, cosigned: cosigned})
 			cfg.Metrics.publishedSize.WithLabelValues(cfg.Log).Set(float64(size))
 		} else {
@@ -171,23 +167,13 @@ func New(ctx context.Context, cfg Config) (*Cosigner, error) {
 }
 
 // cosignedBy counts the configured witnesses with a valid cosignature on
-// cosigned, whose text is text.
-func (c *Cosigner) cosignedBy(text, cosigned string) int {
-	_, lines, ok := strings.Cut(cosigned, "\n\n")
-	if !ok {
-		return 0
-	}
-	sigs, err := note.ParseSignatures(lines)
-	if err != nil {
-		return 0
-	}
+// the note cosigned.
+func (c *Cosigner) cosignedBy(cosigned string) int {
+	_, lines, _ := strings.Cut(cosigned, "\n\n")
 	n := 0
 	for _, w := range c.cfg.Witnesses {
-		for _, s := range sigs {
-			if s.Name == w.Verifier.Name() && s.Hint == w.Verifier.KeyHash() && w.Verifier.Verify([]byte(text), s.Sig) {
-				n++
-				break
-			}
+		if _, err := cosignature(cosigned, []byte(lines), w.Verifier); err == nil {
+			n++
 		}
 	}
 	return n
@@ -399,7 +385,8 @@ func (c *Cosigner) post(ctx context.Context, w Witness, body []byte) (int, []byt
 // cosignature checks a witness's answer, which must be signature lines
 // and nothing else, and returns the one by v, verified over signed's text
 // itself: an answer that brought a blank line of its own could otherwise
-// sign a longer text (the log's line included) and still verify.
+// sign a longer text (the log's line included) and still verify. (A
+// stored note's own lines are checked the same way: cosignedBy.)
 func cosignature(signed string, answer []byte, v xnote.Verifier) (string, error) {
 	text, err := note.Text(signed)
 	if err != nil {
