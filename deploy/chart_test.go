@@ -248,6 +248,25 @@ func TestChartRenders(t *testing.T) {
 					t.Errorf("root signer %q, log signer %q", cfg.TUF.RootSigner, cfg.Log.Signer)
 				}
 			}},
+		{"three replicas", with("replicaCount", 3, "keys.source", "secret", "keys.existingSecret", "signet-keys", "keys.passwordSecret.name", "signet-key-password"),
+			func(t *testing.T, m *manifests, cfg config.Config) {
+				srv := container(t, m.deployment, "signet")
+				env := map[string]corev1.EnvVar{}
+				for _, e := range srv.Env {
+					env[e.Name] = e
+				}
+				if e := env["POD_IP"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "status.podIP" {
+					t.Errorf("POD_IP %+v", e)
+				}
+				if e := env["SIGNET_REPLICAS_ADVERTISE_URL"]; e.Value != "http://$(POD_IP):8080" {
+					t.Errorf("SIGNET_REPLICAS_ADVERTISE_URL %+v", e)
+				}
+				// What the server makes of it, as Kubernetes expands it.
+				cfg.Replicas.AdvertiseURL = "http://10.1.2.3:8080"
+				if err := cfg.Validate(false); err != nil {
+					t.Errorf("the configuration a replica runs with: %v", err)
+				}
+			}},
 		{"keys in an HSM", with("keys.source", "pkcs11",
 			"keys.pkcs11.token", "pkcs11:token=signet?module-path=/opt/hsm/libpkcs11.so",
 			"keys.pkcs11.pinSecret.name", "signet-pin", "keys.pkcs11.chainsSecret", "signet-chains",
@@ -295,8 +314,8 @@ func TestChartRenders(t *testing.T) {
 			m := mustRender(t, c.values)
 			cfg := serverConfig(t, m)
 			d := m.deployment
-			if *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-				t.Errorf("replicas %d, strategy %s: want one pod, never two at once", *d.Spec.Replicas, d.Spec.Strategy.Type)
+			if n := *d.Spec.Replicas; n == 1 && d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || n > 1 && d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+				t.Errorf("replicas %d, strategy %s: want one pod never two at once, or replicas rolled", n, d.Spec.Strategy.Type)
 			}
 			srv := container(t, d, "signet")
 			if !slices.Equal(srv.Args, []string{"run", "--config", "/etc/signet/signet.yaml"}) || mounted(srv, "/etc/signet/signet.yaml") != "config" {
@@ -353,7 +372,9 @@ func TestChartRefuses(t *testing.T) {
 	}{
 		{"no public URL", map[string]any{"database": map[string]any{"existingSecret": "db"}}, "publicURL is required"},
 		{"no database", map[string]any{"publicURL": "https://s.example.com"}, "database.existingSecret is required"},
-		{"two replicas", with("replicaCount", 2), "replicaCount must be 1"},
+		{"replicas with a key volume", with("replicaCount", 2), "keys.source secret or pkcs11"},
+		{"replicas with TLS in the server", with("replicaCount", 2, "keys.source", "secret", "keys.existingSecret", "k", "keys.passwordSecret.name", "p",
+			"publicURL", "https://signet.example.com", "tls.secretName", "tls"), "TLS terminated at the Ingress"},
 		{"TLS in the server behind an http URL", with("publicURL", "http://signet.example.com", "tls.secretName", "tls"), "publicURL must start with https://"},
 		{"unknown key source", with("keys.source", "vault"), `keys.source "vault": want volume, secret or pkcs11`},
 		{"secret without password", with("keys.source", "secret", "keys.existingSecret", "k"), "keys.passwordSecret.name"},

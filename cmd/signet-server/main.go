@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -181,7 +182,13 @@ func serve(parent context.Context, cfg config.Config, dev bool, warnings ...stri
 		}
 		cfg.PublicURL = scheme + ln.Addr().String()
 	}
-	srv, err := server.New(ctx, cfg, server.Options{Dev: dev, Logger: logger, Getenv: os.Getenv})
+	opts := server.Options{Dev: dev, Logger: logger, Getenv: os.Getenv}
+	var srv running
+	if cfg.Replicas.AdvertiseURL != "" {
+		srv, err = server.NewReplica(ctx, cfg, opts)
+	} else {
+		srv, err = server.New(ctx, cfg, opts)
+	}
 	if err != nil {
 		ln.Close()
 		if metricsLn != nil {
@@ -217,8 +224,8 @@ func serve(parent context.Context, cfg config.Config, dev bool, warnings ...stri
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
-	if dev {
-		printBanner(os.Stdout, srv.PublicURL(), srv, warnings)
+	if s, ok := srv.(*server.Server); ok && dev {
+		printBanner(os.Stdout, s.PublicURL(), s, warnings)
 	}
 	logger.Info("signet-server listening", "addr", ln.Addr().String(), "tls", cfg.TLS.Enabled(), "dev", dev)
 
@@ -241,6 +248,14 @@ func serve(parent context.Context, cfg config.Config, dev bool, warnings ...stri
 	srv.Close(shutdownCtx)
 	logger.Info("stopped")
 	return nil
+}
+
+// running is what serve needs of a Server or a Replica.
+type running interface {
+	Handler() http.Handler
+	TLSConfig() *tls.Config
+	MetricsHandler() http.Handler
+	Close(context.Context)
 }
 
 // newMetricsServer serves GET /metrics, for metrics.listen, and with

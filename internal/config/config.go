@@ -53,9 +53,25 @@ type Config struct {
 	HTTP       HTTP       `yaml:"http"`
 	TLS        TLS        `yaml:"tls"`
 	Metrics    Metrics    `yaml:"metrics"`
+	Replicas   Replicas   `yaml:"replicas"`
 	// MemoryLimitBytes is the Go runtime's soft memory limit; GOMEMLIMIT in
 	// the environment wins over it.
 	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
+}
+
+// Replicas runs several signet-server processes on one database: one
+// leads (holds the database's writer lease and serves every request), the
+// others forward each request to it and take over when its lease expires.
+type Replicas struct {
+	// AdvertiseURL is where the other replicas reach this one (its own
+	// address, never the load balancer's); set, this server is one of
+	// several replicas. Empty (the default), a second server on the
+	// database is refused.
+	AdvertiseURL string `yaml:"advertise_url"`
+	// LeaseSeconds is how long a leader that stopped renewing keeps the
+	// lease: the failover gap after a leader dies is this plus the new
+	// leader's start-up.
+	LeaseSeconds int `yaml:"lease_seconds"`
 }
 
 // TLS serves the public listener over HTTPS (HTTP/2 and HTTP/1.1) instead
@@ -301,6 +317,11 @@ type HTTP struct {
 	MaxBodyBytesInFlight int64 `yaml:"max_body_bytes_in_flight"`
 }
 
+// DefaultReplicaLeaseSeconds is replicas.lease_seconds' default: a dead
+// leader's lease expires within it, and a replica leads about a second
+// later, inside the 5 s failover the design promises.
+const DefaultReplicaLeaseSeconds = 3
+
 // Defaults are the values used where the file is silent.
 func Defaults() Config {
 	return Config{
@@ -324,7 +345,8 @@ func Defaults() Config {
 		Timestamp: Timestamp{
 			DefaultPolicy: timestamp.SigstorePolicy.String(), Accuracy: "1s", MaxRequestBytes: tsaapi.DefaultLimits.MaxBodyBytes,
 		},
-		HTTP: HTTP{RequestTimeoutSeconds: 30, MaxBodyBytesInFlight: 256 << 20},
+		HTTP:     HTTP{RequestTimeoutSeconds: 30, MaxBodyBytesInFlight: 256 << 20},
+		Replicas: Replicas{LeaseSeconds: DefaultReplicaLeaseSeconds},
 	}
 }
 
@@ -443,21 +465,22 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		cfg.Database.URL = v
 	}
 	str := map[string]*string{
-		"SIGNET_LISTEN":         &cfg.Listen,
-		"SIGNET_HOSTNAME":       &cfg.Hostname,
-		"SIGNET_DATA_DIR":       &cfg.DataDir,
-		"SIGNET_DATABASE_URL":   &cfg.Database.URL,
-		"SIGNET_LOG_SIGNER":     &cfg.Log.Signer,
-		"SIGNET_LOG_V2_SIGNER":  &cfg.Log.V2.Signer,
-		"SIGNET_PUBLIC_URL":     &cfg.PublicURL,
-		"SIGNET_CA_SIGNER":      &cfg.CA.Signer,
-		"SIGNET_CA_CHAIN":       &cfg.CA.Chain,
-		"SIGNET_TSA_SIGNER":     &cfg.Timestamp.Signer,
-		"SIGNET_CT_SIGNER":      &cfg.CT.Signer,
-		"SIGNET_TSA_CHAIN":      &cfg.Timestamp.Chain,
-		"SIGNET_METRICS_LISTEN": &cfg.Metrics.Listen,
-		"SIGNET_TLS_CERT_FILE":  &cfg.TLS.CertFile,
-		"SIGNET_TLS_KEY_FILE":   &cfg.TLS.KeyFile,
+		"SIGNET_LISTEN":                 &cfg.Listen,
+		"SIGNET_HOSTNAME":               &cfg.Hostname,
+		"SIGNET_DATA_DIR":               &cfg.DataDir,
+		"SIGNET_DATABASE_URL":           &cfg.Database.URL,
+		"SIGNET_LOG_SIGNER":             &cfg.Log.Signer,
+		"SIGNET_LOG_V2_SIGNER":          &cfg.Log.V2.Signer,
+		"SIGNET_PUBLIC_URL":             &cfg.PublicURL,
+		"SIGNET_CA_SIGNER":              &cfg.CA.Signer,
+		"SIGNET_CA_CHAIN":               &cfg.CA.Chain,
+		"SIGNET_TSA_SIGNER":             &cfg.Timestamp.Signer,
+		"SIGNET_CT_SIGNER":              &cfg.CT.Signer,
+		"SIGNET_TSA_CHAIN":              &cfg.Timestamp.Chain,
+		"SIGNET_METRICS_LISTEN":         &cfg.Metrics.Listen,
+		"SIGNET_TLS_CERT_FILE":          &cfg.TLS.CertFile,
+		"SIGNET_TLS_KEY_FILE":           &cfg.TLS.KeyFile,
+		"SIGNET_REPLICAS_ADVERTISE_URL": &cfg.Replicas.AdvertiseURL,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -541,6 +564,18 @@ func (c Config) Validate(dev bool) error {
 	}
 	if c.TLS.Enabled() && strings.HasPrefix(c.PublicURL, "http://") {
 		return fmt.Errorf("public_url %q is http:// but tls.cert_file makes the listener speak HTTPS only", c.PublicURL)
+	}
+	if c.Replicas.AdvertiseURL != "" {
+		u, err := url.Parse(c.Replicas.AdvertiseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+			return fmt.Errorf("replicas.advertise_url %q: want this replica's own http(s)://host:port, with no path", c.Replicas.AdvertiseURL)
+		}
+		if dev {
+			return errors.New("replicas.advertise_url: replicas share one external database; dev mode runs one server on its own PostgreSQL")
+		}
+	}
+	if n := c.Replicas.LeaseSeconds; n < 1 || n > 300 {
+		return fmt.Errorf("replicas.lease_seconds %d must be between 1 and 300", n)
 	}
 	if c.Metrics.Pprof && c.Metrics.Listen == "" {
 		return errors.New("metrics.pprof needs metrics.listen: profiles are served only off the public listener")

@@ -8,8 +8,9 @@
 //
 // A second server started on the same database waits for the lease up to
 // Options.Wait (a holder killed without giving it up lets it expire after
-// the TTL), then refuses to start, naming the holder: running replicas is
-// issue #16's, and until then one server writes.
+// the TTL), then refuses to start, naming the holder, unless it is one of
+// several replicas (internal/server.Replica), which forward to the holder
+// and take the lease over when it expires.
 package lease
 
 import (
@@ -39,9 +40,12 @@ const (
 type Options struct {
 	// Holder names this server uniquely (host, process, start).
 	Holder string
-	// Address is where this server answers, for the message a refused
-	// server prints.
+	// Address is where this server answers: for the message a refused
+	// server prints, and for a replica the address the others forward to.
 	Address string
+	// Replica says the holder is one of several replicas, which forward
+	// requests to Address.
+	Replica bool
 	TTL     time.Duration
 	Wait    time.Duration
 	Logger  *slog.Logger
@@ -63,11 +67,12 @@ type Lease struct {
 // HeldError is a lease another server holds.
 type HeldError struct {
 	Holder, Address string
+	Replica         bool
 	Expires         time.Time
 }
 
 func (e *HeldError) Error() string {
-	return fmt.Sprintf("another signet-server (%s, at %s) holds this database's writer lease until %s: one server writes to a database (replicas are issue #16); stop it, or wait for its lease to expire if it died",
+	return fmt.Sprintf("another signet-server (%s, at %s) holds this database's writer lease until %s: one server writes to a database; stop it, wait for its lease to expire if it died, or set replicas.advertise_url on every server to run them as replicas",
 		e.Holder, e.Address, e.Expires.UTC().Format(time.RFC3339))
 }
 
@@ -109,17 +114,27 @@ func Acquire(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Lease, err
 // by a holder paused mid-transaction) counts as held: the take gives up
 // after a second instead of waiting for it.
 func take(ctx context.Context, pool *pgxpool.Pool, opts Options) (int64, error) {
+	// A look first, without a lock: a lease held by another and not yet
+	// expired is the common answer (replicas ask every TTL/4), and the
+	// take's row lock would make the holder's batches wait on their fence.
+	held, err := read(ctx, pool)
+	switch {
+	case err != nil && !errors.Is(err, pgx.ErrNoRows):
+		return 0, err
+	case err == nil && !held.expired && held.Holder != opts.Holder:
+		return 0, &held.HeldError
+	}
 	var token int64
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '1s'"); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `INSERT INTO signet_writer_lease (holder, address, token, expires_at)
-			VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3))
-			ON CONFLICT (one) DO UPDATE SET holder = EXCLUDED.holder, address = EXCLUDED.address,
+		return tx.QueryRow(ctx, `INSERT INTO signet_writer_lease (holder, address, replica, token, expires_at)
+			VALUES ($1, $2, $3, 1, clock_timestamp() + make_interval(secs => $4))
+			ON CONFLICT (one) DO UPDATE SET holder = EXCLUDED.holder, address = EXCLUDED.address, replica = EXCLUDED.replica,
 				token = signet_writer_lease.token + 1, acquired_at = clock_timestamp(), expires_at = EXCLUDED.expires_at
 			WHERE signet_writer_lease.expires_at < clock_timestamp() OR signet_writer_lease.holder = EXCLUDED.holder
-			RETURNING token`, opts.Holder, opts.Address, opts.TTL.Seconds()).Scan(&token)
+			RETURNING token`, opts.Holder, opts.Address, opts.Replica, opts.TTL.Seconds()).Scan(&token)
 	})
 	if err == nil {
 		return token, nil
@@ -129,11 +144,26 @@ func take(ctx context.Context, pool *pgxpool.Pool, opts Options) (int64, error) 
 	if !errors.Is(err, pgx.ErrNoRows) && !locked {
 		return 0, fmt.Errorf("taking the database's writer lease: %w", err)
 	}
-	var held HeldError
-	if err := pool.QueryRow(ctx, "SELECT holder, address, expires_at FROM signet_writer_lease").Scan(&held.Holder, &held.Address, &held.Expires); err != nil {
-		return 0, fmt.Errorf("reading the database's writer lease: %w", err)
+	if held, err = read(ctx, pool); err != nil {
+		return 0, err
 	}
-	return 0, &held
+	return 0, &held.HeldError
+}
+
+type leaseRow struct {
+	HeldError
+	expired bool
+}
+
+// read is the lease as it stands, without locking it.
+func read(ctx context.Context, pool *pgxpool.Pool) (leaseRow, error) {
+	var r leaseRow
+	err := pool.QueryRow(ctx, "SELECT holder, address, replica, expires_at, expires_at < clock_timestamp() FROM signet_writer_lease").
+		Scan(&r.Holder, &r.Address, &r.Replica, &r.Expires, &r.expired)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return r, fmt.Errorf("reading the database's writer lease: %w", err)
+	}
+	return r, err
 }
 
 // Token is the fencing token of this take of the lease.

@@ -31,7 +31,7 @@ func TestOneWriterPerDatabase(t *testing.T) {
 			LeaseWait: 200 * time.Millisecond,
 		})
 	}
-	if srv, err := second(); err == nil || !strings.Contains(err.Error(), "holds this database's writer lease") || !strings.Contains(err.Error(), "replicas are issue #16") {
+	if srv, err := second(); err == nil || !strings.Contains(err.Error(), "holds this database's writer lease") || !strings.Contains(err.Error(), "replicas.advertise_url") {
 		if srv != nil {
 			srv.Close(context.Background())
 		}

@@ -107,6 +107,7 @@ type Server struct {
 	tileCache *tiles.Cache
 
 	metricsHandler http.Handler
+	gatherer       prometheus.Gatherer
 	// tlsCert is the public listener's certificate (nil without tls.*).
 	tlsCert *certfiles.Pair
 
@@ -127,8 +128,12 @@ type Options struct {
 	Logger *slog.Logger
 	Getenv func(string) string
 	// LeaseWait bounds the wait for the database's writer lease another
-	// server holds (default lease.DefaultWait, a killed holder's expiry).
+	// server holds (default: replicas.lease_seconds and two seconds, a
+	// killed holder's expiry).
 	LeaseWait time.Duration
+	// Lease, when set, is the writer lease the caller already holds (a
+	// Replica taking over): New takes none and gives it up at Close.
+	Lease *lease.Lease
 }
 
 // New starts every configured component. On error everything already
@@ -181,7 +186,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err := s.pool.QueryRow(ctx, "SELECT to_regclass('signet_writer_lease') IS NOT NULL").Scan(&leased); err != nil {
 		return nil, fmt.Errorf("reading the schema: %w", err)
 	}
-	if leased {
+	s.lease = opts.Lease
+	if leased && s.lease == nil {
 		if s.lease, err = s.acquireLease(ctx, opts); err != nil {
 			return nil, err
 		}
@@ -299,6 +305,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		return nil, err
 	}
 	web.Routes(router)
+	s.gatherer = reg
 	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if cfg.Metrics.Listen == "" {
 		router.Get("/metrics", s.metricsHandler.ServeHTTP)
@@ -929,10 +936,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // TLSConfig is the public listener's TLS configuration, or nil when tls.*
 // is not set and the listener speaks plain HTTP.
 func (s *Server) TLSConfig() *tls.Config {
-	if s.tlsCert == nil {
+	return tlsConfig(s.tlsCert)
+}
+
+// tlsConfig serves pair's certificate, or is nil without one.
+func tlsConfig(pair *certfiles.Pair) *tls.Config {
+	if pair == nil {
 		return nil
 	}
-	return &tls.Config{GetCertificate: s.tlsCert.GetCertificate, MinVersion: tls.VersionTLS12}
+	return &tls.Config{GetCertificate: pair.GetCertificate, MinVersion: tls.VersionTLS12}
 }
 
 // strictTransportSecurity tells browsers (the log explorer's users) to
@@ -1002,21 +1014,28 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // process, waiting up to opts.LeaseWait for another's to be given up or
 // expire.
 func (s *Server) acquireLease(ctx context.Context, opts Options) (*lease.Lease, error) {
-	host, _ := os.Hostname()
-	var nonce [4]byte
-	rand.Read(nonce[:]) //nolint:errcheck // crypto/rand does not fail
 	address := s.cfg.PublicURL
 	if address == "" {
 		address = s.cfg.Listen
 	}
+	ttl := time.Duration(s.cfg.Replicas.LeaseSeconds) * time.Second
 	wait := opts.LeaseWait
 	if wait == 0 {
-		wait = lease.DefaultWait
+		wait = ttl + 2*time.Second
 	}
-	return lease.Acquire(ctx, s.pool, lease.Options{
+	return lease.Acquire(ctx, s.pool, leaseOptions(address, false, ttl, wait, s.logger))
+}
+
+// leaseOptions are a take of the writer lease by this process, answering
+// at address, as one of several replicas or not.
+func leaseOptions(address string, replica bool, ttl, wait time.Duration, logger *slog.Logger) lease.Options {
+	host, _ := os.Hostname()
+	var nonce [4]byte
+	rand.Read(nonce[:]) //nolint:errcheck // crypto/rand does not fail
+	return lease.Options{
 		Holder:  fmt.Sprintf("%s pid %d %x", host, os.Getpid(), nonce),
-		Address: address, Wait: wait, Logger: s.logger,
-	})
+		Address: address, Replica: replica, TTL: ttl, Wait: wait, Logger: logger,
+	}
 }
 
 // Close stops the components, then the managed database.

@@ -44,7 +44,12 @@ The values that cannot work, refused at render time with the reason
 */}}
 {{- define "signet.validate" -}}
 {{- if gt (int .Values.replicaCount) 1 -}}
-{{- fail "replicaCount must be 1: several servers on one database need leader election for the log's single writer (issue #16)" -}}
+{{- if eq .Values.keys.source "volume" -}}
+{{- fail "replicaCount > 1 needs keys.source secret or pkcs11: a key volume made by admin init belongs to one pod" -}}
+{{- end -}}
+{{- if .Values.tls.secretName -}}
+{{- fail "replicaCount > 1 needs TLS terminated at the Ingress (leave tls.secretName empty): replicas forward requests to each other by pod IP, which the server's certificate does not name" -}}
+{{- end -}}
 {{- end -}}
 {{- if not .Values.database.existingSecret -}}
 {{- fail "database.existingSecret is required: a Secret whose database.secretKey holds the PostgreSQL URL" -}}

@@ -1,0 +1,371 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/signet-dev/signet/internal/certfiles"
+	"github.com/signet-dev/signet/internal/config"
+	"github.com/signet-dev/signet/internal/db"
+	"github.com/signet-dev/signet/internal/lease"
+	"github.com/signet-dev/signet/internal/requestid"
+)
+
+// ForwardedHeader marks a request a follower forwarded to the replica it
+// believes leads. A replica that does not lead answers such a request 503
+// instead of forwarding it again, so a stale view of the leader (the lease
+// just changed hands) can never make two followers bounce a request.
+const ForwardedHeader = "Signet-Forwarded-By"
+
+// Replica is one of several signet-server processes on one database
+// (replicas.advertise_url). The one holding the database's writer lease
+// leads: it runs the whole Server and answers every request. The others
+// follow: they forward each request to the leader's advertised address and
+// pass its answer back, so an entry one replica acknowledged is readable,
+// provable and searchable from every replica at once (one process serves
+// every read, so no replica's view can be stale).
+//
+// A follower tries to take the lease every quarter of its TTL. When the
+// leader dies its lease expires and one follower takes it, starts a Server
+// (which catches the trees up as any start-up does: nothing a dead leader
+// acknowledged is lost, since acknowledged means committed) and leads.
+// Requests that reach a follower meanwhile get 503 with Retry-After, never
+// a hang. A leader that finds its lease taken (it was paused or cut off
+// past the TTL) closes its Server, whose batches the lease's fence already
+// refused, and follows.
+type Replica struct {
+	ctx    context.Context // the process's: the Server a takeover starts lives in it
+	cfg    config.Config
+	opts   Options
+	logger *slog.Logger
+	pool   *pgxpool.Pool // the replica's own, for the lease
+	tls    *certfiles.Pair
+	ttl    time.Duration
+	self   string // cfg.Replicas.AdvertiseURL, normalised
+
+	// leader is the Server while this replica leads.
+	leader atomic.Pointer[Server]
+	// target is the leader followers forward to, as the lease names it.
+	target    atomic.Pointer[leaderAddr]
+	promoting atomic.Bool
+	// unreachable is the leader (holder) whose first failed forward was
+	// logged: a dead leader fails every request until the failover, and
+	// one line says so.
+	unreachable atomic.Pointer[string]
+	proxy       *httputil.ReverseProxy
+	handler     http.Handler
+
+	// own holds the replica's metrics; process the Go runtime's, served
+	// while following (a leading Server registers its own).
+	own, process   *prometheus.Registry
+	metricsHandler http.Handler
+	leading        prometheus.Gauge
+	takeovers      prometheus.Counter
+	forwarded      *prometheus.CounterVec
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+type leaderAddr struct {
+	holder string
+	url    *url.URL
+}
+
+// NewReplica starts this process as one replica: leading at once if the
+// writer lease is free (a start-up error is then returned, as New's), else
+// following the replica that holds it.
+func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replica, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := cfg.Validate(opts.Dev); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if cfg.Replicas.AdvertiseURL == "" {
+		return nil, errors.New("replicas.advertise_url is not set: a replica needs the address the others reach it at")
+	}
+	self, err := url.Parse(cfg.Replicas.AdvertiseURL)
+	if err != nil {
+		return nil, fmt.Errorf("replicas.advertise_url: %w", err)
+	}
+	self.Path = ""
+	r := &Replica{
+		ctx: ctx, cfg: cfg, opts: opts, logger: slog.New(requestid.LogHandler(opts.Logger.Handler())),
+		ttl: time.Duration(cfg.Replicas.LeaseSeconds) * time.Second, self: self.String(),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	defer func() {
+		if err != nil {
+			if r.pool != nil {
+				r.pool.Close()
+			}
+		}
+	}()
+	if cfg.TLS.Enabled() {
+		if r.tls, err = certfiles.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, r.logger); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
+	if r.pool, err = db.Connect(ctx, cfg.Database.URL); err != nil {
+		return nil, err
+	}
+	if err := refuseOtherKind(ctx, r.pool, opts.Dev); err != nil {
+		return nil, err
+	}
+	// The lease lives in the schema, which replicas migrate at start
+	// (under the migrations' advisory lock, so replicas starting together
+	// take turns): a replica of a newer release joining older ones brings
+	// its migrations, which only ever add.
+	if err := db.Migrate(ctx, r.pool); err != nil {
+		return nil, err
+	}
+	r.metricsInit()
+	r.proxy = r.newProxy()
+	r.handler = requestid.Middleware(http.HandlerFunc(r.serve))
+	if err := r.tryLead(ctx); err != nil {
+		return nil, err
+	}
+	if t := r.target.Load(); r.leader.Load() == nil && t != nil {
+		r.logger.Info("replica following", "leader", t.holder, "leader_url", t.url.String(), "advertise_url", r.self)
+	}
+	go r.watch()
+	return r, nil
+}
+
+// tryLead takes the writer lease if it is free and starts the Server on
+// it; a lease another replica holds becomes the follower's target. Only a
+// failed start after the lease was taken is an error (the lease is given
+// up first, for another replica to try).
+func (r *Replica) tryLead(ctx context.Context) error {
+	tctx, cancel := context.WithTimeout(ctx, r.ttl)
+	l, err := lease.Acquire(tctx, r.pool, leaseOptions(r.self, true, r.ttl, 0, r.logger))
+	cancel()
+	var held *lease.HeldError
+	switch {
+	case errors.As(err, &held):
+		u, perr := url.Parse(held.Address)
+		if !held.Replica || perr != nil {
+			// A server that is not a replica holds it (no advertise_url):
+			// nothing to forward to.
+			return fmt.Errorf("the writer lease is held by %s at %q, which is not a replica's advertised URL: give every server on this database replicas.advertise_url", held.Holder, held.Address)
+		}
+		if t := r.target.Load(); t == nil || t.holder != held.Holder {
+			r.logger.Info("the leader is", "holder", held.Holder, "url", held.Address)
+		}
+		r.target.Store(&leaderAddr{holder: held.Holder, url: u})
+		return nil
+	case err != nil:
+		// The database unreachable: still following whom we knew.
+		r.logger.Warn("trying the writer lease", "err", err)
+		return nil
+	}
+	r.promoting.Store(true)
+	defer r.promoting.Store(false)
+	start := time.Now()
+	opts := r.opts
+	opts.Lease = l
+	opts.Logger = r.logger
+	srv, err := New(r.ctx, r.cfg, opts)
+	if err != nil {
+		if rerr := l.Release(context.WithoutCancel(ctx)); rerr != nil {
+			r.logger.Warn("giving up the writer lease after a failed start", "err", rerr)
+		}
+		return fmt.Errorf("starting as the leader: %w", err)
+	}
+	r.leader.Store(srv)
+	r.target.Store(&leaderAddr{holder: l.Holder(), url: mustParse(r.self)})
+	r.leading.Set(1)
+	r.takeovers.Inc()
+	r.logger.Info("replica leading", "advertise_url", r.self, "startup_seconds", time.Since(start).Seconds())
+	return nil
+}
+
+func mustParse(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err) // s was parsed before
+	}
+	return u
+}
+
+// watch follows the lease every quarter of its TTL until Close: a
+// follower tries to take it, a leader that lost it steps down.
+func (r *Replica) watch() {
+	defer close(r.done)
+	t := time.NewTicker(r.ttl / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		if srv := r.leader.Load(); srv != nil {
+			if srv.lease.Lost() {
+				r.stepDown(srv)
+			}
+			continue
+		}
+		if err := r.tryLead(r.ctx); err != nil {
+			// This replica cannot lead (a key it cannot open, say): it
+			// keeps following, and says why each time.
+			r.logger.Error("this replica cannot lead; it keeps following", "err", err)
+		}
+	}
+}
+
+// stepDown closes the Server of a leader whose lease another replica took
+// and follows that one. Requests still inside the Server end in 5xx: its
+// batches could no longer commit anyway (the fence).
+func (r *Replica) stepDown(srv *Server) {
+	r.leader.Store(nil)
+	r.leading.Set(0)
+	r.logger.Error("another replica took the writer lease: stepping down to follow it")
+	srv.Close(context.WithoutCancel(r.ctx))
+}
+
+// serve answers one request: through the Server while leading, else by
+// forwarding it to the leader.
+func (r *Replica) serve(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == "/metrics" && r.cfg.Metrics.Listen == "" {
+		r.metricsHandler.ServeHTTP(w, req)
+		return
+	}
+	if srv := r.leader.Load(); srv != nil {
+		// The Server's own middleware keeps the ID this one gave.
+		req.Header.Set(requestid.Header, requestid.FromContext(req.Context()))
+		srv.Handler().ServeHTTP(w, req)
+		return
+	}
+	if req.URL.Path == "/healthz" {
+		r.healthz(w, req)
+		return
+	}
+	t := r.target.Load()
+	switch {
+	case r.promoting.Load():
+		r.unavailable(w, "this replica is taking over as the leader")
+	case req.Header.Get(ForwardedHeader) != "":
+		r.unavailable(w, "this replica no longer leads (the writer lease changed hands)")
+	case t == nil || t.url.String() == r.self:
+		r.unavailable(w, "no replica leads at the moment: a failover is under way")
+	default:
+		r.proxy.ServeHTTP(w, req)
+	}
+}
+
+// unavailable answers 503 with Retry-After: a failover lasts about the
+// lease's TTL.
+func (r *Replica) unavailable(w http.ResponseWriter, why string) {
+	r.forwarded.WithLabelValues("unavailable").Inc()
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, why+"; retry shortly")
+}
+
+// healthz is a follower's: it can serve (forward) as long as it reaches the
+// database, where the lease says who leads.
+func (r *Replica) healthz(w http.ResponseWriter, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+	defer cancel()
+	if err := r.pool.Ping(ctx); err != nil {
+		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ok\n")) //nolint:errcheck
+}
+
+// newProxy forwards to the leader the lease names. Connection failures
+// (the leader just died) answer 503 with Retry-After at once; a leader
+// that accepted the request but never answers is bounded by the request
+// timeout, so a client never hangs.
+func (r *Replica) newProxy() *httputil.ReverseProxy {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	tr.ResponseHeaderTimeout = time.Duration(r.cfg.HTTP.RequestTimeoutSeconds)*time.Second + 5*time.Second
+	tr.MaxIdleConnsPerHost = 64
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	return &httputil.ReverseProxy{
+		Transport: tr,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(r.target.Load().url)
+			pr.SetXForwarded()
+			// The public name the client used, for anything the leader
+			// derives from it.
+			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Set(ForwardedHeader, r.self)
+			pr.Out.Header.Set(requestid.Header, requestid.FromContext(pr.In.Context()))
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			r.forwarded.WithLabelValues(strconv.Itoa(resp.StatusCode/100) + "xx").Inc()
+			if r.unreachable.Load() != nil {
+				r.unreachable.Store(nil) // answering again: the next failure is news
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+			t := r.target.Load()
+			if prev := r.unreachable.Swap(&t.holder); prev == nil || *prev != t.holder {
+				r.logger.WarnContext(req.Context(), "the leader does not answer; answering 503 until it does or another replica leads (logged once per leader)", "leader", t.holder, "url", t.url.String(), "err", err)
+			}
+			r.unavailable(w, "the leader did not answer (a failover may be under way)")
+		},
+	}
+}
+
+func (r *Replica) metricsInit() {
+	r.own, r.process = prometheus.NewRegistry(), prometheus.NewRegistry()
+	r.process.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.leading = prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_replica_leading", Help: "1 while this replica holds the writer lease and serves every request, 0 while it forwards to the leader."})
+	r.takeovers = prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_replica_takeovers_total", Help: "Times this replica took the writer lease and started leading."})
+	r.forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "signet_replica_forwarded_requests_total", Help: "Requests this replica forwarded to the leader while following, by the leader's status class; \"unavailable\" counts those answered 503 because no leader could be reached."}, []string{"code"})
+	r.own.MustRegister(r.leading, r.takeovers, r.forwarded)
+	r.metricsHandler = promhttp.HandlerFor(prometheus.Gatherers{r.own, prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		if srv := r.leader.Load(); srv != nil {
+			return srv.gatherer.Gather()
+		}
+		return r.process.Gather()
+	})}, promhttp.HandlerOpts{})
+}
+
+// Handler serves every request: the leader's Server, or the forwarder.
+func (r *Replica) Handler() http.Handler { return r.handler }
+
+// TLSConfig is the public listener's, or nil without tls.*.
+func (r *Replica) TLSConfig() *tls.Config { return tlsConfig(r.tls) }
+
+// MetricsHandler serves the replica's metrics and, while it leads, the
+// Server's.
+func (r *Replica) MetricsHandler() http.Handler { return r.metricsHandler }
+
+// Leading is the Server while this replica leads, else nil.
+func (r *Replica) Leading() *Server { return r.leader.Load() }
+
+// Close stops following and, if leading, closes the Server, which gives
+// the lease up so that another replica leads at once.
+func (r *Replica) Close(ctx context.Context) {
+	r.closeOnce.Do(func() { close(r.stop) })
+	<-r.done
+	if srv := r.leader.Swap(nil); srv != nil {
+		srv.Close(ctx)
+	}
+	r.pool.Close()
+}
