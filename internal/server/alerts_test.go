@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -83,6 +84,22 @@ func TestMetricsAreDocumentedAndAlertsNameThem(t *testing.T) {
 			}
 			expiry[m[1]] = time.Unix(int64(v), 0)
 		}
+	}
+	// A replica's own metrics (replicas.advertise_url), beside its Server's.
+	_, replicaURL := newFixture(t).startReplica(t)
+	resp, err := http.Get(replicaURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicaMetrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range strings.Split(string(replicaMetrics), "\n") {
+		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			exported[strings.Fields(name)[0]] = true
+		}
+	}
+	if !exported["signet_replica_leading"] || !exported["signet_log_appends_total"] {
+		t.Errorf("a leading replica's /metrics lacks its own or its Server's metrics:\n%s", replicaMetrics)
 	}
 	docs, err := os.ReadFile("../../docs/metrics.md")
 	if err != nil {
