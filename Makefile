@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 15m
 # Debian package that provides initdb and pg_ctl.
 PG_PACKAGE := postgresql
 
-.PHONY: all build run test vet fuzz deps test-deps clean bench cosign rekor-cli litewitness omniwitness image-check rules-check deploy-check
+.PHONY: all build run test vet fuzz deps test-deps clean bench bench-replicas cosign rekor-cli litewitness omniwitness image-check rules-check deploy-check
 
 all: build
 
@@ -109,6 +109,11 @@ fuzz:
 ## bench: start a throwaway dev instance and load it (BENCH_MODE=fast|full)
 bench: deps build
 	scripts/bench.sh
+
+## bench-replicas: only the replicas part of make bench (1, 2, 3 replicas on
+## one PostgreSQL; the leader killed under appends)
+bench-replicas: deps build
+	scripts/bench-replicas.sh
 
 ## cosign: install unmodified cosign v3.1.3 for the interoperability tests
 ## (it builds from the module proxy; the test skips when cosign is absent)

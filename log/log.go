@@ -10,7 +10,8 @@
 // (log/tiles), so memory does not grow with the tree.
 // docs/architecture.md describes it. Personalities (log/rekorapi, the CT
 // log) sit on top and hand the engine typed records of their leaves; the
-// engine knows nothing of HTTP or entry formats.
+// engine knows nothing of HTTP or entry formats. A replica that does not
+// lead opens its log with Follow instead of Open: the same trees, read-only.
 package log
 
 import (
@@ -147,13 +148,43 @@ type Log struct {
 // anything integrated but not yet seen by the hook to it, and starts the
 // append pipeline.
 func Open(ctx context.Context, store *pgstore.Store, cfg Config) (*Log, error) {
+	cfg, signer, err := withDefaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{name: cfg.Name, store: store, stop: make(chan struct{})}
+	logger := cfg.Logger.With("log", cfg.Name)
+	st, err := l.currentTree(ctx, cfg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
+	}
+	if err := l.openTrees(ctx, cfg, st, signer); err != nil {
+		return nil, err
+	}
+	l.app = newAppender(cfg, l.Tree, logger, l.stop)
+	// Leaves queued by a process that died before integrating them are
+	// integrated, the hook catches up and the root is published.
+	if _, _, err := l.app.integrateAndIndex(ctx); err != nil {
+		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
+	}
+	l.Tree.gatherReads(l.stop)
+	go l.app.runQueue()
+	go l.app.run()
+	return l, nil
+}
+
+// withDefaults fills in cfg's defaults and makes its checkpoint signer.
+func withDefaults(cfg Config) (Config, note.Signer, error) {
+	if cfg.Signer == nil {
+		return cfg, note.Signer{}, errors.New("log: a signer is required")
+	}
 	newSigner := note.RekorSigner
 	if cfg.C2SPKeyHint {
 		newSigner = note.C2SPSigner
 	}
 	signer, err := newSigner(cfg.SignerName, cfg.Signer)
 	if err != nil {
-		return nil, fmt.Errorf("log %s: checkpoint signer: %w", cfg.Name, err)
+		return cfg, note.Signer{}, fmt.Errorf("log %s: checkpoint signer: %w", cfg.Name, err)
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
@@ -173,20 +204,18 @@ func Open(ctx context.Context, store *pgstore.Store, cfg Config) (*Log, error) {
 	if cfg.Tiles == nil {
 		cfg.Tiles = tiles.NewCache(DefaultTileCacheBytes, nil)
 	}
-	if cfg.Signer == nil {
-		return nil, errors.New("log: a signer is required")
-	}
-	l := &Log{name: cfg.Name, store: store, stop: make(chan struct{})}
-	logger := cfg.Logger.With("log", cfg.Name)
-	st, err := l.currentTree(ctx, cfg, logger)
-	if err != nil {
-		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
-	}
+	return cfg, signer, nil
+}
+
+// openTrees sets up the log's current tree st and the retired ones before
+// it, for reading.
+func (l *Log) openTrees(ctx context.Context, cfg Config, st *pgstore.Tree, signer note.Signer) error {
 	// Retired trees stay readable (the tiles of every tree are served);
 	// only a log with a Hook (Rekor's) numbers its entries on across them,
 	// a CT log starts each tree at 0.
-	if l.retired, err = openRetired(ctx, store, cfg); err != nil {
-		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
+	var err error
+	if l.retired, err = openRetired(ctx, l.store, cfg); err != nil {
+		return fmt.Errorf("log %s: %w", cfg.Name, err)
 	}
 	var offset uint64
 	if cfg.Hook != nil {
@@ -200,16 +229,7 @@ func Open(ctx context.Context, store *pgstore.Store, cfg Config) (*Log, error) {
 	}
 	l.Tree = newTree(cfg, st, cfg.Signer.Public(), offset, origin)
 	l.Tree.signer = signer
-	l.app = newAppender(cfg, l.Tree, logger, l.stop)
-	// Leaves queued by a process that died before integrating them are
-	// integrated, the hook catches up and the root is published.
-	if _, _, err := l.app.integrateAndIndex(ctx); err != nil {
-		return nil, fmt.Errorf("log %s: %w", cfg.Name, err)
-	}
-	l.Tree.gatherReads(l.stop)
-	go l.app.runQueue()
-	go l.app.run()
-	return l, nil
+	return nil
 }
 
 // currentTree is the tree the log's key signs: the stored one, or a new one
@@ -378,7 +398,7 @@ func keyID(der []byte) string {
 // tree's records ("" before any), for a personality that must check what
 // its tree was signed as.
 func (l *Log) StoredCheckpoint(ctx context.Context) (string, error) {
-	_, cp, err := l.app.store.Watermark(ctx)
+	_, cp, err := l.Tree.store.Watermark(ctx)
 	return cp, err
 }
 
@@ -387,12 +407,18 @@ func (l *Log) StoredCheckpoint(ctx context.Context) (string, error) {
 // extra is stored with the leaf, unhashed, for the hook's use after a
 // crash.
 func (l *Log) Append(ctx context.Context, value, extra []byte) (Appended, error) {
+	if l.app == nil {
+		return Appended{}, ErrFollower
+	}
 	return l.app.append(ctx, value, extra)
 }
 
 // EnqueueIdentified adds a leaf to the current tree and returns once it is
 // durably queued; see appender.enqueueIdentified.
 func (l *Log) EnqueueIdentified(ctx context.Context, identity, value, extra []byte) (stored []byte, duplicate bool, err error) {
+	if l.app == nil {
+		return nil, false, ErrFollower
+	}
 	return l.app.enqueueIdentified(ctx, identity, value, extra)
 }
 
@@ -403,6 +429,9 @@ func (l *Log) EnqueueIdentified(ctx context.Context, identity, value, extra []by
 func (l *Log) Import(ctx context.Context, values, extras [][]byte) (Root, error) {
 	if len(values) != len(extras) {
 		return Root{}, fmt.Errorf("log %s: importing %d values with %d extras", l.name, len(values), len(extras))
+	}
+	if l.app == nil {
+		return Root{}, ErrFollower
 	}
 	var root Root
 	err := l.app.onPipeline(ctx, func() error {
@@ -437,7 +466,9 @@ func (l *Log) Lookup(ctx context.Context, keys [][]byte, limit int) ([]IndexedLe
 // Close stops the pipeline; appends waiting in the queue get ErrClosed.
 func (l *Log) Close() {
 	l.closeOnce.Do(func() { close(l.stop) })
-	<-l.app.stopped
+	if l.app != nil {
+		<-l.app.stopped
+	}
 	l.Tree.waitReads()
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/transparency-dev/merkle/compact"
 
@@ -28,14 +29,21 @@ var ErrNoTile = errors.New("no such tile in the published tree")
 // A full tile has width TileWidth; a partial one exists only at the tree's
 // right edge, and any narrower prefix of a tile is the same bytes.
 func (t *Tree) TileHashes(ctx context.Context, level, index uint64, width int) ([]byte, error) {
-	root, err := t.Latest(ctx)
-	if err != nil {
-		return nil, err
-	}
 	// level is compared before it is multiplied: a level from a request
 	// path could wrap 8*level around to a small one.
 	if width < 1 || width > TileWidth || level >= 64/tiles.Height {
 		return nil, ErrNoTile
+	}
+	// The smallest tree the tile is complete in (none if that overflows:
+	// no tree has the tile).
+	shift := level * tiles.Height
+	var need uint64
+	if index < (math.MaxUint64>>shift-TileWidth)/TileWidth {
+		need = (index*TileWidth + uint64(width)) << shift
+	}
+	root, err := t.atLeast(ctx, need)
+	if err != nil {
+		return nil, err
 	}
 	// Nodes complete at this level: size / 2^(8*level).
 	complete := root.Size >> (level * tiles.Height)
@@ -82,7 +90,7 @@ func (e *TooLongError) Error() string {
 // all integrated in the published tree; a *TooLongError if one of them is
 // longer than MaxBundleEntry (no value is read then).
 func (t *Tree) EntryBundle(ctx context.Context, index uint64, width int) ([][]byte, error) {
-	root, err := t.Latest(ctx)
+	root, err := t.atLeast(ctx, index*TileWidth+uint64(width))
 	if err != nil {
 		return nil, err
 	}

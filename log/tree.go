@@ -42,7 +42,10 @@ type Tree struct {
 	// its final one.
 	signer note.Signer
 	frozen *frozenTree
-	mu     sync.Mutex
+	// follower, set by Follow, refreshes root from the database when a
+	// read needs a newer one; nil, the appender publishes it.
+	follower *follower
+	mu       sync.Mutex
 	// checkpoints are the latest signed, newest last: answers to a batch
 	// still being written ask for theirs while the next batch signs its own.
 	checkpoints []cachedCheckpoint
@@ -133,7 +136,29 @@ func (t *Tree) published() *Root { return t.root.Load() }
 
 // Latest returns the newest root readers may see: the one the pipeline
 // last published, a frozen tree's final one.
+// A followed tree's root is read from the database first (Follow).
 func (t *Tree) Latest(ctx context.Context) (Root, error) {
+	if t.follower != nil {
+		if err := t.follower.refresh(ctx, t); err != nil {
+			return Root{}, err
+		}
+	}
+	return t.publishedRoot()
+}
+
+// atLeast is the root to read leaves below size from: the published one,
+// which a followed tree refreshes only if it is smaller (an entry another
+// replica acknowledged since), so reads of what it already has cost no
+// query more.
+func (t *Tree) atLeast(ctx context.Context, size uint64) (Root, error) {
+	if r := t.published(); r != nil && (r.Size >= size || t.follower == nil) {
+		return *r, nil
+	}
+	return t.Latest(ctx)
+}
+
+// publishedRoot is the published root, or an error before the first.
+func (t *Tree) publishedRoot() (Root, error) {
 	if r := t.published(); r != nil {
 		return *r, nil
 	}
@@ -162,16 +187,26 @@ func (t *Tree) Checkpoint(root Root) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t.mu.Lock()
-	if n := len(t.checkpoints); n == 0 || root.Size >= t.checkpoints[n-1].size {
-		const kept = 4
-		if n == kept {
-			t.checkpoints = append(t.checkpoints[:0], t.checkpoints[1:]...)
-		}
-		t.checkpoints = append(t.checkpoints, cachedCheckpoint{size: root.Size, hash: key, note: signed})
-	}
-	t.mu.Unlock()
+	t.remember(root, signed)
 	return signed, nil
+}
+
+// remember keeps signed as root's checkpoint, among the few newest.
+func (t *Tree) remember(root Root, signed string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(t.checkpoints)
+	if n > 0 && root.Size < t.checkpoints[n-1].size {
+		return
+	}
+	if n > 0 && root.Size == t.checkpoints[n-1].size && string(root.Hash) == t.checkpoints[n-1].hash {
+		return // already the newest
+	}
+	const kept = 4
+	if n == kept {
+		t.checkpoints = append(t.checkpoints[:0], t.checkpoints[1:]...)
+	}
+	t.checkpoints = append(t.checkpoints, cachedCheckpoint{size: root.Size, hash: string(root.Hash), note: signed})
 }
 
 // Proven is a leaf with its inclusion proof at a root.
@@ -183,7 +218,7 @@ type Proven struct {
 
 // LeavesByRange returns up to count integrated leaves from start.
 func (t *Tree) LeavesByRange(ctx context.Context, start, count uint64) ([]Leaf, error) {
-	root, err := t.Latest(ctx)
+	root, err := t.atLeast(ctx, start+count)
 	if err != nil || start >= root.Size {
 		return nil, err
 	}
@@ -198,7 +233,7 @@ func (e *ErrBadRange) Error() string { return e.Msg }
 // ConsistencyProof proves that the tree at size from is a prefix of the
 // tree at size to; it returns the latest root too.
 func (t *Tree) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, Root, error) {
-	root, err := t.Latest(ctx)
+	root, err := t.atLeast(ctx, to)
 	if err == nil {
 		err = checkConsistencyRange(from, to, root.Size)
 	}
@@ -225,7 +260,10 @@ func checkConsistencyRange(from, to, size uint64) error {
 // ProveInclusion finds a leaf by hash and proves it in the tree of the given
 // size (0: the latest).
 func (t *Tree) ProveInclusion(ctx context.Context, leafHash []byte, size uint64) (uint64, [][]byte, Root, error) {
-	root, err := t.Latest(ctx)
+	root, err := t.atLeast(ctx, size)
+	if size == 0 {
+		root, err = t.Latest(ctx)
+	}
 	if err != nil {
 		return 0, nil, Root{}, err
 	}
@@ -253,7 +291,7 @@ func (t *Tree) ProveInclusion(ctx context.Context, leafHash []byte, size uint64)
 
 // ProveIndex proves the leaf at index in the tree of the given size.
 func (t *Tree) ProveIndex(ctx context.Context, index, size uint64) (Leaf, [][]byte, error) {
-	root, err := t.Latest(ctx)
+	root, err := t.atLeast(ctx, size)
 	if err != nil {
 		return Leaf{}, nil, err
 	}
@@ -334,7 +372,7 @@ func (t *Tree) prove(ctx context.Context, r tiles.Reader, leaves []Leaf, root Ro
 // ByHash returns the leaves with these RFC 6962 leaf hashes, with proofs at
 // the latest root; hashes not in the tree are skipped.
 func (t *Tree) ByHash(ctx context.Context, hashes [][]byte) ([]Proven, error) {
-	root, err := t.Latest(ctx)
+	root, err := t.atLeast(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -346,6 +384,14 @@ func (t *Tree) ByHash(ctx context.Context, hashes [][]byte) ([]Proven, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("log %s: %w", t.name, err)
+	}
+	// A followed tree may have read a leaf integrated after its root.
+	for _, lf := range leaves {
+		if lf.Index >= root.Size {
+			if root, err = t.atLeast(ctx, lf.Index+1); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return t.prove(ctx, t.reader, leaves, root)
 }
@@ -382,7 +428,7 @@ func (t *Tree) leavesAt(ctx context.Context, keys [][]byte) (map[string][]Leaf, 
 
 // ByIndex returns the leaf at index with its proof at the latest root.
 func (t *Tree) ByIndex(ctx context.Context, index uint64) (Proven, error) {
-	root, err := t.Latest(ctx)
+	root, err := t.atLeast(ctx, index+1)
 	if err != nil {
 		return Proven{}, err
 	}

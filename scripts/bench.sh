@@ -95,3 +95,5 @@ for size in $sizes; do
 done
 # Signing cost per signer type (file vs PKCS#11 in SoftHSM2), without HTTP.
 go test ./timestamp/ -run '^$' -bench '^BenchmarkStamp$' -benchtime "$duration" | grep '^Benchmark' >&2
+# Replicas on one database: 1, 2 and 3, and the leader killed.
+scripts/bench-replicas.sh

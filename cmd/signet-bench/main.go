@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -58,6 +59,13 @@ type options struct {
 	warmup         time.Duration
 	// kinds are the entry kinds append-kinds times (default entryKinds).
 	kinds []string
+	// spread are base URLs (replicas of one instance) the timed requests
+	// go to in turn; empty, they all go to target.
+	spread []string
+	// killPID is a process killed with SIGKILL killAfter into each timed
+	// phase (a replicas' leader: the failover gap is measured).
+	killPID   int
+	killAfter time.Duration
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -66,6 +74,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var o options
 	var scenarios string
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "base URL of the instance")
+	fs.Func("spread", "comma-separated base URLs of replicas of the --target instance: the timed requests go to each in turn (set-up still uses --target)", func(v string) error {
+		for _, u := range strings.Split(v, ",") {
+			o.spread = append(o.spread, strings.TrimSuffix(u, "/"))
+		}
+		return nil
+	})
+	fs.IntVar(&o.killPID, "kill-pid", 0, "kill this process (a replicas' leader) with SIGKILL --kill-after into the timed phase, and report the failover gap: from the kill to the first success of a request sent after it")
+	fs.DurationVar(&o.killAfter, "kill-after", 3*time.Second, "with --kill-pid: when to kill it")
 	fs.Func("kinds", "with append-kinds: the kinds to time, comma-separated (default: "+strings.Join(entryKinds, ",")+")", func(v string) error {
 		for _, k := range strings.Split(v, ",") {
 			if !slices.Contains(entryKinds, k) {
@@ -209,6 +225,11 @@ type result struct {
 	ThroughputPS  float64        `json:"throughput_per_s"`
 	LatencyMS     map[string]any `json:"latency_ms"`
 	ErrorsByState map[string]int `json:"errors_by_status"`
+	// FailoverGapS is, with --kill-pid, the seconds from the kill to the
+	// first success of a request sent after it.
+	FailoverGapS float64 `json:"failover_gap_s,omitempty"`
+	// Targets is how many replicas the requests were spread over.
+	Targets int `json:"targets,omitempty"`
 	// IntegratedPS is entries integrated per second into the transparency
 	// and CT logs during the timed phase; DatabaseBytes the database size
 	// after it (both from the server; 0 when it does not say).
@@ -260,12 +281,18 @@ func (s *state) drive(ctx context.Context, name string, next func(i int) request
 	}
 	samplesMu := sync.Mutex{}
 	var samples []sample
+	// killedAt and recovered time a failover (--kill-pid), in Unix nanos.
+	var killedAt, recovered atomic.Int64
 	send := func(i int, timed bool) {
 		r := next(i)
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(resp)
-		req.SetRequestURI(s.opts.target + r.path)
+		base := s.opts.target
+		if n := len(s.opts.spread); n > 0 {
+			base = s.opts.spread[i%n]
+		}
+		req.SetRequestURI(base + r.path)
 		req.Header.SetMethod(r.method)
 		for k, v := range r.header {
 			req.Header.Set(k, v)
@@ -280,6 +307,9 @@ func (s *state) drive(ctx context.Context, name string, next func(i int) request
 		lat := time.Since(start)
 		if err == nil && ok(status) && onOK != nil {
 			onOK(i, string(resp.Header.Peek("ETag")))
+		}
+		if k := killedAt.Load(); k != 0 && err == nil && ok(status) && start.UnixNano() > k {
+			recovered.CompareAndSwap(0, time.Now().UnixNano())
 		}
 		if timed {
 			samplesMu.Lock()
@@ -314,10 +344,20 @@ func (s *state) drive(ctx context.Context, name string, next func(i int) request
 	}
 	phase(s.opts.warmup, false)
 	sizeBefore := s.integrated(ctx)
+	if s.opts.killPID != 0 {
+		kill := time.AfterFunc(s.opts.killAfter, func() {
+			killedAt.Store(time.Now().UnixNano())
+			syscall.Kill(s.opts.killPID, syscall.SIGKILL) //nolint:errcheck // gone already: no gap to measure
+		})
+		defer kill.Stop()
+	}
 	elapsed := phase(s.opts.duration, true)
 	sizeAfter := s.integrated(ctx)
 
-	res := &result{Scenario: name, DurationS: elapsed.Seconds(), ErrorsByState: map[string]int{}, LatencyMS: map[string]any{}}
+	res := &result{Scenario: name, DurationS: elapsed.Seconds(), ErrorsByState: map[string]int{}, LatencyMS: map[string]any{}, Targets: len(s.opts.spread)}
+	if k, r := killedAt.Load(), recovered.Load(); k != 0 && r != 0 {
+		res.FailoverGapS = float64(r-k) / 1e9
+	}
 	if s.opts.rate > 0 {
 		res.Mode, res.OfferedRate = "open", s.opts.rate
 	} else {

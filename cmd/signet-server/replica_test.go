@@ -160,8 +160,11 @@ func TestReplicasSurviveLeaderKill(t *testing.T) {
 			t.Fatalf("entry %d appended through replica %d, read through replica %d: %v", e.LogIndex, i%3, (i+1)%3, err)
 		}
 	}
-	// A request a follower already forwarded is not forwarded again.
-	req, _ := http.NewRequest(http.MethodGet, rs.urls[1]+"/api/v1/log", nil)
+	// A request a follower already forwarded is not forwarded again (a
+	// read it answers itself).
+	p, _ := signedEntry("forwarded twice")
+	req, _ := http.NewRequest(http.MethodPost, rs.urls[1]+"/api/v1/log/entries", bytes.NewReader(p))
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Signet-Forwarded-By", "http://elsewhere")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("a forwarded request reaching a follower: %v %v", resp, err)

@@ -573,6 +573,9 @@ func (c Config) Validate(dev bool) error {
 		if dev {
 			return errors.New("replicas.advertise_url: replicas share one external database; dev mode runs one server on its own PostgreSQL")
 		}
+		if c.Hostname == "" {
+			return errors.New("replicas.advertise_url needs hostname: every replica must sign checkpoints with the same origin, and the machine's own name differs between replicas")
+		}
 	}
 	if n := c.Replicas.LeaseSeconds; n < 1 || n > 300 {
 		return fmt.Errorf("replicas.lease_seconds %d must be between 1 and 300", n)

@@ -155,6 +155,13 @@ type leaseRow struct {
 	expired bool
 }
 
+// Current is the lease as it stands (its holder may have let it expire),
+// read without a lock; pgx.ErrNoRows if no server ever took it.
+func Current(ctx context.Context, pool *pgxpool.Pool) (held HeldError, expired bool, err error) {
+	r, err := read(ctx, pool)
+	return r.HeldError, r.expired, err
+}
+
 // read is the lease as it stands, without locking it.
 func read(ctx context.Context, pool *pgxpool.Pool) (leaseRow, error) {
 	var r leaseRow

@@ -15,8 +15,8 @@ import (
 // the panic and its stack carries that ID.
 func TestRecoverPanicsNamesTheRequest(t *testing.T) {
 	var logs bytes.Buffer
-	s := &Server{logger: slog.New(requestid.LogHandler(slog.NewTextHandler(&logs, nil)))}
-	h := requestid.Middleware(s.recoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	recoverer := recoverPanics(slog.New(requestid.LogHandler(slog.NewTextHandler(&logs, nil))))
+	h := requestid.Middleware(recoverer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic("index out of range in the handler")
 	})))
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/log", nil)
@@ -32,7 +32,7 @@ func TestRecoverPanicsNamesTheRequest(t *testing.T) {
 	}
 
 	// http.ErrAbortHandler still aborts the connection.
-	abort := requestid.Middleware(s.recoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })))
+	abort := requestid.Middleware(recoverer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })))
 	defer func() {
 		if v := recover(); v != http.ErrAbortHandler {
 			t.Fatalf("recovered %v, want http.ErrAbortHandler passed through", v)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -62,9 +64,24 @@ type Replica struct {
 
 	// leader is the Server while this replica leads.
 	leader atomic.Pointer[Server]
+	// reads serve the log's reads while this replica follows (nil while
+	// the log cannot be followed: then everything is forwarded).
+	reads atomic.Pointer[followerReads]
+	// logSigner is the log's key, opened at start-up (so a wrong key stops
+	// a follower at once, not at its first takeover); nil without a log.
+	logSigner crypto.Signer
+	// readsErr is why reads could not start, as last logged.
+	readsErr string
 	// target is the leader followers forward to, as the lease names it.
 	target    atomic.Pointer[leaderAddr]
 	promoting atomic.Bool
+	// notLeadingUntil holds a replica that failed to start as the leader
+	// back from the lease for a while, so that another can take it (the
+	// watch loop's own).
+	notLeadingUntil time.Time
+	// poke asks the watch loop to look at the lease now (a forward found
+	// the leader gone).
+	poke chan struct{}
 	// unreachable is the leader (holder) whose first failed forward was
 	// logged: a dead leader fails every request until the failover, and
 	// one line says so.
@@ -78,6 +95,7 @@ type Replica struct {
 	metricsHandler http.Handler
 	leading        prometheus.Gauge
 	takeovers      prometheus.Counter
+	servedLocally  prometheus.Counter
 	forwarded      *prometheus.CounterVec
 
 	stop      chan struct{}
@@ -85,10 +103,43 @@ type Replica struct {
 	closeOnce sync.Once
 }
 
+// leaderAddr is a leader as the lease named it. Its context ends when the
+// lease names another: requests forwarded to it are cut off then, instead
+// of waiting on a leader that may be paused or gone without a reset.
 type leaderAddr struct {
 	holder string
 	url    *url.URL
+	ctx    context.Context
+	cancel context.CancelFunc
 }
+
+// setTarget makes holder at u the leader followers forward to.
+func (r *Replica) setTarget(holder string, u *url.URL) {
+	if t := r.target.Load(); t != nil && t.holder == holder {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if old := r.target.Swap(&leaderAddr{holder: holder, url: u, ctx: ctx, cancel: cancel}); old != nil {
+		old.cancel()
+		if tr, ok := r.proxy.Transport.(*http.Transport); ok {
+			tr.CloseIdleConnections()
+		}
+	}
+	if holder != r.leaseHolder() {
+		r.logger.Info("the leader is", "holder", holder, "url", u.String())
+	}
+}
+
+// leaseHolder is this replica's name in the lease while it leads.
+func (r *Replica) leaseHolder() string {
+	if srv := r.leader.Load(); srv != nil {
+		return srv.lease.Holder()
+	}
+	return ""
+}
+
+// targetKey carries the leaderAddr a forwarded request is sent to.
+type targetKey struct{}
 
 // NewReplica starts this process as one replica: leading at once if the
 // writer lease is free (a start-up error is then returned, as New's), else
@@ -108,10 +159,16 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 		return nil, fmt.Errorf("replicas.advertise_url: %w", err)
 	}
 	self.Path = ""
+	if cfg.Hostname == "" {
+		// As New would: the followed log's checkpoints carry it.
+		if cfg.Hostname, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("hostname is not configured and the system's is unknown: %w", err)
+		}
+	}
 	r := &Replica{
 		ctx: ctx, cfg: cfg, opts: opts, logger: slog.New(requestid.LogHandler(opts.Logger.Handler())),
 		ttl: time.Duration(cfg.Replicas.LeaseSeconds) * time.Second, self: self.String(),
-		stop: make(chan struct{}), done: make(chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}), poke: make(chan struct{}, 1),
 	}
 	defer func() {
 		if err != nil {
@@ -138,6 +195,11 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 	if err := db.Migrate(ctx, r.pool); err != nil {
 		return nil, err
 	}
+	if cfg.LogEnabled() {
+		if r.logSigner, err = logSigner(cfg, opts); err != nil {
+			return nil, err
+		}
+	}
 	r.metricsInit()
 	r.proxy = r.newProxy()
 	r.handler = requestid.Middleware(http.HandlerFunc(r.serve))
@@ -146,6 +208,9 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 	}
 	if t := r.target.Load(); r.leader.Load() == nil && t != nil {
 		r.logger.Info("replica following", "leader", t.holder, "leader_url", t.url.String(), "advertise_url", r.self)
+	}
+	if r.leader.Load() == nil {
+		r.startReads(ctx)
 	}
 	go r.watch()
 	return r, nil
@@ -157,8 +222,18 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 // up first, for another replica to try).
 func (r *Replica) tryLead(ctx context.Context) error {
 	tctx, cancel := context.WithTimeout(ctx, r.ttl)
-	l, err := lease.Acquire(tctx, r.pool, leaseOptions(r.self, true, r.ttl, 0, r.logger))
-	cancel()
+	defer cancel()
+	var l *lease.Lease
+	var err error
+	if time.Now().Before(r.notLeadingUntil) {
+		// Held back after a failed start: only who leads is looked at.
+		held, _, cerr := lease.Current(tctx, r.pool)
+		if err = cerr; err == nil {
+			err = &held
+		}
+	} else {
+		l, err = lease.Acquire(tctx, r.pool, leaseOptions(r.self, true, r.ttl, 0, r.logger))
+	}
 	var held *lease.HeldError
 	switch {
 	case errors.As(err, &held):
@@ -168,10 +243,7 @@ func (r *Replica) tryLead(ctx context.Context) error {
 			// nothing to forward to.
 			return fmt.Errorf("the writer lease is held by %s at %q, which is not a replica's advertised URL: give every server on this database replicas.advertise_url", held.Holder, held.Address)
 		}
-		if t := r.target.Load(); t == nil || t.holder != held.Holder {
-			r.logger.Info("the leader is", "holder", held.Holder, "url", held.Address)
-		}
-		r.target.Store(&leaderAddr{holder: held.Holder, url: u})
+		r.setTarget(held.Holder, u)
 		return nil
 	case err != nil:
 		// The database unreachable: still following whom we knew.
@@ -189,10 +261,13 @@ func (r *Replica) tryLead(ctx context.Context) error {
 		if rerr := l.Release(context.WithoutCancel(ctx)); rerr != nil {
 			r.logger.Warn("giving up the writer lease after a failed start", "err", rerr)
 		}
-		return fmt.Errorf("starting as the leader: %w", err)
+		// Another replica's turn: this one would fail again at once.
+		r.notLeadingUntil = time.Now().Add(4 * r.ttl)
+		return fmt.Errorf("starting as the leader (the lease is given up; this replica leaves it to the others for %s): %w", 4*r.ttl, err)
 	}
 	r.leader.Store(srv)
-	r.target.Store(&leaderAddr{holder: l.Holder(), url: mustParse(r.self)})
+	r.stopReads()
+	r.setTarget(l.Holder(), mustParse(r.self))
 	r.leading.Set(1)
 	r.takeovers.Inc()
 	r.logger.Info("replica leading", "advertise_url", r.self, "startup_seconds", time.Since(start).Seconds())
@@ -218,6 +293,7 @@ func (r *Replica) watch() {
 		case <-r.stop:
 			return
 		case <-t.C:
+		case <-r.poke:
 		}
 		if srv := r.leader.Load(); srv != nil {
 			if srv.lease.Lost() {
@@ -230,6 +306,12 @@ func (r *Replica) watch() {
 			// keeps following, and says why each time.
 			r.logger.Error("this replica cannot lead; it keeps following", "err", err)
 		}
+		if r.leader.Load() == nil {
+			r.checkReads()
+		}
+		// A tick that came due while the above took long is not a reason
+		// to go again at once.
+		t.Reset(r.ttl / 4)
 	}
 }
 
@@ -240,7 +322,63 @@ func (r *Replica) stepDown(srv *Server) {
 	r.leader.Store(nil)
 	r.leading.Set(0)
 	r.logger.Error("another replica took the writer lease: stepping down to follow it")
+	// Follow first, then close: requests meanwhile go to the new leader.
+	ctx, cancel := context.WithTimeout(r.ctx, r.ttl)
+	if held, _, err := lease.Current(ctx, r.pool); err == nil {
+		if u, err := url.Parse(held.Address); err == nil && held.Replica {
+			r.setTarget(held.Holder, u)
+		}
+	}
+	cancel()
+	r.startReads(r.ctx)
 	srv.Close(context.WithoutCancel(r.ctx))
+}
+
+// startReads starts serving the log's reads from the database, if there
+// is a log and it can be followed (its tree exists, and is still this
+// replica's key's); otherwise every request is forwarded, and the reason
+// logged once.
+func (r *Replica) startReads(ctx context.Context) {
+	if r.logSigner == nil || r.reads.Load() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*r.ttl)
+	defer cancel()
+	reads, err := openFollowerReads(ctx, r.cfg, r.pool, r.logSigner, r.logger, r.servedLocally, http.HandlerFunc(r.forward))
+	if err != nil {
+		if msg := err.Error(); msg != r.readsErr {
+			r.readsErr = msg
+			r.logger.Warn("this follower forwards the log's reads to the leader too", "err", err)
+		}
+		return
+	}
+	r.readsErr = ""
+	r.reads.Store(reads)
+	r.logger.Info("follower serving the log's reads", "tree_id", reads.log.TreeID())
+}
+
+// checkReads keeps a follower's reads going: started once the log can be
+// followed, and stopped when its tree is no longer the current one (the
+// leader rotated the log's key: this replica's configuration is stale).
+func (r *Replica) checkReads() {
+	reads := r.reads.Load()
+	if reads == nil {
+		r.startReads(r.ctx)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.ttl)
+	defer cancel()
+	if ok, err := reads.current(ctx, r.pool); err == nil && !ok {
+		r.stopReads()
+		r.startReads(r.ctx) // logs why not, once
+	}
+}
+
+// stopReads stops serving reads locally; requests in flight finish.
+func (r *Replica) stopReads() {
+	if reads := r.reads.Swap(nil); reads != nil {
+		reads.close()
+	}
 }
 
 // serve answers one request: through the Server while leading, else by
@@ -260,6 +398,15 @@ func (r *Replica) serve(w http.ResponseWriter, req *http.Request) {
 		r.healthz(w, req)
 		return
 	}
+	if reads := r.reads.Load(); reads != nil {
+		reads.handler.ServeHTTP(w, req)
+		return
+	}
+	r.forward(w, req)
+}
+
+// forward hands a request to the leader.
+func (r *Replica) forward(w http.ResponseWriter, req *http.Request) {
 	t := r.target.Load()
 	switch {
 	case r.promoting.Load():
@@ -269,7 +416,11 @@ func (r *Replica) serve(w http.ResponseWriter, req *http.Request) {
 	case t == nil || t.url.String() == r.self:
 		r.unavailable(w, "no replica leads at the moment: a failover is under way")
 	default:
-		r.proxy.ServeHTTP(w, req)
+		// Cut off when the lease names another leader.
+		ctx, cancel := context.WithCancel(context.WithValue(req.Context(), targetKey{}, t))
+		defer cancel()
+		defer context.AfterFunc(t.ctx, cancel)()
+		r.proxy.ServeHTTP(w, req.WithContext(ctx))
 	}
 }
 
@@ -306,7 +457,7 @@ func (r *Replica) newProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Transport: tr,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(r.target.Load().url)
+			pr.SetURL(pr.In.Context().Value(targetKey{}).(*leaderAddr).url)
 			pr.SetXForwarded()
 			// The public name the client used, for anything the leader
 			// derives from it.
@@ -322,9 +473,20 @@ func (r *Replica) newProxy() *httputil.ReverseProxy {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
-			t := r.target.Load()
+			t := req.Context().Value(targetKey{}).(*leaderAddr)
+			switch {
+			case t.ctx.Err() != nil:
+				r.unavailable(w, "the leader changed while the request was forwarded to it")
+				return
+			case req.Context().Err() != nil:
+				return // the client gave up: nobody to answer
+			}
 			if prev := r.unreachable.Swap(&t.holder); prev == nil || *prev != t.holder {
 				r.logger.WarnContext(req.Context(), "the leader does not answer; answering 503 until it does or another replica leads (logged once per leader)", "leader", t.holder, "url", t.url.String(), "err", err)
+			}
+			select { // look at the lease now: the leader may have given it up
+			case r.poke <- struct{}{}:
+			default:
 			}
 			r.unavailable(w, "the leader did not answer (a failover may be under way)")
 		},
@@ -337,7 +499,8 @@ func (r *Replica) metricsInit() {
 	r.leading = prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_replica_leading", Help: "1 while this replica holds the writer lease and serves every request, 0 while it forwards to the leader."})
 	r.takeovers = prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_replica_takeovers_total", Help: "Times this replica took the writer lease and started leading."})
 	r.forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "signet_replica_forwarded_requests_total", Help: "Requests this replica forwarded to the leader while following, by the leader's status class; \"unavailable\" counts those answered 503 because no leader could be reached."}, []string{"code"})
-	r.own.MustRegister(r.leading, r.takeovers, r.forwarded)
+	r.servedLocally = prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_replica_requests_served_locally_total", Help: "Reads of the log this replica answered itself from the database while following, instead of forwarding them."})
+	r.own.MustRegister(r.leading, r.takeovers, r.forwarded, r.servedLocally)
 	r.metricsHandler = promhttp.HandlerFor(prometheus.Gatherers{r.own, prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
 		if srv := r.leader.Load(); srv != nil {
 			return srv.gatherer.Gather()
@@ -366,6 +529,10 @@ func (r *Replica) Close(ctx context.Context) {
 	<-r.done
 	if srv := r.leader.Swap(nil); srv != nil {
 		srv.Close(ctx)
+	}
+	r.stopReads()
+	if tr, ok := r.proxy.Transport.(*http.Transport); ok {
+		tr.CloseIdleConnections()
 	}
 	r.pool.Close()
 }

@@ -1,11 +1,15 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,11 +20,19 @@ import (
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/keys"
 	"github.com/signet-dev/signet/internal/server"
+	"github.com/signet-dev/signet/log/rekorapi/model"
 )
 
 // startReplica runs a Replica on f's database, advertised at its own
 // test listener.
 func (f fixture) startReplica(t *testing.T) (*server.Replica, string) {
+	t.Helper()
+	r, hs := f.startReplicaServer(t)
+	return r, hs.URL
+}
+
+// startReplicaServer is startReplica, with the test listener it answers on.
+func (f fixture) startReplicaServer(t *testing.T) (*server.Replica, *httptest.Server) {
 	t.Helper()
 	hs := httptest.NewUnstartedServer(nil)
 	base := "http://" + hs.Listener.Addr().String()
@@ -39,7 +51,7 @@ func (f fixture) startReplica(t *testing.T) (*server.Replica, string) {
 	hs.Config.Handler = r.Handler()
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); r.Close(context.Background()) })
-	return r, base
+	return r, hs
 }
 
 // A leader whose lease another replica took (it was paused, or cut off
@@ -71,11 +83,13 @@ func TestReplicaStepsDown(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// Meanwhile the first forwards to the intruder's address, the second
-	// replica, which does not lead and does not forward again.
-	resp, err := http.Get(firstURL + "/api/v1/log")
+	// Meanwhile the first forwards writes to the intruder's address, the
+	// second replica, which does not lead and does not forward again (reads
+	// it answers itself).
+	p, _, _ := newSigner(t).hashedRekord(t, []byte("while an intruder leads"), nil)
+	resp, err := http.Post(firstURL+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
 	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("a request through a follower while nobody it can reach leads: %v %v", resp, err)
+		t.Fatalf("an append through a follower while nobody it can reach leads: %v %v", resp, err)
 	}
 	resp.Body.Close()
 	// Once the intruder's lease expires, one of the two leads, and appends
@@ -121,7 +135,10 @@ func TestReplicaBesideSingleServer(t *testing.T) {
 	cfg.Hostname, cfg.Database.URL = testHostname, f.dbURL
 	cfg.Log.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
 	cfg.Replicas.AdvertiseURL = "http://127.0.0.1:1"
-	r, err := server.NewReplica(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r, err := server.NewReplica(context.Background(), cfg, server.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Getenv: func(k string) string { return map[string]string{"LOG_KEY_PASSWORD": "test-password"}[k] },
+	})
 	if err == nil {
 		r.Close(context.Background())
 		t.Fatal("a replica started beside a server that is not one")
@@ -129,4 +146,77 @@ func TestReplicaBesideSingleServer(t *testing.T) {
 	if !strings.Contains(err.Error(), "replicas.advertise_url") {
 		t.Fatalf("the refusal does not say what to configure: %v", err)
 	}
+}
+
+// A follower answers the log's reads itself, from the database: entries
+// the leader acknowledged are proven by the follower at once, and still
+// while the leader does not answer; appends it cannot take answer 503.
+func TestFollowerServesReads(t *testing.T) {
+	f := newFixture(t)
+	leader, leaderHS := f.startReplicaServer(t)
+	_, followerURL := f.startReplica(t)
+	if leader.Leading() == nil {
+		t.Fatal("the first replica does not lead")
+	}
+	ctx := context.Background()
+	lc, fc := client.NewLog(leaderHS.URL), client.NewLog(followerURL)
+	var entries []*client.Entry
+	for i := range 5 {
+		p, digest, _ := newSigner(t).hashedRekord(t, []byte(fmt.Sprintf("read locally %d", i)), nil)
+		e, err := lc.Upload(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fc.GetByIndex(ctx, e.LogIndex) // verifies proof, checkpoint and SET
+		if err != nil || got.ID != e.ID {
+			t.Fatalf("entry %d through the follower right after the leader acknowledged it: %v", e.LogIndex, err)
+		}
+		if ids, err := fc.Search(ctx, model.SearchIndex{Hash: "sha256:" + hex.EncodeToString(digest)}); err != nil || len(ids) != 1 || ids[0] != e.ID {
+			t.Fatalf("search through the follower: %v %v", ids, err)
+		}
+		entries = append(entries, e)
+	}
+	served := metricValue(t, followerURL, "signet_replica_requests_served_locally_total")
+	if served < 10 {
+		t.Fatalf("the follower answered %v reads itself, want at least the 10 above", served)
+	}
+	// The leader stops answering HTTP (it still holds the lease): reads
+	// through the follower go on, appends through it get 503.
+	leaderHS.Close()
+	for _, e := range entries {
+		if got, err := fc.GetByUUID(ctx, e.ID); err != nil || got.LogIndex != e.LogIndex {
+			t.Fatalf("entry %s through the follower while the leader is unreachable: %v", e.ID, err)
+		}
+	}
+	if _, latest, err := fc.Info(ctx); err != nil || latest.Size < uint64(len(entries)) {
+		t.Fatalf("log info through the follower while the leader is unreachable: %v %v", latest, err)
+	}
+	p, _, _ := newSigner(t).hashedRekord(t, []byte("nobody to take it"), nil)
+	resp, err := http.Post(followerURL+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("an append through a follower whose leader does not answer: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+// metricValue is the value of an unlabelled metric on base's /metrics.
+func metricValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s not on %s/metrics", name, base)
+	return 0
 }

@@ -228,7 +228,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		// Before anything that may answer early (the body budget's 503).
 		router.Use(strictTransportSecurity)
 	}
-	router.Use(s.recoverPanics, requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware, budget.Middleware)
+	router.Use(recoverPanics(s.logger), requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second), newHTTPMetrics(reg).middleware, budget.Middleware)
 
 	scheme := "http://"
 	if s.tlsCert != nil {
@@ -320,6 +320,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	return s, nil
 }
 
+// entryTypes are the log's entry kinds, those of log.entry_types enabled.
+func entryTypes(cfg config.Config) (*types.Registry, error) {
+	hr, err := hashedrekord.Kind()
+	if err != nil {
+		return nil, err
+	}
+	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind(), cose.Kind(), intoto.Kind(), tuftype.Kind(), alpine.Kind(), helm.Kind(), rpm.Kind(), jar.Kind())
+	if err := registry.Enable(cfg.Log.EntryTypes); err != nil {
+		return nil, fmt.Errorf("log.entry_types: %w", err)
+	}
+	return registry, nil
+}
+
 // devKeyMaterial makes, in the data directory, the keys and chains admin
 // init would make (unencrypted) for the components that run without a key
 // of their own in the configuration: on the first start; later starts take
@@ -369,13 +382,9 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err != nil {
 		return fmt.Errorf("log signer: %w", err)
 	}
-	hr, err := hashedrekord.Kind()
+	registry, err := entryTypes(s.cfg)
 	if err != nil {
 		return err
-	}
-	registry := types.NewRegistry(hr, dsse.Kind(), rekord.Kind(), rfc3161.Kind(), cose.Kind(), intoto.Kind(), tuftype.Kind(), alpine.Kind(), helm.Kind(), rpm.Kind(), jar.Kind())
-	if err := registry.Enable(s.cfg.Log.EntryTypes); err != nil {
-		return fmt.Errorf("log.entry_types: %w", err)
 	}
 	index, err := rekorapi.NewIndex(signer)
 	if err != nil {
@@ -385,15 +394,12 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	if err != nil {
 		return err
 	}
-	l, err := tlog.Open(ctx, s.trees, tlog.Config{
-		Name: "rekor", SignerName: s.cfg.Hostname, Signer: signer,
-		MaxBatch: s.cfg.Log.MaxBatch, QueueSize: s.cfg.Log.QueueSize,
-		Hook: index, Logger: s.logger, Metrics: s.logMetrics(reg), Tiles: s.logTiles(reg),
-		OriginFor: func(treeID int64) string { return s.cfg.Hostname + " - " + strconv.FormatInt(treeID, 10) },
-		// A new log key freezes the tree the old one signed; it stays
-		// readable as an inactive shard and indexes continue after it.
-		RotateOnKeyChange: rotate,
-	})
+	lcfg := rekorLogConfig(s.cfg, signer, index, s.logger)
+	lcfg.Metrics, lcfg.Tiles = s.logMetrics(reg), s.logTiles(reg)
+	// A new log key freezes the tree the old one signed; it stays readable
+	// as an inactive shard and indexes continue after it.
+	lcfg.RotateOnKeyChange = rotate
+	l, err := tlog.Open(ctx, s.trees, lcfg)
 	if err != nil {
 		return keyChangeHint(err, "log")
 	}
@@ -418,6 +424,16 @@ func (s *Server) startLog(ctx context.Context, router chi.Router, reg prometheus
 	s.logger.Info("transparency log ready", "tree_id", s.log.TreeID(), "log_id", s.rekor.LogID(), "entry_types", registry.Insertable(),
 		"inactive_shards", len(s.log.Retired()), "first_index", s.log.Offset(), "origin", s.log.Origin(), "verifier_key", verifierKey(s.log))
 	return nil
+}
+
+// rekorLogConfig is the Rekor v1 log's engine configuration, the same on
+// every replica.
+func rekorLogConfig(cfg config.Config, signer crypto.Signer, index *rekorapi.Index, logger *slog.Logger) tlog.Config {
+	return tlog.Config{
+		Name: "rekor", SignerName: cfg.Hostname, Signer: signer,
+		MaxBatch: cfg.Log.MaxBatch, QueueSize: cfg.Log.QueueSize, Hook: index, Logger: logger,
+		OriginFor: func(treeID int64) string { return cfg.Hostname + " - " + strconv.FormatInt(treeID, 10) },
+	}
 }
 
 func (s *Server) startCA(router chi.Router, reg prometheus.Registerer, opts Options) error {
@@ -1083,21 +1099,23 @@ func writeError(w http.ResponseWriter, status int, msg string) { httpjson.WriteE
 // logged with its stack under that ID (chi's Recoverer prints to stderr,
 // outside the structured log). http.ErrAbortHandler is net/http's way to
 // drop a connection and passes through.
-func (s *Server) recoverPanics(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.logger.ErrorContext(r.Context(), "handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			writeError(w, http.StatusInternalServerError, "internal error while serving the request; "+requestid.SeeLog(r.Context()))
-		}()
-		next.ServeHTTP(w, r)
-	})
+func recoverPanics(logger *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				v := recover()
+				if v == nil {
+					return
+				}
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				logger.ErrorContext(r.Context(), "handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				writeError(w, http.StatusInternalServerError, "internal error while serving the request; "+requestid.SeeLog(r.Context()))
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func requestTimeout(d time.Duration) func(http.Handler) http.Handler {

@@ -26,10 +26,16 @@ import (
 
 // Routes mounts the Rekor v1 endpoints on r.
 func (a *API) Routes(r chi.Router) {
+	r.Post("/api/v1/log/entries", a.createLogEntry)
+	a.ReadRoutes(r)
+}
+
+// ReadRoutes mounts the endpoints that only read the log: all of them but
+// the append, which a replica that does not lead serves from the database.
+func (a *API) ReadRoutes(r chi.Router) {
 	r.Get("/api/v1/log", a.getLogInfo)
 	r.Get("/api/v1/log/publicKey", a.getPublicKey)
 	r.Get("/api/v1/log/proof", a.getLogProof)
-	r.Post("/api/v1/log/entries", a.createLogEntry)
 	r.Get("/api/v1/log/entries", a.getLogEntryByIndex)
 	r.Get("/api/v1/log/entries/{entryUUID}", a.getLogEntryByUUID)
 	r.Post("/api/v1/log/entries/retrieve", a.searchLogQuery)
