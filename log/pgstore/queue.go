@@ -82,10 +82,18 @@ func (t *Tree) StoredValues(ctx context.Context, ids [][]byte) (map[string][]byt
 // integrated. It rewrites tiles: what the caller keeps of them is stale
 // once any leaf was integrated, or an error returned (a failed pass may
 // have committed).
+//
+// Trillian's sequencer commits in a transaction of its own, where the
+// writer lease's fence cannot be queued; each pass runs instead while a
+// transaction of ours holds the fence (the lease row FOR KEY SHARE), which
+// a takeover waits for, so no other server can take the lease between the
+// check and the sequencer's commit.
 func (t *Tree) IntegrateQueued(ctx context.Context, limit int) (int, error) {
 	total := 0
 	for {
-		n, err := tlog.IntegrateBatch(ctx, t.t, limit, 0, 0, t.s.clock, t.s.logs, quota.Noop())
+		n, err := t.fencedPass(ctx, func() (int, error) {
+			return tlog.IntegrateBatch(ctx, t.t, limit, 0, 0, t.s.clock, t.s.logs, quota.Noop())
+		})
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("integrating tree %d's queued leaves: %w", t.ID(), err)
@@ -94,4 +102,22 @@ func (t *Tree) IntegrateQueued(ctx context.Context, limit int) (int, error) {
 			return total, nil
 		}
 	}
+}
+
+// fencedPass runs pass while holding the writer lease's fence (Store.Fence)
+// in a transaction of its own; without a fence it just runs pass.
+func (t *Tree) fencedPass(ctx context.Context, pass func() (int, error)) (int, error) {
+	f := t.s.fence.Load()
+	if f == nil {
+		return pass()
+	}
+	tx, err := t.s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("holding the writer lease's fence: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // it only held a lock
+	if _, err := tx.Exec(ctx, "SELECT signet_check_writer($1, $2)", f.token, f.holder); err != nil {
+		return 0, fenced(err)
+	}
+	return pass()
 }

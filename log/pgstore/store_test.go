@@ -375,4 +375,24 @@ func TestFencedByTheWriterLease(t *testing.T) {
 	if leaves, err := tree.LeavesInRange(ctx, 0, 10, With{}); err != nil || len(leaves) != 1 {
 		t.Fatalf("leaves %+v (%v): a fenced batch's leaves were written", leaves, err)
 	}
+
+	// Trillian's sequencer (the CT log's queued leaves) is fenced too.
+	ct, err := s.CreateTree(ctx, "ct", []byte("key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("queued"))
+	if _, err := ct.Enqueue(ctx, time.Now(), [][]byte{sum[:]}, leavesOf("queued")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ct.IntegrateQueued(ctx, 10); !errors.Is(err, ErrFenced) || n != 0 {
+		t.Fatalf("IntegrateQueued after losing the lease: %d, %v; want 0, ErrFenced", n, err)
+	}
+	if h, err := ct.LatestHead(ctx); err != nil || h.Size != 0 {
+		t.Fatalf("head size %d (%v): a deposed writer's sequencer integrated", h.Size, err)
+	}
+	s.Fence(8, "other") // as the new holder
+	if n, err := ct.IntegrateQueued(ctx, 10); err != nil || n != 1 {
+		t.Fatalf("IntegrateQueued by the lease's holder: %d, %v; want 1", n, err)
+	}
 }
