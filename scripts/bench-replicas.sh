@@ -53,6 +53,8 @@ replica() {
   urls[$i]=http://127.0.0.1:$port
 }
 
+# cpu PID: the CPU seconds the process has used.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 echo "# replicas: $(nproc) cores, mode $mode; replica 1 leads" >&2
 for n in 1 2 3; do
   replica $n
@@ -61,6 +63,22 @@ for n in 1 2 3; do
     bin/signet-bench --target "${urls[1]}" --spread "$spread" --scenarios append,read,search --concurrency 64 --duration "$duration" |
       sed "s/\"scenario\":\"\([a-z]*\)\"/\"scenario\":\"\1-replicas-$n\"/"
   done
+  if [ "$n" -ge 2 ]; then
+    # Where reads cost CPU: the same reads through the leader only, then
+    # through the followers only, with each process's CPU seconds.
+    followers=$(IFS=,; echo "${urls[*]:2}") # replicas 2..n
+    for via in leader followers; do
+      spread=${urls[1]}; [ $via = followers ] && spread=$followers
+      before=(); for i in $(seq 1 $n); do before[$i]=$(cpu "${rpids[$i]}"); done
+      # Set-up (sampling the entries to read) through the same replicas.
+      line=$(bin/signet-bench --target "${spread%%,*}" --spread "$spread" --scenarios read --concurrency 64 --duration "$duration" --warmup 0s)
+      used=""; sep=""
+      for i in $(seq 1 $n); do
+        used="$used$sep$(awk -v a="$(cpu "${rpids[$i]}")" -v b="${before[$i]}" 'BEGIN { printf "%.2f", a - b }')"; sep=,
+      done
+      echo "$line" | sed "s/\"scenario\":\"read\"/\"scenario\":\"read-via-$via-replicas-$n\",\"cpu_s_by_replica\":[$used]/"
+    done
+  fi
 done
 # The leader (replica 1) killed under appends through the two others.
 for run in $(seq 1 $runs); do

@@ -206,6 +206,21 @@ type acked struct {
 	index    int64
 }
 
+// ackOf is the acknowledgement a 201 to a v1 append of the artifact with
+// digest hash carries, and the checkpoint its proof is at.
+func ackOf(resp *http.Response, body []byte, hash string) (acked, note.Checkpoint, error) {
+	var le model.LogEntry
+	if err := json.Unmarshal(body, &le); err != nil {
+		return acked{}, note.Checkpoint{}, fmt.Errorf("201 with an unreadable body: %w", err)
+	}
+	id := resp.Header.Get("ETag")
+	cp, err := note.ParseSigned(le[id].Verification.InclusionProof.Checkpoint)
+	if err != nil {
+		return acked{}, note.Checkpoint{}, fmt.Errorf("checkpoint of entry %s: %w", id, err)
+	}
+	return acked{id: id, hash: hash, index: le[id].LogIndex}, cp, nil
+}
+
 // Kill -9 in the middle of a load run loses nothing that was acknowledged:
 // after a restart every 201 entry is at its index with a valid proof and is
 // found by search, every checkpoint seen before is consistent with the new
@@ -262,19 +277,13 @@ func TestKillDashNineLosesNothingAcknowledged(t *testing.T) {
 		if resp.StatusCode != http.StatusCreated {
 			return
 		}
-		var le model.LogEntry
-		if err := json.Unmarshal(body, &le); err != nil {
-			t.Errorf("201 with an unreadable body: %v", err)
-			return
-		}
-		id := resp.Header.Get("ETag")
-		cp, err := note.Parse(strings.SplitN(le[id].Verification.InclusionProof.Checkpoint, "\n\n", 2)[0] + "\n")
+		a, cp, err := ackOf(resp, body, hash)
 		if err != nil {
-			t.Errorf("checkpoint: %v", err)
+			t.Error(err)
 			return
 		}
 		mu.Lock()
-		acks = append(acks, acked{id: id, hash: hash, index: le[id].LogIndex})
+		acks = append(acks, a)
 		checkpoints = append(checkpoints, cp)
 		mu.Unlock()
 	})

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -202,18 +201,12 @@ func TestReplicasSurviveLeaderKill(t *testing.T) {
 		if resp.StatusCode != http.StatusCreated {
 			return
 		}
-		var le model.LogEntry
-		if err := json.Unmarshal(body, &le); err != nil {
-			t.Errorf("201 with an unreadable body: %v", err)
-			return
-		}
-		id := resp.Header.Get("ETag")
-		cp, err := note.Parse(strings.SplitN(le[id].Verification.InclusionProof.Checkpoint, "\n\n", 2)[0] + "\n")
+		a, cp, err := ackOf(resp, body, hash)
 		if err != nil {
-			t.Errorf("checkpoint: %v", err)
+			t.Error(err)
 			return
 		}
-		acks = append(acks, acked{id: id, hash: hash, index: le[id].LogIndex})
+		acks = append(acks, a)
 		checkpoints = append(checkpoints, cp)
 		if !killedAt.IsZero() && sent.After(killedAt) && firstAfter.IsZero() {
 			firstAfter = time.Now()

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -113,6 +112,17 @@ type leaderAddr struct {
 	cancel context.CancelFunc
 }
 
+// follow forwards to the lease's holder from now on; a holder that is
+// not a replica (no advertise_url) has nowhere to be forwarded to.
+func (r *Replica) follow(held lease.HeldError) error {
+	u, err := url.Parse(held.Address)
+	if !held.Replica || err != nil {
+		return fmt.Errorf("the writer lease is held by %s at %q, which is not a replica's advertised URL: give every server on this database replicas.advertise_url", held.Holder, held.Address)
+	}
+	r.setTarget(held.Holder, u)
+	return nil
+}
+
 // setTarget makes holder at u the leader followers forward to.
 func (r *Replica) setTarget(holder string, u *url.URL) {
 	if t := r.target.Load(); t != nil && t.holder == holder {
@@ -159,12 +169,6 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 		return nil, fmt.Errorf("replicas.advertise_url: %w", err)
 	}
 	self.Path = ""
-	if cfg.Hostname == "" {
-		// As New would: the followed log's checkpoints carry it.
-		if cfg.Hostname, err = os.Hostname(); err != nil {
-			return nil, fmt.Errorf("hostname is not configured and the system's is unknown: %w", err)
-		}
-	}
 	r := &Replica{
 		ctx: ctx, cfg: cfg, opts: opts, logger: slog.New(requestid.LogHandler(opts.Logger.Handler())),
 		ttl: time.Duration(cfg.Replicas.LeaseSeconds) * time.Second, self: self.String(),
@@ -237,14 +241,7 @@ func (r *Replica) tryLead(ctx context.Context) error {
 	var held *lease.HeldError
 	switch {
 	case errors.As(err, &held):
-		u, perr := url.Parse(held.Address)
-		if !held.Replica || perr != nil {
-			// A server that is not a replica holds it (no advertise_url):
-			// nothing to forward to.
-			return fmt.Errorf("the writer lease is held by %s at %q, which is not a replica's advertised URL: give every server on this database replicas.advertise_url", held.Holder, held.Address)
-		}
-		r.setTarget(held.Holder, u)
-		return nil
+		return r.follow(*held)
 	case err != nil:
 		// The database unreachable: still following whom we knew.
 		r.logger.Warn("trying the writer lease", "err", err)
@@ -325,9 +322,7 @@ func (r *Replica) stepDown(srv *Server) {
 	// Follow first, then close: requests meanwhile go to the new leader.
 	ctx, cancel := context.WithTimeout(r.ctx, r.ttl)
 	if held, _, err := lease.Current(ctx, r.pool); err == nil {
-		if u, err := url.Parse(held.Address); err == nil && held.Replica {
-			r.setTarget(held.Holder, u)
-		}
+		r.follow(held) //nolint:errcheck // a lone server cannot have taken a replica's lease; the next round says so if it did
 	}
 	cancel()
 	r.startReads(r.ctx)
@@ -531,6 +526,9 @@ func (r *Replica) Close(ctx context.Context) {
 		srv.Close(ctx)
 	}
 	r.stopReads()
+	if t := r.target.Load(); t != nil {
+		t.cancel()
+	}
 	if tr, ok := r.proxy.Transport.(*http.Transport); ok {
 		tr.CloseIdleConnections()
 	}
