@@ -65,8 +65,33 @@ func Follow(ctx context.Context, store *pgstore.Store, cfg Config) (*Log, error)
 	if err := l.Tree.follower.refresh(ctx, l.Tree); err != nil {
 		return nil, err
 	}
+	if cp := l.Tree.stored(); cp != "" {
+		if c, err := note.ParseSigned(cp); err == nil && c.Origin != l.Tree.origin {
+			return nil, &OriginError{Log: cfg.Name, Stored: c.Origin, Configured: l.Tree.origin}
+		}
+	}
 	l.Tree.gatherReads(l.stop)
 	return l, nil
+}
+
+// OriginError is a follower whose configuration would name the tree's
+// checkpoints otherwise than the leader does (another hostname).
+type OriginError struct {
+	Log, Stored, Configured string
+}
+
+func (e *OriginError) Error() string {
+	return fmt.Sprintf("log %s: the leader signs checkpoints as %q, this server's configuration as %q: give every replica the same hostname", e.Log, e.Stored, e.Configured)
+}
+
+// stored is the newest checkpoint remembered, "" if none.
+func (t *Tree) stored() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n := len(t.checkpoints); n > 0 {
+		return t.checkpoints[n-1].note
+	}
+	return ""
 }
 
 // follower keeps a followed tree's root current.

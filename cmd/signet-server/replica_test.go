@@ -221,6 +221,13 @@ func TestReplicasSurviveLeaderKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs.cmds[0].Wait() //nolint:errcheck
+	// Reads go on through the followers while nobody leads yet.
+	mu.Lock()
+	first := acks[0]
+	mu.Unlock()
+	if e, err := client.NewLog(rs.urls[1]).GetByIndex(ctx, first.index); err != nil || e.ID != first.id {
+		t.Fatalf("entry %d through a follower right after the leader's kill: %v", first.index, err)
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		mu.Lock()

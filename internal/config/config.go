@@ -576,6 +576,9 @@ func (c Config) Validate(dev bool) error {
 		if c.Hostname == "" {
 			return errors.New("replicas.advertise_url needs hostname: every replica must sign checkpoints with the same origin, and the machine's own name differs between replicas")
 		}
+		if strings.TrimSuffix(c.Replicas.AdvertiseURL, "/") == strings.TrimSuffix(c.PublicURL, "/") {
+			return fmt.Errorf("replicas.advertise_url %q is public_url: it must be this replica's own address (in Kubernetes, its pod IP), where the other replicas reach it directly, never the load balancer", c.Replicas.AdvertiseURL)
+		}
 	}
 	if n := c.Replicas.LeaseSeconds; n < 1 || n > 300 {
 		return fmt.Errorf("replicas.lease_seconds %d must be between 1 and 300", n)
@@ -615,7 +618,7 @@ func (c Config) Validate(dev bool) error {
 			return errors.New("the CA needs a CT log for SCTs: configure ct.signer (or components.ct: true), or set ca.ct: none to issue certificates without SCTs")
 		}
 		if !dev && len(c.CA.Issuers) == 0 {
-			return errors.New("ca.issuers is empty: the CA would trust no identity")
+			return errors.New("ca.issuers is empty: the CA would trust no identity; add your OIDC issuers, or set components.ca: false to run without the CA")
 		}
 	}
 	if c.TimestampEnabled(dev) {

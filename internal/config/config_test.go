@@ -92,6 +92,9 @@ func TestValidate(t *testing.T) {
 		{"a replica advertising a path", func(c *Config) { c.Hostname, c.Replicas.AdvertiseURL = "s", "http://10.0.0.5:8080/signet" }, false, "with no path"},
 		{"a replica advertising no scheme", func(c *Config) { c.Hostname, c.Replicas.AdvertiseURL = "s", "10.0.0.5:8080" }, false, "want this replica's own"},
 		{"a replica in dev mode", func(c *Config) { c.Hostname, c.Replicas.AdvertiseURL = "s", "http://127.0.0.1:8080" }, true, "dev mode runs one server"},
+		{"a replica advertising the public URL", func(c *Config) {
+			c.Hostname, c.PublicURL, c.Replicas.AdvertiseURL = "s", "https://signet.example", "https://signet.example/"
+		}, false, "is public_url"},
 		{"lease too short", func(c *Config) { c.Replicas.LeaseSeconds = 0 }, false, "replicas.lease_seconds 0 must be between 1 and 300"},
 		{"timeout zero", func(c *Config) { c.HTTP.RequestTimeoutSeconds = 0 }, false, "request_timeout_seconds"},
 		{"no entry types", func(c *Config) { c.Log.EntryTypes = nil }, false, "entry_types"},

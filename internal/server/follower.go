@@ -90,6 +90,33 @@ func (f *followerReads) current(ctx context.Context, pool *pgxpool.Pool) (bool, 
 
 func (f *followerReads) close() { f.log.Close() }
 
+// checkLeaderKeys opens every other key the leader would (the log's is
+// opened for the follower's reads), so that a replica that could not lead
+// says so at its start instead of at its first takeover.
+func checkLeaderKeys(cfg config.Config, opts Options) error {
+	for _, k := range []struct {
+		setting, uri string
+		on           bool
+	}{
+		{"log.v2.signer", cfg.Log.V2.Signer, cfg.LogEnabled() && cfg.Log.V2.Enabled},
+		{"ca.signer", cfg.CA.Signer, cfg.CAEnabled(opts.Dev)},
+		{"timestamp.signer", cfg.Timestamp.Signer, cfg.TimestampEnabled(opts.Dev)},
+		{"ct.signer", cfg.CT.Signer, cfg.CTEnabled(opts.Dev)},
+		{"tuf.root_signer", cfg.TUF.RootSigner, cfg.TUFEnabled(opts.Dev)},
+		{"tuf.targets_signer", cfg.TUF.TargetsSigner, cfg.TUFEnabled(opts.Dev)},
+		{"tuf.snapshot_signer", cfg.TUF.SnapshotSigner, cfg.TUFEnabled(opts.Dev)},
+		{"tuf.timestamp_signer", cfg.TUF.TimestampSigner, cfg.TUFEnabled(opts.Dev)},
+	} {
+		if !k.on || k.uri == "" {
+			continue
+		}
+		if _, err := keys.Open(k.uri, keys.Options{Dev: opts.Dev, Getenv: opts.Getenv}); err != nil {
+			return fmt.Errorf("%s: %w", k.setting, err)
+		}
+	}
+	return nil
+}
+
 // logSigner opens the Rekor v1 log's key as the leader would.
 func logSigner(cfg config.Config, opts Options) (crypto.Signer, error) {
 	signer, err := keys.Open(cfg.Log.Signer, keys.Options{Dev: opts.Dev, Getenv: opts.Getenv})

@@ -27,6 +27,7 @@ import (
 	"github.com/signet-dev/signet/internal/db"
 	"github.com/signet-dev/signet/internal/lease"
 	"github.com/signet-dev/signet/internal/requestid"
+	tlog "github.com/signet-dev/signet/log"
 )
 
 // ForwardedHeader marks a request a follower forwarded to the replica it
@@ -81,10 +82,10 @@ type Replica struct {
 	// poke asks the watch loop to look at the lease now (a forward found
 	// the leader gone).
 	poke chan struct{}
-	// unreachable is the leader (holder) whose first failed forward was
-	// logged: a dead leader fails every request until the failover, and
-	// one line says so.
-	unreachable atomic.Pointer[string]
+	// unreachable is the leader whose failed forward was last logged, and
+	// when: a dead leader fails every request until the failover, and one
+	// line a minute says so.
+	unreachable atomic.Pointer[loggedFailure]
 	proxy       *httputil.ReverseProxy
 	handler     http.Handler
 
@@ -135,7 +136,12 @@ func (r *Replica) setTarget(holder string, u *url.URL) {
 			tr.CloseIdleConnections()
 		}
 	}
-	if holder != r.leaseHolder() {
+	switch {
+	case holder == r.leaseHolder():
+	case u.String() == r.self:
+		r.logger.Error("the writer lease's holder advertises this replica's own address: writes are refused until that changes. Either it is this replica's previous run (its lease expires within replicas.lease_seconds), or two replicas were given the same replicas.advertise_url",
+			"holder", holder, "advertise_url", r.self)
+	default:
 		r.logger.Info("the leader is", "holder", holder, "url", u.String())
 	}
 }
@@ -146,6 +152,11 @@ func (r *Replica) leaseHolder() string {
 		return srv.lease.Holder()
 	}
 	return ""
+}
+
+type loggedFailure struct {
+	holder string
+	at     time.Time
 }
 
 // targetKey carries the leaderAddr a forwarded request is sent to.
@@ -204,6 +215,9 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 			return nil, err
 		}
 	}
+	if err := checkLeaderKeys(cfg, opts); err != nil {
+		return nil, err
+	}
 	r.metricsInit()
 	r.proxy = r.newProxy()
 	r.handler = requestid.Middleware(http.HandlerFunc(r.serve))
@@ -214,7 +228,12 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 		r.logger.Info("replica following", "leader", t.holder, "leader_url", t.url.String(), "advertise_url", r.self)
 	}
 	if r.leader.Load() == nil {
-		r.startReads(ctx)
+		// A follower configured with another hostname than the leader's
+		// would sign other checkpoints when it leads: refused at once.
+		var origin *tlog.OriginError
+		if err := r.startReads(ctx); errors.As(err, &origin) {
+			return nil, err
+		}
 	}
 	go r.watch()
 	return r, nil
@@ -333,9 +352,9 @@ func (r *Replica) stepDown(srv *Server) {
 // is a log and it can be followed (its tree exists, and is still this
 // replica's key's); otherwise every request is forwarded, and the reason
 // logged once.
-func (r *Replica) startReads(ctx context.Context) {
+func (r *Replica) startReads(ctx context.Context) error {
 	if r.logSigner == nil || r.reads.Load() != nil {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*r.ttl)
 	defer cancel()
@@ -345,11 +364,12 @@ func (r *Replica) startReads(ctx context.Context) {
 			r.readsErr = msg
 			r.logger.Warn("this follower forwards the log's reads to the leader too", "err", err)
 		}
-		return
+		return err
 	}
 	r.readsErr = ""
 	r.reads.Store(reads)
 	r.logger.Info("follower serving the log's reads", "tree_id", reads.log.TreeID())
+	return nil
 }
 
 // checkReads keeps a follower's reads going: started once the log can be
@@ -408,8 +428,10 @@ func (r *Replica) forward(w http.ResponseWriter, req *http.Request) {
 		r.unavailable(w, "this replica is taking over as the leader")
 	case req.Header.Get(ForwardedHeader) != "":
 		r.unavailable(w, "this replica no longer leads (the writer lease changed hands)")
-	case t == nil || t.url.String() == r.self:
+	case t == nil:
 		r.unavailable(w, "no replica leads at the moment: a failover is under way")
+	case t.url.String() == r.self:
+		r.unavailable(w, "the writer lease names this replica's address but another process holds it (this replica's previous run, until its lease expires, or a replica given the same replicas.advertise_url)")
 	default:
 		// Cut off when the lease names another leader.
 		ctx, cancel := context.WithCancel(context.WithValue(req.Context(), targetKey{}, t))
@@ -462,9 +484,9 @@ func (r *Replica) newProxy() *httputil.ReverseProxy {
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			r.forwarded.WithLabelValues(strconv.Itoa(resp.StatusCode/100) + "xx").Inc()
-			if r.unreachable.Load() != nil {
-				r.unreachable.Store(nil) // answering again: the next failure is news
-			}
+			// The leader's answer carries the request ID the follower
+			// sent it, which the follower's own answer has already.
+			resp.Header.Del(requestid.Header)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
@@ -476,8 +498,10 @@ func (r *Replica) newProxy() *httputil.ReverseProxy {
 			case req.Context().Err() != nil:
 				return // the client gave up: nobody to answer
 			}
-			if prev := r.unreachable.Swap(&t.holder); prev == nil || *prev != t.holder {
-				r.logger.WarnContext(req.Context(), "the leader does not answer; answering 503 until it does or another replica leads (logged once per leader)", "leader", t.holder, "url", t.url.String(), "err", err)
+			now := time.Now()
+			if prev := r.unreachable.Load(); (prev == nil || prev.holder != t.holder || now.Sub(prev.at) > time.Minute) &&
+				r.unreachable.CompareAndSwap(prev, &loggedFailure{holder: t.holder, at: now}) {
+				r.logger.WarnContext(req.Context(), "the leader does not answer; answering 503 until it does or another replica leads (logged once a minute)", "leader", t.holder, "url", t.url.String(), "err", err)
 			}
 			select { // look at the lease now: the leader may have given it up
 			case r.poke <- struct{}{}:

@@ -176,6 +176,17 @@ func TestFollowerServesReads(t *testing.T) {
 		}
 		entries = append(entries, e)
 	}
+	// An append through the follower is the leader's answer, with one
+	// request ID (the follower's, which the leader kept).
+	p, _, _ := newSigner(t).hashedRekord(t, []byte("forwarded"), nil)
+	resp, err := http.Post(followerURL+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("an append through the follower: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if ids := resp.Header.Values("X-Request-Id"); len(ids) != 1 {
+		t.Fatalf("a forwarded answer carries request IDs %q, want one", ids)
+	}
 	served := metricValue(t, followerURL, "signet_replica_requests_served_locally_total")
 	if served < 10 {
 		t.Fatalf("the follower answered %v reads itself, want at least the 10 above", served)
@@ -191,8 +202,8 @@ func TestFollowerServesReads(t *testing.T) {
 	if _, latest, err := fc.Info(ctx); err != nil || latest.Size < uint64(len(entries)) {
 		t.Fatalf("log info through the follower while the leader is unreachable: %v %v", latest, err)
 	}
-	p, _, _ := newSigner(t).hashedRekord(t, []byte("nobody to take it"), nil)
-	resp, err := http.Post(followerURL+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
+	p, _, _ = newSigner(t).hashedRekord(t, []byte("nobody to take it"), nil)
+	resp, err = http.Post(followerURL+"/api/v1/log/entries", "application/json", bytes.NewReader(p))
 	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("an append through a follower whose leader does not answer: %v %v", resp, err)
 	}
@@ -219,4 +230,55 @@ func metricValue(t *testing.T, base, name string) float64 {
 	}
 	t.Fatalf("%s not on %s/metrics", name, base)
 	return 0
+}
+
+// A replica opens every key the leader would at its start, following or
+// not: one it cannot open stops it there, naming the setting, rather than
+// at the first takeover.
+func TestReplicaChecksLeaderKeysAtStart(t *testing.T) {
+	f := newFixture(t)
+	cfg := config.Defaults()
+	cfg.Hostname, cfg.Database.URL, cfg.PublicURL = testHostname, f.dbURL, "https://signet.example"
+	cfg.Log.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
+	cfg.Log.V2.Enabled = true
+	cfg.Log.V2.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "UNSET_V2_PASSWORD"})
+	cfg.Replicas.AdvertiseURL = "http://127.0.0.1:1"
+	r, err := server.NewReplica(context.Background(), cfg, server.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Getenv: func(k string) string { return map[string]string{"LOG_KEY_PASSWORD": "test-password"}[k] },
+	})
+	if err == nil {
+		r.Close(context.Background())
+		t.Fatal("a replica started with a v2 log key it cannot open")
+	}
+	if !strings.Contains(err.Error(), "log.v2.signer") || !strings.Contains(err.Error(), "UNSET_V2_PASSWORD") {
+		t.Fatalf("the refusal does not name the setting and what is missing: %v", err)
+	}
+}
+
+// A replica configured with another hostname than the leader's would sign
+// the log's checkpoints under another origin once it leads: it refuses to
+// start, saying so.
+func TestReplicaWithAnotherHostnameRefused(t *testing.T) {
+	f := newFixture(t)
+	_, leaderURL := f.startReplica(t)
+	p, _, _ := newSigner(t).hashedRekord(t, []byte("a checkpoint to compare"), nil)
+	if _, err := client.NewLog(leaderURL).Upload(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Defaults()
+	cfg.Hostname, cfg.Database.URL, cfg.PublicURL = "other.example", f.dbURL, "https://signet.example"
+	cfg.Log.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
+	cfg.Replicas.AdvertiseURL = "http://127.0.0.1:1"
+	r, err := server.NewReplica(context.Background(), cfg, server.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Getenv: func(k string) string { return map[string]string{"LOG_KEY_PASSWORD": "test-password"}[k] },
+	})
+	if err == nil {
+		r.Close(context.Background())
+		t.Fatal("a replica with another hostname started")
+	}
+	if !strings.Contains(err.Error(), "give every replica the same hostname") || !strings.Contains(err.Error(), testHostname) {
+		t.Fatalf("the refusal does not say what differs: %v", err)
+	}
 }
