@@ -22,6 +22,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/keys"
 	tlog "github.com/signet-dev/signet/log"
 	"github.com/signet-dev/signet/log/note"
@@ -76,11 +77,10 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 			return errors.New("log.v2 signer is a key of the v1 log: the v2 log needs a key of its own (clients tell the logs apart by their key's hash)")
 		}
 	}
-	u, err := url.Parse(s.cfg.PublicURL)
-	if err != nil || u.Hostname() == "" {
-		return fmt.Errorf("public_url %q has no hostname for the Rekor v2 checkpoints", s.cfg.PublicURL)
+	host, err := rekorV2Host(s.cfg)
+	if err != nil {
+		return err
 	}
-	host := u.Hostname()
 	if _, err := rekorv2.KeyID(host, signer.Public()); err != nil {
 		return fmt.Errorf("log.v2 signer: %w", err)
 	}
@@ -88,14 +88,9 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 	if err != nil {
 		return err
 	}
-	l, err := tlog.Open(ctx, s.trees, tlog.Config{
-		Name: "rekor-v2", SignerName: host, Signer: signer, C2SPKeyHint: true,
-		MaxBatch: s.cfg.Log.MaxBatch, QueueSize: s.cfg.Log.QueueSize,
-		Hook:   rekorv2.Hook{}, // stores each batch's checkpoint, for rotations
-		Logger: s.logger, Metrics: s.logMetrics(reg), Tiles: s.logTiles(reg),
-		OriginFor:         func(int64) string { return host },
-		RotateOnKeyChange: rotate,
-	})
+	lcfg := rekorV2LogConfig(s.cfg, signer, host, s.logger)
+	lcfg.Metrics, lcfg.Tiles, lcfg.RotateOnKeyChange = s.logMetrics(reg), s.logTiles(reg), rotate
+	l, err := tlog.Open(ctx, s.trees, lcfg)
 	if err != nil {
 		return keyChangeHint(err, "log-v2")
 	}
@@ -123,18 +118,45 @@ func (s *Server) startLogV2(ctx context.Context, router chi.Router, reg promethe
 	if err != nil {
 		return err
 	}
-	mountTiles(router, "rekor-v2", l, published, s.logger)
-	// C2SP tlog-tiles at the root, as rekor-tiles serves its log. These
-	// URLs name whichever tree is active, so nothing there is immutable:
-	// a key rotation makes them another tree's.
-	root := tilesapi.WitnessedHandler(l.Tree, published, s.logger)
+	mountV2Tiles(router, l, published, s.logger)
+	s.logger.Info("Rekor v2 log ready", "tree_id", l.TreeID(), "origin", host, "first_index", l.Offset(), "verifier_key", verifierKey(l))
+	return nil
+}
+
+// rekorV2Host is the Rekor v2 log's name: public_url's hostname.
+func rekorV2Host(cfg config.Config) (string, error) {
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("public_url %q has no hostname for the Rekor v2 checkpoints", cfg.PublicURL)
+	}
+	return u.Hostname(), nil
+}
+
+// rekorV2LogConfig is the Rekor v2 log's engine configuration, the same
+// on every replica.
+func rekorV2LogConfig(cfg config.Config, signer crypto.Signer, host string, logger *slog.Logger) tlog.Config {
+	return tlog.Config{
+		Name: "rekor-v2", SignerName: host, Signer: signer, C2SPKeyHint: true,
+		MaxBatch: cfg.Log.MaxBatch, QueueSize: cfg.Log.QueueSize,
+		Hook:      rekorv2.Hook{}, // stores each batch's checkpoint, for rotations
+		Logger:    logger,
+		OriginFor: func(int64) string { return host },
+	}
+}
+
+// mountV2Tiles serves the Rekor v2 log's trees as tlog-tiles under
+// /tiles/rekor-v2/<treeID>, and the active one at the instance root, as
+// rekor-tiles serves its log. The root's URLs name whichever tree is
+// active, so nothing there is immutable: a key rotation makes them
+// another tree's.
+func mountV2Tiles(router chi.Router, l *tlog.Log, published tilesapi.Published, logger *slog.Logger) {
+	mountTiles(router, "rekor-v2", l, published, logger)
+	root := tilesapi.WitnessedHandler(l.Tree, published, logger)
 	shortLived := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		root.ServeHTTP(cacheCap{ResponseWriter: w}, r)
 	})
 	router.Handle("/checkpoint", shortLived)
 	router.Handle("/tile/*", shortLived)
-	s.logger.Info("Rekor v2 log ready", "tree_id", l.TreeID(), "origin", host, "first_index", l.Offset(), "verifier_key", verifierKey(l))
-	return nil
 }
 
 // cacheCap caps a response's Cache-Control at a minute.

@@ -67,9 +67,10 @@ type Replica struct {
 	// reads serve the log's reads while this replica follows (nil while
 	// the log cannot be followed: then everything is forwarded).
 	reads atomic.Pointer[followerReads]
-	// logSigner is the log's key, opened at start-up (so a wrong key stops
-	// a follower at once, not at its first takeover); nil without a log.
-	logSigner crypto.Signer
+	// logSigner and logV2Signer are the logs' keys, opened at start-up (so
+	// a wrong key stops a follower at once, not at its first takeover);
+	// nil without a log, and without log.v2.enabled.
+	logSigner, logV2Signer crypto.Signer
 	// readsErr is why reads could not start, as last logged.
 	readsErr string
 	// target is the leader followers forward to, as the lease names it.
@@ -211,7 +212,7 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 		return nil, err
 	}
 	if cfg.LogEnabled() {
-		if r.logSigner, err = logSigner(cfg, opts); err != nil {
+		if r.logSigner, r.logV2Signer, err = logSigners(cfg, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -358,7 +359,7 @@ func (r *Replica) startReads(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*r.ttl)
 	defer cancel()
-	reads, err := openFollowerReads(ctx, r.cfg, r.pool, r.logSigner, r.logger, r.servedLocally, http.HandlerFunc(r.forward))
+	reads, err := openFollowerReads(ctx, r.cfg, r.pool, r.logSigner, r.logV2Signer, r.logger, r.servedLocally, http.HandlerFunc(r.forward))
 	if err != nil {
 		if msg := err.Error(); msg != r.readsErr {
 			r.readsErr = msg
@@ -383,7 +384,7 @@ func (r *Replica) checkReads() {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.ttl)
 	defer cancel()
-	if ok, err := reads.current(ctx, r.pool); err == nil && !ok {
+	if ok, err := reads.current(ctx); err == nil && !ok {
 		r.stopReads()
 		r.startReads(r.ctx) // logs why not, once
 	}
@@ -518,7 +519,7 @@ func (r *Replica) metricsInit() {
 	r.leading = prometheus.NewGauge(prometheus.GaugeOpts{Name: "signet_replica_leading", Help: "1 while this replica holds the writer lease and serves every request, 0 while it forwards to the leader."})
 	r.takeovers = prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_replica_takeovers_total", Help: "Times this replica took the writer lease and started leading."})
 	r.forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "signet_replica_forwarded_requests_total", Help: "Requests this replica forwarded to the leader while following, by the leader's status class; \"unavailable\" counts those answered 503 because no leader could be reached."}, []string{"code"})
-	r.servedLocally = prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_replica_requests_served_locally_total", Help: "Reads of the log this replica answered itself from the database while following, instead of forwarding them."})
+	r.servedLocally = prometheus.NewCounter(prometheus.CounterOpts{Name: "signet_replica_requests_served_locally_total", Help: "Reads of the logs this replica answered itself from the database while following, instead of forwarding them."})
 	r.own.MustRegister(r.leading, r.takeovers, r.forwarded, r.servedLocally)
 	r.metricsHandler = promhttp.HandlerFor(prometheus.Gatherers{r.own, prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
 		if srv := r.leader.Load(); srv != nil {

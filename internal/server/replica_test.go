@@ -3,18 +3,24 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	pb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/signet-dev/signet/client"
 	"github.com/signet-dev/signet/internal/config"
@@ -25,14 +31,14 @@ import (
 
 // startReplica runs a Replica on f's database, advertised at its own
 // test listener.
-func (f fixture) startReplica(t *testing.T) (*server.Replica, string) {
+func (f fixture) startReplica(t *testing.T, mutate ...func(*config.Config)) (*server.Replica, string) {
 	t.Helper()
-	r, hs := f.startReplicaServer(t)
+	r, hs := f.startReplicaServer(t, mutate...)
 	return r, hs.URL
 }
 
 // startReplicaServer is startReplica, with the test listener it answers on.
-func (f fixture) startReplicaServer(t *testing.T) (*server.Replica, *httptest.Server) {
+func (f fixture) startReplicaServer(t *testing.T, mutate ...func(*config.Config)) (*server.Replica, *httptest.Server) {
 	t.Helper()
 	hs := httptest.NewUnstartedServer(nil)
 	base := "http://" + hs.Listener.Addr().String()
@@ -41,6 +47,9 @@ func (f fixture) startReplicaServer(t *testing.T) (*server.Replica, *httptest.Se
 	cfg.Log.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
 	cfg.Replicas.AdvertiseURL = base
 	cfg.Replicas.LeaseSeconds = 1
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	r, err := server.NewReplica(context.Background(), cfg, server.Options{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Getenv: func(k string) string { return map[string]string{"LOG_KEY_PASSWORD": "test-password"}[k] },
@@ -280,5 +289,55 @@ func TestReplicaWithAnotherHostnameRefused(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "give every replica the same hostname") || !strings.Contains(err.Error(), testHostname) {
 		t.Fatalf("the refusal does not say what differs: %v", err)
+	}
+}
+
+// A follower serves the Rekor v2 log's tiles too: its checkpoint and a
+// tile the leader just wrote are the leader's, byte for byte.
+func TestFollowerServesV2Tiles(t *testing.T) {
+	f := newFixture(t)
+	v2Key := filepath.Join(t.TempDir(), "v2.pem")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := keys.WriteFile(v2Key, key, []byte("test-password")); err != nil {
+		t.Fatal(err)
+	}
+	withV2 := func(c *config.Config) {
+		c.Log.V2.Enabled = true
+		c.Log.V2.Signer = keys.FileURI(v2Key, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
+	}
+	leader, leaderURL := f.startReplica(t, withV2)
+	_, followerURL := f.startReplica(t, withV2)
+	if leader.Leading() == nil {
+		t.Fatal("the first replica does not lead")
+	}
+	get := func(base, path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for i := range 3 {
+		body, _ := protojson.Marshal(&pb.CreateEntryRequest{Spec: &pb.CreateEntryRequest_HashedRekordRequestV002{
+			HashedRekordRequestV002: v2Request(t, key, fmt.Appendf(nil, "v2 through a follower %d", i))}})
+		resp, err := http.Post(leaderURL+"/api/v2/log/entries", "application/json", bytes.NewReader(body))
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("v2 append %d: %v %v", i, resp, err)
+		}
+		resp.Body.Close()
+	}
+	before := metricValue(t, followerURL, "signet_replica_requests_served_locally_total")
+	for _, path := range []string{"/checkpoint", "/tile/0/000.p/3", "/tile/entries/000.p/3"} {
+		fc, fb := get(followerURL, path)
+		lc, lb := get(leaderURL, path)
+		if fc != http.StatusOK || fc != lc || fb != lb {
+			t.Fatalf("%s through the follower: %d %q; through the leader: %d %q", path, fc, fb, lc, lb)
+		}
+	}
+	if after := metricValue(t, followerURL, "signet_replica_requests_served_locally_total"); after-before != 3 {
+		t.Fatalf("the follower answered %v of the 3 tile reads itself", after-before)
 	}
 }
