@@ -130,12 +130,3 @@ func (f *follower) refresh(ctx context.Context, t *Tree) error {
 	f.began = began
 	return nil
 }
-
-// Refresh reads the followed tree's stored checkpoint now (Latest does
-// before each read); it does nothing for a log that leads.
-func (l *Log) Refresh(ctx context.Context) error {
-	if l.Tree.follower == nil {
-		return nil
-	}
-	return l.Tree.follower.refresh(ctx, l.Tree)
-}

@@ -143,7 +143,10 @@ func (t *Tree) Latest(ctx context.Context) (Root, error) {
 			return Root{}, err
 		}
 	}
-	return t.publishedRoot()
+	if r := t.published(); r != nil {
+		return *r, nil
+	}
+	return Root{}, fmt.Errorf("log %s: no root published yet", t.name)
 }
 
 // atLeast is the root to read leaves below size from: the published one,
@@ -155,14 +158,6 @@ func (t *Tree) atLeast(ctx context.Context, size uint64) (Root, error) {
 		return *r, nil
 	}
 	return t.Latest(ctx)
-}
-
-// publishedRoot is the published root, or an error before the first.
-func (t *Tree) publishedRoot() (Root, error) {
-	if r := t.published(); r != nil {
-		return *r, nil
-	}
-	return Root{}, fmt.Errorf("log %s: no root published yet", t.name)
 }
 
 // Checkpoint signs (or returns the cached signature of) a root; a frozen

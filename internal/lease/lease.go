@@ -157,9 +157,9 @@ type leaseRow struct {
 
 // Current is the lease as it stands (its holder may have let it expire),
 // read without a lock; pgx.ErrNoRows if no server ever took it.
-func Current(ctx context.Context, pool *pgxpool.Pool) (held HeldError, expired bool, err error) {
+func Current(ctx context.Context, pool *pgxpool.Pool) (HeldError, error) {
 	r, err := read(ctx, pool)
-	return r.HeldError, r.expired, err
+	return r.HeldError, err
 }
 
 // read is the lease as it stands, without locking it.

@@ -60,7 +60,10 @@ type Replica struct {
 	pool   *pgxpool.Pool // the replica's own, for the lease
 	tls    *certfiles.Pair
 	ttl    time.Duration
-	self   string // cfg.Replicas.AdvertiseURL, normalised
+	// self is cfg.Replicas.AdvertiseURL without a path, as the lease
+	// records it.
+	self    string
+	selfURL *url.URL
 
 	// leader is the Server while this replica leads.
 	leader atomic.Pointer[Server]
@@ -183,7 +186,7 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 	self.Path = ""
 	r := &Replica{
 		ctx: ctx, cfg: cfg, opts: opts, logger: slog.New(requestid.LogHandler(opts.Logger.Handler())),
-		ttl: time.Duration(cfg.Replicas.LeaseSeconds) * time.Second, self: self.String(),
+		ttl: time.Duration(cfg.Replicas.LeaseSeconds) * time.Second, self: self.String(), selfURL: self,
 		stop: make(chan struct{}), done: make(chan struct{}), poke: make(chan struct{}, 1),
 	}
 	defer func() {
@@ -251,7 +254,7 @@ func (r *Replica) tryLead(ctx context.Context) error {
 	var err error
 	if time.Now().Before(r.notLeadingUntil) {
 		// Held back after a failed start: only who leads is looked at.
-		held, _, cerr := lease.Current(tctx, r.pool)
+		held, cerr := lease.Current(tctx, r.pool)
 		if err = cerr; err == nil {
 			err = &held
 		}
@@ -284,19 +287,11 @@ func (r *Replica) tryLead(ctx context.Context) error {
 	}
 	r.leader.Store(srv)
 	r.stopReads()
-	r.setTarget(l.Holder(), mustParse(r.self))
+	r.setTarget(l.Holder(), r.selfURL)
 	r.leading.Set(1)
 	r.takeovers.Inc()
 	r.logger.Info("replica leading", "advertise_url", r.self, "startup_seconds", time.Since(start).Seconds())
 	return nil
-}
-
-func mustParse(s string) *url.URL {
-	u, err := url.Parse(s)
-	if err != nil {
-		panic(err) // s was parsed before
-	}
-	return u
 }
 
 // watch follows the lease every quarter of its TTL until Close: a
@@ -341,7 +336,7 @@ func (r *Replica) stepDown(srv *Server) {
 	r.logger.Error("another replica took the writer lease: stepping down to follow it")
 	// Follow first, then close: requests meanwhile go to the new leader.
 	ctx, cancel := context.WithTimeout(r.ctx, r.ttl)
-	if held, _, err := lease.Current(ctx, r.pool); err == nil {
+	if held, err := lease.Current(ctx, r.pool); err == nil {
 		r.follow(held) //nolint:errcheck // a lone server cannot have taken a replica's lease; the next round says so if it did
 	}
 	cancel()
@@ -453,13 +448,9 @@ func (r *Replica) unavailable(w http.ResponseWriter, why string) {
 // healthz is a follower's: it can serve (forward) as long as it reaches the
 // database, where the lease says who leads.
 func (r *Replica) healthz(w http.ResponseWriter, req *http.Request) {
-	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
-	defer cancel()
-	if err := r.pool.Ping(ctx); err != nil {
-		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
-		return
+	if databaseAnswers(w, req, r.pool) {
+		w.Write([]byte("ok\n")) //nolint:errcheck
 	}
-	w.Write([]byte("ok\n")) //nolint:errcheck
 }
 
 // newProxy forwards to the leader the lease names. Connection failures

@@ -41,19 +41,7 @@ func (f fixture) startReplica(t *testing.T, mutate ...func(*config.Config)) (*se
 func (f fixture) startReplicaServer(t *testing.T, mutate ...func(*config.Config)) (*server.Replica, *httptest.Server) {
 	t.Helper()
 	hs := httptest.NewUnstartedServer(nil)
-	base := "http://" + hs.Listener.Addr().String()
-	cfg := config.Defaults()
-	cfg.Hostname, cfg.Database.URL, cfg.PublicURL = testHostname, f.dbURL, "https://signet.example"
-	cfg.Log.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
-	cfg.Replicas.AdvertiseURL = base
-	cfg.Replicas.LeaseSeconds = 1
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	r, err := server.NewReplica(context.Background(), cfg, server.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Getenv: func(k string) string { return map[string]string{"LOG_KEY_PASSWORD": "test-password"}[k] },
-	})
+	r, err := f.newReplica("http://"+hs.Listener.Addr().String(), mutate...)
 	if err != nil {
 		t.Fatalf("starting a replica: %v", err)
 	}
@@ -61,6 +49,39 @@ func (f fixture) startReplicaServer(t *testing.T, mutate ...func(*config.Config)
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); r.Close(context.Background()) })
 	return r, hs
+}
+
+// newReplica starts a Replica on f's database, advertising advertise, with
+// a lease of a second.
+func (f fixture) newReplica(advertise string, mutate ...func(*config.Config)) (*server.Replica, error) {
+	cfg := config.Defaults()
+	cfg.Hostname, cfg.Database.URL, cfg.PublicURL = testHostname, f.dbURL, "https://signet.example"
+	cfg.Log.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
+	cfg.Replicas.AdvertiseURL = advertise
+	cfg.Replicas.LeaseSeconds = 1
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	return server.NewReplica(context.Background(), cfg, server.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Getenv: func(k string) string { return map[string]string{"LOG_KEY_PASSWORD": "test-password"}[k] },
+	})
+}
+
+// replicaRefused checks that a replica configured by mutate does not
+// start, and that its error says each of want.
+func (f fixture) replicaRefused(t *testing.T, what string, want []string, mutate ...func(*config.Config)) {
+	t.Helper()
+	r, err := f.newReplica("http://127.0.0.1:1", mutate...)
+	if err == nil {
+		r.Close(context.Background())
+		t.Fatalf("%s started", what)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Fatalf("the refusal of %s does not say %q: %v", what, w, err)
+		}
+	}
 }
 
 // A leader whose lease another replica took (it was paused, or cut off
@@ -140,21 +161,7 @@ func TestReplicaStepsDown(t *testing.T) {
 func TestReplicaBesideSingleServer(t *testing.T) {
 	f := newFixture(t)
 	f.start(t)
-	cfg := config.Defaults()
-	cfg.Hostname, cfg.Database.URL = testHostname, f.dbURL
-	cfg.Log.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
-	cfg.Replicas.AdvertiseURL = "http://127.0.0.1:1"
-	r, err := server.NewReplica(context.Background(), cfg, server.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Getenv: func(k string) string { return map[string]string{"LOG_KEY_PASSWORD": "test-password"}[k] },
-	})
-	if err == nil {
-		r.Close(context.Background())
-		t.Fatal("a replica started beside a server that is not one")
-	}
-	if !strings.Contains(err.Error(), "replicas.advertise_url") {
-		t.Fatalf("the refusal does not say what to configure: %v", err)
-	}
+	f.replicaRefused(t, "a replica beside a server that is not one", []string{"replicas.advertise_url"})
 }
 
 // A follower answers the log's reads itself, from the database: entries
@@ -246,23 +253,10 @@ func metricValue(t *testing.T, base, name string) float64 {
 // at the first takeover.
 func TestReplicaChecksLeaderKeysAtStart(t *testing.T) {
 	f := newFixture(t)
-	cfg := config.Defaults()
-	cfg.Hostname, cfg.Database.URL, cfg.PublicURL = testHostname, f.dbURL, "https://signet.example"
-	cfg.Log.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
-	cfg.Log.V2.Enabled = true
-	cfg.Log.V2.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "UNSET_V2_PASSWORD"})
-	cfg.Replicas.AdvertiseURL = "http://127.0.0.1:1"
-	r, err := server.NewReplica(context.Background(), cfg, server.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Getenv: func(k string) string { return map[string]string{"LOG_KEY_PASSWORD": "test-password"}[k] },
+	f.replicaRefused(t, "a replica with a v2 log key it cannot open", []string{"log.v2.signer", "UNSET_V2_PASSWORD"}, func(c *config.Config) {
+		c.Log.V2.Enabled = true
+		c.Log.V2.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "UNSET_V2_PASSWORD"})
 	})
-	if err == nil {
-		r.Close(context.Background())
-		t.Fatal("a replica started with a v2 log key it cannot open")
-	}
-	if !strings.Contains(err.Error(), "log.v2.signer") || !strings.Contains(err.Error(), "UNSET_V2_PASSWORD") {
-		t.Fatalf("the refusal does not name the setting and what is missing: %v", err)
-	}
 }
 
 // A replica configured with another hostname than the leader's would sign
@@ -275,21 +269,8 @@ func TestReplicaWithAnotherHostnameRefused(t *testing.T) {
 	if _, err := client.NewLog(leaderURL).Upload(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Defaults()
-	cfg.Hostname, cfg.Database.URL, cfg.PublicURL = "other.example", f.dbURL, "https://signet.example"
-	cfg.Log.Signer = keys.FileURI(f.keyPath, keys.PasswordSource{Env: "LOG_KEY_PASSWORD"})
-	cfg.Replicas.AdvertiseURL = "http://127.0.0.1:1"
-	r, err := server.NewReplica(context.Background(), cfg, server.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Getenv: func(k string) string { return map[string]string{"LOG_KEY_PASSWORD": "test-password"}[k] },
-	})
-	if err == nil {
-		r.Close(context.Background())
-		t.Fatal("a replica with another hostname started")
-	}
-	if !strings.Contains(err.Error(), "give every replica the same hostname") || !strings.Contains(err.Error(), testHostname) {
-		t.Fatalf("the refusal does not say what differs: %v", err)
-	}
+	f.replicaRefused(t, "a replica with another hostname", []string{"give every replica the same hostname", testHostname},
+		func(c *config.Config) { c.Hostname = "other.example" })
 }
 
 // A follower serves the Rekor v2 log's tiles too: its checkpoint and a

@@ -1013,10 +1013,7 @@ func (s *Server) DatabaseBytes(ctx context.Context) (int64, error) {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.pool.Ping(ctx); err != nil {
-		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+	if !databaseAnswers(w, r, s.pool) {
 		return
 	}
 	if s.lease != nil && s.lease.Lost() {
@@ -1024,6 +1021,18 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write([]byte("ok\n")) //nolint:errcheck
+}
+
+// databaseAnswers pings the database within 2 s; if it does not answer,
+// it says so with a 503 and returns false.
+func databaseAnswers(w http.ResponseWriter, r *http.Request, pool *pgxpool.Pool) bool {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := pool.Ping(ctx); err != nil {
+		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		return false
+	}
+	return true
 }
 
 // acquireLease takes the database's writer lease (internal/lease) as this
