@@ -266,9 +266,10 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return nil
 }
 
+// init makes the cluster on first use and writes its settings.
 func (c *Cluster) init(ctx context.Context) error {
 	if _, err := os.Stat(filepath.Join(c.dataDir, "PG_VERSION")); err == nil {
-		return nil
+		return c.configure()
 	}
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating PostgreSQL data directory: %w", err)
@@ -283,14 +284,48 @@ func (c *Cluster) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("initdb %s: %w: %s", c.dataDir, err, out)
 	}
+	return c.configure()
+}
+
+// managedConf is the file of settings this package keeps for its cluster,
+// included at the end of postgresql.conf (so its settings win) and
+// rewritten whenever StartCluster runs: a data directory that was moved or copied
+// (a backup restored elsewhere) puts its socket where the server now looks
+// for it instead of under the old path.
+const managedConf = "signet.conf"
+
+func (c *Cluster) configure() error {
 	// Only the Unix socket in the data directory: no TCP port to collide on.
-	conf := "\n# managed by signet\nlisten_addresses = ''\nunix_socket_directories = '" + c.dataDir + "'\nmax_connections = 200\n"
-	f, err := os.OpenFile(filepath.Join(c.dataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	settings := "# Written by signet-server before every start of this cluster; edits are lost.\n" +
+		"listen_addresses = ''\n" +
+		"unix_socket_directories = '" + strings.ReplaceAll(c.dataDir, "'", "''") + "'\n" +
+		"max_connections = 200\n"
+	path := filepath.Join(c.dataDir, managedConf)
+	if err := os.WriteFile(path, []byte(settings), 0o600); err != nil {
+		return fmt.Errorf("configuring managed PostgreSQL: %w", err)
+	}
+	if c.runAs != nil {
+		uid, _ := strconv.Atoi(c.runAs.Uid)
+		gid, _ := strconv.Atoi(c.runAs.Gid)
+		if err := os.Chown(path, uid, gid); err != nil {
+			return fmt.Errorf("giving %s to the postgres user: %w", path, err)
+		}
+	}
+	conf := filepath.Join(c.dataDir, "postgresql.conf")
+	current, err := os.ReadFile(conf)
+	if err != nil {
+		return fmt.Errorf("configuring managed PostgreSQL: %w", err)
+	}
+	include := "include_if_exists = '" + managedConf + "'"
+	if bytes.Contains(current, []byte("\n"+include+"\n")) {
+		return nil
+	}
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("configuring managed PostgreSQL: %w", err)
 	}
 	defer f.Close()
-	if _, err := f.WriteString(conf); err != nil {
+	if _, err := f.WriteString("\n# managed by signet\n" + include + "\n"); err != nil {
 		return fmt.Errorf("configuring managed PostgreSQL: %w", err)
 	}
 	return nil

@@ -144,3 +144,60 @@ func postmasterPID(t *testing.T, dataDir string) int {
 	}
 	return pid
 }
+
+// A data directory moved elsewhere (a dev instance's directory renamed, a
+// backup restored under another path) starts there: its socket is made in
+// the new directory, where the server connects, and its rows are there.
+func TestClusterStartsWhereItWasMoved(t *testing.T) {
+	if _, err := db.FindBinDir(); err != nil {
+		t.Skip(err)
+	}
+	tmp, err := os.MkdirTemp("", "signet-mv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	first := filepath.Join(tmp, "a")
+	cluster, err := db.StartCluster(ctx, first, logger, db.ClusterOptions{SharedBuffersMB: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, cluster.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Exec(ctx, "CREATE TABLE moved (n int); INSERT INTO moved VALUES (7)")
+	pool.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	moved := filepath.Join(tmp, "b")
+	if err := os.Rename(first, moved); err != nil {
+		t.Fatal(err)
+	}
+	cluster, err = db.StartCluster(ctx, moved, logger, db.ClusterOptions{SharedBuffersMB: 128})
+	if err != nil {
+		t.Fatalf("starting the moved cluster: %v", err)
+	}
+	t.Cleanup(func() { cluster.Stop(context.Background()) }) //nolint:errcheck
+	if _, err := os.Stat(filepath.Join(moved, ".s.PGSQL.5432")); err != nil {
+		t.Fatalf("the moved cluster's socket: %v", err)
+	}
+	pool, err = pgxpool.New(ctx, cluster.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT n FROM moved").Scan(&n); err != nil || n != 7 {
+		t.Fatalf("the moved cluster's row: %d (%v), want 7", n, err)
+	}
+}
