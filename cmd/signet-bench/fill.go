@@ -124,9 +124,6 @@ func fillReport(ctx context.Context, srv *server.Server, added int64, size uint6
 	return r, nil
 }
 
-// signedEntry is a hashedrekord proposal for the artifact named, signed
-// with a fresh key as a CI job would log it, and the artifact's
-// "sha256:<hex>" for searching.
 // signedEntryV2 is signedEntry as a Rekor v2 CreateEntryRequest.
 func signedEntryV2(artifact string) ([]byte, string, error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -152,6 +149,9 @@ func signedEntryV2(artifact string) ([]byte, string, error) {
 	return body, fmt.Sprintf("sha256:%x", digest), err
 }
 
+// signedEntry is a hashedrekord proposal for the artifact named, signed
+// with a fresh key as a CI job would log it, and the artifact's
+// "sha256:<hex>" for searching.
 func signedEntry(artifact string) ([]byte, string, error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -66,27 +66,28 @@ func TestUpgradeFromTheSchemaBefore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the old signed checkpoint with the log key: %v", err)
 	}
-	var firstHash string
+	// Every entry is found by its artifact's hash, under its own ID: the
+	// the index rows survive the upgrade.
 	for i := int64(0); i < old.TreeSize; i++ {
 		e, err := inst.client.GetByIndex(ctx, i) // SET and inclusion proof checked
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
-		if i == 0 {
-			body, _ := base64.StdEncoding.DecodeString(e.Body)
-			var hr struct {
-				Spec struct {
-					Data struct {
-						Hash struct{ Algorithm, Value string } `json:"hash"`
-					} `json:"data"`
-				} `json:"spec"`
-			}
-			json.Unmarshal(body, &hr) //nolint:errcheck
-			firstHash = hr.Spec.Data.Hash.Algorithm + ":" + hr.Spec.Data.Hash.Value
+		body, _ := base64.StdEncoding.DecodeString(e.Body)
+		var hr struct {
+			Spec struct {
+				Data struct {
+					Hash struct{ Algorithm, Value string } `json:"hash"`
+				} `json:"data"`
+			} `json:"spec"`
 		}
-	}
-	if uuids, err := inst.client.Search(ctx, model.SearchIndex{Hash: firstHash}); err != nil || len(uuids) != 1 {
-		t.Fatalf("search by the first entry's hash %s: %v %v", firstHash, uuids, err)
+		if err := json.Unmarshal(body, &hr); err != nil {
+			t.Fatalf("entry %d's body: %v", i, err)
+		}
+		hash := hr.Spec.Data.Hash.Algorithm + ":" + hr.Spec.Data.Hash.Value
+		if uuids, err := inst.client.Search(ctx, model.SearchIndex{Hash: hash}); err != nil || len(uuids) != 1 || uuids[0] != e.ID {
+			t.Fatalf("search by entry %d's hash %s: %v (%v), want %s", i, hash, uuids, err, e.ID)
+		}
 	}
 
 	body, _, _ := newSigner(t).hashedRekord(t, []byte("after the upgrade"), nil)
