@@ -24,17 +24,7 @@ import (
 // rows survive, the pool opened before the kill works again, and Stop ends
 // the supervision with the server down.
 func TestClusterSupervisorRestartsKilledPostmaster(t *testing.T) {
-	if _, err := db.FindBinDir(); err != nil {
-		t.Skip(err)
-	}
-	// Not t.TempDir(): the socket path inside the data directory is limited
-	// to 107 bytes and test names are long.
-	tmp, err := os.MkdirTemp("", "signet-sup-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	dataDir := filepath.Join(tmp, "pg")
+	dataDir := filepath.Join(clusterParent(t), "pg")
 	var logs syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
@@ -149,17 +139,7 @@ func postmasterPID(t *testing.T, dataDir string) int {
 // backup restored under another path) starts there: its socket is made in
 // the new directory, where the server connects, and its rows are there.
 func TestClusterStartsWhereItWasMoved(t *testing.T) {
-	if _, err := db.FindBinDir(); err != nil {
-		t.Skip(err)
-	}
-	tmp, err := os.MkdirTemp("", "signet-mv-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	tmp := clusterParent(t)
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	first := filepath.Join(tmp, "a")
@@ -200,4 +180,20 @@ func TestClusterStartsWhereItWasMoved(t *testing.T) {
 	if err := pool.QueryRow(ctx, "SELECT n FROM moved").Scan(&n); err != nil || n != 7 {
 		t.Fatalf("the moved cluster's row: %d (%v), want 7", n, err)
 	}
+}
+
+// clusterParent is a directory for clusters' data directories, removed
+// after the test. Not t.TempDir(): the socket path inside a data directory
+// is limited to 107 bytes and test names are long.
+func clusterParent(t *testing.T) string {
+	t.Helper()
+	if _, err := db.FindBinDir(); err != nil {
+		t.Skip(err)
+	}
+	tmp, err := os.MkdirTemp("", "signet-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	return tmp
 }
