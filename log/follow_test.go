@@ -3,9 +3,6 @@ package log
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -26,11 +23,7 @@ import (
 func TestFollowerReadsWhatTheLeaderAcknowledged(t *testing.T) {
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Name: "test", SignerName: "test", Signer: key, Hook: poisonHook{}}
+	cfg := Config{Name: "test", SignerName: "test", Signer: newKey(t), Hook: poisonHook{}}
 	leader, err := Open(ctx, pgstore.New(pool), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -132,8 +125,7 @@ func TestFollowerReadsWhatTheLeaderAcknowledged(t *testing.T) {
 		t.Fatalf("the follower's tile is not the leader's: %v", err)
 	}
 
-	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	cfg.Signer = other
+	cfg.Signer = newKey(t)
 	var changed *KeyChangedError
 	if f, err := Follow(ctx, pgstore.New(pool), cfg); !errors.As(err, &changed) {
 		if f != nil {

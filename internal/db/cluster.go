@@ -305,10 +305,8 @@ func (c *Cluster) configure() error {
 		return fmt.Errorf("configuring managed PostgreSQL: %w", err)
 	}
 	if c.runAs != nil {
-		uid, _ := strconv.Atoi(c.runAs.Uid)
-		gid, _ := strconv.Atoi(c.runAs.Gid)
-		if err := os.Chown(path, uid, gid); err != nil {
-			return fmt.Errorf("giving %s to the postgres user: %w", path, err)
+		if err := c.chownToPostgres(path); err != nil {
+			return err
 		}
 	}
 	conf := filepath.Join(c.dataDir, "postgresql.conf")
@@ -331,13 +329,21 @@ func (c *Cluster) configure() error {
 	return nil
 }
 
+// chownToPostgres gives path to the postgres user (c.runAs).
+func (c *Cluster) chownToPostgres(path string) error {
+	uid, _ := strconv.Atoi(c.runAs.Uid)
+	gid, _ := strconv.Atoi(c.runAs.Gid)
+	if err := os.Chown(path, uid, gid); err != nil {
+		return fmt.Errorf("giving %s to the postgres user: %w", path, err)
+	}
+	return nil
+}
+
 // giveToPostgres hands the data directory to the postgres user and makes sure
 // that user can reach it through every parent directory.
 func (c *Cluster) giveToPostgres() error {
-	uid, _ := strconv.Atoi(c.runAs.Uid)
-	gid, _ := strconv.Atoi(c.runAs.Gid)
-	if err := os.Chown(c.dataDir, uid, gid); err != nil {
-		return fmt.Errorf("giving %s to the postgres user: %w", c.dataDir, err)
+	if err := c.chownToPostgres(c.dataDir); err != nil {
+		return err
 	}
 	for dir := filepath.Dir(c.dataDir); dir != "/"; dir = filepath.Dir(dir) {
 		st, err := os.Stat(dir)
