@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/keys"
@@ -36,11 +35,12 @@ type followerReads struct {
 }
 
 // openFollowerReads follows the Rekor v1 log with signer, its key, and the
-// Rekor v2 log with v2Signer (nil: log.v2 is off). It fails while a log has
+// Rekor v2 log with v2Signer (nil: log.v2 is off); local wraps the
+// requests it answers itself, forward takes the others. It fails while a log has
 // no tree (a leader has not started yet), when a signer is no longer the
 // current tree's key (the leader rotated it), or when this configuration
 // would name the checkpoints otherwise than the leader (tlog.OriginError).
-func openFollowerReads(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, signer, v2Signer crypto.Signer, logger *slog.Logger, served prometheus.Counter, forward http.Handler) (_ *followerReads, err error) {
+func openFollowerReads(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, signer, v2Signer crypto.Signer, logger *slog.Logger, local []func(http.Handler) http.Handler, forward http.Handler) (_ *followerReads, err error) {
 	registry, err := entryTypes(cfg)
 	if err != nil {
 		return nil, err
@@ -82,21 +82,16 @@ func openFollowerReads(ctx context.Context, cfg config.Config, pool *pgxpool.Poo
 	}
 	router := chi.NewRouter()
 	router.Use(recoverPanics(logger), requestTimeout(time.Duration(cfg.HTTP.RequestTimeoutSeconds)*time.Second))
-	router.Group(func(local chi.Router) {
-		local.Use(func(next http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-				served.Inc()
-				next.ServeHTTP(w, req)
-			})
-		})
-		api.ReadRoutes(local)
+	router.Group(func(r chi.Router) {
+		r.Use(local...)
+		api.ReadRoutes(r)
 		// With witnesses, the tiles serve the checkpoint the leader's
 		// witnessing round published: the leader's to serve.
 		if len(cfg.Log.Witness.Witnesses) == 0 {
-			mountTiles(local, "rekor", l, nil, logger)
+			mountTiles(r, "rekor", l, nil, logger)
 		}
 		if f.v2 != nil && len(cfg.Log.V2.Witness.Witnesses) == 0 {
-			mountV2Tiles(local, f.v2, nil, logger)
+			mountV2Tiles(r, f.v2, nil, logger)
 		}
 	})
 	router.NotFound(forward.ServeHTTP)

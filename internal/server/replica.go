@@ -25,6 +25,7 @@ import (
 	"github.com/signet-dev/signet/internal/certfiles"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db"
+	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/internal/lease"
 	"github.com/signet-dev/signet/internal/requestid"
 	tlog "github.com/signet-dev/signet/log"
@@ -93,13 +94,18 @@ type Replica struct {
 	proxy       *httputil.ReverseProxy
 	handler     http.Handler
 
-	// own holds the replica's metrics; process the Go runtime's, served
-	// while following (a leading Server registers its own).
+	// own holds the replica's metrics; process the Go runtime's and the
+	// HTTP metrics of the requests a follower answers itself, served while
+	// following (a leading Server registers its own of both).
 	own, process   *prometheus.Registry
 	metricsHandler http.Handler
 	leading        prometheus.Gauge
 	takeovers      prometheus.Counter
 	servedLocally  prometheus.Counter
+	// local wraps the requests a follower answers itself: counted, in
+	// the HTTP metrics, their bodies within the replica's budget (as the
+	// leader's are within its own); forwarded ones are the leader's.
+	local []func(http.Handler) http.Handler
 	forwarded      *prometheus.CounterVec
 
 	stop      chan struct{}
@@ -223,6 +229,21 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 		return nil, err
 	}
 	r.metricsInit()
+	budget, err := httpbody.NewBudget(cfg.HTTP.MaxBodyBytesInFlight, cfg.LargestRequestBody(opts.Dev), r.process, func(w http.ResponseWriter, msg string) {
+		writeError(w, http.StatusServiceUnavailable, msg)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("http.max_body_bytes_in_flight: %w", err)
+	}
+	r.local = []func(http.Handler) http.Handler{
+		func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				r.servedLocally.Inc()
+				next.ServeHTTP(w, req)
+			})
+		},
+		newHTTPMetrics(r.process).middleware, budget.Middleware,
+	}
 	r.proxy = r.newProxy()
 	r.handler = requestid.Middleware(http.HandlerFunc(r.serve))
 	if err := r.tryLead(ctx); err != nil {
@@ -354,7 +375,7 @@ func (r *Replica) startReads(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*r.ttl)
 	defer cancel()
-	reads, err := openFollowerReads(ctx, r.cfg, r.pool, r.logSigner, r.logV2Signer, r.logger, r.servedLocally, http.HandlerFunc(r.forward))
+	reads, err := openFollowerReads(ctx, r.cfg, r.pool, r.logSigner, r.logV2Signer, r.logger, r.local, http.HandlerFunc(r.forward))
 	if err != nil {
 		if msg := err.Error(); msg != r.readsErr {
 			r.readsErr = msg

@@ -153,6 +153,14 @@ func TestReplicaStepsDown(t *testing.T) {
 		t.Fatalf("/healthz of a follower: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// Each serves its metrics, the one now leading its Server's (not
+	// also those it kept while following, which would collide), and each
+	// counted the entries' requests it answered.
+	for _, u := range urls {
+		if n := labelledMetric(t, u, "signet_http_requests_total", `route="/api/v1/log/entries"`); n == 0 {
+			t.Errorf("%s/metrics counts no request to /api/v1/log/entries", u)
+		}
+	}
 }
 
 // A replica started on a database whose lease a server without
@@ -207,6 +215,16 @@ func TestFollowerServesReads(t *testing.T) {
 	if served < 10 {
 		t.Fatalf("the follower answered %v reads itself, want at least the 10 above", served)
 	}
+	// Those reads are in the follower's HTTP metrics, by route, and went
+	// through its body budget, empty again once they were answered.
+	for route, want := range map[string]float64{`route="/api/v1/log/entries"`: 5, `route="/api/v1/index/retrieve"`: 5} {
+		if got := labelledMetric(t, followerURL, "signet_http_requests_total", route); got != want {
+			t.Errorf("the follower's signet_http_requests_total{%s}: %v, want %v", route, got, want)
+		}
+	}
+	if held := metricValue(t, followerURL, "signet_http_body_bytes_in_flight"); held != 0 {
+		t.Errorf("the follower's body budget holds %v bytes after every request was answered", held)
+	}
 	// The leader stops answering HTTP (it still holds the lease): reads
 	// through the follower go on, appends through it get 503.
 	leaderHS.Close()
@@ -246,6 +264,31 @@ func metricValue(t *testing.T, base, name string) float64 {
 	}
 	t.Fatalf("%s not on %s/metrics", name, base)
 	return 0
+}
+
+// labelledMetric sums the series of name on base's /metrics whose labels
+// include with (`key="value"`).
+func labelledMetric(t *testing.T, base, name, with string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(body), "\n") {
+		labels, v, ok := strings.Cut(strings.TrimPrefix(line, name+"{"), "} ")
+		if !ok || !strings.HasPrefix(line, name+"{") || !strings.Contains(labels, with) {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += f
+	}
+	return sum
 }
 
 // A replica opens every key the leader would at its start, following or
