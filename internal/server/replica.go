@@ -102,11 +102,11 @@ type Replica struct {
 	leading        prometheus.Gauge
 	takeovers      prometheus.Counter
 	servedLocally  prometheus.Counter
+	forwarded      *prometheus.CounterVec
 	// local wraps the requests a follower answers itself: counted, in
 	// the HTTP metrics, their bodies within the replica's budget (as the
 	// leader's are within its own); forwarded ones are the leader's.
 	local []func(http.Handler) http.Handler
-	forwarded      *prometheus.CounterVec
 
 	stop      chan struct{}
 	done      chan struct{}
