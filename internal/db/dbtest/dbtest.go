@@ -7,10 +7,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,12 +53,17 @@ func run(m *testing.M) int {
 		}
 		return m.Run()
 	}
-	dir, err := os.MkdirTemp("", "signet-pg-")
+	sweepOrphans(os.TempDir())
+	dir, err := os.MkdirTemp("", clusterPrefix)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dbtest:", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "dbtest:", err)
+		return 1
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cluster, err := db.StartCluster(ctx, dir+"/pg", logger, db.ClusterOptions{SharedBuffersMB: 128})
 	if err != nil {
@@ -70,6 +80,58 @@ func run(m *testing.M) int {
 	server.baseURL = cluster.URL("postgres")
 	server.urlFor = cluster.URL
 	return m.Run()
+}
+
+// A test binary killed before its deferred stop (go test -timeout panics,
+// SIGKILL) leaves its cluster running. Each cluster's directory names the
+// test binary that owns it, and the next test binary stops the clusters of
+// owners that are gone and removes their directories.
+const (
+	clusterPrefix = "signet-pg-"
+	ownerFile     = "owner.pid"
+)
+
+// sweepOrphans stops and removes the clusters under tmp whose owner died:
+// an immediate shutdown (SIGQUIT to the postmaster), since their data is
+// thrown away. Best effort: a cluster it cannot stop stays.
+func sweepOrphans(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, clusterPrefix+"*"))
+	for _, dir := range dirs {
+		owner, err := readPID(filepath.Join(dir, ownerFile))
+		if err != nil || alive(owner) {
+			// Not ours to judge (an older layout) or still in use.
+			continue
+		}
+		if pm, err := readPID(filepath.Join(dir, "pg", "postmaster.pid")); err == nil && alive(pm) {
+			if syscall.Kill(pm, syscall.SIGQUIT) != nil {
+				continue
+			}
+			for deadline := time.Now().Add(10 * time.Second); alive(pm) && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if alive(pm) {
+				continue
+			}
+		}
+		os.RemoveAll(dir)
+	}
+}
+
+// readPID reads the process ID on the first line of path.
+func readPID(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(line))
+}
+
+// alive says whether process pid exists (signal 0 checks without sending;
+// EPERM means it exists under another user).
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // NewURL creates an empty database for this test and returns its URL. The
