@@ -244,8 +244,8 @@ func TestFollowerServesReads(t *testing.T) {
 	resp.Body.Close()
 }
 
-// metricValue is the value of an unlabelled metric on base's /metrics.
-func metricValue(t *testing.T, base, name string) float64 {
+// metricLines are the lines of base's /metrics.
+func metricLines(t *testing.T, base string) []string {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -253,7 +253,13 @@ func metricValue(t *testing.T, base, name string) float64 {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
+	return strings.Split(string(body), "\n")
+}
+
+// metricValue is the value of an unlabelled metric on base's /metrics.
+func metricValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	for _, line := range metricLines(t, base) {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
@@ -270,14 +276,8 @@ func metricValue(t *testing.T, base, name string) float64 {
 // include with (`key="value"`).
 func labelledMetric(t *testing.T, base, name, with string) float64 {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	var sum float64
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range metricLines(t, base) {
 		labels, v, ok := strings.Cut(strings.TrimPrefix(line, name+"{"), "} ")
 		if !ok || !strings.HasPrefix(line, name+"{") || !strings.Contains(labels, with) {
 			continue
