@@ -205,22 +205,30 @@ func (c *Cluster) restart(ctx context.Context) {
 	}
 }
 
-// postmasterAlive reports whether the process named in postmaster.pid exists
-// and is not a zombie: the check pg_ctl status makes, without starting a
-// process. PostgreSQL removes the file on a clean shutdown; a killed
-// postmaster leaves it behind naming a dead PID.
+// postmasterAlive reports whether the cluster's postmaster runs.
 func (c *Cluster) postmasterAlive() bool {
-	raw, err := os.ReadFile(filepath.Join(c.dataDir, "postmaster.pid"))
+	_, ok := RunningPostmaster(c.dataDir)
+	return ok
+}
+
+// RunningPostmaster is the PID of the postmaster serving dataDir, if one
+// runs: the process named in its postmaster.pid exists, is not a zombie
+// (the check pg_ctl status makes, without starting a process) and works in
+// dataDir, so a PID a dead postmaster left behind and another process took
+// since does not count. PostgreSQL removes the file on a clean shutdown; a
+// killed postmaster leaves it behind naming a dead PID.
+func RunningPostmaster(dataDir string) (int, bool) {
+	raw, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
-		return false
+		return 0, false
 	}
 	first, _, _ := strings.Cut(string(raw), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(first))
 	if err != nil || pid <= 0 {
-		return false
+		return 0, false
 	}
 	if syscall.Kill(pid, 0) != nil {
-		return false
+		return 0, false
 	}
 	// A dead postmaster whose parent does not reap it (this process, when
 	// it runs as PID 1 in a container) still answers kill(pid, 0).
@@ -236,10 +244,17 @@ func (c *Cluster) postmasterAlive() bool {
 				var ws syscall.WaitStatus
 				syscall.Wait4(pid, &ws, syscall.WNOHANG, nil) //nolint:errcheck
 			}
-			return false
+			return 0, false
 		}
 	}
-	return true
+	// The postmaster works in its data directory. Another user's process
+	// cannot be looked at (not root): then the PID is taken at its word.
+	if cwd, err := os.Stat(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil {
+		if dir, err := os.Stat(dataDir); err != nil || !os.SameFile(cwd, dir) {
+			return 0, false
+		}
+	}
+	return pid, true
 }
 
 // URL is the connection string for a database in this cluster.

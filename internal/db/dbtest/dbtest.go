@@ -53,7 +53,7 @@ func run(m *testing.M) int {
 		}
 		return m.Run()
 	}
-	sweepOrphans(os.TempDir())
+	sweepOrphans(os.TempDir(), orphanAge)
 	dir, err := os.MkdirTemp("", clusterPrefix)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dbtest:", err)
@@ -89,42 +89,49 @@ func run(m *testing.M) int {
 const (
 	clusterPrefix = "signet-pg-"
 	ownerFile     = "owner.pid"
+	// orphanAge spares the clusters of owners that died in the last
+	// minutes: their initdb or pg_ctl, in process groups of their own, may
+	// still be starting the server.
+	orphanAge = 2 * time.Minute
 )
 
-// sweepOrphans stops and removes the clusters under tmp whose owner died:
-// an immediate shutdown (SIGQUIT to the postmaster), since their data is
-// thrown away. Best effort: a cluster it cannot stop stays.
-func sweepOrphans(tmp string) {
+// sweepOrphans stops and removes the clusters under tmp whose owner died at
+// least minAge ago: an immediate shutdown (SIGQUIT to the postmaster),
+// since their data is thrown away. Best effort: a cluster it cannot stop
+// stays.
+func sweepOrphans(tmp string, minAge time.Duration) {
 	dirs, _ := filepath.Glob(filepath.Join(tmp, clusterPrefix+"*"))
 	for _, dir := range dirs {
-		owner, err := readPID(filepath.Join(dir, ownerFile))
-		if err != nil || alive(owner) {
-			// Not ours to judge (an older layout) or still in use.
+		owner := filepath.Join(dir, ownerFile)
+		info, err := os.Stat(owner)
+		if err != nil || time.Since(info.ModTime()) < minAge {
+			// Not ours to judge (an older layout), or too young.
 			continue
 		}
-		if pm, err := readPID(filepath.Join(dir, "pg", "postmaster.pid")); err == nil && alive(pm) {
+		raw, err := os.ReadFile(owner)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil || alive(pid) {
+			continue
+		}
+		pg := filepath.Join(dir, "pg")
+		if pm, ok := db.RunningPostmaster(pg); ok {
 			if syscall.Kill(pm, syscall.SIGQUIT) != nil {
 				continue
 			}
-			for deadline := time.Now().Add(10 * time.Second); alive(pm) && time.Now().Before(deadline); {
-				time.Sleep(50 * time.Millisecond)
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if _, ok = db.RunningPostmaster(pg); !ok {
+					break
+				}
 			}
-			if alive(pm) {
+			if ok {
 				continue
 			}
 		}
 		os.RemoveAll(dir)
 	}
-}
-
-// readPID reads the process ID on the first line of path.
-func readPID(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	return strconv.Atoi(strings.TrimSpace(line))
 }
 
 // alive says whether process pid exists (signal 0 checks without sending;

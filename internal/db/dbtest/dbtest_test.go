@@ -2,6 +2,8 @@ package dbtest
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/signet-dev/signet/internal/db"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -33,11 +37,16 @@ func TestOrphanedClusterIsSwept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Cleanups run last first: the child killed, its cluster swept, the
+	// directory removed, whatever failed.
 	t.Cleanup(func() { os.RemoveAll(tmp) })
+	t.Cleanup(func() { sweepOrphans(tmp, 0) })
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	child := exec.Command(os.Args[0], "-test.run=^TestOrphanedClusterIsSwept$", "-test.count=1")
+	// The child dies with this test binary, and on its own after a while.
+	child := exec.Command(os.Args[0], "-test.run=^TestOrphanedClusterIsSwept$", "-test.count=1", "-test.timeout=3m")
+	child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "TMPDIR=") {
 			child.Env = append(child.Env, kv)
@@ -52,6 +61,10 @@ func TestOrphanedClusterIsSwept(t *testing.T) {
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		child.Process.Kill() //nolint:errcheck
+		child.Wait()         //nolint:errcheck
+	})
 	held := make(chan bool, 1)
 	go func() {
 		lines := bufio.NewScanner(out)
@@ -77,21 +90,16 @@ func TestOrphanedClusterIsSwept(t *testing.T) {
 	if len(dirs) != 1 {
 		t.Fatalf("clusters under %s: %v, want the child's one", tmp, dirs)
 	}
-	postmaster, err := readPID(filepath.Join(dirs[0], "pg", "postmaster.pid"))
-	if err != nil {
-		t.Fatal(err)
+	pg := filepath.Join(dirs[0], "pg")
+	postmaster, ok := db.RunningPostmaster(pg)
+	if !ok {
+		t.Fatalf("no postmaster runs in %s", pg)
 	}
-	// Whatever happens below, the cluster does not outlive the test.
-	t.Cleanup(func() {
-		if alive(postmaster) {
-			syscall.Kill(postmaster, syscall.SIGQUIT) //nolint:errcheck
-		}
-	})
 	if err := child.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	child.Wait() //nolint:errcheck
-	if !alive(postmaster) {
+	if _, ok := db.RunningPostmaster(pg); !ok {
 		t.Fatal("the cluster stopped with its test binary: nothing was left to sweep")
 	}
 	// Another test binary's cluster, alive, is left alone: this one's
@@ -104,8 +112,8 @@ func TestOrphanedClusterIsSwept(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mine, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sweepOrphans(tmp)
-	if alive(postmaster) {
+	sweepOrphans(tmp, 0)
+	if !exited(postmaster) {
 		t.Fatalf("the orphaned cluster's postmaster %d still runs after the sweep", postmaster)
 	}
 	if _, err := os.Stat(dirs[0]); !os.IsNotExist(err) {
@@ -114,4 +122,15 @@ func TestOrphanedClusterIsSwept(t *testing.T) {
 	if _, err := os.Stat(mine); err != nil {
 		t.Fatalf("the sweep removed a directory whose owner is alive: %v", err)
 	}
+}
+
+// exited says whether process pid is gone or a zombie (a daemonised
+// postmaster's parent, init here, may be slow to reap it).
+func exited(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
 }
