@@ -229,7 +229,11 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 		return nil, err
 	}
 	r.metricsInit()
-	budget, err := httpbody.NewBudget(cfg.HTTP.MaxBodyBytesInFlight, cfg.LargestRequestBody(opts.Dev), r.process, func(w http.ResponseWriter, msg string) {
+	// Series of their own: a replica that leads serves its Server's of the
+	// same names, and one that steps down again must not have these go on
+	// from the leader's counts, or jump back to its own.
+	following := prometheus.WrapRegistererWith(prometheus.Labels{"replica": "follower"}, r.process)
+	budget, err := httpbody.NewBudget(cfg.HTTP.MaxBodyBytesInFlight, cfg.LargestRequestBody(opts.Dev), following, func(w http.ResponseWriter, msg string) {
 		writeError(w, http.StatusServiceUnavailable, msg)
 	})
 	if err != nil {
@@ -242,7 +246,7 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 				next.ServeHTTP(w, req)
 			})
 		},
-		newHTTPMetrics(r.process).middleware, budget.Middleware,
+		newHTTPMetrics(following).middleware, budget.Middleware,
 	}
 	r.proxy = r.newProxy()
 	r.handler = requestid.Middleware(http.HandlerFunc(r.serve))

@@ -215,15 +215,45 @@ func TestFollowerServesReads(t *testing.T) {
 	if served < 10 {
 		t.Fatalf("the follower answered %v reads itself, want at least the 10 above", served)
 	}
-	// Those reads are in the follower's HTTP metrics, by route, and went
-	// through its body budget, empty again once they were answered.
+	// Those reads are in the follower's HTTP metrics, by route.
 	for route, want := range map[string]float64{`route="/api/v1/log/entries"`: 5, `route="/api/v1/index/retrieve"`: 5} {
-		if got := labelledMetric(t, followerURL, "signet_http_requests_total", route); got != want {
+		if got := labelledMetric(t, followerURL, "signet_http_requests_total", route, `replica="follower"`); got != want {
 			t.Errorf("the follower's signet_http_requests_total{%s}: %v, want %v", route, got, want)
 		}
 	}
-	if held := metricValue(t, followerURL, "signet_http_body_bytes_in_flight"); held != 0 {
-		t.Errorf("the follower's body budget holds %v bytes after every request was answered", held)
+	// A search whose body is still arriving holds the follower's body
+	// budget, and gives it back when it ends.
+	held := func() float64 {
+		return labelledMetric(t, followerURL, "signet_http_body_bytes_in_flight", `replica="follower"`)
+	}
+	body, sending := io.Pipe()
+	// Ends the search if the test fails before it does.
+	defer sending.Close()
+	search, err := http.NewRequest(http.MethodPost, followerURL+"/api/v1/index/retrieve", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	search.ContentLength = 1000
+	search.Header.Set("Content-Type", "application/json")
+	searched := make(chan struct{})
+	go func() {
+		defer close(searched)
+		if resp, err := http.DefaultClient.Do(search); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	sending.Write([]byte(`{"hash": "sha256:`)) //nolint:errcheck
+	for deadline := time.Now().Add(10 * time.Second); held() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a search's body arriving at the follower holds none of its body budget")
+		}
+	}
+	sending.Close()
+	<-searched
+	for deadline := time.Now().Add(10 * time.Second); held() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the follower's body budget still holds %v bytes after the search ended", held())
+		}
 	}
 	// The leader stops answering HTTP (it still holds the lease): reads
 	// through the follower go on, appends through it get 503.
@@ -273,13 +303,13 @@ func metricValue(t *testing.T, base, name string) float64 {
 }
 
 // labelledMetric sums the series of name on base's /metrics whose labels
-// include with (`key="value"`).
-func labelledMetric(t *testing.T, base, name, with string) float64 {
+// include every one of with (`key="value"`).
+func labelledMetric(t *testing.T, base, name string, with ...string) float64 {
 	t.Helper()
 	var sum float64
 	for _, line := range metricLines(t, base) {
 		labels, v, ok := strings.Cut(strings.TrimPrefix(line, name+"{"), "} ")
-		if !ok || !strings.HasPrefix(line, name+"{") || !strings.Contains(labels, with) {
+		if !ok || !strings.HasPrefix(line, name+"{") || !containsAll(labels, with) {
 			continue
 		}
 		f, err := strconv.ParseFloat(v, 64)
@@ -289,6 +319,15 @@ func labelledMetric(t *testing.T, base, name, with string) float64 {
 		sum += f
 	}
 	return sum
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 // A replica opens every key the leader would at its start, following or
