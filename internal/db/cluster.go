@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -227,25 +228,8 @@ func RunningPostmaster(dataDir string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	if syscall.Kill(pid, 0) != nil {
+	if syscall.Kill(pid, 0) != nil || ProcessGone(pid) {
 		return 0, false
-	}
-	// A dead postmaster whose parent does not reap it (this process, when
-	// it runs as PID 1 in a container) still answers kill(pid, 0).
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		// The state follows the command name, which is in parentheses.
-		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
-			// As PID 1 this process adopted the daemonised postmaster, and
-			// nobody else will reap it: while the zombie stands, its PID
-			// answers kill(pid, 0) and the new postmaster refuses the
-			// lock file, restart after restart. Reap it (only our own
-			// child can be reaped; elsewhere this does nothing).
-			if os.Getpid() == 1 {
-				var ws syscall.WaitStatus
-				syscall.Wait4(pid, &ws, syscall.WNOHANG, nil) //nolint:errcheck
-			}
-			return 0, false
-		}
 	}
 	// The postmaster works in its data directory. Another user's process
 	// cannot be looked at (not root): then the PID is taken at its word.
@@ -255,6 +239,34 @@ func RunningPostmaster(dataDir string) (int, bool) {
 		}
 	}
 	return pid, true
+}
+
+// ProcessGone says whether process pid has exited: no such process exists
+// (another user's counts as existing), or it is a zombie, dead and not yet
+// reaped by its parent, which still answers kill(pid, 0).
+func ProcessGone(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) || (stat[i+2] != 'Z' && stat[i+2] != 'X') {
+		return false
+	}
+	// As PID 1 this process adopts daemonised postmasters, and nobody else
+	// will reap them: while a zombie stands, its PID answers kill(pid, 0)
+	// and a new postmaster refuses the lock file, restart after restart.
+	// Reap it (only our own child can be reaped; elsewhere this does
+	// nothing).
+	if os.Getpid() == 1 {
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, syscall.WNOHANG, nil) //nolint:errcheck
+	}
+	return true
 }
 
 // URL is the connection string for a database in this cluster.

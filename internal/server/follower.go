@@ -35,9 +35,9 @@ type followerReads struct {
 }
 
 // openFollowerReads follows the Rekor v1 log with signer, its key, and the
-// Rekor v2 log with v2Signer (nil: log.v2 is off); local wraps the
-// requests it answers itself, forward takes the others. It fails while a log has
-// no tree (a leader has not started yet), when a signer is no longer the
+// Rekor v2 log with v2Signer (nil: log.v2 is off); local wraps the requests
+// it answers itself, forward takes the others. It fails while a log has no
+// tree (a leader has not started yet), when a signer is no longer the
 // current tree's key (the leader rotated it), or when this configuration
 // would name the checkpoints otherwise than the leader (tlog.OriginError).
 func openFollowerReads(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, signer, v2Signer crypto.Signer, logger *slog.Logger, local []func(http.Handler) http.Handler, forward http.Handler) (_ *followerReads, err error) {

@@ -25,7 +25,6 @@ import (
 	"github.com/signet-dev/signet/internal/certfiles"
 	"github.com/signet-dev/signet/internal/config"
 	"github.com/signet-dev/signet/internal/db"
-	"github.com/signet-dev/signet/internal/httpbody"
 	"github.com/signet-dev/signet/internal/lease"
 	"github.com/signet-dev/signet/internal/requestid"
 	tlog "github.com/signet-dev/signet/log"
@@ -233,11 +232,9 @@ func NewReplica(ctx context.Context, cfg config.Config, opts Options) (_ *Replic
 	// same names, and one that steps down again must not have these go on
 	// from the leader's counts, or jump back to its own.
 	following := prometheus.WrapRegistererWith(prometheus.Labels{"replica": "follower"}, r.process)
-	budget, err := httpbody.NewBudget(cfg.HTTP.MaxBodyBytesInFlight, cfg.LargestRequestBody(opts.Dev), following, func(w http.ResponseWriter, msg string) {
-		writeError(w, http.StatusServiceUnavailable, msg)
-	})
+	budget, err := newBodyBudget(cfg, opts.Dev, following)
 	if err != nil {
-		return nil, fmt.Errorf("http.max_body_bytes_in_flight: %w", err)
+		return nil, err
 	}
 	r.local = []func(http.Handler) http.Handler{
 		func(next http.Handler) http.Handler {

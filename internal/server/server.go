@@ -217,11 +217,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			return float64(n)
 		}))
 	router := chi.NewRouter()
-	budget, err := httpbody.NewBudget(cfg.HTTP.MaxBodyBytesInFlight, cfg.LargestRequestBody(opts.Dev), reg, func(w http.ResponseWriter, msg string) {
-		writeError(w, http.StatusServiceUnavailable, msg)
-	})
+	budget, err := newBodyBudget(cfg, opts.Dev, reg)
 	if err != nil {
-		return nil, fmt.Errorf("http.max_body_bytes_in_flight: %w", err)
+		return nil, err
 	}
 	router.Use(requestid.Middleware)
 	if s.tlsCert != nil {
@@ -1103,6 +1101,19 @@ func (s *Server) Close(ctx context.Context) {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) { httpjson.WriteError(w, status, msg) }
+
+// newBodyBudget is the budget of request bodies held at once
+// (http.max_body_bytes_in_flight), its metrics registered with reg; a
+// request over it gets 503.
+func newBodyBudget(cfg config.Config, dev bool, reg prometheus.Registerer) (*httpbody.Budget, error) {
+	b, err := httpbody.NewBudget(cfg.HTTP.MaxBodyBytesInFlight, cfg.LargestRequestBody(dev), reg, func(w http.ResponseWriter, msg string) {
+		writeError(w, http.StatusServiceUnavailable, msg)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("http.max_body_bytes_in_flight: %w", err)
+	}
+	return b, nil
+}
 
 // recoverPanics answers a handler's panic with a 500 naming the request ID,
 // logged with its stack under that ID (chi's Recoverer prints to stderr,

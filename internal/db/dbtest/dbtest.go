@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -113,7 +112,7 @@ func sweepOrphans(tmp string, minAge time.Duration) {
 			continue
 		}
 		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-		if err != nil || alive(pid) {
+		if err != nil || !db.ProcessGone(pid) {
 			continue
 		}
 		pg := filepath.Join(dir, "pg")
@@ -132,13 +131,6 @@ func sweepOrphans(tmp string, minAge time.Duration) {
 		}
 		os.RemoveAll(dir)
 	}
-}
-
-// alive says whether process pid exists (signal 0 checks without sending;
-// EPERM means it exists under another user).
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // NewURL creates an empty database for this test and returns its URL. The

@@ -2,8 +2,6 @@ package dbtest
 
 import (
 	"bufio"
-	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,7 +111,7 @@ func TestOrphanedClusterIsSwept(t *testing.T) {
 		t.Fatal(err)
 	}
 	sweepOrphans(tmp, 0)
-	if !exited(postmaster) {
+	if !db.ProcessGone(postmaster) {
 		t.Fatalf("the orphaned cluster's postmaster %d still runs after the sweep", postmaster)
 	}
 	if _, err := os.Stat(dirs[0]); !os.IsNotExist(err) {
@@ -122,15 +120,4 @@ func TestOrphanedClusterIsSwept(t *testing.T) {
 	if _, err := os.Stat(mine); err != nil {
 		t.Fatalf("the sweep removed a directory whose owner is alive: %v", err)
 	}
-}
-
-// exited says whether process pid is gone or a zombie (a daemonised
-// postmaster's parent, init here, may be slow to reap it).
-func exited(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
 }
