@@ -235,6 +235,10 @@ type result struct {
 	// after it (both from the server; 0 when it does not say).
 	IntegratedPS  float64 `json:"integrated_per_s"`
 	DatabaseBytes int64   `json:"database_bytes,omitempty"`
+	// GeneratorCPUS is the CPU time this load generator used during the
+	// timed phase: on a machine it shares with the server, what it took
+	// from the server.
+	GeneratorCPUS float64 `json:"generator_cpu_s"`
 }
 
 // integrated is the number of entries in the transparency log's active tree
@@ -269,6 +273,15 @@ func (s *state) databaseBytes(ctx context.Context) int64 {
 		}
 	}
 	return 0
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // drive sends requests from next until the duration is over and reports.
@@ -351,7 +364,9 @@ func (s *state) drive(ctx context.Context, name string, next func(i int) request
 		})
 		defer kill.Stop()
 	}
+	cpuBefore := processCPU()
 	elapsed := phase(s.opts.duration, true)
+	generatorCPU := processCPU() - cpuBefore
 	sizeAfter := s.integrated(ctx)
 
 	res := &result{Scenario: name, DurationS: elapsed.Seconds(), ErrorsByState: map[string]int{}, LatencyMS: map[string]any{}, Targets: len(s.opts.spread)}
@@ -376,6 +391,7 @@ func (s *state) drive(ctx context.Context, name string, next func(i int) request
 	res.ThroughputPS = float64(res.OK) / elapsed.Seconds()
 	res.IntegratedPS = float64(sizeAfter-sizeBefore) / elapsed.Seconds()
 	res.DatabaseBytes = s.databaseBytes(ctx)
+	res.GeneratorCPUS = generatorCPU.Seconds()
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
 	pct := func(p float64) float64 {
 		if len(lats) == 0 {
