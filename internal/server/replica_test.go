@@ -274,8 +274,9 @@ func TestFollowerServesReads(t *testing.T) {
 	resp.Body.Close()
 }
 
-// metricLines are the lines of base's /metrics.
-func metricLines(t *testing.T, base string) []string {
+// metricSeries are the series of name on base's /metrics: value by label
+// set ("" for the unlabelled one, else `key="value",...`).
+func metricSeries(t *testing.T, base, name string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -283,23 +284,37 @@ func metricLines(t *testing.T, base string) []string {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return strings.Split(string(body), "\n")
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok {
+			continue
+		}
+		var labels, v string
+		if after, ok := strings.CutPrefix(rest, "{"); ok {
+			if labels, v, ok = strings.Cut(after, "} "); !ok {
+				continue
+			}
+		} else if v, ok = strings.CutPrefix(rest, " "); !ok {
+			continue // another metric whose name starts with name
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[labels] = f
+	}
+	return out
 }
 
 // metricValue is the value of an unlabelled metric on base's /metrics.
 func metricValue(t *testing.T, base, name string) float64 {
 	t.Helper()
-	for _, line := range metricLines(t, base) {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
+	v, ok := metricSeries(t, base, name)[""]
+	if !ok {
+		t.Fatalf("%s not on %s/metrics", name, base)
 	}
-	t.Fatalf("%s not on %s/metrics", name, base)
-	return 0
+	return v
 }
 
 // labelledMetric sums the series of name on base's /metrics whose labels
@@ -307,27 +322,18 @@ func metricValue(t *testing.T, base, name string) float64 {
 func labelledMetric(t *testing.T, base, name string, with ...string) float64 {
 	t.Helper()
 	var sum float64
-	for _, line := range metricLines(t, base) {
-		labels, v, ok := strings.Cut(strings.TrimPrefix(line, name+"{"), "} ")
-		if !ok || !strings.HasPrefix(line, name+"{") || !containsAll(labels, with) {
-			continue
+series:
+	for labels, v := range metricSeries(t, base, name) {
+		for _, w := range with {
+			if !strings.Contains(labels, w) {
+				continue series
+			}
 		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			t.Fatal(err)
+		if labels != "" {
+			sum += v
 		}
-		sum += f
 	}
 	return sum
-}
-
-func containsAll(s string, subs []string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return false
-		}
-	}
-	return true
 }
 
 // A replica opens every key the leader would at its start, following or
