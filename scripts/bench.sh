@@ -43,7 +43,9 @@ start() {
   url="http://127.0.0.1:$port"
 }
 
-echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), mode $mode" >&2
+# The memory matters as much as the cores: at 10M the database (~19 GB) and
+# PostgreSQL's buffer cache must both fit for reads not to wait for the disk.
+echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(awk '/^MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo) memory, mode $mode" >&2
 start main; base=$url
 printf 'ca:\n  ct: none\n' >"$work/noct.yaml"
 start noct --config "$work/noct.yaml"; noct=$url
