@@ -228,11 +228,14 @@ func RunningPostmaster(dataDir string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
+	// kill(pid, 0) fails for a PID that is gone and for another user's
+	// process (EPERM), and neither is our postmaster; ProcessGone, which
+	// counts another user's process as existing, then catches a zombie.
 	if syscall.Kill(pid, 0) != nil || ProcessGone(pid) {
 		return 0, false
 	}
-	// The postmaster works in its data directory. Another user's process
-	// cannot be looked at (not root): then the PID is taken at its word.
+	// The postmaster works in its data directory. Where /proc does not show
+	// a process's directory (hidepid), the PID is taken at its word.
 	if cwd, err := os.Stat(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil {
 		if dir, err := os.Stat(dataDir); err != nil || !os.SameFile(cwd, dir) {
 			return 0, false
